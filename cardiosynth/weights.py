@@ -1,0 +1,98 @@
+"""Bundled weights: ``model.safetensors`` + ``config.json`` + ``README.md`` (model card) in one folder.
+
+``config.json`` holds the model's config dataclass (so training and inference cannot drift), anything else
+inference needs (scalers, latent scales), the sha256 of the weights file and of every model this one depends
+on. Loading refuses a hash mismatch and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from cardiosynth.paths import REPO_ROOT
+
+WEIGHTS_DIR = REPO_ROOT / "weights"
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+CARD_FILE = "README.md"
+
+
+class WeightsError(RuntimeError):
+    """Weights are missing, altered or inconsistent with their config."""
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve(folder_or_name: str | Path) -> Path:
+    """A folder path, or the name of a bundled model under ``weights/``."""
+    folder = Path(folder_or_name)
+    if (folder / CONFIG_FILE).is_file():
+        return folder
+    bundled = WEIGHTS_DIR / str(folder_or_name)
+    if (bundled / CONFIG_FILE).is_file():
+        return bundled
+    raise WeightsError(f"No weights found at {folder} (nor bundled as weights/{folder_or_name}). "
+                       "Train them with the command in training/ or pass the right folder.")
+
+
+def save_pretrained(
+    folder: str | Path,
+    model: torch.nn.Module,
+    config: Any,
+    card: str,
+    extra: dict | None = None,
+    depends_on: dict[str, str | Path] | None = None,
+) -> Path:
+    """Write weights, config (+ ``extra`` and dependency hashes) and model card; return the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_FILE))
+    payload = {
+        "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config),
+        "extra": extra or {},
+        "sha256": sha256_of(folder / WEIGHTS_FILE),
+        "depends_on": {name: read_config(dep)["sha256"] for name, dep in (depends_on or {}).items()},
+    }
+    (folder / CONFIG_FILE).write_text(json.dumps(payload, indent=2))
+    (folder / CARD_FILE).write_text(card)
+    return folder
+
+
+def read_config(folder_or_name: str | Path) -> dict:
+    return json.loads((resolve(folder_or_name) / CONFIG_FILE).read_text())
+
+
+def load_state(folder_or_name: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """``(state_dict, config.json contents)`` after checking the weights' sha256."""
+    folder = resolve(folder_or_name)
+    payload = read_config(folder)
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise WeightsError(f"{weights} is missing")
+    actual = sha256_of(weights)
+    if actual != payload.get("sha256"):
+        raise WeightsError(f"{weights} does not match the sha256 recorded in its config.json "
+                           f"({actual[:12]}… vs {str(payload.get('sha256'))[:12]}…): refusing to load altered weights")
+    return load_file(str(weights)), payload
+
+
+def check_dependency(payload: dict, name: str, folder_or_name: str | Path) -> None:
+    """Refuse to combine a model with a different version of a model it was trained with."""
+    expected = payload.get("depends_on", {}).get(name)
+    actual = read_config(folder_or_name)["sha256"]
+    if expected is not None and expected != actual:
+        raise WeightsError(f"This model was trained with {name} {expected[:12]}…, but {folder_or_name} is {actual[:12]}…")

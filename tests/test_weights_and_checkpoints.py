@@ -1,0 +1,64 @@
+import json
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from cardiosynth.weights import WeightsError, check_dependency, load_state, read_config, save_pretrained
+from training.common import load_checkpoint, save_checkpoint
+
+
+@dataclass
+class TinyConfig:
+    width: int = 3
+
+
+def test_save_and_load_pretrained_checks_sha256(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    folder = save_pretrained(tmp_path / "m", model, TinyConfig(), "# card\n", extra={"scale": 0.5})
+    state, payload = load_state(folder)
+    assert torch.equal(state["weight"], model.weight.detach())
+    assert payload["config"] == {"width": 3} and payload["extra"] == {"scale": 0.5}
+    assert (folder / "README.md").read_text() == "# card\n"
+    data = bytearray((folder / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (folder / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="does not match the sha256"):
+        load_state(folder)
+
+
+def test_dependency_hash_is_pinned(tmp_path):
+    base = save_pretrained(tmp_path / "base", torch.nn.Linear(2, 2), TinyConfig(), "")
+    child = save_pretrained(tmp_path / "child", torch.nn.Linear(2, 2), TinyConfig(), "", depends_on={"base": base})
+    payload = read_config(child)
+    check_dependency(payload, "base", base)
+    save_pretrained(tmp_path / "base", torch.nn.Linear(2, 2), TinyConfig(), "")  # retrained base
+    with pytest.raises(WeightsError, match="was trained with base"):
+        check_dependency(payload, "base", base)
+
+
+def test_missing_weights_are_a_hard_error(tmp_path):
+    with pytest.raises(WeightsError, match="No weights found"):
+        load_state(tmp_path / "nothing")
+
+
+def test_checkpoint_round_trip_resumes_optimizer(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    x = torch.randn(8, 4)
+    for _ in range(3):
+        opt.zero_grad()
+        model(x).pow(2).mean().backward()
+        opt.step()
+    save_checkpoint(tmp_path / "ckpt", model, opt, step=3, extra={"epoch": 1})
+    twin = torch.nn.Linear(4, 1)
+    twin_opt = torch.optim.AdamW(twin.parameters(), lr=1.0)
+    meta = load_checkpoint(tmp_path / "ckpt", twin, twin_opt)
+    assert meta["step"] == 3 and meta["extra"] == {"epoch": 1}
+    for a, b in ((model, opt), (twin, twin_opt)):
+        b.zero_grad()
+        a(x).pow(2).mean().backward()
+        b.step()
+    assert torch.allclose(model.weight, twin.weight)
+    assert json.loads((tmp_path / "ckpt.json").read_text())["param_groups"][0]["lr"] == 1e-2

@@ -1,0 +1,87 @@
+"""What every training script shares: seeding, device, a JSONL log, and resumable checkpoints.
+
+Checkpoints hold model and optimizer tensors in safetensors and the scalar optimizer state in JSON, so
+resuming never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+class JsonlLog:
+    """Append one JSON object per line (step, losses, metrics, seconds since start)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.started = time.perf_counter()
+
+    def write(self, **record) -> None:
+        record["elapsed_s"] = round(time.perf_counter() - self.started, 2)
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
+                    extra: dict | None = None) -> None:
+    """Atomically write ``path.safetensors`` + ``path.json``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    scalars: dict[str, dict] = {}
+    for pid, state in opt["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{pid}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp))
+    meta = {"step": step, "param_groups": opt["param_groups"], "optim_scalars": scalars, "extra": extra or {}}
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    tmp.replace(path.with_suffix(".safetensors"))
+
+
+def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict:
+    """Restore model (and optimizer) from :func:`save_checkpoint`; returns its metadata (``step``, ``extra``)."""
+    path = Path(path)
+    tensors = load_file(str(path.with_suffix(".safetensors")))
+    meta = json.loads(path.with_suffix(".json").read_text())
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    if optimizer is not None:
+        state: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, pid, name = key.split(".", 2)
+                state.setdefault(int(pid), {})[name] = value
+        for pid, values in meta["optim_scalars"].items():
+            state.setdefault(int(pid), {}).update(values)
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return meta
+
+
+def checkpoint_exists(path: str | Path) -> bool:
+    path = Path(path)
+    return path.with_suffix(".safetensors").is_file() and path.with_suffix(".json").is_file()
