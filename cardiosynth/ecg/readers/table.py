@@ -1,0 +1,175 @@
+"""Tables of samples: CSV/TSV text with a lead-name header, pandas DataFrames and NumPy arrays.
+
+Columns are matched by lead name, never by position. The sampling rate comes from the ``fs`` argument, a
+time column, or a free-text preface line such as ``Sampling Rate (Hz): 500``; a preface line such as
+``Gain (digit/millivolt): 2048`` or a unit in the column names (``I (uV)``) gives the amplitude scale.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pandas as pd
+
+from ..leads import standard_lead_name
+from ..standardise import Recording
+from ..types import LEADS, EcgError
+from ._common import mv_per_unit
+
+_TIME_NAMES = re.compile(r"^\s*(time|t|timestamp|seconds|secs?|s|ms|milliseconds)([\s_\-(\[]|$)", re.I)
+_RATE_LINE = re.compile(r"(sampl\w*[\s_-]*(rate|freq\w*)|\bfs\b|frequency)[^0-9]*([0-9]+(\.[0-9]+)?)", re.I)
+_GAIN_LINE = re.compile(r"gain[^0-9]*?(digits?|counts?|units?)?\s*/\s*(milli\s*volts?|mv|micro\s*volts?|uv)[^0-9]*([0-9]+(\.[0-9]+)?)", re.I)
+_UNIT_IN_NAME = re.compile(r"[\(\[]\s*(mv|uv|µv|μv|nv|v)\s*[\)\]]", re.I)
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _decode(content: bytes) -> str:
+    encodings = ("utf-16",) if content[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig", "latin-1")
+    for encoding in encodings:
+        try:
+            return content.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise EcgError("This text file has an unreadable character encoding.")  # pragma: no cover
+
+
+def _split(line: str) -> tuple[str | None, list[str]]:
+    delimiter = max(_DELIMITERS, key=line.count)
+    if line.count(delimiter) == 0:
+        return None, line.split()
+    return delimiter, [cell.strip().strip('"') for cell in line.split(delimiter)]
+
+
+def _find_header(lines: list[str]) -> tuple[int, str | None]:
+    for k, line in enumerate(lines[:50]):
+        delimiter, cells = _split(line)
+        if sum(standard_lead_name(c) is not None for c in cells) >= 2:
+            return k, delimiter
+    raise EcgError(
+        "No lead names were found in this table. The first row must name the leads "
+        "(I, II, III, aVR, aVL, aVF, V1-V6)."
+    )
+
+
+def _preface(lines: list[str]) -> tuple[float | None, float | None]:
+    """Sampling rate (Hz) and mV per digit from free-text lines above the header, if stated."""
+    fs = mv_per_digit = None
+    for line in lines:
+        if (m := _GAIN_LINE.search(line)) and float(m.group(3)) > 0:
+            unit = m.group(2).replace(" ", "").lower()
+            per = 1.0 if unit.startswith(("mv", "milli")) else 1e-3
+            mv_per_digit = per / float(m.group(3))
+        elif m := _RATE_LINE.search(line):
+            fs = float(m.group(3))
+    return fs, mv_per_digit
+
+
+def _fs_from_time(time: pd.Series, name: str) -> float:
+    t = pd.to_numeric(time, errors="coerce").to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(t)) or t.size < 2:
+        raise EcgError(f"The time column '{name}' contains missing or non-numeric values.")
+    step = np.diff(t)
+    median = float(np.median(step))
+    if median <= 0 or np.any(step <= 0):
+        raise EcgError(f"The time column '{name}' does not increase steadily; cannot work out the sampling rate.")
+    if np.max(np.abs(step - median)) > 0.01 * median + 1e-9:
+        raise EcgError(f"The time column '{name}' is irregular (samples are not evenly spaced).")
+    in_ms = bool(re.search(r"\bms\b|milli", name, re.I))
+    return (1000.0 if in_ms else 1.0) / median
+
+
+def read_frame(frame: pd.DataFrame, fs: float | None = None, units: str | None = None,
+               source_format: str = "dataframe", mv_per_digit: float | None = None) -> Recording:
+    """A table whose columns are leads (and optionally a time column)."""
+    names = [str(c) for c in frame.columns]
+    time_cols = [c for c in names if _TIME_NAMES.match(c) and standard_lead_name(c) is None]
+    meta: dict = {}
+    warnings: list[str] = []
+    if time_cols:
+        from_time = _fs_from_time(frame[time_cols[0]], time_cols[0])
+        if fs is None:
+            fs = from_time
+            meta["fs_from"] = f"time column '{time_cols[0]}'"
+        elif abs(from_time - float(fs)) > 0.01 * float(fs):
+            warnings.append(f"The time column implies {from_time:g} Hz; the given {float(fs):g} Hz was used.")
+    keep = [k for k, c in enumerate(names) if c not in time_cols]
+    lead_cols = [names[k] for k in keep]
+    data = frame.iloc[:, keep].apply(pd.to_numeric, errors="coerce").dropna(how="all")
+    signal = data.to_numpy(dtype=np.float64).T
+    scale, calibrated = _amplitude_scale(lead_cols, signal, units, mv_per_digit, warnings)
+    meta["warnings"] = warnings
+    return Recording(labels=[_UNIT_IN_NAME.sub("", c).strip() for c in lead_cols], signal=signal * scale,
+                     fs=fs, source_format=source_format, calibrated=calibrated, metadata=meta)
+
+
+def _amplitude_scale(cols, signal, units, mv_per_digit, warnings) -> tuple[float, bool]:
+    if units is not None:
+        factor = mv_per_unit(units)
+        if factor is None:
+            raise ValueError(f"unknown amplitude unit {units!r}; use 'mV', 'uV' or 'nV'")
+        return factor, True
+    in_names = {m.group(1).lower() for c in cols if (m := _UNIT_IN_NAME.search(c))}
+    if len(in_names) == 1:
+        return mv_per_unit(in_names.pop()), True
+    if mv_per_digit is not None:
+        return mv_per_digit, True
+    finite = signal[:, np.all(np.isfinite(signal), axis=0)] if signal.size else signal
+    ptp = np.ptp(finite, axis=1) if finite.size else np.zeros(1)
+    if 0.1 <= float(np.median(ptp)) <= 10:
+        warnings.append("Amplitude units are not stated; values were taken as millivolts.")
+        return 1.0, True
+    warnings.append("Amplitude units are not stated and the values do not look like millivolts; "
+                    "amplitudes are treated as uncalibrated.")
+    return 1.0, False
+
+
+def read_csv(content: bytes, fs: float | None = None, units: str | None = None) -> Recording:
+    text = _decode(content)
+    lines = text.splitlines()
+    k, delimiter = _find_header(lines)
+    preface_fs, mv_per_digit = _preface(lines[:k])
+    try:
+        frame = pd.read_csv(io.StringIO(text), skiprows=k, sep=delimiter if delimiter else r"\s+",
+                            engine="c" if delimiter else "python", skip_blank_lines=True)
+    except (pd.errors.ParserError, ValueError) as err:
+        raise EcgError(f"This table could not be read; rows have different numbers of values ({err}).") from None
+    _, cells = _split(lines[k])
+    if len(cells) == frame.shape[1]:
+        frame.columns = cells  # pandas renames duplicates ("II.1"); keep them visible to the lead check
+    rec = read_frame(frame, fs, units, "csv", mv_per_digit)
+    if rec.fs is None and preface_fs is not None:
+        rec.fs = preface_fs
+        rec.metadata["fs_from"] = "header line"
+    return rec
+
+
+def read_array(array: np.ndarray, fs: float | None, leads: list[str] | None = None,
+               units: str | None = "mV") -> Recording:
+    """A NumPy array (leads x samples or samples x leads); without ``leads`` it must be 12 standard leads."""
+    try:
+        x = np.asarray(array, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise EcgError("The array contains values that are not numbers.") from None
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise EcgError(f"An ECG array must be 2-D (leads x samples); this one has {x.ndim} dimensions.")
+    n_leads = len(leads) if leads is not None else 12
+    if x.shape[0] != n_leads and x.shape[1] == n_leads:
+        x = x.T
+    elif x.shape[0] != n_leads and leads is None and min(x.shape) > 1:
+        n = min(x.shape)
+        raise EcgError(
+            f"This recording has {n} channels; without lead names only a standard 12-lead array "
+            "(I, II, III, aVR, aVL, aVF, V1-V6) can be used. Please give the lead names."
+        )
+    labels = list(leads) if leads is not None else list(LEADS[: x.shape[0]])
+    if x.shape[0] != len(labels):
+        raise EcgError(f"The array has {x.shape[0]} channels but {len(labels)} lead names were given.")
+    factor = mv_per_unit(units) if units is not None else 1.0
+    if factor is None:
+        raise ValueError(f"unknown amplitude unit {units!r}; use 'mV', 'uV' or 'nV'")
+    return Recording(labels=labels, signal=x * factor, fs=fs, source_format="array",
+                     calibrated=units is not None)

@@ -1,0 +1,252 @@
+"""Malformed input: every case raises the one typed error, :class:`EcgError`, with a message a clinician
+can read; nothing crashes and nothing is written anywhere (all cases are built in memory)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fixtures_ecg import (LEADS, cardiosoft_bytes, csv_bytes, dicom_bytes, edf_bytes, hl7_bytes, muse_bytes,
+                          npy_bytes, synthetic_ecg)
+
+from cardiosynth.ecg import DEFAULT_MAX_BYTES, EcgError, read_ecg
+from cardiosynth.ecg.__main__ import main as cli_main
+from cardiosynth.paths import REPO_ROOT
+
+ECG = synthetic_ecg()
+
+
+def _csv(frame: pd.DataFrame, **kw) -> bytes:
+    return frame.to_csv(index=False, **kw).encode()
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(ECG.T.copy(), columns=LEADS)
+
+
+def _with_nan() -> bytes:
+    frame = _frame()
+    frame.iloc[100:110, 3] = np.nan
+    return _csv(frame)
+
+
+def _with_text() -> bytes:
+    frame = _frame().astype(object)
+    frame.iloc[5, 0] = "lead off"
+    return _csv(frame)
+
+
+def _irregular_time() -> bytes:
+    frame = _frame()
+    t = np.arange(len(frame)) / 500.0
+    t[2500:] += 0.5
+    frame.insert(0, "time", t)
+    return _csv(frame)
+
+
+def _xml_bomb() -> bytes:
+    return (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+            b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+            b"<RestingECG>&lol2;</RestingECG>")
+
+
+def _dicom_image() -> bytes:
+    import io
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"  # CT image
+    meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = meta.MediaStorageSOPClassUID, "1.2.3.4", "CT"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _muse_median_only() -> bytes:
+    text = muse_bytes().decode("latin-1")
+    return text.replace("<WaveformType>Rhythm</WaveformType>", "<WaveformType>Median</WaveformType>").encode("latin-1")
+
+
+def _muse_truncated_lead() -> bytes:
+    text = muse_bytes().decode("latin-1")
+    return text.replace("<LeadSampleCountTotal>5000</LeadSampleCountTotal>",
+                        "<LeadSampleCountTotal>6000</LeadSampleCountTotal>", 1).encode("latin-1")
+
+
+def _hl7_unequal_leads() -> bytes:
+    text = hl7_bytes(with_beat=False).decode()
+    head, sep, tail = text.partition("</digits>")
+    return (head + " 1 2 3" + sep + tail).encode()
+
+
+def _cardiosoft_exercise() -> bytes:
+    return cardiosoft_bytes().replace(b"StripData", b"FullDisclosure")
+
+
+BYTES_CASES = {
+    "empty": b"",
+    "whitespace only": b"   \n\t  \n",
+    "null bytes": b"\x00" * 4096,
+    "binary garbage": np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes(),
+    "png image": b"\x89PNG\r\n\x1a\n" + b"\x00" * 200,
+    "jpeg image": b"\xff\xd8\xff\xe0" + b"\x00" * 200,
+    "pdf printout": b"%PDF-1.7\n" + b"x" * 200,
+    "zip archive": b"PK\x03\x04" + b"\x00" * 200,
+    "non-ECG XML": b'<?xml version="1.0"?><note><to>A</to><body>hello</body></note>',
+    "HTML page": b"<!DOCTYPE html><html><body>Not found</body></html>",
+    "truncated XML": muse_bytes()[:5000],
+    "XML entity bomb": _xml_bomb(),
+    "MUSE median beats only": _muse_median_only(),
+    "MUSE lead shorter than declared": _muse_truncated_lead(),
+    "HL7 leads of unequal length": _hl7_unequal_leads(),
+    "HL7 without waveform": b'<AnnotatedECG xmlns="urn:hl7-org:v3"><id root="x"/></AnnotatedECG>',
+    "CardioSoft exercise export": _cardiosoft_exercise(),
+    "truncated DICOM": dicom_bytes()[:2000],
+    "DICOM image, not ECG": _dicom_image(),
+    "truncated EDF": edf_bytes()[:-20_000],
+    "EDF header only": edf_bytes()[:256 * 13],
+    "EDF header garbage": b"0       " + b"\xff" * 400,
+    "SCP-ECG (unsupported)": b"\x00" * 16 + b"SCPECG" + b"\x00" * 200,
+    "WFDB header without signal": b"rec 12 500 5000\nrec.dat 16 1000/mV 16 0 0 0 0 i\n",
+    "CSV without lead names": b"a,b,c\n1,2,3\n4,5,6\n",
+    "CSV without sampling rate": csv_bytes(),
+    "CSV with irregular time column": _irregular_time(),
+    "NPY with 15 unnamed channels": npy_bytes(np.vstack([ECG, ECG[:3]])),
+    "NPY object array (pickle)": b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, 'shape': (2,), }"
+                                 + b" " * 60 + b"\n" + b"\x80\x04" + b"\x00" * 30,
+}
+
+# CSV problems other than the sampling rate (given here so the intended check is reached)
+CSV_CASES = {
+    "CSV with NaN": _with_nan(),
+    "CSV with text in a cell": _with_text(),
+    "CSV with only limb leads": _csv(_frame()[["I", "II", "III"]]),
+    "CSV with duplicate leads": _csv(_frame().rename(columns={"III": "II"})),
+    "CSV shorter than 2 s": _csv(_frame().iloc[:900]),
+    "CSV with one lead named": b"II,x\n" + b"1,2\n" * 3000,
+}
+
+
+def _one_bad_sample(value: float) -> np.ndarray:
+    x = ECG.copy()
+    x[4, 10] = value
+    return x
+
+
+ARRAY_CASES = {
+    "NaN samples": (_one_bad_sample(np.nan), {"fs": 500}),
+    "infinite samples": (_one_bad_sample(np.inf), {"fs": 500}),
+    "all leads flat": (np.zeros((12, 5000)), {"fs": 500}),
+    "constant offset (flatline)": (np.full((12, 5000), 0.3), {"fs": 500}),
+    "one lead": (ECG[1], {"fs": 500}),
+    "15 unnamed leads": (np.vstack([ECG, ECG[:3]]), {"fs": 500}),
+    "absent sampling rate": (ECG, {}),
+    "zero sampling rate": (ECG, {"fs": 0}),
+    "negative sampling rate": (ECG, {"fs": -500}),
+    "NaN sampling rate": (ECG, {"fs": float("nan")}),
+    "sampling rate too low": (ECG, {"fs": 50}),
+    "sampling rate absurd": (ECG, {"fs": 1e6}),
+    "sampling rate not a number": (ECG, {"fs": "fast"}),
+    "shorter than 2 s": (ECG[:, :750], {"fs": 500}),
+    "limb leads only (named)": (ECG[:6], {"fs": 500, "leads": LEADS[:6]}),
+    "wrong number of lead names": (ECG, {"fs": 500, "leads": LEADS[:8]}),
+    "3-D array": (ECG[None], {"fs": 500}),
+    "strings": (np.array([["a"] * 5000] * 12), {"fs": 500}),
+    "empty array": (np.zeros((12, 0)), {"fs": 500}),
+}
+
+
+def _snapshot() -> dict[str, set[str]]:
+    folders = {Path.cwd(), Path(tempfile.gettempdir()), REPO_ROOT, REPO_ROOT / "assets" / "ecg"}
+    return {str(f): set(os.listdir(f)) for f in folders if f.is_dir()}
+
+
+@pytest.fixture
+def writes_nothing():
+    before = _snapshot()
+    yield
+    assert _snapshot() == before, "a bad-input case wrote a file"
+
+
+def _check_message(err: EcgError) -> None:
+    message = str(err)
+    assert isinstance(err, ValueError)  # EcgError is a ValueError: callers may catch either
+    assert 15 < len(message) < 600
+    assert message[0].isupper() and message.rstrip().endswith((".", ")"))
+    assert "Traceback" not in message and "errno" not in message.lower()
+
+
+@pytest.mark.parametrize("name", list(BYTES_CASES))
+def test_bad_bytes(name, writes_nothing):
+    with pytest.raises(EcgError) as info:
+        read_ecg(BYTES_CASES[name])
+    _check_message(info.value)
+
+
+@pytest.mark.parametrize("name", list(CSV_CASES))
+def test_bad_csv(name, writes_nothing):
+    with pytest.raises(EcgError) as info:
+        read_ecg(CSV_CASES[name], fs=500)
+    _check_message(info.value)
+
+
+@pytest.mark.parametrize("name", list(ARRAY_CASES))
+def test_bad_arrays(name, writes_nothing):
+    array, kwargs = ARRAY_CASES[name]
+    with pytest.raises(EcgError) as info:
+        read_ecg(array, **kwargs)
+    _check_message(info.value)
+
+
+def test_oversize_default_limit(writes_nothing):
+    with pytest.raises(EcgError, match="MB"):
+        read_ecg(b"0" * (DEFAULT_MAX_BYTES + 1))
+
+
+def test_oversize_configurable(writes_nothing, monkeypatch):
+    content = hl7_bytes()
+    with pytest.raises(EcgError, match="limit"):
+        read_ecg(content, max_bytes=10_000)
+    monkeypatch.setenv("CARDIOSYNTH_ECG_MAX_BYTES", "10000")
+    with pytest.raises(EcgError, match="limit"):
+        read_ecg(content)
+    with pytest.raises(EcgError, match="limit"):
+        read_ecg(ECG, fs=500, max_bytes=1000)
+
+
+@pytest.mark.parametrize("path", ["does/not/exist.xml", ".", "requirements.txt", "pytest.ini"])
+def test_bad_paths(path, writes_nothing):
+    """Missing file, a folder, and real files with the wrong content (text that is not an ECG)."""
+    with pytest.raises(EcgError) as info:
+        read_ecg(REPO_ROOT / path)
+    _check_message(info.value)
+
+
+def test_corrupted_philips_waveform(writes_nothing):
+    content = (REPO_ROOT / "assets" / "ecg" / "129DYPRG.XML").read_bytes()
+    start = content.index(b">", content.index(b"<parsedwaveforms")) + 1
+    end = content.index(b"</parsedwaveforms>")
+    damaged = content[:start] + content[start:(start + end) // 2] + content[end:]  # half the samples lost
+    with pytest.raises(EcgError) as info:
+        read_ecg(damaged)
+    _check_message(info.value)
+
+
+def test_cli_bad_input_exits_cleanly_and_writes_nothing(writes_nothing, capsys):
+    assert cli_main([str(REPO_ROOT / "requirements.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Cannot use this ECG:")
+
+
+def test_at_least_30_cases():
+    assert len(BYTES_CASES) + len(CSV_CASES) + len(ARRAY_CASES) >= 30
