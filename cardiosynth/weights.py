@@ -50,16 +50,18 @@ def resolve(folder_or_name: str | Path) -> Path:
 
 def save_pretrained(
     folder: str | Path,
-    model: torch.nn.Module,
+    model: torch.nn.Module | dict[str, torch.Tensor],
     config: Any,
     card: str,
     extra: dict | None = None,
     depends_on: dict[str, str | Path] | None = None,
 ) -> Path:
-    """Write weights, config (+ ``extra`` and dependency hashes) and model card; return the folder."""
+    """Write weights (a module or a dict of tensors), config (+ ``extra`` and dependency hashes) and model
+    card; return the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = model.state_dict() if isinstance(model, torch.nn.Module) else model
+    state = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     save_file(state, str(folder / WEIGHTS_FILE))
     payload = {
         "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config),
