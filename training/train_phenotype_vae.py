@@ -1,0 +1,566 @@
+"""Train the phenotype VAE (CPGG stage 1) on the ACDC phenotype table, measure it, write the bundled weights.
+
+    python -m training.train_phenotype_vae [--out weights/phenotype_vae] [--search] [--threads 1]
+
+Data: ``phenotypes.csv`` of the ACDC subset (85 patients), committed split: train (60 patients) fits the
+network and the coordinate scaler, val (13) chooses the step (early stopping on the importance-weighted
+NLL) and, with ``--search``, the architecture; test (12) is reported once. The plausibility percentile is
+calibrated on train + val patients (the patients the model has seen); test patients show how held-out real
+hearts score.
+
+Measured and written to the model card and ``config.json`` (``extra.metrics``):
+- Fréchet distance (standardised log of the five independent phenotypes; also all nine phenotypes
+  standardised) between real val (and test) patients and sampled sets at temperature 1, against the floor
+  real-train vs real-val, and against a multivariate Gaussian fitted to the training coordinates; bootstrap
+  95 % intervals resample the real reference patients (paired across the compared sets).
+- Reconstruction MAE per phenotype (encode -> decode means) on val and test, in schema units.
+- Completion: lock a few phenotypes at the truth of each val / test patient, complete the rest
+  (temperature 0 = posterior mean), MAE of the completed phenotypes against the truth, versus the training
+  mean and a least-squares regression on the locked values (same coordinates, same consistency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cardiosynth import phenotypes as ph
+from cardiosynth.data.acdc import read_phenotype_csv
+from cardiosynth.data.splits import load_split
+from cardiosynth.measure.metrics import bootstrap_ci, frechet_distance
+from cardiosynth.models.phenotype_vae import (SIDES, PhenotypeVAE, PhenotypeVAEConfig, from_coordinates,
+                                              to_coordinates)
+from cardiosynth.paths import REPO_ROOT, require_dataset
+from cardiosynth.weights import save_pretrained
+from training.common import JsonlLog, seed_everything
+
+N_BOOT = 1000
+N_SAMPLES = 2000
+LOCK_SETS = (  # which phenotypes a clinician locks; the rest is completed
+    ("LVEDV", "LVEF"),
+    ("LVEDV",),
+    ("LVEF",),
+    ("LVESV",),
+    ("LVEDV", "LVESV", "LVM"),
+    ("RVEDV", "RVEF"),
+)
+SEARCH_GRID = {"latent_dim": (2, 3, 4), "hidden": (32, 64), "min_sigma": (0.05, 0.2)}
+
+
+# --------------------------------------------------------------------------------------------- data
+def load_tables(root=None) -> dict[str, pd.DataFrame]:
+    root = require_dataset("acdc", root)
+    table = read_phenotype_csv(root)
+    if table is None:
+        raise FileNotFoundError(f"{root}/phenotypes.csv is missing")
+    split = load_split()
+    table = table[table["patient"].isin(split)].copy()
+    table["split"] = table["patient"].map(split)
+    cols = ["patient", "group", *ph.NAMES]
+    return {name: table.loc[table["split"] == name, cols].reset_index(drop=True) for name in ("train", "val", "test")}
+
+
+# --------------------------------------------------------------------------------------------- training
+def fit(config: PhenotypeVAEConfig, u_train: np.ndarray, u_val: np.ndarray, log: JsonlLog | None = None,
+        verbose: bool = False) -> tuple[PhenotypeVAE, dict]:
+    """Full-batch training with KL warm-up, AdamW and early stopping on the val IWAE NLL."""
+    seed_everything(config.seed)
+    model = PhenotypeVAE(config)
+    mean, std = np.asarray(config.scaler_mean), np.asarray(config.scaler_std)
+    s_train = torch.tensor((u_train - mean) / std, dtype=torch.float32)
+    s_val = torch.tensor((u_val - mean) / std, dtype=torch.float32)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    g = torch.Generator().manual_seed(config.seed)
+    best = {"val_nll": math.inf, "step": 0, "state": None}
+    for step in range(1, config.epochs + 1):
+        model.train()
+        beta = config.beta * min(1.0, step / max(1, config.kl_warmup))
+        x = s_train
+        if config.input_noise > 0:
+            x = x + config.input_noise * torch.randn(x.shape, generator=g)
+        out = model.loss(x, beta, samples=config.train_samples, generator=g)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        if step % config.eval_every == 0 or step == config.epochs:
+            model.eval()
+            with torch.no_grad():
+                ge = torch.Generator().manual_seed(1234)  # the same importance samples every evaluation
+                val_nll = -model.log_density_tensor(s_val, config.eval_importance_samples, ge).mean().item()
+                ge = torch.Generator().manual_seed(1234)
+                train_nll = -model.log_density_tensor(s_train, config.eval_importance_samples, ge).mean().item()
+            record = {"step": step, "loss": out["loss"].item(), "recon": out["recon"].item(), "kl": out["kl"].item(),
+                      "beta": beta, "train_nll": train_nll, "val_nll": val_nll}
+            if log is not None:
+                log.write(**record)
+            if verbose and step % (10 * config.eval_every) == 0:
+                print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
+            # only select once the KL weight has reached its final value
+            if step >= config.kl_warmup and val_nll < best["val_nll"]:
+                best = {"val_nll": val_nll, "train_nll": train_nll, "step": step,
+                        "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            elif step - best["step"] > config.patience and best["state"] is not None:
+                break
+    model.load_state_dict(best["state"])
+    model.eval()
+    return model, {"selected_step": best["step"], "val_nll": best["val_nll"], "train_nll": best["train_nll"],
+                   "stopped_at": step}
+
+
+# --------------------------------------------------------------------------------------------- evaluation
+def features_log5(table: pd.DataFrame, ref: pd.DataFrame) -> np.ndarray:
+    """Standardised log of the five independent phenotypes (mean / SD of the training patients)."""
+    x, r = np.log(table[list(ph.INDEPENDENT)].to_numpy(float)), np.log(ref[list(ph.INDEPENDENT)].to_numpy(float))
+    return (x - r.mean(0)) / r.std(0)
+
+
+def features_all9(table: pd.DataFrame, ref: pd.DataFrame) -> np.ndarray:
+    x, r = table[list(ph.NAMES)].to_numpy(float), ref[list(ph.NAMES)].to_numpy(float)
+    return (x - r.mean(0)) / r.std(0)
+
+
+def frechet_report(sets: dict[str, pd.DataFrame], real: pd.DataFrame, train: pd.DataFrame, featurize) -> dict:
+    """FD of each set to the real reference, with paired bootstrap over the reference patients."""
+    ref = featurize(real, train)
+    feats = {name: featurize(t, train) for name, t in sets.items()}
+    out = {}
+    for name, f in feats.items():
+        value = frechet_distance(f, ref)
+        ci = bootstrap_ci(lambda idx: frechet_distance(f, ref[idx]), len(ref), n_boot=N_BOOT, seed=0)
+        out[name] = {"fd": value, "ci95": list(ci), "n": len(f)}
+    floor = feats["real_train"]
+    for name, f in feats.items():
+        if name == "real_train":
+            continue
+        ci = bootstrap_ci(lambda idx: frechet_distance(f, ref[idx]) - frechet_distance(floor, ref[idx]),
+                          len(ref), n_boot=N_BOOT, seed=0)
+        out[name]["minus_floor_ci95"] = list(ci)
+    return out
+
+
+def matched_size_fd(model: PhenotypeVAE, real: pd.DataFrame, train: pd.DataFrame, featurize, draws: int = 200) -> dict:
+    """FD of sample sets the size of the training split (60) to the reference: the like-for-like floor
+    comparison (FD is biased upwards for small sets)."""
+    ref = featurize(real, train)
+    values = [frechet_distance(featurize(model.sample(len(train), 1.0, seed=10_000 + k), train), ref)
+              for k in range(draws)]
+    return {"mean": float(np.mean(values)), "p2.5": float(np.percentile(values, 2.5)),
+            "p97.5": float(np.percentile(values, 97.5)), "draws": draws, "set_size": len(train)}
+
+
+def gaussian_baseline(u_train: np.ndarray, n: int, seed: int) -> pd.DataFrame:
+    """A multivariate Gaussian fitted to the training coordinates (same consistency by construction)."""
+    rng = np.random.default_rng(seed)
+    return from_coordinates(rng.multivariate_normal(u_train.mean(0), np.cov(u_train, rowvar=False), size=n))
+
+
+def reconstruction_mae(model: PhenotypeVAE, table: pd.DataFrame, train: pd.DataFrame) -> dict:
+    rec = model.reconstruct(table[list(ph.NAMES)])
+    out = {}
+    for name in ph.NAMES:
+        err = np.abs(rec[name].to_numpy() - table[name].to_numpy())
+        base = np.abs(train[name].mean() - table[name].to_numpy())
+        ci = bootstrap_ci(lambda idx: err[idx].mean(), len(err), n_boot=N_BOOT, seed=0)
+        out[name] = {"mae": float(err.mean()), "ci95": list(ci), "train_mean_mae": float(base.mean()),
+                     "unit": ph.BY_NAME[name].unit}
+    return out
+
+
+def _free_parameters(locks: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """For a lock set: the regression features (transformed locked values) and the free parameters, named as
+    coordinates, in the same parametrisation the VAE's completion uses."""
+    features = []
+    free = []
+    for side, (i, j) in SIDES.items():
+        have = [k for k in ("EDV", "ESV", "SV", "EF") if f"{side}{k}" in locks]
+        if len(have) >= 2:
+            features += [f"u{i}", f"u{j}"]
+        elif have == ["EDV"]:
+            features.append(f"u{i}"); free.append(f"u{j}")
+        elif have == ["EF"]:
+            features.append(f"u{j}"); free.append(f"u{i}")
+        elif have in (["ESV"], ["SV"]):
+            features.append(f"log{side}{have[0]}"); free.append(f"u{j}")
+        else:
+            free += [f"u{i}", f"u{j}"]
+    (features if "LVM" in locks else free).append("u2")
+    return features, free
+
+
+def _param_table(table: pd.DataFrame) -> pd.DataFrame:
+    u = to_coordinates(table)
+    out = pd.DataFrame(u, columns=[f"u{i}" for i in range(5)])
+    for side in SIDES:
+        out[f"log{side}ESV"] = np.log(table[f"{side}ESV"].to_numpy(float))
+        out[f"log{side}SV"] = np.log(table[f"{side}SV"].to_numpy(float))
+    return out
+
+
+def _assemble(locks: dict[str, float], params: dict[str, float]) -> np.ndarray:
+    """Coordinates from locked values and free parameters (the same algebra as the model's completion)."""
+    u = np.full(5, np.nan)
+    for k, v in params.items():
+        if k.startswith("u"):
+            u[int(k[1:])] = v
+    for side, (i, j) in SIDES.items():
+        given = {k: locks[f"{side}{k}"] for k in ("EDV", "ESV", "SV", "EF") if f"{side}{k}" in locks}
+        if "EDV" in given and "ESV" in given:
+            u[i], u[j] = math.log(given["EDV"]), math.log(given["ESV"] / (given["EDV"] - given["ESV"]))
+        elif "EDV" in given and "EF" in given:
+            r = 1 - given["EF"] / 100
+            u[i], u[j] = math.log(given["EDV"]), math.log(r / (1 - r))
+        elif "EDV" in given:
+            u[i] = math.log(given["EDV"])
+        elif "EF" in given:
+            r = 1 - given["EF"] / 100
+            u[j] = math.log(r / (1 - r))
+        elif "ESV" in given:
+            u[i] = math.log(given["ESV"]) + math.log1p(math.exp(-u[j]))
+        elif "SV" in given:
+            u[i] = math.log(given["SV"]) + math.log1p(math.exp(u[j]))
+    if "LVM" in locks:
+        u[2] = math.log(locks["LVM"])
+    return u
+
+
+def baseline_completion(locks_names: tuple[str, ...], train: pd.DataFrame, table: pd.DataFrame, kind: str) -> pd.DataFrame:
+    features, free = _free_parameters(locks_names)
+    p_train, p_eval = _param_table(train), _param_table(table)
+    if kind == "mean":
+        pred = np.tile(p_train[free].mean(0).to_numpy(), (len(table), 1))
+    else:  # least squares on the transformed locked values
+        x = np.column_stack([np.ones(len(train)), p_train[features].to_numpy()])
+        coef, *_ = np.linalg.lstsq(x, p_train[free].to_numpy(), rcond=None)
+        pred = np.column_stack([np.ones(len(table)), p_eval[features].to_numpy()]) @ coef
+    rows = []
+    for r in range(len(table)):
+        locks = {n: float(table.iloc[r][n]) for n in locks_names}
+        u = _assemble(locks, dict(zip(free, pred[r])))
+        rows.append(from_coordinates(u[None]).iloc[0])
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
+def completion_report(model: PhenotypeVAE, train: pd.DataFrame, table: pd.DataFrame) -> dict:
+    out = {}
+    sd = train[list(ph.NAMES)].std()
+    for locks_names in LOCK_SETS:
+        locked = table[list(ph.NAMES)].copy()
+        locked.loc[:, [n for n in ph.NAMES if n not in locks_names]] = np.nan
+        preds = {"vae": model.complete(locked).reset_index(drop=True),
+                 "train_mean": baseline_completion(locks_names, train, table, "mean"),
+                 "regression": baseline_completion(locks_names, train, table, "regression")}
+        # phenotypes the locks do not determine
+        determined = set(locks_names)
+        for side in SIDES:
+            if sum(f"{side}{k}" in locks_names for k in ("EDV", "ESV", "SV", "EF")) >= 2:
+                determined |= {f"{side}{k}" for k in ("EDV", "ESV", "SV", "EF")}
+        free = [n for n in ph.NAMES if n not in determined]
+        truth = table[free].to_numpy(float)
+        errs = {k: np.abs(p[free].to_numpy(float) - truth) for k, p in preds.items()}
+        lock_err = max(float(np.max(np.abs(preds["vae"][n].to_numpy() - table[n].to_numpy()))) for n in locks_names)
+        norm = {k: (e / sd[free].to_numpy()).mean(1) for k, e in errs.items()}  # per patient, in training SDs
+        entry = {"locked": list(locks_names), "completed": free, "max_lock_error": lock_err,
+                 "mae": {k: dict(zip(free, e.mean(0).round(3).tolist())) for k, e in errs.items()},
+                 "normalised_mae": {k: float(v.mean()) for k, v in norm.items()}}
+        for other in ("train_mean", "regression"):
+            diff = norm["vae"] - norm[other]
+            entry[f"vae_minus_{other}_ci95"] = list(bootstrap_ci(lambda idx: diff[idx].mean(), len(diff),
+                                                                 n_boot=N_BOOT, seed=0))
+        out["+".join(locks_names)] = entry
+    return out
+
+
+def plausibility_report(model: PhenotypeVAE, tables: dict[str, pd.DataFrame]) -> dict:
+    out = {}
+    for split in ("train", "val", "test"):
+        res = model.plausibility(tables[split][list(ph.NAMES)])
+        out[split] = {"median_percentile": float(res["percentile"].median()),
+                      "mean_log_density": float(res["log_density"].mean()),
+                      "status_counts": {s: int((res["status"] == s).sum()) for s in ("green", "amber", "red")}}
+        out[split]["flagged"] = {tables[split]["patient"][i] + f" ({tables[split]['group'][i]})": res["reasons"][i]
+                                 for i in range(len(res)) if res["status"][i] != "green"}
+    samples = model.sample(500, 1.0, seed=7)
+    res = model.plausibility(samples)
+    out["samples_T1"] = {"status_counts": {s: int((res["status"] == s).sum()) for s in ("green", "amber", "red")},
+                         "median_percentile": float(res["percentile"].median())}
+    absurd = {
+        "LVM huge for small LV": {"LVEDV": 90, "LVESV": 40, "LVM": 420, "RVEDV": 100, "RVESV": 45},
+        "RV tiny, LV huge": {"LVEDV": 330, "LVESV": 110, "LVM": 110, "RVEDV": 40, "RVESV": 10},
+        "EF inconsistent with volumes": {"LVEDV": 150, "LVESV": 60, "LVEF": 30, "LVM": 120, "RVEDV": 150, "RVESV": 70},
+        "hyperdynamic dilated LV": {"LVEDV": 280, "LVESV": 40, "LVM": 130, "RVEDV": 160, "RVESV": 70},
+    }
+    out["absurd"] = {}
+    for label, values in absurd.items():
+        p = model.plausibility(values)
+        out["absurd"][label] = {"status": p.status, "percentile": p.percentile, "reasons": p.reasons}
+    return out
+
+
+def sample_sanity(model: PhenotypeVAE, train: pd.DataFrame) -> dict:
+    s = model.sample(N_SAMPLES, 1.0, seed=3)
+    outside = sum(bool(ph.out_of_range(row)) for row in s.to_dict("records"))
+    lo, hi = train[list(ph.NAMES)].min(), train[list(ph.NAMES)].max()
+    beyond = ((s < lo) | (s > hi)).any(axis=1).mean()
+    return {"n": N_SAMPLES, "outside_plausible_range": int(outside), "share_beyond_training_range": float(beyond),
+            "sample_mean": s.mean().round(2).to_dict(), "train_mean": train[list(ph.NAMES)].mean().round(2).to_dict(),
+            "sample_sd": s.std().round(2).to_dict(), "train_sd": train[list(ph.NAMES)].std().round(2).to_dict()}
+
+
+def evaluate(model: PhenotypeVAE, tables: dict[str, pd.DataFrame], u_train: np.ndarray) -> dict:
+    train = tables["train"]
+    metrics = {}
+    samples = model.sample(N_SAMPLES, 1.0, seed=1)
+    gauss = gaussian_baseline(u_train, N_SAMPLES, seed=1)
+    for split in ("val", "test"):
+        real = tables[split]
+        sets = {"real_train": train, "vae_T1": samples, "gaussian_baseline": gauss}
+        metrics[f"frechet_{split}"] = {
+            "log5_standardised": frechet_report(sets, real, train, features_log5),
+            "all9_standardised": frechet_report(sets, real, train, features_all9),
+            "vae_matched_size_log5": matched_size_fd(model, real, train, features_log5),
+        }
+        metrics[f"reconstruction_{split}"] = reconstruction_mae(model, real, train)
+        metrics[f"completion_{split}"] = completion_report(model, train, real)
+    metrics["plausibility"] = plausibility_report(model, tables)
+    metrics["samples"] = sample_sanity(model, train)
+    return metrics
+
+
+# --------------------------------------------------------------------------------------------- card
+def _fd_rows(m: dict) -> str:
+    rows = []
+    for name, label in (("real_train", "real train (60) — floor"), ("vae_T1", f"VAE samples, T = 1 ({N_SAMPLES})"),
+                        ("gaussian_baseline", f"Gaussian fitted to train ({N_SAMPLES})")):
+        e = m[name]
+        diff = e.get("minus_floor_ci95")
+        rows.append(f"| {label} | {e['fd']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}] | "
+                    + (f"[{diff[0]:+.3f}, {diff[1]:+.3f}]" if diff else "—") + " |")
+    return "\n".join(rows)
+
+
+def model_card(config: PhenotypeVAEConfig, metrics: dict, command: str) -> str:
+    fit_info = metrics["fit"]
+    lines = []
+    for split in ("val", "test"):
+        f = metrics[f"frechet_{split}"]
+        ms = f["vae_matched_size_log5"]
+        lines.append(f"""**Real {split} ({metrics['n_patients'][split]} patients) as reference**
+
+| set | FD, log of 5 independent, standardised [95 % CI] | FD minus floor [95 % CI] |
+|---|---|---|
+{_fd_rows(f['log5_standardised'])}
+
+| set | FD, all 9 phenotypes standardised [95 % CI] | FD minus floor [95 % CI] |
+|---|---|---|
+{_fd_rows(f['all9_standardised'])}
+
+Like-for-like with the floor (sets of {ms['set_size']} VAE samples, {ms['draws']} draws): FD (log-5) mean
+{ms['mean']:.3f}, 95 % of draws in [{ms['p2.5']:.3f}, {ms['p97.5']:.3f}].
+""")
+    rec_rows = []
+    for name in ph.NAMES:
+        v, t = metrics["reconstruction_val"][name], metrics["reconstruction_test"][name]
+        rec_rows.append(f"| {name} ({v['unit']}) | {v['mae']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}] | "
+                        f"{v['train_mean_mae']:.2f} | {t['mae']:.2f} [{t['ci95'][0]:.2f}, {t['ci95'][1]:.2f}] | "
+                        f"{t['train_mean_mae']:.2f} |")
+    comp_rows = []
+    for split in ("val", "test"):
+        for key, e in metrics[f"completion_{split}"].items():
+            per = "; ".join(f"{n} {e['mae']['vae'][n]:.1f} / {e['mae']['regression'][n]:.1f} / {e['mae']['train_mean'][n]:.1f}"
+                            for n in e["completed"])
+            nm = e["normalised_mae"]
+            d1, d2 = e["vae_minus_regression_ci95"], e["vae_minus_train_mean_ci95"]
+            comp_rows.append(f"| {split} | {key} | {nm['vae']:.3f} | {nm['regression']:.3f} | {nm['train_mean']:.3f} | "
+                             f"[{d1[0]:+.3f}, {d1[1]:+.3f}] | [{d2[0]:+.3f}, {d2[1]:+.3f}] | {per} |")
+    pl = metrics["plausibility"]
+    absurd = "\n".join(f"| {k} | {v['status']} | {v['percentile']:.1f} | {'; '.join(v['reasons'])} |"
+                       for k, v in pl["absurd"].items())
+    sc = lambda s: ", ".join(f"{k} {v}" for k, v in pl[s]["status_counts"].items())
+    search = ""
+    if metrics.get("search"):
+        search = "\n\nArchitecture search (val NLL per patient, lower is better):\n\n| latent | hidden | decoder σ floor | val NLL | train NLL | step |\n|---|---|---|---|---|---|\n" + "\n".join(
+            f"| {r['latent_dim']} | {r['hidden']} | {r['min_sigma']:g} | {r['val_nll']:.3f} | {r['train_nll']:.3f} | {r['selected_step']} |"
+            for r in metrics["search"])
+    ss = metrics["samples"]
+    return f"""# CardioSynth phenotype VAE (`{config.name}` config)
+
+Stage 1 of CPGG (Li et al., MICCAI 2025): a VAE over cardiac phenotypes. Sampling gives new, internally
+consistent phenotype sets; encoding, decoding, a plausibility score with reasons, and completion of partly
+locked sets serve the app's sliders ("Sample a heart", lock + "Complete the rest", the plausibility light).
+
+```python
+from cardiosynth.models.phenotype_vae import PhenotypeVAE
+vae = PhenotypeVAE.from_pretrained()                       # this folder, sha256 checked
+vae.sample(8, temperature=1.0, seed=0)                     # DataFrame with {', '.join(ph.NAMES)}
+vae.complete({{"LVEDV": 250, "LVEF": 25}}, seed=0)           # the rest, consistent with the locks
+vae.plausibility({{"LVEDV": 150, "LVESV": 60, "LVM": 120, "RVEDV": 150, "RVESV": 70}})  # percentile, status, reasons
+```
+
+## Model
+- **What is modelled.** Only the five independent phenotypes, as the coordinates
+  u = (log LVEDV, logit(LVESV/LVEDV), log LVM, log RVEDV, logit(RVESV/RVEDV)), standardised with the training
+  split's mean and SD (the scaler is in `config.json`). Any u decodes to volumes with 0 < ESV < EDV, and
+  SV = EDV − ESV and EF = 100·SV/EDV are computed exactly from them: every sampled or completed set is
+  consistent by construction. Log / logit coordinates suit the positive, multiplicative spread of volumes and
+  the bounded ejection fraction.
+- **Network.** MLP encoder and decoder, {config.layers} hidden layers of {config.hidden}, LeakyReLU
+  ({config.negative_slope}), latent dimension {config.latent_dim}; Gaussian decoder with one learned noise
+  scale per coordinate (floor {config.min_sigma}); {metrics['parameters']} parameters. Small on purpose:
+  60 training patients in 5 very different diagnostic groups.
+- **Training.** Full batch, AdamW (lr {config.lr}, weight decay {config.weight_decay}), {config.train_samples}
+  latent samples per patient per step, KL weight annealed 0 → {config.beta} over {config.kl_warmup} steps, early
+  stopping on the val importance-weighted NLL ({config.eval_importance_samples} samples) with patience
+  {config.patience}; selected step {fit_info['selected_step']} (stopped at {fit_info['stopped_at']}), val NLL
+  {fit_info['val_nll']:.3f}, train NLL {fit_info['train_nll']:.3f} nats per patient (standardised coordinates).{search}
+- **Sampling.** z ~ N(0, T²I), u = decoder(z) + T·σ·ε. T = 0 gives the mean heart; T > 1 more extreme hearts.
+- **Plausibility.** log p(u) estimated by importance sampling ({config.importance_samples} samples, proposal
+  half widened encoder posterior, half prior), shown as the percentile among the {len(config.calibration_log_density)}
+  real {config.calibration_source} patients (share of them that are less likely). Reasons: each phenotype
+  against its expectation given the other four (the decoder factorises, so leaving one coordinate out of the
+  importance weights gives the exact conditional under the model), phenotypes beyond the training range, and
+  given SV/EF that contradict the volumes. Status: red if the given values contradict each other, a phenotype
+  is > {config.red_z} SD from its conditional expectation, or log p is {config.red_nats_below_reference} nats below the
+  least likely reference patient; amber if percentile < {config.amber_percentile}, a phenotype is > {config.amber_z} SD
+  off, or beyond the training range by more than {100 * config.range_margin:.0f} % of its width; else green.
+- **Completion.** Exact conditioning of the model, not a penalty fit: locked values fix coordinates
+  (LVEDV + LVEF fix the LV pair; LVEDV alone fixes u₁; a lone LVESV or LVSV is a curve in (u₁, u₂), integrated on
+  a {config.completion_grid}-point grid); the latent is integrated by self-normalised importance sampling (a prior
+  pass, then a Gaussian refitted to the weighted latents, mixed 80/20 with the prior). T = 0 returns the
+  posterior mean of the free coordinates; T > 0 draws. More than two locked values of one ventricle must
+  agree (tolerance 0.5 mL or 0.5 %, 0.5 EF points) or PhenotypeError explains which disagree.
+- **Determinism.** Every output is fixed by `seed` on CPU (torch / numpy generators seeded per call).
+
+## Data and licence
+ACDC (Bernard et al., IEEE TMI 2018) `phenotypes.csv`: ground-truth volumes and mass from expert masks of
+85 patients (5 groups × 17). Committed split: train {metrics['n_patients']['train']} patients (fit + scaler),
+val {metrics['n_patients']['val']} (early stopping{', architecture search' if metrics.get('search') else ''}), test
+{metrics['n_patients']['test']} (reported once). Plausibility calibrated on train + val patients. Licence: **CC BY-NC-SA 4.0**,
+inherited from ACDC (research, non-commercial use; cite the ACDC paper).
+
+## Command
+```
+{command}
+```
+Training took {metrics['train_seconds']:.1f} s ({metrics['threads']} CPU thread, {metrics['platform']}); the full run
+including evaluation {metrics['total_seconds']:.0f} s.
+
+## Results
+### Fréchet distance to real patients (lower is better)
+Features: log of LVEDV, LVESV, LVM, RVEDV, RVESV standardised with the training mean / SD (the space the
+model lives in, up to the logit), and, second, all nine phenotypes standardised. 95 % CIs: bootstrap over the
+real reference patients ({N_BOOT} resamples), paired across the compared sets for "minus floor". FD between
+sets this small is biased upwards and its CIs are wide: 13 / 12 reference patients. A resampled reference
+repeats patients, which shrinks its covariance and inflates the FD, so the single-set intervals sit above their
+point estimates; the paired "minus floor" interval is the comparison to read (it contains 0 when the sampled set
+is as close to the real patients as the real training patients are).
+
+{chr(10).join(lines)}
+### Reconstruction (encode → decode, posterior mean) MAE per phenotype, schema units
+| phenotype | val MAE [95 % CI] | val: training mean | test MAE [95 % CI] | test: training mean |
+|---|---|---|---|---|
+{chr(10).join(rec_rows)}
+
+### Completion: lock phenotypes at a patient's true values, complete the rest (T = 0)
+Normalised MAE = mean over completed phenotypes of MAE / training SD (per patient, then averaged). Baselines in
+the same coordinates with the same exact derivation: the training mean of the free coordinates, and least
+squares of the free coordinates on the (log / logit) locked values. CIs: bootstrap over patients of the paired
+difference. Per-phenotype MAE (units) as VAE / regression / training mean.
+
+| split | locked | VAE | regression | train mean | VAE − regression | VAE − train mean | per phenotype MAE |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(comp_rows)}
+
+Locks are honoured: largest |completed − locked| over all cases {max(e['max_lock_error'] for s in ('val', 'test') for e in metrics[f'completion_{s}'].values()):.2e}.
+
+### Plausibility
+Real patients (status counts): train {sc('train')}; val {sc('val')}; test {sc('test')} (median percentile
+val {pl['val']['median_percentile']:.0f}, test {pl['test']['median_percentile']:.0f}). 500 VAE samples at T = 1: {sc('samples_T1')}.
+
+| made-up set | status | percentile | reasons |
+|---|---|---|---|
+{absurd}
+
+### Samples (T = 1, {ss['n']} sets)
+{ss['outside_plausible_range']} outside the schema's plausible ranges; {100 * ss['share_beyond_training_range']:.1f} % have at least one
+phenotype beyond the training patients' range.
+
+## Limitations
+- 60 training patients: the model knows five diagnostic groups from 12 patients each. It is not conditioned on
+  the group, age, sex or body size (ACDC has height / weight; they are not used).
+- A multivariate Gaussian in the same coordinates is a strong baseline at this size; the tables above say
+  where the VAE is and is not better.
+- ACDC volumes come from short-axis segmentations at one centre; UK Biobank hearts (healthier, another
+  protocol) are outside what this model has seen.
+"""
+
+
+# --------------------------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(REPO_ROOT / "weights" / "phenotype_vae"))
+    parser.add_argument("--data", default=None, help="ACDC folder (default: $CARDIOSYNTH_DATA/acdc)")
+    parser.add_argument("--search", action="store_true", help="choose latent size, width and decoder noise floor on val first")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--run-dir", default=str(REPO_ROOT / "runs" / "phenotype_vae"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    tables = load_tables(args.data)
+    u = {k: to_coordinates(t) for k, t in tables.items()}
+    base = PhenotypeVAEConfig(scaler_mean=tuple(u["train"].mean(0).tolist()),
+                              scaler_std=tuple(u["train"].std(0).tolist()))
+    if args.epochs:
+        base = dataclasses.replace(base, epochs=args.epochs)
+    search = []
+    if args.search:
+        for values in itertools.product(*SEARCH_GRID.values()):
+            cfg = dataclasses.replace(base, **dict(zip(SEARCH_GRID, values)))
+            _, info = fit(cfg, u["train"], u["val"])
+            search.append({**dict(zip(SEARCH_GRID, values)), **info})
+            print(json.dumps(search[-1]))
+        best = min(search, key=lambda r: r["val_nll"])
+        base = dataclasses.replace(base, **{k: best[k] for k in SEARCH_GRID})
+    log = JsonlLog(Path(args.run_dir) / "log.jsonl")
+    t0 = time.perf_counter()
+    model, info = fit(base, u["train"], u["val"], log=log, verbose=True)
+    train_seconds = time.perf_counter() - t0
+    print(json.dumps(info))
+    # calibrate the plausibility percentile on the real patients the model has seen (train + val)
+    reference = pd.concat([tables["train"], tables["val"]], ignore_index=True)
+    lo, hi = tables["train"][list(ph.NAMES)].min(), tables["train"][list(ph.NAMES)].max()
+    config = dataclasses.replace(base, training_range=tuple((float(lo[n]), float(hi[n])) for n in ph.NAMES))
+    model.config = config
+    model = model.double().eval()
+    with torch.no_grad():
+        ref_lp = model.log_density(reference[list(ph.NAMES)])
+    config = dataclasses.replace(config, calibration_log_density=tuple(float(x) for x in ref_lp),
+                                 calibration_source="train + val")
+    model.config = config
+    metrics = evaluate(model, tables, u["train"])
+    metrics.update({"fit": info, "search": search, "train_seconds": train_seconds, "threads": args.threads,
+                    "parameters": sum(p.numel() for p in model.parameters()),
+                    "n_patients": {k: len(t) for k, t in tables.items()},
+                    "platform": f"{platform.machine()}, torch {torch.__version__}",
+                    "total_seconds": time.perf_counter() - started})
+    metrics = json.loads(json.dumps(metrics, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+    command = "python -m training.train_phenotype_vae " + " ".join(sys.argv[1:] if argv is None else argv)
+    folder = save_pretrained(args.out, model.float(), config, model_card(config, metrics, command.strip()),
+                             extra={"metrics": metrics})
+    print(f"wrote {folder} in {metrics['total_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
