@@ -1,0 +1,93 @@
+"""Benchmark harness: time a generator after warm-up, excluding I/O; median of repeats; JSON out.
+
+    python -m cardiosynth.measure.bench --generator group-mean --batch-size 1 --repeats 5
+    python -m cardiosynth.measure.bench --target measure      # the measurement pipeline itself
+
+Conditions are drawn once before timing (real validation rows), so only generation is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Callable
+
+import pandas as pd
+import torch
+
+
+def device_description() -> dict:
+    cuda = torch.cuda.is_available()
+    return {
+        "device": torch.cuda.get_device_name(0) if cuda else f"cpu ({platform.processor() or platform.machine()})",
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
+def time_callable(run_batch: Callable[[], object], batch_size: int, warmup: int = 2, repeats: int = 5) -> dict:
+    """Median wall time of ``run_batch()`` over ``repeats`` after ``warmup`` calls, per batch and per cine."""
+    if batch_size < 1 or repeats < 1:
+        raise ValueError("batch_size and repeats must be at least 1")
+    for _ in range(warmup):
+        run_batch()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run_batch()
+        times.append(time.perf_counter() - started)
+    median = statistics.median(times)
+    return {
+        **device_description(),
+        "batch_size": batch_size,
+        "warmup": warmup,
+        "repeats": repeats,
+        "seconds_per_batch_median": round(median, 4),
+        "seconds_per_batch_all": [round(t, 4) for t in times],
+        "seconds_per_cine": round(median / batch_size, 4),
+        "cines_per_second": round(batch_size / median, 3),
+    }
+
+
+def benchmark_generator(generator, conditions: pd.DataFrame, batch_size: int, warmup: int = 2, repeats: int = 5) -> dict:
+    batch = conditions.iloc[:batch_size].reset_index(drop=True)
+    if len(batch) < batch_size:
+        raise ValueError(f"Only {len(batch)} conditions available for a batch of {batch_size}")
+    return {"target": generator.name, **time_callable(lambda: generator.generate(batch), batch_size, warmup, repeats)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from cardiosynth.data.dataset import load_prepared
+    from cardiosynth.measure.generators import RealCines, build_generator
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", choices=["generator", "measure"], default="generator")
+    parser.add_argument("--generator", default="group-mean", help="real, nearest-train, group-mean")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--dataset", default="default")
+    args = parser.parse_args(argv)
+
+    dataset = load_prepared(args.dataset)
+    conditions = RealCines(dataset, "val").conditions()
+    if args.target == "measure":
+        from cardiosynth.measure.measurer import CineMeasurer
+
+        measurer = CineMeasurer()
+        cines = RealCines(dataset, "val").generate(conditions.iloc[:args.batch_size])
+        result = {"target": "measure (segment all frames + curves + estimator)",
+                  **time_callable(lambda: measurer.measure(cines), args.batch_size, args.warmup, args.repeats)}
+    else:
+        result = benchmark_generator(build_generator(args.generator, dataset), conditions, args.batch_size,
+                                     args.warmup, args.repeats)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

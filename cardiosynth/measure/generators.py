@@ -1,0 +1,125 @@
+"""Generators behind the evaluator, and the references every real generator must beat.
+
+The contract (DESIGN.md): ``generate(conditions) -> list[Cine]``, where ``conditions`` is a DataFrame with
+the schema's phenotype columns, ``slice_position`` and ``seed`` (one row per requested cine).
+
+- ``RealCines``: real held-out cines, requested with their own phenotypes -> the real-data ceilings.
+- ``NearestTrainingCine``: copies the training cine closest to the request (fails the memorisation check).
+- ``GroupMeanCine``: the mean cine of the request's nearest diagnostic group at that slice level (no
+  diversity: fails the Fréchet and adherence checks).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from cardiosynth import phenotypes as ph
+from cardiosynth.cine import Cine
+from cardiosynth.data.dataset import PreparedDataset
+
+
+class Generator(Protocol):
+    name: str
+
+    def generate(self, conditions: pd.DataFrame) -> list[Cine]: ...
+
+
+def check_conditions(conditions: pd.DataFrame, needed: tuple[str, ...] = ph.NAMES) -> pd.DataFrame:
+    """Refuse empty or incomplete requests with one readable message."""
+    if not isinstance(conditions, pd.DataFrame) or len(conditions) == 0:
+        raise ValueError("No conditions given: pass a table with one row per requested cine")
+    missing = [c for c in (*needed, "slice_position") if c not in conditions]
+    if missing:
+        raise ValueError(f"The conditions lack columns: {', '.join(missing)}")
+    bad = conditions[list(needed) + ["slice_position"]].isna().any(axis=1)
+    if bad.any():
+        raise ValueError(f"Conditions rows {list(np.flatnonzero(bad))[:10]} contain missing values")
+    return conditions
+
+
+class RealCines:
+    """Returns the real cines of a prepared split, looked up by the ``index`` column of the conditions."""
+
+    name = "real"
+
+    def __init__(self, dataset: PreparedDataset, split: str = "val"):
+        self.dataset = dataset.split(split)
+        self.name = f"real-{split}"
+
+    def conditions(self) -> pd.DataFrame:
+        """This split's own phenotypes, positions and subjects: the requests that give the ceilings."""
+        table = self.dataset.table
+        out = table[["subject", "group", "slice_position", *ph.NAMES]].copy()
+        out["index"] = np.arange(len(table))
+        out["seed"] = 0
+        return out
+
+    def generate(self, conditions: pd.DataFrame) -> list[Cine]:
+        if "index" not in conditions:
+            raise ValueError("RealCines needs the 'index' column made by RealCines.conditions()")
+        return [self.dataset.cine(int(i)) for i in conditions["index"]]
+
+
+class _TrainingReference:
+    """Shared lookup: standardised phenotypes and positions of the training cines."""
+
+    def __init__(self, train: PreparedDataset):
+        self.train = train
+        values = train.table[list(ph.NAMES)].to_numpy(float)
+        self.mean, self.std = values.mean(0), values.std(0) + 1e-8
+        self.z = (values - self.mean) / self.std
+        self.position = train.table["slice_position"].to_numpy(float)
+
+    def standardise(self, conditions: pd.DataFrame) -> np.ndarray:
+        return (conditions[list(ph.NAMES)].to_numpy(float) - self.mean) / self.std
+
+
+class NearestTrainingCine(_TrainingReference):
+    name = "nearest-train"
+
+    def generate(self, conditions: pd.DataFrame) -> list[Cine]:
+        check_conditions(conditions)
+        z = self.standardise(conditions)
+        position = conditions["slice_position"].to_numpy(float)
+        out = []
+        for k in range(len(conditions)):
+            distance = ((self.z - z[k]) ** 2).sum(1) + ((self.position - position[k]) / 0.1) ** 2
+            i = int(np.argmin(distance))
+            out.append(Cine(self.train.frames(i), self.train.cine(i).spacing_mm, float(position[k]),
+                            self.train.valid[i], source=f"synthetic:nearest-train@{self.train.table.subject[i]}"))
+        return out
+
+
+class GroupMeanCine(_TrainingReference):
+    name = "group-mean"
+
+    def generate(self, conditions: pd.DataFrame) -> list[Cine]:
+        check_conditions(conditions)
+        z = self.standardise(conditions)
+        position = conditions["slice_position"].to_numpy(float)
+        groups = self.train.table["group"].to_numpy()
+        spacing = (self.train.config.spacing_mm, self.train.config.spacing_mm)
+        out = []
+        for k in range(len(conditions)):
+            group = groups[int(np.argmin(((self.z - z[k]) ** 2).sum(1)))]
+            candidates = np.flatnonzero(groups == group)
+            gap = np.abs(self.position[candidates] - position[k])
+            chosen = candidates[gap <= 0.15] if (gap <= 0.15).sum() >= 3 else candidates[np.argsort(gap)[:10]]
+            frames = self.train.cines[chosen].astype(np.float32).mean(0) / 255.0
+            out.append(Cine(frames, spacing, float(position[k]), source=f"synthetic:group-mean@{group}"))
+        return out
+
+
+def build_generator(name: str, dataset: PreparedDataset, split: str = "val") -> Generator:
+    """Generators the evaluation command knows by name."""
+    if name == "real":
+        return RealCines(dataset, split)
+    train = dataset.split("train")
+    if name == "nearest-train":
+        return NearestTrainingCine(train)
+    if name == "group-mean":
+        return GroupMeanCine(train)
+    raise ValueError(f"Unknown generator {name!r}; known: real, nearest-train, group-mean")

@@ -1,0 +1,52 @@
+"""Cines -> measurements: segment every frame, read the area curves, estimate the subject's phenotypes."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from cardiosynth.cine import Cine
+from cardiosynth.measure.curves import CineMeasurements, measure_labels
+from cardiosynth.measure.estimator import PhenotypeEstimator
+from cardiosynth.models.segmenter import load_segmenter, segment_cine
+
+
+class CineMeasurer:
+    """Holds the bundled segmenter (and phenotype estimator, when fitted) and measures lists of cines."""
+
+    def __init__(self, segmenter="segmenter", estimator: str | PhenotypeEstimator | None = "phenotype_estimator"):
+        self.segmenter = load_segmenter(segmenter) if isinstance(segmenter, str) else segmenter
+        if isinstance(estimator, str):
+            estimator = PhenotypeEstimator.load(estimator)
+        self.estimator = estimator
+
+    def curves(self, cines: Sequence[Cine]) -> list[CineMeasurements]:
+        if len(cines) == 0:
+            raise ValueError("No cines to measure")
+        out = []
+        for cine in cines:
+            if not isinstance(cine, Cine):
+                raise TypeError(f"Expected Cine objects, got {type(cine).__name__}")
+            labels = segment_cine(self.segmenter, cine.frames, valid=cine.valid)
+            out.append(measure_labels(labels, cine.spacing_mm, cine.valid))
+        return out
+
+    def measure(self, cines: Sequence[Cine]) -> tuple[pd.DataFrame, list[CineMeasurements]]:
+        """One row per cine: area features, ED/ES, FAC, slice position and (if fitted) estimated phenotypes."""
+        curves = self.curves(cines)
+        table = pd.DataFrame([c.as_row() for c in curves])
+        table["slice_position"] = [c.slice_position for c in cines]
+        if self.estimator is not None:
+            estimates = self.estimator.predict(table).add_prefix("est_")
+            table = pd.concat([table, estimates], axis=1)
+        return table, curves
+
+
+def stack_frames(cines: Sequence[Cine]) -> np.ndarray:
+    """(N, T, H, W) array of a list of equally shaped cines, with a clear error when shapes differ."""
+    shapes = {c.shape for c in cines}
+    if len(shapes) != 1:
+        raise ValueError(f"Cines of different shapes cannot be compared as one set: {sorted(shapes)}")
+    return np.stack([c.frames for c in cines])

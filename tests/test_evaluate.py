@@ -1,0 +1,60 @@
+"""The evaluation command end to end on a tiny prepared set (fixture patients), with the bundled instruments."""
+
+import json
+
+import numpy as np
+import pytest
+
+from acdc_fixture import write_acdc, write_split
+from cardiosynth.data.dataset import load_prepared
+from cardiosynth.data.prepare import CONFIGS, prepare_acdc
+from cardiosynth.measure import evaluate
+from cardiosynth.measure.generators import GroupMeanCine, NearestTrainingCine, RealCines, check_conditions
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tiny")
+    patients = {"patient001": "NOR", "patient002": "DCM", "patient003": "NOR", "patient004": "HCM"}
+    root = write_acdc(tmp / "acdc", patients)
+    split = write_split(tmp / "split.csv", patients)
+    text = split.read_text().replace("patient003,NOR,train", "patient003,NOR,val").replace(
+        "patient004,HCM,train", "patient004,HCM,val")
+    split.write_text(text)
+    prepare_acdc(root, CONFIGS["default"], tmp / "prepared", split, progress=False)
+    return tmp / "prepared"
+
+
+def test_report_command_runs_on_a_tiny_set(tiny_dataset, tmp_path):
+    out = tmp_path / "report"
+    report = evaluate.run(["real", "nearest-train", "group-mean"], "val", out, str(tiny_dataset), command="test")
+    for name in ("report.json", "report.md", "adherence.png", "curves.png", "nearest_neighbour.png"):
+        assert (out / name).stat().st_size > 0, name
+    saved = json.loads((out / "report.json").read_text())
+    assert [g["generator"] for g in saved["generators"]] == ["real-val", "nearest-train", "group-mean"]
+    real, nearest = saved["generators"][0], saved["generators"][1]
+    assert real["nearest_train_rmse"]["median"] == pytest.approx(report["real_nearest_train_rmse_median"])
+    assert real["frechet_to_train"]["value"] == pytest.approx(saved["frechet_floor_real_heldout_to_train"]["value"])
+    assert nearest["nearest_train_rmse"]["median"] == pytest.approx(0, abs=1e-6)  # copies are flagged
+    assert nearest["nearest_train_rmse"]["share_closer_than_real_p05"] == 1.0
+    assert "LVEDV" in real["adherence"] and "Fréchet" in (out / "report.md").read_text()
+
+
+def test_generators_follow_the_contract(tiny_dataset):
+    dataset = load_prepared(tiny_dataset)
+    real = RealCines(dataset, "val")
+    conditions = real.conditions()
+    cines = real.generate(conditions)
+    assert len(cines) == len(conditions) and cines[0].source.startswith("real:")
+    copies = NearestTrainingCine(dataset.split("train")).generate(conditions)
+    assert all(c.source.startswith("synthetic:nearest-train") for c in copies)
+    means = GroupMeanCine(dataset.split("train")).generate(conditions)
+    assert means[0].frames.shape == (16, 64, 64) and 0 <= means[0].frames.min() <= means[0].frames.max() <= 1
+    with pytest.raises(ValueError, match="No conditions"):
+        check_conditions(conditions.iloc[:0])
+    with pytest.raises(ValueError, match="lack columns: LVEDV"):
+        check_conditions(conditions.drop(columns=["LVEDV"]))
+    broken = conditions.copy()
+    broken.loc[0, "LVEF"] = np.nan
+    with pytest.raises(ValueError, match="missing values"):
+        check_conditions(broken)

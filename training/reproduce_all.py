@@ -1,0 +1,46 @@
+"""Reproduce every bundled weight from the data, in dependency order.
+
+    python -m training.reproduce_all [--config default|paper] [--from STEP] [--only STEP]
+
+Steps (each is also its own command): prepare the ACDC cines -> segmenter -> cine encoder -> phenotype
+estimator (needs the segmenter) -> phenotype VAE. Stops at the first failure; rerun with ``--from`` to go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+STEPS = {
+    "prepare": ["-m", "cardiosynth.data", "prepare", "--config", "{config}"],
+    "segmenter": ["-m", "training.train_segmenter", "--config", "{config}", "--out", "weights/segmenter{suffix}"],
+    "cine_encoder": ["-m", "training.train_cine_encoder", "--config", "{config}", "--out", "weights/cine_encoder{suffix}"],
+    "phenotype_estimator": ["-m", "training.fit_phenotype_estimator", "--dataset", "{config}",
+                            "--segmenter", "weights/segmenter{suffix}", "--out", "weights/phenotype_estimator{suffix}"],
+    "phenotype_vae": ["-m", "training.train_phenotype_vae", "--out", "weights/phenotype_vae"],
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", choices=["default", "paper"], default="default")
+    parser.add_argument("--from", dest="start", choices=list(STEPS), default="prepare")
+    parser.add_argument("--only", choices=list(STEPS))
+    args = parser.parse_args()
+    names = [args.only] if args.only else list(STEPS)[list(STEPS).index(args.start):]
+    for name in names:
+        suffix = "" if args.config == "default" else f"_{args.config}"  # paper weights never overwrite the bundled ones
+        command = [sys.executable] + [part.format(config=args.config, suffix=suffix) for part in STEPS[name]]
+        print(f"==> {name}: {' '.join(command[1:])}", flush=True)
+        started = time.perf_counter()
+        if subprocess.run(command).returncode != 0:
+            print(f"step {name} failed; fix it and rerun with --from {name}", file=sys.stderr)
+            return 1
+        print(f"<== {name} done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
