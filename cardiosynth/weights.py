@@ -74,6 +74,20 @@ def save_pretrained(
     return folder
 
 
+def config_from_dict(cls, values: dict):
+    """Rebuild a config dataclass from ``config.json``: lists back to tuples; unknown keys are an error,
+    not silently ignored, so a config written by other code cannot load as something it is not."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise ValueError(f"Unknown {cls.__name__} fields in config.json: {sorted(unknown)}")
+
+    def tuples(value):
+        return tuple(tuples(v) for v in value) if isinstance(value, list) else value
+
+    return cls(**{k: tuples(v) for k, v in values.items()})
+
+
 def read_config(folder_or_name: str | Path) -> dict:
     return json.loads((resolve(folder_or_name) / CONFIG_FILE).read_text())
 

@@ -46,6 +46,7 @@ from torch import nn
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.phenotypes import PhenotypeError
+from cardiosynth.weights import config_from_dict
 
 COORDINATES = ("log LVEDV", "logit(LVESV/LVEDV)", "log LVM", "log RVEDV", "logit(RVESV/RVEDV)")
 SIDES = {"LV": (0, 1), "RV": (3, 4)}  # the coordinate pair of each ventricle; LVM is coordinate 2
@@ -106,16 +107,20 @@ class PhenotypeVAEConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "PhenotypeVAEConfig":
-        """Rebuild from ``config.json`` (lists back to tuples; unknown keys are an error, not ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f"Unknown PhenotypeVAEConfig fields in config.json: {sorted(unknown)}")
+        return config_from_dict(cls, values)
 
-        def tuples(v):
-            return tuple(tuples(x) for x in v) if isinstance(v, list) else v
 
-        return cls(**{k: tuples(v) for k, v in values.items()})
+def _set_direct_locks(u: np.ndarray, state, i: int, j: int) -> bool:
+    """Write locks that fix coordinates directly (both volumes, EDV alone, EF alone); False for other kinds."""
+    if state.kind == "fixed":
+        u[i], u[j] = state.u
+    elif state.kind == "EDV":
+        u[i] = state.u[0]
+    elif state.kind == "EF":
+        u[j] = state.u[1]
+    else:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------- coordinates
@@ -706,13 +711,7 @@ class PhenotypeVAE(nn.Module):
             u = mu[k] + sigma * noise[r]  # free coordinates drawn from the decoder given z_k
             for side, (i, j) in SIDES.items():
                 st = states[side]
-                if st.kind == "fixed":
-                    u[i], u[j] = st.u
-                elif st.kind == "EDV":
-                    u[i] = st.u[0]
-                elif st.kind == "EF":
-                    u[j] = st.u[1]
-                elif st.kind in ("ESV", "SV"):
+                if not _set_direct_locks(u, st, i, j) and st.kind in ("ESV", "SV"):
                     u_ratio, p = grids[side]
                     cell = rng.choice(p.shape[1], p=p[k])
                     u[j] = u_ratio[k, cell] + sigma[j] * (grid_t[1] - grid_t[0]) * (rng.random() - 0.5)
@@ -728,13 +727,7 @@ class PhenotypeVAE(nn.Module):
         u = (w[:, None] * mu).sum(0)
         for side, (i, j) in SIDES.items():
             st = states[side]
-            if st.kind == "fixed":
-                u[i], u[j] = st.u
-            elif st.kind == "EDV":
-                u[i] = st.u[0]
-            elif st.kind == "EF":
-                u[j] = st.u[1]
-            elif st.kind in ("ESV", "SV"):
+            if not _set_direct_locks(u, st, i, j) and st.kind in ("ESV", "SV"):
                 u_ratio, p = grids[side]
                 u[j] = float((w * (p * u_ratio).sum(1)).sum())
                 u[i] = st.log_value - float(_log_sigmoid(np.array(u[j] if st.kind == "ESV" else -u[j])))

@@ -15,7 +15,6 @@ the two cannot drift. Inference folds each BatchNorm into the convolution before
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -24,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from cardiosynth.weights import config_from_dict
 
 BACKGROUND, RV, MYO, LV = 0, 1, 2, 3
 LABEL_NAMES = {RV: "RV", MYO: "MYO", LV: "LV"}
@@ -76,12 +77,7 @@ class SegmenterConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "SegmenterConfig":
-        """Rebuild from ``config.json`` (lists back to tuples; unknown keys are an error, not ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f"Unknown SegmenterConfig fields in config.json: {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        return config_from_dict(cls, values)
 
 
 CONFIGS = {
