@@ -1,0 +1,47 @@
+"""CardioSynth web app: ``python app.py [--port 7860]`` serves it on http://127.0.0.1:7860.
+
+The port comes from ``--port``, else the environment variable CARDIOSYNTH_PORT, else 7860. Bundled weights
+only, CPU, no network at run time and no analytics. The UI lives in ``cardiosynth/app``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+import time
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # must be set before gradio is imported
+
+
+def main(argv: list[str] | None = None) -> None:
+    t0 = time.perf_counter()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("CARDIOSYNTH_PORT", 7860)),
+                        help="port on 127.0.0.1 (default: $CARDIOSYNTH_PORT or 7860)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("CARDIOSYNTH_TORCH_THREADS", 1)),
+                        help="torch CPU threads (default 1: the app's models are tiny)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up checks, one line per request
+
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    from cardiosynth.app import build_app, launch_kwargs
+
+    from cardiosynth.app.ecg_view import warm_up
+
+    log = logging.getLogger("cardiosynth.app")
+    demo = build_app()
+    demo.launch(server_name=args.host, server_port=args.port, prevent_thread_lock=True,
+                **launch_kwargs())
+    log.info("Serving on http://%s:%d (%.1f s after start)", args.host, args.port, time.perf_counter() - t0)
+    threading.Thread(target=warm_up, name="ecg-warm-up", daemon=True).start()  # neurokit2 imports slowly
+    demo.block_thread()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""The CardioSynth web app (Gradio): ``build_app()`` returns the Blocks; ``python app.py`` serves it.
+
+Layout and wiring live in :mod:`.ui`; the logic behind each tab in :mod:`.phenotype_explorer` and
+:mod:`.ecg_view`, which do not import Gradio.
+"""
+
+import os
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported anywhere: no telemetry
+
+from .ui import CSS, THEME, build_app, launch_kwargs  # noqa: E402
+
+__all__ = ["build_app", "launch_kwargs", "CSS", "THEME"]

@@ -1,0 +1,72 @@
+"""Texts shown in the app (kept here so the layout code stays short)."""
+
+CINE_NOTE_PHENOTYPE = (
+    "**Cine generation from these phenotypes arrives with the phenotype\u2192cine model (not yet trained in this "
+    "build).** This tab works with the bundled phenotype VAE only: it samples, completes and scores phenotype "
+    "sets. No cine is shown because no cine generator is bundled yet."
+)
+
+CINE_NOTE_ECG = (
+    "**ECG\u2192cine generation arrives with the ECG\u2192cine model (not yet trained in this build).** This tab "
+    "reads and analyses the ECG (R peaks, heart rate, quality, QT/RR, cardiac phase and the cycle a future "
+    "model would use). No cine is shown because no ECG\u2192cine model is bundled yet."
+)
+
+DISCLAIMER = "Synthetic research images and research software: **not for diagnosis** or any clinical decision."
+
+DERIVED_HELP = (
+    "SV and EF are derived (SV = EDV \u2212 ESV, EF = 100 \u00d7 SV / EDV) and always follow the volumes. Moving an "
+    "EDV, ESV or LVM slider keeps the other volumes and recomputes SV and EF. Moving an **EF** or **SV** slider "
+    "keeps that ventricle's EDV and moves its ESV. Values are rounded to 0.01. Tick **lock** on the phenotypes "
+    "to keep, then **Complete the rest**: the VAE fills in the unlocked ones consistently (most likely values, "
+    "or a random draw with the temperature and seed)."
+)
+
+ABOUT = """
+## What CardioSynth is
+
+CardioSynth generates synthetic short-axis cine cardiac MRI under clinically meaningful control, a set of cardiac
+phenotypes (LVEDV, LVEF, LVM, RVEDV, ...) or a 12-lead ECG, lets clinicians explore it in this app, and lets a team
+check in blinded reader studies whether readers can tell it from real cines. It implements two published methods
+behind one interface: **CPGG** (phenotype \u2192 cine; Li et al., MICCAI 2025) and **ECGFlowCMR** (ECG \u2192 cine;
+Fang, Ding et al.).
+
+## What this build contains
+
+The cine generators (phenotype \u2192 cine and ECG \u2192 cine) are **not trained yet**, so this app shows no cines.
+What works now:
+
+| bundled model | what it does here | model card |
+|---|---|---|
+| Phenotype VAE (CPGG stage 1) | samples consistent phenotype sets, completes partly locked sets, scores plausibility (Phenotype explorer tab) | `weights/phenotype_vae/README.md` |
+| Cine segmenter (2D U-Net, LV / MYO / RV) | measuring instrument for generated cines (not used in the app yet) | `weights/segmenter/README.md` |
+| Cine encoder (small 3D CNN) | feature space of the Fr\u00e9chet distance used to judge generators (not used in the app yet) | `weights/cine_encoder/README.md` |
+| Phenotype estimator (ridge regressions on segmenter measurements) | estimates phenotypes from one slice cine, to check control adherence (not used in the app yet) | `weights/phenotype_estimator/README.md` |
+
+The ECG tab uses no learned model: reading (WFDB, EDF, DICOM, HL7 aECG, Philips, GE MUSE, CardioSoft XML, CSV,
+NumPy) and processing (neurokit2 R peaks, quality, QT, cardiac phase) are `cardiosynth.ecg`.
+
+## Data and licences
+
+- **ACDC** (Automated Cardiac Diagnosis Challenge) subset: short-axis cines and phenotypes of 85 patients in five
+  groups (normal, previous infarction, dilated and hypertrophic cardiomyopathy, abnormal right ventricle).
+  Licensed **CC BY-NC-SA 4.0** (research, non-commercial): every bundled model above was trained on it and
+  carries that licence. Cite O. Bernard et al., IEEE TMI 37(11):2514\u20132525, 2018,
+  doi:10.1109/TMI.2018.2837502.
+- **LUDB** ECGs (Lobachevsky University Electrocardiography Database), **ODC-By 1.0**. Cite A. I. Kalyakulina
+  et al., IEEE Access 8:186181\u2013186190, 2020. The other example ECGs are redistributable test files
+  (CC0 / MIT); see `assets/ecg/README.md`.
+- Code: Apache-2.0.
+
+The phenotype VAE learned from 60 ACDC training patients (about 12 per diagnostic group); it does not know age,
+sex or body size, and UK Biobank hearts are outside what it has seen. Its plausibility percentile compares a set
+with 73 real ACDC patients (training + validation).
+
+## Privacy and network
+
+The app runs locally, makes no network requests at run time and sends no analytics. Uploaded ECGs are analysed
+on this server; Gradio keeps uploads in its temporary folder and the app deletes them after an hour. CardioSynth
+stores nothing else.
+
+**Outputs are synthetic research images and research software results, not for diagnosis.**
+"""

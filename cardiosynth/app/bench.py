@@ -1,0 +1,159 @@
+"""``python -m cardiosynth.app.bench``: time the app as a user meets it; prints JSON.
+
+- ``cold_start_s``: from spawning ``python app.py --port P`` to the first ``GET /`` answered 200 (page served).
+- ``client_ms``: gradio_client round trips (queue included) for ``/sample``, ``/plausibility`` and
+  ``/ecg_example`` (the first ECG call is reported apart: it may pay for importing the ECG stack).
+- ``browser`` (``--browser``): headless Chromium clicks "Sample a heart" and waits until the plausibility
+  indicator shows the new heart (click -> result on screen), then until the population plot shows it.
+
+The server is a separate process started and stopped by this command; nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from cardiosynth.paths import REPO_ROOT
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stats(ms: list[float]) -> dict:
+    ordered = sorted(ms)
+    return {"n": len(ms), "median": round(statistics.median(ms), 1), "min": round(ordered[0], 1),
+            "p90": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 1), "max": round(ordered[-1], 1)}
+
+
+def _wait_for_page(url: str, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited with status {process.returncode} before serving the page")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"no page at {url} after {timeout:g} s")
+
+
+def _client_latency(url: str, repeats: int) -> dict:
+    from gradio_client import Client
+
+    from cardiosynth import phenotypes as ph
+
+    client = Client(url, verbose=False, download_files=False)
+    sample_ms, score_ms, ecg_ms = [], [], []
+    values = None
+    for i in range(repeats):
+        t = time.perf_counter()
+        result = client.predict(1.0, i, api_name="/sample")
+        sample_ms.append(1000 * (time.perf_counter() - t))
+        values = list(result[:len(ph.NAMES)])
+    for i in range(repeats):
+        values[4] = 100.0 + i  # LVM
+        t = time.perf_counter()
+        client.predict(*values, api_name="/plausibility")
+        score_ms.append(1000 * (time.perf_counter() - t))
+    example = "LUDB record 2: sinus rhythm (WFDB)"
+    for _ in range(max(2, repeats // 4) + 1):
+        t = time.perf_counter()
+        client.predict(example, api_name="/ecg_example")
+        ecg_ms.append(1000 * (time.perf_counter() - t))
+    return {"sample": _stats(sample_ms), "plausibility": _stats(score_ms),
+            "ecg_example_first": round(ecg_ms[0], 1), "ecg_example": _stats(ecg_ms[1:])}
+
+
+def _browser_latency(url: str, repeats: int, chromium: str) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    clicks = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            t = time.perf_counter()
+            page.goto(url)
+            page.locator("#plausibility .cs-plaus").wait_for(timeout=30_000)
+            first_paint = 1000 * (time.perf_counter() - t)
+            plots = []
+            for _ in range(repeats):
+                old = page.locator("#plausibility .cs-plaus").get_attribute("data-key")
+                t = time.perf_counter()
+                page.locator("#sample-btn").click()
+                page.wait_for_function(
+                    "old => { const el = document.querySelector('#plausibility .cs-plaus');"
+                    " return el && el.dataset.key !== old; }", arg=old, timeout=30_000)
+                clicks.append(1000 * (time.perf_counter() - t))
+                lvedv = float(page.locator("#plausibility .cs-plaus").get_attribute("data-key").split(",")[0])
+                page.wait_for_function(  # the population plot follows in a chained step
+                    "v => { const gd = document.querySelector('#population-plot .js-plotly-plot');"
+                    " const line = gd && gd.data && gd.data.find(t => t.name === 'this heart');"
+                    " return line && Math.abs(line.x[0] - v) < 1e-6; }", arg=lvedv, timeout=30_000)
+                plots.append(1000 * (time.perf_counter() - t))
+        finally:
+            browser.close()
+    return {"page_load_to_indicator_ms": round(first_paint, 1), "sample_click_to_indicator_ms": _stats(clicks),
+            "sample_click_to_plot_ms": _stats(plots)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cardiosynth.app.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20, help="calls per endpoint (default 20)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for app.py (default: its own)")
+    parser.add_argument("--browser", action="store_true", help="also time clicks in headless Chromium")
+    parser.add_argument("--chromium", default=os.environ.get("CARDIOSYNTH_CHROMIUM", "/usr/bin/chromium"))
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the page")
+    args = parser.parse_args(argv)
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    command = [sys.executable, str(REPO_ROOT / "app.py"), "--port", str(port)]
+    if args.threads is not None:
+        command += ["--threads", str(args.threads)]
+    report = {"command": " ".join(command), "python": platform.python_version(), "cpus": os.cpu_count(),
+              "load_average_before": [round(x, 2) for x in os.getloadavg()]}
+    t0 = time.perf_counter()
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_page(url, process, args.timeout)
+        report["cold_start_s"] = round(time.perf_counter() - t0, 2)
+        report["client_ms"] = _client_latency(url, args.repeats)
+        if args.browser:
+            if Path(args.chromium).is_file():
+                report["browser"] = _browser_latency(url, max(5, args.repeats // 2), args.chromium)
+            else:
+                report["browser"] = f"skipped: no Chromium at {args.chromium}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

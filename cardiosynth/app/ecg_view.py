@@ -1,0 +1,147 @@
+"""Logic behind the "ECG" tab: read an upload or a bundled example, process it, summarise it.
+
+Uploads arrive as one or more temporary files. A WFDB record is two files (``.hea`` header + ``.dat`` /
+``.mat`` signal), which Gradio stores in separate folders; they are copied side by side under their own
+names before reading. Every problem with the input raises :class:`~cardiosynth.ecg.EcgError`.
+
+:mod:`cardiosynth.ecg` is imported on first use (neurokit2 takes seconds to import), so the app starts faster;
+``warm_up()`` imports it ahead of the first request.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from cardiosynth.paths import REPO_ROOT
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+EXAMPLE_DIR = REPO_ROOT / "assets" / "ecg"
+#: Bundled examples (assets/ecg/README.md gives sources and licences).
+EXAMPLES: dict[str, str] = {
+    "LUDB record 2: sinus rhythm (WFDB)": "ludb/2.hea",
+    "LUDB record 88: atrial fibrillation (WFDB)": "ludb/88.hea",
+    "LUDB record 34: ventricular pacing (WFDB)": "ludb/34.hea",
+    "HL7 aECG example (XML)": "Example_aECG.xml",
+    "DICOM 12-lead waveform (pydicom test file)": "waveform_ecg.dcm",
+    "Philips Sierra XML example": "129DYPRG.XML",
+}
+WFDB_SUFFIXES = (".hea", ".dat", ".mat")
+
+
+def warm_up() -> None:
+    """Import the ECG stack (neurokit2, wfdb, pydicom, ...) now rather than on the first request."""
+    import cardiosynth.ecg  # noqa: F401
+
+
+def _ecg_error(message: str) -> Exception:
+    from cardiosynth.ecg import EcgError
+
+    return EcgError(message)
+
+
+@dataclass
+class EcgResult:
+    ecg: Any  # cardiosynth.ecg.Ecg
+    analysis: Any  # cardiosynth.ecg.EcgAnalysis
+    name: str
+
+    def report(self) -> dict:
+        """What a clinician checks first; the same fields as ``python -m cardiosynth.ecg --json``."""
+        meta = self.ecg.metadata
+        summary = self.analysis.summary(self.ecg.fs)
+        summary.pop("r_peaks")
+        return {
+            "file": self.name,
+            "format": self.ecg.source_format,
+            "leads": list(self.ecg.leads),
+            "derived_leads": meta.get("derived_leads", []),
+            "flat_leads": meta.get("flat_leads", []),
+            "original_rate_hz": meta.get("original_fs"),
+            "original_duration_s": meta.get("original_duration_s"),
+            "rate_hz": self.ecg.fs,
+            "duration_s": self.ecg.duration_s,
+            "crop": meta.get("crop"),
+            "pad": meta.get("pad"),
+            "amplitudes": "mV" if self.ecg.calibrated else "not calibrated",
+            **summary,
+            "warnings": list(meta.get("warnings", [])) + list(self.analysis.warnings),
+        }
+
+    def summary_markdown(self) -> str:
+        r = self.report()
+
+        def fmt(value, unit="", scale=1.0, nd=0):
+            return "not available" if value is None else f"{value * scale:.{nd}f}{unit}"
+
+        derived = f" (derived: {', '.join(r['derived_leads'])})" if r["derived_leads"] else ""
+        duration = f"{fmt(r['original_duration_s'], ' s', nd=1)} in the file, {r['duration_s']:g} s analysed"
+        if r["crop"]:
+            duration += f" (kept {r['crop']['from_s']:g}-{r['crop']['to_s']:g} s)"
+        if r["pad"]:
+            duration += f" (padded {r['pad']['added_s']:g} s)"
+        rows = [
+            ("File", r["file"]),
+            ("Format", r["format"]),
+            ("Leads", f"{len(r['leads'])}: {', '.join(r['leads'])}{derived}"),
+            ("Sampling rate", f"{fmt(r['original_rate_hz'], ' Hz')} in the file, analysed at {r['rate_hz']} Hz"),
+            ("Duration", duration),
+            ("Amplitudes", r["amplitudes"]),
+            ("Heart rate", f"{fmt(r['heart_rate_bpm'], ' bpm')} ({r['n_beats']} beats; R peaks on lead "
+                           f"{r['r_peak_lead'] or 'none'})"),
+            ("Quality", f"{r['quality']} (score {fmt(r['quality_score'], nd=2)})"),
+            ("QT / RR", f"{fmt(r['qt_s'], ' ms', 1000)} / {fmt(r['rr_median_s'], ' ms', 1000)} = "
+                        f"{fmt(r['qt_rr'], nd=2)}"),
+            ("Selected cycle", f"{r['cycle_s'][0]:.3f}-{r['cycle_s'][1]:.3f} s" if r["cycle_s"] else "none found"),
+            ("Warnings", "<br>".join(_escape_cell(w) for w in r["warnings"]) or "none"),
+        ]
+        lines = ["| Property | Value |", "|---|---|"] + [f"| **{k}** | {_escape_cell(str(v)) if k != 'Warnings' else v} |"
+                                           for k, v in rows]
+        return "\n".join(lines)
+
+    def figure(self) -> "go.Figure":
+        from cardiosynth.ecg import plot_ecg
+
+        return plot_ecg(self.ecg, self.analysis)
+
+
+def _escape_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def analyse_path(path: str | Path, name: str | None = None) -> EcgResult:
+    from cardiosynth.ecg import process_ecg, read_ecg
+
+    ecg = read_ecg(path)
+    return EcgResult(ecg, process_ecg(ecg), name or Path(path).name)
+
+
+def analyse_example(label: str) -> EcgResult:
+    if label not in EXAMPLES:
+        raise ValueError(f"Unknown example {label!r}; choose one of: {', '.join(EXAMPLES)}")
+    return analyse_path(EXAMPLE_DIR / EXAMPLES[label], name=f"{EXAMPLES[label]} (bundled example)")
+
+
+def analyse_upload(files: str | Path | Sequence[str | Path] | None) -> EcgResult:
+    """One ECG file, or the header and signal file(s) of one WFDB record."""
+    if files is None or (not isinstance(files, (str, Path)) and len(files) == 0):
+        raise _ecg_error("No file was uploaded. Choose an ECG file, or pick a bundled example.")
+    paths = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
+    if len(paths) == 1:
+        return analyse_path(paths[0])
+    suffixes = {p.suffix.lower() for p in paths}
+    if not suffixes <= set(WFDB_SUFFIXES) or ".hea" not in suffixes:
+        raise _ecg_error("Upload one ECG file at a time. Several files are accepted only for one WFDB record "
+                       "(its .hea header and its .dat or .mat signal file).")
+    headers = [p for p in paths if p.suffix.lower() == ".hea"]
+    if len(headers) > 1:
+        raise _ecg_error("These files hold more than one WFDB record (several .hea headers); upload one record.")
+    with tempfile.TemporaryDirectory(prefix="cardiosynth-wfdb-") as folder:
+        for p in paths:
+            shutil.copyfile(p, Path(folder) / p.name)
+        return analyse_path(Path(folder) / headers[0].name, name=" + ".join(p.name for p in paths))

@@ -1,0 +1,38 @@
+"""Turn any exception raised while handling a click into one sentence for the page.
+
+Expected problems (a phenotype set that cannot hold, an ECG file that cannot be read, a bad number) carry
+messages written for the user and are shown as they are. Anything else is a bug: the page says so in one
+sentence and the traceback goes to the server log, never to the page.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import sys
+
+from cardiosynth.phenotypes import PhenotypeError
+
+log = logging.getLogger("cardiosynth.app")
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """PhenotypeError, ValueError and, once cardiosynth.ecg is imported (it is imported lazily: neurokit2
+    takes seconds to import), EcgError; an EcgError cannot be raised before its module is loaded."""
+    ecg = sys.modules.get("cardiosynth.ecg")
+    return (PhenotypeError, ValueError) + ((ecg.EcgError,) if ecg is not None else ())
+
+
+def user_message(err: BaseException, action: str) -> str:
+    """The sentence the page shows for ``err`` raised while ``action`` (e.g. "sampling a heart")."""
+    if isinstance(err, expected_errors()):
+        log.info("%s: %s: %s", action, type(err).__name__, err)
+        return str(err) or f"{type(err).__name__} while {action}"
+    log.exception("Unexpected error while %s", action)
+    return (f"Something went wrong inside CardioSynth while {action} ({type(err).__name__}). "
+            "This is a bug, not a problem with your input; the details are in the server log.")
+
+
+def error_box(message: str) -> str:
+    """A red Markdown/HTML box for the page (escaped)."""
+    return f'<div class="cs-error" role="alert"><b>Cannot do this:</b> {html.escape(message)}</div>'

@@ -1,0 +1,256 @@
+"""Logic behind the "Phenotype explorer" tab, free of Gradio so it can be tested and reused.
+
+The explorer holds one phenotype set (all nine schema phenotypes). The five independent phenotypes (LVEDV,
+LVESV, LVM, RVEDV, RVESV) are the state; SV and EF are always recomputed from them, so the set shown is
+consistent by construction:
+
+- editing an independent phenotype keeps the other independent ones and recomputes SV and EF;
+- editing an EF keeps that ventricle's EDV and sets ESV = EDV x (1 - EF / 100);
+- editing an SV keeps that ventricle's EDV and sets ESV = EDV - SV.
+
+Values are rounded to 0.01 (mL, g, %); derived values are computed from the rounded volumes, so
+EF = 100 x SV / EDV holds to the rounding of EF (0.005 %).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from cardiosynth import phenotypes as ph
+from cardiosynth.models.phenotype_vae import Plausibility, PhenotypeVAE
+from cardiosynth.phenotypes import PhenotypeError
+
+log = logging.getLogger("cardiosynth.app")
+
+DECIMALS = 2
+#: The starting set: the VAE's most likely heart given normal ejection fractions (a typical healthy heart).
+HEALTHY_LOCKS = {"LVEF": 62.0, "RVEF": 55.0}
+POPULATION_SIZE = 2000
+POPULATION_SEED = 0
+N_BINS = 40
+STATUS_WORDS = {"green": "Plausible", "amber": "Unusual", "red": "Implausible"}
+STATUS_COLOURS = {"green": "#1a7f37", "amber": "#b26b00", "red": "#c62828"}
+
+
+def _round(x: float) -> float:
+    return round(float(x), DECIMALS)
+
+
+def consistent(values: Mapping[str, float], edited: str | Sequence[str] | None = None) -> dict[str, float]:
+    """All nine phenotypes, derived ones recomputed from the volumes (see the module docstring).
+
+    ``edited`` names the phenotype(s) the user just changed or locked; a derived one (SV or EF) moves that
+    ventricle's ESV to honour it (EF first when both are named). Raises PhenotypeError for sets that
+    cannot hold."""
+    edited = {edited} if isinstance(edited, str) else set(edited or ())
+    missing = [n for n in ph.INDEPENDENT if n not in values or values[n] is None]
+    missing += [n for n in edited if n in ph.DERIVED and values.get(n) is None]
+    if missing:
+        raise PhenotypeError(f"Missing value(s): {', '.join(missing)}")
+    out = {n: _round(values[n]) for n in ph.INDEPENDENT}
+    for side in ("LV", "RV"):
+        edv, esv = f"{side}EDV", f"{side}ESV"
+        if f"{side}EF" in edited:
+            ef = float(values[f"{side}EF"])
+            if not 0 < ef < 100:
+                raise PhenotypeError(f"{side}EF must be between 0 and 100 %, got {ef:g} %")
+            out[esv] = _round(out[edv] * (1.0 - ef / 100.0))
+        elif f"{side}SV" in edited:
+            out[esv] = _round(out[edv] - float(values[f"{side}SV"]))
+        if not 0 < out[esv] < out[edv]:
+            raise PhenotypeError(
+                f"{esv} ({out[esv]:g} mL) must be positive and smaller than {edv} ({out[edv]:g} mL): "
+                f"a ventricle cannot hold more blood at end-systole than at end-diastole. "
+                f"Lower {esv} or raise {edv}.")
+        out[f"{side}SV"] = _round(out[edv] - out[esv])
+        out[f"{side}EF"] = _round(100.0 * (out[edv] - out[esv]) / out[edv])
+    ordered = {n: out[n] for n in ph.NAMES}
+    ph.validate(ordered)
+    return ordered
+
+
+@dataclass
+class Scored:
+    """One phenotype set with its plausibility, as the tab shows it."""
+
+    values: dict[str, float]
+    plausibility: Plausibility
+    note: str = ""  # how the set came about, e.g. "Sampled at temperature 1.0, seed 3"
+
+    def as_dict(self) -> dict:
+        p = self.plausibility
+        return {"phenotypes": self.values, "note": self.note,
+                "plausibility": {"status": p.status, "percentile": round(p.percentile, 1),
+                                 "reasons": list(p.reasons),
+                                 "expected_given_others": {k: [round(x, 1) for x in v] for k, v in p.expected.items()},
+                                 "z_given_others": {k: round(v, 2) for k, v in p.conditional_z.items()}}}
+
+
+class PhenotypeExplorer:
+    """The phenotype VAE plus what the tab needs around it (start set, population, plot, indicator)."""
+
+    def __init__(self, vae: PhenotypeVAE | None = None, population_size: int = POPULATION_SIZE):
+        self.vae = vae if vae is not None else PhenotypeVAE.from_pretrained()
+        self.population = self.vae.sample(population_size, temperature=1.0, seed=POPULATION_SEED)
+        self.population_label = f"VAE samples (temperature 1, n = {population_size})"
+        self.real = _real_training_patients()
+        self._bins = {name: self._histogram(name) for name in ph.NAMES}
+        self._base = json.loads(self.figure(None).to_json())  # population only; figure_json adds this heart
+        self.start = consistent(self.vae.complete(HEALTHY_LOCKS, temperature=0.0, seed=0).iloc[0].to_dict())
+
+    # ------------------------------------------------------------------ actions
+    def score(self, values: Mapping[str, float], edited: str | Sequence[str] | None = None, note: str = "") -> Scored:
+        values = consistent(values, edited)
+        return Scored(values, self.vae.plausibility({n: values[n] for n in ph.INDEPENDENT}), note)
+
+    def sample(self, temperature: float, seed: int) -> Scored:
+        temperature, seed = _temperature(temperature), _seed(seed)
+        row = self.vae.sample(1, temperature=temperature, seed=seed).iloc[0].to_dict()
+        return self.score(row, note=f"Sampled from the phenotype VAE at temperature {temperature:g}, seed {seed}.")
+
+    def complete(self, values: Mapping[str, float], locked: Sequence[str], random: bool = False,
+                 temperature: float = 1.0, seed: int = 0) -> Scored:
+        locked = [n for n in ph.NAMES if n in set(locked)]
+        if not locked:
+            raise PhenotypeError("Nothing is locked: tick the lock box of the phenotypes to keep, "
+                                 "then press \u201cComplete the rest\u201d.")
+        if len(locked) == len(ph.NAMES):
+            raise PhenotypeError("Every phenotype is locked, so there is nothing to complete: unlock some.")
+        locks = {n: float(values[n]) for n in locked}
+        t = _temperature(temperature) if random else 0.0
+        s = _seed(seed)
+        row = self.vae.complete(locks, n=1, temperature=t, seed=s).iloc[0].to_dict()
+        # the VAE returns locked independent values exactly and locked SV / EF to float precision; let a locked
+        # SV / EF set ESV after rounding (unless ESV itself is locked), so the lock survives the rounding to 0.01
+        edited = [n for n in locked if n in ph.DERIVED and f"{n[:2]}ESV" not in locked]
+        row.update({n: locks[n] for n in edited})
+        how = (f"a random completion at temperature {t:g}, seed {s}" if random
+               else "the most likely completion (temperature 0)")
+        return self.score(row, edited=edited,
+                          note=f"Completed by the phenotype VAE around {', '.join(locked)} locked: {how}.")
+
+    # ------------------------------------------------------------------ views
+    def status_html(self, scored: Scored) -> str:
+        p, cfg = scored.plausibility, self.vae.config
+        n_ref = len(cfg.calibration_log_density)
+        colour = STATUS_COLOURS[p.status]
+        key = ",".join(f"{scored.values[n]:.2f}" for n in ph.NAMES)
+        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in p.reasons) or "<li>No phenotype stands out given the others.</li>"
+        note = f'<div class="cs-note-line">{html.escape(scored.note)}</div>' if scored.note else ""
+        return (
+            f'<div class="cs-plaus" data-status="{p.status}" data-key="{key}" style="border-color:{colour}">'
+            f'<div class="cs-plaus-head"><span class="cs-light" style="background:{colour}"></span>'
+            f'<span class="cs-plaus-word" style="color:{colour}">{STATUS_WORDS[p.status]} ({p.status})</span>'
+            f'<span class="cs-plaus-pct">more likely than {p.percentile:.0f} % of the {n_ref} real reference '
+            f'patients ({html.escape(cfg.calibration_source or "ACDC")})</span></div>'
+            f'<ul class="cs-reasons">{reasons}</ul>{note}</div>')
+
+    def legend_markdown(self) -> str:
+        cfg = self.vae.config
+        return (f"**Green**: like the real patients. **Amber**: unusual: less likely than "
+                f"{100 - cfg.amber_percentile:g} % of the real reference patients, a phenotype more than "
+                f"{cfg.amber_z:g} SD from what the others predict, or beyond every training patient. **Red**: "
+                f"values that contradict each other, more than {cfg.red_z:g} SD off, or far less likely than any "
+                f"real patient. The percentile is the share of real reference patients (ACDC "
+                f"{cfg.calibration_source or ''}) whose phenotype set the VAE finds less likely than this one.")
+
+    def figure(self, scored: Scored | None) -> go.Figure:
+        """This set (red line) against the population: one histogram per phenotype."""
+        fig = make_subplots(rows=3, cols=3, subplot_titles=[ph.BY_NAME[n].label for n in ph.NAMES],
+                            horizontal_spacing=0.06, vertical_spacing=0.14)
+        colour = STATUS_COLOURS[scored.plausibility.status] if scored else "#c62828"
+        for k, name in enumerate(ph.NAMES):
+            row, col = divmod(k, 3)
+            centres, density, width = self._bins[name]
+            fig.add_trace(go.Bar(x=centres, y=density, width=width, marker={"color": "#9db4d0"},
+                                 name=self.population_label, legendgroup="pop", showlegend=k == 0,
+                                 hovertemplate=f"{name} %{{x:.0f}}: %{{y:.3f}}<extra></extra>"),
+                          row=row + 1, col=col + 1)
+            top = float(density.max()) if density.size else 1.0
+            if self.real is not None:
+                fig.add_trace(go.Scatter(x=self.real[name], y=np.full(len(self.real), -0.06 * top), mode="markers",
+                                         marker={"symbol": "line-ns-open", "size": 8, "color": "#37474f"},
+                                         name=f"real ACDC training patients (n = {len(self.real)})",
+                                         legendgroup="real", showlegend=k == 0,
+                                         hovertemplate=f"{name} %{{x:.0f}} (real patient)<extra></extra>"),
+                              row=row + 1, col=col + 1)
+            if scored is not None:
+                v = scored.values[name]
+                fig.add_trace(go.Scatter(x=[v, v], y=[0, 1.08 * top], mode="lines", line={"color": colour, "width": 3},
+                                         name="this heart", legendgroup="this", showlegend=k == 0,
+                                         hovertemplate=f"this heart: {name} {v:.1f} {ph.BY_NAME[name].unit}<extra></extra>"),
+                              row=row + 1, col=col + 1)
+            fig.update_yaxes(showticklabels=False, row=row + 1, col=col + 1)
+        fig.update_layout(height=580, template="plotly_white", bargap=0, margin={"l": 20, "r": 20, "t": 70, "b": 20},
+                          legend={"orientation": "h", "y": -0.06, "yanchor": "top", "x": 0.5, "xanchor": "center"})
+        return fig
+
+    def figure_json(self, values: Mapping[str, float], status: str) -> str:
+        """``figure(...)`` of this set as plotly JSON, built from a cached population figure (~100x faster than
+        building the figure with plotly's validators on every slider move)."""
+        colour = STATUS_COLOURS.get(status, "#c62828")
+        lines = []
+        for k, name in enumerate(ph.NAMES):
+            v, top = float(values[name]), float(self._bins[name][1].max())
+            axis = "" if k == 0 else str(k + 1)
+            lines.append({"type": "scatter", "x": [v, v], "y": [0, 1.08 * top], "mode": "lines",
+                          "line": {"color": colour, "width": 3}, "name": "this heart", "legendgroup": "this",
+                          "showlegend": k == 0, "xaxis": f"x{axis}", "yaxis": f"y{axis}",
+                          "hovertemplate": f"this heart: {name} {v:.1f} {ph.BY_NAME[name].unit}<extra></extra>"})
+        return json.dumps({"data": self._base["data"] + lines, "layout": self._base["layout"]})
+
+    def _histogram(self, name: str):
+        x = self.population[name].to_numpy()
+        low, high = np.percentile(x, [0.5, 99.5])
+        edges = np.linspace(low, high, N_BINS + 1)
+        counts, edges = np.histogram(x, bins=edges, density=True)
+        return (edges[:-1] + edges[1:]) / 2, counts, float(edges[1] - edges[0])
+
+
+def _temperature(value) -> float:
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"Temperature must be a number, got {value!r}") from None
+    if not (math.isfinite(t) and 0.0 <= t <= 3.0):
+        raise ValueError(f"Temperature must be between 0 and 3, got {t:g}")
+    return t
+
+
+def _seed(value) -> int:
+    try:
+        seed = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"Seed must be a whole number, got {value!r}") from None
+    if not (math.isfinite(seed) and seed == int(seed) and 0 <= seed < 2 ** 31):
+        raise ValueError(f"Seed must be a whole number between 0 and 2147483647, got {value!r}")
+    return int(seed)
+
+
+def _real_training_patients() -> pd.DataFrame | None:
+    """The real ACDC training split's phenotypes when ../shared/data is present; None otherwise (no error)."""
+    try:
+        from cardiosynth.data.acdc import read_phenotype_csv
+        from cardiosynth.data.splits import load_split
+        from cardiosynth.paths import data_root
+
+        table = read_phenotype_csv(data_root() / "acdc")
+        if table is None:
+            return None
+        split = load_split()
+        train = table[table["patient"].map(split) == "train"]
+        return train[list(ph.NAMES)].dropna().reset_index(drop=True) if len(train) else None
+    except Exception:  # optional overlay: never stop the app for it
+        log.info("Real ACDC training phenotypes not available; the population plot shows VAE samples only",
+                 exc_info=True)
+        return None

@@ -1,0 +1,247 @@
+"""The Gradio Blocks of the CardioSynth app: layout and wiring only (logic: phenotype_explorer, ecg_view).
+
+Every handler returns a readable message instead of raising: expected problems (PhenotypeError, EcgError,
+ValueError) show their own message; anything else shows one sentence and logs the traceback (errors.py).
+
+Endpoints for ``gradio_client`` (``Client(url).predict(..., api_name=...)``):
+
+- ``/sample`` (temperature, seed) -> 9 phenotypes, status HTML, details JSON, message, next seed
+- ``/complete`` (9 phenotypes, 9 lock flags, random, temperature, seed) -> 9 phenotypes, status, details, message
+- ``/plausibility`` (9 phenotypes; SV / EF are recomputed from the volumes) -> the same outputs
+- ``/set_LVEF``, ``/set_LVSV``, ``/set_RVEF``, ``/set_RVSV`` (9 phenotypes) -> the same, moving that ventricle's ESV
+- ``/reset`` () -> the healthy starting set
+- ``/ecg`` (list of uploaded files) and ``/ecg_example`` (example name) -> figure, summary, details JSON, message
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: no telemetry, no version check
+
+import gradio as gr  # noqa: E402
+from gradio.components.plot import PlotData  # noqa: E402
+
+import inspect  # noqa: E402
+
+from cardiosynth import phenotypes as ph  # noqa: E402
+
+from . import about  # noqa: E402
+from .ecg_view import EXAMPLES, analyse_example, analyse_upload  # noqa: E402
+from .errors import error_box, user_message  # noqa: E402
+from .phenotype_explorer import PhenotypeExplorer, Scored  # noqa: E402
+
+CSS = """
+.cs-note { border-left: 4px solid #1565c0; background: #e3f2fd; padding: 8px 12px; border-radius: 4px; color: #0d2b4e; }
+.cs-note p { margin: 0; }
+.cs-error { border-left: 4px solid #c62828; background: #ffebee; padding: 8px 12px; border-radius: 4px; color: #5f0d0d; }
+.cs-plaus { border: 2px solid; border-radius: 6px; padding: 8px 12px; }
+.cs-plaus-head { display: flex; align-items: center; gap: 10px; flex-wrap: wrap; }
+.cs-light { display: inline-block; width: 18px; height: 18px; border-radius: 50%; }
+.cs-plaus-word { font-weight: 700; font-size: 1.1em; }
+.cs-reasons { margin: 6px 0 0 18px; }
+.cs-note-line { margin-top: 6px; font-size: 0.9em; opacity: 0.8; }
+.cs-lock { min-width: 70px !important; }
+#ecg-summary td:first-child { white-space: nowrap; }
+"""
+
+# no web fonts: the page must not reach the network
+THEME = gr.themes.Default(font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
+                          font_mono=["ui-monospace", "Consolas", "monospace"])
+
+
+def _named(fn, names):
+    """Give a ``*args`` handler named parameters, so the API page and gradio_client show real names."""
+    fn.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+    return fn
+
+
+def _named_as(names):
+    return lambda fn: _named(fn, names)
+
+
+def launch_kwargs() -> dict:
+    """Theme and CSS for ``Blocks.launch`` (Gradio 6 takes them there, not in ``Blocks``)."""
+    return {"theme": THEME, "css": CSS, "footer_links": ["api", "settings"]}
+
+
+def build_app(explorer: PhenotypeExplorer | None = None) -> gr.Blocks:
+    """The app's Blocks (queue enabled). ``explorer`` defaults to the bundled phenotype VAE."""
+    explorer = explorer if explorer is not None else PhenotypeExplorer()
+    start = explorer.score(explorer.start, note="Start: the VAE's most likely heart with normal ejection fractions "
+                                                "(LVEF 62 %, RVEF 55 %).")
+
+    with gr.Blocks(title="CardioSynth", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown("# CardioSynth\nSynthetic cine cardiac MRI under clinical control. " + about.DISCLAIMER)
+        with gr.Tabs():
+            with gr.Tab("Phenotype explorer", id="phenotypes"):
+                gr.Markdown(about.CINE_NOTE_PHENOTYPE, elem_classes=["cs-note"], elem_id="cine-note-phenotype")
+                with gr.Row():
+                    with gr.Column(scale=5):
+                        sliders, locks = {}, {}
+                        for title, names in (("Left ventricle", ("LVEDV", "LVESV", "LVSV", "LVEF", "LVM")),
+                                             ("Right ventricle", ("RVEDV", "RVESV", "RVSV", "RVEF"))):
+                            gr.Markdown(f"### {title}")
+                            for name in names:
+                                p = ph.BY_NAME[name]
+                                low, high = p.plausible_range
+                                kind = ("derived; editing it moves " + name[:2] + "ESV" if not p.independent
+                                        else "independent")
+                                with gr.Row(equal_height=True):
+                                    sliders[name] = gr.Slider(
+                                        low, high, value=start.values[name], step=0.01, precision=2,
+                                        label=p.label,
+                                        info=f"{p.description}. Plausible {low:g}-{high:g} {p.unit}; UK Biobank "
+                                             f"field {p.ukb_field}; {kind}.",
+                                        elem_id=f"slider-{name}", scale=8)
+                                    locks[name] = gr.Checkbox(False, label="lock", elem_id=f"lock-{name}",
+                                                              scale=1, min_width=70, elem_classes=["cs-lock"])
+                        gr.Markdown(about.DERIVED_HELP)
+                    with gr.Column(scale=4):
+                        status = gr.HTML(explorer.status_html(start), label="Plausibility", elem_id="plausibility")
+                        gr.Markdown(explorer.legend_markdown())
+                        with gr.Row():
+                            temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature",
+                                                    info="0 = the VAE's mean heart; 1 = like the training patients; "
+                                                         "above 1 = more unusual hearts")
+                            seed = gr.Number(0, precision=0, minimum=0, label="Seed",
+                                             info="moves on by one after each sample")
+                        with gr.Row():
+                            sample_btn = gr.Button("Sample a heart", variant="primary", elem_id="sample-btn")
+                            complete_btn = gr.Button("Complete the rest", elem_id="complete-btn")
+                            reset_btn = gr.Button("Reset to healthy start", elem_id="reset-btn")
+                        random_completion = gr.Checkbox(False, label="Random completion (use temperature and seed; "
+                                                                     "otherwise the most likely completion)")
+                        message = gr.Markdown("", label="Message", elem_id="phenotype-message")
+                        plot = gr.Plot(explorer.figure(start), label="This heart against the population",
+                                       elem_id="population-plot")
+                        gr.Markdown(f"Bars: {explorer.population_label}, a stand-in for the training population. "
+                                    + ("Ticks: the real ACDC training patients." if explorer.real is not None
+                                       else "The real training patients are not shown: `../shared/data` is not "
+                                            "available on this machine."))
+                        with gr.Accordion("Details (JSON)", open=False):
+                            details = gr.JSON(start.as_dict(), label="Phenotype set and plausibility")
+
+                values = [sliders[n] for n in ph.NAMES]
+                lock_boxes = [locks[n] for n in ph.NAMES]
+                # the plot is redrawn in a chained step (.then below): the indicator shows at once, and the
+                # browser's plotly redraw (~0.5 s on a loaded machine) follows
+                outputs = values + [status, details, message]
+
+                def view(scored: Scored) -> list:
+                    return [scored.values[n] for n in ph.NAMES] + [explorer.status_html(scored), scored.as_dict(), ""]
+
+                def failed(err: Exception, action: str, stale: bool) -> list:
+                    text = user_message(err, action)
+                    not_scored = ('<div class="cs-plaus" data-status="error" style="border-color:#888">'
+                                  '<b>Not scored</b>: this set cannot hold; see the message below.</div>')
+                    return ([gr.skip()] * len(ph.NAMES)
+                            + [not_scored if stale else gr.skip(), {"error": text}, error_box(text)])
+
+                def redraw(shown):
+                    try:
+                        if not isinstance(shown, dict) or "phenotypes" not in shown:
+                            return gr.skip()
+                        return PlotData(type="plotly", plot=explorer.figure_json(
+                            shown["phenotypes"], shown.get("plausibility", {}).get("status", "")))
+                    except Exception as err:  # noqa: BLE001
+                        user_message(err, "drawing the population plot")  # logs it
+                        return gr.skip()
+
+                def then_redraw(event):
+                    event.then(redraw, inputs=details, outputs=plot, api_visibility="private", show_progress="hidden")
+
+                @_named_as(ph.NAMES)
+                def plausibility(*vals):
+                    try:
+                        return view(explorer.score(dict(zip(ph.NAMES, vals)), note="Edited by hand."))
+                    except Exception as err:  # noqa: BLE001 - every error becomes a message
+                        return failed(err, "scoring this phenotype set", stale=True)
+
+                def setter(name: str):
+                    def set_derived(*vals):
+                        try:
+                            return view(explorer.score(dict(zip(ph.NAMES, vals)), edited=name,
+                                                       note=f"Edited by hand ({name} moved {name[:2]}ESV)."))
+                        except Exception as err:  # noqa: BLE001
+                            return failed(err, f"setting {name}", stale=True)
+                    set_derived.__name__ = f"set_{name}"
+                    return _named(set_derived, ph.NAMES)
+
+                def sample(temperature, seed):
+                    try:
+                        return view(explorer.sample(temperature, seed)) + [int(seed) + 1]
+                    except Exception as err:  # noqa: BLE001
+                        return failed(err, "sampling a heart", stale=False) + [gr.skip()]
+
+                @_named_as([*ph.NAMES, *(f"lock_{n}" for n in ph.NAMES), "random", "temperature", "seed"])
+                def complete(*args):
+                    vals, flags = args[:len(ph.NAMES)], args[len(ph.NAMES):2 * len(ph.NAMES)]
+                    rand, t, s = args[2 * len(ph.NAMES):]
+                    try:
+                        locked = [n for n, f in zip(ph.NAMES, flags) if f]
+                        return view(explorer.complete(dict(zip(ph.NAMES, vals)), locked, bool(rand), t, s))
+                    except Exception as err:  # noqa: BLE001
+                        return failed(err, "completing the phenotype set", stale=False)
+
+                def reset():
+                    return view(start)
+
+                then_redraw(gr.on([sliders[n].input for n in ph.INDEPENDENT], plausibility, inputs=values,
+                                  outputs=outputs, api_name="plausibility", trigger_mode="always_last",
+                                  show_progress="hidden"))
+                for name in ph.DERIVED:
+                    then_redraw(sliders[name].input(setter(name), inputs=values, outputs=outputs,
+                                                    api_name=f"set_{name}", trigger_mode="always_last",
+                                                    show_progress="hidden"))
+                then_redraw(sample_btn.click(sample, inputs=[temperature, seed], outputs=outputs + [seed],
+                                             api_name="sample", show_progress="minimal"))
+                then_redraw(complete_btn.click(complete, inputs=values + lock_boxes + [random_completion, temperature,
+                                                                                       seed],
+                                               outputs=outputs, api_name="complete", show_progress="minimal"))
+                then_redraw(reset_btn.click(reset, outputs=outputs, api_name="reset"))
+
+            with gr.Tab("ECG", id="ecg"):
+                gr.Markdown(about.CINE_NOTE_ECG, elem_classes=["cs-note"], elem_id="cine-note-ecg")
+                with gr.Row():
+                    upload = gr.File(file_count="multiple", label="Upload an ECG file (for WFDB: the .hea and "
+                                     ".dat together)", elem_id="ecg-upload", scale=2, height=140)
+                    example = gr.Dropdown(list(EXAMPLES), value=None, label="...or pick a bundled example",
+                                          info="LUDB (ODC-By), HL7 aECG (CC0), DICOM and Philips test files (MIT)",
+                                          elem_id="ecg-example", scale=2)
+                gr.Markdown("Formats: WFDB, EDF/EDF+, DICOM 12-lead waveform, HL7 aECG, Philips Sierra XML, GE MUSE "
+                            "XML, UK Biobank / CardioSoft XML, CSV, NumPy. The signal is resampled to 500 Hz and "
+                            "cropped or padded to 10 s. The shaded band marks the cycle a future ECG\u2192cine model "
+                            "would use.")
+                ecg_message = gr.Markdown("", label="Message", elem_id="ecg-message")
+                with gr.Row():
+                    with gr.Column(scale=2, min_width=360):
+                        ecg_summary = gr.Markdown("", label="Summary", elem_id="ecg-summary")
+                        with gr.Accordion("Details (JSON)", open=False):
+                            ecg_details = gr.JSON(None, label="ECG summary")
+                    with gr.Column(scale=5):
+                        ecg_plot = gr.Plot(label="ECG with R peaks, phase and selected cycle", elem_id="ecg-plot")
+                ecg_outputs = [ecg_plot, ecg_summary, ecg_details, ecg_message]
+
+                def ecg_view(run, action):
+                    try:
+                        result = run()
+                    except Exception as err:  # noqa: BLE001
+                        text = user_message(err, action)
+                        return [None, "", {"error": text}, error_box(text)]
+                    return [result.figure(), result.summary_markdown(), result.report(), ""]
+
+                def analyse_files(files):
+                    return ecg_view(lambda: analyse_upload(files), "reading the uploaded ECG")
+
+                def analyse_bundled(label):
+                    return ecg_view(lambda: analyse_example(label), "reading the example ECG")
+
+                upload.upload(analyse_files, inputs=upload, outputs=ecg_outputs, api_name="ecg")
+                example.input(analyse_bundled, inputs=example, outputs=ecg_outputs, api_name="ecg_example")
+
+            with gr.Tab("About", id="about"):
+                gr.Markdown(about.ABOUT)
+    demo.queue()
+    return demo

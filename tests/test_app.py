@@ -1,0 +1,192 @@
+"""The app's endpoints through gradio_client, against a server started in this process (bundled weights and
+example ECGs only; no ../shared needed). Errors must come back as one readable message, never a crash."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from cardiosynth import phenotypes as ph
+
+gradio_client = pytest.importorskip("gradio_client")
+
+from cardiosynth.app import build_app, launch_kwargs  # noqa: E402
+from cardiosynth.app.ecg_view import EXAMPLE_DIR  # noqa: E402
+from cardiosynth.app.phenotype_explorer import PhenotypeExplorer  # noqa: E402
+
+N = len(ph.NAMES)
+SINUS = "LUDB record 2: sinus rhythm (WFDB)"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    return PhenotypeExplorer()
+
+
+@pytest.fixture(scope="module")
+def client(explorer):
+    demo = build_app(explorer)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_kwargs())
+    try:
+        yield gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+    finally:
+        demo.close()
+
+
+def phenotypes(result) -> dict[str, float]:
+    return dict(zip(ph.NAMES, result[:N]))
+
+
+def assert_consistent(v: dict[str, float]) -> None:
+    for side in ("LV", "RV"):
+        edv, esv, sv, ef = (v[f"{side}{k}"] for k in ("EDV", "ESV", "SV", "EF"))
+        assert 0 < esv < edv
+        assert sv == pytest.approx(edv - esv, abs=0.011)
+        assert ef == pytest.approx(100 * sv / edv, abs=0.011)
+    assert not ph.out_of_range(v)
+
+
+def test_sample_is_consistent_reproducible_and_moves_the_seed(client):
+    first = client.predict(1.0, 3, api_name="/sample")
+    details, message, next_seed = first[N + 1], first[N + 2], first[N + 3]
+    values = phenotypes(first)
+    assert_consistent(values)
+    assert details["phenotypes"] == values
+    assert details["plausibility"]["status"] in {"green", "amber", "red"}
+    assert 0 <= details["plausibility"]["percentile"] <= 100
+    assert 'data-status="' in first[N] and message == ""
+    assert next_seed == 4
+    assert phenotypes(client.predict(1.0, 3, api_name="/sample")) == values  # same seed, same heart
+    assert phenotypes(client.predict(1.0, 4, api_name="/sample")) != values
+    mean_heart = phenotypes(client.predict(0.0, 0, api_name="/sample"))
+    assert mean_heart == phenotypes(client.predict(0.0, 99, api_name="/sample"))  # T = 0: the mean heart
+
+
+def test_complete_honours_locks(client, explorer):
+    start = dict(explorer.start, LVEDV=200.0, LVEF=35.0)  # LVEF here contradicts the volumes until completed
+    locks = [n in ("LVEDV", "LVEF") for n in ph.NAMES]
+    result = client.predict(*[start[n] for n in ph.NAMES], *locks, False, 1.0, 0, api_name="/complete")
+    values = phenotypes(result)
+    assert result[N + 2] == ""
+    assert values["LVEDV"] == 200.0
+    assert values["LVEF"] == pytest.approx(35.0, abs=0.01)
+    assert values["LVESV"] == pytest.approx(130.0, abs=0.01)
+    assert_consistent(values)
+    # a random completion honours the same locks, and differs with the seed
+    draws = [phenotypes(client.predict(*[start[n] for n in ph.NAMES], *locks, True, 1.0, s, api_name="/complete"))
+             for s in (1, 2)]
+    for d in draws:
+        assert d["LVEDV"] == 200.0 and d["LVEF"] == pytest.approx(35.0, abs=0.01)
+        assert_consistent(d)
+    assert draws[0]["LVM"] != draws[1]["LVM"]
+
+
+def test_complete_problems_are_messages(client, explorer):
+    values = [explorer.start[n] for n in ph.NAMES]
+    nothing = client.predict(*values, *[False] * N, False, 1.0, 0, api_name="/complete")
+    assert "Nothing is locked" in nothing[N + 1]["error"] and "cs-error" in nothing[N + 2]
+    # locked LVEDV + LVESV + an LVEF that contradicts them
+    bad = dict(explorer.start, LVEDV=150.0, LVESV=60.0, LVEF=30.0)
+    locks = [n in ("LVEDV", "LVESV", "LVEF") for n in ph.NAMES]
+    result = client.predict(*[bad[n] for n in ph.NAMES], *locks, False, 1.0, 0, api_name="/complete")
+    assert "disagree" in result[N + 1]["error"] and "Traceback" not in result[N + 2]
+
+
+def test_plausibility_scores_and_recomputes_derived(client, explorer):
+    start = client.predict(*[explorer.start[n] for n in ph.NAMES], api_name="/plausibility")
+    assert start[N + 1]["plausibility"]["status"] == "green"
+    assert_consistent(phenotypes(start))
+    # a big LV with a tiny mass: derived values follow the volumes, the status says why it is unusual
+    edited = dict(explorer.start, LVEDV=300.0, LVESV=80.0, LVM=40.0, RVEDV=40.0, RVESV=20.0)
+    result = client.predict(*[edited[n] for n in ph.NAMES], api_name="/plausibility")
+    values, details = phenotypes(result), result[N + 1]
+    assert values["LVSV"] == 220.0 and values["LVEF"] == pytest.approx(73.33, abs=0.01)
+    assert values["RVSV"] == 20.0 and values["RVEF"] == 50.0
+    assert details["plausibility"]["status"] == "red" and details["plausibility"]["reasons"]
+    assert 'data-status="red"' in result[N]
+
+
+def test_impossible_edit_is_a_message_not_a_crash(client, explorer):
+    edited = dict(explorer.start, LVESV=300.0)  # ESV > EDV
+    result = client.predict(*[edited[n] for n in ph.NAMES], api_name="/plausibility")
+    assert "smaller than LVEDV" in result[N + 1]["error"]
+    assert 'data-status="error"' in result[N] and "cs-error" in result[N + 2]
+
+
+def test_editing_ef_moves_esv(client, explorer):
+    edited = dict(explorer.start, LVEF=40.0)
+    values = phenotypes(client.predict(*[edited[n] for n in ph.NAMES], api_name="/set_LVEF"))
+    assert values["LVEDV"] == explorer.start["LVEDV"]
+    assert values["LVESV"] == pytest.approx(0.6 * explorer.start["LVEDV"], abs=0.006)
+    assert values["LVEF"] == pytest.approx(40.0, abs=0.01)
+    assert_consistent(values)
+
+
+def test_reset_returns_the_healthy_start(client, explorer):
+    result = client.predict(api_name="/reset")
+    assert phenotypes(result) == explorer.start
+    assert explorer.start["LVEF"] == pytest.approx(62.0, abs=0.01) and result[N + 1]["plausibility"]["status"] == "green"
+
+
+def test_population_plot_is_redrawn_for_the_shown_set(explorer):
+    import json
+
+    sampled = explorer.sample(1.0, 5)
+    figure = json.loads(explorer.figure_json(sampled.values, sampled.plausibility.status))
+    lines = [t for t in figure["data"] if t.get("name") == "this heart"]
+    assert [t["x"][0] for t in lines] == [sampled.values[n] for n in ph.NAMES]
+    assert [t["xaxis"] for t in lines] == ["x"] + [f"x{k}" for k in range(2, N + 1)]
+
+
+def test_ecg_example(client):
+    figure, summary, details, message = client.predict(SINUS, api_name="/ecg_example")
+    assert message == ""
+    assert figure is not None and figure.get("type") == "plotly"
+    assert details["format"] == "wfdb" and len(details["leads"]) == 12
+    assert 55 < details["heart_rate_bpm"] < 75 and details["n_beats"] >= 9
+    assert details["cycle_s"] is not None and details["qt_rr"] is not None
+    for row in ("Format", "Leads", "Sampling rate", "Duration", "Heart rate", "Quality", "QT / RR", "Warnings"):
+        assert f"**{row}**" in summary
+    assert "not calibrated" in summary  # LUDB amplitudes are normalised
+
+
+def test_ecg_upload_single_file_and_wfdb_pair(client):
+    handle = gradio_client.handle_file
+    _, _, details, message = client.predict([handle(str(EXAMPLE_DIR / "Example_aECG.xml"))], api_name="/ecg")
+    assert message == "" and details["format"] == "hl7_aecg"
+    pair = [handle(str(EXAMPLE_DIR / "ludb" / f"2.{ext}")) for ext in ("hea", "dat")]
+    _, _, details, message = client.predict(pair, api_name="/ecg")
+    assert message == "" and details["format"] == "wfdb" and details["n_beats"] >= 9
+
+
+def test_unusable_uploads_give_one_readable_message(client, tmp_path: Path):
+    garbage = tmp_path / "scan.xml"
+    garbage.write_bytes(b"\x00\x01 this is not an ECG " * 50)
+    figure, summary, details, message = client.predict([gradio_client.handle_file(str(garbage))], api_name="/ecg")
+    assert figure is None and summary == ""
+    assert "not a recognised ECG format" in details["error"]
+    assert "cs-error" in message and "Traceback" not in message
+    header_only = client.predict([gradio_client.handle_file(str(EXAMPLE_DIR / "ludb" / "2.hea"))], api_name="/ecg")
+    assert ".dat" in header_only[2]["error"]
+
+
+def test_unexpected_errors_become_one_sentence(client, explorer, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("internal detail that must not reach the page")
+
+    monkeypatch.setattr(explorer, "sample", broken)
+    with caplog.at_level("ERROR", logger="cardiosynth.app"):
+        result = client.predict(1.0, 0, api_name="/sample")
+    error = result[N + 1]["error"]
+    assert "went wrong inside CardioSynth" in error and "RuntimeError" in error
+    assert "internal detail" not in error and "internal detail" not in result[N + 2]
+    assert "internal detail" in caplog.text  # the traceback goes to the server log

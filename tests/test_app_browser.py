@@ -1,0 +1,135 @@
+"""The app in a real browser: headless Debian Chromium driven by playwright's Python package (no browser
+download: ``executable_path=/usr/bin/chromium``). Edits a slider, samples a heart, waits for the plausibility
+indicator, opens the ECG tab with the bundled sinus-rhythm example, and saves screenshots to
+``outputs/screenshots/`` (``CARDIOSYNTH_SCREENSHOTS=assets/screenshots`` refreshes the README's). Also checks that the page makes no request outside 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from cardiosynth.app import build_app, launch_kwargs  # noqa: E402
+from cardiosynth.paths import REPO_ROOT  # noqa: E402
+
+CHROMIUM = os.environ.get("CARDIOSYNTH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = Path(os.environ.get("CARDIOSYNTH_SCREENSHOTS", REPO_ROOT / "outputs" / "screenshots"))
+TIMEOUT_MS = 20_000
+
+if not Path(CHROMIUM).is_file():
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"CI requires Chromium at {CHROMIUM} (.ci/run installs it)", pytrace=False)
+    pytest.skip(f"Chromium not found at {CHROMIUM} (set CARDIOSYNTH_CHROMIUM)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def url():
+    demo = build_app()
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_kwargs())
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(url):
+    outside: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.on("request", lambda r: outside.append(r.url)
+                if urlparse(r.url).hostname not in ("127.0.0.1", "localhost", None) and
+                not r.url.startswith(("data:", "blob:")) else None)
+        page.goto(url, wait_until="domcontentloaded")
+        try:
+            yield page, outside
+        finally:
+            browser.close()
+
+
+def indicator_key(page) -> str:
+    return page.locator("#plausibility .cs-plaus").get_attribute("data-key")
+
+
+def wait_for_new_key(page, old: str) -> str:
+    page.wait_for_function(
+        "old => { const el = document.querySelector('#plausibility .cs-plaus');"
+        " return el && el.dataset.key && el.dataset.key !== old && el.dataset.status !== 'error'; }",
+        arg=old)
+    return indicator_key(page)
+
+
+def wait_until_idle(page) -> None:
+    """No Gradio progress overlay left (outputs can arrive a moment before the overlay goes)."""
+    page.wait_for_function("() => !document.querySelector('.gradio-container .eta-bar, .gradio-container .progress-text')"
+                           " && !/processing \\|/.test(document.body.innerText)")
+
+
+def test_phenotype_explorer_edit_and_sample(browser_page):
+    page, outside = browser_page
+    box = page.locator("#plausibility .cs-plaus")
+    box.wait_for()
+    assert box.get_attribute("data-status") == "green"  # the healthy start
+    assert page.get_by_text("arrives with the phenotype→cine model").is_visible()
+    start = indicator_key(page)
+
+    # type a value into the LVM slider's number box: derived values stay, the indicator re-scores
+    lvm = page.locator("#slider-LVM input[type=number]")
+    lvm.fill("180")
+    lvm.press("Enter")
+    edited = wait_for_new_key(page, start)
+    assert "180.00" in edited.split(",")[4]
+
+    # move the LVEF slider with the keyboard: ESV follows, EF = 100 SV / EDV
+    page.locator("#slider-LVEF input[type=range]").focus()
+    page.keyboard.press("PageDown")  # a big step down
+    after_ef = wait_for_new_key(page, edited)
+    lvedv, lvesv, lvsv, lvef = (float(x) for x in after_ef.split(",")[:4])
+    assert lvesv != float(edited.split(",")[1])
+    assert lvef == pytest.approx(100 * lvsv / lvedv, abs=0.011) and lvsv == pytest.approx(lvedv - lvesv, abs=0.011)
+
+    page.locator("#sample-btn").click()
+    sampled = wait_for_new_key(page, after_ef)
+    assert box.get_attribute("data-status") in {"green", "amber", "red"}
+    assert sampled and page.locator("#plausibility").inner_text().count("more likely than") == 1
+    # the population plot is redrawn right after the indicator: its "this heart" line is at the new LVEDV
+    page.wait_for_function(
+        "lvedv => { const gd = document.querySelector('#population-plot .js-plotly-plot');"
+        " const line = gd && gd.data && gd.data.find(t => t.name === 'this heart');"
+        " return line && Math.abs(line.x[0] - lvedv) < 1e-6; }", arg=float(sampled.split(",")[0]))
+    wait_until_idle(page)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "phenotype_explorer.png"), full_page=True)
+    assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
+
+
+def test_ecg_tab_with_bundled_example(browser_page):
+    page, outside = browser_page
+    page.get_by_role("tab", name="ECG").click()
+    assert page.get_by_text("arrives with the ECG→cine model").is_visible()
+    page.locator("#ecg-example input").click()
+    page.get_by_role("option", name="LUDB record 2: sinus rhythm (WFDB)").click()
+    page.wait_for_function("() => document.querySelectorAll('#ecg-plot .js-plotly-plot .scatterlayer').length > 0")
+    summary = page.locator("#ecg-summary")
+    summary.get_by_text("Heart rate").wait_for()
+    assert "bpm" in summary.inner_text() and "wfdb" in summary.inner_text()
+    wait_until_idle(page)
+    assert page.locator("#ecg-message .cs-error").count() == 0
+    page.screenshot(path=str(SCREENSHOTS / "ecg.png"), full_page=True)
+    assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
