@@ -53,31 +53,14 @@ class EcgResult:
 
     def report(self) -> dict:
         """What a clinician checks first; the same fields as ``python -m cardiosynth.ecg --json``."""
-        meta = self.ecg.metadata
-        summary = self.analysis.summary(self.ecg.fs)
-        summary.pop("r_peaks")
-        return {
-            "file": self.name,
-            "format": self.ecg.source_format,
-            "leads": list(self.ecg.leads),
-            "derived_leads": meta.get("derived_leads", []),
-            "flat_leads": meta.get("flat_leads", []),
-            "original_rate_hz": meta.get("original_fs"),
-            "original_duration_s": meta.get("original_duration_s"),
-            "rate_hz": self.ecg.fs,
-            "duration_s": self.ecg.duration_s,
-            "crop": meta.get("crop"),
-            "pad": meta.get("pad"),
-            "amplitudes": "mV" if self.ecg.calibrated else "not calibrated",
-            **summary,
-            "warnings": list(meta.get("warnings", [])) + list(self.analysis.warnings),
-        }
+        from cardiosynth.ecg.summary import ecg_report
+
+        return {"file": self.name, **ecg_report(self.ecg, self.analysis)}
 
     def summary_markdown(self) -> str:
-        r = self.report()
+        from cardiosynth.ecg.summary import fmt
 
-        def fmt(value, unit="", scale=1.0, nd=0):
-            return "not available" if value is None else f"{value * scale:.{nd}f}{unit}"
+        r = self.report()
 
         derived = f" (derived: {', '.join(r['derived_leads'])})" if r["derived_leads"] else ""
         duration = f"{fmt(r['original_duration_s'], ' s', nd=1)} in the file, {r['duration_s']:g} s analysed"

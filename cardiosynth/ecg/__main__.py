@@ -15,6 +15,7 @@ from pathlib import Path
 from . import EcgError, read_ecg
 from .plot import plot_ecg
 from .process import process_ecg
+from .summary import ecg_report, fmt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,23 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Cannot use this ECG: {err}", file=sys.stderr)
         return 2
     analysis = process_ecg(ecg)
-    meta = ecg.metadata
-    report = {
-        "format": ecg.source_format,
-        "leads": list(ecg.leads),
-        "derived_leads": meta.get("derived_leads", []),
-        "flat_leads": meta.get("flat_leads", []),
-        "original_rate_hz": meta.get("original_fs"),
-        "original_duration_s": meta.get("original_duration_s"),
-        "rate_hz": ecg.fs,
-        "duration_s": ecg.duration_s,
-        "crop": meta.get("crop"),
-        "pad": meta.get("pad"),
-        "amplitudes": "mV" if ecg.calibrated else "not calibrated",
-        **analysis.summary(ecg.fs),
-        "warnings": meta.get("warnings", []) + analysis.warnings,
-    }
-    report.pop("r_peaks")
+    report = ecg_report(ecg, analysis)
     if not args.no_figure:
         out = args.out or Path(Path(args.file).name + ".ecg.html")
         leads = [s.strip() for s in args.leads.split(",")] if args.leads else None
@@ -65,8 +50,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print(report: dict) -> None:
-    def fmt(value, unit="", scale=1.0, nd=0):
-        return "not available" if value is None else f"{value * scale:.{nd}f}{unit}"
     print(f"Format:        {report['format']}")
     derived = f" (derived: {', '.join(report['derived_leads'])})" if report["derived_leads"] else ""
     print(f"Leads:         {', '.join(report['leads'])}{derived}")
