@@ -3,7 +3,7 @@
     python -m training.reproduce_all [--config default|paper] [--from STEP] [--only STEP]
 
 Steps (each is also its own command): prepare the ACDC cines -> segmenter -> cine encoder -> phenotype
-estimator (needs the segmenter) -> phenotype VAE. Stops at the first failure; rerun with ``--from`` to go on.
+estimator (needs the segmenter) -> phenotype VAE -> 3D-VAE -> MAR (needs the 3D-VAE). Stops at the first failure; rerun with ``--from`` to go on.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ STEPS = {
     "phenotype_estimator": ["-m", "training.fit_phenotype_estimator", "--dataset", "{config}",
                             "--segmenter", "weights/segmenter{suffix}", "--out", "weights/phenotype_estimator{suffix}"],
     "phenotype_vae": ["-m", "training.train_phenotype_vae", "--out", "weights/phenotype_vae"],
+    "vae3d": ["-m", "training.train_vae3d", "--config", "{config}", "--out", "weights/vae3d{suffix}"],
+    "mar": ["-m", "training.train_mar", "--config", "{config}", "--vae", "weights/vae3d{suffix}",
+            "--out", "weights/mar{suffix}"],
 }
 
 

@@ -1,0 +1,575 @@
+"""Masked autoregressive transformer with a per-token diffusion loss (MAR, Li et al. 2024), as used by CPGG.
+
+A cine's *scaled* 3D-VAE latent (C, t, h, w) is cut into p_t x p_s x p_s tokens. An MAE-style encoder sees
+the visible tokens plus ``buffer_size`` condition tokens (the phenotype vector and slice position through an
+MLP: CPGG's [CLS]-like token); a decoder fills the masked positions with a mask token and returns, for every
+token, a vector z_i. A small MLP denoiser (AdaLN on z_i and the noise level) models p(token_i | z_i) with a
+diffusion loss on the masked tokens only -- no vector quantisation. Generation starts fully masked and
+unmasks the tokens in a random order over K steps on a cosine schedule, sampling each newly unmasked token
+with the denoiser; classifier-free guidance uses a learned null condition.
+
+    model = load_mar("mar")                                   # EMA weights, sha256-checked
+    latents = model.generate(table, num_iter=8, cfg=3.0, seed=0)   # (B, C, t, h, w) scaled latents
+    # cines = decode_latents(vae, latents)                    # with the 3D-VAE the model was trained on
+
+The model knows nothing about the 3D-VAE: it takes and returns latent tensors whose shape is in the config.
+Conditions are the schema phenotypes (standardised by a scaler fitted once on the training split and stored
+in the config, never refit at load) plus slice position (0 base ... 1 apex).
+
+Departures from LTH14/mar (each for a reason):
+- the denoiser predicts v (Salimans & Ho 2022) instead of epsilon with learned variances: the cosine
+  schedule ends at alpha_bar ~ 1e-9, where turning a predicted epsilon into x0 amplifies its error ~10^4x;
+  LTH14 offsets this with learned variances and 100 steps, we sample in 25 on a CPU. Sampling is DDPM with
+  the posterior ("fixed small") variance, whose noise the temperature scales.
+- the denoiser runs on the masked tokens only (LTH14 runs it on all and masks the loss): same loss, less work.
+- conditions are continuous (an MLP instead of a class embedding); the null condition is a learned vector.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cardiosynth import phenotypes as ph
+from cardiosynth.weights import WeightsError, check_dependency, config_from_dict, load_state
+
+TRAIN_COMMAND = "python -m training.train_mar --config default --vae weights/vae3d --out weights/mar"
+
+
+@dataclass
+class MARConfig:
+    """Architecture, conditions (with their scaler), diffusion and training recipe; saved in ``config.json``."""
+
+    # scaled 3D-VAE latent of one cine: channels x t x h x w
+    latent_channels: int = 4
+    latent_frames: int = 8
+    latent_size: int = 16
+    patch_t: int = 2
+    patch_s: int = 2
+    # transformer
+    width: int = 256
+    encoder_depth: int = 6
+    decoder_depth: int = 6
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.1  # attention and projection dropout (LTH14 uses 0.1); we have ~300 training cines
+    buffer_size: int = 4  # condition tokens prepended to the sequence (LTH14: 64 copies of the class token)
+    # conditions: exactly these schema phenotypes (standardised) + slice position
+    phenotypes: tuple[str, ...] = ph.NAMES
+    phenotype_mean: tuple[float, ...] = ()  # scaler fitted on the training split by training.train_mar
+    phenotype_std: tuple[float, ...] = ()
+    condition_dropout: float = 0.1  # share of training examples given the null condition (for CFG)
+    # masking (LTH14): ratio ~ truncated normal, mean 1, std 0.25, on [mask_ratio_min, 1]
+    mask_ratio_min: float = 0.7
+    mask_ratio_std: float = 0.25
+    # per-token denoiser (SimpleMLPAdaLN) and its diffusion
+    denoiser_width: int = 256
+    denoiser_blocks: int = 3
+    diffusion_steps: int = 1000  # training timesteps, cosine schedule
+    sampling_steps: int = 25  # respaced DDPM steps at generation (sized for a CPU)
+    diffusion_batch_mul: int = 4  # noise levels drawn per masked token and step (the denoiser is cheap)
+    # generation defaults
+    num_iter: int = 8  # K decoding steps
+    cfg: float = 3.0
+    cfg_schedule: str = "linear"
+    temperature: float = 1.0
+    # training
+    epochs: int = 60  # 20 steps an epoch at batch 16 on ~320 cines; sized for ~1 h on 2 CPU cores (see train_mar)
+    batch_size: int = 16
+    lr: float = 4e-4
+    min_lr_ratio: float = 0.1  # cosine decay to lr * min_lr_ratio
+    warmup_steps: int = 200
+    weight_decay: float = 0.02
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 3.0
+    ema_decay: float = 0.998  # averages ~the last 500 of ~1200 steps; the paper config uses LTH14's 0.9999
+    augment_copies: int = 2  # augmented encodings per training cine (cached), besides the clean one
+    eval_every: int = 5  # epochs between validation losses (model selection on the EMA model)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.latent_frames % self.patch_t or self.latent_size % self.patch_s:
+            raise ValueError(f"Latent {self.latent_frames}x{self.latent_size}x{self.latent_size} is not divisible "
+                             f"by the patch {self.patch_t}x{self.patch_s}x{self.patch_s}")
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} must be divisible by heads {self.heads}")
+        unknown = [n for n in self.phenotypes if n not in ph.NAMES]
+        if unknown:
+            raise ValueError(f"Unknown phenotypes {unknown}; the schema names are {ph.NAMES}")
+        for name in ("phenotype_mean", "phenotype_std"):
+            if len(getattr(self, name)) not in (0, len(self.phenotypes)):
+                raise ValueError(f"{name} needs one value per phenotype ({len(self.phenotypes)})")
+        if self.cfg_schedule not in ("linear", "constant"):
+            raise ValueError("cfg_schedule must be 'linear' or 'constant'")
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        return (self.latent_frames // self.patch_t, self.latent_size // self.patch_s, self.latent_size // self.patch_s)
+
+    @property
+    def num_tokens(self) -> int:
+        return math.prod(self.grid)
+
+    @property
+    def token_dim(self) -> int:
+        return self.latent_channels * self.patch_t * self.patch_s ** 2
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int, int]:
+        return (self.latent_channels, self.latent_frames, self.latent_size, self.latent_size)
+
+
+CONFIGS = {
+    # 16x64x64 cine -> 3D-VAE latent 4x8x16x16 -> 256 tokens of 32; ~10 M parameters (DESIGN "Budget arithmetic")
+    "default": MARConfig(),
+    # CPGG paper: 1x50x96x96 cine -> 16x25x12x12 latent (f_t 2, f_s 8), patch 5x2x2 -> 180 tokens of 320,
+    # 12 + 12 layers of width 768, denoiser 3 x 1024, K = 16, AdamW lr 8e-4, 400 epochs; MAR-B's 64 buffer
+    # tokens and 100 sampling steps.
+    "paper": MARConfig(latent_channels=16, latent_frames=25, latent_size=12, patch_t=5, patch_s=2, width=768,
+                       encoder_depth=12, decoder_depth=12, heads=12, buffer_size=64, denoiser_width=1024,
+                       denoiser_blocks=3, sampling_steps=100, num_iter=16, epochs=400, batch_size=64, lr=8e-4,
+                       warmup_steps=2000, ema_decay=0.9999, augment_copies=0, eval_every=10),
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tokens, masks and schedules
+
+
+def patchify(latents: torch.Tensor, patch_t: int, patch_s: int) -> torch.Tensor:
+    """(B, C, T, H, W) -> (B, L, C*p_t*p_s*p_s), tokens in (t, h, w) raster order."""
+    b, c, t, h, w = latents.shape
+    x = latents.reshape(b, c, t // patch_t, patch_t, h // patch_s, patch_s, w // patch_s, patch_s)
+    x = x.permute(0, 2, 4, 6, 1, 3, 5, 7)
+    return x.reshape(b, (t // patch_t) * (h // patch_s) * (w // patch_s), c * patch_t * patch_s * patch_s)
+
+
+def unpatchify(tokens: torch.Tensor, channels: int, grid: tuple[int, int, int], patch_t: int, patch_s: int) -> torch.Tensor:
+    """Inverse of :func:`patchify`: (B, L, D) -> (B, C, T, H, W)."""
+    b = tokens.shape[0]
+    gt, gh, gw = grid
+    x = tokens.reshape(b, gt, gh, gw, channels, patch_t, patch_s, patch_s)
+    x = x.permute(0, 4, 1, 5, 2, 6, 3, 7)
+    return x.reshape(b, channels, gt * patch_t, gh * patch_s, gw * patch_s)
+
+
+def sample_mask_ratio(n: int, generator: torch.Generator | None = None, minimum: float = 0.7,
+                      std: float = 0.25) -> torch.Tensor:
+    """(n,) training mask ratios: a normal of mean 1 and SD ``std`` truncated to [minimum, 1] (LTH14), drawn by
+    inverting the CDF so one generator makes it reproducible. Mostly-masked sequences match generation's start."""
+    normal = torch.distributions.Normal(0.0, 1.0)
+    low = normal.cdf(torch.tensor((minimum - 1.0) / std))
+    device = generator.device if generator is not None else "cpu"
+    u = low + (0.5 - low) * torch.rand(n, generator=generator, device=device).cpu()
+    return (1.0 + std * torch.special.ndtri(u)).clamp(minimum, 1.0)
+
+
+def decoding_schedule(num_tokens: int, num_iter: int) -> list[int]:
+    """Tokens still masked after each of the K decoding steps: floor(L cos(pi/2 (k+1)/K)), but every step
+    unmasks at least one token and at least one stays masked until the last step, which unmasks all (LTH14)."""
+    masked, out = num_tokens, []
+    for k in range(num_iter):
+        if k == num_iter - 1:
+            masked = 0
+        else:
+            target = math.floor(num_tokens * math.cos(math.pi / 2 * (k + 1) / num_iter))
+            masked = max(1, min(masked - 1, target))
+        out.append(masked)
+    return out
+
+
+def mask_by_order(num_masked: int, orders: torch.Tensor) -> torch.Tensor:
+    """(B, L) bool mask with the first ``num_masked`` tokens of each row's random order masked."""
+    mask = torch.zeros(orders.shape, dtype=torch.bool, device=orders.device)
+    return mask.scatter(1, orders[:, :num_masked], True)
+
+
+def cosine_alphas_cumprod(steps: int, max_beta: float = 0.999) -> torch.Tensor:
+    """alpha_bar_t of the cosine schedule (Nichol & Dhariwal 2021), float64, t = 0 .. steps-1."""
+    f = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+    betas = torch.tensor([min(1 - f((i + 1) / steps) / f(i / steps), max_beta) for i in range(steps)], dtype=torch.float64)
+    return torch.cumprod(1 - betas, 0)
+
+
+def _randn(shape, generator: torch.Generator | None, device) -> torch.Tensor:
+    """Normal noise from ``generator`` (on its own device), moved to ``device``: same seed, same numbers."""
+    if generator is None:
+        return torch.randn(shape, device=device)
+    return torch.randn(shape, generator=generator, device=generator.device).to(device)
+
+
+def _rand(shape, generator: torch.Generator | None, device) -> torch.Tensor:
+    if generator is None:
+        return torch.rand(shape, device=device)
+    return torch.rand(shape, generator=generator, device=generator.device).to(device)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Transformer (nanoGPT-style pre-norm blocks, bidirectional attention)
+
+
+class Attention(nn.Module):
+    def __init__(self, width: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.proj_drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return self.proj_drop(self.proj(y.transpose(1, 2).reshape(b, n, d)))
+
+
+class Block(nn.Module):
+    def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width, eps=1e-6)
+        self.attn = Attention(width, heads, dropout)
+        self.norm2 = nn.LayerNorm(width, eps=1e-6)
+        hidden = int(width * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width), nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Per-token denoiser (LTH14's SimpleMLPAdaLN)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of (N,) timesteps -> (N, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class AdaLNResBlock(nn.Module):
+    """LayerNorm -> shift/scale from (z_i, t) -> MLP -> gated residual."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 3 * width))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        shift, scale, gate = self.modulation(y).chunk(3, dim=-1)
+        return x + gate * self.mlp(self.norm(x) * (1 + scale) + shift)
+
+
+class Denoiser(nn.Module):
+    """Predicts v for one noisy token x_t given its transformer output z_i and the timestep t."""
+
+    def __init__(self, token_dim: int, z_dim: int, width: int, blocks: int, frequency_dim: int = 256):
+        super().__init__()
+        self.frequency_dim = frequency_dim
+        self.input_proj = nn.Linear(token_dim, width)
+        self.time_embed = nn.Sequential(nn.Linear(frequency_dim, width), nn.SiLU(), nn.Linear(width, width))
+        self.cond_embed = nn.Linear(z_dim, width)
+        self.blocks = nn.ModuleList(AdaLNResBlock(width) for _ in range(blocks))
+        self.final_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
+        self.final = nn.Linear(width, token_dim)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.denoise(x, self.time_embed(timestep_embedding(t, self.frequency_dim)) + self.cond_embed(z))
+
+    def denoise(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x_t (N, D) and the summed time + condition embedding y (N or 1, width) -> predicted v (N, D).
+        Sampling embeds z once and t once per step (the same t for every token), then calls this."""
+        h = self.input_proj(x)
+        for block in self.blocks:
+            h = block(h, y)
+        shift, scale = self.final_modulation(y).chunk(2, dim=-1)
+        return self.final(self.final_norm(h) * (1 + scale) + shift)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# MAR
+
+
+class MAR(nn.Module):
+    def __init__(self, config: MARConfig):
+        super().__init__()
+        self.config = c = config
+        n, w, seq = c.num_tokens, c.width, c.buffer_size + c.num_tokens
+        # condition: standardised phenotypes + slice position -> one vector, copied into the buffer tokens
+        self.condition_mlp = nn.Sequential(nn.Linear(len(c.phenotypes) + 1, w), nn.SiLU(), nn.Linear(w, w))
+        self.null_condition = nn.Parameter(torch.zeros(1, w))
+        # MAE encoder: visible tokens + buffer
+        self.token_embed = nn.Linear(c.token_dim, w)
+        self.encoder_pos = nn.Parameter(torch.zeros(1, seq, w))
+        self.embed_norm = nn.LayerNorm(w, eps=1e-6)
+        self.encoder = nn.ModuleList(Block(w, c.heads, c.mlp_ratio, c.dropout) for _ in range(c.encoder_depth))
+        self.encoder_norm = nn.LayerNorm(w, eps=1e-6)
+        # MAE decoder: encoder output scattered back, mask tokens elsewhere
+        self.decoder_embed = nn.Linear(w, w)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, w))
+        self.decoder_pos = nn.Parameter(torch.zeros(1, seq, w))
+        self.decoder = nn.ModuleList(Block(w, c.heads, c.mlp_ratio, c.dropout) for _ in range(c.decoder_depth))
+        self.decoder_norm = nn.LayerNorm(w, eps=1e-6)
+        self.diffusion_pos = nn.Parameter(torch.zeros(1, n, w))
+        self.denoiser = Denoiser(c.token_dim, w, c.denoiser_width, c.denoiser_blocks)
+        self.register_buffer("alphas_cumprod", cosine_alphas_cumprod(c.diffusion_steps).float(), persistent=False)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        for p in (self.null_condition, self.mask_token, self.encoder_pos, self.decoder_pos, self.diffusion_pos):
+            nn.init.normal_(p, std=0.02)
+        d = self.denoiser  # DiT/LTH14: small time MLP, zero AdaLN and output so each block starts as identity
+        for layer in (d.time_embed[0], d.time_embed[2]):
+            nn.init.normal_(layer.weight, std=0.02)
+        for layer in [b.modulation[-1] for b in d.blocks] + [d.final_modulation[-1], d.final]:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def count_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # --- tokens and conditions ----------------------------------------------------------------------
+
+    def patchify(self, latents: torch.Tensor) -> torch.Tensor:
+        expected = self.config.latent_shape
+        if latents.dim() != 5 or tuple(latents.shape[1:]) != expected:
+            raise ValueError(f"MAR expects scaled latents (B, {', '.join(map(str, expected))}); got {tuple(latents.shape)}")
+        return patchify(latents, self.config.patch_t, self.config.patch_s)
+
+    def unpatchify(self, tokens: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        return unpatchify(tokens, c.latent_channels, c.grid, c.patch_t, c.patch_s)
+
+    def embed_condition(self, phenotypes_std: torch.Tensor, slice_position: torch.Tensor) -> torch.Tensor:
+        """(B, P) standardised phenotypes + (B,) slice position in [0, 1] -> (B, width)."""
+        p = len(self.config.phenotypes)
+        if phenotypes_std.dim() != 2 or phenotypes_std.shape[1] != p:
+            raise ValueError(f"Expected standardised phenotypes (B, {p}) in the order {self.config.phenotypes}; "
+                             f"got {tuple(phenotypes_std.shape)}")
+        slice_position = slice_position.reshape(-1)
+        if len(slice_position) != len(phenotypes_std):
+            raise ValueError(f"{len(phenotypes_std)} phenotype rows but {len(slice_position)} slice positions")
+        if not (torch.isfinite(phenotypes_std).all() and torch.isfinite(slice_position).all()):
+            raise ValueError("Conditions contain NaN or infinite values: every phenotype and the slice position "
+                             "are required (use unconditional generation, conditions=None, for none)")
+        x = torch.cat([phenotypes_std, (2 * slice_position - 1)[:, None]], dim=1).to(self.null_condition.dtype)
+        return self.condition_mlp(x)
+
+    def standardise(self, conditions) -> tuple[torch.Tensor, torch.Tensor]:
+        """Conditions in schema units (DataFrame, dict, or list of dicts; columns = the config's phenotypes and
+        optionally ``slice_position``, default 0.5 = mid-ventricle) -> (phenotypes_std, slice_position) tensors.
+        Uses the scaler stored in the config; missing, NaN or out-of-range values are a ValueError."""
+        c = self.config
+        if not c.phenotype_mean:
+            raise ValueError("This MAR config has no phenotype scaler (phenotype_mean/std): it was not trained by "
+                             f"training.train_mar. Train it with: {TRAIN_COMMAND}")
+        if isinstance(conditions, Mapping):
+            table = pd.DataFrame([dict(conditions)])
+        elif isinstance(conditions, pd.DataFrame):
+            table = conditions
+        elif isinstance(conditions, Sequence) and conditions and all(isinstance(r, Mapping) for r in conditions):
+            table = pd.DataFrame([dict(r) for r in conditions])
+        else:
+            raise ValueError("Conditions must be a DataFrame, a dict or a list of dicts keyed by schema phenotype "
+                             f"names {c.phenotypes} (+ optional slice_position); got {type(conditions).__name__}")
+        if len(table) == 0:
+            raise ValueError("No conditions given (empty table)")
+        missing = [n for n in c.phenotypes if n not in table.columns]
+        if missing:
+            raise ValueError(f"Conditions lack the phenotypes {missing}; this model is conditioned on exactly "
+                             f"{c.phenotypes} (complete a partial set with the phenotype VAE first)")
+        try:
+            values = table[list(c.phenotypes)].to_numpy(dtype=np.float64)
+            position = (table["slice_position"].to_numpy(dtype=np.float64) if "slice_position" in table.columns
+                        else np.full(len(table), 0.5))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"Phenotypes and slice_position must be numbers: {error}") from None
+        bad = [(int(i), c.phenotypes[j]) for i, j in zip(*np.nonzero(~np.isfinite(values)))]
+        if bad:
+            raise ValueError(f"Missing (NaN) or infinite phenotype values at (row, name): {bad[:10]}")
+        if not np.isfinite(position).all() or (position < 0).any() or (position > 1).any():
+            raise ValueError("slice_position must be a number in [0, 1] (0 base, 1 apex) in every row")
+        standardised = (values - np.asarray(c.phenotype_mean)) / np.asarray(c.phenotype_std)
+        return torch.tensor(standardised, dtype=torch.float32), torch.tensor(position, dtype=torch.float32)
+
+    # --- MAE encoder / decoder ----------------------------------------------------------------------
+
+    def _keep(self, mask: torch.Tensor) -> torch.Tensor:
+        buffer = torch.ones(mask.shape[0], self.config.buffer_size, dtype=torch.bool, device=mask.device)
+        return torch.cat([buffer, ~mask], dim=1)
+
+    def encode(self, tokens: torch.Tensor, mask: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """Visible tokens + condition buffer -> encoder states (B, buffer + visible, width). Every row has the
+        same number of masked tokens, so dropping them keeps a rectangular batch."""
+        b, w = tokens.shape[0], self.config.width
+        x = torch.cat([condition[:, None].expand(b, self.config.buffer_size, w), self.token_embed(tokens)], dim=1)
+        x = self.embed_norm(x + self.encoder_pos)
+        x = x[self._keep(mask)].reshape(b, -1, w)
+        for block in self.encoder:
+            x = block(x)
+        return self.encoder_norm(x)
+
+    def decode(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Encoder states -> z (B, L, width): one vector per token position that conditions the denoiser."""
+        b, w = x.shape[0], self.config.width
+        keep = self._keep(mask)
+        full = self.mask_token.to(x.dtype).repeat(b, keep.shape[1], 1)
+        full[keep] = self.decoder_embed(x).reshape(-1, w)
+        full = full + self.decoder_pos
+        for block in self.decoder:
+            full = block(full)
+        return self.decoder_norm(full)[:, self.config.buffer_size:] + self.diffusion_pos
+
+    # --- training -----------------------------------------------------------------------------------
+
+    def forward_loss(self, latents: torch.Tensor, phenotypes_std: torch.Tensor, slice_position: torch.Tensor,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        """Diffusion loss (v-prediction MSE) on the masked tokens of scaled latents (B, C, t, h, w).
+
+        One mask ratio per batch (LTH14), a random order per example, the null condition for a
+        ``condition_dropout`` share of examples (training mode only), ``diffusion_batch_mul`` noise levels per
+        masked token. All randomness comes from ``generator`` when given (a fixed one makes validation exact)."""
+        c, device = self.config, latents.device
+        tokens = self.patchify(latents)
+        b, n, _ = tokens.shape
+        condition = self.embed_condition(phenotypes_std.to(device), slice_position.to(device))
+        if self.training and c.condition_dropout > 0:
+            drop = _rand((b, 1), generator, device) < c.condition_dropout
+            condition = torch.where(drop, self.null_condition.to(condition.dtype), condition)
+        ratio = float(sample_mask_ratio(1, generator, c.mask_ratio_min, c.mask_ratio_std))
+        orders = torch.argsort(_rand((b, n), generator, device), dim=1)
+        mask = mask_by_order(min(n, max(1, math.ceil(n * ratio))), orders)
+        z = self.decode(self.encode(tokens, mask, condition), mask)
+        target = tokens[mask].repeat(c.diffusion_batch_mul, 1)
+        z = z[mask].repeat(c.diffusion_batch_mul, 1)
+        t = (_rand(len(target), generator, device) * c.diffusion_steps).long().clamp(max=c.diffusion_steps - 1)
+        noise = _randn(target.shape, generator, device)
+        a = self.alphas_cumprod[t][:, None]
+        x_t = a.sqrt() * target + (1 - a).sqrt() * noise
+        v = a.sqrt() * noise - (1 - a).sqrt() * target
+        return F.mse_loss(self.denoiser(x_t, t, z), v)
+
+    # --- generation ---------------------------------------------------------------------------------
+
+    def _sample_tokens(self, z: torch.Tensor, cfg: float, temperature: float, steps: int,
+                       generator: torch.Generator | None) -> torch.Tensor:
+        """DDPM over ``steps`` respaced timesteps for N tokens given z (N, width), or (2N, width) = [cond; null]
+        when ``cfg`` != 1 (both halves share the noise; v is guided as uncond + cfg (cond - uncond))."""
+        guided = cfg != 1.0
+        n = len(z) // 2 if guided else len(z)
+        device = z.device
+        timesteps = torch.linspace(0, self.config.diffusion_steps - 1, steps).round().long()
+        acp = cosine_alphas_cumprod(self.config.diffusion_steps)[timesteps]
+        acp_prev = torch.cat([torch.ones(1, dtype=torch.float64), acp[:-1]])
+        x = _randn((n, self.config.token_dim), generator, device)
+        d = self.denoiser
+        z_embedded = d.cond_embed(z)
+        for i in reversed(range(steps)):
+            a, a_prev = float(acp[i]), float(acp_prev[i])
+            t = timesteps[i:i + 1].to(device)
+            y = z_embedded + d.time_embed(timestep_embedding(t, d.frequency_dim))
+            v = d.denoise(torch.cat([x, x]) if guided else x, y)
+            if guided:
+                v_cond, v_null = v.chunk(2)
+                v = v_null + cfg * (v_cond - v_null)
+            x0 = math.sqrt(a) * x - math.sqrt(1 - a) * v
+            beta = 1 - a / a_prev
+            mean = (math.sqrt(a_prev) * beta / (1 - a)) * x0 + (math.sqrt(1 - beta) * (1 - a_prev) / (1 - a)) * x
+            if i > 0:
+                variance = beta * (1 - a_prev) / (1 - a)
+                x = mean + math.sqrt(variance) * temperature * _randn(x.shape, generator, device)
+            else:
+                x = mean
+        return x
+
+    @torch.no_grad()
+    def generate(self, conditions=None, num_samples: int | None = None, num_iter: int | None = None,
+                 cfg: float | None = None, cfg_schedule: str | None = None, temperature: float | None = None,
+                 seed: int | None = 0, generator: torch.Generator | None = None,
+                 sampling_steps: int | None = None) -> torch.Tensor:
+        """Scaled latents (B, C, t, h, w) for conditions in schema units (see :meth:`standardise`), or
+        ``num_samples`` unconditional ones when ``conditions`` is None.
+
+        Starts fully masked; step k predicts z for all positions, then samples the tokens that leave the mask
+        at this step (random order, cosine schedule). CFG "linear" raises the guidance from 1 to ``cfg`` as
+        tokens are decoded (early tokens stay diverse). Deterministic on CPU for a given ``seed`` (or
+        ``generator``); defaults come from the config."""
+        c = self.config
+        num_iter = num_iter or c.num_iter
+        cfg = c.cfg if cfg is None else float(cfg)
+        cfg_schedule = cfg_schedule or c.cfg_schedule
+        temperature = c.temperature if temperature is None else float(temperature)
+        steps = sampling_steps or c.sampling_steps
+        if cfg_schedule not in ("linear", "constant"):
+            raise ValueError("cfg_schedule must be 'linear' or 'constant'")
+        device = self.null_condition.device
+        if generator is None and seed is not None:
+            generator = torch.Generator(device="cpu").manual_seed(int(seed))
+        if conditions is None:
+            if not num_samples:
+                raise ValueError("Give conditions, or num_samples for unconditional generation")
+            condition = self.null_condition.expand(num_samples, -1)
+            cfg = 1.0  # nothing to guide towards
+        else:
+            phenotypes_std, position = self.standardise(conditions)
+            condition = self.embed_condition(phenotypes_std.to(device), position.to(device))
+        guided = cfg != 1.0
+        b, n = len(condition), c.num_tokens
+        if guided:
+            condition = torch.cat([condition, self.null_condition.expand(b, -1)])
+        tokens = torch.zeros(b, n, c.token_dim, device=device)
+        mask = torch.ones(b, n, dtype=torch.bool, device=device)
+        orders = torch.argsort(_rand((b, n), generator, device), dim=1)
+        pair = (lambda x: torch.cat([x, x])) if guided else (lambda x: x)  # [conditional; null] halves for CFG
+        for num_masked in decoding_schedule(n, num_iter):
+            z = self.decode(self.encode(pair(tokens), pair(mask), condition), pair(mask))
+            next_mask = mask_by_order(num_masked, orders)
+            to_predict = mask & ~next_mask
+            if to_predict.any():
+                z = torch.cat([z[:b][to_predict], z[b:][to_predict]]) if guided else z[to_predict]
+                scale = 1 + (cfg - 1) * (n - num_masked) / n if cfg_schedule == "linear" else cfg
+                tokens[to_predict] = self._sample_tokens(z, scale, temperature, steps, generator)
+            mask = next_mask
+        return self.unpatchify(tokens)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_mar(folder_or_name: str | Path = "mar", vae3d: str | Path | None = None) -> MAR:
+    """The trained MAR (EMA weights; sha256 checked; config incl. the phenotype scaler from ``config.json``), in
+    eval mode. With ``vae3d`` (folder or name), also refuse a 3D-VAE other than the one it was trained on."""
+    try:
+        state, payload = load_state(folder_or_name)
+    except WeightsError as error:
+        if "No weights found" in str(error):
+            raise WeightsError(f"No MAR weights at {folder_or_name} (nor bundled as weights/{folder_or_name}). "
+                               f"Train them (after the 3D-VAE) with: {TRAIN_COMMAND}") from None
+        raise
+    config = config_from_dict(MARConfig, payload["config"])
+    if not config.phenotype_mean:
+        raise WeightsError(f"{folder_or_name}: config.json lacks the phenotype scaler")
+    if vae3d is not None:
+        check_dependency(payload, "vae3d", vae3d)
+    model = MAR(config)
+    model.load_state_dict(state)
+    model.depends_on = payload.get("depends_on", {})
+    model.metrics = payload.get("extra", {})
+    return model.eval()

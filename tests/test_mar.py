@@ -1,0 +1,190 @@
+"""MAR with per-token diffusion loss: tokens, schedules, shapes, determinism, conditioning, and the training loop
+on random latents (the real 3D-VAE latents are not needed to show the model and the loop work)."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cardiosynth import phenotypes as ph
+from cardiosynth.models.mar import (CONFIGS, MAR, MARConfig, decoding_schedule, load_mar, patchify,
+                                    sample_mask_ratio, unpatchify)
+from cardiosynth.weights import WeightsError, save_pretrained
+
+torch.set_num_threads(1)
+
+
+def tiny(**changes) -> MARConfig:
+    """Latent 4x4x4x4, patch 2x2x2 -> 8 tokens of 32; one layer each side; scaler = identity."""
+    base = dict(latent_channels=4, latent_frames=4, latent_size=4, patch_t=2, patch_s=2, width=64, encoder_depth=1,
+                decoder_depth=1, heads=2, buffer_size=2, dropout=0.0, denoiser_width=64, denoiser_blocks=2,
+                sampling_steps=10, num_iter=4, phenotype_mean=(0.0,) * 9, phenotype_std=(1.0,) * 9, epochs=2,
+                batch_size=2, warmup_steps=5, eval_every=1, augment_copies=0)
+    return MARConfig(**{**base, **changes})
+
+
+def rows(values: list[float], positions: list[float]) -> pd.DataFrame:
+    """Schema-unit conditions; with the identity scaler, value v is v SD from the mean for every phenotype."""
+    return pd.DataFrame([{**{n: v for n, v in zip(ph.NAMES, [value] * 9)}, "slice_position": p}
+                         for value, p in zip(values, positions)])
+
+
+def train_steps(model: MAR, latents, phen, pos, steps: int, lr: float) -> None:
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(1)
+    model.train()
+    for _ in range(steps):
+        loss = model.forward_loss(latents, phen, pos, generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+
+
+def test_patchify_round_trip_and_token_layout():
+    for config in (CONFIGS["default"], CONFIGS["paper"]):
+        x = torch.randn(2, *config.latent_shape)
+        tokens = patchify(x, config.patch_t, config.patch_s)
+        assert tokens.shape == (2, config.num_tokens, config.token_dim)
+        assert torch.equal(unpatchify(tokens, config.latent_channels, config.grid, config.patch_t, config.patch_s), x)
+        # token 0 is the first p_t x p_s x p_s block of every channel
+        pt, ps = config.patch_t, config.patch_s
+        assert torch.equal(tokens[0, 0], x[0, :, :pt, :ps, :ps].reshape(-1))
+    assert (CONFIGS["default"].num_tokens, CONFIGS["default"].token_dim) == (256, 32)
+    assert (CONFIGS["paper"].num_tokens, CONFIGS["paper"].token_dim) == (180, 320)
+
+
+def test_default_shapes_and_paper_config():
+    torch.manual_seed(0)
+    model = MAR(dataclasses.replace(CONFIGS["default"], encoder_depth=1, decoder_depth=1))
+    x = torch.randn(2, *CONFIGS["default"].latent_shape)
+    loss = model.forward_loss(x, torch.randn(2, 9), torch.rand(2))
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    with torch.device("meta"):  # the real sizes, counted without allocating them
+        full_default, paper = MAR(CONFIGS["default"]).count_parameters(), MAR(CONFIGS["paper"]).count_parameters()
+    assert 8e6 < full_default < 13e6  # DESIGN budget: ~10 M
+    assert 150e6 < paper < 230e6  # MAR-B-like: 24 blocks of 768 + denoiser 3 x 1024
+    small_paper = dataclasses.replace(CONFIGS["paper"], encoder_depth=1, decoder_depth=1, width=96, heads=4,
+                                      denoiser_width=64, buffer_size=4, phenotype_mean=(0.0,) * 9, phenotype_std=(1.0,) * 9)
+    model = MAR(small_paper)
+    loss = model.forward_loss(torch.randn(1, 16, 25, 12, 12), torch.randn(1, 9), torch.rand(1))
+    assert torch.isfinite(loss)
+    out = model.eval().generate(rows([0.0], [0.5]), num_iter=2, cfg=2.0, sampling_steps=2, seed=0)
+    assert out.shape == (1, 16, 25, 12, 12)
+
+
+def test_mask_ratio_sampler_range():
+    ratios = sample_mask_ratio(20000, torch.Generator().manual_seed(0), minimum=0.7, std=0.25)
+    assert ratios.min() >= 0.7 and ratios.max() <= 1.0
+    # truncated normal N(1, 0.25) on [0.7, 1]: mean 1 + 0.25 (phi(-1.2) - phi(0)) / (Phi(0) - Phi(-1.2)) = 0.867
+    assert abs(float(ratios.mean()) - 0.867) < 0.005
+    assert (ratios > 0.9).sum() > (ratios < 0.8).sum()  # density grows towards fully masked
+
+
+def test_decoding_schedule():
+    for tokens, steps in ((256, 8), (256, 16), (180, 16), (8, 4), (8, 8)):
+        masked = decoding_schedule(tokens, steps)
+        assert len(masked) == steps and masked[-1] == 0
+        assert all(m >= 1 for m in masked[:-1])  # at least one token stays masked until the last step
+        assert all(a > b for a, b in zip([tokens] + masked, masked))  # every step unmasks at least one
+    assert decoding_schedule(256, 8)[0] == math.floor(256 * math.cos(math.pi / 2 / 8))
+
+
+def test_training_loss_decreases_on_tiny_overfit():
+    torch.manual_seed(0)
+    model = MAR(tiny(condition_dropout=0.0))
+    latents, phen, pos = torch.randn(2, 4, 4, 4, 4), torch.randn(2, 9), torch.rand(2)
+
+    def fixed_loss():
+        model.eval()
+        with torch.no_grad():
+            return float(model.forward_loss(latents, phen, pos, torch.Generator().manual_seed(7)))
+
+    before = fixed_loss()
+    train_steps(model, latents, phen, pos, steps=100, lr=2e-3)
+    assert fixed_loss() < 0.5 * before
+
+
+def test_generation_is_deterministic_and_cfg_runs():
+    torch.manual_seed(0)
+    model = MAR(tiny()).eval()
+    conditions = rows([0.5, -0.5], [0.2, 0.8])
+    a = model.generate(conditions, cfg=3.0, seed=0)
+    assert a.shape == (2, 4, 4, 4, 4) and torch.isfinite(a).all()
+    assert torch.equal(a, model.generate(conditions, cfg=3.0, seed=0))
+    assert not torch.allclose(a, model.generate(conditions, cfg=3.0, seed=1))
+    for cfg, schedule in ((1.0, "linear"), (2.0, "constant")):
+        assert model.generate(conditions, cfg=cfg, cfg_schedule=schedule, seed=0).shape == a.shape
+    assert model.generate(None, num_samples=3, seed=0).shape == (3, 4, 4, 4, 4)
+    one = model.generate(dict(conditions.iloc[0]), seed=0)  # a dict is one condition
+    assert one.shape == (1, 4, 4, 4, 4)
+
+
+def test_conditions_missing_or_nan_are_clear_errors():
+    model = MAR(tiny()).eval()
+    good = rows([0.0], [0.5])
+    with pytest.raises(ValueError, match="lack the phenotypes.*LVM"):
+        model.generate(good.drop(columns=["LVM"]))
+    bad = good.copy()
+    bad.loc[0, "RVEF"] = np.nan
+    with pytest.raises(ValueError, match="NaN.*RVEF"):
+        model.generate(bad)
+    with pytest.raises(ValueError, match="slice_position"):
+        model.generate(good.assign(slice_position=1.5))
+    with pytest.raises(ValueError, match="NaN"):
+        model.forward_loss(torch.randn(1, 4, 4, 4, 4), torch.full((1, 9), float("nan")), torch.rand(1))
+    with pytest.raises(ValueError, match="expects scaled latents"):
+        model.forward_loss(torch.randn(1, 4, 8, 4, 4), torch.zeros(1, 9), torch.rand(1))
+    with pytest.raises(ValueError, match="num_samples"):
+        model.generate(None)
+    with pytest.raises(ValueError, match="no phenotype scaler"):
+        MAR(tiny(phenotype_mean=(), phenotype_std=())).generate(good)
+    assert model.generate(good.drop(columns=["slice_position"]), seed=0).shape[0] == 1  # default 0.5
+
+
+def test_conditioning_steers_generation():
+    """Two latents with opposite conditions, overfitted: each condition must generate latents nearer its own."""
+    torch.manual_seed(0)
+    model = MAR(tiny(condition_dropout=0.1, diffusion_batch_mul=8))
+    targets = torch.randn(2, 4, 4, 4, 4)
+    conditions = rows([1.0, -1.0], [0.2, 0.8])
+    phen, pos = model.standardise(conditions)
+    train_steps(model, targets, phen, pos, steps=400, lr=2e-3)
+    out = model.generate(pd.concat([conditions, conditions], ignore_index=True), cfg=2.0, temperature=0.5, seed=0)
+    distance = torch.cdist(out.flatten(1), targets.flatten(1))  # (4 samples, 2 targets)
+    assert (distance[[0, 2], 0] < distance[[0, 2], 1]).all() and (distance[[1, 3], 1] < distance[[1, 3], 0]).all()
+
+
+def test_fit_bundle_resume_and_load(tmp_path):
+    from training.train_mar import fit
+
+    config = tiny(epochs=2, ema_decay=0.9)
+    generator = torch.Generator().manual_seed(0)
+    train = torch.randn(2, 6, 4, 4, 4, 4, generator=generator)  # 2 versions (clean + 1 augmented) of 6 cines
+    val = torch.randn(3, 4, 4, 4, 4, generator=generator)
+    conditions = (torch.randn(6, 9, generator=generator), torch.rand(6, generator=generator))
+    val_conditions = (torch.randn(3, 9, generator=generator), torch.rand(3, generator=generator))
+    run = tmp_path / "run"
+    ema, best = fit(config, train, conditions, val, val_conditions, run, device="cpu", progress=False)
+    assert np.isfinite(best["val_loss"]) and (run / "best.safetensors").is_file()
+    log = [line for line in (run / "log.jsonl").read_text().splitlines() if line]
+    assert len(log) == 2
+    # resume from "last": continues at epoch 2 of 3
+    ema, best = fit(dataclasses.replace(config, epochs=3), train, conditions, val, val_conditions, run, resume=True,
+                    device="cpu", progress=False)
+    assert len((run / "log.jsonl").read_text().splitlines()) == 3
+    vae = save_pretrained(tmp_path / "vae", torch.nn.Linear(2, 2), {"latent_scale": 1.0}, "")
+    other_vae = save_pretrained(tmp_path / "other_vae", torch.nn.Linear(3, 3), {"latent_scale": 1.0}, "")
+    folder = save_pretrained(tmp_path / "mar", ema, config, "# card", depends_on={"vae3d": vae})
+    loaded = load_mar(folder, vae3d=vae)
+    assert torch.equal(loaded.generate(rows([0.0], [0.5]), seed=3), ema.generate(rows([0.0], [0.5]), seed=3))
+    with pytest.raises(WeightsError, match="was trained with vae3d"):
+        load_mar(folder, vae3d=other_vae)
+
+
+def test_missing_weights_say_how_to_train(tmp_path):
+    with pytest.raises(WeightsError, match="python -m training.train_mar"):
+        load_mar(tmp_path / "nothing")

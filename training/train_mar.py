@@ -1,0 +1,286 @@
+"""Train the phenotype-conditioned MAR (masked autoregressive transformer + per-token diffusion loss).
+
+    python -m training.train_mar [--config default|paper] [--vae weights/vae3d] [--out weights/mar]
+                                 [--epochs N] [--resume] [--max-steps N] [--dataset NAME|FOLDER] [--device auto]
+
+1. Encodes the train and val split cines with the 3D-VAE (posterior means x the VAE's latent scale) once and
+   caches them under ``cache_dir()/mar_latents``, keyed by the VAE's sha256: the clean train latents plus
+   ``augment_copies`` encodings of randomly warped / intensity-jittered train cines (each epoch draws one
+   version per cine; ~300 cines need the help), and the clean val latents.
+2. Standardises the phenotypes with the train split's mean and SD; the scaler goes into the saved config and is
+   never refit.
+3. Trains with AdamW (warmup + cosine), gradient clipping and an EMA; every ``eval_every`` epochs the EMA
+   model's validation diffusion loss (fixed seeds, so comparable across epochs) selects the checkpoint.
+4. Writes ``--out`` (EMA weights, config with the scaler, model card) pinned to the 3D-VAE's sha256.
+
+Resumable (``--resume``) from ``cache_dir()/runs/<out name>/last``; each epoch's randomness comes from the seed
+and the epoch number, so a resumed run continues the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from cardiosynth.data.dataset import PreparedDataset, load_prepared
+from cardiosynth.models.mar import CONFIGS, MAR, MARConfig
+from cardiosynth.paths import cache_dir
+from cardiosynth.weights import read_config, resolve, save_pretrained
+from training.augment import jitter_intensity, random_affine, warp
+from training.common import JsonlLog, checkpoint_exists, load_checkpoint, pick_device, save_checkpoint, seed_everything
+
+VAL_SEED = 12345
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data: cached 3D-VAE latents and standardised conditions
+
+
+def _frames(dataset: PreparedDataset) -> torch.Tensor:
+    return torch.from_numpy(dataset.cines.astype(np.float32) / 255.0)
+
+
+def compute_latents(vae_folder: str | Path, dataset: PreparedDataset, dataset_name: str, copies: int, seed: int,
+                    device: torch.device) -> dict[str, np.ndarray]:
+    """``train`` (1 + copies, N, C, t, h, w) -- index 0 un-augmented -- and ``val`` (N, C, t, h, w) scaled latents,
+    cached by the VAE's sha256 so a retrained VAE never reuses stale latents."""
+    vae_sha = read_config(vae_folder)["sha256"]
+    path = cache_dir() / "mar_latents" / f"{Path(str(dataset_name)).name}_{vae_sha[:16]}_aug{copies}_seed{seed}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as arrays:
+            return {"train": arrays["train"], "val": arrays["val"]}
+    from cardiosynth.models.vae3d import encode_cines, load_vae3d  # lazy: the MAR itself never needs the VAE
+
+    vae = load_vae3d(vae_folder).to(device)
+    train, val = _frames(dataset.split("train")), _frames(dataset.split("val"))
+    generator = torch.Generator().manual_seed(seed)
+    versions = [encode_cines(vae, train)]
+    for _ in tqdm(range(copies), desc="augmented latents", unit="copy"):
+        augmented = jitter_intensity(warp(train, random_affine(len(train), generator)), generator)
+        versions.append(encode_cines(vae, augmented))
+    arrays = {"train": torch.stack(versions).numpy(), "val": encode_cines(vae, val).numpy()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path.with_suffix(".tmp.npz"), **arrays)
+    path.with_suffix(".tmp.npz").replace(path)
+    return arrays
+
+
+def fit_scaler(dataset: PreparedDataset, config: MARConfig) -> MARConfig:
+    """The config with the train split's phenotype mean / SD (one row per slice cine, as trained on)."""
+    values = dataset.split("train").table[list(config.phenotypes)].to_numpy(np.float64)
+    return dataclasses.replace(config, phenotype_mean=tuple(values.mean(0).tolist()),
+                               phenotype_std=tuple(values.std(0).tolist()))
+
+
+def condition_tensors(table, config: MARConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    values = table[list(config.phenotypes)].to_numpy(np.float64)
+    standardised = (values - np.asarray(config.phenotype_mean)) / np.asarray(config.phenotype_std)
+    return (torch.tensor(standardised, dtype=torch.float32),
+            torch.tensor(table["slice_position"].to_numpy(np.float32)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Training loop (independent of the VAE and of the dataset files, so tests can run it on random latents)
+
+
+def learning_rate(step: int, total_steps: int, config: MARConfig) -> float:
+    """Linear warmup, then cosine decay to ``lr * min_lr_ratio``."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
+    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def make_optimizer(model: nn.Module, config: MARConfig) -> torch.optim.AdamW:
+    """AdamW; no weight decay on biases and norms (1-d parameters), as LTH14."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=config.betas)
+
+
+@torch.no_grad()
+def validation_loss(model: MAR, latents: torch.Tensor, phenotypes: torch.Tensor, positions: torch.Tensor,
+                    batch_size: int, repeats: int = 2) -> float:
+    """Mean diffusion loss over the set with fixed seeds (masks, orders, timesteps, noise): comparable across
+    epochs, so it can select the checkpoint."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for r in range(repeats):
+        generator = torch.Generator().manual_seed(VAL_SEED + r)
+        for i in range(0, len(latents), batch_size):
+            sl = slice(i, i + batch_size)
+            loss = model.forward_loss(latents[sl].to(device), phenotypes[sl], positions[sl], generator)
+            total, count = total + float(loss) * len(latents[sl]), count + len(latents[sl])
+    model.train(was_training)
+    return total / count
+
+
+def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[torch.Tensor, torch.Tensor],
+        val_latents: torch.Tensor, val_conditions: tuple[torch.Tensor, torch.Tensor], run_dir: Path,
+        resume: bool = False, device: str | torch.device = "auto", max_steps: int | None = None,
+        progress: bool = True) -> tuple[MAR, dict]:
+    """Train on ``train_latents`` (versions, N, C, t, h, w); return the EMA model of the best validation epoch
+    and its metrics. Checkpoints (model + EMA + optimizer) go to ``run_dir``, the log to ``run_dir/log.jsonl``."""
+    seed_everything(config.seed)
+    device = pick_device(device) if isinstance(device, str) else device
+    model = MAR(config).to(device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    both = nn.ModuleDict({"model": model, "ema": ema})  # one checkpoint holds both
+    optimizer = make_optimizer(model, config)
+    n = train_latents.shape[1]
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    log = JsonlLog(run_dir / "log.jsonl")
+    start_epoch, step, best = 0, 0, {"val_loss": float("inf")}
+    if resume and checkpoint_exists(run_dir / "last"):
+        meta = load_checkpoint(run_dir / "last", both, optimizer)
+        start_epoch, step, best = meta["extra"]["epoch"] + 1, meta["extra"]["step"], meta["extra"]["best"]
+    phenotypes, positions = train_conditions
+    model.train()
+    epochs = tqdm(range(start_epoch, config.epochs), desc="MAR", unit="epoch", disable=not progress)
+    for epoch in epochs:
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=generator)
+        version = torch.randint(0, train_latents.shape[0], (n,), generator=generator)
+        losses, started = [], time.perf_counter()
+        for k in range(steps_per_epoch):
+            idx = order[k * config.batch_size:(k + 1) * config.batch_size]
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, total_steps, config)
+            loss = model.forward_loss(train_latents[version[idx], idx].to(device), phenotypes[idx], positions[idx],
+                                      generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            decay = min(config.ema_decay, (1 + step) / (10 + step))  # short runs: let the EMA catch up early
+            with torch.no_grad():
+                torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
+            step += 1
+            losses.append(loss.item())
+            if max_steps is not None and step >= max_steps:
+                break
+        stop = max_steps is not None and step >= max_steps
+        record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)), "grad_norm": float(grad_norm),
+                  "lr": optimizer.param_groups[0]["lr"], "s_per_step": (time.perf_counter() - started) / len(losses)}
+        if (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1 or stop:
+            record["val_loss"] = validation_loss(ema, val_latents, *val_conditions, config.batch_size)
+            if record["val_loss"] < best["val_loss"]:
+                best = {"val_loss": record["val_loss"], "epoch": epoch, "step": step}
+                save_checkpoint(run_dir / "best", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
+        log.write(**record)
+        epochs.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{best['val_loss']:.3f}")
+        save_checkpoint(run_dir / "last", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
+        if stop:
+            break
+    if checkpoint_exists(run_dir / "best"):
+        load_checkpoint(run_dir / "best", both)
+    return ema.cpu().eval(), best
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Command
+
+
+def train(config: MARConfig, out: Path, vae_folder: str | Path, dataset_name: str = "default", resume: bool = False,
+          device: str = "auto", max_steps: int | None = None, command: str = "") -> dict:
+    device = pick_device(device)
+    dataset = load_prepared(dataset_name)
+    config = fit_scaler(dataset, config)
+    vae_folder = resolve(vae_folder)  # a clear error now if the 3D-VAE is not trained yet
+    vae_config = read_config(vae_folder)
+    arrays = compute_latents(vae_folder, dataset, dataset_name, config.augment_copies, config.seed, device)
+    if tuple(arrays["val"].shape[1:]) != config.latent_shape:
+        raise ValueError(f"The 3D-VAE at {vae_folder} gives latents {tuple(arrays['val'].shape[1:])}, but the MAR "
+                         f"config expects {config.latent_shape}: use the matching --config (or --vae)")
+    latent_std = float(arrays["train"][0].std())
+    if not 0.5 < latent_std < 2.0:
+        print(f"warning: the training latents have SD {latent_std:.3f}, not ~1: is the 3D-VAE's latent_scale set?",
+              file=sys.stderr)
+    train_set, val_set = dataset.split("train"), dataset.split("val")
+    run_dir = cache_dir() / "runs" / out.name
+    started = time.perf_counter()
+    ema, best = fit(config, torch.from_numpy(arrays["train"]), condition_tensors(train_set.table, config),
+                    torch.from_numpy(arrays["val"]), condition_tensors(val_set.table, config), run_dir, resume,
+                    device, max_steps)
+    minutes = (time.perf_counter() - started) / 60
+    card = model_card(config, best, minutes, dataset_name, command, ema.count_parameters(), len(train_set),
+                      len(val_set), vae_folder)
+    save_pretrained(out, ema, config, card, depends_on={"vae3d": vae_folder},
+                    extra={"selected": best, "train_minutes": round(minutes, 1), "dataset": str(dataset_name),
+                           "vae3d_folder": str(vae_folder), "vae3d_latent_scale": vae_config["config"].get("latent_scale"),
+                           "train_latent_std": latent_std, "n_train": len(train_set), "n_val": len(val_set),
+                           "parameters": ema.count_parameters(), "command": command, "device": str(device),
+                           "threads": torch.get_num_threads()})
+    return best
+
+
+def model_card(config: MARConfig, best: dict, minutes: float, dataset_name: str, command: str, parameters: int,
+               n_train: int, n_val: int, vae_folder) -> str:
+    c = config
+    return f"""# CardioSynth MAR: phenotype-conditioned cine latent generator (CPGG stage 2)
+
+Masked autoregressive transformer with a per-token diffusion loss (Li et al. 2024, as in CPGG, Li et al.
+MICCAI 2025). It generates *scaled* 3D-VAE latents ({" x ".join(map(str, c.latent_shape))}) of short-axis slice
+cines; the 3D-VAE it was trained with (`{vae_folder}`, pinned by sha256 in `config.json`) decodes them.
+
+- Conditions: {", ".join(c.phenotypes)} (standardised with the training split's scaler, stored in
+  `config.json`) and slice position (0 base ... 1 apex); condition dropout {c.condition_dropout} for guidance.
+- Architecture: patch {c.patch_t}x{c.patch_s}x{c.patch_s} -> {c.num_tokens} tokens of {c.token_dim}; encoder + decoder
+  {c.encoder_depth} + {c.decoder_depth} layers of width {c.width}; {c.buffer_size} condition tokens.
+- Denoiser: MLP {c.denoiser_blocks} x {c.denoiser_width} with AdaLN, v-prediction, cosine schedule of
+  {c.diffusion_steps} steps, sampled in {c.sampling_steps}; {parameters / 1e6:.1f} M parameters in all.
+- Weights: EMA (decay {c.ema_decay}). Generation defaults: K = {c.num_iter}, CFG {c.cfg} ({c.cfg_schedule}),
+  temperature {c.temperature}.
+- Data: ACDC subset, training split ({n_train} slice cines, prepared dataset `{dataset_name}`), each also
+  encoded in {c.augment_copies} augmented versions. Model selection: EMA validation diffusion loss on the
+  validation split ({n_val} cines).
+- Command: `{command or "python -m training.train_mar"}` ({minutes:.1f} min).
+- Selected epoch {best.get("epoch")} (step {best.get("step")}): validation diffusion loss
+  {best.get("val_loss", float("nan")):.4f}.
+- Trained on tens of patients: expect limited diversity and anatomy close to the training set; check
+  memorisation and adherence with `cardiosynth.measure` before using outputs. Research use only.
+
+## Licence
+Trained on ACDC, which is licensed CC BY-NC-SA 4.0: these weights carry the same licence (non-commercial,
+share-alike). Cite Bernard et al., IEEE TMI 37(11):2514-2525, 2018.
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
+    parser.add_argument("--vae", default=None, help="3D-VAE folder or name (default weights/vae3d, or vae3d_<config>)")
+    parser.add_argument("--dataset", default=None, help="prepared dataset name or folder (default: the config's)")
+    parser.add_argument("--out", help="weights folder (default weights/mar, or mar_<config>)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    config = CONFIGS[args.config]
+    if args.epochs:
+        config = dataclasses.replace(config, epochs=args.epochs)
+    suffix = "" if args.config == "default" else f"_{args.config}"
+    out = Path(args.out or f"weights/mar{suffix}")
+    best = train(config, out, args.vae or f"weights/vae3d{suffix}", args.dataset or args.config, args.resume,
+                 args.device, args.max_steps, command="python -m training.train_mar " + " ".join(sys.argv[1:]))
+    print(json.dumps(best))
+
+
+if __name__ == "__main__":
+    main()
