@@ -16,6 +16,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 
+ACDC_LICENCE = """## Licence
+Trained on ACDC, which is licensed CC BY-NC-SA 4.0: these weights carry the same licence (non-commercial,
+share-alike). Cite Bernard et al., IEEE TMI 37(11):2514-2525, 2018.
+"""
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed every generator; also flush denormals, which otherwise make CPU conv backward passes 5-10x slower."""
     torch.set_flush_denormal(True)

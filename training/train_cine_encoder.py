@@ -23,7 +23,7 @@ from cardiosynth.paths import cache_dir
 from cardiosynth.models.cine_encoder import CONFIGS, GROUPS, CineEncoder, CineEncoderConfig
 from cardiosynth.weights import save_pretrained
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import JsonlLog, checkpoint_exists, load_checkpoint, pick_device, save_checkpoint, seed_everything
+from training.common import ACDC_LICENCE, JsonlLog, checkpoint_exists, load_checkpoint, pick_device, save_checkpoint, seed_everything
 
 
 def tensors(dataset, config: CineEncoderConfig, scaler: dict) -> dict[str, torch.Tensor]:
@@ -140,10 +140,7 @@ when computing Fréchet distances between sets of cines.
   slice-position MAE {best.get("val_position_mae", float("nan")):.3f}, loss {best.get("val_loss", float("nan")):.3f}.
 - Use only as a measuring instrument: it is not a diagnostic classifier.
 
-## Licence
-Trained on ACDC, which is licensed CC BY-NC-SA 4.0: these weights carry the same licence (non-commercial,
-share-alike). Cite Bernard et al., IEEE TMI 37(11):2514-2525, 2018.
-"""
+{ACDC_LICENCE}"""
 
 
 def main() -> None:

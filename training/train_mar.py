@@ -38,7 +38,7 @@ from cardiosynth.models.mar import CONFIGS, MAR, MARConfig
 from cardiosynth.paths import cache_dir
 from cardiosynth.weights import read_config, resolve, save_pretrained
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import JsonlLog, checkpoint_exists, load_checkpoint, pick_device, save_checkpoint, seed_everything
+from training.common import ACDC_LICENCE, JsonlLog, checkpoint_exists, load_checkpoint, pick_device, save_checkpoint, seed_everything
 
 VAL_SEED = 12345
 
@@ -255,10 +255,7 @@ cines; the 3D-VAE it was trained with (`{vae_folder}`, pinned by sha256 in `conf
 - Trained on tens of patients: expect limited diversity and anatomy close to the training set; check
   memorisation and adherence with `cardiosynth.measure` before using outputs. Research use only.
 
-## Licence
-Trained on ACDC, which is licensed CC BY-NC-SA 4.0: these weights carry the same licence (non-commercial,
-share-alike). Cite Bernard et al., IEEE TMI 37(11):2514-2525, 2018.
-"""
+{ACDC_LICENCE}"""
 
 
 def main() -> None:
