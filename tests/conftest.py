@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
 
 from cardiosynth.paths import data_root
 
@@ -32,3 +33,13 @@ def acdc_root():
 def ecg_root():
     """The real ECG data (../shared/data/ecg: LUDB + clinical format examples)."""
     return _shared_dataset("ecg")
+
+
+@pytest.fixture()
+def one_thread():
+    """Tiny models run fastest on one thread, and on a CPU shared with other jobs two threads crawl.
+    Restores the previous setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -14,7 +14,7 @@ from cardiosynth.models.mar import (CONFIGS, MAR, MARConfig, decoding_schedule, 
                                     sample_mask_ratio, unpatchify)
 from cardiosynth.weights import WeightsError, save_pretrained
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**changes) -> MARConfig:

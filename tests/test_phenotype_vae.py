@@ -64,15 +64,6 @@ def test_shapes_and_loss():
     assert lp.shape == (7,) and torch.isfinite(lp).all()
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny matrices: one thread avoids oversubscription on a busy machine (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_tiny_overfit_loss_decreases(one_thread):
     torch.manual_seed(0)
     model = PhenotypeVAE(PhenotypeVAEConfig(latent_dim=2, hidden=16))

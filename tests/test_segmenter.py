@@ -34,13 +34,7 @@ def phantom(n: int = 8, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.n
     return np.clip(images, 0, 1).astype(np.float32), labels
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions are fastest on one thread, and a CPU shared with other jobs makes 2 threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_forward_shapes_default_and_paper():
