@@ -155,16 +155,9 @@ def test_bundled_weights_load_and_refuse_tampering(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def val_subset(acdc_root, tmp_path_factory):
-    """A handful of real val cines from the prepared dataset (prepared into a tmp folder when not cached)."""
-    from cardiosynth.data.dataset import load_prepared, prepared_folder
-    from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS, prepare_acdc
-
-    folder = prepared_folder("default")
-    if not (folder / "dataset.npz").is_file():
-        folder = tmp_path_factory.mktemp("prepared") / "acdc_default"
-        prepare_acdc(acdc_root, PREPARE_CONFIGS["default"], folder, progress=False)
-    val = load_prepared(folder).split("val")
+def val_subset(prepared_default):
+    """A handful of real val cines from the prepared dataset."""
+    val = prepared_default.split("val")
     return val.subset(np.arange(len(val)) < 12)
 
 

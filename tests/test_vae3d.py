@@ -184,12 +184,8 @@ def test_bundled_weights_load_and_refuse_tampering(tmp_path):
         load_vae3d(folder)
 
 
-def test_bundled_weights_reconstruct_real_val_cines():
-    from cardiosynth.data.dataset import load_prepared, prepared_folder
-
-    if not (prepared_folder("default") / "dataset.npz").is_file():
-        pytest.skip("prepared dataset not cached (python -m cardiosynth.data prepare)")
-    val = load_prepared("default").split("val")
+def test_bundled_weights_reconstruct_real_val_cines(prepared_default):
+    val = prepared_default.split("val")
     idx = np.arange(len(val))[:4]
     frames = val.cines[idx].astype(np.float32) / 255.0
     model = load_vae3d()
