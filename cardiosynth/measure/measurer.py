@@ -25,13 +25,14 @@ class CineMeasurer:
     def curves(self, cines: Sequence[Cine]) -> list[CineMeasurements]:
         if len(cines) == 0:
             raise ValueError("No cines to measure")
-        out = []
         for cine in cines:
             if not isinstance(cine, Cine):
                 raise TypeError(f"Expected Cine objects, got {type(cine).__name__}")
-            labels = segment_cine(self.segmenter, cine.frames, valid=cine.valid)
-            out.append(measure_labels(labels, cine.spacing_mm, cine.valid))
-        return out
+        if len({c.shape for c in cines}) == 1:  # one batched pass (padding is masked in measure_labels)
+            labels = segment_cine(self.segmenter, np.stack([c.frames for c in cines]))
+        else:
+            labels = [segment_cine(self.segmenter, c.frames) for c in cines]
+        return [measure_labels(lab, c.spacing_mm, c.valid) for lab, c in zip(labels, cines)]
 
     def measure(self, cines: Sequence[Cine]) -> tuple[pd.DataFrame, list[CineMeasurements]]:
         """One row per cine: area features, ED/ES, FAC, slice position and (if fitted) estimated phenotypes."""
