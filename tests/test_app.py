@@ -3,7 +3,6 @@ example ECGs only; no ../shared needed). Errors must come back as one readable m
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,12 @@ from cardiosynth import phenotypes as ph
 gradio_client = pytest.importorskip("gradio_client")
 
 from cardiosynth.app import build_app, launch_kwargs  # noqa: E402
+from cardiosynth.app.bench import free_port  # noqa: E402
 from cardiosynth.app.ecg_view import EXAMPLE_DIR  # noqa: E402
 from cardiosynth.app.phenotype_explorer import PhenotypeExplorer  # noqa: E402
 
 N = len(ph.NAMES)
 SINUS = "LUDB record 2: sinus rhythm (WFDB)"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

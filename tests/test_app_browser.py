@@ -6,7 +6,6 @@ indicator, opens the ECG tab with the bundled sinus-rhythm example, and saves sc
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -15,11 +14,9 @@ import pytest
 sync_api = pytest.importorskip("playwright.sync_api")
 
 from cardiosynth.app import build_app, launch_kwargs  # noqa: E402
+from cardiosynth.app.bench import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 from cardiosynth.paths import REPO_ROOT  # noqa: E402
 
-CHROMIUM = os.environ.get("CARDIOSYNTH_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(os.environ.get("CARDIOSYNTH_SCREENSHOTS", REPO_ROOT / "outputs" / "screenshots"))
 TIMEOUT_MS = 20_000
 
@@ -27,12 +24,6 @@ if not Path(CHROMIUM).is_file():
     if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
         pytest.fail(f"CI requires Chromium at {CHROMIUM} (.ci/run installs it)", pytrace=False)
     pytest.skip(f"Chromium not found at {CHROMIUM} (set CARDIOSYNTH_CHROMIUM)", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

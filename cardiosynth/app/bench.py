@@ -25,11 +25,13 @@ from pathlib import Path
 
 from cardiosynth.paths import REPO_ROOT
 
+CHROMIUM = os.environ.get("CARDIOSYNTH_CHROMIUM", "/usr/bin/chromium")  # Debian's; never a downloaded one
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on loopback (for serving the app in tests and benchmarks)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -121,11 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=20, help="calls per endpoint (default 20)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for app.py (default: its own)")
     parser.add_argument("--browser", action="store_true", help="also time clicks in headless Chromium")
-    parser.add_argument("--chromium", default=os.environ.get("CARDIOSYNTH_CHROMIUM", "/usr/bin/chromium"))
+    parser.add_argument("--chromium", default=CHROMIUM)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the page")
     args = parser.parse_args(argv)
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/"
     command = [sys.executable, str(REPO_ROOT / "app.py"), "--port", str(port)]
     if args.threads is not None:
