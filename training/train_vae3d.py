@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
+from cardiosynth.measure.bench import time_callable
 from cardiosynth.measure.metrics import bootstrap_ci
 from cardiosynth.models.vae3d import (CONFIGS, VAE3D, VAE3DConfig, kl_divergence, load_vae3d, masked_metrics,
                                       ssim_map)
@@ -132,20 +132,11 @@ def bench(model: VAE3D, repeats: int = 10, warmup: int = 3) -> dict:
     model.eval()
     c = model.config
     x = torch.rand(1, 1, c.frames, c.size, c.size, generator=torch.Generator().manual_seed(0))
-    timings = {"encode": [], "decode": []}
     with torch.inference_mode():
         z = model.encode(x)[0]
-        for k in range(warmup + repeats):
-            t0 = time.perf_counter()
-            model.encode(x)
-            t1 = time.perf_counter()
-            model.decode(z)
-            t2 = time.perf_counter()
-            if k >= warmup:
-                timings["encode"].append(t1 - t0)
-                timings["decode"].append(t2 - t1)
-    return {"encode_s_per_cine": round(statistics.median(timings["encode"]), 4),
-            "decode_s_per_cine": round(statistics.median(timings["decode"]), 4),
+        encode = time_callable(lambda: model.encode(x), 1, warmup, repeats)
+        decode = time_callable(lambda: model.decode(z), 1, warmup, repeats)
+    return {"encode_s_per_cine": encode["seconds_per_cine"], "decode_s_per_cine": decode["seconds_per_cine"],
             "batch": 1, "repeats": repeats, "threads": torch.get_num_threads(),
             "input_shape": [1, 1, c.frames, c.size, c.size], "latent_shape": list(c.latent_shape)}
 
