@@ -41,7 +41,7 @@ from cardiosynth.data.splits import load_split
 from cardiosynth.measure.metrics import bootstrap_ci, frechet_distance
 from cardiosynth.models.phenotype_vae import (SIDES, PhenotypeVAE, PhenotypeVAEConfig, from_coordinates,
                                               to_coordinates)
-from cardiosynth.paths import REPO_ROOT, require_dataset
+from cardiosynth.paths import REPO_ROOT, cache_dir, require_dataset
 from cardiosynth.weights import save_pretrained
 from training.common import JsonlLog, seed_everything
 
@@ -513,7 +513,7 @@ def main(argv=None) -> int:
     parser.add_argument("--search", action="store_true", help="choose latent size, width and decoder noise floor on val first")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--run-dir", default=str(REPO_ROOT / "runs" / "phenotype_vae"))
+    parser.add_argument("--run-dir", default=str(cache_dir() / "runs" / "phenotype_vae"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

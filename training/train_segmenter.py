@@ -33,7 +33,7 @@ from tqdm import tqdm
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
 from cardiosynth.models.segmenter import (CONFIGS, LABEL_NAMES, STRUCTURES, Segmenter, SegmenterConfig,
                                           count_parameters, dice_per_class, segment_cine)
-from cardiosynth.paths import REPO_ROOT
+from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import save_pretrained
 from training.common import (JsonlLog, checkpoint_exists, load_checkpoint, pick_device, save_checkpoint,
                              seed_everything)
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default="default", choices=sorted(CONFIGS))
     parser.add_argument("--out", default=None, help="weights folder (default weights/segmenter, or "
                                                     "weights/segmenter_<config> for non-default configs)")
-    parser.add_argument("--run-dir", default=None, help="checkpoints and log.jsonl (default runs/segmenter_<config>)")
+    parser.add_argument("--run-dir", default=None, help="checkpoints and log.jsonl (default .cache/runs/segmenter_<config>)")
     parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --run-dir")
     parser.add_argument("--device", default="auto")
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.epochs is not None:
         config = dataclasses.replace(config, epochs=args.epochs)
     smoke = "_smoke" if args.max_steps is not None else ""  # a smoke run never overwrites the real ones
-    run_dir = Path(args.run_dir) if args.run_dir else REPO_ROOT / "runs" / f"segmenter_{args.config}{smoke}"
+    run_dir = Path(args.run_dir) if args.run_dir else cache_dir() / "runs" / f"segmenter_{args.config}{smoke}"
     if args.out:
         out = Path(args.out)
     elif smoke:
