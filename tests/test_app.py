@@ -13,6 +13,7 @@ gradio_client = pytest.importorskip("gradio_client")
 
 from cardiosynth.app import build_app, launch_kwargs  # noqa: E402
 from cardiosynth.app.bench import free_port  # noqa: E402
+from cardiosynth.app.cine_view import CineStudio  # noqa: E402
 from cardiosynth.app.ecg_view import EXAMPLE_DIR  # noqa: E402
 from cardiosynth.app.phenotype_explorer import PhenotypeExplorer  # noqa: E402
 
@@ -26,8 +27,13 @@ def explorer():
 
 
 @pytest.fixture(scope="module")
-def client(explorer):
-    demo = build_app(explorer)
+def studio():
+    return CineStudio()
+
+
+@pytest.fixture(scope="module")
+def client(explorer, studio):
+    demo = build_app(explorer, studio)
     port = free_port()
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_kwargs())
     try:
@@ -184,3 +190,68 @@ def test_unexpected_errors_become_one_sentence(client, explorer, monkeypatch, ca
     assert "went wrong inside CardioSynth" in error and "RuntimeError" in error
     assert "internal detail" not in error and "internal detail" not in result[N + 2]
     assert "internal detail" in caplog.text  # the traceback goes to the server log
+
+
+def _local_file(value) -> Path:
+    """gradio_client (download_files=False) returns the server's file path; the server is this process."""
+    path = Path(value["path"] if isinstance(value, dict) else value)
+    assert path.is_file(), value
+    return path
+
+
+def test_generate_shows_the_cine_beside_its_values_and_keeps_the_previous(client, explorer, studio):
+    import imageio.v3 as iio
+
+    assert studio.available, studio.unavailable_reason
+    values = [explorer.start[n] for n in ph.NAMES]
+    now, previous, table, message = client.predict(*values, 3, 8, 3.0, 0.5, api_name="/generate")
+    assert message == "" and previous is None
+    frames = iio.imread(_local_file(now), index=None)
+    assert frames.shape[0] == 16 and frames.shape[1] == frames.shape[2] >= 64  # 16 frames, square, upscaled
+    assert frames.std() > 5  # an image, not a blank
+    assert f"| LVEDV (mL) | {explorer.start['LVEDV']:.1f} |" in table and "| seed | 3 |" in table
+    assert "read back" in table  # the measurement module is bundled
+    # same seed and values again: the same cine; the first one is now "previous"
+    again, before, table2, _ = client.predict(*values, 3, 8, 3.0, 0.5, api_name="/generate")
+    assert _local_file(before).read_bytes() == _local_file(now).read_bytes()
+    assert _local_file(again).read_bytes() == _local_file(now).read_bytes()
+    assert "previous | change" in table2
+    # a bigger LV with the same seed: a different cine, and the change is listed
+    bigger = dict(zip(ph.NAMES, values))
+    bigger["LVEDV"] += 60
+    changed, _, table3, _ = client.predict(*[bigger[n] for n in ph.NAMES], 3, 8, 3.0, 0.5, api_name="/generate")
+    assert _local_file(changed).read_bytes() != _local_file(now).read_bytes()
+    assert "+60.0" in table3
+
+
+def test_generate_downloads_and_frame_figure(studio, explorer):
+    import nibabel as nib
+
+    result = studio.generate(explorer.start, 1, 8, 3.0, 0.3)
+    files = [Path(f) for f in studio.downloads(result)]
+    assert [f.name.split(".", 1)[1] for f in files] == ["mp4", "gif", "nii.gz", "json", "csv"]
+    assert all(f.stat().st_size > 0 for f in files)
+    assert nib.load(files[2]).shape == (64, 64, 1, 16)
+    import json
+
+    conditions = json.loads(files[3].read_text())
+    assert conditions["seed"] == 1 and conditions["slice_position"] == 0.3 and conditions["model"].startswith("synthetic:cpgg@")
+    figure = studio.figure(result, studio.generate(explorer.start, 2, 8, 3.0, 0.3))
+    images = [t for t in figure.data if t.type == "image"]
+    assert len(images) == 32 and sum(bool(t.visible) for t in images) == 2  # frame 0 of both cines
+    assert len(figure.layout.sliders[0].steps) == 16
+    assert {t.name for t in figure.data if t.type == "scatter"} == {"LV now", "RV now", "LV previous", "RV previous"}
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"steps": 0}, "Decoding steps must be between 1 and"),
+    ({"cfg": 50}, "Guidance scale must be between 1 and 20"),
+    ({"seed": -4}, "Seed must be between 0"),
+    ({"LVESV": 400.0}, "cannot"),
+])
+def test_generate_bad_requests_are_messages(client, explorer, changes, message):
+    values = {**explorer.start, **{k: v for k, v in changes.items() if k in ph.NAMES}}
+    settings = {"seed": 0, "steps": 8, "cfg": 3.0, "slice_position": 0.5,
+                **{k: v for k, v in changes.items() if k not in ph.NAMES}}
+    result = client.predict(*[values[n] for n in ph.NAMES], *settings.values(), api_name="/generate")
+    assert "cs-error" in result[3] and message in result[3] and "Traceback" not in result[3]

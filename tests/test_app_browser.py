@@ -1,6 +1,7 @@
 """The app in a real browser: headless Debian Chromium driven by playwright's Python package (no browser
 download: ``executable_path=/usr/bin/chromium``). Edits a slider, samples a heart, waits for the plausibility
-indicator, opens the ECG tab with the bundled sinus-rhythm example, and saves screenshots to
+indicator, generates a cine and a second one to compare, opens the ECG tab with the bundled sinus-rhythm
+example, and saves screenshots to
 ``outputs/screenshots/`` (``CARDIOSYNTH_SCREENSHOTS=assets/screenshots`` refreshes the README's). Also checks that the page makes no request outside 127.0.0.1."""
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def test_phenotype_explorer_edit_and_sample(browser_page):
     box = page.locator("#plausibility .cs-plaus")
     box.wait_for()
     assert box.get_attribute("data-status") == "green"  # the healthy start
-    assert page.get_by_text("arrives with the phenotype→cine model").is_visible()
+    assert "Generate cine" in page.locator("#cine-note-phenotype").inner_text()
     start = indicator_key(page)
 
     # type a value into the LVM slider's number box: derived values stay, the indicator re-scores
@@ -107,6 +108,31 @@ def test_phenotype_explorer_edit_and_sample(browser_page):
     wait_until_idle(page)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "phenotype_explorer.png"), full_page=True)
+    assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
+
+
+def test_generate_a_cine_then_compare_with_the_previous(browser_page):
+    page, outside = browser_page
+    page.get_by_role("tab", name="Phenotype explorer").click()
+    page.locator("#generate-btn").click()
+    page.wait_for_function("() => { const img = document.querySelector('#cine-now img');"
+                           " return img && img.complete && img.naturalWidth >= 64; }")
+    first = page.locator("#cine-now img").get_attribute("src")
+    assert "LVEDV (mL)" in page.locator("#cine-values").inner_text()
+    # move LVEDV up with the keyboard, generate again with the same seed: the first cine moves to "previous"
+    page.locator("#slider-LVEDV input[type=range]").focus()
+    page.keyboard.press("PageUp")
+    page.locator("#generate-btn").click()
+    page.wait_for_function("old => { const img = document.querySelector('#cine-previous img');"
+                           " return img && img.complete && img.naturalWidth >= 64; }", arg=first)
+    assert "change" in page.locator("#cine-values").inner_text()
+    page.wait_for_function("() => { const gd = document.querySelector('#cine-plot .js-plotly-plot');"
+                           " return gd && gd.data && gd.data.filter(t => t.type === 'image').length === 32; }")
+    page.locator("#cine-files").get_by_text(".mp4").first.wait_for()
+    wait_until_idle(page)
+    assert page.locator("#cine-message .cs-error").count() == 0
+    page.locator("#cine-heading").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "phenotype_to_cine.png"), full_page=True)
     assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
 
 

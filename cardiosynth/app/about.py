@@ -1,9 +1,10 @@
 """Texts shown in the app (kept here so the layout code stays short)."""
 
 CINE_NOTE_PHENOTYPE = (
-    "**Cine generation from these phenotypes arrives with the phenotype\u2192cine model (not yet trained in this "
-    "build).** This tab works with the bundled phenotype VAE only: it samples, completes and scores phenotype "
-    "sets. No cine is shown because no cine generator is bundled yet."
+    "Set or sample a phenotype set on the left, then press **Generate cine** below: the bundled CPGG model (masked "
+    "autoregressive transformer + 3D-VAE, trained on ACDC) makes one short-axis slice cine with these values. Keep "
+    "the seed and change a value to see what that value does; the previous cine stays beside the new one. "
+    "Without the generator weights the tab still samples, completes and scores phenotype sets."
 )
 
 CINE_NOTE_ECG = (
@@ -33,15 +34,17 @@ Fang, Ding et al.).
 
 ## What this build contains
 
-The cine generators (phenotype \u2192 cine and ECG \u2192 cine) are **not trained yet**, so this app shows no cines.
-What works now:
+Phenotype \u2192 cine works (Phenotype explorer tab); the ECG \u2192 cine generator is **not trained yet**, so the
+ECG tab analyses the ECG and shows no cine. The bundled models:
 
 | bundled model | what it does here | model card |
 |---|---|---|
 | Phenotype VAE (CPGG stage 1) | samples consistent phenotype sets, completes partly locked sets, scores plausibility (Phenotype explorer tab) | `weights/phenotype_vae/README.md` |
-| Cine segmenter (2D U-Net, LV / MYO / RV) | measuring instrument for generated cines (not used in the app yet) | `weights/segmenter/README.md` |
+| 3D-VAE (CPGG stage 2 latent space) | compresses a 16 x 64 x 64 cine to a 4 x 8 x 16 x 16 latent and decodes generated latents to cines | `weights/vae3d/README.md` |
+| MAR: masked autoregressive transformer with per-token diffusion (CPGG stage 2) | generates cine latents conditioned on the nine phenotypes and the slice position | `weights/mar/README.md` |
+| Cine segmenter (2D U-Net, LV / MYO / RV) | measures the LV / RV area curves of each generated cine | `weights/segmenter/README.md` |
 | Cine encoder (small 3D CNN) | feature space of the Fr\u00e9chet distance used to judge generators (not used in the app yet) | `weights/cine_encoder/README.md` |
-| Phenotype estimator (ridge regressions on segmenter measurements) | estimates phenotypes from one slice cine, to check control adherence (not used in the app yet) | `weights/phenotype_estimator/README.md` |
+| Phenotype estimator (ridge regressions on segmenter measurements) | reads LVEDV / LVEF back from the generated slice, to show how well the cine follows the request | `weights/phenotype_estimator/README.md` |
 
 The ECG tab uses no learned model: reading (WFDB, EDF, DICOM, HL7 aECG, Philips, GE MUSE, CardioSoft XML, CSV,
 NumPy) and processing (neurokit2 R peaks, quality, QT, cardiac phase) are `cardiosynth.ecg`.

@@ -3,8 +3,10 @@
 - ``cold_start_s``: from spawning ``python app.py --port P`` to the first ``GET /`` answered 200 (page served).
 - ``client_ms``: gradio_client round trips (queue included) for ``/sample``, ``/plausibility`` and
   ``/ecg_example`` (the first ECG call is reported apart: it may pay for importing the ECG stack).
+  ``/generate`` (phenotypes -> cine: GIF + values back; the figure and downloads follow in a chained step).
 - ``browser`` (``--browser``): headless Chromium clicks "Sample a heart" and waits until the plausibility
-  indicator shows the new heart (click -> result on screen), then until the population plot shows it.
+  indicator shows the new heart (click -> result on screen), then until the population plot shows it; and
+  clicks "Generate cine" and waits until the new animated cine is on screen (click -> animation).
 
 The server is a separate process started and stopped by this command; nothing else is touched.
 """
@@ -81,8 +83,16 @@ def _client_latency(url: str, repeats: int) -> dict:
         t = time.perf_counter()
         client.predict(example, api_name="/ecg_example")
         ecg_ms.append(1000 * (time.perf_counter() - t))
-    return {"sample": _stats(sample_ms), "plausibility": _stats(score_ms),
-            "ecg_example_first": round(ecg_ms[0], 1), "ecg_example": _stats(ecg_ms[1:])}
+    report = {"sample": _stats(sample_ms), "plausibility": _stats(score_ms),
+              "ecg_example_first": round(ecg_ms[0], 1), "ecg_example": _stats(ecg_ms[1:])}
+    if "/generate" in client.view_api(print_info=False, return_format="dict").get("named_endpoints", {}):
+        generate_ms = []
+        for i in range(repeats):
+            t = time.perf_counter()
+            client.predict(*values, i, 8, 3.0, 0.5, api_name="/generate")
+            generate_ms.append(1000 * (time.perf_counter() - t))
+        report["generate"] = _stats(generate_ms)
+    return report
 
 
 def _browser_latency(url: str, repeats: int, chromium: str) -> dict:
@@ -112,10 +122,22 @@ def _browser_latency(url: str, repeats: int, chromium: str) -> dict:
                     " const line = gd && gd.data && gd.data.find(t => t.name === 'this heart');"
                     " return line && Math.abs(line.x[0] - v) < 1e-6; }", arg=lvedv, timeout=30_000)
                 plots.append(1000 * (time.perf_counter() - t))
+            generated = []
+            if page.locator("#generate-btn").count():
+                for _ in range(repeats):
+                    old = page.locator("#cine-now img").get_attribute("src") if page.locator("#cine-now img").count() else ""
+                    t = time.perf_counter()
+                    page.locator("#generate-btn").click()
+                    page.wait_for_function(
+                        "old => { const img = document.querySelector('#cine-now img');"
+                        " return img && img.src && img.src !== old && img.complete && img.naturalWidth > 0; }",
+                        arg=old, timeout=30_000)
+                    generated.append(1000 * (time.perf_counter() - t))
         finally:
             browser.close()
     return {"page_load_to_indicator_ms": round(first_paint, 1), "sample_click_to_indicator_ms": _stats(clicks),
-            "sample_click_to_plot_ms": _stats(plots)}
+            "sample_click_to_plot_ms": _stats(plots),
+            **({"generate_click_to_animation_ms": _stats(generated)} if generated else {})}
 
 
 def main(argv: list[str] | None = None) -> int:

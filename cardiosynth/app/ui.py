@@ -10,6 +10,7 @@ Endpoints for ``gradio_client`` (``Client(url).predict(..., api_name=...)``):
 - ``/plausibility`` (9 phenotypes; SV / EF are recomputed from the volumes) -> the same outputs
 - ``/set_LVEF``, ``/set_LVSV``, ``/set_RVEF``, ``/set_RVSV`` (9 phenotypes) -> the same, moving that ventricle's ESV
 - ``/reset`` () -> the healthy starting set
+- ``/generate`` (9 phenotypes, seed, steps, cfg, slice_position) -> GIF (now), GIF (previous), values, message
 - ``/ecg`` (list of uploaded files) and ``/ecg_example`` (example name) -> figure, summary, details JSON, message
 """
 
@@ -29,6 +30,7 @@ from cardiosynth import phenotypes as ph  # noqa: E402
 from . import about  # noqa: E402
 from .ecg_view import EXAMPLES, analyse_example, analyse_upload  # noqa: E402
 from .errors import error_box, user_message  # noqa: E402
+from .cine_view import CineStudio  # noqa: E402
 from .phenotype_explorer import PhenotypeExplorer, Scored  # noqa: E402
 
 CSS = """
@@ -61,14 +63,79 @@ def _named_as(names):
     return lambda fn: _named(fn, names)
 
 
+def add_cine_panel(studio: CineStudio, values: list) -> None:
+    """Generate / compare / download, under the phenotype controls. The GIF, values and comparison come back
+    first; the frame-by-frame figure with area curves and the download files follow in a chained step."""
+    gr.Markdown("## Cine from these phenotypes", elem_id="cine-heading")
+    if not studio.available:
+        gr.Markdown(f"No cine generator in this build: {studio.unavailable_reason}", elem_classes=["cs-note"])
+        return
+    defaults = studio.defaults
+    with gr.Row(equal_height=True):
+        generate_btn = gr.Button("Generate cine", variant="primary", elem_id="generate-btn", scale=2)
+        cine_seed = gr.Number(0, precision=0, minimum=0, label="Cine seed", scale=1,
+                              info="same seed + same values = the same cine")
+    with gr.Accordion("Advanced", open=False):
+        with gr.Row():
+            steps = gr.Slider(1, min(64, defaults["max_steps"]), value=defaults["steps"], step=1,
+                              label="Decoding steps (K)", info="more = slower, sometimes finer")
+            cfg = gr.Slider(1, 10, value=defaults["cfg"], step=0.5, label="Guidance scale",
+                            info="1 = no guidance; higher = follows the phenotypes harder, less variety")
+            position = gr.Slider(0, 1, value=0.5, step=0.05, label="Slice position",
+                                 info="0 = base, 0.5 = mid-ventricle, 1 = apex")
+    cine_message = gr.Markdown("", elem_id="cine-message")
+    with gr.Row():
+        now_view = gr.Image(None, type="filepath", label="Now (animated)", elem_id="cine-now", height=300,
+                            interactive=False, buttons=["download"])
+        previous_view = gr.Image(None, type="filepath", label="Previous", elem_id="cine-previous", height=300,
+                                 interactive=False, buttons=["download"])
+        with gr.Column(min_width=300):
+            cine_values = gr.Markdown("", elem_id="cine-values")
+    cine_plot = gr.Plot(label="Frame by frame, with the measured LV / RV areas", elem_id="cine-plot")
+    cine_files = gr.File(label="Downloads: MP4, GIF, NIfTI, conditions (JSON, CSV)", file_count="multiple",
+                         elem_id="cine-files", interactive=False)
+    current = gr.State(None)
+    previous = gr.State(None)
+
+    @_named_as([*ph.NAMES, "seed", "steps", "cfg", "slice_position", "current"])
+    def generate(*args, progress=gr.Progress()):
+        vals, (seed, k, guidance, where, last) = args[:len(ph.NAMES)], args[len(ph.NAMES):]
+        try:
+            progress(0.1, desc="Generating the cine")
+            result = studio.generate(dict(zip(ph.NAMES, vals)), seed, k, guidance, where)
+            gif = studio.file(result, "gif")
+            before = studio.file(last, "gif") if last is not None else None
+            return [gif, before, studio.values_markdown(result, last), "", result, last]
+        except Exception as err:  # noqa: BLE001 - every error becomes a message
+            return [gr.skip()] * 3 + [error_box(user_message(err, "generating the cine")), gr.skip(), gr.skip()]
+
+    def details(now, before):
+        try:
+            if now is None:
+                return gr.skip(), gr.skip()
+            return studio.figure(now, before), studio.downloads(now)
+        except Exception as err:  # noqa: BLE001
+            user_message(err, "drawing the cine figure")  # logs it
+            return gr.skip(), gr.skip()
+
+    # the generate endpoint takes the shown result as input and returns it as the new "previous"
+    generate_btn.click(generate, inputs=[*values, cine_seed, steps, cfg, position, current],
+                       outputs=[now_view, previous_view, cine_values, cine_message, current, previous],
+                       api_name="generate", show_progress="full", concurrency_limit=2).then(
+        details, inputs=[current, previous], outputs=[cine_plot, cine_files], api_visibility="private",
+        show_progress="minimal")
+
+
 def launch_kwargs() -> dict:
     """Theme and CSS for ``Blocks.launch`` (Gradio 6 takes them there, not in ``Blocks``)."""
     return {"theme": THEME, "css": CSS, "footer_links": ["api", "settings"]}
 
 
-def build_app(explorer: PhenotypeExplorer | None = None) -> gr.Blocks:
-    """The app's Blocks (queue enabled). ``explorer`` defaults to the bundled phenotype VAE."""
+def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | None = None) -> gr.Blocks:
+    """The app's Blocks (queue enabled). ``explorer`` defaults to the bundled phenotype VAE, ``studio`` to the
+    bundled phenotype -> cine pipeline (the tab says so when its weights are missing)."""
     explorer = explorer if explorer is not None else PhenotypeExplorer()
+    studio = studio if studio is not None else CineStudio()
     start = explorer.score(explorer.start, note="Start: the VAE's most likely heart with normal ejection fractions "
                                                 "(LVEF 62 %, RVEF 55 %).")
 
@@ -201,6 +268,7 @@ def build_app(explorer: PhenotypeExplorer | None = None) -> gr.Blocks:
                                                                                        seed],
                                                outputs=outputs, api_name="complete", show_progress="minimal"))
                 then_redraw(reset_btn.click(reset, outputs=outputs, api_name="reset"))
+                add_cine_panel(studio, values)
 
             with gr.Tab("ECG", id="ecg"):
                 gr.Markdown(about.CINE_NOTE_ECG, elem_classes=["cs-note"], elem_id="cine-note-ecg")

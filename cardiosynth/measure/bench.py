@@ -1,6 +1,7 @@
 """Benchmark harness: time a generator after warm-up, excluding I/O; median of repeats; JSON out.
 
     python -m cardiosynth.measure.bench --generator group-mean --batch-size 1 --repeats 5
+    python -m cardiosynth.measure.bench --generator cpgg --batch-size 1       # phenotypes -> cine, bundled weights
     python -m cardiosynth.measure.bench --target measure      # the measurement pipeline itself
 
 Conditions are drawn once before timing (real validation rows), so only generation is timed.
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", choices=["generator", "measure"], default="generator")
-    parser.add_argument("--generator", default="group-mean", help="real, nearest-train, group-mean")
+    parser.add_argument("--generator", default="group-mean", help="real, nearest-train, group-mean, cpgg[:folder]")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)

@@ -5,6 +5,7 @@ the schema's phenotype columns, ``slice_position`` and ``seed`` (one row per req
 
 - ``RealCines``: real held-out cines, requested with their own phenotypes -> the real-data ceilings.
 - ``NearestTrainingCine``: copies the training cine closest to the request (fails the memorisation check).
+- ``cpgg``: the trained PhenotypeToCine pipeline (``cardiosynth.pipelines``), the product itself.
 - ``GroupMeanCine``: the mean cine of the request's nearest diagnostic group at that slice level (no
   diversity: fails the Fréchet and adherence checks).
 """
@@ -122,4 +123,10 @@ def build_generator(name: str, dataset: PreparedDataset, split: str = "val") -> 
         return NearestTrainingCine(train)
     if name == "group-mean":
         return GroupMeanCine(train)
-    raise ValueError(f"Unknown generator {name!r}; known: real, nearest-train, group-mean")
+    if name == "cpgg" or name.startswith("cpgg:"):  # the trained phenotype -> cine pipeline (cpgg:<folder or hub id>)
+        from cardiosynth.pipelines import PhenotypeToCine
+
+        pipe = PhenotypeToCine.from_pretrained(*name.split(":", 1)[1:])
+        pipe.name = name
+        return pipe
+    raise ValueError(f"Unknown generator {name!r}; known: real, nearest-train, group-mean, cpgg[:folder]")

@@ -1,0 +1,228 @@
+"""The "Generate cine" panel's logic (no Gradio here): phenotypes -> cine with the bundled PhenotypeToCine,
+the measured LV/RV area curves of the result, the side-by-side comparison with the previous result, and the
+download files.
+
+Gradio's plot component renders plotly figures without animation frames, so the cine plays as an animated
+GIF (an <img>, plays everywhere), and a plotly figure steps through the frames with a slider, in sync with the
+area curves and with the previous result.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from cardiosynth import phenotypes as ph
+from cardiosynth.cine import Cine
+from cardiosynth.export import display_frames, save_cine
+
+log = logging.getLogger("cardiosynth.app")
+
+COLOURS = {"now": "#1565c0", "previous": "#8d6e63"}
+
+
+@dataclass
+class CineResult:
+    """One generated cine with everything that made it and what was measured on it."""
+
+    cine: Cine
+    conditions: dict  # nine phenotypes, slice position, seed, steps, cfg, temperature, model
+    measured: dict = field(default_factory=dict)  # estimated phenotypes + area curves (when the measurer is there)
+    files: dict = field(default_factory=dict)  # format -> path, written on demand
+
+    @property
+    def label(self) -> str:
+        c = self.conditions
+        return f"LVEDV {c['LVEDV']:.0f} mL, LVEF {c['LVEF']:.0f} %, seed {c['seed']}"
+
+
+class CineStudio:
+    """Holds the phenotype -> cine pipeline and the measurer; ``available`` is False (with the reason) when
+    the generator is not bundled, and the tab says so instead of failing."""
+
+    def __init__(self, pipeline=None, measurer=None, load: bool = True):
+        self.pipeline, self.measurer, self.unavailable_reason = pipeline, measurer, ""
+        if load and pipeline is None:
+            try:
+                from cardiosynth.pipelines import PhenotypeToCine
+
+                self.pipeline = PhenotypeToCine.from_pretrained()
+            except Exception as error:  # noqa: BLE001 - the rest of the app works without it
+                self.unavailable_reason = f"The phenotype\u2192cine weights could not be loaded: {error}"
+                log.warning(self.unavailable_reason)
+        if load and measurer is None and self.pipeline is not None:
+            try:
+                from cardiosynth.measure.measurer import CineMeasurer
+
+                self.measurer = CineMeasurer()
+            except Exception:  # noqa: BLE001 - the curves are optional
+                log.warning("Measurement models not available: no area curves", exc_info=True)
+        self.folder = Path(tempfile.mkdtemp(prefix="cardiosynth-cines-"))
+        self.count = 0
+
+    @property
+    def available(self) -> bool:
+        return self.pipeline is not None
+
+    @property
+    def defaults(self) -> dict:
+        c = self.pipeline.mar.config if self.available else None
+        return {"steps": c.num_iter if c else 8, "cfg": c.cfg if c else 3.0, "max_steps": c.num_tokens if c else 64}
+
+    # ----------------------------------------------------------------------------------------- actions
+    def generate(self, values: Mapping[str, float], seed, steps, cfg, slice_position) -> CineResult:
+        if not self.available:
+            raise RuntimeError(self.unavailable_reason or "No phenotype\u2192cine generator is bundled")
+        seed, steps = _whole(seed, "Seed", 0, 2 ** 31 - 1), _whole(steps, "Decoding steps", 1, self.defaults["max_steps"])
+        cfg, position = _number(cfg, "Guidance scale", 1.0, 20.0), _number(slice_position, "Slice position", 0.0, 1.0)
+        independent = {n: float(values[n]) for n in ph.INDEPENDENT}  # SV / EF follow from the volumes
+        result = self.pipeline(independent, n=1, seed=seed, steps=steps, cfg=cfg, slice_position=position)
+        row = result.conditions.iloc[0]
+        conditions = {**{n: round(float(row[n]), 2) for n in ph.NAMES}, "slice_position": position, "seed": seed,
+                      "steps": steps, "cfg": cfg, "temperature": float(row["temperature"]),
+                      "model": result.cines[0].source}
+        generated = CineResult(result.cines[0], conditions)
+        generated.measured = self.measure(generated.cine)
+        self.count += 1
+        generated.files["stem"] = f"cardiosynth_{self.count:04d}_seed{seed}"
+        return generated
+
+    def measure(self, cine: Cine) -> dict:
+        if self.measurer is None:
+            return {}
+        try:
+            table, curves = self.measurer.measure([cine])
+        except ValueError:  # e.g. a generator whose cines the bundled segmenter was not trained for
+            log.warning("Could not measure the generated cine; no area curves", exc_info=True)
+            return {}
+        row, curve = table.iloc[0], curves[0]
+        return {"est_LVEDV": float(row.get("est_LVEDV", math.nan)), "est_LVEF": float(row.get("est_LVEF", math.nan)),
+                "est_RVEDV": float(row.get("est_RVEDV", math.nan)),
+                "lv_area_mm2": curve.lv_area_mm2.tolist(), "rv_area_mm2": curve.rv_area_mm2.tolist(),
+                "ed_frame": int(curve.ed_frame), "es_frame": int(curve.es_frame)}
+
+    def file(self, result: CineResult, fmt: str) -> str:
+        """Path of the result as ``fmt`` (gif, mp4, nii.gz, json, csv), written once."""
+        if fmt not in result.files:
+            path = self.folder / f"{result.files['stem']}.{fmt}"
+            metadata = {**result.conditions, "measured": {k: v for k, v in result.measured.items() if k.startswith("est_")}}
+            if fmt == "json":
+                path.write_text(json.dumps(metadata, indent=2))
+            elif fmt == "csv":
+                import pandas as pd
+
+                pd.DataFrame([{k: v for k, v in metadata.items() if k != "measured"}]).to_csv(path, index=False)
+            else:
+                save_cine(result.cine, path, metadata if fmt in ("nii.gz",) else None)
+            result.files[fmt] = str(path)
+        return result.files[fmt]
+
+    def downloads(self, result: CineResult) -> list[str]:
+        return [self.file(result, fmt) for fmt in ("mp4", "gif", "nii.gz", "json", "csv")]
+
+    # ----------------------------------------------------------------------------------------- views
+    def values_markdown(self, now: CineResult, previous: CineResult | None) -> str:
+        """The values that made the cine (and the previous one), with what the measurement reads back."""
+        head = "| | now |" + (" previous | change |" if previous else "")
+        rule = "|---|---:|" + ("---:|---:|" if previous else "")
+        lines = [head, rule]
+
+        def row(label, key, fmt="{:.1f}", source="conditions"):
+            a = getattr(now, source).get(key)
+            text = f"| {label} | {fmt.format(a) if a is not None else '-'} |"
+            if previous:
+                b = getattr(previous, source).get(key)
+                change = (a - b) if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
+                text += f" {fmt.format(b) if b is not None else '-'} | {'' if not change else f'{change:+.1f}'} |"
+            return text
+
+        for name in ph.NAMES:
+            lines.append(row(f"{name} ({ph.BY_NAME[name].unit})", name))
+        lines += [row("slice position", "slice_position", "{:.2f}"), row("seed", "seed", "{:d}"),
+                  row("decoding steps", "steps", "{:d}"), row("guidance scale", "cfg", "{:.1f}")]
+        if now.measured:
+            lines += [row("**read back** LVEDV (mL)", "est_LVEDV", source="measured"),
+                      row("**read back** LVEF (%)", "est_LVEF", source="measured")]
+        note = ("\n\n*Read back*: what the bundled segmenter and phenotype estimator measure on this one generated "
+                "slice (their own error on real cines: LVEDV MAE ~44 mL, LVEF MAE ~8 points on the validation split).")
+        return "\n".join(lines) + (note if now.measured else "")
+
+    def figure(self, now: CineResult, previous: CineResult | None = None) -> go.Figure:
+        """Frames of this cine (and the previous one) with a frame slider, above the LV/RV area curves."""
+        results = [("now", now)] + ([("previous", previous)] if previous else [])
+        n_frames = now.cine.n_frames
+        fig = make_subplots(rows=2, cols=len(results), row_heights=[0.62, 0.38], vertical_spacing=0.1,
+                            horizontal_spacing=0.06,
+                            specs=[[{}] * len(results), [{"colspan": len(results)}] + [None] * (len(results) - 1)],
+                            subplot_titles=[f"{name}: {r.label}" for name, r in results] + ["LV / RV area (mm\u00b2)"])
+        for col, (name, result) in enumerate(results, start=1):
+            for frame in range(n_frames):
+                fig.add_trace(go.Image(source=_png_uri(result.cine, min(frame, result.cine.n_frames - 1)),
+                                       visible=frame == 0, name=f"{name} frame {frame}", hoverinfo="skip"),
+                              row=1, col=col)
+            fig.update_xaxes(visible=False, row=1, col=col)
+            fig.update_yaxes(visible=False, scaleanchor=f"x{'' if col == 1 else col}", row=1, col=col)
+        n_images = len(fig.data)
+        for name, result in results:
+            if not result.measured:
+                continue
+            for key, chamber in (("lv_area_mm2", "LV"), ("rv_area_mm2", "RV")):
+                fig.add_trace(go.Scatter(y=result.measured[key], x=list(range(len(result.measured[key]))),
+                                         mode="lines+markers", name=f"{chamber} {name}",
+                                         line={"color": COLOURS[name], "dash": "solid" if chamber == "LV" else "dot"}),
+                              row=2, col=1)
+        curve_axis = "x" + ("" if len(results) == 1 else str(len(results) + 1))
+        visible_curves = [True] * (len(fig.data) - n_images)
+
+        def line(frame):
+            return [{"type": "line", "xref": curve_axis, "yref": "paper", "x0": frame, "x1": frame, "y0": 0, "y1": 0.36,
+                     "line": {"color": "#c62828", "width": 2}}]
+
+        steps = []
+        for frame in range(n_frames):
+            visible = [i % n_frames == frame for i in range(n_images)] + visible_curves
+            label = f"{frame}" + (" ED" if frame == 0 else "")
+            steps.append({"method": "update", "label": label, "args": [{"visible": visible}, {"shapes": line(frame)}]})
+        fig.update_layout(height=620, template="plotly_white", margin={"l": 30, "r": 20, "t": 50, "b": 40},
+                          shapes=line(0), legend={"orientation": "h", "y": -0.02, "yanchor": "top"},
+                          sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "frame "}, "y": 0.4,
+                                    "pad": {"t": 0}, "len": 1.0}])
+        fig.update_xaxes(title_text="frame (0 = end-diastole)", row=2, col=1)
+        return fig
+
+
+def _png_uri(cine: Cine, frame: int) -> str:
+    import imageio.v3 as iio
+
+    pixels = display_frames(cine, scale=2)[frame]
+    buffer = io.BytesIO()
+    iio.imwrite(buffer, pixels, extension=".png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _number(value, name: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not (math.isfinite(number) and low <= number <= high):
+        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
+    return number
+
+
+def _whole(value, name: str, low: int, high: int) -> int:
+    number = _number(value, name, low, high)
+    if number != int(number):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(number)

@@ -1,0 +1,190 @@
+"""Phenotypes in, cines out: the CPGG chain (phenotype VAE -> MAR -> 3D-VAE decoder) behind one call.
+
+    pipe = PhenotypeToCine.from_pretrained()                  # the bundled weights/, no network
+    result = pipe({"LVEDV": 160, "LVEF": 58}, n=4, seed=0)     # a partial set is completed by the phenotype VAE
+    result.cines[0].frames                                     # (16, 64, 64) float32 in [0, 1], frame 0 = ED
+    result.conditions                                          # the exact nine phenotypes, position, seed used
+
+The phenotype VAE resolves every request into one consistent set (EF = 100 SV / EDV; locked values kept
+exactly, missing ones set to their conditional mean), so the MAR only ever sees sets the schema allows.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cardiosynth import phenotypes as ph
+from cardiosynth.cine import Cine
+from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
+from cardiosynth.models.mar import MAR, load_mar
+from cardiosynth.models.phenotype_vae import PhenotypeVAE
+from cardiosynth.models.vae3d import VAE3D, decode_latents, load_vae3d
+from cardiosynth.pipelines import hub
+from cardiosynth.weights import WEIGHTS_DIR
+
+# The sub-folders of a pipeline folder (the bundled ``weights/`` or a Hub snapshot).
+COMPONENTS = ("phenotype_vae", "vae3d", "mar")
+FAR_FROM_TRAINING_Z = 3.0  # |z| beyond which a requested phenotype is outside what the MAR saw in training
+
+
+@dataclass
+class PhenotypeToCineOutput:
+    cines: list[Cine]
+    conditions: pd.DataFrame  # one row per cine: the nine phenotypes, slice_position, seed, sampler settings
+
+
+class PhenotypeToCine:
+    """The phenotype -> cine generator. Deterministic on CPU: the same request and seed give identical cines."""
+
+    def __init__(self, phenotype_vae: PhenotypeVAE, mar: MAR, vae3d: VAE3D, spacing_mm: float, name: str = "cpgg",
+                 sha: str = ""):
+        self.phenotype_vae, self.mar, self.vae3d = phenotype_vae, mar, vae3d
+        self.spacing_mm = float(spacing_mm)
+        self.name, self.sha = name, sha  # sha: fingerprint of the weights, recorded in every cine's source
+
+    # ------------------------------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(cls, folder_or_hub_id: str | Path = WEIGHTS_DIR, revision: str | None = None,
+                        device: str | torch.device = "cpu", local_files_only: bool | None = None) -> "PhenotypeToCine":
+        """Load from a folder holding ``phenotype_vae/``, ``vae3d/`` and ``mar/`` (default: the bundled
+        ``weights/``), or from a Hugging Face Hub repo id (``owner/name``) via ``huggingface_hub``. Every
+        component's sha256 is checked, and the MAR refuses a 3D-VAE other than the one it was trained with."""
+        folder = hub.resolve_folder(folder_or_hub_id, COMPONENTS, revision=revision, local_files_only=local_files_only)
+        vae3d = load_vae3d(str(folder / "vae3d"))
+        mar = load_mar(folder / "mar", vae3d=folder / "vae3d")
+        phenotype_vae = PhenotypeVAE.from_pretrained(folder / "phenotype_vae")
+        dataset = mar.metrics.get("dataset", "default")
+        spacing = PREPARE_CONFIGS[dataset].spacing_mm if dataset in PREPARE_CONFIGS else PREPARE_CONFIGS["default"].spacing_mm
+        return cls(phenotype_vae, mar.to(device), vae3d.to(device), spacing, sha=hub.folder_fingerprint(folder, COMPONENTS))
+
+    def push_to_hub(self, repo_id: str, folder: str | Path = WEIGHTS_DIR, private: bool = True, token: str | None = None,
+                    commit_message: str = "Upload CardioSynth phenotype-to-cine weights") -> str:
+        """Upload the three component folders (weights, configs, model cards) to ``repo_id``; returns the commit URL."""
+        return hub.push_folder(repo_id, folder, COMPONENTS, private=private, token=token, commit_message=commit_message)
+
+    # ------------------------------------------------------------------------------------------ requests
+    def resolve_conditions(self, phenotypes, slice_position: float | None = 0.5, clamp: bool = False) -> pd.DataFrame:
+        """A dict (one set) or a table (one set per row; schema names, aliases or UK Biobank columns) -> the
+        full, consistent phenotype sets the MAR will see, one row per set, with ``completed`` naming the
+        phenotypes the VAE filled in. Out-of-range values are a PhenotypeError naming the phenotype and its
+        plausible range, or with ``clamp=True`` are moved to the range's edge with a warning."""
+        table = _as_table(phenotypes)
+        positions = _positions(table, slice_position)
+        table = table.drop(columns=[c for c in table.columns if c in ("slice_position", "seed")])
+        if clamp:
+            table = _clamp(table)
+        given = _schema_view(table)
+        missing = [(i, name) for name in given.columns for i in np.flatnonzero(given[name].isna())]
+        if missing:
+            raise ph.PhenotypeError("Missing (empty or NaN) phenotype values: " + ", ".join(
+                f"{name} in set {i + 1}" for i, name in missing[:10]) + ". Give a number, or leave the phenotype "
+                "out altogether to have the phenotype VAE complete it")
+        completed = ", ".join(n for n in ph.NAMES if n not in given.columns)
+        full = self.phenotype_vae.complete(table, temperature=0.0).reset_index(drop=True)
+        full = full[list(ph.NAMES)]
+        full["slice_position"] = positions
+        full["completed"] = completed
+        self._warn_far_from_training(full)
+        return full
+
+    def _warn_far_from_training(self, full: pd.DataFrame) -> None:
+        c = self.mar.config
+        z = (full[list(c.phenotypes)].to_numpy(float) - np.asarray(c.phenotype_mean)) / np.asarray(c.phenotype_std)
+        far = sorted({c.phenotypes[j] for j in np.nonzero(np.abs(z) > FAR_FROM_TRAINING_Z)[1]})
+        if far:
+            warnings.warn(f"Requested {', '.join(far)}: more than {FAR_FROM_TRAINING_Z:g} SD from the training data "
+                          "the generator saw; the cines extrapolate and may not show these values", stacklevel=3)
+
+    # ------------------------------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def __call__(self, phenotypes, n: int = 1, seed: int = 0, steps: int | None = None, cfg: float | None = None,
+                 slice_position: float | None = 0.5, temperature: float | None = None, clamp: bool = False,
+                 batch_size: int = 16) -> PhenotypeToCineOutput:
+        """``n`` cines per phenotype set (a dict, or one per table row). ``steps`` = MAR decoding steps K,
+        ``cfg`` = guidance scale, ``slice_position`` 0 base ... 1 apex (a table's ``slice_position`` column wins).
+        Defaults come from the MAR's config. The whole call is seeded by ``seed``."""
+        if isinstance(n, bool) or int(n) != n or n < 1:
+            raise ValueError(f"n must be a positive whole number of cines; got {n!r}")
+        if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+            raise ValueError(f"seed must be a non-negative whole number; got {seed!r}")
+        c = self.mar.config
+        steps = c.num_iter if steps is None else steps
+        cfg = c.cfg if cfg is None else cfg
+        temperature = c.temperature if temperature is None else temperature
+        if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= c.num_tokens:
+            raise ValueError(f"steps must be a whole number from 1 to {c.num_tokens}; got {steps!r}")
+        if not (np.isfinite(cfg) and 1.0 <= cfg <= 20.0):
+            raise ValueError(f"cfg (guidance scale) must be between 1 and 20; got {cfg!r}")
+        if not (np.isfinite(temperature) and 0.0 < temperature <= 5.0):
+            raise ValueError(f"temperature must be in (0, 5]; got {temperature!r}")
+        sets = self.resolve_conditions(phenotypes, slice_position, clamp)
+        conditions = sets.loc[sets.index.repeat(int(n))].reset_index(drop=True)
+        conditions["sample"] = np.tile(np.arange(int(n)), len(sets))
+        conditions["seed"], conditions["steps"], conditions["cfg"], conditions["temperature"] = int(seed), int(steps), float(cfg), float(temperature)
+        generator = torch.Generator().manual_seed(int(seed))
+        latents = [self.mar.generate(conditions.iloc[i:i + batch_size], num_iter=int(steps), cfg=float(cfg),
+                                     temperature=float(temperature), generator=generator)
+                   for i in range(0, len(conditions), batch_size)]
+        frames = decode_latents(self.vae3d, torch.cat(latents).cpu()).numpy()
+        cines = [Cine(f, (self.spacing_mm, self.spacing_mm), float(p), source=f"synthetic:{self.name}@{self.sha[:12]}",
+                      metadata={"seed": int(seed), "sample": int(s)})
+                 for f, p, s in zip(frames, conditions["slice_position"], conditions["sample"])]
+        return PhenotypeToCineOutput(cines, conditions)
+
+    # The evaluator's generator contract: conditions table in (one row per cine), cines out.
+    def generate(self, conditions: pd.DataFrame) -> list[Cine]:
+        seed = int(conditions["seed"].iloc[0]) if "seed" in conditions and len(conditions) else 0
+        columns = [n for n in ph.NAMES if n in conditions] + ["slice_position"]
+        return self(conditions[columns].reset_index(drop=True), n=1, seed=seed).cines
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _as_table(phenotypes) -> pd.DataFrame:
+    if isinstance(phenotypes, pd.DataFrame):
+        table = phenotypes.reset_index(drop=True)
+    elif isinstance(phenotypes, Mapping):
+        table = pd.DataFrame([dict(phenotypes)])
+    elif isinstance(phenotypes, (list, tuple)) and phenotypes and all(isinstance(r, Mapping) for r in phenotypes):
+        table = pd.DataFrame([dict(r) for r in phenotypes])
+    else:
+        raise ph.PhenotypeError("Phenotypes must be a dict (one set), a list of dicts or a table (one set per row) "
+                                f"keyed by phenotype names such as LVEDV, LVEF; got {type(phenotypes).__name__}")
+    if len(table) == 0:
+        raise ph.PhenotypeError("No phenotype sets given")
+    ids = [c for c in table.columns if str(c).lower() in ("subject", "patient", "eid", "group", "index", "sample")]
+    return table.drop(columns=ids)
+
+
+def _schema_view(table: pd.DataFrame) -> pd.DataFrame:
+    mapping, _ = ph.map_columns([str(c) for c in table.columns])
+    return table[list(mapping)].rename(columns=mapping)
+
+
+def _positions(table: pd.DataFrame, default: float | None) -> np.ndarray:
+    position = table["slice_position"] if "slice_position" in table else pd.Series([default] * len(table))
+    values = pd.to_numeric(position, errors="coerce").to_numpy(float)
+    if not np.isfinite(values).all() or (values < 0).any() or (values > 1).any():
+        raise ValueError("slice_position must be a number from 0 (base) to 1 (apex); 0.5 is mid-ventricle")
+    return values
+
+
+def _clamp(table: pd.DataFrame) -> pd.DataFrame:
+    """Move numeric values outside a phenotype's plausible range to its edge, warning once per phenotype."""
+    mapping, _ = ph.map_columns([str(c) for c in table.columns])
+    table = table.copy()
+    for column, name in mapping.items():
+        low, high = ph.BY_NAME[name].plausible_range
+        values = pd.to_numeric(table[column], errors="coerce")
+        outside = (values < low) | (values > high)
+        if outside.any():
+            warnings.warn(f"{name} clamped to its plausible range {low:g}-{high:g} {ph.BY_NAME[name].unit} "
+                          f"in {int(outside.sum())} set(s)", stacklevel=4)
+            table[column] = values.clip(low, high)
+    return table

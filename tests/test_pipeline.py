@@ -1,0 +1,242 @@
+"""PhenotypeToCine on a tiny random-weight chain (the logic), the Hub round trip offline, bulk synthesis with
+resume and sharding, and the bundled weights generating a real-size cine."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cardiosynth import phenotypes as ph
+from cardiosynth.export import load_npz_cine
+from cardiosynth.models.mar import MAR, MARConfig
+from cardiosynth.models.vae3d import VAE3D, VAE3DConfig
+from cardiosynth.pipelines import PhenotypeToCine
+from cardiosynth.pipelines.synthesize import CONDITIONS_FILE, SynthesisError, synthesize
+from cardiosynth.weights import WEIGHTS_DIR, WeightsError, save_pretrained
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+HEALTHY = {"LVEDV": 150.0, "LVESV": 60.0, "LVM": 120.0, "RVEDV": 160.0, "RVESV": 75.0}
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    """weights-like folder: the bundled phenotype VAE + random tiny 3D-VAE (8x16x16 cines) and MAR."""
+    folder = tmp_path_factory.mktemp("pipeline")
+    torch.manual_seed(0)
+    vae_config = VAE3DConfig(frames=8, size=16, latent_channels=4, f_t=2, f_s=4, channels=(8, 16, 16), groups=4,
+                             crop_frames=8, crop_size=16)
+    save_pretrained(folder / "vae3d", VAE3D(vae_config), vae_config, "tiny test 3D-VAE")
+    typical = ph.complete_derived(pd.DataFrame([HEALTHY])).iloc[0]
+    mar_config = MARConfig(latent_channels=4, latent_frames=4, latent_size=4, width=64, encoder_depth=1,
+                           decoder_depth=1, heads=2, buffer_size=2, dropout=0.0, denoiser_width=64, denoiser_blocks=2,
+                           sampling_steps=5, num_iter=4, phenotype_mean=tuple(float(typical[n]) for n in ph.NAMES),
+                           phenotype_std=(40.0,) * 9)
+    mar = MAR(mar_config)
+    with torch.no_grad():  # zero-initialised output layers would make every condition look alike
+        for parameter in mar.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    save_pretrained(folder / "mar", mar, mar_config, "tiny test MAR", extra={"dataset": "default"},
+                    depends_on={"vae3d": folder / "vae3d"})
+    shutil.copytree(WEIGHTS_DIR / "phenotype_vae", folder / "phenotype_vae")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_folder):
+    return PhenotypeToCine.from_pretrained(tiny_folder)
+
+
+def test_generates_cines_and_reports_the_exact_conditions(tiny):
+    result = tiny(HEALTHY, n=3, seed=1, slice_position=0.3)
+    assert len(result.cines) == 3 and len(result.conditions) == 3
+    for cine in result.cines:
+        assert cine.frames.shape == (8, 16, 16) and cine.frames.dtype == np.float32
+        assert 0 <= cine.frames.min() and cine.frames.max() <= 1
+        assert cine.spacing_mm == (2.2, 2.2) and cine.slice_position == 0.3
+        assert cine.source.startswith("synthetic:cpgg@") and len(cine.source) > len("synthetic:cpgg@")
+    row = result.conditions.iloc[0]
+    assert row["LVEF"] == pytest.approx(60.0) and row["LVSV"] == pytest.approx(90.0)  # derived exactly
+    assert row["LVEDV"] == 150.0 and row["completed"] == "LVSV, LVEF, RVSV, RVEF"
+    assert list(result.conditions["sample"]) == [0, 1, 2] and set(result.conditions["seed"]) == {1}
+    assert not np.array_equal(result.cines[0].frames, result.cines[1].frames)  # n samples differ
+
+
+def test_partial_sets_are_completed_and_tables_give_one_set_per_row(tiny):
+    table = pd.DataFrame({"LVEDV": [110.0, 250.0], "LVEF": [60.0, 25.0], "slice_position": [0.2, 0.8]})
+    result = tiny(table, n=2, seed=0)
+    conditions = result.conditions
+    assert len(result.cines) == 4 and list(conditions["LVEDV"]) == [110.0, 110.0, 250.0, 250.0]
+    np.testing.assert_allclose(conditions["LVEF"], [60, 60, 25, 25])
+    assert list(conditions["slice_position"]) == [0.2, 0.2, 0.8, 0.8]
+    assert conditions[list(ph.NAMES)].notna().all().all()
+    np.testing.assert_allclose(conditions["LVSV"], conditions["LVEDV"] - conditions["LVESV"])
+    assert "LVM" in conditions["completed"].iloc[0] and "LVEDV" not in conditions["completed"].iloc[0]
+
+
+def test_same_seed_same_cines_other_seed_or_cfg_other_cines(tiny):
+    a = tiny(HEALTHY, n=2, seed=7).cines
+    b = tiny(HEALTHY, n=2, seed=7).cines
+    c = tiny(HEALTHY, n=2, seed=8).cines
+    d = tiny(HEALTHY, n=2, seed=7, cfg=1.0).cines
+    assert all(np.array_equal(x.frames, y.frames) for x, y in zip(a, b))
+    assert not np.array_equal(a[0].frames, c[0].frames)
+    assert not np.array_equal(a[0].frames, d[0].frames)
+
+
+@pytest.mark.parametrize("request_, message", [
+    ({**HEALTHY, "LVEDV": 900.0}, "LVEDV = 900 mL is outside the plausible range 20-600 mL"),
+    ({**HEALTHY, "LVM": float("nan")}, "LVM"),
+    ({**HEALTHY, "LVEF": 20.0}, "disagree"),
+    ({**HEALTHY, "Heart rate": 60.0}, "Unknown phenotype columns: Heart rate"),
+    ({**HEALTHY, "LVEDV": "big"}, "not a number"),
+    ("LVEDV=150", "must be a dict"),
+])
+def test_bad_phenotypes_are_one_clear_error(tiny, request_, message):
+    with pytest.raises(ph.PhenotypeError, match=message):
+        tiny(request_)
+
+
+def test_nan_in_a_table_names_the_set(tiny):
+    with pytest.raises(ph.PhenotypeError, match="LVEDV in set 2"):
+        tiny(pd.DataFrame({"LVEDV": [150.0, np.nan], "LVEF": [55.0, 55.0]}))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n": 0}, "n must be"), ({"seed": -1}, "seed"), ({"steps": 0}, "steps"), ({"cfg": 0.5}, "cfg"),
+    ({"temperature": 0.0}, "temperature"), ({"slice_position": 1.5}, "slice_position"),
+])
+def test_bad_settings_are_clear_errors(tiny, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny(HEALTHY, **kwargs)
+
+
+def test_clamp_moves_values_into_range_with_a_warning(tiny):
+    with pytest.warns(UserWarning, match="LVEDV clamped to its plausible range 20-600"):
+        result = tiny({**HEALTHY, "LVEDV": 700.0, "LVESV": 400.0}, clamp=True)
+    assert result.conditions["LVEDV"].iloc[0] == 600.0
+
+
+def test_requests_far_from_the_training_data_warn(tiny):
+    with pytest.warns(UserWarning, match="LVEDV.*SD from the training data"):
+        tiny({**HEALTHY, "LVEDV": 400.0, "LVESV": 250.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tiny(HEALTHY)  # typical values: no warning
+
+
+def test_tampered_or_mismatched_components_are_refused(tiny_folder, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_folder, copy)
+    (copy / "mar" / "model.safetensors").write_bytes((copy / "mar" / "model.safetensors").read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(WeightsError, match="sha256"):
+        PhenotypeToCine.from_pretrained(copy)
+    shutil.rmtree(copy / "mar")
+    with pytest.raises(WeightsError, match="lacks the trained components mar"):
+        PhenotypeToCine.from_pretrained(copy)
+
+
+def _fake_hub_cache(cache, repo_id: str, source) -> None:
+    """The layout huggingface_hub keeps in HF_HUB_CACHE after a download: refs/main -> snapshots/<commit>/."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copytree(source, repo / "snapshots" / commit)
+
+
+def test_hub_repo_id_loads_through_huggingface_hub_offline(tiny_folder, tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    _fake_hub_cache(tmp_path, "cardiosynth/tiny-test", tiny_folder)
+    from_hub = PhenotypeToCine.from_pretrained("cardiosynth/tiny-test", local_files_only=True)
+    assert from_hub.sha == tiny.sha
+    assert np.array_equal(from_hub(HEALTHY, seed=3).cines[0].frames, tiny(HEALTHY, seed=3).cines[0].frames)
+    with pytest.raises(WeightsError, match="Hugging Face Hub"):
+        PhenotypeToCine.from_pretrained("cardiosynth/not-there", local_files_only=True)
+
+
+def test_push_to_hub_uploads_the_components_through_hfapi(tiny, tiny_folder, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create", repo_id, kw)))
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder",
+                        lambda self, **kw: calls.append(("upload", kw)) or "https://hub/commit/1")
+    assert tiny.push_to_hub("me/cardiosynth-test", folder=tiny_folder) == "https://hub/commit/1"
+    (_, repo_id, create), (_, upload) = calls
+    assert repo_id == "me/cardiosynth-test" and create["private"] and create["exist_ok"]
+    assert upload["folder_path"] == str(tiny_folder)
+    assert sorted(upload["allow_patterns"]) == ["mar/*", "phenotype_vae/*", "vae3d/*"]
+
+
+def _read_all(folder) -> dict[str, np.ndarray]:
+    return {p.name: load_npz_cine(p)[0].frames for p in sorted(folder.glob("cine_*.npz"))}
+
+
+def test_bulk_synthesis_resumes_and_shards_to_the_same_files(tiny, tmp_path):
+    whole = synthesize(tmp_path / "whole", n=5, seed=2, chunk_size=2, pipe=tiny, progress=False)
+    assert whole["complete"] and whole["made_now"] == 5
+    conditions = pd.read_csv(tmp_path / "whole" / CONDITIONS_FILE)
+    assert list(conditions["file"]) == [f"cine_{i:07d}.npz" for i in range(5)]
+    assert conditions[list(ph.NAMES)].notna().all().all() and conditions["slice_position"].between(0, 1).all()
+    cine, metadata = load_npz_cine(tmp_path / "whole" / "cine_0003.npz".replace("0003", "0000003"))
+    assert metadata["LVEDV"] == pytest.approx(conditions["LVEDV"][3]) and cine.frames.shape == (8, 16, 16)
+    # two "processes" of a torchrun job, the second interrupted and re-run
+    shard = tmp_path / "sharded"
+    first = synthesize(shard, n=5, seed=2, chunk_size=2, pipe=tiny, rank=0, world_size=2, progress=False)
+    assert not first["complete"] and not (shard / CONDITIONS_FILE).exists() and first["made_now"] == 3
+    synthesize(shard, n=5, seed=2, chunk_size=2, pipe=tiny, rank=1, world_size=2, progress=False)
+    (shard / "cine_0000002.npz").unlink()
+    (shard / CONDITIONS_FILE).unlink()
+    resumed = synthesize(shard, n=5, seed=2, chunk_size=2, pipe=tiny, rank=1, world_size=2, progress=False)
+    assert resumed["made_now"] == 2 and resumed["complete"]  # only the broken chunk was redone
+    whole_files, shard_files = _read_all(tmp_path / "whole"), _read_all(shard)
+    assert whole_files.keys() == shard_files.keys()
+    assert all(np.array_equal(whole_files[k], shard_files[k]) for k in whole_files)
+    assert not list(shard.glob(".*partial*"))
+    with pytest.raises(SynthesisError, match="different synthesis run.*seed"):
+        synthesize(shard, n=5, seed=3, chunk_size=2, pipe=tiny, progress=False)
+
+
+def test_bulk_synthesis_from_a_csv_of_partial_sets(tiny, tmp_path):
+    csv = tmp_path / "sets.csv"
+    pd.DataFrame({"LVEDV": [120.0, 200.0, 90.0], "LVEF": [62.0, 30.0, 70.0], "slice_position": [0.1, 0.5, 0.9]}).to_csv(csv, index=False)
+    summary = synthesize(tmp_path / "out", phenotypes_csv=str(csv), fmt="nii.gz", pipe=tiny, progress=False)
+    assert summary["complete"] and summary["planned"] == 3
+    conditions = pd.read_csv(tmp_path / "out" / CONDITIONS_FILE)
+    assert list(conditions["LVEDV"]) == [120.0, 200.0, 90.0] and list(conditions["slice_position"]) == [0.1, 0.5, 0.9]
+    import nibabel as nib
+
+    image = nib.load(tmp_path / "out" / conditions["file"][1])
+    assert image.shape == (16, 16, 1, 8) and image.header.get_zooms()[:2] == (2.2, 2.2)
+    assert json.loads(image.header.extensions[0].get_content())["LVEDV"] == 200.0
+
+
+def test_bulk_synthesis_refuses_bad_requests(tiny, tmp_path):
+    with pytest.raises(SynthesisError, match="Give --n"):
+        synthesize(tmp_path / "a", pipe=tiny, progress=False)
+    with pytest.raises(SynthesisError, match="Could not read the phenotype CSV"):
+        synthesize(tmp_path / "b", phenotypes_csv=str(tmp_path / "missing.csv"), pipe=tiny, progress=False)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_bundled_weights_generate_a_real_size_cine():
+    """The committed weights/ (phenotype VAE + 3D-VAE + MAR) load with no network, sha256 checked, and
+    generate one 16 x 64 x 64 cine in [0, 1] that is a picture (not constant), the same for the same seed."""
+    pipe = PhenotypeToCine.from_pretrained()
+    first = pipe(HEALTHY, seed=0, steps=4)
+    cine = first.cines[0]
+    assert cine.frames.shape == (16, 64, 64) and cine.spacing_mm == (2.2, 2.2)
+    assert 0 <= cine.frames.min() and cine.frames.max() <= 1 and cine.frames.std() > 0.05
+    assert np.array_equal(cine.frames, pipe(HEALTHY, seed=0, steps=4).cines[0].frames)
+    assert pipe.mar.depends_on["vae3d"] == json.loads((WEIGHTS_DIR / "vae3d" / "config.json").read_text())["sha256"]
