@@ -243,15 +243,22 @@ def test_generate_downloads_and_frame_figure(studio, explorer):
     assert {t.name for t in figure.data if t.type == "scatter"} == {"LV now", "RV now", "LV previous", "RV previous"}
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"steps": 0}, "Decoding steps must be between 1 and"),
-    ({"cfg": 50}, "Guidance scale must be between 1 and 20"),
-    ({"seed": -4}, "Seed must be between 0"),
-    ({"LVESV": 400.0}, "cannot"),
+@pytest.mark.parametrize("settings, message", [
+    ((0, 0, 3.0, 0.5), "Decoding steps must be between 1 and"),
+    ((0, 8, 50.0, 0.5), "Guidance scale must be between 1 and 20"),
+    ((-4, 8, 3.0, 0.5), "Seed must be between 0"),
+    ((0, 8, 3.0, 1.5), "Slice position must be between 0 and 1"),
+    ((1.5, 8, 3.0, 0.5), "Seed must be a whole number"),
 ])
-def test_generate_bad_requests_are_messages(client, explorer, changes, message):
-    values = {**explorer.start, **{k: v for k, v in changes.items() if k in ph.NAMES}}
-    settings = {"seed": 0, "steps": 8, "cfg": 3.0, "slice_position": 0.5,
-                **{k: v for k, v in changes.items() if k not in ph.NAMES}}
-    result = client.predict(*[values[n] for n in ph.NAMES], *settings.values(), api_name="/generate")
-    assert "cs-error" in result[3] and message in result[3] and "Traceback" not in result[3]
+def test_generate_bad_settings_are_readable_errors(studio, explorer, settings, message):
+    with pytest.raises(ValueError, match=message):
+        studio.generate(explorer.start, *settings)
+
+
+def test_generate_impossible_phenotypes_or_bounds_are_messages(client, explorer):
+    values = {**explorer.start, "LVESV": explorer.start["LVEDV"] + 50}
+    result = client.predict(*[values[n] for n in ph.NAMES], 0, 8, 3.0, 0.5, api_name="/generate")
+    assert "cs-error" in result[3] and "cannot all hold" in result[3] and "Traceback" not in result[3]
+    # out-of-bounds settings are refused by Gradio's own input check, with a readable message
+    with pytest.raises(Exception, match="less than minimum value 1"):
+        client.predict(*[explorer.start[n] for n in ph.NAMES], 0, 0, 3.0, 0.5, api_name="/generate")

@@ -7,6 +7,7 @@ resuming never unpickles anything.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -29,6 +30,22 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """Under ``torchrun`` (WORLD_SIZE > 1): join the process group (NCCL on GPUs, Gloo on CPU) and return
+    ``(rank, world_size, this process's device)``; run plainly, ``(0, 1, device)``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -93,3 +110,17 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
 def checkpoint_exists(path: str | Path) -> bool:
     path = Path(path)
     return path.with_suffix(".safetensors").is_file() and path.with_suffix(".json").is_file()
+
+
+def store_half_precision(folder: str | Path) -> None:
+    """Rewrite a saved weights folder's floating-point tensors as float16 (half the bundle; loading casts back
+    to float32) and update its sha256. Metrics measured afterwards are for exactly these weights."""
+    from cardiosynth.weights import CONFIG_FILE, WEIGHTS_FILE, sha256_of
+
+    folder = Path(folder)
+    state = load_file(str(folder / WEIGHTS_FILE))
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, str(folder / WEIGHTS_FILE))
+    payload = json.loads((folder / CONFIG_FILE).read_text())
+    payload["sha256"] = sha256_of(folder / WEIGHTS_FILE)
+    payload.setdefault("extra", {})["weights_dtype"] = "float16 (cast to float32 on load)"
+    (folder / CONFIG_FILE).write_text(json.dumps(payload, indent=2))

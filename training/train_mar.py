@@ -14,7 +14,9 @@
 4. Writes ``--out`` (EMA weights, config with the scaler, model card) pinned to the 3D-VAE's sha256.
 
 Resumable (``--resume``) from ``cache_dir()/runs/<out name>/last``; each epoch's randomness comes from the seed
-and the epoch number, so a resumed run continues the same run.
+and the epoch number, so a resumed run continues the same run. Several GPUs (or CPU workers):
+``torchrun --nproc-per-node 4 -m training.train_mar --config paper`` (DistributedDataParallel; each rank takes a
+disjoint share of every epoch, the global batch is ``batch_size`` x processes; rank 0 validates, logs, saves).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from cardiosynth.models.mar import CONFIGS, MAR, MARConfig
 from cardiosynth.paths import cache_dir
 from cardiosynth.weights import read_config, resolve, save_pretrained
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import ACDC_LICENCE, JsonlLog, checkpoint_exists, load_checkpoint, pick_device, save_checkpoint, seed_everything
+from training.common import (ACDC_LICENCE, JsonlLog, checkpoint_exists, load_checkpoint, pick_device, save_checkpoint,
+                             init_distributed, seed_everything, store_half_precision)
 
 VAL_SEED = 12345
 
@@ -137,32 +140,43 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
     and its metrics. Checkpoints (model + EMA + optimizer) go to ``run_dir``, the log to ``run_dir/log.jsonl``."""
     seed_everything(config.seed)
     device = pick_device(device) if isinstance(device, str) else device
+    rank, world, device = init_distributed(device)  # torchrun: one process per GPU (or CPU worker)
+    main_process = rank == 0
     model = MAR(config).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     both = nn.ModuleDict({"model": model, "ema": ema})  # one checkpoint holds both
+    trainer = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trainer = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = make_optimizer(model, config)
     n = train_latents.shape[1]
-    steps_per_epoch = math.ceil(n / config.batch_size)
+    per_rank = n // world  # every rank takes the same number of steps (DDP needs it)
+    steps_per_epoch = math.ceil(per_rank / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
-    log = JsonlLog(run_dir / "log.jsonl")
+    log = JsonlLog(run_dir / "log.jsonl") if main_process else None
     start_epoch, step, best = 0, 0, {"val_loss": float("inf")}
     if resume and checkpoint_exists(run_dir / "last"):
         meta = load_checkpoint(run_dir / "last", both, optimizer)
         start_epoch, step, best = meta["extra"]["epoch"] + 1, meta["extra"]["step"], meta["extra"]["best"]
     phenotypes, positions = train_conditions
     model.train()
-    epochs = tqdm(range(start_epoch, config.epochs), desc="MAR", unit="epoch", disable=not progress)
+    epochs = tqdm(range(start_epoch, config.epochs), desc="MAR", unit="epoch", disable=not (progress and main_process))
     for epoch in epochs:
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         order = torch.randperm(n, generator=generator)
         version = torch.randint(0, train_latents.shape[0], (n,), generator=generator)
+        if world > 1:  # the same shuffle everywhere, a disjoint share per rank, and rank-own masks and noise
+            order = order[:per_rank * world][rank::world]
+            if rank > 0:
+                generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 7919 * rank)
         losses, started = [], time.perf_counter()
         for k in range(steps_per_epoch):
             idx = order[k * config.batch_size:(k + 1) * config.batch_size]
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, total_steps, config)
-            loss = model.forward_loss(train_latents[version[idx], idx].to(device), phenotypes[idx], positions[idx],
-                                      generator)
+            loss = trainer(train_latents[version[idx], idx].to(device), phenotypes[idx], positions[idx], generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -175,18 +189,24 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
             if max_steps is not None and step >= max_steps:
                 break
         stop = max_steps is not None and step >= max_steps
-        record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)), "grad_norm": float(grad_norm),
-                  "lr": optimizer.param_groups[0]["lr"], "s_per_step": (time.perf_counter() - started) / len(losses)}
-        if (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1 or stop:
-            record["val_loss"] = validation_loss(ema, val_latents, *val_conditions, config.batch_size)
-            if record["val_loss"] < best["val_loss"]:
-                best = {"val_loss": record["val_loss"], "epoch": epoch, "step": step}
-                save_checkpoint(run_dir / "best", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
-        log.write(**record)
-        epochs.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{best['val_loss']:.3f}")
-        save_checkpoint(run_dir / "last", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
+        if main_process:  # rank 0 validates, logs and checkpoints; the others wait at the next all-reduce
+            record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)), "grad_norm": float(grad_norm),
+                      "lr": optimizer.param_groups[0]["lr"], "s_per_step": (time.perf_counter() - started) / len(losses)}
+            if (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1 or stop:
+                record["val_loss"] = validation_loss(ema, val_latents, *val_conditions, config.batch_size)
+                if record["val_loss"] < best["val_loss"]:
+                    best = {"val_loss": record["val_loss"], "epoch": epoch, "step": step}
+                    save_checkpoint(run_dir / "best", both, optimizer, step,
+                                    extra={"epoch": epoch, "step": step, "best": best})
+            log.write(**record)
+            epochs.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{best['val_loss']:.3f}")
+            save_checkpoint(run_dir / "last", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
         if stop:
             break
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # rank 0's last checkpoint is on disk before anyone reads "best"
     if checkpoint_exists(run_dir / "best"):
         load_checkpoint(run_dir / "best", both)
     return ema.cpu().eval(), best
@@ -198,11 +218,17 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
 
 def train(config: MARConfig, out: Path, vae_folder: str | Path, dataset_name: str = "default", resume: bool = False,
           device: str = "auto", max_steps: int | None = None, command: str = "") -> dict:
-    device = pick_device(device)
+    rank, world, device = init_distributed(pick_device(device))
     dataset = load_prepared(dataset_name)
     config = fit_scaler(dataset, config)
     vae_folder = resolve(vae_folder)  # a clear error now if the 3D-VAE is not trained yet
     vae_config = read_config(vae_folder)
+    if rank == 0:  # under torchrun, rank 0 fills the latent cache and the others read it
+        compute_latents(vae_folder, dataset, dataset_name, config.augment_copies, config.seed, device)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
     arrays = compute_latents(vae_folder, dataset, dataset_name, config.augment_copies, config.seed, device)
     if tuple(arrays["val"].shape[1:]) != config.latent_shape:
         raise ValueError(f"The 3D-VAE at {vae_folder} gives latents {tuple(arrays['val'].shape[1:])}, but the MAR "
@@ -218,6 +244,8 @@ def train(config: MARConfig, out: Path, vae_folder: str | Path, dataset_name: st
                     torch.from_numpy(arrays["val"]), condition_tensors(val_set.table, config), run_dir, resume,
                     device, max_steps)
     minutes = (time.perf_counter() - started) / 60
+    if rank != 0:
+        return best
     card = model_card(config, best, minutes, dataset_name, command, ema.count_parameters(), len(train_set),
                       len(val_set), vae_folder)
     save_pretrained(out, ema, config, card, depends_on={"vae3d": vae_folder},
@@ -226,6 +254,7 @@ def train(config: MARConfig, out: Path, vae_folder: str | Path, dataset_name: st
                            "train_latent_std": latent_std, "n_train": len(train_set), "n_val": len(val_set),
                            "parameters": ema.count_parameters(), "command": command, "device": str(device),
                            "threads": torch.get_num_threads()})
+    store_half_precision(out)  # ~22 MB instead of ~45 MB in weights/
     return best
 
 
@@ -252,6 +281,7 @@ cines; the 3D-VAE it was trained with (`{vae_folder}`, pinned by sha256 in `conf
 - Command: `{command or "python -m training.train_mar"}` ({minutes:.1f} min).
 - Selected epoch {best.get("epoch")} (step {best.get("step")}): validation diffusion loss
   {best.get("val_loss", float("nan")):.4f}.
+- Weights stored as float16 (cast to float32 on load); the metrics in `reports/mar/` are for exactly these.
 - Trained on tens of patients: expect limited diversity and anatomy close to the training set; check
   memorisation and adherence with `cardiosynth.measure` before using outputs. Research use only.
 

@@ -15,6 +15,8 @@ import json
 import logging
 import math
 import tempfile
+import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -69,7 +71,6 @@ class CineStudio:
             except Exception:  # noqa: BLE001 - the curves are optional
                 log.warning("Measurement models not available: no area curves", exc_info=True)
         self.folder = Path(tempfile.mkdtemp(prefix="cardiosynth-cines-"))
-        self.count = 0
 
     @property
     def available(self) -> bool:
@@ -94,9 +95,20 @@ class CineStudio:
                       "model": result.cines[0].source}
         generated = CineResult(result.cines[0], conditions)
         generated.measured = self.measure(generated.cine)
-        self.count += 1
-        generated.files["stem"] = f"cardiosynth_{self.count:04d}_seed{seed}"
+        # a fresh name per result: users generating at the same time never overwrite each other's files
+        generated.files["stem"] = f"cardiosynth_seed{seed}_{uuid.uuid4().hex[:10]}"
+        self._sweep()
         return generated
+
+    def _sweep(self, max_age_s: float = 3600.0) -> None:
+        """Delete this app's result files older than an hour (Gradio keeps its own copies of shown files)."""
+        now = time.time()
+        for path in self.folder.glob("cardiosynth_*"):
+            try:
+                if now - path.stat().st_mtime > max_age_s:
+                    path.unlink()
+            except OSError:
+                pass
 
     def measure(self, cine: Cine) -> dict:
         if self.measurer is None:
@@ -171,8 +183,8 @@ class CineStudio:
                 fig.add_trace(go.Image(source=_png_uri(result.cine, min(frame, result.cine.n_frames - 1)),
                                        visible=frame == 0, name=f"{name} frame {frame}", hoverinfo="skip"),
                               row=1, col=col)
-            fig.update_xaxes(visible=False, row=1, col=col)
-            fig.update_yaxes(visible=False, scaleanchor=f"x{'' if col == 1 else col}", row=1, col=col)
+            fig.update_xaxes(visible=False, constrain="domain", row=1, col=col)
+            fig.update_yaxes(visible=False, scaleanchor=f"x{'' if col == 1 else col}", constrain="domain", row=1, col=col)
         n_images = len(fig.data)
         for name, result in results:
             if not result.measured:
@@ -194,10 +206,11 @@ class CineStudio:
             visible = [i % n_frames == frame for i in range(n_images)] + visible_curves
             label = f"{frame}" + (" ED" if frame == 0 else "")
             steps.append({"method": "update", "label": label, "args": [{"visible": visible}, {"shapes": line(frame)}]})
-        fig.update_layout(height=620, template="plotly_white", margin={"l": 30, "r": 20, "t": 50, "b": 40},
-                          shapes=line(0), legend={"orientation": "h", "y": -0.02, "yanchor": "top"},
-                          sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "frame "}, "y": 0.4,
-                                    "pad": {"t": 0}, "len": 1.0}])
+        fig.update_layout(height=700, template="plotly_white", margin={"l": 40, "r": 20, "t": 50, "b": 110},
+                          shapes=line(0), legend={"orientation": "h", "x": 0.5, "xanchor": "center", "y": 0.4,
+                                                  "yanchor": "bottom"},
+                          sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "frame "}, "y": -0.07,
+                                    "yanchor": "top", "pad": {"t": 10}, "len": 1.0}])
         fig.update_xaxes(title_text="frame (0 = end-diastole)", row=2, col=1)
         return fig
 

@@ -89,7 +89,7 @@ def add_cine_panel(studio: CineStudio, values: list) -> None:
                             interactive=False, buttons=["download"])
         previous_view = gr.Image(None, type="filepath", label="Previous", elem_id="cine-previous", height=300,
                                  interactive=False, buttons=["download"])
-        with gr.Column(min_width=300):
+        with gr.Column(min_width=440):
             cine_values = gr.Markdown("", elem_id="cine-values")
     cine_plot = gr.Plot(label="Frame by frame, with the measured LV / RV areas", elem_id="cine-plot")
     cine_files = gr.File(label="Downloads: MP4, GIF, NIfTI, conditions (JSON, CSV)", file_count="multiple",

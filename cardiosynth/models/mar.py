@@ -438,6 +438,11 @@ class MAR(nn.Module):
 
     # --- training -----------------------------------------------------------------------------------
 
+    def forward(self, latents: torch.Tensor, phenotypes_std: torch.Tensor, slice_position: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """The training loss, as ``forward`` so that DistributedDataParallel (torchrun) can wrap the model."""
+        return self.forward_loss(latents, phenotypes_std, slice_position, generator)
+
     def forward_loss(self, latents: torch.Tensor, phenotypes_std: torch.Tensor, slice_position: torch.Tensor,
                      generator: torch.Generator | None = None) -> torch.Tensor:
         """Diffusion loss (v-prediction MSE) on the masked tokens of scaled latents (B, C, t, h, w).
