@@ -11,6 +11,8 @@ Endpoints for ``gradio_client`` (``Client(url).predict(..., api_name=...)``):
 - ``/set_LVEF``, ``/set_LVSV``, ``/set_RVEF``, ``/set_RVSV`` (9 phenotypes) -> the same, moving that ventricle's ESV
 - ``/reset`` () -> the healthy starting set
 - ``/generate`` (9 phenotypes, seed, steps, cfg, slice_position) -> GIF (now), GIF (previous), values, message
+- ``/review_join`` (code, name, resume code), ``/review_answer`` (answer, confidence, comment),
+  ``/review_create`` and ``/review_results`` (code, admin token): the Review tab (review_tab.py)
 - ``/ecg`` (list of uploaded files) and ``/ecg_example`` (example name) -> figure, summary, details JSON, message
 """
 
@@ -32,6 +34,7 @@ from .ecg_view import EXAMPLES, analyse_example, analyse_upload  # noqa: E402
 from .errors import error_box, user_message  # noqa: E402
 from .cine_view import CineStudio  # noqa: E402
 from .phenotype_explorer import PhenotypeExplorer, Scored  # noqa: E402
+from .review_tab import add_review_tab  # noqa: E402
 
 CSS = """
 .cs-note { border-left: 4px solid #1565c0; background: #e3f2fd; padding: 8px 12px; border-radius: 4px; color: #0d2b4e; }
@@ -131,11 +134,17 @@ def launch_kwargs() -> dict:
     return {"theme": THEME, "css": CSS, "footer_links": ["api", "settings"]}
 
 
-def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | None = None) -> gr.Blocks:
+def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | None = None,
+              review=None) -> gr.Blocks:
     """The app's Blocks (queue enabled). ``explorer`` defaults to the bundled phenotype VAE, ``studio`` to the
-    bundled phenotype -> cine pipeline (the tab says so when its weights are missing)."""
+    bundled phenotype -> cine pipeline (the tab says so when its weights are missing), ``review`` to a
+    ReviewService on the default database ($CARDIOSYNTH_REVIEW_DB)."""
     explorer = explorer if explorer is not None else PhenotypeExplorer()
     studio = studio if studio is not None else CineStudio()
+    if review is None:
+        from cardiosynth.review import ReviewService
+
+        review = ReviewService()
     start = explorer.score(explorer.start, note="Start: the VAE's most likely heart with normal ejection fractions "
                                                 "(LVEF 62 %, RVEF 55 %).")
 
@@ -308,6 +317,8 @@ def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | No
 
                 upload.upload(analyse_files, inputs=upload, outputs=ecg_outputs, api_name="ecg")
                 example.input(analyse_bundled, inputs=example, outputs=ecg_outputs, api_name="ecg_example")
+
+            add_review_tab(review)
 
             with gr.Tab("About", id="about"):
                 gr.Markdown(about.ABOUT)

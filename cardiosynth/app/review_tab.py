@@ -1,0 +1,196 @@
+"""The "Review" tab: blinded real-vs-synthetic reader studies (wiring only; the logic is cardiosynth.review).
+
+Readers join with a study code and their name, then see one looping case at a time and answer real /
+synthetic with a confidence; their resume code brings them back where they stopped. The administrator
+creates a study (code + admin token, shown once) and, with the token, sees the statistics, the plot, the
+blinding check and the answers as CSV. Readers never see the truth or anyone else's answers.
+
+Endpoints (``gradio_client``; one client = one reader session): ``/review_join`` (code, name, resume code),
+``/review_answer`` (answer, confidence, comment), ``/review_create`` (...), ``/review_results`` (code, token).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+
+import gradio as gr
+
+from cardiosynth.review import ReviewError, ReviewService
+from cardiosynth.review.render import RenderSettings
+
+from .errors import error_box, user_message
+
+GENERATORS = {"CardioSynth phenotype\u2192cine (cpgg)": "cpgg", "Group-mean cine (a trivial baseline)": "group-mean"}
+
+READER_HELP = (
+    "**Reader study.** Enter the study code you were given and your name, then press **Join**. Each case is a "
+    "short-axis cine that loops; say whether you think it is a **real** MRI or a **synthetic** one and how sure "
+    "you are, then **Submit**. Answers are final and saved at once. Keep your **resume code** to come back later "
+    "where you stopped. You will not see the truth or anyone else's answers."
+)
+
+
+def _progress_html(answered: int, total: int, text: str) -> str:
+    share = 100.0 * answered / total if total else 0.0
+    return (f'<div id="review-progress" data-answered="{answered}" data-total="{total}">'
+            f'<div style="background:#e0e0e0;border-radius:4px;height:10px">'
+            f'<div style="background:#1565c0;width:{share:.1f}%;height:10px;border-radius:4px"></div></div>'
+            f'<p>{html.escape(text)}</p></div>')
+
+
+def add_review_tab(service: ReviewService) -> None:
+    with gr.Tab("Review", id="review"):
+        gr.Markdown(READER_HELP, elem_classes=["cs-note"])
+        with gr.Row(equal_height=True):
+            code = gr.Textbox(label="Study code", elem_id="review-code", max_lines=1)
+            name = gr.Textbox(label="Your name", elem_id="review-name", max_lines=1)
+            resume = gr.Textbox(label="Resume code (only when coming back)", elem_id="review-resume", max_lines=1)
+            join_btn = gr.Button("Join", variant="primary", elem_id="review-join")
+        progress = gr.HTML("", elem_id="review-status")
+        message = gr.Markdown("", elem_id="review-message")
+        with gr.Row():
+            video = gr.Video(None, label="Case", autoplay=True, loop=True, interactive=False, height=360,
+                             elem_id="review-video", buttons=[])
+            with gr.Column():
+                answer = gr.Radio(["real", "synthetic"], value=None, label="This cine is", elem_id="review-answer")
+                confidence = gr.Slider(1, 5, value=3, step=1, label="Confidence",
+                                       info="1 = a guess ... 5 = certain", elem_id="review-confidence")
+                comment = gr.Textbox(label="Comment (optional)", lines=2, max_lines=4, elem_id="review-comment")
+                submit = gr.Button("Submit and next", variant="primary", elem_id="review-submit")
+        token = gr.State(None)
+        case_id = gr.State(None)
+
+        def show(reader_token, done_text: str):
+            """The outputs for the reader's current case (or the end of the study)."""
+            session = service.resume(reader_token)
+            case = service.current_case(reader_token)
+            if case is None:
+                return [None, _progress_html(session.answered, session.total, done_text), None]
+            return [str(case.path), _progress_html(session.answered, session.total,
+                                                   f"Case {case.position} of {case.total}"), case.case_id]
+
+        def join(study_code, reader_name, resume_code):
+            try:
+                session = service.join(study_code, reader_name, (resume_code or "").strip() or None)
+                shown_video, shown_progress, shown_case = show(session.token, "You have answered every case. Thank you!")
+                note = (f"Welcome, {html.escape(session.name)}. Your resume code is **{session.token}**: "
+                        "keep it to come back later.")
+                return [shown_video, shown_progress, note, session.token, shown_case, session.token]
+            except Exception as err:  # noqa: BLE001 - every error becomes a message
+                return [gr.skip(), gr.skip(), error_box(user_message(err, "joining the study")), gr.skip(), gr.skip(),
+                        gr.skip()]
+
+        def submit_answer(reader_token, shown_case, label, sure, remark):
+            try:
+                if reader_token is None or shown_case is None:
+                    raise ReviewError("Join a study first (study code and your name, then Join).")
+                if label not in ("real", "synthetic"):
+                    raise ReviewError("Choose real or synthetic before submitting.")
+                service.answer(reader_token, shown_case, label, sure, remark or "")
+                shown_video, shown_progress, next_case = show(reader_token, "You have answered every case. Thank you!")
+                return [shown_video, shown_progress, "", next_case, None, 3, ""]
+            except Exception as err:  # noqa: BLE001
+                return [gr.skip()] * 2 + [error_box(user_message(err, "saving the answer"))] + [gr.skip()] * 4
+
+        join_btn.click(join, inputs=[code, name, resume], outputs=[video, progress, message, token, case_id, resume],
+                       api_name="review_join")
+        submit.click(submit_answer, inputs=[token, case_id, answer, confidence, comment],
+                     outputs=[video, progress, message, case_id, answer, confidence, comment], api_name="review_answer",
+                     trigger_mode="once")
+
+        with gr.Accordion("Study administration", open=False, elem_id="review-admin"):
+            gr.Markdown("Create a study: N real cines from a held-out split (never training cines) and N synthetic "
+                        "ones, all rendered by one path (same size, frames, frame rate, codec and byte size; no "
+                        "metadata; random names). The admin token is shown **once**: it is the only key to the "
+                        "results.")
+            with gr.Row():
+                n_real = gr.Slider(2, 60, value=10, step=1, label="Real cines")
+                n_synthetic = gr.Slider(2, 60, value=10, step=1, label="Synthetic cines")
+                generator = gr.Dropdown(list(GENERATORS), value=list(GENERATORS)[0], label="Generator")
+            with gr.Row():
+                split = gr.Radio(["val", "test"], value="val", label="Real cines from split")
+                conditions = gr.Radio(["vae", "matched"], value="matched", label="Synthetic phenotypes",
+                                      info="matched = the real cases' own phenotypes and slice positions; "
+                                           "vae = sampled from the phenotype VAE")
+                cycle_seconds = gr.Slider(0.5, 3.0, value=1.0, step=0.1, label="Seconds per heartbeat")
+                cycles = gr.Slider(1, 6, value=3, step=1, label="Heartbeats per case")
+            title = gr.Textbox(label="Title (optional)", max_lines=1)
+            create_btn = gr.Button("Create study", elem_id="review-create")
+            created = gr.Markdown("", elem_id="review-created")
+            gr.Markdown("### Results")
+            with gr.Row():
+                admin_code = gr.Textbox(label="Study code", max_lines=1, elem_id="review-admin-code")
+                admin_token = gr.Textbox(label="Admin token", type="password", max_lines=1, elem_id="review-admin-token")
+                results_btn = gr.Button("Show results", elem_id="review-results-btn")
+            results_message = gr.Markdown("", elem_id="review-results-message")
+            summary = gr.Markdown("", elem_id="review-summary")
+            with gr.Row():
+                plot = gr.Image(None, type="filepath", label="Results", interactive=False)
+                export = gr.File(None, label="All answers (CSV) and blinding check (JSON)", file_count="multiple",
+                                 interactive=False)
+            with gr.Accordion("Full results (JSON)", open=False):
+                details = gr.JSON(None)
+
+        def create(real, synthetic, generator_label, split_name, how, seconds, beats, study_title,
+                   progress_bar=gr.Progress()):
+            try:
+                progress_bar(0.05, desc="Generating and rendering the cases")
+                settings = RenderSettings(cycles=int(beats), cycle_seconds=float(seconds))
+                study = service.create_study(GENERATORS[generator_label], int(real), int(synthetic), split_name, how,
+                                             settings=settings, title=study_title or "")
+                return (f"Study created: code **{study.display_code}** for the readers; admin token "
+                        f"**{study.admin_token}** (copy it now: it is not shown again). "
+                        f"{study.n_real} real + {study.n_synthetic} synthetic cases.")
+            except Exception as err:  # noqa: BLE001
+                return error_box(user_message(err, "creating the study"))
+
+        def results(study_code, secret):
+            try:
+                report = service.results(study_code, secret)
+                blinding = service.blinding_report(study_code, secret)
+                answers = service.export_csv(study_code, secret)
+                blinding_file = answers.with_name(answers.stem.replace("_answers", "") + "_blinding.json")
+                blinding_file.write_text(json.dumps(blinding, indent=2))
+                plot_file = service.results_plot(study_code, secret)
+                return ["", _summary_markdown(report, blinding), str(plot_file), [str(answers), str(blinding_file)],
+                        report]
+            except Exception as err:  # noqa: BLE001
+                return [error_box(user_message(err, "showing the results")), "", None, None, None]
+
+        create_btn.click(create, inputs=[n_real, n_synthetic, generator, split, conditions, cycle_seconds, cycles, title],
+                         outputs=created, api_name="review_create", concurrency_limit=1)
+        results_btn.click(results, inputs=[admin_code, admin_token],
+                          outputs=[results_message, summary, plot, export, details], api_name="review_results")
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _summary_markdown(report: dict, blinding: dict) -> str:
+    pooled = report.get("pooled") or {}
+    if not pooled:
+        return f"Study {report['study']}: no answers yet."
+    accuracy, auc = pooled["accuracy"], pooled["auc"]
+    kappa = (report.get("agreement") or {}).get("fleiss_kappa")
+    lines = [
+        f"**Study {report['study']}**: {report['n_real']} real + {report['n_synthetic']} synthetic cases, "
+        f"{report['n_readers']} readers ({report['n_readers_finished']} finished), {report['n_answers']} answers.",
+        "",
+        "| | value | 95 % CI |",
+        "|---|---:|---|",
+        f"| pooled accuracy | {_fmt(accuracy['value'])} | {_fmt((accuracy.get('ci95_bootstrap') or [None])[0])}"
+        f"-{_fmt((accuracy.get('ci95_bootstrap') or [None, None])[1])} (bootstrap over readers and cases) |",
+        f"| binomial test vs 0.5 | p = {_fmt(accuracy.get('p_value'), 4)} | exact: {_fmt(accuracy['ci95'][0])}-"
+        f"{_fmt(accuracy['ci95'][1])} (answers taken as independent) |",
+        f"| sensitivity for synthetic | {_fmt(pooled['sensitivity']['value'])} | |",
+        f"| specificity | {_fmt(pooled['specificity']['value'])} | |",
+        f"| ROC AUC (confidence ratings) | {_fmt(auc['value'])} | {_fmt(auc['ci95'][0])}-{_fmt(auc['ci95'][1])} |",
+        f"| Fleiss' kappa | {_fmt(kappa)} | |",
+        "",
+        "Accuracy near 0.5 and AUC near 0.5 mean the readers could not tell real from synthetic. "
+        f"Blinding check of the files: **{'passed' if blinding.get('blinded') else 'FAILED'}**"
+        + (f" ({'; '.join(blinding.get('warnings', []))})" if blinding.get("warnings") else "") + ".",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""Command line of the blinded reader study:
+``python -m cardiosynth.review {create,results,export,blinding-check,loadtest}``.
+
+    create          N real held-out cines + N synthetic ones through one rendering path -> study code + admin token
+    results         per-reader and pooled statistics (JSON), optionally the figure (--plot)
+    export          every answer with the truth as CSV
+    blinding-check  can a script tell real from synthetic files without looking at the pixels? (exit 1 if so)
+    loadtest        30 concurrent simulated readers x 50 cases, a restart half-way, and a SIGKILL crash check
+
+The admin token can also be given as $CARDIOSYNTH_REVIEW_TOKEN (keeps it out of the shell history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from cardiosynth.paths import DataNotFoundError
+from cardiosynth.review.errors import ReviewError
+
+
+def _admin_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--study", required=True, help="study code")
+    parser.add_argument("--token", default=os.environ.get("CARDIOSYNTH_REVIEW_TOKEN"),
+                        help="admin token (default: $CARDIOSYNTH_REVIEW_TOKEN)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cardiosynth.review", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", help="database file (default: $CARDIOSYNTH_REVIEW_DB or .cache/review/review.sqlite)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create", help="design a study and render its cases")
+    create.add_argument("--real", type=int, default=20)
+    create.add_argument("--synthetic", type=int, default=20)
+    create.add_argument("--generator", default="group-mean", help="group-mean, nearest-train, cpgg[:folder]")
+    create.add_argument("--split", default="val", help="held-out split of the real cases: val or test")
+    create.add_argument("--conditions", default="vae", help="vae (sampled phenotypes) or matched (the real cases')")
+    create.add_argument("--temperature", type=float, default=1.0, help="phenotype VAE sampling temperature")
+    create.add_argument("--seed", type=int, default=0)
+    create.add_argument("--title", default="")
+    create.add_argument("--dataset", default="default", help="prepared dataset: config name or folder")
+    create.add_argument("--out", help="folder for the case files (default: .cache/review/studies)")
+    create.add_argument("--size", type=int, default=256, help="video width = height in pixels")
+    create.add_argument("--frames-per-cycle", type=int, default=24)
+    create.add_argument("--cycles", type=int, default=3, help="cardiac cycles per video (looped)")
+    create.add_argument("--cycle-seconds", type=float, default=1.0, help="playback: seconds per heartbeat")
+    create.add_argument("--crf", type=int, default=18)
+    results = commands.add_parser("results", help="statistics of a study (admin)")
+    _admin_arguments(results)
+    results.add_argument("--plot", help="also write the figure to this PNG")
+    results.add_argument("--n-boot", type=int, default=1000)
+    export = commands.add_parser("export", help="all answers as CSV (admin)")
+    _admin_arguments(export)
+    export.add_argument("--out", required=True, help="CSV file to write")
+    blinding = commands.add_parser("blinding-check", help="compare real and synthetic case files (admin)")
+    _admin_arguments(blinding)
+    load = commands.add_parser("loadtest", help="concurrent simulated readers, a restart and a crash")
+    load.add_argument("--readers", type=int, default=30)
+    load.add_argument("--cases", type=int, default=50)
+    load.add_argument("--no-crash", action="store_true", help="skip the SIGKILL crash check")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "loadtest":
+            from cardiosynth.review.loadtest import crash_check, run_loadtest
+
+            with tempfile.TemporaryDirectory(prefix="cardiosynth-loadtest-") as scratch:
+                report = run_loadtest(args.db or Path(scratch) / "load.sqlite", args.readers, args.cases)
+                if not args.no_crash:
+                    report["crash"] = crash_check(Path(scratch) / "crash.sqlite")
+            print(json.dumps(report, indent=2))
+            return 0 if not report["errors"] and report["lost"] == 0 and report["duplicates"] == 0 else 1
+
+        from cardiosynth.review.service import ReviewService
+
+        service = ReviewService(args.db, getattr(args, "out", None) if args.command == "create" else None)
+        if args.command == "create":
+            from cardiosynth.data.dataset import load_prepared
+            from cardiosynth.review.render import RenderSettings
+
+            settings = RenderSettings(args.size, args.frames_per_cycle, args.cycles, args.cycle_seconds, args.crf)
+            created = service.create_study(args.generator, args.real, args.synthetic, args.split, args.conditions,
+                                           args.seed, settings, args.title, load_prepared(args.dataset),
+                                           args.temperature)
+            print(json.dumps({"study_code": created.display_code, "admin_token": created.admin_token,
+                              "folder": str(created.folder), "n_real": created.n_real,
+                              "n_synthetic": created.n_synthetic, "database": str(service.store.path),
+                              "note": "The admin token is shown only now: keep it to see the results."}, indent=2))
+        elif args.command == "results":
+            print(json.dumps(service.results(args.study, args.token, args.n_boot), indent=2))
+            if args.plot:
+                print(service.results_plot(args.study, args.token, args.plot, args.n_boot), file=sys.stderr)
+        elif args.command == "export":
+            print(service.export_csv(args.study, args.token, args.out))
+        else:
+            report = service.blinding_report(args.study, args.token)
+            print(json.dumps(report, indent=2))
+            return 0 if report["blinded"] else 1
+    except (ReviewError, DataNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The Review tab through gradio_client: a reader joins, answers every case, resumes; the administrator's
+results need the token; bad requests are messages. A small real study (group-mean generator, tiny videos)."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+
+gradio_client = pytest.importorskip("gradio_client")
+
+from cardiosynth.app import build_app, launch_kwargs  # noqa: E402
+from cardiosynth.app.bench import free_port  # noqa: E402
+from cardiosynth.app.cine_view import CineStudio  # noqa: E402
+from cardiosynth.app.phenotype_explorer import PhenotypeExplorer  # noqa: E402
+from cardiosynth.review import ReviewService  # noqa: E402
+from cardiosynth.review.render import RenderSettings  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, prepared_default):
+    folder = tmp_path_factory.mktemp("review")
+    svc = ReviewService(db=folder / "review.sqlite", studies_dir=folder / "studies")
+    yield svc
+    svc.close()
+
+
+@pytest.fixture(scope="module")
+def study(service, prepared_default):
+    return service.create_study("group-mean", 3, 3, "val", "matched", dataset=prepared_default,
+                                settings=RenderSettings(size=64, frames_per_cycle=8, cycles=1))
+
+
+@pytest.fixture(scope="module")
+def url(service):
+    demo = build_app(PhenotypeExplorer(), CineStudio(load=False), service)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_kwargs())
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+def reader(url):
+    return gradio_client.Client(url, verbose=False, download_files=False)
+
+
+def video_path(value) -> Path:
+    value = value.get("video", value) if isinstance(value, dict) else value
+    path = Path(value["path"] if isinstance(value, dict) else value)
+    assert path.is_file() and path.suffix == ".mp4"
+    return path
+
+
+def test_a_reader_answers_every_case_and_can_resume(url, study):
+    client = reader(url)
+    video, progress, message, resume_code = client.predict(study.display_code, "Dr Ada", "", api_name="/review_join")
+    assert "Case 1 of 6" in progress and "resume code" in message
+    names = {video_path(video).name}
+    for k in range(3):
+        video, progress, message, *_ = client.predict("synthetic" if k % 2 else "real", 4, "", api_name="/review_answer")
+        assert message == ""
+    assert "Case 4 of 6" in progress
+    names.add(video_path(video).name)
+    assert all(re.fullmatch(r"[0-9a-f]{8,}\.mp4", n) for n in names)  # opaque names, nothing about the truth
+
+    # leave and come back in a new browser session: the name alone is refused, the resume code resumes
+    again = reader(url)
+    refused = again.predict(study.display_code, "Dr Ada", "", api_name="/review_join")
+    assert "cs-error" in refused[2]
+    video, progress, message, _ = again.predict(study.display_code, "Dr Ada", resume_code, api_name="/review_join")
+    assert "Case 4 of 6" in progress
+    for _ in range(3):
+        video, progress, message, *_ = again.predict("real", 2, "looks fine", api_name="/review_answer")
+    assert video is None and "answered every case" in progress
+    finished = again.predict("real", 2, "", api_name="/review_answer")
+    assert "cs-error" in finished[2]  # nothing left to answer
+
+
+@pytest.mark.parametrize("code, name, message", [
+    ("NOPE-NOPE", "Dr Bo", "study"),
+    (None, "   ", "name"),
+    ("", "Dr Bo", "code"),
+])
+def test_bad_joins_are_messages(url, study, code, name, message):
+    result = reader(url).predict(code if code is not None else study.display_code, name, "", api_name="/review_join")
+    assert "cs-error" in result[2] and message in result[2].lower() and "Traceback" not in result[2]
+
+
+def test_answers_before_joining_or_without_a_choice_are_refused(url, study):
+    client = reader(url)
+    assert "Join a study first" in client.predict("real", 3, "", api_name="/review_answer")[2]
+    client.predict(study.display_code, "Dr Cy", "", api_name="/review_join")
+    assert "Choose real or synthetic" in client.predict(None, 3, "", api_name="/review_answer")[2]
+
+
+def test_results_need_the_admin_token(url, study, service):
+    client = reader(url)
+    wrong = client.predict(study.display_code, "not-the-token", api_name="/review_results")
+    assert "cs-error" in wrong[0] and wrong[3] is None and wrong[4] is None
+    for code in (study.display_code, study.code):
+        message, summary, plot, files, details = client.predict(code, study.admin_token, api_name="/review_results")
+        assert message == "" and "pooled accuracy" in summary and "Blinding check of the files: **passed**" in summary
+    assert details["n_real"] == 3 and details["n_synthetic"] == 3 and details["n_answers"] >= 6
+    answers = next(Path(f["path"] if isinstance(f, dict) else f) for f in files if str(f).count("answers") or
+                   (isinstance(f, dict) and "answers" in f["path"]))
+    rows = list(csv.DictReader(answers.open()))
+    assert len(rows) == details["n_answers"] and {r["truth"] for r in rows} == {"real", "synthetic"}
