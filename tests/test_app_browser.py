@@ -1,7 +1,7 @@
 """The app in a real browser: headless Debian Chromium driven by playwright's Python package (no browser
 download: ``executable_path=/usr/bin/chromium``). Edits a slider, samples a heart, waits for the plausibility
-indicator, generates a cine and a second one to compare, opens the ECG tab with the bundled sinus-rhythm
-example, and saves screenshots to
+indicator, generates a cine and a second one to compare, joins a reader study and answers a case, opens the
+ECG tab with the bundled sinus-rhythm example, and saves screenshots to
 ``outputs/screenshots/`` (``CARDIOSYNTH_SCREENSHOTS=assets/screenshots`` refreshes the README's). Also checks that the page makes no request outside 127.0.0.1."""
 
 from __future__ import annotations
@@ -28,8 +28,22 @@ if not Path(CHROMIUM).is_file():
 
 
 @pytest.fixture(scope="module")
-def url():
-    demo = build_app()
+def review(tmp_path_factory, prepared_default):
+    """A reader study in a throwaway database: 2 real + 2 synthetic (group-mean) cases."""
+    from cardiosynth.review import ReviewService
+    from cardiosynth.review.render import RenderSettings
+
+    folder = tmp_path_factory.mktemp("review")
+    service = ReviewService(folder / "review.sqlite", folder / "studies")
+    study = service.create_study("group-mean", 2, 2, "val", "matched", dataset=prepared_default,
+                                 settings=RenderSettings(size=128, frames_per_cycle=16, cycles=2))
+    yield service, study
+    service.close()
+
+
+@pytest.fixture(scope="module")
+def url(review):
+    demo = build_app(review=review[0])
     port = free_port()
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_kwargs())
     try:
@@ -133,6 +147,29 @@ def test_generate_a_cine_then_compare_with_the_previous(browser_page):
     assert page.locator("#cine-message .cs-error").count() == 0
     page.locator("#cine-heading").scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "phenotype_to_cine.png"), full_page=True)
+    assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
+
+
+def test_a_reader_joins_watches_and_answers(browser_page, review):
+    page, outside = browser_page
+    _, study = review
+    page.get_by_role("tab", name="Review").click()
+    page.locator("#review-code textarea, #review-code input").first.fill(study.display_code)
+    page.locator("#review-name textarea, #review-name input").first.fill("Dr Browser")
+    page.locator("#review-join").click()
+    page.wait_for_function("() => { const p = document.querySelector('#review-progress');"
+                           " return p && p.dataset.total === '4' && p.dataset.answered === '0'; }")
+    # the case loops in the page's <video>: it loads and its clock moves
+    page.wait_for_function("() => { const v = document.querySelector('#review-video video');"
+                           " return v && v.readyState >= 2 && v.currentTime > 0.2 && v.loop; }")
+    page.get_by_label("synthetic").check()
+    page.locator("#review-submit").click()
+    page.wait_for_function("() => { const p = document.querySelector('#review-progress');"
+                           " return p && p.dataset.answered === '1'; }")
+    assert "Case 2 of 4" in page.locator("#review-status").inner_text()
+    assert page.locator("#review-message .cs-error").count() == 0
+    wait_until_idle(page)
+    page.screenshot(path=str(SCREENSHOTS / "review.png"), full_page=True)
     assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
 
 
