@@ -46,6 +46,11 @@ ECG tab analyses the ECG and shows no cine. The bundled models:
 | Cine encoder (small 3D CNN) | feature space of the Fr\u00e9chet distance used to judge generators (not used in the app yet) | `weights/cine_encoder/README.md` |
 | Phenotype estimator (ridge regressions on segmenter measurements) | reads LVEDV / LVEF back from the generated slice, to show how well the cine follows the request | `weights/phenotype_estimator/README.md` |
 
+The **Review** tab runs blinded real-vs-synthetic reader studies (`cardiosynth.review`): real cines come from
+the held-out validation or test patients only, every case is rendered the same way, answers are stored in SQLite
+as they are given, and the statistics (accuracy with a binomial test, sensitivity / specificity, ROC AUC with a
+bootstrap interval, Fleiss' kappa) are shown to the study's administrator only.
+
 The ECG tab uses no learned model: reading (WFDB, EDF, DICOM, HL7 aECG, Philips, GE MUSE, CardioSoft XML, CSV,
 NumPy) and processing (neurokit2 R peaks, quality, QT, cardiac phase) are `cardiosynth.ecg`.
 
