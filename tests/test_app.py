@@ -11,8 +11,8 @@ from cardiosynth import phenotypes as ph
 
 gradio_client = pytest.importorskip("gradio_client")
 
-from cardiosynth.app import build_app, launch_kwargs  # noqa: E402
-from cardiosynth.app.bench import free_port  # noqa: E402
+from cardiosynth.app import build_app  # noqa: E402
+from cardiosynth.app.bench import serve_in_process  # noqa: E402
 from cardiosynth.app.cine_view import CineStudio  # noqa: E402
 from cardiosynth.app.ecg_view import EXAMPLE_DIR  # noqa: E402
 from cardiosynth.app.phenotype_explorer import PhenotypeExplorer  # noqa: E402
@@ -34,12 +34,8 @@ def studio():
 @pytest.fixture(scope="module")
 def client(explorer, studio):
     demo = build_app(explorer, studio)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_kwargs())
-    try:
-        yield gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
-    finally:
-        demo.close()
+    with serve_in_process(demo) as url:
+        yield gradio_client.Client(url, verbose=False, download_files=False)
 
 
 def phenotypes(result) -> dict[str, float]:

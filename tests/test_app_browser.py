@@ -14,8 +14,8 @@ import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from cardiosynth.app import build_app, launch_kwargs  # noqa: E402
-from cardiosynth.app.bench import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
+from cardiosynth.app import build_app  # noqa: E402
+from cardiosynth.app.bench import CHROMIUM, CHROMIUM_ARGS, serve_in_process  # noqa: E402
 from cardiosynth.paths import REPO_ROOT  # noqa: E402
 
 SCREENSHOTS = Path(os.environ.get("CARDIOSYNTH_SCREENSHOTS", REPO_ROOT / "outputs" / "screenshots"))
@@ -44,12 +44,8 @@ def review(tmp_path_factory, prepared_default):
 @pytest.fixture(scope="module")
 def url(review):
     demo = build_app(review=review[0])
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_kwargs())
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with serve_in_process(demo) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
 
-from cardiosynth.app import build_app, launch_kwargs  # noqa: E402
-from cardiosynth.app.bench import free_port  # noqa: E402
+from cardiosynth.app import build_app  # noqa: E402
+from cardiosynth.app.bench import serve_in_process  # noqa: E402
 from cardiosynth.app.cine_view import CineStudio  # noqa: E402
 from cardiosynth.app.phenotype_explorer import PhenotypeExplorer  # noqa: E402
 from cardiosynth.review import ReviewService  # noqa: E402
@@ -38,12 +38,8 @@ def study(service, prepared_default):
 @pytest.fixture(scope="module")
 def url(service):
     demo = build_app(PhenotypeExplorer(), CineStudio(load=False), service)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_kwargs())
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with serve_in_process(demo) as url:
+        yield url
 
 
 def reader(url):

@@ -14,6 +14,7 @@ The server is a separate process started and stopped by this command; nothing el
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -37,6 +38,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_in_process(demo):
+    """Serve ``demo`` (the app's Blocks) on a free loopback port in this process; yields its URL (for tests)."""
+    from cardiosynth.app.ui import launch_kwargs
+
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_kwargs())
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
 
 
 def _stats(ms: list[float]) -> dict:
