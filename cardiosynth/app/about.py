@@ -41,7 +41,7 @@ ECG tab analyses the ECG and shows no cine. The bundled models:
 |---|---|---|
 | Phenotype VAE (CPGG stage 1) | samples consistent phenotype sets, completes partly locked sets, scores plausibility (Phenotype explorer tab) | `weights/phenotype_vae/README.md` |
 | 3D-VAE (CPGG stage 2 latent space) | compresses a 16 x 64 x 64 cine to a 4 x 8 x 16 x 16 latent and decodes generated latents to cines | `weights/vae3d/README.md` |
-| MAR: masked autoregressive transformer with per-token diffusion (CPGG stage 2) | generates cine latents conditioned on the nine phenotypes and the slice position | `weights/mar/README.md` |
+| MAR: masked autoregressive transformer with per-token diffusion (CPGG stage 2) | generates cine latents conditioned on the nine phenotypes and the slice position; **still weak**: blotchy textures, and the cines follow the requested volumes and EF only loosely (README, "What the bundled MAR does today") | `weights/mar/README.md` |
 | Cine segmenter (2D U-Net, LV / MYO / RV) | measures the LV / RV area curves of each generated cine | `weights/segmenter/README.md` |
 | Cine encoder (small 3D CNN) | feature space of the Fr\u00e9chet distance used to judge generators (not used in the app yet) | `weights/cine_encoder/README.md` |
 | Phenotype estimator (ridge regressions on segmenter measurements) | reads LVEDV / LVEF back from the generated slice, to show how well the cine follows the request | `weights/phenotype_estimator/README.md` |
