@@ -3,9 +3,10 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from cardiosynth.weights import WeightsError, check_dependency, load_state, read_config, save_pretrained
-from training.common import load_checkpoint, save_checkpoint
+from training.common import load_checkpoint, save_checkpoint, store_compact
 
 
 @dataclass
@@ -62,3 +63,18 @@ def test_checkpoint_round_trip_resumes_optimizer(tmp_path):
         b.step()
     assert torch.allclose(model.weight, twin.weight)
     assert json.loads((tmp_path / "ckpt.json").read_text())["param_groups"][0]["lr"] == 1e-2
+
+
+def test_compact_store_loads_back_within_int8_rounding(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(512, 256), torch.nn.Linear(256, 4))  # one matrix big enough
+    folder = save_pretrained(tmp_path / "m", model, TinyConfig(), "# card\n")
+    store_compact(folder)
+    stored = load_file(str(folder / "model.safetensors"))
+    assert stored["0.weight"].dtype == torch.int8 and stored["1.weight"].dtype == torch.float16
+    state, _ = load_state(folder)  # sha256 updated, scales folded back
+    assert set(state) == {"0.weight", "0.bias", "1.weight", "1.bias"}
+    original = model[0].weight.detach()
+    row_step = original.abs().amax(dim=1, keepdim=True) / 127
+    assert ((state["0.weight"] - original).abs() <= 0.5 * row_step * 1.01 + 1e-4).all()
+    assert state["0.weight"].dtype == torch.float32

@@ -112,15 +112,16 @@ def checkpoint_exists(path: str | Path) -> bool:
     return path.with_suffix(".safetensors").is_file() and path.with_suffix(".json").is_file()
 
 
-def store_half_precision(folder: str | Path) -> None:
-    """Rewrite a saved weights folder's floating-point tensors as float16 (half the bundle; loading casts back
-    to float32) and update its sha256. Metrics measured afterwards are for exactly these weights."""
-    from cardiosynth.weights import CONFIG_FILE, WEIGHTS_FILE, sha256_of
+def store_compact(folder: str | Path) -> None:
+    """Rewrite a saved weights folder compactly (large weight matrices as int8 rows with a scale each, other
+    floating-point tensors as float16; ``cardiosynth.weights.load_state`` restores float32) and update its
+    sha256. Metrics measured afterwards are for exactly these weights."""
+    from cardiosynth.weights import CONFIG_FILE, WEIGHTS_FILE, quantize_int8, sha256_of
 
     folder = Path(folder)
-    state = load_file(str(folder / WEIGHTS_FILE))
-    save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, str(folder / WEIGHTS_FILE))
+    save_file(quantize_int8(load_file(str(folder / WEIGHTS_FILE))), str(folder / WEIGHTS_FILE))
     payload = json.loads((folder / CONFIG_FILE).read_text())
     payload["sha256"] = sha256_of(folder / WEIGHTS_FILE)
-    payload.setdefault("extra", {})["weights_dtype"] = "float16 (cast to float32 on load)"
+    payload.setdefault("extra", {})["weights_dtype"] = ("int8 weight matrices with a float16 scale per row, float16 "
+                                                        "elsewhere (float32 on load)")
     (folder / CONFIG_FILE).write_text(json.dumps(payload, indent=2))
