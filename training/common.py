@@ -7,6 +7,7 @@ resuming never unpickles anything.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import time
@@ -46,6 +47,29 @@ def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size(), device
+
+
+def cosine_lr(step: int, total_steps: int, lr: float, warmup_steps: int, min_ratio: float = 0.0) -> float:
+    """Linear warmup, then cosine decay to ``lr * min_ratio``."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def adamw(model: torch.nn.Module, lr: float, weight_decay: float, betas=(0.9, 0.999)) -> torch.optim.AdamW:
+    """AdamW without weight decay on biases and norms (1-d parameters), as LTH14 and DiT."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=betas)
+
+
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
+    """EMA of the weights; early in short runs the decay is lowered so the EMA catches up."""
+    decay = min(decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
 
 
 def pick_device(requested: str = "auto") -> torch.device:

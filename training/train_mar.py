@@ -40,8 +40,8 @@ from cardiosynth.models.mar import CONFIGS, MAR, MARConfig
 from cardiosynth.paths import cache_dir
 from cardiosynth.weights import read_config, resolve, save_pretrained
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import (ACDC_LICENCE, JsonlLog, checkpoint_exists, load_checkpoint, pick_device, save_checkpoint,
-                             init_distributed, seed_everything, store_compact)
+from training.common import (ACDC_LICENCE, JsonlLog, adamw, checkpoint_exists, cosine_lr, ema_update, init_distributed,
+                             load_checkpoint, pick_device, save_checkpoint, seed_everything, store_compact)
 
 VAL_SEED = 12345
 
@@ -99,18 +99,11 @@ def condition_tensors(table, config: MARConfig) -> tuple[torch.Tensor, torch.Ten
 
 def learning_rate(step: int, total_steps: int, config: MARConfig) -> float:
     """Linear warmup, then cosine decay to ``lr * min_lr_ratio``."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = min(1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
-    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return cosine_lr(step, total_steps, config.lr, config.warmup_steps, config.min_lr_ratio)
 
 
 def make_optimizer(model: nn.Module, config: MARConfig) -> torch.optim.AdamW:
-    """AdamW; no weight decay on biases and norms (1-d parameters), as LTH14."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=config.betas)
+    return adamw(model, config.lr, config.weight_decay, config.betas)
 
 
 @torch.no_grad()
@@ -181,9 +174,7 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
-            decay = min(config.ema_decay, (1 + step) / (10 + step))  # short runs: let the EMA catch up early
-            with torch.no_grad():
-                torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
+            ema_update(ema, model, config.ema_decay, step)
             step += 1
             losses.append(loss.item())
             if max_steps is not None and step >= max_steps:

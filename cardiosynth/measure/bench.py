@@ -3,8 +3,10 @@
     python -m cardiosynth.measure.bench --generator group-mean --batch-size 1 --repeats 5
     python -m cardiosynth.measure.bench --generator cpgg --batch-size 1       # phenotypes -> cine, bundled weights
     python -m cardiosynth.measure.bench --target measure      # the measurement pipeline itself
+    python -m cardiosynth.measure.bench --target ecg-to-cine  # ECG -> cine, bundled weights and example ECG
 
-Conditions are drawn once before timing (real validation rows), so only generation is timed.
+Conditions are drawn once before timing (real validation rows), so only generation is timed. For ECG -> cine
+the timed call is the whole pipeline on an ECG already read into memory (MAE, cycle, flow, decoder).
 """
 
 from __future__ import annotations
@@ -62,12 +64,23 @@ def benchmark_generator(generator, conditions: pd.DataFrame, batch_size: int, wa
     return {"target": generator.name, **time_callable(lambda: generator.generate(batch), batch_size, warmup, repeats)}
 
 
+def benchmark_ecg_to_cine(warmup: int = 2, repeats: int = 5, ecg_file: str | None = None) -> dict:
+    from cardiosynth.ecg import read_ecg
+    from cardiosynth.paths import REPO_ROOT
+    from cardiosynth.pipelines.ecg_to_cine import EcgToCine
+
+    pipe = EcgToCine.from_pretrained()
+    ecg = read_ecg(ecg_file or REPO_ROOT / "assets" / "ecg" / "ludb" / "2.hea")
+    return {"target": f"ecg-to-cine ({pipe.flow.config.sampling_steps} Euler steps, cfg {pipe.flow.config.cfg})",
+            **time_callable(lambda: pipe(ecg, seed=0), 1, warmup, repeats)}
+
+
 def main(argv: list[str] | None = None) -> None:
     from cardiosynth.data.dataset import load_prepared
     from cardiosynth.measure.generators import RealCines, build_generator
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--target", choices=["generator", "measure"], default="generator")
+    parser.add_argument("--target", choices=["generator", "measure", "ecg-to-cine"], default="generator")
     parser.add_argument("--generator", default="group-mean", help="real, nearest-train, group-mean, cpgg[:folder]")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=2)
@@ -75,6 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", default="default")
     args = parser.parse_args(argv)
 
+    if args.target == "ecg-to-cine":
+        print(json.dumps(benchmark_ecg_to_cine(args.warmup, args.repeats), indent=2))
+        return
     dataset = load_prepared(args.dataset)
     conditions = RealCines(dataset, "val").conditions()
     if args.target == "measure":

@@ -1,0 +1,161 @@
+"""An ECG in, a cine out: the ECGFlowCMR chain (ECG MAE -> one cycle -> rectified flow -> 3D-VAE decoder).
+
+    pipe = EcgToCine.from_pretrained()                       # the bundled weights/, no network
+    out = pipe("record.xml", seed=0)                         # any format cardiosynth.ecg reads, or an Ecg
+    out.cine.frames                                          # (16, 64, 64), frame 0 = the R peak (~ end-diastole)
+    out.cycle                                                # the R-R cycle used: start/end in s, frame times
+
+The bundled flow was trained on pseudo-pairs (cardiosynth.data.pairing): it can follow the ECG's timing and
+its diagnosis family's coarse appearance, never a patient's own anatomy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cardiosynth.cine import Cine
+from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
+from cardiosynth.ecg import Ecg, EcgError, read_ecg
+from cardiosynth.models.ecg_flow import EcgFlow, load_ecg_flow
+from cardiosynth.models.ecg_mae import EcgMAE, find_cycles, load_ecg_mae, normalise_leads, resample_cycle, select_cycle
+from cardiosynth.models.vae3d import VAE3D, decode_latents, load_vae3d
+from cardiosynth.pipelines import hub
+from cardiosynth.weights import WEIGHTS_DIR, WeightsError
+
+COMPONENTS = ("ecg_mae", "vae3d", "ecg_flow")
+PSEUDO_PAIRED_NOTE = ("Trained on pseudo-pairs: no public data pairs ECGs with the same person's cine MRI, so the "
+                      "bundled model learned from ECGs matched to cines by diagnosis family and systolic timing. "
+                      "It can follow the ECG's timing, not a patient's own heart.")
+
+
+@dataclass
+class EncodedEcg:
+    """The ECG MAE's view of one ECG: token features, predicted phase and the complete cycles it found."""
+
+    features: torch.Tensor  # (tokens, D)
+    phase: np.ndarray  # (tokens,) radians, predicted
+    cycles: list[tuple[float, float]]  # complete R-R cycles, in fractional tokens
+    chosen: int | None  # index of the typical cycle, None when there is none
+    patch: int
+    fs: int
+
+    def to_samples(self, token: float) -> float:
+        """Token position (token centres) -> sample index of the 500 Hz ECG."""
+        return token * self.patch + self.patch / 2
+
+    def cycle_features(self, k: int, frames: int) -> torch.Tensor:
+        """(frames, D) features of cycle ``k`` resampled to the cine's frames."""
+        return resample_cycle(self.features, *self.cycles[k], frames)
+
+
+def encode_ecg(mae: EcgMAE, ecg: Ecg) -> EncodedEcg:
+    """Normalise the leads, run the MAE unmasked, and find the complete cycles in its predicted phase."""
+    c = mae.config
+    if ecg.signal.shape != (c.leads, c.samples) or ecg.fs != c.fs:
+        raise EcgError(f"The ECG model expects {c.leads} leads x {c.samples} samples at {c.fs} Hz; this recording is "
+                       f"{ecg.signal.shape[0]} x {ecg.signal.shape[1]} at {ecg.fs} Hz")
+    x = normalise_leads(ecg.signal, ecg.valid_samples)[None].to(next(mae.parameters()).device)
+    features, phase = mae.encode(x)
+    phase = phase[0].cpu().numpy()
+    cycles = find_cycles(phase, ecg.valid_samples // c.patch, c.token_seconds)
+    chosen = select_cycle(cycles)
+    return EncodedEcg(features[0].cpu(), phase, cycles, None if chosen is None else cycles.index(chosen), c.patch, c.fs)
+
+
+@dataclass
+class EcgToCineOutput:
+    cine: Cine
+    cycle: dict  # start_s, end_s, rr_s, heart_rate_bpm, frame_times_s (one per cine frame), cycles_found
+    conditions: dict  # seed, steps, cfg, slice_position, model fingerprint, source ECG
+    encoded: EncodedEcg = field(repr=False)
+
+
+class EcgToCine:
+    """The ECG -> cine generator. Deterministic on CPU: the same ECG, settings and seed give identical cines."""
+
+    def __init__(self, mae: EcgMAE, flow: EcgFlow, vae3d: VAE3D, spacing_mm: float, name: str = "ecg_flow",
+                 sha: str = ""):
+        self.mae, self.flow, self.vae3d = mae, flow, vae3d
+        self.spacing_mm, self.name, self.sha = float(spacing_mm), name, sha
+        if flow.config.ecg_dim != mae.config.width:
+            raise WeightsError(f"The ECG flow expects ECG features of {flow.config.ecg_dim}, the ECG MAE gives "
+                               f"{mae.config.width}: these models were not trained together")
+
+    @classmethod
+    def from_pretrained(cls, folder_or_hub_id: str | Path = WEIGHTS_DIR, revision: str | None = None,
+                        device: str | torch.device = "cpu", local_files_only: bool | None = None) -> "EcgToCine":
+        """Load ``ecg_mae/``, ``vae3d/`` and ``ecg_flow/`` from a folder (default: the bundled ``weights/``) or a
+        Hugging Face Hub repo id. sha256 checked; the flow refuses an ECG MAE or 3D-VAE it was not trained with."""
+        folder = hub.resolve_folder(folder_or_hub_id, COMPONENTS, revision=revision, local_files_only=local_files_only)
+        mae = load_ecg_mae(str(folder / "ecg_mae"))
+        vae3d = load_vae3d(str(folder / "vae3d"))
+        flow = load_ecg_flow(str(folder / "ecg_flow"))
+        from cardiosynth.weights import check_dependency, read_config
+
+        payload = read_config(folder / "ecg_flow")
+        check_dependency(payload, "ecg_mae", folder / "ecg_mae")
+        check_dependency(payload, "vae3d", folder / "vae3d")
+        dataset = flow.metrics.get("dataset", "default")
+        spacing = PREPARE_CONFIGS.get(dataset, PREPARE_CONFIGS["default"]).spacing_mm
+        return cls(mae.to(device), flow.to(device), vae3d.to(device), spacing,
+                   sha=hub.folder_fingerprint(folder, COMPONENTS))
+
+    def push_to_hub(self, repo_id: str, folder: str | Path = WEIGHTS_DIR, private: bool = True, token: str | None = None,
+                    commit_message: str = "Upload CardioSynth ECG-to-cine weights") -> str:
+        return hub.push_folder(repo_id, folder, COMPONENTS, private=private, token=token, commit_message=commit_message)
+
+    @property
+    def frames(self) -> int:
+        return self.flow.config.ecg_frames
+
+    def encode(self, ecg) -> tuple[Ecg, EncodedEcg]:
+        """Read (a path) and encode an ECG; an ECG with no complete heartbeat is an :class:`EcgError`."""
+        if isinstance(ecg, (str, Path)):
+            ecg = read_ecg(ecg)
+        if not isinstance(ecg, Ecg):
+            raise EcgError(f"Expected an ECG file or a cardiosynth.ecg.Ecg, got {type(ecg).__name__}")
+        encoded = encode_ecg(self.mae, ecg)
+        if encoded.chosen is None:
+            raise EcgError("No complete heartbeat (R peak to R peak, 0.25-2.5 s) could be found in this ECG, so "
+                           "there is no cycle to animate. Check that the recording shows regular QRS complexes "
+                           "(not a flat line, noise or a paced-only strip) and try another recording.")
+        return ecg, encoded
+
+    @torch.no_grad()
+    def __call__(self, ecg, seed: int = 0, steps: int | None = None, cfg: float | None = None,
+                 slice_position: float = 0.5, cycle: int | None = None) -> EcgToCineOutput:
+        """One cine for ``ecg`` (a path or an :class:`Ecg`). ``cycle`` picks one of the complete cycles found
+        (default: the typical one); ``steps`` Euler steps and ``cfg`` guidance default to the flow's config."""
+        c = self.flow.config
+        steps = c.sampling_steps if steps is None else steps
+        cfg = c.cfg if cfg is None else cfg
+        if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+            raise ValueError(f"seed must be a non-negative whole number; got {seed!r}")
+        if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= 200:
+            raise ValueError(f"steps must be a whole number from 1 to 200; got {steps!r}")
+        if not (np.isfinite(cfg) and 1.0 <= cfg <= 20.0):
+            raise ValueError(f"cfg (guidance scale) must be between 1 and 20; got {cfg!r}")
+        if not (np.isfinite(slice_position) and 0.0 <= slice_position <= 1.0):
+            raise ValueError(f"slice_position must be between 0 (base) and 1 (apex); got {slice_position!r}")
+        ecg, encoded = self.encode(ecg)
+        k = encoded.chosen if cycle is None else int(cycle)
+        if not 0 <= k < len(encoded.cycles):
+            raise ValueError(f"cycle must be from 0 to {len(encoded.cycles) - 1}; got {cycle!r}")
+        features = encoded.cycle_features(k, self.frames)[None]
+        generator = torch.Generator().manual_seed(int(seed))
+        latents = self.flow.sample(features, torch.tensor([float(slice_position)]), int(steps), float(cfg), generator)
+        frames = decode_latents(self.vae3d, latents.cpu()).numpy()[0]
+        start, end = (encoded.to_samples(t) / ecg.fs for t in encoded.cycles[k])
+        cycle_info = {"index": k, "start_s": round(start, 4), "end_s": round(end, 4), "rr_s": round(end - start, 4),
+                      "heart_rate_bpm": round(60.0 / (end - start), 1), "cycles_found": len(encoded.cycles),
+                      "frame_times_s": [round(start + (end - start) * f / len(frames), 4) for f in range(len(frames))]}
+        conditions = {"seed": int(seed), "steps": int(steps), "cfg": float(cfg), "slice_position": float(slice_position),
+                      "model": f"{self.name}@{self.sha[:12]}", "ecg_format": ecg.source_format,
+                      "note": "trained on pseudo-pairs"}
+        cine = Cine(frames, (self.spacing_mm, self.spacing_mm), float(slice_position),
+                    source=f"synthetic:{self.name}@{self.sha[:12]}", metadata={"seed": int(seed), **cycle_info})
+        return EcgToCineOutput(cine, cycle_info, conditions, encoded)

@@ -1,0 +1,323 @@
+"""ECG -> cine (ECGFlowCMR): the phase-aware ECG MAE, cycle finding and resampling, pseudo-pairing, the flow DiT,
+the EcgToCine pipeline, the training loops (tiny overfits) and the paper configs (one step)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from fixtures_ecg import synthetic_ecg
+
+from cardiosynth.data.ludb import FAMILIES, families_of, make_split
+from cardiosynth.data.pairing import pairing_statistics, pseudo_pairs, subjects_from_cines
+from cardiosynth.ecg import Ecg, EcgError, process_ecg, read_ecg
+from cardiosynth.models import ecg_flow as flow_module
+from cardiosynth.models import ecg_mae as mae_module
+from cardiosynth.models.ecg_flow import EcgFlow, EcgFlowConfig
+from cardiosynth.models.ecg_mae import (EcgMAE, EcgMAEConfig, find_cycles, normalise_leads, resample_cycle,
+                                        select_cycle, shift_batch, token_phase)
+from cardiosynth.paths import REPO_ROOT
+from cardiosynth.weights import WEIGHTS_DIR
+
+TINY_MAE = EcgMAEConfig(width=32, depth=1, heads=2, stem=8)
+TINY_FLOW = EcgFlowConfig(width=32, depth=1, heads=2, ecg_dim=32)
+LUDB_2 = REPO_ROOT / "assets" / "ecg" / "ludb" / "2.hea"
+BUNDLED = all((WEIGHTS_DIR / name / "config.json").is_file() for name in ("ecg_mae", "ecg_flow", "vae3d"))
+
+
+def sawtooth(n_tokens: int, period: float, offset: float = 0.0) -> np.ndarray:
+    return np.mod(2 * math.pi * (np.arange(n_tokens) - offset) / period, 2 * math.pi)
+
+
+# ------------------------------------------------------------------------------------------ ECG MAE
+def test_normalise_leads_centres_scales_and_keeps_padding_and_flat_leads_zero():
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 5.0, (12, 5000)).astype(np.float32)
+    x[4] = 2.5  # flat lead
+    out = normalise_leads(x, valid_samples=4000).numpy()
+    assert np.allclose(np.median(out[0, :4000]), 0, atol=0.05) and np.isclose(out[0, :4000].std(), 1, atol=0.02)
+    assert (out[4] == 0).all() and (out[:, 4000:] == 0).all()
+    assert normalise_leads(torch.from_numpy(x[None])).shape == (1, 12, 5000)
+
+
+def test_mae_shapes_and_loss(one_thread):
+    model = EcgMAE(TINY_MAE)
+    x = torch.randn(2, 12, 5000)
+    features, recon, phase = model(x)
+    assert features.shape == (2, 625, 32) and recon.shape == (2, 625, 96) and phase.shape == (2, 625, 2)
+    assert model.patches(x).shape == recon.shape
+    target = torch.from_numpy(sawtooth(625, 50.0)).float().expand(2, -1)
+    out = model.loss(x, target, torch.ones(2, 625, dtype=torch.bool), torch.Generator().manual_seed(0))
+    assert set(out) == {"loss", "recon", "phase"} and all(torch.isfinite(v) for v in out.values())
+    _, predicted = model.encode(x)
+    assert predicted.shape == (2, 625) and float(predicted.min()) >= 0 and float(predicted.max()) < 2 * math.pi
+
+
+def test_mae_learns_the_phase_of_a_simulated_ecg(one_thread):
+    """A tiny MAE overfits the phase of one simulated ECG: the phase error falls well below chance (pi / 2)."""
+    torch.manual_seed(0)
+    ecg = read_ecg(synthetic_ecg(500, heart_rate=75.0), fs=500)
+    analysis = process_ecg(ecg)
+    phase, valid = token_phase(analysis.phase[None], analysis.phase_valid[None], 8)
+    x = normalise_leads(ecg.signal)[None]
+    model = EcgMAE(dataclasses.replace(TINY_MAE, mask_ratio=0.25))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    target, mask = torch.from_numpy(phase).float(), torch.from_numpy(valid)
+    for step in range(120):
+        loss = model.loss(x, target, mask, torch.Generator().manual_seed(step))["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    predicted = model.encode(x)[1][0].numpy()
+    error = mae_module.phase_error(predicted, phase[0], valid[0])
+    assert error < 0.6, error
+
+
+def test_find_cycles_on_a_sawtooth_phase():
+    phase = sawtooth(625, period=50.0, offset=10.0)  # 50 tokens = 0.8 s at 16 ms
+    cycles = find_cycles(phase, token_seconds=0.016)
+    assert cycles == [pytest.approx((10.0 + 50 * k, 60.0 + 50 * k)) for k in range(12)]  # wraps at 10, 60, ... 610
+    assert select_cycle(cycles) == cycles[0]
+    assert find_cycles(phase, valid_tokens=100, token_seconds=0.016) == cycles[:1]  # only inside valid tokens
+    # too short to be a heartbeat (4 tokens = 64 ms), a flat phase, and a scrambled stretch give no cycles
+    assert find_cycles(sawtooth(625, 4.0), token_seconds=0.016) == []
+    assert find_cycles(np.zeros(625)) == [] and select_cycle([]) is None
+    scrambled = phase.copy()
+    scrambled[60:110] = np.random.default_rng(0).uniform(0, 2 * math.pi, 50)
+    assert all(not (a < 85 < b) for a, b in find_cycles(scrambled, token_seconds=0.016))
+
+
+def test_resample_cycle_interpolates_linearly_from_the_r_peak():
+    features = torch.arange(100, dtype=torch.float32)[:, None].repeat(1, 3)
+    out = resample_cycle(features, 10.5, 26.5, frames=16)
+    assert out.shape == (16, 3)
+    assert torch.allclose(out[:, 0], 10.5 + torch.arange(16, dtype=torch.float32))
+
+
+def test_shift_batch_moves_signal_and_marks_padding_invalid():
+    x = torch.arange(2 * 12 * 40, dtype=torch.float32).reshape(2, 12, 40)
+    phase, valid = torch.rand(2, 5), torch.ones(2, 5, dtype=torch.bool)
+    sx, sp, sv = shift_batch(x, phase, valid, torch.tensor([1, -2]), patch=8)
+    assert torch.equal(sx[0, :, 8:], x[0, :, :32]) and (sx[0, :, :8] == 0).all()
+    assert torch.equal(sx[1, :, :24], x[1, :, 16:]) and (sx[1, :, 24:] == 0).all()
+    assert not sv[0, 0] and sv[0, 1:].all() and torch.equal(sp[0, 1:], phase[0, :4])
+    assert sv[1, :3].all() and not sv[1, 3:].any()
+
+
+# ------------------------------------------------------------------------------------------ pairing
+def test_families_of_follows_the_documented_labels():
+    assert families_of("", "Sinus rhythm", False) == ["normal"]
+    assert families_of("Left atrial hypertrophy", "Sinus rhythm", False) == []  # not normal, no family
+    assert families_of("STEMI: anterior wall; Left ventricular hypertrophy", "Sinus rhythm", False) == [
+        "infarction", "hypertrophy"]
+    assert families_of("Incomplete right bundle branch block", "Sinus rhythm", False) == ["right_heart"]
+    assert families_of("", "Atrial fibrillation", False) == ["conduction"]
+    assert families_of("Left ventricular hypertrophy", "Sinus rhythm", True) == []  # paced: in no pool
+    assert set(FAMILIES) == {"normal", "infarction", "hypertrophy", "conduction", "right_heart"}
+
+
+def test_make_split_is_deterministic_and_covers_every_record():
+    table = pd.DataFrame({"record": range(1, 61), "rhythm": ["Sinus rhythm"] * 60,
+                          "families": [["normal"]] * 30 + [["hypertrophy"]] * 30})
+    a, b = make_split(table), make_split(table)
+    assert a.equals(b) and sorted(a["record"]) == list(range(1, 61))
+    counts = a["split"].value_counts()
+    assert 6 <= counts["val"] <= 12 and 6 <= counts["test"] <= 12
+
+
+def _ecg_table():
+    rows = []
+    for i, (family, qt_rr, split) in enumerate([("normal", 0.30, "train"), ("normal", 0.40, "train"),
+                                                ("normal", 0.50, "train"), ("hypertrophy", 0.35, "train"),
+                                                ("normal", 0.33, "val"), ("hypertrophy", 0.45, "val")]):
+        rows.append({"record": i, "path": f"/ecg/{i}.hea", "families": [family], "split": split, "qt_rr": qt_rr})
+    rows.append({"record": 99, "path": "/ecg/99.hea", "families": ["normal"], "split": "train", "qt_rr": np.nan})
+    return pd.DataFrame(rows)
+
+
+def test_pseudo_pairs_follow_family_timing_and_split():
+    cines = pd.DataFrame({"subject": ["a", "a", "b", "c"], "split": ["train", "train", "train", "val"],
+                          "group": ["NOR", "NOR", "HCM", "NOR"], "es_frame_float": [6.4, 6.4, 8.0, 5.0]})
+    subjects = subjects_from_cines(cines, frames=16)
+    assert subjects.set_index("subject").loc["a", "es_fraction"] == pytest.approx(0.4)
+    pairs = pseudo_pairs(subjects, _ecg_table(), per_subject=2, seed=0)
+    a = pairs[pairs["subject"] == "a"]
+    assert a["ecg_record"].iloc[0] == "1" and len(a) == 2  # the closest timing first (0.40 for ES 0.40) ...
+    assert a["ecg_record"].iloc[1] in {"0", "2"}  # ... then one of the two equally close (seeded tie-break)
+    assert set(pairs.loc[pairs["subject"] == "b", "ecg_record"]) == {"3"}  # pool of one hypertrophy ECG
+    assert set(pairs.loc[pairs["subject"] == "c", "ecg_record"]) == {"4"}  # val subject, val ECG only
+    assert "99" not in set(pairs["ecg_record"])  # no QT/RR, never paired
+    stats = pairing_statistics(pairs, _ecg_table())
+    assert set(stats.columns) >= {"subjects", "pool", "pairs", "mean_abs_gap", "r_es_qtrr"}
+    with pytest.raises(ValueError, match="No val ECGs in the 'hypertrophy'"):
+        pseudo_pairs(pd.DataFrame({"subject": ["d"], "split": ["val"], "group": ["HCM"], "es_fraction": [0.4]}),
+                     _ecg_table()[lambda t: t["record"] != 5])
+
+
+def test_real_ludb_pairing_statistics(ecg_root, prepared_default):
+    """The real pools are non-empty for every group and training pairs' timing agrees closely."""
+    from cardiosynth.data.ludb import load_arrays
+
+    table = load_arrays(progress=False).table
+    pairs = pseudo_pairs(subjects_from_cines(prepared_default.table, 16), table)
+    stats = pairing_statistics(pairs, table)
+    train = stats[stats["split"] == "train"]
+    assert set(train["group"]) == {"NOR", "MINF", "HCM", "DCM", "RV"} and (train["pool"] >= 5).all()
+    assert (train["mean_abs_gap"] < 0.05).all()
+    ecg_split = dict(zip(table["record"].astype(str), table["split"]))
+    assert (pairs["ecg_record"].map(ecg_split) == pairs["split"]).all()  # splits never mix
+
+
+# ------------------------------------------------------------------------------------------ flow
+def test_flow_shapes_zero_init_and_patchify_round_trip(one_thread):
+    model = EcgFlow(TINY_FLOW)
+    z = torch.randn(2, *TINY_FLOW.latent_shape)
+    assert torch.equal(model.unpatchify(model.patchify(z)), z)
+    v = model(z, torch.rand(2), torch.randn(2, 16, 32), torch.rand(2))
+    assert v.shape == z.shape and torch.count_nonzero(v) == 0  # AdaLN-Zero / zero output layer at init
+
+
+def test_flow_overfits_and_guidance_uses_the_ecg(one_thread):
+    torch.manual_seed(0)
+    model = EcgFlow(TINY_FLOW)
+    z1 = torch.randn(2, *TINY_FLOW.latent_shape)
+    model.template.copy_(z1.mean(0))
+    ecg, position = torch.randn(2, 16, 32), torch.tensor([0.3, 0.7])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(60):  # one fixed draw of noise and times: a plain regression the model must fit
+        loss = model.loss(z1, ecg, position, torch.Generator().manual_seed(0))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.75 * losses[0]
+    model.eval()
+    a = model.sample(ecg, position, steps=4, cfg=2.0, generator=torch.Generator().manual_seed(3))
+    b = model.sample(ecg, position, steps=4, cfg=2.0, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.shape == z1.shape
+    # the guided velocity is v_null + cfg (v_ecg - v_null), computed in one batch
+    t = torch.full((2,), 0.5)
+    v_ecg, v_null = model(z1, t, ecg, position), model(z1, t, None, position)
+    guided = model.sample(ecg, position, steps=1, cfg=2.0, generator=torch.Generator().manual_seed(5))
+    start = model.template + TINY_FLOW.alpha * torch.randn((2, *TINY_FLOW.latent_shape),
+                                                           generator=torch.Generator().manual_seed(5))
+    v0 = model(start, torch.zeros(2), None, position) + 2.0 * (model(start, torch.zeros(2), ecg, position)
+                                                              - model(start, torch.zeros(2), None, position))
+    assert torch.allclose(guided, start + v0, atol=1e-5)
+    assert not torch.allclose(v_ecg, v_null)
+
+
+# ------------------------------------------------------------------------------------------ pipeline
+def _oracle_find_cycles(monkeypatch, ecg: Ecg):
+    """A random MAE finds no cycles; use neurokit2's phase at the token centres instead (an oracle phase)."""
+    analysis = process_ecg(ecg)
+    phase, _ = token_phase(np.nan_to_num(analysis.phase), analysis.phase_valid, 8)
+    real = mae_module.find_cycles
+    import cardiosynth.pipelines.ecg_to_cine as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "find_cycles", lambda _phase, *a, **k: real(phase, *a, **k))
+
+
+@pytest.fixture()
+def tiny_pipeline():
+    from cardiosynth.models.vae3d import load_vae3d
+    from cardiosynth.pipelines.ecg_to_cine import EcgToCine
+
+    torch.manual_seed(0)
+    return EcgToCine(EcgMAE(TINY_MAE).eval(), EcgFlow(TINY_FLOW).eval(), load_vae3d("vae3d"), spacing_mm=1.5)
+
+
+def test_pipeline_output_cycle_and_determinism(tiny_pipeline, monkeypatch, one_thread):
+    ecg = read_ecg(LUDB_2)
+    _oracle_find_cycles(monkeypatch, ecg)
+    out = tiny_pipeline(ecg, seed=1, steps=2)
+    assert out.cine.frames.shape == (16, 64, 64) and out.cine.frames.dtype == np.float32
+    assert 0 <= out.cine.frames.min() and out.cine.frames.max() <= 1
+    cycle = out.cycle
+    assert len(cycle["frame_times_s"]) == 16 and cycle["frame_times_s"][0] == cycle["start_s"]
+    assert 0.4 < cycle["rr_s"] < 1.5 and cycle["end_s"] > cycle["frame_times_s"][-1]
+    rr_neurokit = np.median(np.diff(process_ecg(ecg).r_peaks)) / 500
+    assert cycle["rr_s"] == pytest.approx(rr_neurokit, abs=0.05)
+    assert out.conditions["note"] == "trained on pseudo-pairs" and out.cine.source.startswith("synthetic:")
+    again = tiny_pipeline(ecg, seed=1, steps=2)
+    assert np.array_equal(out.cine.frames, again.cine.frames)
+    other = tiny_pipeline(ecg, seed=2, steps=2)
+    assert not np.array_equal(out.cine.frames, other.cine.frames)
+
+
+def test_pipeline_errors_are_readable(tiny_pipeline, one_thread):
+    flat = Ecg(np.zeros((12, 5000), np.float32))
+    with pytest.raises(EcgError, match="No complete heartbeat"):
+        tiny_pipeline(flat)
+    with pytest.raises(ValueError, match="slice_position"):
+        tiny_pipeline(flat, slice_position=1.5)
+    with pytest.raises(ValueError, match="cfg"):
+        tiny_pipeline(flat, cfg=float("nan"))
+    with pytest.raises(EcgError, match="Expected an ECG"):
+        tiny_pipeline(42)
+
+
+@pytest.mark.skipif(not BUNDLED, reason="ECG -> cine weights not bundled")
+def test_bundled_ecg_to_cine(one_thread):
+    from cardiosynth.pipelines.ecg_to_cine import EcgToCine
+
+    pipe = EcgToCine.from_pretrained()
+    out = pipe(LUDB_2, seed=0)
+    assert out.cine.frames.shape == (16, 64, 64) and 0 <= out.cine.frames.min() <= out.cine.frames.max() <= 1
+    assert out.cycle["cycles_found"] >= 3 and 0.5 < out.cycle["rr_s"] < 1.2
+    assert np.array_equal(out.cine.frames, pipe(LUDB_2, seed=0).cine.frames)
+    sim = pipe(read_ecg(synthetic_ecg(500, heart_rate=60.0), fs=500), seed=0)  # phase head on a simulated ECG
+    assert sim.cycle["rr_s"] == pytest.approx(1.0, abs=0.08)
+
+
+# ------------------------------------------------------------------------------------------ training
+def test_mae_fit_runs_and_resumes(tmp_path, one_thread):
+    from cardiosynth.data.ludb import LudbArrays
+    from training.train_ecg_mae import fit
+
+    ecg = read_ecg(synthetic_ecg(500, heart_rate=70.0), fs=500)
+    analysis = process_ecg(ecg)
+    table = pd.DataFrame({"record": [1, 2], "rr_s": [0.86, 0.86]})
+    arrays = LudbArrays(table, np.stack([ecg.signal] * 2), np.stack([analysis.phase] * 2).astype(np.float32),
+                        np.stack([analysis.phase_valid] * 2), np.array([5000, 5000]))
+    config = dataclasses.replace(TINY_MAE, epochs=2, batch_size=2, eval_every=1, warmup_steps=1)
+    model, best = fit(config, arrays, arrays, tmp_path / "run", progress=False)
+    assert best["epoch"] in (0, 1) and np.isfinite(best["phase_error_rad"])
+    again, _ = fit(dataclasses.replace(config, epochs=3), arrays, arrays, tmp_path / "run", resume=True, progress=False)
+    log = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    assert len(log) == 3  # two epochs, then one more after resuming
+
+
+def test_flow_fit_runs_on_random_latents(tmp_path, one_thread):
+    from training.train_ecg_flow import fit
+
+    config = dataclasses.replace(TINY_FLOW, epochs=2, batch_size=2, eval_every=1, warmup_steps=1)
+    latents = torch.randn(2, 3, *config.latent_shape)  # versions x cines
+    ecgs = [[[torch.randn(16, 32), torch.randn(16, 32)]] for _ in range(3)]
+    model, best = fit(config, latents, ecgs, torch.rand(3), latents[0], ecgs, torch.rand(3), tmp_path / "run",
+                      progress=False)
+    assert torch.allclose(model.template, latents[0].mean(0)) and np.isfinite(best["val_loss"])
+
+
+@pytest.mark.parametrize("which", ["mae", "flow"])
+def test_paper_configs_build_and_step(which, one_thread):
+    """The paper configs build and take one optimisation step (shape check on CPU, tiny batch)."""
+    if which == "mae":
+        model = EcgMAE(mae_module.CONFIGS["paper"])
+        x = torch.randn(1, 12, 5000)
+        loss = model.loss(x, torch.rand(1, 625) * 6, torch.ones(1, 625, dtype=torch.bool))["loss"]
+    else:
+        config = flow_module.CONFIGS["paper"]
+        model = EcgFlow(config)
+        loss = model.loss(torch.randn(1, *config.latent_shape), torch.randn(1, config.ecg_frames, config.ecg_dim),
+                          torch.rand(1))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss)
+    assert flow_module.CONFIGS["paper"].ecg_dim == mae_module.CONFIGS["paper"].width

@@ -1,0 +1,304 @@
+"""Train the ECG -> cine rectified flow (anatomy template + DiT) on cine latents paired with ECG cycles.
+
+    python -m training.train_ecg_flow [--config default|paper] [--pairs pairs.csv] [--vae weights/vae3d]
+                                      [--ecg-mae weights/ecg_mae] [--out weights/ecg_flow] [--epochs N] [--resume]
+                                      [--max-steps N] [--device auto]
+
+1. Pairs: by default pseudo-pairs (``cardiosynth.data.pairing``: diagnosis family + QT/RR vs the cine's ES
+   fraction, splits kept apart), printed with their statistics and written to ``reports/ecg_flow/pairs.csv``.
+   ``--pairs`` takes a table of real pairs (``subject, ecg_path``) instead and trains through exactly the same
+   code; subjects take their split from the ACDC split file.
+2. ECGs: each paired ECG is read (any supported format), encoded by the frozen ECG MAE, and every complete
+   cycle's features are resampled to the cine's frames -- with the functions inference uses
+   (``cardiosynth.pipelines.ecg_to_cine.encode_ecg``), so training and sampling cannot drift.
+3. Latents: the 3D-VAE latents of the train / val cines (cached by the VAE's sha256, with the MAR's augmented
+   copies); the template is the mean clean training latent and is saved inside the weights.
+4. Each epoch every training cine is seen once, with one of its subject's ECGs and one of that ECG's cycles
+   drawn at random; AdamW, warmup + cosine, EMA; the EMA's validation flow loss (fixed seeds, val pairs, typical
+   cycles) selects the checkpoint. The weights pin the 3D-VAE and the ECG MAE by sha256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from cardiosynth.data.dataset import load_prepared
+from cardiosynth.data.pairing import pairing_statistics, pseudo_pairs, read_pairs, subjects_from_cines
+from cardiosynth.models.ecg_flow import CONFIGS, EcgFlow, EcgFlowConfig
+from cardiosynth.models.ecg_mae import load_ecg_mae
+from cardiosynth.paths import REPO_ROOT, cache_dir
+from cardiosynth.weights import read_config, resolve, save_pretrained
+from training.common import (ACDC_LICENCE, JsonlLog, adamw, checkpoint_exists, cosine_lr, ema_update, load_checkpoint,
+                             pick_device, save_checkpoint, seed_everything)
+from training.train_mar import compute_latents
+
+VAL_SEED = 4242
+AUGMENT_COPIES = 2  # the MAR's default, so both share one latent cache
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data: pairs -> per-cine lists of ECG cycle features
+
+
+def make_pairs(cines: pd.DataFrame, frames: int, per_subject: int, seed: int, pairs_file: Path | None) -> pd.DataFrame:
+    if pairs_file is not None:
+        pairs = read_pairs(pairs_file)
+        split = cines.groupby("subject")["split"].first()
+        unknown = sorted(set(pairs["subject"]) - set(split.index))
+        if unknown:
+            raise ValueError(f"{pairs_file}: subjects without cines in the prepared dataset: {unknown[:5]}")
+        pairs["split"] = pairs["subject"].map(split)
+        return pairs
+    from cardiosynth.data.ludb import load_arrays
+
+    return pseudo_pairs(subjects_from_cines(cines, frames), load_arrays(progress=False).table, per_subject, seed)
+
+
+def ecg_cycles(mae_folder, paths: list[str], frames: int) -> dict[str, list[torch.Tensor]]:
+    """For each ECG file: the (frames, D) features of every complete cycle; typical cycle first."""
+    from cardiosynth.ecg import read_ecg
+    from cardiosynth.pipelines.ecg_to_cine import encode_ecg
+
+    mae = load_ecg_mae(str(mae_folder))
+    out = {}
+    for path in tqdm(sorted(set(paths)), desc="ECG cycles", unit="ecg"):
+        encoded = encode_ecg(mae, read_ecg(path))
+        if encoded.chosen is None:
+            continue
+        order = [encoded.chosen] + [k for k in range(len(encoded.cycles)) if k != encoded.chosen]
+        out[path] = [encoded.cycle_features(k, frames) for k in order]
+    return out
+
+
+def cine_ecgs(cines: pd.DataFrame, pairs: pd.DataFrame, cycles: dict[str, list[torch.Tensor]]) -> list[list]:
+    """For each cine row: its subject's usable ECGs, each a list of cycle features (typical cycle first)."""
+    by_subject = {s: [cycles[p] for p in part["ecg_path"] if p in cycles] for s, part in pairs.groupby("subject")}
+    return [by_subject.get(s, []) for s in cines["subject"]]
+
+
+def draw_batch(ecgs: list[list], idx: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """(B, frames, D): for each cine a random paired ECG and a random cycle of it (typical cycle without a
+    generator, the validation setting)."""
+    out = []
+    for i in idx.tolist():
+        if generator is None:
+            out.append(ecgs[i][0][0])
+            continue
+        cycles = ecgs[i][int(torch.randint(len(ecgs[i]), (1,), generator=generator))]
+        out.append(cycles[int(torch.randint(len(cycles), (1,), generator=generator))])
+    return torch.stack(out)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Training loop (independent of files, so tests can run it on random latents and features)
+
+
+@torch.no_grad()
+def validation_loss(model: EcgFlow, latents: torch.Tensor, ecgs: list[list], positions: torch.Tensor,
+                    batch_size: int, repeats: int = 2) -> float:
+    """Mean flow loss with fixed noise and times, typical cycles of the first paired ECG: comparable across epochs."""
+    was_training = model.training
+    model.eval()
+    device = model.template.device
+    total, count = 0.0, 0
+    for r in range(repeats):
+        generator = torch.Generator().manual_seed(VAL_SEED + r)
+        for i in range(0, len(latents), batch_size):
+            idx = torch.arange(i, min(i + batch_size, len(latents)))
+            loss = model.loss(latents[idx].to(device), draw_batch(ecgs, idx, None).to(device), positions[idx].to(device),
+                              generator)
+            total, count = total + float(loss) * len(idx), count + len(idx)
+    model.train(was_training)
+    return total / count
+
+
+def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[list], train_positions: torch.Tensor,
+        val_latents: torch.Tensor, val_ecgs: list[list], val_positions: torch.Tensor, run_dir: Path,
+        resume: bool = False, device: str = "auto", max_steps: int | None = None,
+        progress: bool = True) -> tuple[EcgFlow, dict]:
+    """Train on ``train_latents`` (versions, N, C, F, H, W; version 0 clean, whose mean is the template); return
+    the EMA model of the best validation epoch and that epoch's record."""
+    seed_everything(config.seed)
+    device = pick_device(device)
+    model = EcgFlow(config)
+    model.template.copy_(train_latents[0].mean(0))
+    model = model.to(device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    both = nn.ModuleDict({"model": model, "ema": ema})
+    optimizer = adamw(model, config.lr, config.weight_decay)
+    n = train_latents.shape[1]
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    log = JsonlLog(run_dir / "log.jsonl")
+    start_epoch, step, best = 0, 0, {"val_loss": float("inf")}
+    if resume and checkpoint_exists(run_dir / "last"):
+        meta = load_checkpoint(run_dir / "last", both, optimizer)
+        start_epoch, step, best = meta["extra"]["epoch"] + 1, meta["extra"]["step"], meta["extra"]["best"]
+    model.train()
+    bar = tqdm(range(start_epoch, config.epochs), desc="ECG flow", unit="epoch", disable=not progress)
+    for epoch in bar:
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=generator)
+        version = torch.randint(0, train_latents.shape[0], (n,), generator=generator)
+        losses, started = [], time.perf_counter()
+        for k in range(steps_per_epoch):
+            idx = order[k * config.batch_size:(k + 1) * config.batch_size]
+            for group in optimizer.param_groups:
+                group["lr"] = cosine_lr(step, total_steps, config.lr, config.warmup_steps, 0.05)
+            loss = model.loss(train_latents[version[idx], idx].to(device), draw_batch(train_ecgs, idx, generator).to(device),
+                              train_positions[idx].to(device), generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            ema_update(ema, model, config.ema_decay, step)
+            step += 1
+            losses.append(loss.item())
+            if max_steps is not None and step >= max_steps:
+                break
+        stop = max_steps is not None and step >= max_steps
+        record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)),
+                  "lr": optimizer.param_groups[0]["lr"], "s_per_step": (time.perf_counter() - started) / len(losses)}
+        if (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1 or stop:
+            record["val_loss"] = validation_loss(ema, val_latents, val_ecgs, val_positions, config.batch_size)
+            if record["val_loss"] < best["val_loss"]:
+                best = {"val_loss": record["val_loss"], "epoch": epoch, "step": step}
+                save_checkpoint(run_dir / "best", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
+        log.write(**record)
+        bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{best['val_loss']:.3f}")
+        save_checkpoint(run_dir / "last", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
+        if stop:
+            break
+    if checkpoint_exists(run_dir / "best"):
+        load_checkpoint(run_dir / "best", both)
+    return ema.cpu().eval(), best
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Command
+
+
+def train(config: EcgFlowConfig, out: Path, vae_folder, mae_folder, pairs_file: Path | None = None,
+          dataset_name: str = "default", resume: bool = False, device: str = "auto", max_steps: int | None = None,
+          command: str = "", report: Path | None = None) -> dict:
+    dataset = load_prepared(dataset_name)
+    vae_folder, mae_folder = resolve(vae_folder), resolve(mae_folder)
+    mae_width = read_config(mae_folder)["config"]["width"]
+    if mae_width != config.ecg_dim:
+        raise ValueError(f"The ECG MAE at {mae_folder} has width {mae_width}; this flow config expects {config.ecg_dim}")
+    frames = dataset.cines.shape[1]
+    if frames != config.ecg_frames:
+        raise ValueError(f"The cines have {frames} frames; the flow config expects {config.ecg_frames}")
+    pairs = make_pairs(dataset.table, frames, config.pairs_per_subject, config.seed, pairs_file)
+    stats = pairing_statistics(pairs, None if pairs_file else _ludb_table())
+    print("Pairs (" + ("given: " + str(pairs_file) if pairs_file else "pseudo-pairs: family + QT/RR") + ")")
+    print(stats.to_string(index=False))
+    cycles = ecg_cycles(mae_folder, pairs["ecg_path"].tolist(), frames)
+    arrays = compute_latents(vae_folder, dataset, dataset_name, AUGMENT_COPIES, 0, pick_device(device))
+    train_set, val_set = dataset.split("train"), dataset.split("val")
+    train_ecgs, val_ecgs = cine_ecgs(train_set.table, pairs, cycles), cine_ecgs(val_set.table, pairs, cycles)
+    keep_train = np.array([bool(e) for e in train_ecgs])
+    keep_val = np.array([bool(e) for e in val_ecgs])
+    if not keep_train.any() or not keep_val.any():
+        raise ValueError("No training or validation cine has a paired ECG with a complete cycle")
+    positions = {s: torch.tensor(d.table["slice_position"].to_numpy(np.float32)) for s, d in
+                 (("train", train_set), ("val", val_set))}
+    run_dir = cache_dir() / "runs" / out.name
+    started = time.perf_counter()
+    model, best = fit(config, torch.from_numpy(arrays["train"][:, keep_train]), [e for e in train_ecgs if e],
+                      positions["train"][keep_train], torch.from_numpy(arrays["val"][keep_val]),
+                      [e for e in val_ecgs if e], positions["val"][keep_val], run_dir, resume, device, max_steps)
+    minutes = (time.perf_counter() - started) / 60
+    summary = {"selected": best, "train_minutes": round(minutes, 1), "dataset": str(dataset_name),
+               "pairs": "given" if pairs_file else "pseudo-pairs (diagnosis family + QT/RR)",
+               "n_pairs": len(pairs), "n_ecgs_with_cycles": len(cycles), "n_ecgs_paired": pairs["ecg_path"].nunique(),
+               "n_train_cines": int(keep_train.sum()), "n_val_cines": int(keep_val.sum()),
+               "parameters": model.count_parameters(), "command": command, "threads": torch.get_num_threads()}
+    card = model_card(config, summary, stats, vae_folder, mae_folder)
+    save_pretrained(out, model, config, card, depends_on={"vae3d": vae_folder, "ecg_mae": mae_folder}, extra=summary)
+    if report is not None:
+        report.mkdir(parents=True, exist_ok=True)
+        pairs.drop(columns=[c for c in ("ecg_path",) if pairs_file is None]).to_csv(report / "pairs.csv", index=False)
+        stats.to_csv(report / "pairing_statistics.csv", index=False)
+        (report / "training.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _ludb_table() -> pd.DataFrame:
+    from cardiosynth.data.ludb import load_arrays
+
+    return load_arrays(progress=False).table
+
+
+def model_card(config: EcgFlowConfig, summary: dict, stats: pd.DataFrame, vae_folder, mae_folder) -> str:
+    c = config
+    train_stats = stats[stats["split"] == "train"].drop(columns="split") if "split" in stats else stats
+    return f"""# CardioSynth ECG flow: ECG-conditioned rectified flow for cine latents (ECGFlowCMR)
+
+**Trained on pseudo-pairs.** No public dataset pairs a 12-lead ECG with the same person's cine MRI, so each
+training cine (ACDC) was paired with LUDB ECGs by a documented rule (`cardiosynth/data/pairing.py`): the same
+diagnosis family and the closest systolic timing (ECG QT/RR vs the cine's end-systolic fraction of the cycle).
+This model can learn timing and coarse, group-linked appearance from the ECG; it cannot know a patient's heart.
+
+- Method: anatomy template (mean training latent, stored in the weights) + alpha = {c.alpha} noise -> the cine's
+  3D-VAE latent along a straight path (rectified flow); a DiT ({c.depth} blocks of width {c.width}: spatial,
+  temporal and cross-attention to the ECG cycle's {c.ecg_frames} per-frame features, AdaLN-Zero on time and
+  slice position) predicts the velocity; Euler sampling, {c.sampling_steps} steps, CFG {c.cfg} on the ECG
+  (condition dropout {c.condition_dropout}). {summary['parameters'] / 1e6:.1f} M parameters.
+- Depends on (pinned by sha256 in `config.json`): the 3D-VAE `{vae_folder}` and the ECG MAE `{mae_folder}`
+  (frozen; features of complete cycles found from its predicted phase, resampled to the cine's frames).
+- Data: ACDC training split, {summary['n_train_cines']} slice cines, {summary['n_pairs']} subject-ECG pairs over
+  {summary['n_ecgs_paired']} LUDB ECGs; validation loss on {summary['n_val_cines']} val cines selected epoch
+  {summary['selected'].get('epoch')} (loss {summary['selected'].get('val_loss', float('nan')):.4f}).
+- Pairing statistics (training split):
+
+{train_stats.to_markdown(index=False)}
+
+- Command: `{summary['command']}` ({summary['train_minutes']:.1f} min on {summary['threads']} CPU threads).
+- Measured behaviour (timing follows the ECG? realism?): `reports/ecg_flow/`.
+
+{ACDC_LICENCE}
+ECGs: LUDB v1.0.1, ODC-By 1.0 (Kalyakulina et al., IEEE Access 2020; PhysioNet). Research use only; not for
+diagnosis.
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
+    parser.add_argument("--pairs", type=Path, help="CSV of real pairs (subject, ecg_path); default: pseudo-pairs")
+    parser.add_argument("--vae", default=None, help="3D-VAE folder (default weights/vae3d, or vae3d_<config>)")
+    parser.add_argument("--ecg-mae", default=None, help="ECG MAE folder (default weights/ecg_mae, or ecg_mae_<config>)")
+    parser.add_argument("--dataset", default=None, help="prepared dataset name or folder (default: the config's)")
+    parser.add_argument("--out", help="weights folder (default weights/ecg_flow, or ecg_flow_<config>)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    config = CONFIGS[args.config]
+    if args.epochs:
+        config = dataclasses.replace(config, epochs=args.epochs)
+    suffix = "" if args.config == "default" else f"_{args.config}"
+    report = REPO_ROOT / "reports" / "ecg_flow" if args.config == "default" and not args.max_steps else None
+    summary = train(config, Path(args.out or f"weights/ecg_flow{suffix}"), args.vae or f"weights/vae3d{suffix}",
+                    args.ecg_mae or f"weights/ecg_mae{suffix}", args.pairs, args.dataset or args.config, args.resume,
+                    args.device, args.max_steps, "python -m training.train_ecg_flow " + " ".join(sys.argv[1:]), report)
+    print(json.dumps(summary["selected"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Train the phase-aware ECG masked autoencoder on LUDB.
+
+    python -m training.train_ecg_mae [--config default|paper] [--out weights/ecg_mae] [--epochs N] [--resume]
+                                     [--max-steps N] [--device auto]
+
+1. Reads every LUDB record once (``cardiosynth.data.ludb``: 12 x 5000 at 500 Hz, neurokit2 R peaks -> phase) and
+   uses the committed split: train records train, val records select the checkpoint (EMA phase error), test
+   records are only reported.
+2. Each step: leads normalised at the input, a random time shift of +-``shift_tokens`` tokens (R peaks land
+   anywhere), noise, baseline wander and dropped leads; half the tokens masked; loss = masked reconstruction
+   MSE + phase MSE on (sin, cos).
+3. Writes ``--out`` (EMA weights, config, model card) and ``reports/ecg_mae/metrics.json``: on val and test,
+   the phase error (radians and ms), how often a complete cycle is found from the predicted phase, and how the
+   predicted cycle starts (phase wraps) match neurokit2's R peaks within +-75 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from cardiosynth.data.ludb import LudbArrays, load_arrays
+from cardiosynth.models.ecg_mae import (CONFIGS, EcgMAE, EcgMAEConfig, augment, find_cycles, normalise_leads,
+                                        phase_error, shift_batch, token_phase)
+from cardiosynth.paths import REPO_ROOT, cache_dir
+from cardiosynth.weights import save_pretrained
+from training.common import (JsonlLog, adamw, checkpoint_exists, cosine_lr, ema_update, load_checkpoint, pick_device,
+                             save_checkpoint, seed_everything)
+
+MATCH_TOLERANCE_S = 0.075  # the R-peak scoring rule of DESIGN.md
+
+
+def tensors(arrays: LudbArrays, config: EcgMAEConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Normalised signals (N, 12, S), token phase (N, T) and its validity (N, T)."""
+    x = torch.stack([normalise_leads(s, int(n)) for s, n in zip(arrays.signals, arrays.valid_samples)])
+    phase, valid = token_phase(arrays.phase, arrays.phase_valid, config.patch)
+    return x, torch.from_numpy(np.ascontiguousarray(phase)), torch.from_numpy(np.ascontiguousarray(valid))
+
+
+@torch.no_grad()
+def evaluate(model: EcgMAE, arrays: LudbArrays, config: EcgMAEConfig) -> dict:
+    """Phase error and cycle finding on un-augmented records (what inference sees)."""
+    was_training = model.training
+    model.eval()
+    x, phase, valid = tensors(arrays, config)
+    predicted = torch.cat([model.encode(x[i:i + 32])[1] for i in range(0, len(x), 32)]).numpy()
+    model.train(was_training)
+    errors, found, tp, n_pred, n_ref = [], 0, 0, 0, 0
+    tolerance = MATCH_TOLERANCE_S / config.token_seconds
+    for i in range(len(x)):
+        v = valid[i].numpy() & np.isfinite(phase[i].numpy())
+        if v.any():
+            errors.append(phase_error(predicted[i], phase[i].numpy(), v))
+        n_tokens = int(arrays.valid_samples[i]) // config.patch
+        cycles = find_cycles(predicted[i], n_tokens, config.token_seconds)
+        found += bool(cycles)
+        # predicted R peaks = cycle boundaries; reference = neurokit2's wraps of the target phase
+        starts = np.unique(np.round([c for cycle in cycles for c in cycle], 3))
+        target = np.nan_to_num(phase[i].numpy())
+        reference = np.flatnonzero((np.diff(target) < -math.pi) & v[1:] & v[:-1]) + 0.5
+        n_pred, n_ref = n_pred + len(starts), n_ref + len(reference)
+        used = set()
+        for s in starts:
+            close = [j for j, r in enumerate(reference) if abs(r - s) <= tolerance and j not in used]
+            if close:
+                used.add(close[0])
+                tp += 1
+    rr = arrays.table["rr_s"].to_numpy(float)
+    mean_rr_ms = float(np.nanmean(rr)) * 1000
+    error = float(np.mean(errors)) if errors else float("nan")
+    return {"records": len(x), "phase_error_rad": round(error, 4),
+            "phase_error_ms_at_mean_rr": round(error / (2 * math.pi) * mean_rr_ms, 1),
+            "complete_cycle_found": round(found / len(x), 4), "records_with_cycle": found,
+            "cycle_boundaries_vs_neurokit_r_peaks": {"tolerance_ms": MATCH_TOLERANCE_S * 1000, "predicted": n_pred,
+                                                     "reference": n_ref, "matched": tp,
+                                                     "precision": round(tp / max(n_pred, 1), 4),
+                                                     "sensitivity": round(tp / max(n_ref, 1), 4)}}
+
+
+def fit(config: EcgMAEConfig, train: LudbArrays, val: LudbArrays, run_dir: Path, resume: bool = False,
+        device: str = "auto", max_steps: int | None = None, progress: bool = True) -> tuple[EcgMAE, dict]:
+    """Train; return the EMA model of the epoch with the lowest validation phase error, and that evaluation."""
+    generator = seed_everything(config.seed)
+    device = pick_device(device)
+    model = EcgMAE(config).to(device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    both = nn.ModuleDict({"model": model, "ema": ema})
+    optimizer = adamw(model, config.lr, config.weight_decay)
+    x, phase, valid = tensors(train, config)
+    n = len(x)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    log = JsonlLog(run_dir / "log.jsonl")
+    start_epoch, step, best = 0, 0, {"phase_error_rad": float("inf")}
+    if resume and checkpoint_exists(run_dir / "last"):
+        meta = load_checkpoint(run_dir / "last", both, optimizer)
+        start_epoch, step, best = meta["extra"]["epoch"] + 1, meta["extra"]["step"], meta["extra"]["best"]
+    model.train()
+    bar = tqdm(range(start_epoch, config.epochs), desc="ECG MAE", unit="epoch", disable=not progress)
+    for epoch in bar:
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=generator)
+        losses, started = [], time.perf_counter()
+        for k in range(steps_per_epoch):
+            idx = order[k * config.batch_size:(k + 1) * config.batch_size]
+            shifts = torch.randint(-config.shift_tokens, config.shift_tokens + 1, (len(idx),), generator=generator)
+            xb, pb, vb = shift_batch(x[idx], phase[idx], valid[idx], shifts, config.patch)
+            xb = augment(xb, config, generator)
+            for group in optimizer.param_groups:
+                group["lr"] = cosine_lr(step, total_steps, config.lr, config.warmup_steps, 0.05)
+            out = model.loss(xb.to(device), pb.to(device), vb.to(device), generator)
+            optimizer.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            ema_update(ema, model, config.ema_decay, step)
+            step += 1
+            losses.append({k: v.item() for k, v in out.items()})
+            if max_steps is not None and step >= max_steps:
+                break
+        stop = max_steps is not None and step >= max_steps
+        record = {"epoch": epoch, "step": step, **{k: float(np.mean([l[k] for l in losses])) for k in losses[0]},
+                  "s_per_step": (time.perf_counter() - started) / len(losses)}
+        if (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1 or stop:
+            record["val"] = evaluate(ema.cpu(), val, config)
+            ema.to(device)
+            if record["val"]["phase_error_rad"] < best["phase_error_rad"]:
+                best = {**record["val"], "epoch": epoch, "step": step}
+                save_checkpoint(run_dir / "best", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
+        log.write(**record)
+        bar.set_postfix(loss=f"{record['loss']:.3f}", phase=f"{record['phase']:.3f}",
+                        val=f"{best['phase_error_rad']:.3f}")
+        save_checkpoint(run_dir / "last", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
+        if stop:
+            break
+    if checkpoint_exists(run_dir / "best"):
+        load_checkpoint(run_dir / "best", both)
+    return ema.cpu().eval(), best
+
+
+def model_card(config: EcgMAEConfig, metrics: dict, minutes: float, command: str, parameters: int) -> str:
+    c, val, test = config, metrics["val"], metrics["test"]
+    return f"""# CardioSynth ECG MAE: phase-aware ECG masked autoencoder (ECGFlowCMR's ECG encoder)
+
+Encodes a 12-lead, 10 s, 500 Hz ECG (leads normalised at the input) into {c.tokens} tokens of {c.patch} samples
+({c.token_seconds * 1000:.0f} ms) and predicts the cardiac phase of each token (0 -> 2 pi from one R peak to the
+next). `cardiosynth.models.ecg_mae.find_cycles` finds complete cycles in the predicted phase; the ECG -> cine
+flow consumes one cycle's features resampled to the cine's frames.
+
+- Architecture: Conv1d patch embedding, {c.depth} pre-norm transformer layers of width {c.width} ({c.heads} heads),
+  reconstruction head and (sin, cos) phase head; {parameters / 1e6:.2f} M parameters.
+- Training: masked reconstruction (mask ratio {c.mask_ratio}) + phase loss (weight {c.phase_weight}); random time
+  shift, noise, baseline wander and lead dropout; AdamW lr {c.lr}, {c.epochs} epochs, EMA {c.ema_decay}.
+- Data: LUDB v1.0.1 (Kalyakulina et al., IEEE Access 2020; PhysioNet), {metrics['n_train']} training records of
+  the committed split (`cardiosynth/data/ludb_split.csv`); phase targets from neurokit2 R peaks.
+- Selected on validation phase error (epoch {metrics['selected'].get('epoch')}).
+- Validation ({val['records']} records): phase error {val['phase_error_rad']:.3f} rad
+  (~{val['phase_error_ms_at_mean_rr']:.0f} ms at their mean RR), complete cycle found in
+  {100 * val['complete_cycle_found']:.0f} %.
+- Test ({test['records']} records): phase error {test['phase_error_rad']:.3f} rad
+  (~{test['phase_error_ms_at_mean_rr']:.0f} ms), complete cycle found in {100 * test['complete_cycle_found']:.0f} %;
+  cycle boundaries vs neurokit2 R peaks (+-75 ms): precision
+  {test['cycle_boundaries_vs_neurokit_r_peaks']['precision']:.2f}, sensitivity
+  {test['cycle_boundaries_vs_neurokit_r_peaks']['sensitivity']:.2f}.
+- Command: `{command}` ({minutes:.1f} min on {metrics.get('threads')} CPU threads).
+
+## Licence
+Code Apache-2.0. Trained on LUDB, licensed ODC-By 1.0 (attribution: Kalyakulina A. I. et al., "LUDB: A New
+Open-Access Validation Tool for Electrocardiogram Delineation Algorithms", IEEE Access 8:186181-186190, 2020;
+Goldberger A. L. et al., PhysioNet, Circulation 101(23):e215-e220, 2000). Research use; not for diagnosis.
+"""
+
+
+def train(config: EcgMAEConfig, out: Path, resume: bool = False, device: str = "auto", max_steps: int | None = None,
+          command: str = "", report: Path | None = None) -> dict:
+    arrays = load_arrays()
+    train_set, val_set, test_set = arrays.split("train"), arrays.split("val"), arrays.split("test")
+    started = time.perf_counter()
+    model, best = fit(config, train_set, val_set, cache_dir() / "runs" / out.name, resume, device, max_steps)
+    minutes = (time.perf_counter() - started) / 60
+    metrics = {"selected": {"epoch": best.get("epoch"), "step": best.get("step")}, "val": evaluate(model, val_set, config),
+               "test": evaluate(model, test_set, config), "n_train": len(train_set.table), "train_minutes": round(minutes, 1),
+               "command": command, "threads": torch.get_num_threads()}
+    save_pretrained(out, model, config, model_card(config, metrics, minutes, command, model.count_parameters()),
+                    extra=metrics)
+    if report is not None:
+        report.mkdir(parents=True, exist_ok=True)
+        (report / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
+    parser.add_argument("--out", help="weights folder (default weights/ecg_mae, or ecg_mae_<config>)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--report", type=Path, default=None, help="also write metrics.json here "
+                        "(default reports/ecg_mae for the default config)")
+    args = parser.parse_args()
+    config = CONFIGS[args.config]
+    if args.epochs:
+        config = dataclasses.replace(config, epochs=args.epochs)
+    suffix = "" if args.config == "default" else f"_{args.config}"
+    report = args.report or (REPO_ROOT / "reports" / "ecg_mae" if args.config == "default" and not args.max_steps else None)
+    metrics = train(config, Path(args.out or f"weights/ecg_mae{suffix}"), args.resume, args.device, args.max_steps,
+                    "python -m training.train_ecg_mae " + " ".join(sys.argv[1:]), report)
+    print(json.dumps({k: metrics[k] for k in ("val", "test", "train_minutes")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
