@@ -321,3 +321,23 @@ def test_paper_configs_build_and_step(which, one_thread):
     optimizer.step()
     assert torch.isfinite(loss)
     assert flow_module.CONFIGS["paper"].ecg_dim == mae_module.CONFIGS["paper"].width
+
+
+def test_real_pairs_table_goes_through_the_same_training_path(tmp_path):
+    """A table of real pairs (subject, ecg_path) replaces the pseudo-pairs unchanged; subjects take their split."""
+    from training.train_ecg_flow import cine_ecgs, make_pairs
+
+    cines = pd.DataFrame({"subject": ["a", "a", "b"], "split": ["train", "train", "val"], "group": ["NOR"] * 3,
+                          "es_frame_float": [6.0] * 3})
+    (tmp_path / "pairs.csv").write_text("subject,ecg_path\na,/ecg/1.hea\nb,/ecg/2.hea\n")
+    pairs = make_pairs(cines, 16, 4, 0, tmp_path / "pairs.csv")
+    assert list(pairs["split"]) == ["train", "val"] and set(pairs["rule"]) == {"given"}
+    features = {"/ecg/1.hea": [torch.zeros(16, 8)], "/ecg/2.hea": [torch.ones(16, 8)]}
+    per_cine = cine_ecgs(cines, pairs, features)
+    assert [len(e) for e in per_cine] == [1, 1, 1] and float(per_cine[2][0][0].mean()) == 1.0
+    (tmp_path / "bad.csv").write_text("subject,ecg_path\nzzz,/ecg/1.hea\n")
+    with pytest.raises(ValueError, match="subjects without cines"):
+        make_pairs(cines, 16, 4, 0, tmp_path / "bad.csv")
+    (tmp_path / "worse.csv").write_text("patient,file\na,/ecg/1.hea\n")
+    with pytest.raises(ValueError, match="needs the columns subject and ecg_path"):
+        make_pairs(cines, 16, 4, 0, tmp_path / "worse.csv")

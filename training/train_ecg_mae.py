@@ -31,8 +31,8 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from cardiosynth.data.ludb import LudbArrays, load_arrays
-from cardiosynth.models.ecg_mae import (CONFIGS, EcgMAE, EcgMAEConfig, augment, find_cycles, normalise_leads,
-                                        phase_error, shift_batch, token_phase)
+from cardiosynth.models.ecg_mae import (CONFIGS, EcgMAE, EcgMAEConfig, augment, find_cycles, load_ecg_mae,
+                                        normalise_leads, phase_error, shift_batch, token_phase)
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import save_pretrained
 from training.common import (JsonlLog, adamw, checkpoint_exists, cosine_lr, ema_update, load_checkpoint, pick_device,
@@ -59,16 +59,20 @@ def evaluate(model: EcgMAE, arrays: LudbArrays, config: EcgMAEConfig) -> dict:
     errors, found, tp, n_pred, n_ref = [], 0, 0, 0, 0
     tolerance = MATCH_TOLERANCE_S / config.token_seconds
     for i in range(len(x)):
-        v = valid[i].numpy() & np.isfinite(phase[i].numpy())
+        target = phase[i].numpy()
+        v = valid[i].numpy() & np.isfinite(target)
         if v.any():
-            errors.append(phase_error(predicted[i], phase[i].numpy(), v))
+            errors.append(phase_error(predicted[i], target, v))
         n_tokens = int(arrays.valid_samples[i]) // config.patch
         cycles = find_cycles(predicted[i], n_tokens, config.token_seconds)
         found += bool(cycles)
-        # predicted R peaks = cycle boundaries; reference = neurokit2's wraps of the target phase
+        # neurokit2's R peaks = the target phase's wraps from the first to the last R peak (the phase is measured
+        # there, extrapolated outside); predicted R peaks = cycle boundaries, scored inside that span
+        wraps = np.flatnonzero(np.diff(np.nan_to_num(target)) < -math.pi)
+        reference = wraps[v[wraps] | v[wraps + 1]] + 0.5
         starts = np.unique(np.round([c for cycle in cycles for c in cycle], 3))
-        target = np.nan_to_num(phase[i].numpy())
-        reference = np.flatnonzero((np.diff(target) < -math.pi) & v[1:] & v[:-1]) + 0.5
+        if len(reference):
+            starts = starts[(starts >= reference[0] - tolerance) & (starts <= reference[-1] + tolerance)]
         n_pred, n_ref = n_pred + len(starts), n_ref + len(reference)
         used = set()
         for s in starts:
@@ -82,7 +86,9 @@ def evaluate(model: EcgMAE, arrays: LudbArrays, config: EcgMAEConfig) -> dict:
     return {"records": len(x), "phase_error_rad": round(error, 4),
             "phase_error_ms_at_mean_rr": round(error / (2 * math.pi) * mean_rr_ms, 1),
             "complete_cycle_found": round(found / len(x), 4), "records_with_cycle": found,
-            "cycle_boundaries_vs_neurokit_r_peaks": {"tolerance_ms": MATCH_TOLERANCE_S * 1000, "predicted": n_pred,
+            "cycle_boundaries_vs_neurokit_r_peaks": {"tolerance_ms": MATCH_TOLERANCE_S * 1000,
+                                                     "scored_between": "neurokit2's first and last R peak",
+                                                     "predicted": n_pred,
                                                      "reference": n_ref, "matched": tp,
                                                      "precision": round(tp / max(n_pred, 1), 4),
                                                      "sensitivity": round(tp / max(n_ref, 1), 4)}}
@@ -185,15 +191,22 @@ Goldberger A. L. et al., PhysioNet, Circulation 101(23):e215-e220, 2000). Resear
 def train(config: EcgMAEConfig, out: Path, resume: bool = False, device: str = "auto", max_steps: int | None = None,
           command: str = "", report: Path | None = None) -> dict:
     arrays = load_arrays()
-    train_set, val_set, test_set = arrays.split("train"), arrays.split("val"), arrays.split("test")
     started = time.perf_counter()
-    model, best = fit(config, train_set, val_set, cache_dir() / "runs" / out.name, resume, device, max_steps)
-    minutes = (time.perf_counter() - started) / 60
-    metrics = {"selected": {"epoch": best.get("epoch"), "step": best.get("step")}, "val": evaluate(model, val_set, config),
-               "test": evaluate(model, test_set, config), "n_train": len(train_set.table), "train_minutes": round(minutes, 1),
-               "command": command, "threads": torch.get_num_threads()}
-    save_pretrained(out, model, config, model_card(config, metrics, minutes, command, model.count_parameters()),
-                    extra=metrics)
+    model, best = fit(config, arrays.split("train"), arrays.split("val"), cache_dir() / "runs" / out.name, resume, device,
+                      max_steps)
+    run = {"selected": {"epoch": best.get("epoch"), "step": best.get("step")},
+           "train_minutes": round((time.perf_counter() - started) / 60, 1), "command": command,
+           "threads": torch.get_num_threads()}
+    return write_outputs(out, model, config, arrays, run, report)
+
+
+def write_outputs(out: Path, model: EcgMAE, config: EcgMAEConfig, arrays: LudbArrays, run: dict,
+                  report: Path | None) -> dict:
+    """Evaluate on val and test and write the weights folder (and the report); also used by ``--evaluate``."""
+    metrics = {**run, "val": evaluate(model, arrays.split("val"), config),
+               "test": evaluate(model, arrays.split("test"), config), "n_train": len(arrays.split("train"))}
+    card = model_card(config, metrics, run["train_minutes"], run["command"], model.count_parameters())
+    save_pretrained(out, model, config, card, extra=metrics)
     if report is not None:
         report.mkdir(parents=True, exist_ok=True)
         (report / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -208,6 +221,8 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--evaluate", action="store_true", help="only re-evaluate the weights in --out (no training) "
+                        "and rewrite their metrics, model card and report")
     parser.add_argument("--report", type=Path, default=None, help="also write metrics.json here "
                         "(default reports/ecg_mae for the default config)")
     args = parser.parse_args()
@@ -216,8 +231,14 @@ def main() -> None:
         config = dataclasses.replace(config, epochs=args.epochs)
     suffix = "" if args.config == "default" else f"_{args.config}"
     report = args.report or (REPO_ROOT / "reports" / "ecg_mae" if args.config == "default" and not args.max_steps else None)
-    metrics = train(config, Path(args.out or f"weights/ecg_mae{suffix}"), args.resume, args.device, args.max_steps,
-                    "python -m training.train_ecg_mae " + " ".join(sys.argv[1:]), report)
+    out = Path(args.out or f"weights/ecg_mae{suffix}")
+    if args.evaluate:
+        model = load_ecg_mae(str(out))
+        run = {k: model.metrics[k] for k in ("selected", "train_minutes", "command", "threads")}
+        metrics = write_outputs(out, model, model.config, load_arrays(), run, report)
+    else:
+        metrics = train(config, out, args.resume, args.device, args.max_steps,
+                        "python -m training.train_ecg_mae " + " ".join(sys.argv[1:]), report)
     print(json.dumps({k: metrics[k] for k in ("val", "test", "train_minutes")}, indent=2))
 
 

@@ -149,7 +149,7 @@ class EcgToCine:
         generator = torch.Generator().manual_seed(int(seed))
         latents = self.flow.sample(features, torch.tensor([float(slice_position)]), int(steps), float(cfg), generator)
         frames = decode_latents(self.vae3d, latents.cpu()).numpy()[0]
-        start, end = (encoded.to_samples(t) / ecg.fs for t in encoded.cycles[k])
+        start, end = (float(encoded.to_samples(t)) / ecg.fs for t in encoded.cycles[k])
         cycle_info = {"index": k, "start_s": round(start, 4), "end_s": round(end, 4), "rr_s": round(end - start, 4),
                       "heart_rate_bpm": round(60.0 / (end - start), 1), "cycles_found": len(encoded.cycles),
                       "frame_times_s": [round(start + (end - start) * f / len(frames), 4) for f in range(len(frames))]}
