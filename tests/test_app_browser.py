@@ -1,7 +1,8 @@
 """The app in a real browser: headless Debian Chromium driven by playwright's Python package (no browser
 download: ``executable_path=/usr/bin/chromium``). Edits a slider, samples a heart, waits for the plausibility
 indicator, generates a cine and a second one to compare, joins a reader study and answers a case, opens the
-ECG tab with the bundled sinus-rhythm example, and saves screenshots to
+ECG tab with the bundled sinus-rhythm example, generates a cine from it (a tiny stand-in ECG->cine pipeline,
+ecg_cine_fixture.py, while the bundled one is not trained) and plays it, and saves screenshots to
 ``outputs/screenshots/`` (``CARDIOSYNTH_SCREENSHOTS=assets/screenshots`` refreshes the README's). Also checks that the page makes no request outside 127.0.0.1."""
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ def review(tmp_path_factory, prepared_default):
 
 @pytest.fixture(scope="module")
 def url(review):
-    demo = build_app(review=review[0])
+    from ecg_cine_fixture import tiny_ecg_to_cine
+
+    from cardiosynth.app.ecg_cine import EcgCineStudio
+
+    demo = build_app(review=review[0], ecg_studio=EcgCineStudio(tiny_ecg_to_cine()))
     with serve_in_process(demo) as url:
         yield url
 
@@ -172,7 +177,7 @@ def test_a_reader_joins_watches_and_answers(browser_page, review):
 def test_ecg_tab_with_bundled_example(browser_page):
     page, outside = browser_page
     page.get_by_role("tab", name="ECG").click()
-    assert page.get_by_text("arrives with the ECG→cine model").is_visible()
+    assert "Generate cine from this ECG" in page.locator("#cine-note-ecg").inner_text()
     page.locator("#ecg-example input").click()
     page.get_by_role("option", name="LUDB record 2: sinus rhythm (WFDB)").click()
     page.wait_for_function("() => document.querySelectorAll('#ecg-plot .js-plotly-plot .scatterlayer').length > 0")
@@ -182,4 +187,42 @@ def test_ecg_tab_with_bundled_example(browser_page):
     wait_until_idle(page)
     assert page.locator("#ecg-message .cs-error").count() == 0
     page.screenshot(path=str(SCREENSHOTS / "ecg.png"), full_page=True)
+    assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
+
+
+SHOWN_IMAGE = ("() => { const gd = document.querySelector('#ecg-cine-plot .js-plotly-plot');"
+               " return gd && gd.data ? gd.data.findIndex(t => t.type === 'image' && t.visible !== false) : -1; }")
+
+
+def test_generate_a_cine_from_the_ecg_and_play_it(browser_page):
+    page, outside = browser_page
+    page.get_by_role("tab", name="ECG").click()
+    if "ludb/2.hea" not in page.locator("#ecg-summary").inner_text():
+        page.locator("#ecg-example input").click()
+        page.get_by_role("option", name="LUDB record 2: sinus rhythm (WFDB)").click()
+        page.locator("#ecg-summary").get_by_text("ludb/2.hea").wait_for()
+    assert "pseudo-pairs" in page.locator("#ecg-cine-note").inner_text()
+    page.get_by_role("button", name="Generate cine from this ECG").click()
+    page.wait_for_function("() => { const img = document.querySelector('#ecg-cine-gif img');"
+                           " return img && img.complete && img.naturalWidth >= 64; }")
+    assert "Cycle used" in page.locator("#ecg-cine-cycle").inner_text()
+    # the figure: 16 cine frames beside lead II; Play steps the frames (Gradio drops plotly's own frames)
+    page.wait_for_function("() => { const gd = document.querySelector('#ecg-cine-plot .js-plotly-plot');"
+                           " return gd && gd.data && gd.data.filter(t => t.type === 'image').length === 16; }")
+    assert page.evaluate(SHOWN_IMAGE) == 0
+    page.locator("#ecg-cine-plot .updatemenu-button").filter(has_text="Play").click()
+    page.wait_for_function(f"() => ({SHOWN_IMAGE})() >= 4")
+    page.locator("#ecg-cine-plot .updatemenu-button").filter(has_text="Pause").click()
+    shown = page.evaluate(SHOWN_IMAGE)
+    cursor, active = page.evaluate("() => { const gd = document.querySelector('#ecg-cine-plot .js-plotly-plot');"
+                                   " const c = gd.data.find(t => t.name === 'frame time');"
+                                   " return [c.x[0], gd._fullLayout.sliders[0].active]; }")
+    times = page.evaluate("() => document.querySelector('#ecg-cine-plot .js-plotly-plot').layout.sliders[0].steps"
+                          ".map(s => s.args[0][0].data.at(-1).x[0])")  # the cursor is each frame's last trace
+    assert cursor == times[shown] and active == shown  # image, cursor and slider on the same frame
+    page.locator("#ecg-cine-files").get_by_text(".mp4").first.wait_for()
+    wait_until_idle(page)
+    assert page.locator("#ecg-cine-message .cs-error").count() == 0
+    page.locator("#ecg-cine-heading").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "ecg_to_cine.png"), full_page=True)
     assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from ecg_cine_fixture import TINY_FLOW, TINY_MAE, tiny_ecg_to_cine
 from fixtures_ecg import synthetic_ecg
 
 from cardiosynth.data.ludb import FAMILIES, families_of, make_split
@@ -17,14 +18,12 @@ from cardiosynth.data.pairing import pairing_statistics, pseudo_pairs, subjects_
 from cardiosynth.ecg import Ecg, EcgError, process_ecg, read_ecg
 from cardiosynth.models import ecg_flow as flow_module
 from cardiosynth.models import ecg_mae as mae_module
-from cardiosynth.models.ecg_flow import EcgFlow, EcgFlowConfig
-from cardiosynth.models.ecg_mae import (EcgMAE, EcgMAEConfig, find_cycles, normalise_leads, resample_cycle,
+from cardiosynth.models.ecg_flow import EcgFlow
+from cardiosynth.models.ecg_mae import (EcgMAE, find_cycles, normalise_leads, resample_cycle,
                                         select_cycle, shift_batch, token_phase)
 from cardiosynth.paths import REPO_ROOT
 from cardiosynth.weights import WEIGHTS_DIR
 
-TINY_MAE = EcgMAEConfig(width=32, depth=1, heads=2, stem=8)
-TINY_FLOW = EcgFlowConfig(width=32, depth=1, heads=2, ecg_dim=32)
 LUDB_2 = REPO_ROOT / "assets" / "ecg" / "ludb" / "2.hea"
 BUNDLED = all((WEIGHTS_DIR / name / "config.json").is_file() for name in ("ecg_mae", "ecg_flow", "vae3d"))
 
@@ -202,39 +201,25 @@ def test_flow_overfits_and_guidance_uses_the_ecg(one_thread):
     assert torch.equal(a, b) and a.shape == z1.shape
     # the guided velocity is v_null + cfg (v_ecg - v_null), computed in one batch
     t = torch.full((2,), 0.5)
-    v_ecg, v_null = model(z1, t, ecg, position), model(z1, t, None, position)
+    v_ecg, v_null = model.velocity(z1, t, ecg, position), model.velocity(z1, t, None, position)
     guided = model.sample(ecg, position, steps=1, cfg=2.0, generator=torch.Generator().manual_seed(5))
     start = model.template + TINY_FLOW.alpha * torch.randn((2, *TINY_FLOW.latent_shape),
                                                            generator=torch.Generator().manual_seed(5))
-    v0 = model(start, torch.zeros(2), None, position) + 2.0 * (model(start, torch.zeros(2), ecg, position)
-                                                              - model(start, torch.zeros(2), None, position))
+    zero = torch.zeros(2)
+    v0 = model.velocity(start, zero, None, position) + 2.0 * (model.velocity(start, zero, ecg, position)
+                                                             - model.velocity(start, zero, None, position))
     assert torch.allclose(guided, start + v0, atol=1e-5)
     assert not torch.allclose(v_ecg, v_null)
 
 
 # ------------------------------------------------------------------------------------------ pipeline
-def _oracle_find_cycles(monkeypatch, ecg: Ecg):
-    """A random MAE finds no cycles; use neurokit2's phase at the token centres instead (an oracle phase)."""
-    analysis = process_ecg(ecg)
-    phase, _ = token_phase(np.nan_to_num(analysis.phase), analysis.phase_valid, 8)
-    real = mae_module.find_cycles
-    import cardiosynth.pipelines.ecg_to_cine as pipeline_module
-
-    monkeypatch.setattr(pipeline_module, "find_cycles", lambda _phase, *a, **k: real(phase, *a, **k))
-
-
 @pytest.fixture()
 def tiny_pipeline():
-    from cardiosynth.models.vae3d import load_vae3d
-    from cardiosynth.pipelines.ecg_to_cine import EcgToCine
-
-    torch.manual_seed(0)
-    return EcgToCine(EcgMAE(TINY_MAE).eval(), EcgFlow(TINY_FLOW).eval(), load_vae3d("vae3d"), spacing_mm=1.5)
+    return tiny_ecg_to_cine()  # tiny random MAE (with neurokit2's phase as its "prediction") and flow, real 3D-VAE
 
 
-def test_pipeline_output_cycle_and_determinism(tiny_pipeline, monkeypatch, one_thread):
+def test_pipeline_output_cycle_and_determinism(tiny_pipeline, one_thread):
     ecg = read_ecg(LUDB_2)
-    _oracle_find_cycles(monkeypatch, ecg)
     out = tiny_pipeline(ecg, seed=1, steps=2)
     assert out.cine.frames.shape == (16, 64, 64) and out.cine.frames.dtype == np.float32
     assert 0 <= out.cine.frames.min() and out.cine.frames.max() <= 1
@@ -341,3 +326,21 @@ def test_real_pairs_table_goes_through_the_same_training_path(tmp_path):
     (tmp_path / "worse.csv").write_text("patient,file\na,/ecg/1.hea\n")
     with pytest.raises(ValueError, match="needs the columns subject and ecg_path"):
         make_pairs(cines, 16, 4, 0, tmp_path / "worse.csv")
+
+
+def test_timing_control_statistics():
+    """The shuffled-ECG control: a real association gives a small p-value and a null r near 0; none does not."""
+    from cardiosynth.measure.ecg_timing import heldout_records, shuffled_control
+
+    rng = np.random.default_rng(0)
+    y = rng.uniform(0.3, 0.6, 40)
+    x = y + rng.normal(0, 0.03, 40)
+    observed = float(np.corrcoef(x, y)[0, 1])
+    control = shuffled_control(x, y, observed, n=500)
+    assert control["p_value_one_sided"] < 0.01 and abs(control["r_mean"]) < 0.1
+    unrelated = rng.uniform(0.3, 0.6, 40)
+    weak = shuffled_control(unrelated, y, float(np.corrcoef(unrelated, y)[0, 1]), n=500)
+    assert weak["p_value_one_sided"] > 0.01
+    table = pd.DataFrame({"split": ["train", "val", "test", "test"], "paced": [0, 0, 0, 1],
+                          "qt_rr": [0.4, 0.4, np.nan, 0.4]})
+    assert len(heldout_records(table, "heldout")) == 1 and len(heldout_records(table, "test")) == 0

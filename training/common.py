@@ -92,6 +92,17 @@ class JsonlLog:
             handle.write(json.dumps(record) + "\n")
 
 
+def run_minutes(log_path: str | Path) -> float:
+    """Training minutes recorded in a run's JSONL log, summed over resumed segments (elapsed_s restarts at 0)."""
+    total, last = 0.0, 0.0
+    for line in Path(log_path).read_text().splitlines():
+        elapsed = json.loads(line).get("elapsed_s", 0.0)
+        if elapsed < last:  # a new process appended to the log
+            total += last
+        last = elapsed
+    return (total + last) / 60
+
+
 def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
                     extra: dict | None = None) -> None:
     """Atomically write ``path.safetensors`` + ``path.json``."""

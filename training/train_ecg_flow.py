@@ -42,7 +42,8 @@ from cardiosynth.models.ecg_mae import load_ecg_mae
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import read_config, resolve, save_pretrained
 from training.common import (ACDC_LICENCE, JsonlLog, adamw, checkpoint_exists, cosine_lr, ema_update, load_checkpoint,
-                             pick_device, save_checkpoint, seed_everything)
+                             pick_device, run_minutes, save_checkpoint, seed_everything,
+                             store_compact)
 from training.train_mar import compute_latents
 
 VAL_SEED = 4242
@@ -217,11 +218,10 @@ def train(config: EcgFlowConfig, out: Path, vae_folder, mae_folder, pairs_file: 
     positions = {s: torch.tensor(d.table["slice_position"].to_numpy(np.float32)) for s, d in
                  (("train", train_set), ("val", val_set))}
     run_dir = cache_dir() / "runs" / out.name
-    started = time.perf_counter()
     model, best = fit(config, torch.from_numpy(arrays["train"][:, keep_train]), [e for e in train_ecgs if e],
                       positions["train"][keep_train], torch.from_numpy(arrays["val"][keep_val]),
                       [e for e in val_ecgs if e], positions["val"][keep_val], run_dir, resume, device, max_steps)
-    minutes = (time.perf_counter() - started) / 60
+    minutes = run_minutes(run_dir / "log.jsonl")  # all segments of a resumed run
     summary = {"selected": best, "train_minutes": round(minutes, 1), "dataset": str(dataset_name),
                "pairs": "given" if pairs_file else "pseudo-pairs (diagnosis family + QT/RR)",
                "n_pairs": len(pairs), "n_ecgs_with_cycles": len(cycles), "n_ecgs_paired": pairs["ecg_path"].nunique(),
@@ -229,12 +229,19 @@ def train(config: EcgFlowConfig, out: Path, vae_folder, mae_folder, pairs_file: 
                "parameters": model.count_parameters(), "command": command, "threads": torch.get_num_threads()}
     card = model_card(config, summary, stats, vae_folder, mae_folder)
     save_pretrained(out, model, config, card, depends_on={"vae3d": vae_folder, "ecg_mae": mae_folder}, extra=summary)
+    store_compact(out)  # int8 weight matrices: what is bundled, and what the reports measure
     if report is not None:
         report.mkdir(parents=True, exist_ok=True)
         pairs.drop(columns=[c for c in ("ecg_path",) if pairs_file is None]).to_csv(report / "pairs.csv", index=False)
         stats.to_csv(report / "pairing_statistics.csv", index=False)
         (report / "training.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    rows = [[str(v) for v in row] for row in table.itertuples(index=False)]
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def _ludb_table() -> pd.DataFrame:
@@ -265,7 +272,7 @@ This model can learn timing and coarse, group-linked appearance from the ECG; it
   {summary['selected'].get('epoch')} (loss {summary['selected'].get('val_loss', float('nan')):.4f}).
 - Pairing statistics (training split):
 
-{train_stats.to_markdown(index=False)}
+{markdown_table(train_stats)}
 
 - Command: `{summary['command']}` ({summary['train_minutes']:.1f} min on {summary['threads']} CPU threads).
 - Measured behaviour (timing follows the ECG? realism?): `reports/ecg_flow/`.

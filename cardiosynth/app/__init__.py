@@ -1,7 +1,7 @@
 """The CardioSynth web app (Gradio): ``build_app()`` returns the Blocks; ``python app.py`` serves it.
 
-Layout and wiring live in :mod:`.ui`; the logic behind each tab in :mod:`.phenotype_explorer` and
-:mod:`.ecg_view`, which do not import Gradio.
+Layout and wiring live in :mod:`.ui`; the logic behind each tab in :mod:`.phenotype_explorer`, :mod:`.cine_view`,
+:mod:`.ecg_view` and :mod:`.ecg_cine`, which do not import Gradio.
 """
 
 import os

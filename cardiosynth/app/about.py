@@ -8,9 +8,16 @@ CINE_NOTE_PHENOTYPE = (
 )
 
 CINE_NOTE_ECG = (
-    "**ECG\u2192cine generation arrives with the ECG\u2192cine model (not yet trained in this build).** This tab "
-    "reads and analyses the ECG (R peaks, heart rate, quality, QT/RR, cardiac phase and the cycle a future "
-    "model would use). No cine is shown because no ECG\u2192cine model is bundled yet."
+    "Upload an ECG or pick a bundled example: the tab reads and analyses it (R peaks, heart rate, quality, QT/RR, "
+    "cardiac phase). Then press **Generate cine from this ECG** below: the bundled ECGFlowCMR model (ECG masked "
+    "autoencoder + rectified flow + 3D-VAE) finds one heartbeat in the ECG and makes a short-axis cine of it, "
+    "shown beside that beat's lead II with a cursor at each frame's time."
+)
+
+CINE_NOTE_ECG_MISSING = (
+    "**ECG\u2192cine generation arrives with the ECG\u2192cine model (its weights are not in this build).** This "
+    "tab reads and analyses the ECG (R peaks, heart rate, quality, QT/RR, cardiac phase and the cycle a model "
+    "would use). No cine is shown because no ECG\u2192cine model is bundled yet."
 )
 
 DISCLAIMER = "Synthetic research images and research software: **not for diagnosis** or any clinical decision."
@@ -34,14 +41,18 @@ Fang, Ding et al.).
 
 ## What this build contains
 
-Phenotype \u2192 cine works (Phenotype explorer tab); the ECG \u2192 cine generator is **not trained yet**, so the
-ECG tab analyses the ECG and shows no cine. The bundled models:
+Phenotype \u2192 cine works (Phenotype explorer tab) and ECG \u2192 cine works (ECG tab, *Generate cine from this
+ECG*). The ECG \u2192 cine model is **trained on pseudo-pairs** (ACDC cines matched to LUDB ECGs by diagnosis family
+and systolic timing; no public data pairs the two for one person), so it can follow the ECG's timing, never a
+patient's own heart. The bundled models:
 
 | bundled model | what it does here | model card |
 |---|---|---|
 | Phenotype VAE (CPGG stage 1) | samples consistent phenotype sets, completes partly locked sets, scores plausibility (Phenotype explorer tab) | `weights/phenotype_vae/README.md` |
 | 3D-VAE (CPGG stage 2 latent space) | compresses a 16 x 64 x 64 cine to a 4 x 8 x 16 x 16 latent and decodes generated latents to cines | `weights/vae3d/README.md` |
 | MAR: masked autoregressive transformer with per-token diffusion (CPGG stage 2) | generates cine latents conditioned on the nine phenotypes and the slice position; **still weak**: blotchy textures, and the cines follow the requested volumes and EF only loosely (README, "What the bundled MAR does today") | `weights/mar/README.md` |
+| ECG MAE: phase-aware ECG masked autoencoder (ECGFlowCMR) | encodes a 12-lead ECG and predicts its cardiac phase, from which complete heartbeats are found (trained on LUDB) | `weights/ecg_mae/README.md` |
+| ECG flow: anatomy-template rectified flow with a DiT (ECGFlowCMR) | turns one heartbeat's ECG features into cine latents, decoded by the 3D-VAE; **trained on pseudo-pairs** | `weights/ecg_flow/README.md` |
 | Cine segmenter (2D U-Net, LV / MYO / RV) | measures the LV / RV area curves of each generated cine | `weights/segmenter/README.md` |
 | Cine encoder (small 3D CNN) | feature space of the Fr\u00e9chet distance used to judge generators (not used in the app yet) | `weights/cine_encoder/README.md` |
 | Phenotype estimator (ridge regressions on segmenter measurements) | reads LVEDV / LVEF back from the generated slice, to show how well the cine follows the request | `weights/phenotype_estimator/README.md` |
@@ -51,17 +62,19 @@ the held-out validation or test patients only, every case is rendered the same w
 as they are given, and the statistics (accuracy with a binomial test, sensitivity / specificity, ROC AUC with a
 bootstrap interval, Fleiss' kappa) are shown to the study's administrator only.
 
-The ECG tab uses no learned model: reading (WFDB, EDF, DICOM, HL7 aECG, Philips, GE MUSE, CardioSoft XML, CSV,
-NumPy) and processing (neurokit2 R peaks, quality, QT, cardiac phase) are `cardiosynth.ecg`.
+In the ECG tab, reading (WFDB, EDF, DICOM, HL7 aECG, Philips, GE MUSE, CardioSoft XML, CSV, NumPy) and processing
+(neurokit2 R peaks, quality, QT, cardiac phase) are `cardiosynth.ecg`, without a learned model; the cine comes from
+the ECG MAE and the ECG flow above.
 
 ## Data and licences
 
 - **ACDC** (Automated Cardiac Diagnosis Challenge) subset: short-axis cines and phenotypes of 85 patients in five
   groups (normal, previous infarction, dilated and hypertrophic cardiomyopathy, abnormal right ventricle).
-  Licensed **CC BY-NC-SA 4.0** (research, non-commercial): every bundled model above was trained on it and
-  carries that licence. Cite O. Bernard et al., IEEE TMI 37(11):2514\u20132525, 2018,
+  Licensed **CC BY-NC-SA 4.0** (research, non-commercial): every bundled model above except the ECG MAE was
+  trained on it and carries that licence. Cite O. Bernard et al., IEEE TMI 37(11):2514\u20132525, 2018,
   doi:10.1109/TMI.2018.2837502.
-- **LUDB** ECGs (Lobachevsky University Electrocardiography Database), **ODC-By 1.0**. Cite A. I. Kalyakulina
+- **LUDB** ECGs (Lobachevsky University Electrocardiography Database), **ODC-By 1.0**: the ECG MAE and the ECG
+  flow's pseudo-pairs were made from its records. Cite A. I. Kalyakulina
   et al., IEEE Access 8:186181\u2013186190, 2020. The other example ECGs are redistributable test files
   (CC0 / MIT); see `assets/ecg/README.md`.
 - Code: Apache-2.0.

@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-import numpy as np
 import plotly.graph_objects as go
-import torch
 from plotly.subplots import make_subplots
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.export import display_frames, save_cine
+
+from .compute import on_compute_thread
 
 log = logging.getLogger("cardiosynth.app")
 
@@ -56,7 +56,11 @@ class CineStudio:
 
     def __init__(self, pipeline=None, measurer=None, load: bool = True):
         self.pipeline, self.measurer, self.unavailable_reason = pipeline, measurer, ""
-        if load and pipeline is None:
+        if load:
+            on_compute_thread(self._load)  # where generation will run (see cardiosynth.app.compute)
+
+    def _load(self) -> None:
+        if self.pipeline is None:
             try:
                 from cardiosynth.pipelines import PhenotypeToCine
 
@@ -64,7 +68,7 @@ class CineStudio:
             except Exception as error:  # noqa: BLE001 - the rest of the app works without it
                 self.unavailable_reason = f"The phenotype\u2192cine weights could not be loaded: {error}"
                 log.warning(self.unavailable_reason)
-        if load and measurer is None and self.pipeline is not None:
+        if self.measurer is None and self.pipeline is not None:
             try:
                 from cardiosynth.measure.measurer import CineMeasurer
 
@@ -86,33 +90,23 @@ class CineStudio:
     def generate(self, values: Mapping[str, float], seed, steps, cfg, slice_position) -> CineResult:
         if not self.available:
             raise RuntimeError(self.unavailable_reason or "No phenotype\u2192cine generator is bundled")
-        seed, steps = _whole(seed, "Seed", 0, 2 ** 31 - 1), _whole(steps, "Decoding steps", 1, self.defaults["max_steps"])
-        cfg, position = _number(cfg, "Guidance scale", 1.0, 20.0), _number(slice_position, "Slice position", 0.0, 1.0)
+        seed = checked_whole(seed, "Seed", 0, 2 ** 31 - 1)
+        steps = checked_whole(steps, "Decoding steps", 1, self.defaults["max_steps"])
+        cfg = checked_number(cfg, "Guidance scale", 1.0, 20.0)
+        position = checked_number(slice_position, "Slice position", 0.0, 1.0)
         independent = {n: float(values[n]) for n in ph.INDEPENDENT}  # SV / EF follow from the volumes
-        # Gradio runs this in a worker thread, whose OpenMP team starts at one thread whatever torch reports;
-        # re-applying the process setting here makes the generation use it (1.9 s -> 1.5 s at 2 threads).
-        torch.set_num_threads(torch.get_num_threads())
-        result = self.pipeline(independent, n=1, seed=seed, steps=steps, cfg=cfg, slice_position=position)
+        result = on_compute_thread(self.pipeline, independent, n=1, seed=seed, steps=steps, cfg=cfg,
+                                   slice_position=position)
         row = result.conditions.iloc[0]
         conditions = {**{n: round(float(row[n]), 2) for n in ph.NAMES}, "slice_position": position, "seed": seed,
                       "steps": steps, "cfg": cfg, "temperature": float(row["temperature"]),
                       "model": result.cines[0].source}
         generated = CineResult(result.cines[0], conditions)
-        generated.measured = self.measure(generated.cine)
+        generated.measured = on_compute_thread(self.measure, generated.cine)
         # a fresh name per result: users generating at the same time never overwrite each other's files
         generated.files["stem"] = f"cardiosynth_seed{seed}_{uuid.uuid4().hex[:10]}"
-        self._sweep()
+        sweep(self.folder)
         return generated
-
-    def _sweep(self, max_age_s: float = 3600.0) -> None:
-        """Delete this app's result files older than an hour (Gradio keeps its own copies of shown files)."""
-        now = time.time()
-        for path in self.folder.glob("cardiosynth_*"):
-            try:
-                if now - path.stat().st_mtime > max_age_s:
-                    path.unlink()
-            except OSError:
-                pass
 
     def measure(self, cine: Cine) -> dict:
         if self.measurer is None:
@@ -184,7 +178,7 @@ class CineStudio:
                             subplot_titles=[f"{name}: {r.label}" for name, r in results] + ["LV / RV area (mm\u00b2)"])
         for col, (name, result) in enumerate(results, start=1):
             for frame in range(n_frames):
-                fig.add_trace(go.Image(source=_png_uri(result.cine, min(frame, result.cine.n_frames - 1)),
+                fig.add_trace(go.Image(source=png_uri(result.cine, min(frame, result.cine.n_frames - 1)),
                                        visible=frame == 0, name=f"{name} frame {frame}", hoverinfo="skip"),
                               row=1, col=col)
             fig.update_xaxes(visible=False, constrain="domain", row=1, col=col)
@@ -219,7 +213,19 @@ class CineStudio:
         return fig
 
 
-def _png_uri(cine: Cine, frame: int) -> str:
+def sweep(folder: Path, max_age_s: float = 3600.0) -> None:
+    """Delete this app's result files older than an hour (Gradio keeps its own copies of shown files)."""
+    now = time.time()
+    for path in folder.glob("cardiosynth_*"):
+        try:
+            if now - path.stat().st_mtime > max_age_s:
+                path.unlink()
+        except OSError:
+            pass
+
+
+def png_uri(cine: Cine, frame: int) -> str:
+    """One frame as a PNG data URI, for a plotly Image trace (the figure then needs no file server)."""
     import imageio.v3 as iio
 
     pixels = display_frames(cine, scale=2)[frame]
@@ -228,7 +234,8 @@ def _png_uri(cine: Cine, frame: int) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _number(value, name: str, low: float, high: float) -> float:
+def checked_number(value, name: str, low: float, high: float) -> float:
+    """``value`` as a float within [low, high], else a ValueError the page shows as it is."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -238,8 +245,9 @@ def _number(value, name: str, low: float, high: float) -> float:
     return number
 
 
-def _whole(value, name: str, low: int, high: int) -> int:
-    number = _number(value, name, low, high)
+def checked_whole(value, name: str, low: int, high: int) -> int:
+    """``value`` as a whole number within [low, high] (Gradio number boxes send floats), else a ValueError."""
+    number = checked_number(value, name, low, high)
     if number != int(number):
         raise ValueError(f"{name} must be a whole number, got {value!r}")
     return int(number)

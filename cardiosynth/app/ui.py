@@ -1,4 +1,5 @@
-"""The Gradio Blocks of the CardioSynth app: layout and wiring only (logic: phenotype_explorer, ecg_view).
+"""The Gradio Blocks of the CardioSynth app: layout and wiring only (logic: phenotype_explorer, cine_view,
+ecg_view, ecg_cine).
 
 Every handler returns a readable message instead of raising: expected problems (PhenotypeError, EcgError,
 ValueError) show their own message; anything else shows one sentence and logs the traceback (errors.py).
@@ -13,7 +14,10 @@ Endpoints for ``gradio_client`` (``Client(url).predict(..., api_name=...)``):
 - ``/generate`` (9 phenotypes, seed, steps, cfg, slice_position) -> GIF (now), GIF (previous), values, message
 - ``/review_join`` (code, name, resume code), ``/review_answer`` (answer, confidence, comment),
   ``/review_create`` and ``/review_results`` (code, admin token): the Review tab (review_tab.py)
-- ``/ecg`` (list of uploaded files) and ``/ecg_example`` (example name) -> figure, summary, details JSON, message
+- ``/ecg`` (list of uploaded files) and ``/ecg_example`` (example name) -> figure, summary, details JSON, message;
+  the ECG read is kept in the session (gr.State) for ``/ecg_generate``
+- ``/ecg_generate`` (seed, steps, cfg, slice_position) -> GIF, figure (cine beside lead II, with animation frames),
+  cycle and settings, message: a cine from the session's ECG (ecg_cine.py; only when its weights are bundled)
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from . import about  # noqa: E402
 from .ecg_view import EXAMPLES, analyse_example, analyse_upload  # noqa: E402
 from .errors import error_box, user_message  # noqa: E402
 from .cine_view import CineStudio  # noqa: E402
+from .ecg_cine import EcgCineStudio  # noqa: E402
 from .phenotype_explorer import PhenotypeExplorer, Scored  # noqa: E402
 from .review_tab import add_review_tab  # noqa: E402
 
@@ -129,18 +134,122 @@ def add_cine_panel(studio: CineStudio, values: list) -> None:
         show_progress="minimal")
 
 
+def add_ecg_tab(studio: EcgCineStudio) -> None:
+    """Upload or pick an ECG, see it analysed; the ECG read stays in the session for the cine panel below."""
+    note = about.CINE_NOTE_ECG if studio.available else about.CINE_NOTE_ECG_MISSING
+    gr.Markdown(note, elem_classes=["cs-note"], elem_id="cine-note-ecg")
+    with gr.Row():
+        upload = gr.File(file_count="multiple", label="Upload an ECG file (for WFDB: the .hea and .dat together)",
+                         elem_id="ecg-upload", scale=2, height=140)
+        example = gr.Dropdown(list(EXAMPLES), value=None, label="...or pick a bundled example",
+                              info="LUDB (ODC-By), HL7 aECG (CC0), DICOM and Philips test files (MIT)",
+                              elem_id="ecg-example", scale=2)
+    gr.Markdown("Formats: WFDB, EDF/EDF+, DICOM 12-lead waveform, HL7 aECG, Philips Sierra XML, GE MUSE XML, "
+                "UK Biobank / CardioSoft XML, CSV, NumPy. The signal is resampled to 500 Hz and cropped or padded "
+                "to 10 s. The shaded band marks the typical cycle neurokit2 finds; the ECG\u2192cine model finds "
+                "its own from its predicted phase (shown with the cine).")
+    ecg_message = gr.Markdown("", label="Message", elem_id="ecg-message")
+    with gr.Row():
+        with gr.Column(scale=2, min_width=360):
+            ecg_summary = gr.Markdown("", label="Summary", elem_id="ecg-summary")
+            with gr.Accordion("Details (JSON)", open=False):
+                ecg_details = gr.JSON(None, label="ECG summary")
+        with gr.Column(scale=5):
+            ecg_plot = gr.Plot(label="ECG with R peaks, phase and selected cycle", elem_id="ecg-plot")
+    shown = gr.State(None)  # the EcgResult on screen: what "Generate cine from this ECG" uses
+    ecg_outputs = [ecg_plot, ecg_summary, ecg_details, ecg_message, shown]
+
+    def ecg_view(run, action):
+        try:
+            result = run()
+        except Exception as err:  # noqa: BLE001
+            text = user_message(err, action)
+            return [None, "", {"error": text}, error_box(text), None]
+        return [result.figure(), result.summary_markdown(), result.report(), "", result]
+
+    def analyse_files(files):
+        return ecg_view(lambda: analyse_upload(files), "reading the uploaded ECG")
+
+    def analyse_bundled(label):
+        return ecg_view(lambda: analyse_example(label), "reading the example ECG")
+
+    upload.upload(analyse_files, inputs=upload, outputs=ecg_outputs, api_name="ecg")
+    example.input(analyse_bundled, inputs=example, outputs=ecg_outputs, api_name="ecg_example")
+    add_ecg_cine_panel(studio, shown)
+
+
+def add_ecg_cine_panel(studio: EcgCineStudio, shown: gr.State) -> None:
+    """Generate a cine from the shown ECG: the GIF, the cine-beside-ECG figure and the cycle come back first;
+    the download files follow in a chained step."""
+    gr.Markdown("## Cine from this ECG", elem_id="ecg-cine-heading")
+    if not studio.available:
+        gr.Markdown(f"No ECG\u2192cine generator in this build: {studio.unavailable_reason}",
+                    elem_classes=["cs-note"], elem_id="ecg-cine-unavailable")
+        return
+    from cardiosynth.pipelines.ecg_to_cine import PSEUDO_PAIRED_NOTE
+
+    gr.Markdown(f"**Note:** {PSEUDO_PAIRED_NOTE}", elem_classes=["cs-note"], elem_id="ecg-cine-note")
+    defaults = studio.defaults
+    with gr.Row(equal_height=True):
+        generate_btn = gr.Button("Generate cine from this ECG", variant="primary", elem_id="ecg-generate-btn",
+                                 scale=2)
+        seed = gr.Number(0, precision=0, minimum=0, label="Cine seed", scale=1,
+                         info="same ECG + same seed = the same cine")
+    with gr.Accordion("Advanced", open=False):
+        with gr.Row():
+            steps = gr.Slider(1, 50, value=defaults["steps"], step=1, label="Euler steps",
+                              info="steps of the flow from the template to the cine; more = slower")
+            cfg = gr.Slider(1, 10, value=defaults["cfg"], step=0.5, label="Guidance scale",
+                            info="1 = no guidance; higher = follows the ECG harder, less variety")
+            position = gr.Slider(0, 1, value=0.5, step=0.05, label="Slice position",
+                                 info="0 = base, 0.5 = mid-ventricle, 1 = apex")
+    message = gr.Markdown("", elem_id="ecg-cine-message")
+    with gr.Row():
+        gif = gr.Image(None, type="filepath", label="Cine (animated, at the ECG's heart rate)", elem_id="ecg-cine-gif",
+                       height=300, interactive=False, buttons=["download"], scale=1)
+        with gr.Column(scale=2):
+            cycle = gr.Markdown("", elem_id="ecg-cine-cycle")
+    plot = gr.Plot(label="Cine frame beside lead II of its cycle: Play, or drag the slider", elem_id="ecg-cine-plot")
+    files = gr.File(label="Downloads: MP4, GIF, NIfTI, conditions and cycle (JSON)", file_count="multiple",
+                    elem_id="ecg-cine-files", interactive=False)
+    current = gr.State(None)
+
+    def generate(result, seed, steps, cfg, slice_position, progress=gr.Progress()):
+        try:
+            progress(0.1, desc="Generating the cine from the ECG")
+            ecg, name = (result.ecg, result.name) if result is not None else (None, "")
+            made = studio.generate(ecg, seed, steps, cfg, slice_position, name=name)
+            return [studio.file(made, "gif"), studio.figure(made), studio.summary_markdown(made), "", made]
+        except Exception as err:  # noqa: BLE001 - every error becomes a message
+            return [gr.skip()] * 3 + [error_box(user_message(err, "generating a cine from the ECG")), gr.skip()]
+
+    def downloads(made):
+        try:
+            return studio.downloads(made) if made is not None else gr.skip()
+        except Exception as err:  # noqa: BLE001
+            user_message(err, "writing the ECG cine files")  # logs it
+            return gr.skip()
+
+    generate_btn.click(generate, inputs=[shown, seed, steps, cfg, position],
+                       outputs=[gif, plot, cycle, message, current], api_name="ecg_generate", show_progress="full",
+                       concurrency_limit=2).then(
+        downloads, inputs=current, outputs=files, api_visibility="private", show_progress="minimal")
+
+
 def launch_kwargs() -> dict:
     """Theme and CSS for ``Blocks.launch`` (Gradio 6 takes them there, not in ``Blocks``)."""
     return {"theme": THEME, "css": CSS, "footer_links": ["api", "settings"]}
 
 
 def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | None = None,
-              review=None) -> gr.Blocks:
+              review=None, ecg_studio: EcgCineStudio | None = None) -> gr.Blocks:
     """The app's Blocks (queue enabled). ``explorer`` defaults to the bundled phenotype VAE, ``studio`` to the
-    bundled phenotype -> cine pipeline (the tab says so when its weights are missing), ``review`` to a
-    ReviewService on the default database ($CARDIOSYNTH_REVIEW_DB)."""
+    bundled phenotype -> cine pipeline and ``ecg_studio`` to the bundled ECG -> cine pipeline (each tab says
+    so when its weights are missing), ``review`` to a ReviewService on the default database
+    ($CARDIOSYNTH_REVIEW_DB)."""
     explorer = explorer if explorer is not None else PhenotypeExplorer()
     studio = studio if studio is not None else CineStudio()
+    ecg_studio = ecg_studio if ecg_studio is not None else EcgCineStudio()
     if review is None:
         from cardiosynth.review import ReviewService
 
@@ -280,43 +389,7 @@ def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | No
                 add_cine_panel(studio, values)
 
             with gr.Tab("ECG", id="ecg"):
-                gr.Markdown(about.CINE_NOTE_ECG, elem_classes=["cs-note"], elem_id="cine-note-ecg")
-                with gr.Row():
-                    upload = gr.File(file_count="multiple", label="Upload an ECG file (for WFDB: the .hea and "
-                                     ".dat together)", elem_id="ecg-upload", scale=2, height=140)
-                    example = gr.Dropdown(list(EXAMPLES), value=None, label="...or pick a bundled example",
-                                          info="LUDB (ODC-By), HL7 aECG (CC0), DICOM and Philips test files (MIT)",
-                                          elem_id="ecg-example", scale=2)
-                gr.Markdown("Formats: WFDB, EDF/EDF+, DICOM 12-lead waveform, HL7 aECG, Philips Sierra XML, GE MUSE "
-                            "XML, UK Biobank / CardioSoft XML, CSV, NumPy. The signal is resampled to 500 Hz and "
-                            "cropped or padded to 10 s. The shaded band marks the cycle a future ECG\u2192cine model "
-                            "would use.")
-                ecg_message = gr.Markdown("", label="Message", elem_id="ecg-message")
-                with gr.Row():
-                    with gr.Column(scale=2, min_width=360):
-                        ecg_summary = gr.Markdown("", label="Summary", elem_id="ecg-summary")
-                        with gr.Accordion("Details (JSON)", open=False):
-                            ecg_details = gr.JSON(None, label="ECG summary")
-                    with gr.Column(scale=5):
-                        ecg_plot = gr.Plot(label="ECG with R peaks, phase and selected cycle", elem_id="ecg-plot")
-                ecg_outputs = [ecg_plot, ecg_summary, ecg_details, ecg_message]
-
-                def ecg_view(run, action):
-                    try:
-                        result = run()
-                    except Exception as err:  # noqa: BLE001
-                        text = user_message(err, action)
-                        return [None, "", {"error": text}, error_box(text)]
-                    return [result.figure(), result.summary_markdown(), result.report(), ""]
-
-                def analyse_files(files):
-                    return ecg_view(lambda: analyse_upload(files), "reading the uploaded ECG")
-
-                def analyse_bundled(label):
-                    return ecg_view(lambda: analyse_example(label), "reading the example ECG")
-
-                upload.upload(analyse_files, inputs=upload, outputs=ecg_outputs, api_name="ecg")
-                example.input(analyse_bundled, inputs=example, outputs=ecg_outputs, api_name="ecg_example")
+                add_ecg_tab(ecg_studio)
 
             add_review_tab(review)
 

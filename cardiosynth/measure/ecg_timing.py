@@ -112,6 +112,7 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
     table.to_csv(out / "per_record.csv", index=False)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     plot_timing(good, out / "timing.png", r)
+    plot_examples(table, cines, curves, ok.to_numpy(), out / "examples.png")
     return report
 
 
@@ -131,6 +132,42 @@ def plot_timing(good: pd.DataFrame, path: Path, r: float) -> None:
     ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_examples(table: pd.DataFrame, cines: list, curves: list, ok: np.ndarray, path: Path) -> None:
+    """Three generated cines, for the held-out ECGs at the 10th, 50th and 90th percentile of QT/RR (chosen by
+    rank, not by look): every other frame, and the LV area curve with the measured ES and the ECG's QT/RR."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = table[ok].reset_index(drop=True)
+    order = np.argsort(rows["qt_rr"].to_numpy(float))
+    picks = [int(order[int(round(q * (len(order) - 1)))]) for q in (0.1, 0.5, 0.9)]
+    frames = cines[0].n_frames
+    fig, axes = plt.subplots(len(picks), frames // 2 + 1, figsize=(1.3 * (frames // 2 + 1) + 1.5, 1.6 * len(picks)),
+                             gridspec_kw={"width_ratios": [1] * (frames // 2) + [2.2]})
+    for row, i in enumerate(picks):
+        for k in range(frames // 2):
+            ax = axes[row, k]
+            ax.imshow(cines[i].frames[2 * k], cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"frame {2 * k}", fontsize=7)
+        ax = axes[row, -1]
+        ax.plot(curves[i].lv_area_mm2, "o-", ms=2, lw=1)
+        ax.axvline(curves[i].es_frame_subframe, color="tab:red", lw=1, label="ES (cine)")
+        ax.axvline(rows["qt_rr"].iloc[i] * frames, color="k", ls="--", lw=1, label="QT/RR x frames (ECG)")
+        ax.set_title(f"LUDB {rows['record'].iloc[i]}: QT/RR {rows['qt_rr'].iloc[i]:.2f}", fontsize=7)
+        ax.tick_params(labelsize=6)
+        if row == 0:
+            ax.legend(fontsize=6, loc="lower right")
+    fig.suptitle("ECG -> cine, held-out ECGs at the 10th / 50th / 90th percentile of QT/RR (seed 0, mid-ventricle)",
+                 fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 

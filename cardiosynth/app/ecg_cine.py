@@ -1,0 +1,198 @@
+"""The "Generate cine from this ECG" panel's logic (no Gradio here): ECG -> cine with the bundled EcgToCine, a
+figure that plays the cine beside lead II of the heartbeat it was made from, the animated GIF and the downloads.
+
+The figure: left the cine frame, right lead II from the cycle's R peak to the next, with a cursor at the time of
+the frame shown. Play / Pause and a frame slider step frame k and the cursor (at ``cycle['frame_times_s'][k]``)
+together. Gradio's plot component hands plotly only the data and layout (``Plotly.react``), never the
+figure's ``frames``, and plotly's ``animate`` also takes frame objects instead of frame names; so the buttons
+and slider steps carry the frames themselves (``figure.frames`` keeps them too, for plotly's own display and
+for tests). A frame only switches which image trace is visible and moves the cursor, so every PNG is sent
+once; while playing, each frame also sets the slider (plotly binds a slider only to named frames). The GIF,
+at the ECG's own heart rate, is what animates without a click.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from cardiosynth.export import save_cine
+
+from .cine_view import checked_number, checked_whole, png_uri, sweep
+from .compute import on_compute_thread
+
+log = logging.getLogger("cardiosynth.app")
+
+CURSOR_COLOUR = "#c62828"
+PLAY_BEATS = 3  # Play runs the cycle this many times (plotly animations do not loop)
+FORMATS = ("mp4", "gif", "nii.gz", "json")
+
+
+@dataclass
+class EcgCineResult:
+    """One cine generated from an ECG, with the ECG it came from (for the lead II panel) and its files."""
+
+    output: object  # cardiosynth.pipelines.ecg_to_cine.EcgToCineOutput
+    ecg: object  # cardiosynth.ecg.Ecg
+    name: str = ""
+    files: dict = field(default_factory=dict)  # format -> path, written on demand; "stem" -> the file name stem
+
+    @property
+    def cine(self):
+        return self.output.cine
+
+    @property
+    def cycle(self) -> dict:
+        return self.output.cycle
+
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds per frame: the cycle's RR interval over the frames, so the GIF beats at the ECG's rate."""
+        return self.cycle["rr_s"] / self.cine.n_frames
+
+    def lead_ii(self) -> tuple[np.ndarray, np.ndarray]:
+        """Times (s) and lead II samples from the cycle's start to its end (both R peaks included)."""
+        fs = self.ecg.fs
+        first = max(0, int(np.floor(self.cycle["start_s"] * fs)))
+        last = min(self.ecg.signal.shape[1], int(np.ceil(self.cycle["end_s"] * fs)) + 1)
+        return np.arange(first, last) / fs, self.ecg.lead("II")[first:last]
+
+
+class EcgCineStudio:
+    """Holds the ECG -> cine pipeline; ``available`` is False (with the reason) when its weights are not bundled,
+    and the ECG tab says so instead of failing: reading and analysing ECGs works without them."""
+
+    def __init__(self, pipeline=None, weights: str | Path | None = None, load: bool = True):
+        self.pipeline, self.weights, self.unavailable_reason = pipeline, weights, ""
+        self.folder = Path(tempfile.mkdtemp(prefix="cardiosynth-ecg-cines-"))
+        if load and pipeline is None:
+            on_compute_thread(self._load)  # where generation will run (see cardiosynth.app.compute)
+        elif pipeline is None:
+            self.unavailable_reason = "the ECG\u2192cine pipeline was not loaded"
+
+    def _load(self) -> None:
+        try:
+            from cardiosynth.pipelines.ecg_to_cine import EcgToCine
+            from cardiosynth.weights import WEIGHTS_DIR
+
+            self.pipeline = EcgToCine.from_pretrained(self.weights or WEIGHTS_DIR)
+        except Exception as error:  # noqa: BLE001 - the rest of the app works without it
+            self.unavailable_reason = f"The ECG\u2192cine weights could not be loaded: {error}"
+            log.warning(self.unavailable_reason)
+
+    @property
+    def available(self) -> bool:
+        return self.pipeline is not None
+
+    @property
+    def defaults(self) -> dict:
+        """The flow's own sampling settings, which the Advanced controls start from."""
+        c = self.pipeline.flow.config if self.available else None
+        return {"steps": c.sampling_steps if c else 10, "cfg": c.cfg if c else 2.0}
+
+    # ----------------------------------------------------------------------------------------- actions
+    def generate(self, ecg, seed, steps, cfg, slice_position, name: str = "") -> EcgCineResult:
+        """One cine for ``ecg`` (an Ecg or a path); bad settings and unusable ECGs raise readable errors."""
+        if not self.available:
+            raise RuntimeError(self.unavailable_reason or "No ECG\u2192cine generator is bundled")
+        if ecg is None:
+            raise ValueError("Load an ECG first: upload a file or pick a bundled example above.")
+        seed, steps = checked_whole(seed, "Seed", 0, 2 ** 31 - 1), checked_whole(steps, "Euler steps", 1, 200)
+        cfg = checked_number(cfg, "Guidance scale", 1.0, 20.0)
+        position = checked_number(slice_position, "Slice position", 0.0, 1.0)
+        if isinstance(ecg, (str, Path)):
+            from cardiosynth.ecg import read_ecg
+
+            ecg, name = read_ecg(ecg), name or Path(ecg).name
+        output = on_compute_thread(self.pipeline, ecg, seed=seed, steps=steps, cfg=cfg, slice_position=position)
+        result = EcgCineResult(output, ecg, name)
+        # a fresh name per result: users generating at the same time never overwrite each other's files
+        result.files["stem"] = f"cardiosynth_ecg_seed{seed}_{uuid.uuid4().hex[:10]}"
+        sweep(self.folder)
+        return result
+
+    def metadata(self, result: EcgCineResult) -> dict:
+        """What made the cine (settings, model, source ECG) and the cycle it follows: the JSON download."""
+        return {"conditions": {**result.output.conditions, "ecg_file": result.name}, "cycle": result.cycle}
+
+    def file(self, result: EcgCineResult, fmt: str) -> str:
+        """Path of the result as ``fmt`` (gif, mp4, nii.gz, json), written once; animations run at the ECG's rate."""
+        if fmt not in result.files:
+            path = self.folder / f"{result.files['stem']}.{fmt}"
+            if fmt == "json":
+                path.write_text(json.dumps(self.metadata(result), indent=2))
+            else:
+                info = self.metadata(result) if fmt == "nii.gz" else None
+                save_cine(result.cine, path, info, frame_seconds=result.frame_seconds)
+            result.files[fmt] = str(path)
+        return result.files[fmt]
+
+    def downloads(self, result: EcgCineResult) -> list[str]:
+        return [self.file(result, fmt) for fmt in FORMATS]
+
+    # ----------------------------------------------------------------------------------------- views
+    def summary_markdown(self, result: EcgCineResult) -> str:
+        """The heartbeat the cine follows and the settings that made it."""
+        c, k = result.output.conditions, result.cycle
+        return (f"**Cycle used**: {k['start_s']:.2f}\u2013{k['end_s']:.2f} s (beat {k['index'] + 1} of the "
+                f"{k['cycles_found']} complete ones the ECG model found; the typical one), "
+                f"RR {1000 * k['rr_s']:.0f} ms, {k['heart_rate_bpm']:.0f} bpm. Frame 0 sits on the R peak "
+                f"(end-diastole); the {result.cine.n_frames} frames span one R\u2013R interval, "
+                f"{1000 * result.frame_seconds:.0f} ms apart.\n\n**Settings**: seed {c['seed']}, {c['steps']} Euler "
+                f"steps, guidance {c['cfg']:g}, slice position {c['slice_position']:.2f}; model `{c['model']}`"
+                + (f"; ECG `{result.name}`" if result.name else "") + ".")
+
+    def figure(self, result: EcgCineResult) -> go.Figure:
+        """The cine frame beside lead II of its cycle, a cursor at the frame's time; Play / Pause and a slider."""
+        n, times = result.cine.n_frames, result.cycle["frame_times_s"]
+        fig = make_subplots(rows=1, cols=2, column_widths=[0.38, 0.62], horizontal_spacing=0.08,
+                            subplot_titles=["Generated cine", "Lead II over the cycle used (cursor: frame time)"])
+        for k in range(n):
+            fig.add_trace(go.Image(source=png_uri(result.cine, k), visible=k == 0, name=f"frame {k}",
+                                   hoverinfo="skip"), row=1, col=1)
+        t, lead = result.lead_ii()
+        low, high = float(np.min(lead)), float(np.max(lead))
+        pad = 0.1 * max(high - low, 1e-3)
+        fig.add_trace(go.Scatter(x=t, y=lead, mode="lines", name="lead II", line={"color": "#263238", "width": 1.5},
+                                 hovertemplate="%{x:.3f} s<extra></extra>"), row=1, col=2)
+        cursor_y = [low - pad, high + pad]
+        fig.add_trace(go.Scatter(x=[times[0]] * 2, y=cursor_y, mode="lines", name="frame time",
+                                 line={"color": CURSOR_COLOUR, "width": 3}, hoverinfo="skip"), row=1, col=2)
+        cursor = len(fig.data) - 1
+        fig.frames = [go.Frame(name=str(k), traces=[*range(n), cursor],
+                               data=[go.Image(visible=i == k) for i in range(n)] + [go.Scatter(x=[times[k]] * 2)])
+                      for k in range(n)]
+        self._layout(fig, result, cursor_y)
+        return fig
+
+    def _layout(self, fig: go.Figure, result: EcgCineResult, cursor_y: list[float]) -> None:
+        """Axes, the Play / Pause buttons and the frame slider (carrying the frame objects, see the module doc)."""
+        frames = [f.to_plotly_json() for f in fig.frames]
+        playing = [{**f, "layout": {"sliders[0].active": k}} for k, f in enumerate(frames)]  # the slider follows
+        still = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
+        play = {"mode": "immediate", "frame": {"duration": 1000 * result.frame_seconds, "redraw": True},
+                "transition": {"duration": 0}}
+        pause = {"mode": "immediate", "frame": {"duration": 0, "redraw": False}, "transition": {"duration": 0}}
+        steps = [{"method": "animate", "label": f"{k}", "args": [[frame], still]} for k, frame in enumerate(frames)]
+        fig.update_layout(
+            height=430, template="plotly_white", showlegend=False, margin={"l": 40, "r": 20, "t": 60, "b": 40},
+            updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "xanchor": "left", "y": -0.12,
+                          "yanchor": "top", "pad": {"t": 0, "r": 10},
+                          "buttons": [
+                              {"label": "\u25b6 Play", "method": "animate", "args": [playing * PLAY_BEATS, play]},
+                              {"label": "\u275a\u275a Pause", "method": "animate", "args": [[None], pause]}]}],
+            sliders=[{"active": 0, "steps": steps, "x": 0.2, "len": 0.8, "y": -0.05, "yanchor": "top",
+                      "currentvalue": {"prefix": "frame ", "suffix": " (0 = R peak)"}, "pad": {"t": 30}}])
+        fig.update_xaxes(visible=False, constrain="domain", row=1, col=1)
+        fig.update_yaxes(visible=False, scaleanchor="x", constrain="domain", row=1, col=1)
+        fig.update_xaxes(title_text="time in the recording (s)", range=[result.cycle["start_s"], result.cycle["end_s"]],
+                         row=1, col=2)
+        fig.update_yaxes(title_text=f"lead II ({result.ecg.units})", range=cursor_y, row=1, col=2)

@@ -1,0 +1,170 @@
+"""The ECG tab's "Generate cine from this ECG": the studio's logic (cine and ECG cursor in sync, files, readable
+errors), the ``/ecg_generate`` endpoint through gradio_client against the app served in this process, and the
+tab without the ECG->cine weights. A tiny random pipeline with an oracle phase (ecg_cine_fixture.py) stands in
+for the bundled model, which is not trained yet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ecg_cine_fixture import tiny_ecg_to_cine
+
+from cardiosynth.app.cine_view import CineStudio, png_uri
+from cardiosynth.app.ecg_cine import PLAY_BEATS, EcgCineStudio
+from cardiosynth.app.errors import user_message
+from cardiosynth.ecg import Ecg, EcgError
+from cardiosynth.paths import REPO_ROOT
+
+gradio_client = pytest.importorskip("gradio_client")
+
+from cardiosynth.app import build_app  # noqa: E402
+from cardiosynth.app.bench import serve_in_process  # noqa: E402
+
+LUDB_2 = REPO_ROOT / "assets" / "ecg" / "ludb" / "2.hea"
+SINUS = "LUDB record 2: sinus rhythm (WFDB)"
+
+
+@pytest.fixture(scope="module")
+def ecg_studio():
+    return EcgCineStudio(tiny_ecg_to_cine())
+
+
+@pytest.fixture(scope="module")
+def generated(ecg_studio):
+    return ecg_studio.generate(LUDB_2, seed=0, steps=2, cfg=2.0, slice_position=0.5)
+
+
+def _app(tmp_path_factory, ecg_studio):
+    """The app with the phenotype generator left out (not under test here) and a throwaway review database."""
+    from cardiosynth.app.phenotype_explorer import PhenotypeExplorer
+    from cardiosynth.review import ReviewService
+
+    folder = tmp_path_factory.mktemp("review")
+    review = ReviewService(folder / "review.sqlite", folder / "studies")
+    return build_app(PhenotypeExplorer(), CineStudio(load=False), review, ecg_studio=ecg_studio), review
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory, ecg_studio):
+    demo, review = _app(tmp_path_factory, ecg_studio)
+    with serve_in_process(demo) as url:
+        yield url
+    review.close()
+
+
+# ------------------------------------------------------------------------------------------ studio
+def test_figure_plays_the_cine_with_the_cursor_on_each_frame_time(ecg_studio, generated):
+    cycle, n = generated.cycle, generated.cine.n_frames
+    times = cycle["frame_times_s"]
+    assert n == len(times) == 16 and cycle["cycles_found"] >= 3 and 0.5 < cycle["rr_s"] < 1.2
+    figure = ecg_studio.figure(generated)
+    images = [i for i, t in enumerate(figure.data) if t.type == "image"]
+    cursor = next(i for i, t in enumerate(figure.data) if t.name == "frame time")
+    assert len(figure.frames) == n and len(images) == n
+    for k, frame in enumerate(figure.frames):
+        by_trace = dict(zip(frame.traces, frame.data))
+        assert [i for i in images if by_trace[i].visible] == [images[k]]  # frame k shows image k ...
+        assert list(by_trace[cursor].x) == [times[k], times[k]]  # ... and the cursor at frame time k
+    assert figure.data[images[5]].source == png_uri(generated.cine, 5)
+    assert list(figure.data[cursor].x) == [times[0]] * 2 and figure.data[images[0]].visible
+    lead = next(t for t in figure.data if t.name == "lead II")  # lead II from one R peak to the next
+    assert lead.x[0] <= cycle["start_s"] < lead.x[1] and lead.x[-2] < cycle["end_s"] <= lead.x[-1]
+    assert np.allclose(lead.y, generated.ecg.lead("II")[round(lead.x[0] * 500):round(lead.x[-1] * 500) + 1])
+
+
+def test_play_and_slider_carry_the_frames_gradio_does_not_pass_on(ecg_studio, generated):
+    """Gradio hands plotly data + layout only: Play and the slider steps must hold the frames themselves."""
+    figure = ecg_studio.figure(generated)
+    frames = [f.to_plotly_json() for f in figure.frames]
+    play, pause = figure.layout.updatemenus[0].buttons
+    assert "Play" in play.label and "Pause" in pause.label and play.method == "animate"
+    played = play.args[0]
+    assert len(played) == PLAY_BEATS * len(frames)
+    assert all({**f, "layout": {"sliders[0].active": k % 16}} == played[k] for k, f in enumerate(frames * PLAY_BEATS))
+    assert play.args[1]["frame"]["duration"] == pytest.approx(1000 * generated.cycle["rr_s"] / 16)  # real time
+    steps = figure.layout.sliders[0].steps
+    assert [list(s.args[0]) for s in steps] == [[f] for f in frames]
+    assert [s.label for s in steps] == [str(k) for k in range(16)]
+
+
+def test_downloads_follow_the_ecg_timing(ecg_studio, generated):
+    import nibabel as nib
+    from PIL import Image
+
+    files = [Path(f) for f in ecg_studio.downloads(generated)]
+    assert [f.name.split(".", 1)[1] for f in files] == ["mp4", "gif", "nii.gz", "json"]
+    assert all(f.is_file() and f.stat().st_size > 0 for f in files)
+    frame_s = generated.cycle["rr_s"] / 16
+    with Image.open(files[1]) as gif:
+        assert gif.n_frames == 16 and abs(gif.info["duration"] - 1000 * frame_s) <= 10  # GIF: 10 ms units
+    nifti = nib.load(files[2])
+    assert nifti.shape == (64, 64, 1, 16) and nifti.header.get_zooms()[3] == pytest.approx(frame_s, rel=1e-4)
+    saved = json.loads(files[3].read_text())
+    assert saved["cycle"]["frame_times_s"] == generated.cycle["frame_times_s"]
+    assert saved["conditions"]["seed"] == 0 and saved["conditions"]["note"] == "trained on pseudo-pairs"
+    assert "Cycle used" in ecg_studio.summary_markdown(generated)
+
+
+def test_an_ecg_without_a_heartbeat_is_one_readable_message(ecg_studio):
+    flat = Ecg(np.zeros((12, 5000), np.float32))
+    with pytest.raises(EcgError) as raised:
+        ecg_studio.generate(flat, 0, 2, 2.0, 0.5)
+    message = user_message(raised.value, "generating a cine from the ECG")
+    assert message.startswith("No complete heartbeat") and "Traceback" not in message and "bug" not in message
+
+
+@pytest.mark.parametrize("settings, message", [
+    ((-1, 2, 2.0, 0.5), "Seed must be between 0"),
+    ((0, 0, 2.0, 0.5), "Euler steps must be between 1 and 200"),
+    ((0, 2, float("nan"), 0.5), "Guidance scale must be between 1 and 20"),
+    ((0, 2, 2.0, 1.5), "Slice position must be between 0 and 1"),
+])
+def test_bad_settings_are_readable_errors(ecg_studio, settings, message):
+    with pytest.raises(ValueError, match=message):
+        ecg_studio.generate(LUDB_2, *settings)
+    with pytest.raises(ValueError, match="Load an ECG first"):
+        ecg_studio.generate(None, 0, 2, 2.0, 0.5)
+
+
+# ------------------------------------------------------------------------------------------ through the app
+def test_ecg_generate_endpoint_after_picking_the_example(url):
+    import imageio.v3 as iio
+
+    client = gradio_client.Client(url, verbose=False, download_files=False)
+    gif, figure, cycle, message = client.predict(0, 2, 2.0, 0.5, api_name="/ecg_generate")
+    assert "cs-error" in message and "Load an ECG first" in message  # nothing shown yet in this session
+    shown = client.predict(SINUS, api_name="/ecg_example")
+    assert len(shown) == 4 and shown[3] == ""  # the ECG kept for generation is session state, not an output
+    gif, figure, cycle, message = client.predict(3, 2, 2.0, 0.5, api_name="/ecg_generate")
+    assert message == "" and "Cycle used" in cycle and "seed 3" in cycle
+    path = Path(gif["path"] if isinstance(gif, dict) else gif)
+    assert path.is_file() and iio.imread(path, index=None).shape[0] == 16
+    plot = json.loads(figure["plot"])
+    assert figure["type"] == "plotly" and len(plot["frames"]) == 16
+    assert len(plot["layout"]["updatemenus"][0]["buttons"][0]["args"][0]) == 16 * PLAY_BEATS
+    # an unreadable upload replaces the shown ECG: generating then asks for an ECG again
+    garbage = Path(gif["path"] if isinstance(gif, dict) else gif).with_name("not_an_ecg.xml")
+    garbage.write_bytes(b"\x00 not an ECG " * 40)
+    assert "cs-error" in client.predict([gradio_client.handle_file(str(garbage))], api_name="/ecg")[3]
+    assert "Load an ECG first" in client.predict(0, 2, 2.0, 0.5, api_name="/ecg_generate")[3]
+
+
+def test_without_weights_the_tab_says_so_and_the_app_still_works(tmp_path_factory):
+    missing = EcgCineStudio(weights=tmp_path_factory.mktemp("no_weights"))
+    assert not missing.available and "could not be loaded" in missing.unavailable_reason
+    demo, review = _app(tmp_path_factory, missing)
+    try:
+        texts = {c.get("props", {}).get("elem_id"): str(c.get("props", {}).get("value"))
+                 for c in demo.config["components"]}
+        assert "could not be loaded" in texts["ecg-cine-unavailable"]
+        assert "weights are not in this build" in texts["cine-note-ecg"]
+        assert "ecg-generate-btn" not in texts and "ecg-cine-plot" not in texts
+        with serve_in_process(demo) as url:  # reading ECGs still works
+            client = gradio_client.Client(url, verbose=False, download_files=False)
+            assert client.predict(SINUS, api_name="/ecg_example")[2]["format"] == "wfdb"
+            assert "/ecg_generate" not in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    finally:
+        review.close()
