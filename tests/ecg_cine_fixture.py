@@ -1,4 +1,4 @@
-"""A tiny but real ECG -> cine pipeline for the app's tests, while the bundled ECG MAE and flow are not trained.
+"""A tiny but real ECG -> cine pipeline for the app's logic tests (fast, and independent of the bundled weights).
 
 Randomly initialised small ECG MAE and flow, and the bundled 3D-VAE: every step of EcgToCine runs for real.
 A random MAE's phase head finds no heartbeats, so :class:`OracleMAE` replaces its predicted phase with
@@ -35,7 +35,7 @@ class OracleMAE(EcgMAE):
 
 
 def tiny_ecg_to_cine() -> EcgToCine:
-    """The fake-but-real pipeline (2 Euler steps by default, to keep the tests quick)."""
+    """The fake-but-real pipeline (2 sampling steps by default, to keep the tests quick)."""
     torch.manual_seed(0)
     return EcgToCine(OracleMAE(TINY_MAE).eval(), EcgFlow(TINY_FLOW).eval(), load_vae3d("vae3d"), spacing_mm=1.5,
                      name="tiny_test_flow", sha="0" * 64)

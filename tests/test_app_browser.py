@@ -1,8 +1,8 @@
 """The app in a real browser: headless Debian Chromium driven by playwright's Python package (no browser
 download: ``executable_path=/usr/bin/chromium``). Edits a slider, samples a heart, waits for the plausibility
 indicator, generates a cine and a second one to compare, joins a reader study and answers a case, opens the
-ECG tab with the bundled sinus-rhythm example, generates a cine from it (a tiny stand-in ECG->cine pipeline,
-ecg_cine_fixture.py, while the bundled one is not trained) and plays it, and saves screenshots to
+ECG tab with the bundled sinus-rhythm example, generates a cine from it with the bundled ECG->cine model and
+plays it, and saves screenshots to
 ``outputs/screenshots/`` (``CARDIOSYNTH_SCREENSHOTS=assets/screenshots`` refreshes the README's). Also checks that the page makes no request outside 127.0.0.1."""
 
 from __future__ import annotations
@@ -44,11 +44,7 @@ def review(tmp_path_factory, prepared_default):
 
 @pytest.fixture(scope="module")
 def url(review):
-    from ecg_cine_fixture import tiny_ecg_to_cine
-
-    from cardiosynth.app.ecg_cine import EcgCineStudio
-
-    demo = build_app(review=review[0], ecg_studio=EcgCineStudio(tiny_ecg_to_cine()))
+    demo = build_app(review=review[0])  # the bundled models, as `python app.py` serves them
     with serve_in_process(demo) as url:
         yield url
 

@@ -1,7 +1,7 @@
 """The ECG tab's "Generate cine from this ECG": the studio's logic (cine and ECG cursor in sync, files, readable
 errors), the ``/ecg_generate`` endpoint through gradio_client against the app served in this process, and the
-tab without the ECG->cine weights. A tiny random pipeline with an oracle phase (ecg_cine_fixture.py) stands in
-for the bundled model, which is not trained yet."""
+tab without the ECG->cine weights. A tiny random pipeline with an oracle phase (ecg_cine_fixture.py) keeps these
+fast; the browser test (test_app_browser.py) and test_ecg_to_cine.py use the bundled model."""
 
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def test_an_ecg_without_a_heartbeat_is_one_readable_message(ecg_studio):
 
 @pytest.mark.parametrize("settings, message", [
     ((-1, 2, 2.0, 0.5), "Seed must be between 0"),
-    ((0, 0, 2.0, 0.5), "Euler steps must be between 1 and 200"),
+    ((0, 0, 2.0, 0.5), "Sampling steps must be between 1 and 200"),
     ((0, 2, float("nan"), 0.5), "Guidance scale must be between 1 and 20"),
     ((0, 2, 2.0, 1.5), "Slice position must be between 0 and 1"),
 ])

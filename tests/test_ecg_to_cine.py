@@ -220,6 +220,9 @@ def tiny_pipeline():
 
 def test_pipeline_output_cycle_and_determinism(tiny_pipeline, one_thread):
     ecg = read_ecg(LUDB_2)
+    torch.manual_seed(0)  # an output layer that is not zero (as at initialisation), so the noise reaches the cine
+    torch.nn.init.normal_(tiny_pipeline.flow.patch_out.weight, std=0.5)
+    torch.nn.init.normal_(tiny_pipeline.flow.ada_out[1].weight, std=0.5)
     out = tiny_pipeline(ecg, seed=1, steps=2)
     assert out.cine.frames.shape == (16, 64, 64) and out.cine.frames.dtype == np.float32
     assert 0 <= out.cine.frames.min() and out.cine.frames.max() <= 1
@@ -344,3 +347,14 @@ def test_timing_control_statistics():
     table = pd.DataFrame({"split": ["train", "val", "test", "test"], "paced": [0, 0, 0, 1],
                           "qt_rr": [0.4, 0.4, np.nan, 0.4]})
     assert len(heldout_records(table, "heldout")) == 1 and len(heldout_records(table, "test")) == 0
+
+
+@pytest.mark.parametrize("sampler", ["euler", "renoise"])
+def test_samplers_land_on_the_clean_estimate(sampler, monkeypatch):
+    """With x1 prediction both samplers end exactly on the network's last clean estimate: a network that always
+    predicts the same latent generates that latent, whatever the noise or the guidance."""
+    model = EcgFlow(dataclasses.replace(TINY_FLOW, sampler=sampler)).eval()
+    target = torch.randn(1, *TINY_FLOW.latent_shape)
+    monkeypatch.setattr(model, "forward", lambda z, *args, **kwargs: target.expand(z.shape[0], -1, -1, -1, -1))
+    out = model.sample(torch.randn(2, 16, 32), torch.rand(2), steps=4, cfg=3.0, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(out, target.expand(2, -1, -1, -1, -1), atol=1e-5)

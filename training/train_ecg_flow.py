@@ -263,8 +263,9 @@ This model can learn timing and coarse, group-linked appearance from the ECG; it
 - Method: anatomy template (mean training latent, stored in the weights) + alpha = {c.alpha} noise -> the cine's
   3D-VAE latent along a straight path (rectified flow); a DiT ({c.depth} blocks of width {c.width}: spatial,
   temporal and cross-attention to the ECG cycle's {c.ecg_frames} per-frame features, AdaLN-Zero on time and
-  slice position) predicts the velocity; Euler sampling, {c.sampling_steps} steps, CFG {c.cfg} on the ECG
-  (condition dropout {c.condition_dropout}). {summary['parameters'] / 1e6:.1f} M parameters.
+  slice position) predicts the clean latent ({c.prediction}; velocity v = (x1 - z_t) / (1 - t)); sampling:
+  {c.sampler}, {c.sampling_steps} steps, CFG {c.cfg} on the ECG (condition dropout {c.condition_dropout}).
+  {summary['parameters'] / 1e6:.1f} M parameters.
 - Depends on (pinned by sha256 in `config.json`): the 3D-VAE `{vae_folder}` and the ECG MAE `{mae_folder}`
   (frozen; features of complete cycles found from its predicted phase, resampled to the cine's frames).
 - Data: ACDC training split, {summary['n_train_cines']} slice cines, {summary['n_pairs']} subject-ECG pairs over

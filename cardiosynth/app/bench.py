@@ -2,7 +2,8 @@
 
 - ``cold_start_s``: from spawning ``python app.py --port P`` to the first ``GET /`` answered 200 (page served).
 - ``client_ms``: gradio_client round trips (queue included) for ``/sample``, ``/plausibility`` and
-  ``/ecg_example`` (the first ECG call is reported apart: it may pay for importing the ECG stack).
+  ``/ecg_example`` (the first ECG call is reported apart: it may pay for importing the ECG stack),
+  ``/ecg_generate`` (a cine from that ECG: GIF, synced figure and cycle back; downloads follow in a chained step).
   ``/generate`` (phenotypes -> cine: GIF + values back; the figure and downloads follow in a chained step).
 - ``browser`` (``--browser``): headless Chromium clicks "Sample a heart" and waits until the plausibility
   indicator shows the new heart (click -> result on screen), then until the population plot shows it; and
@@ -101,7 +102,15 @@ def _client_latency(url: str, repeats: int) -> dict:
         ecg_ms.append(1000 * (time.perf_counter() - t))
     report = {"sample": _stats(sample_ms), "plausibility": _stats(score_ms),
               "ecg_example_first": round(ecg_ms[0], 1), "ecg_example": _stats(ecg_ms[1:])}
-    if "/generate" in client.view_api(print_info=False, return_format="dict").get("named_endpoints", {}):
+    endpoints = client.view_api(print_info=False, return_format="dict").get("named_endpoints", {})
+    if "/ecg_generate" in endpoints:  # a cine from the ECG just read (kept in this client's session)
+        ecg_cine_ms = []
+        for i in range(repeats):
+            t = time.perf_counter()
+            client.predict(i, 10, 2.0, 0.5, api_name="/ecg_generate")
+            ecg_cine_ms.append(1000 * (time.perf_counter() - t))
+        report["ecg_generate"] = _stats(ecg_cine_ms)
+    if "/generate" in endpoints:
         generate_ms = []
         for i in range(repeats):
             t = time.perf_counter()

@@ -105,7 +105,7 @@ class EcgCineStudio:
             raise RuntimeError(self.unavailable_reason or "No ECG\u2192cine generator is bundled")
         if ecg is None:
             raise ValueError("Load an ECG first: upload a file or pick a bundled example above.")
-        seed, steps = checked_whole(seed, "Seed", 0, 2 ** 31 - 1), checked_whole(steps, "Euler steps", 1, 200)
+        seed, steps = checked_whole(seed, "Seed", 0, 2 ** 31 - 1), checked_whole(steps, "Sampling steps", 1, 200)
         cfg = checked_number(cfg, "Guidance scale", 1.0, 20.0)
         position = checked_number(slice_position, "Slice position", 0.0, 1.0)
         if isinstance(ecg, (str, Path)):
@@ -146,8 +146,8 @@ class EcgCineStudio:
                 f"{k['cycles_found']} complete ones the ECG model found; the typical one), "
                 f"RR {1000 * k['rr_s']:.0f} ms, {k['heart_rate_bpm']:.0f} bpm. Frame 0 sits on the R peak "
                 f"(end-diastole); the {result.cine.n_frames} frames span one R\u2013R interval, "
-                f"{1000 * result.frame_seconds:.0f} ms apart.\n\n**Settings**: seed {c['seed']}, {c['steps']} Euler "
-                f"steps, guidance {c['cfg']:g}, slice position {c['slice_position']:.2f}; model `{c['model']}`"
+                f"{1000 * result.frame_seconds:.0f} ms apart.\n\n**Settings**: seed {c['seed']}, {c['steps']} {c['sampler']} "
+                f"sampling steps, guidance {c['cfg']:g}, slice position {c['slice_position']:.2f}; model `{c['model']}`"
                 + (f"; ECG `{result.name}`" if result.name else "") + ".")
 
     def figure(self, result: EcgCineResult) -> go.Figure:

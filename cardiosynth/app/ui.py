@@ -197,7 +197,7 @@ def add_ecg_cine_panel(studio: EcgCineStudio, shown: gr.State) -> None:
                          info="same ECG + same seed = the same cine")
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
-            steps = gr.Slider(1, 50, value=defaults["steps"], step=1, label="Euler steps",
+            steps = gr.Slider(1, 50, value=defaults["steps"], step=1, label="Sampling steps",
                               info="steps of the flow from the template to the cine; more = slower")
             cfg = gr.Slider(1, 10, value=defaults["cfg"], step=0.5, label="Guidance scale",
                             info="1 = no guidance; higher = follows the ECG harder, less variety")

@@ -71,7 +71,8 @@ def benchmark_ecg_to_cine(warmup: int = 2, repeats: int = 5, ecg_file: str | Non
 
     pipe = EcgToCine.from_pretrained()
     ecg = read_ecg(ecg_file or REPO_ROOT / "assets" / "ecg" / "ludb" / "2.hea")
-    return {"target": f"ecg-to-cine ({pipe.flow.config.sampling_steps} Euler steps, cfg {pipe.flow.config.cfg})",
+    c = pipe.flow.config
+    return {"target": f"ecg-to-cine ({c.sampling_steps} {c.sampler} steps, cfg {c.cfg}; ECG {ecg_file or 'LUDB 2'})",
             **time_callable(lambda: pipe(ecg, seed=0), 1, warmup, repeats)}
 
 

@@ -5,8 +5,9 @@
     out.cine.frames                                          # (16, 64, 64), frame 0 = the R peak (~ end-diastole)
     out.cycle                                                # the R-R cycle used: start/end in s, frame times
 
-The bundled flow was trained on pseudo-pairs (cardiosynth.data.pairing): it can follow the ECG's timing and
-its diagnosis family's coarse appearance, never a patient's own anatomy.
+The bundled flow was trained on pseudo-pairs (cardiosynth.data.pairing): such a model can at best follow the ECG's
+timing and its diagnosis family's coarse appearance, never a patient's own anatomy (and the bundled one does not
+yet measurably follow the timing: reports/ecg_flow/).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from cardiosynth.weights import WEIGHTS_DIR, WeightsError
 
 COMPONENTS = ("ecg_mae", "vae3d", "ecg_flow")
 PSEUDO_PAIRED_NOTE = ("Trained on pseudo-pairs: no public data pairs ECGs with the same person's cine MRI, so the "
-                      "bundled model learned from ECGs matched to cines by diagnosis family and systolic timing. "
-                      "It can follow the ECG's timing, not a patient's own heart.")
+                      "bundled model learned from ECGs matched to cines by diagnosis family and systolic timing. At "
+                      "best such a model follows the ECG's timing, never a patient's own heart. The bundled one is "
+                      "weak: its cines are blurry, and on held-out ECGs their end-systole did not follow the ECG's "
+                      "QT/RR (r = -0.02, test split; README, ECG \u2192 cine).")
 
 
 @dataclass
@@ -129,7 +132,7 @@ class EcgToCine:
     def __call__(self, ecg, seed: int = 0, steps: int | None = None, cfg: float | None = None,
                  slice_position: float = 0.5, cycle: int | None = None) -> EcgToCineOutput:
         """One cine for ``ecg`` (a path or an :class:`Ecg`). ``cycle`` picks one of the complete cycles found
-        (default: the typical one); ``steps`` Euler steps and ``cfg`` guidance default to the flow's config."""
+        (default: the typical one); ``steps`` sampling steps (the flow's sampler) and ``cfg`` guidance default to the flow's config."""
         c = self.flow.config
         steps = c.sampling_steps if steps is None else steps
         cfg = c.cfg if cfg is None else cfg
@@ -153,7 +156,8 @@ class EcgToCine:
         cycle_info = {"index": k, "start_s": round(start, 4), "end_s": round(end, 4), "rr_s": round(end - start, 4),
                       "heart_rate_bpm": round(60.0 / (end - start), 1), "cycles_found": len(encoded.cycles),
                       "frame_times_s": [round(start + (end - start) * f / len(frames), 4) for f in range(len(frames))]}
-        conditions = {"seed": int(seed), "steps": int(steps), "cfg": float(cfg), "slice_position": float(slice_position),
+        conditions = {"seed": int(seed), "steps": int(steps), "sampler": c.sampler, "cfg": float(cfg),
+                      "slice_position": float(slice_position),
                       "model": f"{self.name}@{self.sha[:12]}", "ecg_format": ecg.source_format,
                       "note": "trained on pseudo-pairs"}
         cine = Cine(frames, (self.spacing_mm, self.spacing_mm), float(slice_position),
