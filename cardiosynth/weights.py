@@ -134,6 +134,17 @@ def load_state(folder_or_name: str | Path) -> tuple[dict[str, torch.Tensor], dic
     return dequantize(load_file(str(weights))), payload
 
 
+def load_module(model_cls, config_cls, folder_or_name: str | Path) -> torch.nn.Module:
+    """``model_cls(config)`` with the folder's weights (sha256 checked, float32), in eval mode; ``sha256``,
+    ``depends_on`` and ``metrics`` (the config's ``extra``) attached for provenance."""
+    state, payload = load_state(folder_or_name)
+    model = model_cls(config_from_dict(config_cls, payload["config"]))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    model.sha256, model.depends_on = payload["sha256"], payload.get("depends_on", {})
+    model.metrics = payload.get("extra", {})
+    return model.eval()
+
+
 def check_dependency(payload: dict, name: str, folder_or_name: str | Path) -> None:
     """Refuse to combine a model with a different version of a model it was trained with."""
     expected = payload.get("depends_on", {}).get(name)

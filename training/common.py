@@ -142,6 +142,21 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     return meta
 
 
+def start_run(model: torch.nn.Module, optimizer: torch.optim.Optimizer, run_dir: Path, resume: bool,
+              best: dict) -> tuple[torch.nn.Module, torch.nn.ModuleDict, int, int, dict]:
+    """An EMA copy of ``model`` and, with ``resume``, the state of ``run_dir/last``: returns ``(ema, both,
+    start_epoch, step, best)``, ``both`` being what every checkpoint of the run holds (model and EMA)."""
+    import copy
+
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    both = torch.nn.ModuleDict({"model": model, "ema": ema})
+    start_epoch, step = 0, 0
+    if resume and checkpoint_exists(run_dir / "last"):
+        meta = load_checkpoint(run_dir / "last", both, optimizer)
+        start_epoch, step, best = meta["extra"]["epoch"] + 1, meta["extra"]["step"], meta["extra"]["best"]
+    return ema, both, start_epoch, step, best
+
+
 def checkpoint_exists(path: str | Path) -> bool:
     path = Path(path)
     return path.with_suffix(".safetensors").is_file() and path.with_suffix(".json").is_file()

@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import math
@@ -32,7 +31,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn as nn
 from tqdm import tqdm
 
 from cardiosynth.data.dataset import load_prepared
@@ -42,8 +40,7 @@ from cardiosynth.models.ecg_mae import load_ecg_mae
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import read_config, resolve, save_pretrained
 from training.common import (ACDC_LICENCE, JsonlLog, adamw, checkpoint_exists, cosine_lr, ema_update, load_checkpoint,
-                             pick_device, run_minutes, save_checkpoint, seed_everything,
-                             store_compact)
+                             pick_device, run_minutes, save_checkpoint, seed_everything, start_run, store_compact)
 from training.train_mar import compute_latents
 
 VAL_SEED = 4242
@@ -137,17 +134,12 @@ def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[lis
     model = EcgFlow(config)
     model.template.copy_(train_latents[0].mean(0))
     model = model.to(device)
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
-    both = nn.ModuleDict({"model": model, "ema": ema})
     optimizer = adamw(model, config.lr, config.weight_decay)
     n = train_latents.shape[1]
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     log = JsonlLog(run_dir / "log.jsonl")
-    start_epoch, step, best = 0, 0, {"val_loss": float("inf")}
-    if resume and checkpoint_exists(run_dir / "last"):
-        meta = load_checkpoint(run_dir / "last", both, optimizer)
-        start_epoch, step, best = meta["extra"]["epoch"] + 1, meta["extra"]["step"], meta["extra"]["best"]
+    ema, both, start_epoch, step, best = start_run(model, optimizer, run_dir, resume, {"val_loss": float("inf")})
     model.train()
     bar = tqdm(range(start_epoch, config.epochs), desc="ECG flow", unit="epoch", disable=not progress)
     for epoch in bar:

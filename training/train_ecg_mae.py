@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import math
@@ -27,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 from tqdm import tqdm
 
 from cardiosynth.data.ludb import LudbArrays, load_arrays
@@ -36,7 +34,7 @@ from cardiosynth.models.ecg_mae import (CONFIGS, EcgMAE, EcgMAEConfig, augment, 
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import save_pretrained
 from training.common import (JsonlLog, adamw, checkpoint_exists, cosine_lr, ema_update, load_checkpoint, pick_device,
-                             save_checkpoint, seed_everything)
+                             save_checkpoint, seed_everything, start_run)
 
 MATCH_TOLERANCE_S = 0.075  # the R-peak scoring rule of DESIGN.md
 
@@ -100,18 +98,13 @@ def fit(config: EcgMAEConfig, train: LudbArrays, val: LudbArrays, run_dir: Path,
     generator = seed_everything(config.seed)
     device = pick_device(device)
     model = EcgMAE(config).to(device)
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
-    both = nn.ModuleDict({"model": model, "ema": ema})
     optimizer = adamw(model, config.lr, config.weight_decay)
     x, phase, valid = tensors(train, config)
     n = len(x)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     log = JsonlLog(run_dir / "log.jsonl")
-    start_epoch, step, best = 0, 0, {"phase_error_rad": float("inf")}
-    if resume and checkpoint_exists(run_dir / "last"):
-        meta = load_checkpoint(run_dir / "last", both, optimizer)
-        start_epoch, step, best = meta["extra"]["epoch"] + 1, meta["extra"]["step"], meta["extra"]["best"]
+    ema, both, start_epoch, step, best = start_run(model, optimizer, run_dir, resume, {"phase_error_rad": float("inf")})
     model.train()
     bar = tqdm(range(start_epoch, config.epochs), desc="ECG MAE", unit="epoch", disable=not progress)
     for epoch in bar:

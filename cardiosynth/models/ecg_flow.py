@@ -36,7 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cardiosynth.models.ecg_mae import sinusoidal_positions
-from cardiosynth.weights import config_from_dict, load_state
+from cardiosynth.weights import load_module
 
 
 @dataclass(frozen=True)
@@ -280,10 +280,4 @@ class EcgFlow(nn.Module):
 
 def load_ecg_flow(folder_or_name: str = "ecg_flow") -> EcgFlow:
     """Bundled or saved ECG flow (sha256 checked; the template travels in the weights), eval mode."""
-    state, payload = load_state(folder_or_name)
-    model = EcgFlow(config_from_dict(EcgFlowConfig, payload["config"]))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    model.sha256 = payload["sha256"]
-    model.depends_on = payload.get("depends_on", {})
-    model.metrics = payload.get("extra", {})
-    return model.eval()
+    return load_module(EcgFlow, EcgFlowConfig, folder_or_name)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from cardiosynth.weights import config_from_dict, load_state
+from cardiosynth.weights import load_module
 
 TWO_PI = 2 * math.pi
 
@@ -208,12 +208,7 @@ def resample_cycle(features: torch.Tensor, start: float, end: float, frames: int
 
 def load_ecg_mae(folder_or_name: str = "ecg_mae") -> EcgMAE:
     """Bundled or saved ECG MAE (sha256 checked), eval mode."""
-    state, payload = load_state(folder_or_name)
-    model = EcgMAE(config_from_dict(EcgMAEConfig, payload["config"]))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    model.sha256 = payload["sha256"]
-    model.metrics = payload.get("extra", {})
-    return model.eval()
+    return load_module(EcgMAE, EcgMAEConfig, folder_or_name)
 
 
 def shift_batch(x: torch.Tensor, phase: torch.Tensor, valid: torch.Tensor, shifts: torch.Tensor, patch: int):
