@@ -1,6 +1,6 @@
 """Does the generated cine follow the ECG? Timing, a shuffled-ECG control, and realism of the ECG -> cine model.
 
-    python -m cardiosynth.measure.ecg_timing [--split test|val|heldout] [--weights weights] [--out reports/ecg_flow/eval]
+    python -m cardiosynth.measure.ecg_timing [--split test|val|heldout] [--weights weights] [--out reports/ecg_flow/test]
 
 For every held-out LUDB record (not paced, with a QT/RR from neurokit2) one cine is generated (seed 0, mid-
 ventricle). The bundled segmenter reads its LV area curve; the end-systolic time is the curve's minimum refined
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="LUDB records to use (heldout = val + test)")
     parser.add_argument("--weights", type=Path, default=None, help="folder with ecg_mae/, vae3d/, ecg_flow/")
     parser.add_argument("--acdc-split", choices=["val", "test"], default="test", help="real cines for the floor")
-    parser.add_argument("--out", type=Path, default=Path("reports/ecg_flow/eval"))
+    parser.add_argument("--out", type=Path, default=Path("reports/ecg_flow/test"))
     args = parser.parse_args(argv)
     from cardiosynth.weights import WEIGHTS_DIR
 
