@@ -10,6 +10,8 @@ to sub-frame resolution, as a fraction of the cycle (frame 0 = R peak). Reported
   mean absolute difference; ``shuffled_control``: the same r with the ECGs' QT/RR shuffled over the cines
   (2,000 permutations: mean, 95 % range, and the share at least as large as the observed r = p-value). The
   correlation must drop under shuffling for the ECG to be said to control timing.
+- ``timing_ceiling_real_cines``: the same ES measurement on real held-out ACDC cines vs their expert ES frame
+  (how precisely the instrument reads timing at all).
 - ``heart_rate``: the cycle the model used vs neurokit2's median RR (the cycle finding itself).
 - ``realism``: Fréchet distance of the generated cines' features (bundled cine encoder) to the real training
   cines, and its ratio to the real floor (real held-out cines of the ACDC ``--acdc-split`` to train).
@@ -95,13 +97,15 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
     generated = encode_cines(reference.encoder, np.stack([c.frames for c in cines]))
     fid = metrics.frechet_with_ci(generated, reference.train_features)
     floor = reference.floor
+    ceiling = timing_ceiling(reference.heldout, measurer)
     # what the ECG does not set: LV size across ECGs vs across seeds of one ECG
     first = records["path"].iloc[0]
     seed_cines = [pipe(first, seed=s).cine for s in range(seeds_for_spread)]
     seed_areas = measurer.measure(seed_cines)[0]["lv_area_ed_mm2"].to_numpy()
     report = {
         "command": command, "split": split, "weights": str(weights), "model": pipe.sha[:12],
-        "timing": timing, "shuffled_control": shuffled_control(x, y, r), "heart_rate": heart_rate,
+        "timing": timing, "shuffled_control": shuffled_control(x, y, r), "timing_ceiling_real_cines": ceiling,
+        "heart_rate": heart_rate,
         "realism": {"frechet_to_train": fid, "real_floor": floor, "acdc_split_for_floor": acdc_split,
                     "ratio_to_floor": round(fid["value"] / floor["value"], 3)},
         "not_controlled": {"lv_area_ed_sd_across_ecgs_mm2": round(float(good["lv_area_ed_mm2"].std()), 1),
@@ -114,6 +118,19 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
     plot_timing(good, out / "timing.png", r)
     plot_examples(table, cines, curves, ok.to_numpy(), out / "examples.png")
     return report
+
+
+def timing_ceiling(real, measurer) -> dict:
+    """How well the same ES measurement reads real cines' timing: measured ES fraction (LV area minimum) vs the
+    expert ES frame of ACDC (``es_frame_float``), over the held-out real cines. A generator cannot show timing
+    more precisely than this instrument reads it."""
+    frames = real.cines.shape[1]
+    _, curves = measurer.measure([real.cine(i) for i in range(len(real))])
+    measured = np.array([c.es_frame_subframe / frames for c in curves])
+    truth = real.table["es_frame_float"].to_numpy(float) / frames
+    r = float(np.corrcoef(measured, truth)[0, 1])
+    return {"n": len(truth), "pearson_r": round(r, 4), "mean_abs_difference": round(float(np.mean(np.abs(measured - truth))), 4),
+            "es_fraction_expert_mean_sd": [round(float(truth.mean()), 4), round(float(truth.std()), 4)]}
 
 
 def plot_timing(good: pd.DataFrame, path: Path, r: float) -> None:
