@@ -358,3 +358,23 @@ def test_samplers_land_on_the_clean_estimate(sampler, monkeypatch):
     monkeypatch.setattr(model, "forward", lambda z, *args, **kwargs: target.expand(z.shape[0], -1, -1, -1, -1))
     out = model.sample(torch.randn(2, 16, 32), torch.rand(2), steps=4, cfg=3.0, generator=torch.Generator().manual_seed(1))
     assert torch.allclose(out, target.expand(2, -1, -1, -1, -1), atol=1e-5)
+
+
+def test_time_warp_moves_end_systole_in_cine_and_ecg_alike(tmp_path, one_thread):
+    """Re-timing keeps frame 0 (the R peak), is the identity for a = b, and puts what was at fraction b at
+    fraction a; the training loop accepts warped versions with their knots."""
+    from training.train_ecg_flow import fit, warp_frames
+
+    t = torch.arange(16, dtype=torch.float32)[:, None]
+    assert torch.equal(warp_frames(t, 0.4, 0.4), t)
+    warped = warp_frames(t, 0.25, 0.5)  # original frame 8 (fraction 0.5) now at frame 4 (fraction 0.25)
+    assert warped[0, 0] == 0 and warped[4, 0] == pytest.approx(8.0) and torch.all(torch.diff(warped[:15, 0]) > 0)
+    cine = torch.rand(16, 8, 8)
+    assert torch.allclose(warp_frames(cine, 0.25, 0.5)[4], cine[8])  # images and features share the warp
+    config = dataclasses.replace(TINY_FLOW, epochs=1, batch_size=2, eval_every=1, warmup_steps=1)
+    latents = torch.randn(2, 3, *config.latent_shape)
+    knots = torch.tensor([[[0.5, 0.5]] * 3, [[0.3, 0.4]] * 3])
+    ecgs = [[[torch.randn(16, 32)]] for _ in range(3)]
+    _, best = fit(config, latents, ecgs, torch.rand(3), latents[0], ecgs, torch.rand(3), tmp_path / "run",
+                  progress=False, train_knots=knots)
+    assert np.isfinite(best["val_loss"])

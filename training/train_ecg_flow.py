@@ -87,17 +87,49 @@ def cine_ecgs(cines: pd.DataFrame, pairs: pd.DataFrame, cycles: dict[str, list[t
     return [by_subject.get(s, []) for s in cines["subject"]]
 
 
-def draw_batch(ecgs: list[list], idx: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def draw_batch(ecgs: list[list], idx: torch.Tensor, generator: torch.Generator | None,
+               knots: torch.Tensor | None = None) -> torch.Tensor:
     """(B, frames, D): for each cine a random paired ECG and a random cycle of it (typical cycle without a
-    generator, the validation setting)."""
+    generator, the validation setting), time-warped like its cine when ``knots`` (B, 2) are given."""
     out = []
-    for i in idx.tolist():
+    for row, i in enumerate(idx.tolist()):
         if generator is None:
-            out.append(ecgs[i][0][0])
-            continue
-        cycles = ecgs[i][int(torch.randint(len(ecgs[i]), (1,), generator=generator))]
-        out.append(cycles[int(torch.randint(len(cycles), (1,), generator=generator))])
+            features = ecgs[i][0][0]
+        else:
+            cycles = ecgs[i][int(torch.randint(len(ecgs[i]), (1,), generator=generator))]
+            features = cycles[int(torch.randint(len(cycles), (1,), generator=generator))]
+        out.append(features if knots is None else warp_frames(features, *knots[row].tolist()))
     return torch.stack(out)
+
+
+def warp_frames(seq: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """``seq`` (T, ...) over one cycle, re-timed so that cycle fraction ``a`` of the result shows fraction ``b``
+    of the original (piecewise linear; the R peak stays at frame 0; periodic linear interpolation). Applied
+    alike to a cine and to its ECG's per-frame features, it moves end-systole and the T wave together: timing
+    examples beyond the 47 training subjects' own."""
+    t = seq.shape[0]
+    x = torch.arange(t, dtype=torch.float64) / t
+    source = torch.where(x <= a, x * b / a, b + (x - a) * (1 - b) / (1 - a)) * t
+    lo = source.floor().long()
+    weight = (source - lo).to(seq.dtype).view((t,) + (1,) * (seq.dim() - 1))
+    return seq[lo % t] * (1 - weight) + seq[(lo + 1) % t] * weight
+
+
+def time_warped_latents(vae_folder, cines: torch.Tensor, es_fraction: np.ndarray, copies: int, seed: int,
+                        device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``copies`` re-timed versions of every cine (end-systole moved to its fraction x U(0.7, 1.4), within
+    0.2-0.7), encoded by the 3D-VAE: latents (copies, N, ...) and the warp knots (copies, N, 2)."""
+    from cardiosynth.models.vae3d import encode_cines, load_vae3d
+
+    rng = np.random.default_rng(seed)
+    vae = load_vae3d(str(vae_folder)).to(device)
+    latents, knots = [], []
+    for _ in tqdm(range(copies), desc="time-warped latents", unit="copy"):
+        new = np.clip(es_fraction * rng.uniform(0.7, 1.4, len(es_fraction)), 0.2, 0.7)
+        warped = torch.stack([warp_frames(c, float(a), float(b)) for c, a, b in zip(cines, new, es_fraction)])
+        latents.append(encode_cines(vae, warped.clamp(0, 1)))
+        knots.append(torch.tensor(np.stack([new, es_fraction], 1), dtype=torch.float32))
+    return torch.stack(latents), torch.stack(knots)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -125,10 +157,11 @@ def validation_loss(model: EcgFlow, latents: torch.Tensor, ecgs: list[list], pos
 
 def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[list], train_positions: torch.Tensor,
         val_latents: torch.Tensor, val_ecgs: list[list], val_positions: torch.Tensor, run_dir: Path,
-        resume: bool = False, device: str = "auto", max_steps: int | None = None,
-        progress: bool = True) -> tuple[EcgFlow, dict]:
+        resume: bool = False, device: str = "auto", max_steps: int | None = None, progress: bool = True,
+        train_knots: torch.Tensor | None = None) -> tuple[EcgFlow, dict]:
     """Train on ``train_latents`` (versions, N, C, F, H, W; version 0 clean, whose mean is the template); return
-    the EMA model of the best validation epoch and that epoch's record."""
+    the EMA model of the best validation epoch and that epoch's record. ``train_knots`` (versions, N, 2) are the
+    time warps of the versions (None: none are warped)."""
     seed_everything(config.seed)
     device = pick_device(device)
     model = EcgFlow(config)
@@ -151,7 +184,9 @@ def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[lis
             idx = order[k * config.batch_size:(k + 1) * config.batch_size]
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(step, total_steps, config.lr, config.warmup_steps, 0.05)
-            loss = model.loss(train_latents[version[idx], idx].to(device), draw_batch(train_ecgs, idx, generator).to(device),
+            knots = None if train_knots is None else train_knots[version[idx], idx]
+            loss = model.loss(train_latents[version[idx], idx].to(device),
+                              draw_batch(train_ecgs, idx, generator, knots).to(device),
                               train_positions[idx].to(device), generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -207,12 +242,20 @@ def train(config: EcgFlowConfig, out: Path, vae_folder, mae_folder, pairs_file: 
     keep_val = np.array([bool(e) for e in val_ecgs])
     if not keep_train.any() or not keep_val.any():
         raise ValueError("No training or validation cine has a paired ECG with a complete cycle")
+    train_latents, train_knots = torch.from_numpy(arrays["train"][:, keep_train]), None
+    if config.time_warp_copies:
+        frames = torch.from_numpy(train_set.cines[keep_train].astype(np.float32) / 255.0)
+        es = train_set.table["es_frame_float"].to_numpy(float)[keep_train] / frames.shape[1]
+        warped, knots = time_warped_latents(vae_folder, frames, es, config.time_warp_copies, config.seed,
+                                            pick_device(device))
+        identity = torch.full((train_latents.shape[0], train_latents.shape[1], 2), 0.5)
+        train_latents, train_knots = torch.cat([train_latents, warped]), torch.cat([identity, knots])
     positions = {s: torch.tensor(d.table["slice_position"].to_numpy(np.float32)) for s, d in
                  (("train", train_set), ("val", val_set))}
     run_dir = cache_dir() / "runs" / out.name
-    model, best = fit(config, torch.from_numpy(arrays["train"][:, keep_train]), [e for e in train_ecgs if e],
-                      positions["train"][keep_train], torch.from_numpy(arrays["val"][keep_val]),
-                      [e for e in val_ecgs if e], positions["val"][keep_val], run_dir, resume, device, max_steps)
+    model, best = fit(config, train_latents, [e for e in train_ecgs if e], positions["train"][keep_train],
+                      torch.from_numpy(arrays["val"][keep_val]), [e for e in val_ecgs if e], positions["val"][keep_val],
+                      run_dir, resume, device, max_steps, train_knots=train_knots)
     minutes = run_minutes(run_dir / "log.jsonl")  # all segments of a resumed run
     summary = {"selected": best, "train_minutes": round(minutes, 1), "dataset": str(dataset_name),
                "pairs": "given" if pairs_file else "pseudo-pairs (diagnosis family + QT/RR)",
@@ -285,6 +328,7 @@ def main() -> None:
     parser.add_argument("--dataset", default=None, help="prepared dataset name or folder (default: the config's)")
     parser.add_argument("--out", help="weights folder (default weights/ecg_flow, or ecg_flow_<config>)")
     parser.add_argument("--epochs", type=int)
+    parser.add_argument("--time-warp-copies", type=int, help="re-timed copies of each training cine (default: config)")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--device", default="auto")
@@ -292,8 +336,11 @@ def main() -> None:
     config = CONFIGS[args.config]
     if args.epochs:
         config = dataclasses.replace(config, epochs=args.epochs)
+    if args.time_warp_copies is not None:
+        config = dataclasses.replace(config, time_warp_copies=args.time_warp_copies)
     suffix = "" if args.config == "default" else f"_{args.config}"
-    report = REPO_ROOT / "reports" / "ecg_flow" if args.config == "default" and not args.max_steps else None
+    bundled = args.config == "default" and not args.max_steps and args.out is None
+    report = REPO_ROOT / "reports" / "ecg_flow" if bundled else None  # other runs never overwrite the bundled reports
     summary = train(config, Path(args.out or f"weights/ecg_flow{suffix}"), args.vae or f"weights/vae3d{suffix}",
                     args.ecg_mae or f"weights/ecg_mae{suffix}", args.pairs, args.dataset or args.config, args.resume,
                     args.device, args.max_steps, "python -m training.train_ecg_flow " + " ".join(sys.argv[1:]), report)

@@ -70,6 +70,7 @@ class EcgFlowConfig:
     grad_clip: float = 1.0
     eval_every: int = 3
     pairs_per_subject: int = 4
+    time_warp_copies: int = 0  # extra training copies of each cine with end-systole moved, ECG features warped alike
     seed: int = 0
 
     @property
