@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import threading
 import time
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # must be set before gradio is imported
@@ -33,14 +32,11 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(max(1, args.threads))
     from cardiosynth.app import build_app, launch_kwargs
 
-    from cardiosynth.app.ecg_view import warm_up
-
     log = logging.getLogger("cardiosynth.app")
     demo = build_app()
     demo.launch(server_name=args.host, server_port=args.port, prevent_thread_lock=True,
                 **launch_kwargs())
     log.info("Serving on http://%s:%d (%.1f s after start)", args.host, args.port, time.perf_counter() - t0)
-    threading.Thread(target=warm_up, name="ecg-warm-up", daemon=True).start()  # neurokit2 imports slowly
     demo.block_thread()
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from ecg_cine_fixture import tiny_ecg_to_cine
 
-from cardiosynth.app.cine_view import CineStudio, png_uri
+from cardiosynth.app.cine_view import CineStudio, png_uris
 from cardiosynth.app.ecg_cine import PLAY_BEATS, EcgCineStudio
 from cardiosynth.app.errors import user_message
 from cardiosynth.ecg import Ecg, EcgError
@@ -68,7 +68,7 @@ def test_figure_plays_the_cine_with_the_cursor_on_each_frame_time(ecg_studio, ge
         by_trace = dict(zip(frame.traces, frame.data))
         assert [i for i in images if by_trace[i].visible] == [images[k]]  # frame k shows image k ...
         assert list(by_trace[cursor].x) == [times[k], times[k]]  # ... and the cursor at frame time k
-    assert figure.data[images[5]].source == png_uri(generated.cine, 5)
+    assert figure.data[images[5]].source == png_uris(generated.cine)[5]
     assert list(figure.data[cursor].x) == [times[0]] * 2 and figure.data[images[0]].visible
     lead = next(t for t in figure.data if t.name == "lead II")  # lead II from one R peak to the next
     assert lead.x[0] <= cycle["start_s"] < lead.x[1] and lead.x[-2] < cycle["end_s"] <= lead.x[-1]

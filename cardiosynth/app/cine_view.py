@@ -177,8 +177,9 @@ class CineStudio:
                             specs=[[{}] * len(results), [{"colspan": len(results)}] + [None] * (len(results) - 1)],
                             subplot_titles=[f"{name}: {r.label}" for name, r in results] + ["LV / RV area (mm\u00b2)"])
         for col, (name, result) in enumerate(results, start=1):
+            uris = png_uris(result.cine)
             for frame in range(n_frames):
-                fig.add_trace(go.Image(source=png_uri(result.cine, min(frame, result.cine.n_frames - 1)),
+                fig.add_trace(go.Image(source=uris[min(frame, len(uris) - 1)],
                                        visible=frame == 0, name=f"{name} frame {frame}", hoverinfo="skip"),
                               row=1, col=col)
             fig.update_xaxes(visible=False, constrain="domain", row=1, col=col)
@@ -224,14 +225,16 @@ def sweep(folder: Path, max_age_s: float = 3600.0) -> None:
             pass
 
 
-def png_uri(cine: Cine, frame: int) -> str:
-    """One frame as a PNG data URI, for a plotly Image trace (the figure then needs no file server)."""
+def png_uris(cine: Cine) -> list[str]:
+    """Every frame as a PNG data URI, for plotly Image traces (the figure then needs no file server)."""
     import imageio.v3 as iio
 
-    pixels = display_frames(cine, scale=2)[frame]
-    buffer = io.BytesIO()
-    iio.imwrite(buffer, pixels, extension=".png")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    uris = []
+    for pixels in display_frames(cine, scale=2):
+        buffer = io.BytesIO()
+        iio.imwrite(buffer, pixels, extension=".png")
+        uris.append("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())
+    return uris
 
 
 def checked_number(value, name: str, low: float, high: float) -> float:

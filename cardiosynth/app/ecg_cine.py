@@ -26,7 +26,7 @@ from plotly.subplots import make_subplots
 
 from cardiosynth.export import save_cine
 
-from .cine_view import checked_number, checked_whole, png_uri, sweep
+from .cine_view import checked_number, checked_whole, png_uris, sweep
 from .compute import on_compute_thread
 
 log = logging.getLogger("cardiosynth.app")
@@ -155,9 +155,8 @@ class EcgCineStudio:
         n, times = result.cine.n_frames, result.cycle["frame_times_s"]
         fig = make_subplots(rows=1, cols=2, column_widths=[0.38, 0.62], horizontal_spacing=0.08,
                             subplot_titles=["Generated cine", "Lead II over the cycle used (cursor: frame time)"])
-        for k in range(n):
-            fig.add_trace(go.Image(source=png_uri(result.cine, k), visible=k == 0, name=f"frame {k}",
-                                   hoverinfo="skip"), row=1, col=1)
+        for k, uri in enumerate(png_uris(result.cine)):
+            fig.add_trace(go.Image(source=uri, visible=k == 0, name=f"frame {k}", hoverinfo="skip"), row=1, col=1)
         t, lead = result.lead_ii()
         low, high = float(np.min(lead)), float(np.max(lead))
         pad = 0.1 * max(high - low, 1e-3)

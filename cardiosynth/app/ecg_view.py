@@ -4,8 +4,8 @@ Uploads arrive as one or more temporary files. A WFDB record is two files (``.he
 ``.mat`` signal), which Gradio stores in separate folders; they are copied side by side under their own
 names before reading. Every problem with the input raises :class:`~cardiosynth.ecg.EcgError`.
 
-:mod:`cardiosynth.ecg` is imported on first use (neurokit2 takes seconds to import), so the app starts faster;
-``warm_up()`` imports it ahead of the first request.
+:mod:`cardiosynth.ecg` is imported on first use here; the app imports it while building the ECG tab (its
+ECG -> cine pipeline needs it), so the first request does not wait for neurokit2.
 """
 
 from __future__ import annotations
@@ -32,11 +32,6 @@ EXAMPLES: dict[str, str] = {
     "Philips Sierra XML example": "129DYPRG.XML",
 }
 WFDB_SUFFIXES = (".hea", ".dat", ".mat")
-
-
-def warm_up() -> None:
-    """Import the ECG stack (neurokit2, wfdb, pydicom, ...) now rather than on the first request."""
-    import cardiosynth.ecg  # noqa: F401
 
 
 def _ecg_error(message: str) -> Exception:

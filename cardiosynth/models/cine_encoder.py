@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.weights import config_from_dict, load_state
+from cardiosynth.weights import load_module
 
 
 @dataclass
@@ -84,10 +84,7 @@ class CineEncoder(nn.Module):
 
 
 def load_cine_encoder(folder_or_name: str = "cine_encoder") -> CineEncoder:
-    state, payload = load_state(folder_or_name)
-    model = CineEncoder(config_from_dict(CineEncoderConfig, payload["config"]))
-    model.load_state_dict(state)
-    return model.eval()
+    return load_module(CineEncoder, CineEncoderConfig, folder_or_name)
 
 
 @torch.inference_mode()

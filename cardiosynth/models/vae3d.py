@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cardiosynth.weights import config_from_dict, load_state
+from cardiosynth.weights import load_module
 
 
 @dataclass
@@ -263,11 +263,7 @@ def decode_latents(model: VAE3D, latents, batch_size: int = 16) -> torch.Tensor:
 
 def load_vae3d(folder_or_name: str = "vae3d") -> VAE3D:
     """Bundled or saved 3D-VAE (sha256 checked, config incl. latent_scale rebuilt from config.json), eval mode."""
-    state, payload = load_state(folder_or_name)
-    model = VAE3D(config_from_dict(VAE3DConfig, payload["config"]))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})  # fp16 bundle
-    model.metrics = payload.get("extra", {})
-    return model.eval()
+    return load_module(VAE3D, VAE3DConfig, folder_or_name)
 
 
 # ---------------------------------------------------------------------------------------------------------

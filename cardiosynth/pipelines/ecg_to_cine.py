@@ -25,9 +25,11 @@ from cardiosynth.models.ecg_flow import EcgFlow, load_ecg_flow
 from cardiosynth.models.ecg_mae import EcgMAE, find_cycles, load_ecg_mae, normalise_leads, resample_cycle, select_cycle
 from cardiosynth.models.vae3d import VAE3D, decode_latents, load_vae3d
 from cardiosynth.pipelines import hub
-from cardiosynth.weights import WEIGHTS_DIR, WeightsError
+from cardiosynth.pipelines.requests import check_sampling
+from cardiosynth.weights import WEIGHTS_DIR, WeightsError, check_dependency
 
 COMPONENTS = ("ecg_mae", "vae3d", "ecg_flow")
+MAX_STEPS = 200  # sampling steps a request may ask for
 PSEUDO_PAIRED_NOTE = ("Trained on pseudo-pairs: no public data pairs ECGs with the same person's cine MRI, so the "
                       "bundled model learned from ECGs matched to cines by diagnosis family and systolic timing. At "
                       "best such a model follows the ECG's timing, never a patient's own heart. The bundled one is "
@@ -97,11 +99,8 @@ class EcgToCine:
         mae = load_ecg_mae(str(folder / "ecg_mae"))
         vae3d = load_vae3d(str(folder / "vae3d"))
         flow = load_ecg_flow(str(folder / "ecg_flow"))
-        from cardiosynth.weights import check_dependency, read_config
-
-        payload = read_config(folder / "ecg_flow")
-        check_dependency(payload, "ecg_mae", folder / "ecg_mae")
-        check_dependency(payload, "vae3d", folder / "vae3d")
+        for name in ("ecg_mae", "vae3d"):  # the flow refuses models it was not trained with
+            check_dependency({"depends_on": flow.depends_on}, name, folder / name)
         dataset = flow.metrics.get("dataset", "default")
         spacing = PREPARE_CONFIGS.get(dataset, PREPARE_CONFIGS["default"]).spacing_mm
         return cls(mae.to(device), flow.to(device), vae3d.to(device), spacing,
@@ -132,16 +131,12 @@ class EcgToCine:
     def __call__(self, ecg, seed: int = 0, steps: int | None = None, cfg: float | None = None,
                  slice_position: float = 0.5, cycle: int | None = None) -> EcgToCineOutput:
         """One cine for ``ecg`` (a path or an :class:`Ecg`). ``cycle`` picks one of the complete cycles found
-        (default: the typical one); ``steps`` sampling steps (the flow's sampler) and ``cfg`` guidance default to the flow's config."""
+        (default: the typical one); ``steps`` sampling steps (the flow's sampler) and ``cfg`` guidance default to
+        the flow's config."""
         c = self.flow.config
         steps = c.sampling_steps if steps is None else steps
         cfg = c.cfg if cfg is None else cfg
-        if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-            raise ValueError(f"seed must be a non-negative whole number; got {seed!r}")
-        if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= 200:
-            raise ValueError(f"steps must be a whole number from 1 to 200; got {steps!r}")
-        if not (np.isfinite(cfg) and 1.0 <= cfg <= 20.0):
-            raise ValueError(f"cfg (guidance scale) must be between 1 and 20; got {cfg!r}")
+        check_sampling(seed, steps, cfg, max_steps=MAX_STEPS)
         if not (np.isfinite(slice_position) and 0.0 <= slice_position <= 1.0):
             raise ValueError(f"slice_position must be between 0 (base) and 1 (apex); got {slice_position!r}")
         ecg, encoded = self.encode(ecg)

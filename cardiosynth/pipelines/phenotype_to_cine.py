@@ -27,6 +27,7 @@ from cardiosynth.models.mar import MAR, load_mar
 from cardiosynth.models.phenotype_vae import PhenotypeVAE
 from cardiosynth.models.vae3d import VAE3D, decode_latents, load_vae3d
 from cardiosynth.pipelines import hub
+from cardiosynth.pipelines.requests import check_sampling
 from cardiosynth.weights import WEIGHTS_DIR
 
 # The sub-folders of a pipeline folder (the bundled ``weights/`` or a Hub snapshot).
@@ -112,16 +113,11 @@ class PhenotypeToCine:
         Defaults come from the MAR's config. The whole call is seeded by ``seed``."""
         if isinstance(n, bool) or int(n) != n or n < 1:
             raise ValueError(f"n must be a positive whole number of cines; got {n!r}")
-        if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-            raise ValueError(f"seed must be a non-negative whole number; got {seed!r}")
         c = self.mar.config
         steps = c.num_iter if steps is None else steps
         cfg = c.cfg if cfg is None else cfg
         temperature = c.temperature if temperature is None else temperature
-        if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= c.num_tokens:
-            raise ValueError(f"steps must be a whole number from 1 to {c.num_tokens}; got {steps!r}")
-        if not (np.isfinite(cfg) and 1.0 <= cfg <= 20.0):
-            raise ValueError(f"cfg (guidance scale) must be between 1 and 20; got {cfg!r}")
+        check_sampling(seed, steps, cfg, max_steps=c.num_tokens)
         if not (np.isfinite(temperature) and 0.0 < temperature <= 5.0):
             raise ValueError(f"temperature must be in (0, 5]; got {temperature!r}")
         sets = self.resolve_conditions(phenotypes, slice_position, clamp)
