@@ -67,6 +67,8 @@ NAMES: tuple[str, ...] = tuple(p.name for p in SCHEMA)
 INDEPENDENT: tuple[str, ...] = tuple(p.name for p in SCHEMA if p.independent)
 DERIVED: tuple[str, ...] = tuple(p.name for p in SCHEMA if not p.independent)
 BY_UKB_FIELD: dict[int, Phenotype] = {p.ukb_field: p for p in SCHEMA}
+# Volumes and mass grow with the square of an in-plane scaling of the heart (slice spacing fixed); EF does not.
+AREA_SCALED: tuple[str, ...] = tuple(p.name for p in SCHEMA if p.unit in ("mL", "g"))
 
 # Non-phenotype columns a table may carry and that we keep as they are (ids, diagnostic group, ...).
 _ID_COLUMNS = ("eid", "patient", "subject", "group")

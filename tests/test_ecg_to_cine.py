@@ -12,6 +12,7 @@ import pytest
 import torch
 from ecg_cine_fixture import TINY_FLOW, TINY_MAE, tiny_ecg_to_cine
 from fixtures_ecg import synthetic_ecg
+from torchrun_check import run_two_ranks
 
 from cardiosynth.data.ludb import FAMILIES, families_of, make_split
 from cardiosynth.data.pairing import pairing_statistics, pseudo_pairs, subjects_from_cines
@@ -290,6 +291,41 @@ def test_flow_fit_runs_on_random_latents(tmp_path, one_thread):
     model, best = fit(config, latents, ecgs, torch.rand(3), latents[0], ecgs, torch.rand(3), tmp_path / "run",
                       progress=False)
     assert torch.allclose(model.template, latents[0].mean(0)) and np.isfinite(best["val_loss"])
+
+
+def test_flow_fit_runs_under_torchrun_ddp_on_cpu(tmp_path):
+    """Two Gloo processes end with the same weights; 8 cines / 2 ranks / batch 2 = 2 steps an epoch."""
+    log = run_two_ranks("""
+from ecg_cine_fixture import TINY_FLOW
+from training.train_ecg_flow import fit
+g = torch.Generator().manual_seed(0)
+config = dataclasses.replace(TINY_FLOW, epochs=2, batch_size=2, eval_every=1, warmup_steps=1)
+latents = torch.randn(1, 8, *config.latent_shape, generator=g)
+ecgs = [[[torch.randn(16, 32, generator=g)]] for _ in range(8)]
+ema, best = fit(config, latents, ecgs, torch.rand(8, generator=g), latents[0, :2], ecgs[:2], torch.rand(2, generator=g),
+                RUN, device="cpu", progress=False)
+""", tmp_path)
+    assert len(log) == 2 and log[-1]["step"] == 4
+
+
+def test_mae_fit_runs_under_torchrun_ddp_on_cpu(tmp_path):
+    """Two Gloo processes end with the same weights; 4 records / 2 ranks / batch 2 = 1 step an epoch."""
+    log = run_two_ranks("""
+import numpy as np, pandas as pd
+from ecg_cine_fixture import TINY_MAE
+from fixtures_ecg import synthetic_ecg
+from cardiosynth.data.ludb import LudbArrays
+from cardiosynth.ecg import process_ecg, read_ecg
+from training.train_ecg_mae import fit
+ecg = read_ecg(synthetic_ecg(500, heart_rate=70.0), fs=500)
+analysis = process_ecg(ecg)
+arrays = LudbArrays(pd.DataFrame({"record": [1, 2, 3, 4], "rr_s": [0.86] * 4}), np.stack([ecg.signal] * 4),
+                    np.stack([analysis.phase] * 4).astype(np.float32), np.stack([analysis.phase_valid] * 4),
+                    np.array([5000] * 4))
+config = dataclasses.replace(TINY_MAE, epochs=2, batch_size=2, eval_every=1, warmup_steps=1)
+ema, best = fit(config, arrays, arrays, RUN, device="cpu", progress=False)
+""", tmp_path)
+    assert len(log) == 2 and log[-1]["step"] == 2
 
 
 @pytest.mark.parametrize("which", ["mae", "flow"])

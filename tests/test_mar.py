@@ -2,13 +2,13 @@
 on random latents (the real 3D-VAE latents are not needed to show the model and the loop work)."""
 
 import dataclasses
-import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torchrun_check import run_two_ranks
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.models.mar import (CONFIGS, MAR, MARConfig, decoding_schedule, load_mar, patchify,
@@ -38,7 +38,7 @@ def train_steps(model: MAR, latents, phen, pos, steps: int, lr: float) -> None:
     generator = torch.Generator().manual_seed(1)
     model.train()
     for _ in range(steps):
-        loss = model.forward_loss(latents, phen, pos, generator)
+        loss = model.loss(latents, phen, pos, generator)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -62,7 +62,7 @@ def test_default_shapes_and_paper_config():
     torch.manual_seed(0)
     model = MAR(dataclasses.replace(CONFIGS["default"], encoder_depth=1, decoder_depth=1))
     x = torch.randn(2, *CONFIGS["default"].latent_shape)
-    loss = model.forward_loss(x, torch.randn(2, 9), torch.rand(2))
+    loss = model.loss(x, torch.randn(2, 9), torch.rand(2))
     assert loss.dim() == 0 and torch.isfinite(loss)
     with torch.device("meta"):  # the real sizes, counted without allocating them
         full_default, paper = MAR(CONFIGS["default"]).count_parameters(), MAR(CONFIGS["paper"]).count_parameters()
@@ -71,7 +71,7 @@ def test_default_shapes_and_paper_config():
     small_paper = dataclasses.replace(CONFIGS["paper"], encoder_depth=1, decoder_depth=1, width=96, heads=4,
                                       denoiser_width=64, buffer_size=4, phenotype_mean=(0.0,) * 9, phenotype_std=(1.0,) * 9)
     model = MAR(small_paper)
-    loss = model.forward_loss(torch.randn(1, 16, 25, 12, 12), torch.randn(1, 9), torch.rand(1))
+    loss = model.loss(torch.randn(1, 16, 25, 12, 12), torch.randn(1, 9), torch.rand(1))
     assert torch.isfinite(loss)
     out = model.eval().generate(rows([0.0], [0.5]), num_iter=2, cfg=2.0, sampling_steps=2, seed=0)
     assert out.shape == (1, 16, 25, 12, 12)
@@ -102,7 +102,7 @@ def test_training_loss_decreases_on_tiny_overfit():
     def fixed_loss():
         model.eval()
         with torch.no_grad():
-            return float(model.forward_loss(latents, phen, pos, torch.Generator().manual_seed(7)))
+            return float(model.loss(latents, phen, pos, torch.Generator().manual_seed(7)))
 
     before = fixed_loss()
     train_steps(model, latents, phen, pos, steps=100, lr=2e-3)
@@ -136,9 +136,9 @@ def test_conditions_missing_or_nan_are_clear_errors():
     with pytest.raises(ValueError, match="slice_position"):
         model.generate(good.assign(slice_position=1.5))
     with pytest.raises(ValueError, match="NaN"):
-        model.forward_loss(torch.randn(1, 4, 4, 4, 4), torch.full((1, 9), float("nan")), torch.rand(1))
+        model.loss(torch.randn(1, 4, 4, 4, 4), torch.full((1, 9), float("nan")), torch.rand(1))
     with pytest.raises(ValueError, match="expects scaled latents"):
-        model.forward_loss(torch.randn(1, 4, 8, 4, 4), torch.zeros(1, 9), torch.rand(1))
+        model.loss(torch.randn(1, 4, 8, 4, 4), torch.zeros(1, 9), torch.rand(1))
     with pytest.raises(ValueError, match="num_samples"):
         model.generate(None)
     with pytest.raises(ValueError, match="no phenotype scaler"):
@@ -166,7 +166,7 @@ def test_fit_bundle_resume_and_load(tmp_path):
     generator = torch.Generator().manual_seed(0)
     train = torch.randn(2, 6, 4, 4, 4, 4, generator=generator)  # 2 versions (clean + 1 augmented) of 6 cines
     val = torch.randn(3, 4, 4, 4, 4, generator=generator)
-    conditions = (torch.randn(6, 9, generator=generator), torch.rand(6, generator=generator))
+    conditions = (torch.randn(2, 6, 9, generator=generator), torch.rand(6, generator=generator))  # per version
     val_conditions = (torch.randn(3, 9, generator=generator), torch.rand(3, generator=generator))
     run = tmp_path / "run"
     ema, best = fit(config, train, conditions, val, val_conditions, run, device="cpu", progress=False)
@@ -186,47 +186,47 @@ def test_fit_bundle_resume_and_load(tmp_path):
         load_mar(folder, vae3d=other_vae)
 
 
+def test_zoom_augmentation_scales_volumes_not_ejection_fraction():
+    """A warp that zooms the heart by s must be conditioned on volumes and mass x s^2 (EF unchanged); the factor
+    comes from the affine itself, checked against the area of a warped disk."""
+    from training.augment import random_affine, warp
+    from training.train_mar import area_factor, condition_tensors
+
+    theta = random_affine(16, torch.Generator().manual_seed(0), scale_range=(0.8, 1.25), max_shift=0.0)
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    disk = (((yy - 31.5) ** 2 + (xx - 31.5) ** 2) < 12 ** 2).float()[None, None].repeat(16, 1, 1, 1)
+    measured = warp(disk, theta).sum((1, 2, 3)) / disk.sum((1, 2, 3))
+    factors = area_factor(theta)
+    assert factors.min() < 0.9 and factors.max() > 1.1  # the draw zooms both ways
+    assert torch.allclose(measured, factors, rtol=0.03)
+
+    config = tiny(phenotype_mean=(0.0,) * 9, phenotype_std=(1.0,) * 9)
+    table = pd.DataFrame([{"LVEDV": 150.0, "LVESV": 60.0, "LVSV": 90.0, "LVEF": 60.0, "LVM": 120.0, "RVEDV": 140.0,
+                           "RVESV": 70.0, "RVSV": 70.0, "RVEF": 50.0, "slice_position": 0.4}])
+    versions = np.array([[1.0], [1.21]])
+    phen, positions = condition_tensors(table, config, versions)
+    assert phen.shape == (2, 1, 9) and positions.tolist() == pytest.approx([0.4])
+    clean, zoomed = (dict(zip(ph.NAMES, row[0].tolist())) for row in phen)
+    assert zoomed["LVEDV"] == pytest.approx(150 * 1.21) and zoomed["LVM"] == pytest.approx(120 * 1.21)
+    assert zoomed["LVEF"] == clean["LVEF"] == 60.0 and zoomed["RVEF"] == 50.0
+    assert zoomed["LVSV"] / zoomed["LVEDV"] == pytest.approx(clean["LVSV"] / clean["LVEDV"])
+    assert torch.equal(condition_tensors(table, config)[0], phen[0])
+
+
 def test_missing_weights_say_how_to_train(tmp_path):
     with pytest.raises(WeightsError, match="python -m training.train_mar"):
         load_mar(tmp_path / "nothing")
 
 
-DDP_SCRIPT = """
-import sys, torch
-from safetensors.torch import save_file
-sys.path.insert(0, {repo!r}); sys.path.insert(0, {tests!r})
-torch.set_num_threads(1)
+def test_fit_runs_under_torchrun_ddp_on_cpu(tmp_path):
+    """Two Gloo processes end with the same weights; 8 cines / 2 ranks / batch 2 = 2 steps an epoch."""
+    log = run_two_ranks("""
 from test_mar import tiny
 from training.train_mar import fit
-import torch.distributed as dist
 g = torch.Generator().manual_seed(0)
 train = torch.randn(1, 8, 4, 4, 4, 4, generator=g)
 conditions = (torch.randn(8, 9, generator=g), torch.rand(8, generator=g))
 ema, best = fit(tiny(epochs=2, batch_size=2), train, conditions, train[0, :2], (conditions[0][:2], conditions[1][:2]),
-                __import__("pathlib").Path({run!r}), device="cpu", progress=False)
-save_file(dict(ema.state_dict()), {run!r} + f"/rank{{dist.get_rank()}}.safetensors")
-dist.destroy_process_group()
-"""
-
-
-def test_fit_runs_under_torchrun_ddp_on_cpu(tmp_path):
-    """Two Gloo processes: each takes half of every epoch, gradients are averaged, so both end with the same
-    weights; only rank 0 logs and checkpoints."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from safetensors.torch import load_file
-
-    repo = Path(__file__).resolve().parent.parent
-    script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT.format(repo=str(repo), tests=str(repo / "tests"), run=str(tmp_path / "run")))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
-    a, b = (load_file(str(tmp_path / "run" / f"rank{r}.safetensors")) for r in (0, 1))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    log = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
-    assert len(log) == 2 and json.loads(log[-1])["step"] == 4  # 8 cines / 2 ranks / batch 2 = 2 steps an epoch
+                RUN, device="cpu", progress=False)
+""", tmp_path)
+    assert len(log) == 2 and log[-1]["step"] == 4

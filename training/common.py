@@ -1,4 +1,4 @@
-"""What every training script shares: seeding, device, a JSONL log, and resumable checkpoints.
+"""What every training script shares: seeding, device, torchrun (DDP), a JSONL log, and resumable checkpoints.
 
 Checkpoints hold model and optimizer tensors in safetensors and the scalar optimizer state in JSON, so
 resuming never unpickles anything.
@@ -47,6 +47,57 @@ def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size(), device
+
+
+def main_process_first(rank: int, world: int, build):
+    """``build()`` on rank 0 first, then (after a barrier) on the other ranks: a cache that rank 0 writes is only
+    read by the others. Run plainly, just ``build()``."""
+    if rank == 0:
+        result = build()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    return result if rank == 0 else build()
+
+
+def finish_distributed(world: int) -> None:
+    """Wait until rank 0's last checkpoint is on disk before any rank reads "best"."""
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+class LossForward(torch.nn.Module):
+    """Routes ``forward`` to ``model.loss``: DistributedDataParallel synchronises gradients through ``forward``."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args, **kwargs):
+        return self.model.loss(*args, **kwargs)
+
+
+def distributed_trainer(model: torch.nn.Module, device: torch.device, world: int) -> torch.nn.Module:
+    """What a training step calls: ``model.loss`` itself, or under torchrun a DDP wrapper of it."""
+    if world == 1:
+        return LossForward(model)
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(LossForward(model), device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def rank_share(order: torch.Tensor, generator: torch.Generator, rank: int, world: int,
+               seed: int) -> tuple[torch.Tensor, torch.Generator]:
+    """This rank's disjoint share of an epoch's shuffled ``order`` (the same length on every rank, as DDP needs)
+    and the generator for the rest of its randomness: rank 0 keeps ``generator`` (so one process reproduces a
+    plain run), the others get their own from ``seed``."""
+    if world == 1:
+        return order, generator
+    order = order[:len(order) // world * world][rank::world]
+    return order, (generator if rank == 0 else torch.Generator().manual_seed(seed + 7919 * rank))
 
 
 def cosine_lr(step: int, total_steps: int, lr: float, warmup_steps: int, min_ratio: float = 0.0) -> float:

@@ -16,6 +16,9 @@
 4. Each epoch every training cine is seen once, with one of its subject's ECGs and one of that ECG's cycles
    drawn at random; AdamW, warmup + cosine, EMA; the EMA's validation flow loss (fixed seeds, val pairs, typical
    cycles) selects the checkpoint. The weights pin the 3D-VAE and the ECG MAE by sha256.
+
+Several GPUs (or CPU workers): ``torchrun --nproc-per-node 4 -m training.train_ecg_flow --config paper``
+(DistributedDataParallel; each rank takes a disjoint share of every epoch; rank 0 validates, logs, saves).
 """
 
 from __future__ import annotations
@@ -39,12 +42,14 @@ from cardiosynth.models.ecg_flow import CONFIGS, EcgFlow, EcgFlowConfig
 from cardiosynth.models.ecg_mae import load_ecg_mae
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import read_config, resolve, save_pretrained
-from training.common import (ACDC_LICENCE, JsonlLog, adamw, checkpoint_exists, cosine_lr, ema_update, load_checkpoint,
-                             pick_device, run_minutes, save_checkpoint, seed_everything, start_run, store_compact)
+from training.common import (ACDC_LICENCE, JsonlLog, adamw, checkpoint_exists, cosine_lr, distributed_trainer,
+                             ema_update, finish_distributed, init_distributed, load_checkpoint, main_process_first,
+                             pick_device, rank_share, run_minutes, save_checkpoint, seed_everything, start_run,
+                             store_compact)
 from training.train_mar import compute_latents
 
 VAL_SEED = 4242
-AUGMENT_COPIES = 2  # the MAR's default, so both share one latent cache
+AUGMENT_COPIES = 2  # as the bundled flow was trained (the MAR now uses 4 zoomed copies; each count has its own cache)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -65,14 +70,14 @@ def make_pairs(cines: pd.DataFrame, frames: int, per_subject: int, seed: int, pa
     return pseudo_pairs(subjects_from_cines(cines, frames), load_arrays(progress=False).table, per_subject, seed)
 
 
-def ecg_cycles(mae_folder, paths: list[str], frames: int) -> dict[str, list[torch.Tensor]]:
+def ecg_cycles(mae_folder, paths: list[str], frames: int, progress: bool = True) -> dict[str, list[torch.Tensor]]:
     """For each ECG file: the (frames, D) features of every complete cycle; typical cycle first."""
     from cardiosynth.ecg import read_ecg
     from cardiosynth.pipelines.ecg_to_cine import encode_ecg
 
     mae = load_ecg_mae(str(mae_folder))
     out = {}
-    for path in tqdm(sorted(set(paths)), desc="ECG cycles", unit="ecg"):
+    for path in tqdm(sorted(set(paths)), desc="ECG cycles", unit="ecg", disable=not progress):
         encoded = encode_ecg(mae, read_ecg(path))
         if encoded.chosen is None:
             continue
@@ -163,31 +168,34 @@ def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[lis
     the EMA model of the best validation epoch and that epoch's record. ``train_knots`` (versions, N, 2) are the
     time warps of the versions (None: none are warped)."""
     seed_everything(config.seed)
-    device = pick_device(device)
+    rank, world, device = init_distributed(pick_device(device))  # torchrun: one process per GPU (or CPU worker)
+    main_process = rank == 0
     model = EcgFlow(config)
     model.template.copy_(train_latents[0].mean(0))
     model = model.to(device)
+    trainer = distributed_trainer(model, device, world)
     optimizer = adamw(model, config.lr, config.weight_decay)
     n = train_latents.shape[1]
-    steps_per_epoch = math.ceil(n / config.batch_size)
+    steps_per_epoch = math.ceil(n // world / config.batch_size)  # the same on every rank (DDP needs it)
     total_steps = config.epochs * steps_per_epoch
-    log = JsonlLog(run_dir / "log.jsonl")
+    log = JsonlLog(run_dir / "log.jsonl") if main_process else None
     ema, both, start_epoch, step, best = start_run(model, optimizer, run_dir, resume, {"val_loss": float("inf")})
     model.train()
-    bar = tqdm(range(start_epoch, config.epochs), desc="ECG flow", unit="epoch", disable=not progress)
+    bar = tqdm(range(start_epoch, config.epochs), desc="ECG flow", unit="epoch", disable=not (progress and main_process))
     for epoch in bar:
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         order = torch.randperm(n, generator=generator)
         version = torch.randint(0, train_latents.shape[0], (n,), generator=generator)
+        order, generator = rank_share(order, generator, rank, world, config.seed * 100_003 + epoch)
         losses, started = [], time.perf_counter()
         for k in range(steps_per_epoch):
             idx = order[k * config.batch_size:(k + 1) * config.batch_size]
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(step, total_steps, config.lr, config.warmup_steps, 0.05)
             knots = None if train_knots is None else train_knots[version[idx], idx]
-            loss = model.loss(train_latents[version[idx], idx].to(device),
-                              draw_batch(train_ecgs, idx, generator, knots).to(device),
-                              train_positions[idx].to(device), generator)
+            loss = trainer(train_latents[version[idx], idx].to(device),
+                           draw_batch(train_ecgs, idx, generator, knots).to(device),
+                           train_positions[idx].to(device), generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -198,18 +206,21 @@ def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[lis
             if max_steps is not None and step >= max_steps:
                 break
         stop = max_steps is not None and step >= max_steps
-        record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)),
-                  "lr": optimizer.param_groups[0]["lr"], "s_per_step": (time.perf_counter() - started) / len(losses)}
-        if (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1 or stop:
-            record["val_loss"] = validation_loss(ema, val_latents, val_ecgs, val_positions, config.batch_size)
-            if record["val_loss"] < best["val_loss"]:
-                best = {"val_loss": record["val_loss"], "epoch": epoch, "step": step}
-                save_checkpoint(run_dir / "best", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
-        log.write(**record)
-        bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{best['val_loss']:.3f}")
-        save_checkpoint(run_dir / "last", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
+        if main_process:  # rank 0 validates, logs and checkpoints; the others wait at the next all-reduce
+            record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)),
+                      "lr": optimizer.param_groups[0]["lr"], "s_per_step": (time.perf_counter() - started) / len(losses)}
+            if (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1 or stop:
+                record["val_loss"] = validation_loss(ema, val_latents, val_ecgs, val_positions, config.batch_size)
+                if record["val_loss"] < best["val_loss"]:
+                    best = {"val_loss": record["val_loss"], "epoch": epoch, "step": step}
+                    save_checkpoint(run_dir / "best", both, optimizer, step,
+                                    extra={"epoch": epoch, "step": step, "best": best})
+            log.write(**record)
+            bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{best['val_loss']:.3f}")
+            save_checkpoint(run_dir / "last", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
         if stop:
             break
+    finish_distributed(world)
     if checkpoint_exists(run_dir / "best"):
         load_checkpoint(run_dir / "best", both)
     return ema.cpu().eval(), best
@@ -230,12 +241,16 @@ def train(config: EcgFlowConfig, out: Path, vae_folder, mae_folder, pairs_file: 
     frames = dataset.cines.shape[1]
     if frames != config.ecg_frames:
         raise ValueError(f"The cines have {frames} frames; the flow config expects {config.ecg_frames}")
-    pairs = make_pairs(dataset.table, frames, config.pairs_per_subject, config.seed, pairs_file)
+    rank, world, torch_device = init_distributed(pick_device(device))  # under torchrun rank 0 fills the caches
+    pairs = main_process_first(rank, world, lambda: make_pairs(dataset.table, frames, config.pairs_per_subject,
+                                                               config.seed, pairs_file))
     stats = pairing_statistics(pairs, None if pairs_file else _ludb_table())
-    print("Pairs (" + ("given: " + str(pairs_file) if pairs_file else "pseudo-pairs: family + QT/RR") + ")")
-    print(stats.to_string(index=False))
-    cycles = ecg_cycles(mae_folder, pairs["ecg_path"].tolist(), frames)
-    arrays = compute_latents(vae_folder, dataset, dataset_name, AUGMENT_COPIES, 0, pick_device(device))
+    if rank == 0:
+        print("Pairs (" + ("given: " + str(pairs_file) if pairs_file else "pseudo-pairs: family + QT/RR") + ")")
+        print(stats.to_string(index=False))
+    cycles = ecg_cycles(mae_folder, pairs["ecg_path"].tolist(), frames, progress=rank == 0)
+    arrays = main_process_first(rank, world, lambda: compute_latents(vae_folder, dataset, dataset_name,
+                                                                     AUGMENT_COPIES, 0, torch_device))
     train_set, val_set = dataset.split("train"), dataset.split("val")
     train_ecgs, val_ecgs = cine_ecgs(train_set.table, pairs, cycles), cine_ecgs(val_set.table, pairs, cycles)
     keep_train = np.array([bool(e) for e in train_ecgs])
@@ -247,7 +262,7 @@ def train(config: EcgFlowConfig, out: Path, vae_folder, mae_folder, pairs_file: 
         frames = torch.from_numpy(train_set.cines[keep_train].astype(np.float32) / 255.0)
         es = train_set.table["es_frame_float"].to_numpy(float)[keep_train] / frames.shape[1]
         warped, knots = time_warped_latents(vae_folder, frames, es, config.time_warp_copies, config.seed,
-                                            pick_device(device))
+                                            torch_device)
         identity = torch.full((train_latents.shape[0], train_latents.shape[1], 2), 0.5)
         train_latents, train_knots = torch.cat([train_latents, warped]), torch.cat([identity, knots])
     positions = {s: torch.tensor(d.table["slice_position"].to_numpy(np.float32)) for s, d in
@@ -256,6 +271,8 @@ def train(config: EcgFlowConfig, out: Path, vae_folder, mae_folder, pairs_file: 
     model, best = fit(config, train_latents, [e for e in train_ecgs if e], positions["train"][keep_train],
                       torch.from_numpy(arrays["val"][keep_val]), [e for e in val_ecgs if e], positions["val"][keep_val],
                       run_dir, resume, device, max_steps, train_knots=train_knots)
+    if rank != 0:
+        return {}  # rank 0 writes the weights and the report
     minutes = run_minutes(run_dir / "log.jsonl")  # all segments of a resumed run
     summary = {"selected": best, "train_minutes": round(minutes, 1), "dataset": str(dataset_name),
                "pairs": "given" if pairs_file else "pseudo-pairs (diagnosis family + QT/RR)",
@@ -344,7 +361,8 @@ def main() -> None:
     summary = train(config, Path(args.out or f"weights/ecg_flow{suffix}"), args.vae or f"weights/vae3d{suffix}",
                     args.ecg_mae or f"weights/ecg_mae{suffix}", args.pairs, args.dataset or args.config, args.resume,
                     args.device, args.max_steps, "python -m training.train_ecg_flow " + " ".join(sys.argv[1:]), report)
-    print(json.dumps(summary["selected"]))
+    if summary:
+        print(json.dumps(summary["selected"]))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@
 3. Writes ``--out`` (EMA weights, config, model card) and ``reports/ecg_mae/metrics.json``: on val and test,
    the phase error (radians and ms), how often a complete cycle is found from the predicted phase, and how the
    predicted cycle starts (phase wraps) match neurokit2's R peaks within +-75 ms.
+
+Several GPUs (or CPU workers): ``torchrun --nproc-per-node 4 -m training.train_ecg_mae --config paper``
+(DistributedDataParallel; each rank takes a disjoint share of every epoch; rank 0 validates, logs, saves).
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from cardiosynth.models.ecg_mae import (CONFIGS, EcgMAE, EcgMAEConfig, augment, 
                                         normalise_leads, phase_error, shift_batch, token_phase)
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import save_pretrained
-from training.common import (JsonlLog, adamw, checkpoint_exists, cosine_lr, ema_update, load_checkpoint, pick_device,
-                             save_checkpoint, seed_everything, start_run)
+from training.common import (JsonlLog, adamw, checkpoint_exists, cosine_lr, distributed_trainer, ema_update,
+                             finish_distributed, init_distributed, load_checkpoint, main_process_first, pick_device,
+                             rank_share, save_checkpoint, seed_everything, start_run)
 
 MATCH_TOLERANCE_S = 0.075  # the R-peak scoring rule of DESIGN.md
 
@@ -95,21 +99,24 @@ def evaluate(model: EcgMAE, arrays: LudbArrays, config: EcgMAEConfig) -> dict:
 def fit(config: EcgMAEConfig, train: LudbArrays, val: LudbArrays, run_dir: Path, resume: bool = False,
         device: str = "auto", max_steps: int | None = None, progress: bool = True) -> tuple[EcgMAE, dict]:
     """Train; return the EMA model of the epoch with the lowest validation phase error, and that evaluation."""
-    generator = seed_everything(config.seed)
-    device = pick_device(device)
+    seed_everything(config.seed)
+    rank, world, device = init_distributed(pick_device(device))  # torchrun: one process per GPU (or CPU worker)
+    main_process = rank == 0
     model = EcgMAE(config).to(device)
+    trainer = distributed_trainer(model, device, world)
     optimizer = adamw(model, config.lr, config.weight_decay)
     x, phase, valid = tensors(train, config)
     n = len(x)
-    steps_per_epoch = math.ceil(n / config.batch_size)
+    steps_per_epoch = math.ceil(n // world / config.batch_size)  # the same on every rank (DDP needs it)
     total_steps = config.epochs * steps_per_epoch
-    log = JsonlLog(run_dir / "log.jsonl")
+    log = JsonlLog(run_dir / "log.jsonl") if main_process else None
     ema, both, start_epoch, step, best = start_run(model, optimizer, run_dir, resume, {"phase_error_rad": float("inf")})
     model.train()
-    bar = tqdm(range(start_epoch, config.epochs), desc="ECG MAE", unit="epoch", disable=not progress)
+    bar = tqdm(range(start_epoch, config.epochs), desc="ECG MAE", unit="epoch", disable=not (progress and main_process))
     for epoch in bar:
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=generator)
+        order, generator = rank_share(torch.randperm(n, generator=generator), generator, rank, world,
+                                      config.seed * 100_003 + epoch)
         losses, started = [], time.perf_counter()
         for k in range(steps_per_epoch):
             idx = order[k * config.batch_size:(k + 1) * config.batch_size]
@@ -118,7 +125,7 @@ def fit(config: EcgMAEConfig, train: LudbArrays, val: LudbArrays, run_dir: Path,
             xb = augment(xb, config, generator)
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(step, total_steps, config.lr, config.warmup_steps, 0.05)
-            out = model.loss(xb.to(device), pb.to(device), vb.to(device), generator)
+            out = trainer(xb.to(device), pb.to(device), vb.to(device), generator)
             optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -129,20 +136,23 @@ def fit(config: EcgMAEConfig, train: LudbArrays, val: LudbArrays, run_dir: Path,
             if max_steps is not None and step >= max_steps:
                 break
         stop = max_steps is not None and step >= max_steps
-        record = {"epoch": epoch, "step": step, **{k: float(np.mean([l[k] for l in losses])) for k in losses[0]},
-                  "s_per_step": (time.perf_counter() - started) / len(losses)}
-        if (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1 or stop:
-            record["val"] = evaluate(ema.cpu(), val, config)
-            ema.to(device)
-            if record["val"]["phase_error_rad"] < best["phase_error_rad"]:
-                best = {**record["val"], "epoch": epoch, "step": step}
-                save_checkpoint(run_dir / "best", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
-        log.write(**record)
-        bar.set_postfix(loss=f"{record['loss']:.3f}", phase=f"{record['phase']:.3f}",
-                        val=f"{best['phase_error_rad']:.3f}")
-        save_checkpoint(run_dir / "last", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
+        if main_process:  # rank 0 validates, logs and checkpoints; the others wait at the next all-reduce
+            record = {"epoch": epoch, "step": step, **{k: float(np.mean([l[k] for l in losses])) for k in losses[0]},
+                      "s_per_step": (time.perf_counter() - started) / len(losses)}
+            if (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1 or stop:
+                record["val"] = evaluate(ema.cpu(), val, config)
+                ema.to(device)
+                if record["val"]["phase_error_rad"] < best["phase_error_rad"]:
+                    best = {**record["val"], "epoch": epoch, "step": step}
+                    save_checkpoint(run_dir / "best", both, optimizer, step,
+                                    extra={"epoch": epoch, "step": step, "best": best})
+            log.write(**record)
+            bar.set_postfix(loss=f"{record['loss']:.3f}", phase=f"{record['phase']:.3f}",
+                            val=f"{best['phase_error_rad']:.3f}")
+            save_checkpoint(run_dir / "last", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
         if stop:
             break
+    finish_distributed(world)
     if checkpoint_exists(run_dir / "best"):
         load_checkpoint(run_dir / "best", both)
     return ema.cpu().eval(), best
@@ -183,10 +193,13 @@ Goldberger A. L. et al., PhysioNet, Circulation 101(23):e215-e220, 2000). Resear
 
 def train(config: EcgMAEConfig, out: Path, resume: bool = False, device: str = "auto", max_steps: int | None = None,
           command: str = "", report: Path | None = None) -> dict:
-    arrays = load_arrays()
+    rank, world, _ = init_distributed(pick_device(device))
+    arrays = main_process_first(rank, world, load_arrays)  # rank 0 fills the LUDB cache
     started = time.perf_counter()
     model, best = fit(config, arrays.split("train"), arrays.split("val"), cache_dir() / "runs" / out.name, resume, device,
                       max_steps)
+    if rank != 0:
+        return {}  # rank 0 writes the weights and the report
     run = {"selected": {"epoch": best.get("epoch"), "step": best.get("step")},
            "train_minutes": round((time.perf_counter() - started) / 60, 1), "command": command,
            "threads": torch.get_num_threads()}
@@ -232,7 +245,8 @@ def main() -> None:
     else:
         metrics = train(config, out, args.resume, args.device, args.max_steps,
                         "python -m training.train_ecg_mae " + " ".join(sys.argv[1:]), report)
-    print(json.dumps({k: metrics[k] for k in ("val", "test", "train_minutes")}, indent=2))
+    if metrics:
+        print(json.dumps({k: metrics[k] for k in ("val", "test", "train_minutes")}, indent=2))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
    ``augment_copies`` encodings of randomly warped / intensity-jittered train cines (each epoch draws one
    version per cine; ~300 cines need the help), and the clean val latents.
 2. Standardises the phenotypes with the train split's mean and SD; the scaler goes into the saved config and is
-   never refit.
+   never refit. An augmented version that zoomed the heart by s is conditioned on volumes and mass x s^2.
 3. Trains with AdamW (warmup + cosine), gradient clipping and an EMA; every ``eval_every`` epochs the EMA
    model's validation diffusion loss (fixed seeds, so comparable across epochs) selects the checkpoint.
 4. Writes ``--out`` (EMA weights, config with the scaler, model card) pinned to the 3D-VAE's sha256.
@@ -22,7 +22,6 @@ disjoint share of every epoch, the global batch is ``batch_size`` x processes; r
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import math
@@ -35,13 +34,16 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from cardiosynth import phenotypes as ph
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
 from cardiosynth.models.mar import CONFIGS, MAR, MARConfig
 from cardiosynth.paths import cache_dir
 from cardiosynth.weights import read_config, resolve, save_pretrained
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import (ACDC_LICENCE, JsonlLog, adamw, checkpoint_exists, cosine_lr, ema_update, init_distributed,
-                             load_checkpoint, pick_device, save_checkpoint, seed_everything, store_compact)
+from training.common import (ACDC_LICENCE, JsonlLog, adamw, checkpoint_exists, cosine_lr, distributed_trainer,
+                             ema_update, finish_distributed, init_distributed, load_checkpoint, main_process_first,
+                             pick_device, rank_share, save_checkpoint, seed_everything, start_run,
+                             store_compact)
 
 VAL_SEED = 12345
 
@@ -54,25 +56,37 @@ def _frames(dataset: PreparedDataset) -> torch.Tensor:
     return torch.from_numpy(dataset.cines.astype(np.float32) / 255.0)
 
 
+def area_factor(theta: torch.Tensor) -> torch.Tensor:
+    """(B,) factor by which :func:`training.augment.warp` with affines ``theta`` (B, 2, 3) scales areas: the
+    grid maps output to input coordinates, so areas grow by 1 / |det|."""
+    return 1.0 / torch.linalg.det(theta[:, :, :2]).abs()
+
+
 def compute_latents(vae_folder: str | Path, dataset: PreparedDataset, dataset_name: str, copies: int, seed: int,
                     device: torch.device) -> dict[str, np.ndarray]:
     """``train`` (1 + copies, N, C, t, h, w) -- index 0 un-augmented -- and ``val`` (N, C, t, h, w) scaled latents,
-    cached by the VAE's sha256 so a retrained VAE never reuses stale latents."""
+    plus ``area_factor`` (1 + copies, N): how much each version's warp scaled the heart's areas (1 for the clean
+    one), so the volumes it is conditioned on can follow. Cached by the VAE's sha256 so a retrained VAE never
+    reuses stale latents."""
     vae_sha = read_config(vae_folder)["sha256"]
     path = cache_dir() / "mar_latents" / f"{Path(str(dataset_name)).name}_{vae_sha[:16]}_aug{copies}_seed{seed}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as arrays:
-            return {"train": arrays["train"], "val": arrays["val"]}
+            if "area_factor" in arrays:  # caches written before the factors were kept are rebuilt
+                return {name: arrays[name] for name in ("train", "val", "area_factor")}
     from cardiosynth.models.vae3d import encode_cines, load_vae3d  # lazy: the MAR itself never needs the VAE
 
     vae = load_vae3d(vae_folder).to(device)
     train, val = _frames(dataset.split("train")), _frames(dataset.split("val"))
     generator = torch.Generator().manual_seed(seed)
-    versions = [encode_cines(vae, train)]
+    versions, factors = [encode_cines(vae, train)], [torch.ones(len(train))]
     for _ in tqdm(range(copies), desc="augmented latents", unit="copy"):
-        augmented = jitter_intensity(warp(train, random_affine(len(train), generator)), generator)
+        theta = random_affine(len(train), generator)
+        augmented = jitter_intensity(warp(train, theta), generator)
         versions.append(encode_cines(vae, augmented))
-    arrays = {"train": torch.stack(versions).numpy(), "val": encode_cines(vae, val).numpy()}
+        factors.append(area_factor(theta))
+    arrays = {"train": torch.stack(versions).numpy(), "val": encode_cines(vae, val).numpy(),
+              "area_factor": torch.stack(factors).numpy()}
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path.with_suffix(".tmp.npz"), **arrays)
     path.with_suffix(".tmp.npz").replace(path)
@@ -86,8 +100,15 @@ def fit_scaler(dataset: PreparedDataset, config: MARConfig) -> MARConfig:
                                phenotype_std=tuple(values.std(0).tolist()))
 
 
-def condition_tensors(table, config: MARConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def condition_tensors(table, config: MARConfig, area_factor: np.ndarray | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Standardised phenotypes (N, P) and slice positions (N,). With ``area_factor`` (V, N) from
+    :func:`compute_latents`, the phenotypes are (V, N, P): each augmented version's volumes and mass scaled as
+    its warp scaled the heart (EF unchanged), so a zoomed heart is never labelled with the original size."""
     values = table[list(config.phenotypes)].to_numpy(np.float64)
+    if area_factor is not None:
+        scales = np.array([n in ph.AREA_SCALED for n in config.phenotypes])
+        values = values * np.where(scales, np.asarray(area_factor, np.float64)[..., None], 1.0)
     standardised = (values - np.asarray(config.phenotype_mean)) / np.asarray(config.phenotype_std)
     return (torch.tensor(standardised, dtype=torch.float32),
             torch.tensor(table["slice_position"].to_numpy(np.float32)))
@@ -119,7 +140,7 @@ def validation_loss(model: MAR, latents: torch.Tensor, phenotypes: torch.Tensor,
         generator = torch.Generator().manual_seed(VAL_SEED + r)
         for i in range(0, len(latents), batch_size):
             sl = slice(i, i + batch_size)
-            loss = model.forward_loss(latents[sl].to(device), phenotypes[sl], positions[sl], generator)
+            loss = model.loss(latents[sl].to(device), phenotypes[sl], positions[sl], generator)
             total, count = total + float(loss) * len(latents[sl]), count + len(latents[sl])
     model.train(was_training)
     return total / count
@@ -129,30 +150,22 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
         val_latents: torch.Tensor, val_conditions: tuple[torch.Tensor, torch.Tensor], run_dir: Path,
         resume: bool = False, device: str | torch.device = "auto", max_steps: int | None = None,
         progress: bool = True) -> tuple[MAR, dict]:
-    """Train on ``train_latents`` (versions, N, C, t, h, w); return the EMA model of the best validation epoch
+    """Train on ``train_latents`` (versions, N, C, t, h, w) with ``train_conditions`` = (phenotypes (N, P), or
+    (versions, N, P) when they differ per version, and positions (N,)); return the EMA model of the best validation epoch
     and its metrics. Checkpoints (model + EMA + optimizer) go to ``run_dir``, the log to ``run_dir/log.jsonl``."""
     seed_everything(config.seed)
     device = pick_device(device) if isinstance(device, str) else device
     rank, world, device = init_distributed(device)  # torchrun: one process per GPU (or CPU worker)
     main_process = rank == 0
     model = MAR(config).to(device)
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
-    both = nn.ModuleDict({"model": model, "ema": ema})  # one checkpoint holds both
-    trainer = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        trainer = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    trainer = distributed_trainer(model, device, world)
     optimizer = make_optimizer(model, config)
     n = train_latents.shape[1]
     per_rank = n // world  # every rank takes the same number of steps (DDP needs it)
     steps_per_epoch = math.ceil(per_rank / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     log = JsonlLog(run_dir / "log.jsonl") if main_process else None
-    start_epoch, step, best = 0, 0, {"val_loss": float("inf")}
-    if resume and checkpoint_exists(run_dir / "last"):
-        meta = load_checkpoint(run_dir / "last", both, optimizer)
-        start_epoch, step, best = meta["extra"]["epoch"] + 1, meta["extra"]["step"], meta["extra"]["best"]
+    ema, both, start_epoch, step, best = start_run(model, optimizer, run_dir, resume, {"val_loss": float("inf")})
     phenotypes, positions = train_conditions
     model.train()
     epochs = tqdm(range(start_epoch, config.epochs), desc="MAR", unit="epoch", disable=not (progress and main_process))
@@ -160,16 +173,14 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         order = torch.randperm(n, generator=generator)
         version = torch.randint(0, train_latents.shape[0], (n,), generator=generator)
-        if world > 1:  # the same shuffle everywhere, a disjoint share per rank, and rank-own masks and noise
-            order = order[:per_rank * world][rank::world]
-            if rank > 0:
-                generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 7919 * rank)
+        order, generator = rank_share(order, generator, rank, world, config.seed * 100_003 + epoch)
         losses, started = [], time.perf_counter()
         for k in range(steps_per_epoch):
             idx = order[k * config.batch_size:(k + 1) * config.batch_size]
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, total_steps, config)
-            loss = trainer(train_latents[version[idx], idx].to(device), phenotypes[idx], positions[idx], generator)
+            conditions = phenotypes[version[idx], idx] if phenotypes.dim() == 3 else phenotypes[idx]
+            loss = trainer(train_latents[version[idx], idx].to(device), conditions, positions[idx], generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -194,10 +205,7 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
             save_checkpoint(run_dir / "last", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
         if stop:
             break
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()  # rank 0's last checkpoint is on disk before anyone reads "best"
+    finish_distributed(world)
     if checkpoint_exists(run_dir / "best"):
         load_checkpoint(run_dir / "best", both)
     return ema.cpu().eval(), best
@@ -214,13 +222,8 @@ def train(config: MARConfig, out: Path, vae_folder: str | Path, dataset_name: st
     config = fit_scaler(dataset, config)
     vae_folder = resolve(vae_folder)  # a clear error now if the 3D-VAE is not trained yet
     vae_config = read_config(vae_folder)
-    if rank == 0:  # under torchrun, rank 0 fills the latent cache and the others read it
-        compute_latents(vae_folder, dataset, dataset_name, config.augment_copies, config.seed, device)
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-    arrays = compute_latents(vae_folder, dataset, dataset_name, config.augment_copies, config.seed, device)
+    arrays = main_process_first(rank, world, lambda: compute_latents(vae_folder, dataset, dataset_name,
+                                                                     config.augment_copies, config.seed, device))
     if tuple(arrays["val"].shape[1:]) != config.latent_shape:
         raise ValueError(f"The 3D-VAE at {vae_folder} gives latents {tuple(arrays['val'].shape[1:])}, but the MAR "
                          f"config expects {config.latent_shape}: use the matching --config (or --vae)")
@@ -231,7 +234,8 @@ def train(config: MARConfig, out: Path, vae_folder: str | Path, dataset_name: st
     train_set, val_set = dataset.split("train"), dataset.split("val")
     run_dir = cache_dir() / "runs" / out.name
     started = time.perf_counter()
-    ema, best = fit(config, torch.from_numpy(arrays["train"]), condition_tensors(train_set.table, config),
+    train_conditions = condition_tensors(train_set.table, config, arrays["area_factor"])
+    ema, best = fit(config, torch.from_numpy(arrays["train"]), train_conditions,
                     torch.from_numpy(arrays["val"]), condition_tensors(val_set.table, config), run_dir, resume,
                     device, max_steps)
     minutes = (time.perf_counter() - started) / 60

@@ -91,7 +91,8 @@ class MARConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 3.0
     ema_decay: float = 0.998  # averages ~the last 500 of ~1200 steps; the paper config uses LTH14's 0.9999
-    augment_copies: int = 2  # augmented encodings per training cine (cached), besides the clean one
+    augment_copies: int = 2  # augmented encodings per training cine (cached), besides the clean one; a zoomed
+    # copy is conditioned on volumes and mass x zoom^2, so the copies also spread the conditions (train_mar)
     eval_every: int = 5  # epochs between validation losses (model selection on the EMA model)
     seed: int = 0
 
@@ -438,13 +439,8 @@ class MAR(nn.Module):
 
     # --- training -----------------------------------------------------------------------------------
 
-    def forward(self, latents: torch.Tensor, phenotypes_std: torch.Tensor, slice_position: torch.Tensor,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-        """The training loss, as ``forward`` so that DistributedDataParallel (torchrun) can wrap the model."""
-        return self.forward_loss(latents, phenotypes_std, slice_position, generator)
-
-    def forward_loss(self, latents: torch.Tensor, phenotypes_std: torch.Tensor, slice_position: torch.Tensor,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(self, latents: torch.Tensor, phenotypes_std: torch.Tensor, slice_position: torch.Tensor,
+             generator: torch.Generator | None = None) -> torch.Tensor:
         """Diffusion loss (v-prediction MSE) on the masked tokens of scaled latents (B, C, t, h, w).
 
         One mask ratio per batch (LTH14), a random order per example, the null condition for a
