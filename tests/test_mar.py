@@ -124,6 +124,31 @@ def test_generation_is_deterministic_and_cfg_runs():
     assert one.shape == (1, 4, 4, 4, 4)
 
 
+@pytest.mark.parametrize("order", ["temporal", "reverse"])
+def test_temporal_decoding_orders_fill_one_time_step_after_another(order, monkeypatch):
+    """decoding_order "temporal" decodes the first latent time step's tokens first, then the next...; "reverse"
+    the last one first. Checked on the masks each decoding step leaves."""
+    from cardiosynth.models import mar as mar_module
+
+    model = MAR(tiny(latent_frames=8, num_iter=6, decoding_order=order)).eval()  # 4 time steps x 2 x 2 = 16 tokens
+    masks, mask_by_order = [], mar_module.mask_by_order
+    monkeypatch.setattr(mar_module, "mask_by_order", lambda *args: masks.append(mask_by_order(*args)) or masks[-1])
+    model.generate(rows([0.0], [0.5]), cfg=1.0, seed=0)
+    time_step = torch.arange(model.config.num_tokens) // (model.config.grid[1] * model.config.grid[2])
+    if order == "reverse":
+        time_step = time_step.max() - time_step
+    decoded_when = torch.zeros(model.config.num_tokens, dtype=torch.long)
+    still_masked = torch.ones(model.config.num_tokens, dtype=torch.bool)
+    for k, mask in enumerate(masks):
+        decoded_when[still_masked & ~mask[0]] = k
+        still_masked = mask[0]
+    assert len(masks) == 6 and not still_masked.any()
+    earlier = time_step[:, None] < time_step[None, :]
+    assert (decoded_when[:, None] <= decoded_when[None, :])[earlier].all()  # an earlier time step is never later
+    with pytest.raises(ValueError, match="decoding_order"):
+        tiny(decoding_order="raster")
+
+
 def test_conditions_missing_or_nan_are_clear_errors():
     model = MAR(tiny()).eval()
     good = rows([0.0], [0.5])

@@ -3,8 +3,8 @@
     python -m training.reproduce_all [--config default|paper] [--from STEP] [--only STEP]
 
 Steps (each is also its own command): prepare the ACDC cines -> segmenter -> cine encoder -> phenotype
-estimator (needs the segmenter) -> phenotype VAE -> 3D-VAE -> MAR (needs the 3D-VAE) -> 50 more MAR epochs (default config) -> ECG MAE (LUDB) -> ECG flow (needs the
-3D-VAE and the ECG MAE; pseudo-pairs). Stops at the first failure; rerun with ``--from`` to go on.
+estimator (needs the segmenter) -> phenotype VAE -> 3D-VAE -> MAR (needs the 3D-VAE) -> ECG MAE (LUDB) -> ECG flow (needs the 3D-VAE and the
+ECG MAE; pseudo-pairs). Stops at the first failure; rerun with ``--from`` to go on.
 """
 
 from __future__ import annotations
@@ -24,14 +24,10 @@ STEPS = {
     "vae3d": ["-m", "training.train_vae3d", "--config", "{config}", "--out", "weights/vae3d{suffix}"],
     "mar": ["-m", "training.train_mar", "--config", "{config}", "--vae", "weights/vae3d{suffix}",
             "--out", "weights/mar{suffix}"],
-    # the bundled MAR: 50 more epochs from the 60-epoch run (cosine restarted over 110; see weights/mar/README.md)
-    "mar_continue": ["-m", "training.train_mar", "--config", "{config}", "--vae", "weights/vae3d{suffix}",
-                     "--out", "weights/mar{suffix}", "--resume", "--epochs", "110"],
     "ecg_mae": ["-m", "training.train_ecg_mae", "--config", "{config}", "--out", "weights/ecg_mae{suffix}"],
     "ecg_flow": ["-m", "training.train_ecg_flow", "--config", "{config}", "--vae", "weights/vae3d{suffix}",
                  "--ecg-mae", "weights/ecg_mae{suffix}", "--out", "weights/ecg_flow{suffix}"],
 }
-DEFAULT_ONLY = {"mar_continue"}  # the paper config's own epoch count needs no continuation
 
 
 def main() -> int:
@@ -41,7 +37,7 @@ def main() -> int:
     parser.add_argument("--only", choices=list(STEPS))
     args = parser.parse_args()
     names = [args.only] if args.only else list(STEPS)[list(STEPS).index(args.start):]
-    for name in [n for n in names if args.config == "default" or n not in DEFAULT_ONLY]:
+    for name in names:
         suffix = "" if args.config == "default" else f"_{args.config}"  # paper weights never overwrite the bundled ones
         command = [sys.executable] + [part.format(config=args.config, suffix=suffix) for part in STEPS[name]]
         print(f"==> {name}: {' '.join(command[1:])}", flush=True)

@@ -269,9 +269,10 @@ cines; the 3D-VAE it was trained with (`{vae_folder}`, pinned by sha256 in `conf
 - Denoiser: MLP {c.denoiser_blocks} x {c.denoiser_width} with AdaLN, v-prediction, cosine schedule of
   {c.diffusion_steps} steps, sampled in {c.sampling_steps}; {parameters / 1e6:.1f} M parameters in all.
 - Weights: EMA (decay {c.ema_decay}). Generation defaults: K = {c.num_iter}, CFG {c.cfg} ({c.cfg_schedule}),
-  temperature {c.temperature}.
+  temperature {c.temperature}, decoding order {c.decoding_order}.
 - Data: ACDC subset, training split ({n_train} slice cines, prepared dataset `{dataset_name}`), each also
-  encoded in {c.augment_copies} augmented versions. Model selection: EMA validation diffusion loss on the
+  encoded in {c.augment_copies} augmented versions (rotation, zoom, shift, intensity); a copy zoomed by s is
+  conditioned on volumes and mass x s^2 (EF unchanged). Model selection: EMA validation diffusion loss on the
   validation split ({n_val} cines).
 - Command: `{command or "python -m training.train_mar"}` ({minutes:.1f} min).
 - Selected epoch {best.get("epoch")} (step {best.get("step")}): validation diffusion loss
