@@ -208,6 +208,19 @@ def start_run(model: torch.nn.Module, optimizer: torch.optim.Optimizer, run_dir:
     return ema, both, start_epoch, step, best
 
 
+def end_epoch(run_dir: Path, both: torch.nn.Module, optimizer: torch.optim.Optimizer, log: "JsonlLog", record: dict,
+              best: dict, key: str, scores: dict | None = None) -> dict:
+    """Log the epoch's ``record``; when it was validated (``scores``) and its ``key`` (lower is better) beats
+    ``best``, save it as "best"; always save "last" (what ``--resume`` continues). Returns the best so far."""
+    epoch, step = record["epoch"], record["step"]
+    if scores is not None and scores[key] < best[key]:
+        best = {**scores, "epoch": epoch, "step": step}
+        save_checkpoint(run_dir / "best", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
+    log.write(**record)
+    save_checkpoint(run_dir / "last", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
+    return best
+
+
 def checkpoint_exists(path: str | Path) -> bool:
     path = Path(path)
     return path.with_suffix(".safetensors").is_file() and path.with_suffix(".json").is_file()

@@ -43,8 +43,8 @@ from cardiosynth.models.ecg_mae import load_ecg_mae
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import read_config, resolve, save_pretrained
 from training.common import (ACDC_LICENCE, JsonlLog, adamw, checkpoint_exists, cosine_lr, distributed_trainer,
-                             ema_update, finish_distributed, init_distributed, load_checkpoint, main_process_first,
-                             pick_device, rank_share, run_minutes, save_checkpoint, seed_everything, start_run,
+                             ema_update, end_epoch, finish_distributed, init_distributed, load_checkpoint,
+                             main_process_first, pick_device, rank_share, run_minutes, seed_everything, start_run,
                              store_compact)
 from training.train_mar import compute_latents
 
@@ -209,15 +209,12 @@ def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[lis
         if main_process:  # rank 0 validates, logs and checkpoints; the others wait at the next all-reduce
             record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)),
                       "lr": optimizer.param_groups[0]["lr"], "s_per_step": (time.perf_counter() - started) / len(losses)}
+            scores = None
             if (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1 or stop:
                 record["val_loss"] = validation_loss(ema, val_latents, val_ecgs, val_positions, config.batch_size)
-                if record["val_loss"] < best["val_loss"]:
-                    best = {"val_loss": record["val_loss"], "epoch": epoch, "step": step}
-                    save_checkpoint(run_dir / "best", both, optimizer, step,
-                                    extra={"epoch": epoch, "step": step, "best": best})
-            log.write(**record)
+                scores = {"val_loss": record["val_loss"]}
+            best = end_epoch(run_dir, both, optimizer, log, record, best, "val_loss", scores)
             bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{best['val_loss']:.3f}")
-            save_checkpoint(run_dir / "last", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
         if stop:
             break
     finish_distributed(world)

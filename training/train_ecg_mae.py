@@ -36,9 +36,9 @@ from cardiosynth.models.ecg_mae import (CONFIGS, EcgMAE, EcgMAEConfig, augment, 
                                         normalise_leads, phase_error, shift_batch, token_phase)
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import save_pretrained
-from training.common import (JsonlLog, adamw, checkpoint_exists, cosine_lr, distributed_trainer, ema_update,
+from training.common import (JsonlLog, adamw, checkpoint_exists, cosine_lr, distributed_trainer, ema_update, end_epoch,
                              finish_distributed, init_distributed, load_checkpoint, main_process_first, pick_device,
-                             rank_share, save_checkpoint, seed_everything, start_run)
+                             rank_share, seed_everything, start_run)
 
 MATCH_TOLERANCE_S = 0.075  # the R-peak scoring rule of DESIGN.md
 
@@ -142,14 +142,9 @@ def fit(config: EcgMAEConfig, train: LudbArrays, val: LudbArrays, run_dir: Path,
             if (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1 or stop:
                 record["val"] = evaluate(ema.cpu(), val, config)
                 ema.to(device)
-                if record["val"]["phase_error_rad"] < best["phase_error_rad"]:
-                    best = {**record["val"], "epoch": epoch, "step": step}
-                    save_checkpoint(run_dir / "best", both, optimizer, step,
-                                    extra={"epoch": epoch, "step": step, "best": best})
-            log.write(**record)
+            best = end_epoch(run_dir, both, optimizer, log, record, best, "phase_error_rad", record.get("val"))
             bar.set_postfix(loss=f"{record['loss']:.3f}", phase=f"{record['phase']:.3f}",
                             val=f"{best['phase_error_rad']:.3f}")
-            save_checkpoint(run_dir / "last", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
         if stop:
             break
     finish_distributed(world)
