@@ -150,8 +150,8 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
         resume: bool = False, device: str | torch.device = "auto", max_steps: int | None = None,
         progress: bool = True) -> tuple[MAR, dict]:
     """Train on ``train_latents`` (versions, N, C, t, h, w) with ``train_conditions`` = (phenotypes (N, P), or
-    (versions, N, P) when they differ per version, and positions (N,)); return the EMA model of the best validation epoch
-    and its metrics. Checkpoints (model + EMA + optimizer) go to ``run_dir``, the log to ``run_dir/log.jsonl``."""
+    (versions, N, P) when they differ per version, and positions (N,)); return the EMA model of the best
+    validation epoch and its metrics. Checkpoints (model + EMA + optimizer) go to ``run_dir``, the log to ``run_dir/log.jsonl``."""
     seed_everything(config.seed)
     device = pick_device(device) if isinstance(device, str) else device
     rank, world, device = init_distributed(device)  # torchrun: one process per GPU (or CPU worker)

@@ -96,7 +96,7 @@ class MARConfig:
     weight_decay: float = 0.02
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 3.0
-    ema_decay: float = 0.998  # averages ~the last 500 of ~1200 steps; the paper config uses LTH14's 0.9999
+    ema_decay: float = 0.998  # averages ~the last 500 of 2,000 steps; the paper config uses LTH14's 0.9999
     augment_copies: int = 4  # augmented encodings per training cine (cached), besides the clean one; a zoomed
     # copy is conditioned on volumes and mass x zoom^2, so the copies also spread the conditions (train_mar)
     eval_every: int = 5  # epochs between validation losses (model selection on the EMA model)
@@ -517,8 +517,8 @@ class MAR(nn.Module):
 
         Starts fully masked; step k predicts z for all positions, then samples the tokens that leave the mask
         at this step (cosine schedule; order from the config's ``decoding_order``). CFG "constant" guides every
-        step by ``cfg``; "linear" raises it from 1 to ``cfg`` as tokens are decoded (early tokens stay diverse). Deterministic on CPU for a given ``seed`` (or
-        ``generator``); defaults come from the config."""
+        step by ``cfg``; "linear" raises it from 1 to ``cfg`` as tokens are decoded (early tokens stay diverse).
+        Deterministic on CPU for a given ``seed`` (or ``generator``); defaults come from the config."""
         c = self.config
         num_iter = num_iter or c.num_iter
         cfg = c.cfg if cfg is None else float(cfg)
