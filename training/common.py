@@ -54,15 +54,12 @@ def main_process_first(rank: int, world: int, build):
     read by the others. Run plainly, just ``build()``."""
     if rank == 0:
         result = build()
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
+    barrier(world)
     return result if rank == 0 else build()
 
 
-def finish_distributed(world: int) -> None:
-    """Wait until rank 0's last checkpoint is on disk before any rank reads "best"."""
+def barrier(world: int) -> None:
+    """Under torchrun, wait for every rank (e.g. until rank 0's checkpoint is on disk); run plainly, nothing."""
     if world > 1:
         import torch.distributed as dist
 

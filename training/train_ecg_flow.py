@@ -42,10 +42,9 @@ from cardiosynth.models.ecg_flow import CONFIGS, EcgFlow, EcgFlowConfig
 from cardiosynth.models.ecg_mae import load_ecg_mae
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import read_config, resolve, save_pretrained
-from training.common import (ACDC_LICENCE, JsonlLog, adamw, checkpoint_exists, cosine_lr, distributed_trainer,
-                             ema_update, end_epoch, finish_distributed, init_distributed, load_checkpoint,
-                             main_process_first, pick_device, rank_share, run_minutes, seed_everything, start_run,
-                             store_compact)
+from training.common import (ACDC_LICENCE, JsonlLog, adamw, barrier, checkpoint_exists, cosine_lr, distributed_trainer,
+                             ema_update, end_epoch, init_distributed, load_checkpoint, main_process_first, pick_device,
+                             rank_share, run_minutes, seed_everything, start_run, store_compact)
 from training.train_mar import compute_latents
 
 VAL_SEED = 4242
@@ -217,7 +216,7 @@ def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[lis
             bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{best['val_loss']:.3f}")
         if stop:
             break
-    finish_distributed(world)
+    barrier(world)  # rank 0's last checkpoint is on disk before any rank reads "best"
     if checkpoint_exists(run_dir / "best"):
         load_checkpoint(run_dir / "best", both)
     return ema.cpu().eval(), best

@@ -36,9 +36,9 @@ from cardiosynth.models.ecg_mae import (CONFIGS, EcgMAE, EcgMAEConfig, augment, 
                                         normalise_leads, phase_error, shift_batch, token_phase)
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import save_pretrained
-from training.common import (JsonlLog, adamw, checkpoint_exists, cosine_lr, distributed_trainer, ema_update, end_epoch,
-                             finish_distributed, init_distributed, load_checkpoint, main_process_first, pick_device,
-                             rank_share, seed_everything, start_run)
+from training.common import (JsonlLog, adamw, barrier, checkpoint_exists, cosine_lr, distributed_trainer, ema_update,
+                             end_epoch, init_distributed, load_checkpoint, main_process_first, pick_device, rank_share,
+                             seed_everything, start_run)
 
 MATCH_TOLERANCE_S = 0.075  # the R-peak scoring rule of DESIGN.md
 
@@ -147,7 +147,7 @@ def fit(config: EcgMAEConfig, train: LudbArrays, val: LudbArrays, run_dir: Path,
                             val=f"{best['phase_error_rad']:.3f}")
         if stop:
             break
-    finish_distributed(world)
+    barrier(world)  # rank 0's last checkpoint is on disk before any rank reads "best"
     if checkpoint_exists(run_dir / "best"):
         load_checkpoint(run_dir / "best", both)
     return ema.cpu().eval(), best

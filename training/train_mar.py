@@ -40,9 +40,9 @@ from cardiosynth.models.mar import CONFIGS, MAR, MARConfig
 from cardiosynth.paths import cache_dir
 from cardiosynth.weights import read_config, resolve, save_pretrained
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import (ACDC_LICENCE, JsonlLog, adamw, checkpoint_exists, cosine_lr, distributed_trainer,
-                             ema_update, end_epoch, finish_distributed, init_distributed, load_checkpoint,
-                             main_process_first, pick_device, rank_share, seed_everything, start_run, store_compact)
+from training.common import (ACDC_LICENCE, JsonlLog, adamw, barrier, checkpoint_exists, cosine_lr, distributed_trainer,
+                             ema_update, end_epoch, init_distributed, load_checkpoint, main_process_first, pick_device,
+                             rank_share, seed_everything, start_run, store_compact)
 
 VAL_SEED = 12345
 
@@ -201,7 +201,7 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
             epochs.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{best['val_loss']:.3f}")
         if stop:
             break
-    finish_distributed(world)
+    barrier(world)  # rank 0's last checkpoint is on disk before any rank reads "best"
     if checkpoint_exists(run_dir / "best"):
         load_checkpoint(run_dir / "best", both)
     return ema.cpu().eval(), best

@@ -95,8 +95,10 @@ class EcgCineStudio:
     @property
     def defaults(self) -> dict:
         """The flow's own sampling settings, which the Advanced controls start from."""
+        from cardiosynth.pipelines.ecg_to_cine import MAX_STEPS
+
         c = self.pipeline.flow.config if self.available else None
-        return {"steps": c.sampling_steps if c else 10, "cfg": c.cfg if c else 2.0}
+        return {"steps": c.sampling_steps if c else 10, "cfg": c.cfg if c else 2.0, "max_steps": MAX_STEPS}
 
     # ----------------------------------------------------------------------------------------- actions
     def generate(self, ecg, seed, steps, cfg, slice_position, name: str = "") -> EcgCineResult:
@@ -105,7 +107,8 @@ class EcgCineStudio:
             raise RuntimeError(self.unavailable_reason or "No ECG\u2192cine generator is bundled")
         if ecg is None:
             raise ValueError("Load an ECG first: upload a file or pick a bundled example above.")
-        seed, steps = checked_whole(seed, "Seed", 0, 2 ** 31 - 1), checked_whole(steps, "Sampling steps", 1, 200)
+        seed = checked_whole(seed, "Seed", 0, 2 ** 31 - 1)
+        steps = checked_whole(steps, "Sampling steps", 1, self.defaults["max_steps"])
         cfg = checked_number(cfg, "Guidance scale", 1.0, 20.0)
         position = checked_number(slice_position, "Slice position", 0.0, 1.0)
         if isinstance(ecg, (str, Path)):

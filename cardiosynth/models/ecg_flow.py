@@ -73,6 +73,12 @@ class EcgFlowConfig:
     time_warp_copies: int = 0  # extra training copies of each cine with end-systole moved, ECG features warped alike
     seed: int = 0
 
+    def __post_init__(self):
+        if self.prediction not in ("x1", "velocity"):
+            raise ValueError(f"prediction must be 'x1' or 'velocity'; got {self.prediction!r}")
+        if self.sampler not in ("euler", "renoise"):
+            raise ValueError(f"sampler must be 'euler' or 'renoise'; got {self.sampler!r}")
+
     @property
     def latent_shape(self) -> tuple[int, int, int, int]:
         return (self.latent_channels, self.latent_frames, self.latent_size, self.latent_size)
@@ -268,11 +274,12 @@ class EcgFlow(nn.Module):
                 v = v_null + cfg * (v_ecg - v_null)
             else:
                 v = self.velocity(z, t, ecg, slice_position)
-            if c.sampler == "euler" or i == steps - 1:
-                z = z + v / steps if c.sampler == "euler" else z + (1 - i / steps) * v
-            else:
-                following = (i + 1) / steps
-                z = (1 - following) * noisy_template() + following * (z + (1 - i / steps) * v)
+            if c.sampler == "euler":
+                z = z + v / steps
+                continue
+            x1 = z + (1 - i / steps) * v  # the clean estimate: the output at the last step, re-noised before
+            following = (i + 1) / steps
+            z = x1 if i == steps - 1 else (1 - following) * noisy_template() + following * x1
         return z
 
     def count_parameters(self) -> int:

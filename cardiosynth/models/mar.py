@@ -41,7 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.weights import WeightsError, check_dependency, config_from_dict, load_state
+from cardiosynth.weights import WeightsError, check_dependency, load_module
 
 TRAIN_COMMAND = "python -m training.train_mar --config default --vae weights/vae3d --out weights/mar"
 
@@ -570,19 +570,14 @@ def load_mar(folder_or_name: str | Path = "mar", vae3d: str | Path | None = None
     """The trained MAR (EMA weights; sha256 checked; config incl. the phenotype scaler from ``config.json``), in
     eval mode. With ``vae3d`` (folder or name), also refuse a 3D-VAE other than the one it was trained on."""
     try:
-        state, payload = load_state(folder_or_name)
+        model = load_module(MAR, MARConfig, folder_or_name)
     except WeightsError as error:
         if "No weights found" in str(error):
             raise WeightsError(f"No MAR weights at {folder_or_name} (nor bundled as weights/{folder_or_name}). "
                                f"Train them (after the 3D-VAE) with: {TRAIN_COMMAND}") from None
         raise
-    config = config_from_dict(MARConfig, payload["config"])
-    if not config.phenotype_mean:
+    if not model.config.phenotype_mean:
         raise WeightsError(f"{folder_or_name}: config.json lacks the phenotype scaler")
     if vae3d is not None:
-        check_dependency(payload, "vae3d", vae3d)
-    model = MAR(config)
-    model.load_state_dict(state)
-    model.depends_on = payload.get("depends_on", {})
-    model.metrics = payload.get("extra", {})
-    return model.eval()
+        check_dependency({"depends_on": model.depends_on}, "vae3d", vae3d)
+    return model
