@@ -21,6 +21,7 @@ from cardiosynth.paths import REPO_ROOT  # noqa: E402
 
 SCREENSHOTS = Path(os.environ.get("CARDIOSYNTH_SCREENSHOTS", REPO_ROOT / "outputs" / "screenshots"))
 TIMEOUT_MS = 20_000
+GENERATE_TIMEOUT_MS = 60_000  # a generation can wait behind the previous result's chained step
 
 if not Path(CHROMIUM).is_file():
     if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
@@ -134,8 +135,12 @@ def test_generate_a_cine_then_compare_with_the_previous(browser_page):
     page.locator("#slider-LVEDV input[type=range]").focus()
     page.keyboard.press("PageUp")
     page.locator("#generate-btn").click()
+    # the second cine, or an error message (then shown by the assertion): generous on a busy 2-core machine
     page.wait_for_function("old => { const img = document.querySelector('#cine-previous img');"
-                           " return img && img.complete && img.naturalWidth >= 64; }", arg=first)
+                           " return (img && img.complete && img.naturalWidth >= 64)"
+                           " || document.querySelector('#cine-message .cs-error'); }", arg=first,
+                           timeout=GENERATE_TIMEOUT_MS)
+    assert page.locator("#cine-message .cs-error").count() == 0, page.locator("#cine-message").inner_text()
     assert "change" in page.locator("#cine-values").inner_text()
     page.wait_for_function("() => { const gd = document.querySelector('#cine-plot .js-plotly-plot');"
                            " return gd && gd.data && gd.data.filter(t => t.type === 'image').length === 32; }")
