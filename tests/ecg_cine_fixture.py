@@ -18,7 +18,7 @@ from cardiosynth.models.vae3d import load_vae3d
 from cardiosynth.pipelines.ecg_to_cine import EcgToCine
 
 TINY_MAE = EcgMAEConfig(width=32, depth=1, heads=2, stem=8)
-TINY_FLOW = EcgFlowConfig(width=32, depth=1, heads=2, ecg_dim=32, sampling_steps=2)
+TINY_FLOW = EcgFlowConfig(width=32, depth=1, heads=2, ecg_dim=32, sampling_steps=2, canonical_es_fraction=0.38)
 
 
 class OracleMAE(EcgMAE):

@@ -73,6 +73,9 @@ def test_figure_plays_the_cine_with_the_cursor_on_each_frame_time(ecg_studio, ge
     lead = next(t for t in figure.data if t.name == "lead II")  # lead II from one R peak to the next
     assert lead.x[0] <= cycle["start_s"] < lead.x[1] and lead.x[-2] < cycle["end_s"] <= lead.x[-1]
     assert np.allclose(lead.y, generated.ecg.lead("II")[round(lead.x[0] * 500):round(lead.x[-1] * 500) + 1])
+    es_line = next(s for s in figure.layout.shapes if s.line.dash == "dash")  # end-systole: QT after the R peak
+    assert es_line.x0 == pytest.approx(cycle["start_s"] + cycle["es_s"]) and cycle["start_s"] < es_line.x0 < cycle["end_s"]
+    assert f"{1000 * cycle['qt_s']:.0f} ms" in ecg_studio.summary_markdown(generated)
 
 
 def test_play_and_slider_carry_the_frames_gradio_does_not_pass_on(ecg_studio, generated):

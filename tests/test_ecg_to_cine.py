@@ -385,6 +385,42 @@ def test_timing_control_statistics():
     assert len(heldout_records(table, "heldout")) == 1 and len(heldout_records(table, "test")) == 0
 
 
+def test_retiming_ceiling_with_a_perfect_reader_and_empty_frame_counts():
+    """Real cines through the flow's two re-timings, read by an exact ES reader, land on their targets; a reader
+    that cannot see timing gives no correlation. Frames without an LV are counted per cine."""
+    from types import SimpleNamespace
+
+    from cardiosynth.data.dataset import PreparedDataset
+    from cardiosynth.data.prepare import PrepareConfig
+    from cardiosynth.measure.ecg_timing import frames_without_lv, retiming_ceiling
+
+    rng = np.random.default_rng(1)
+    n = 30
+    es_frames = rng.uniform(4.0, 9.0, n)
+    cines = np.stack([np.broadcast_to(np.array([min(255, 25 * abs(k - e)) for k in range(16)], np.uint8)[:, None, None],
+                                      (16, 8, 8)) for e in es_frames])
+    masks = np.zeros((n, 8, 8), np.uint8)
+    real = PreparedDataset(cines, np.ones((n, 8, 8), bool), masks, masks, masks,
+                           pd.DataFrame({"es_frame_float": es_frames, "slice_position": 0.5, "subject": "p",
+                                         "slice": 0}), PrepareConfig(frames=16, size=8))
+
+    class Reader:
+        def __init__(self, sees_timing: bool):
+            self.sees_timing = sees_timing
+
+        def measure(self, cines):
+            curves = [SimpleNamespace(es_frame_subframe=float(np.argmin(c.frames.mean((1, 2)))) if self.sees_timing
+                                      else float(rng.uniform(4, 9))) for c in cines]
+            return None, curves
+
+    qt_rr = rng.uniform(0.3, 0.55, 25)
+    exact = retiming_ceiling(real, Reader(True), 0.38, qt_rr)
+    assert exact["n"] == n and exact["pearson_r"] > 0.9 and exact["mean_abs_difference"] < 1.5 / 16
+    assert abs(retiming_ceiling(real, Reader(False), 0.38, qt_rr)["pearson_r"]) < 0.5
+    curves = [SimpleNamespace(lv_area_mm2=np.array(a, float)) for a in ([5, 0, 0, 5], [5, 4, 3, 5], [0, 1, 2, 3])]
+    assert frames_without_lv(curves) == {"cines_with_any": 2, "cines": 3, "median_frames": 1.0}
+
+
 @pytest.mark.parametrize("sampler", ["euler", "renoise"])
 def test_samplers_land_on_the_clean_estimate(sampler, monkeypatch):
     """With x1 prediction both samplers end exactly on the network's last clean estimate: a network that always
@@ -396,21 +432,68 @@ def test_samplers_land_on_the_clean_estimate(sampler, monkeypatch):
     assert torch.allclose(out, target.expand(2, -1, -1, -1, -1), atol=1e-5)
 
 
-def test_time_warp_moves_end_systole_in_cine_and_ecg_alike(tmp_path, one_thread):
-    """Re-timing keeps frame 0 (the R peak), is the identity for a = b, and puts what was at fraction b at
-    fraction a; the training loop accepts warped versions with their knots."""
-    from training.train_ecg_flow import fit, warp_frames
+# ------------------------------------------------------------------------------------------ timing
+def test_retime_moves_end_systole_and_keeps_the_r_peak():
+    """What was at fraction b is shown at fraction a; frame 0 (the R peak) stays; a = b changes nothing."""
+    from cardiosynth.retime import retime
 
     t = torch.arange(16, dtype=torch.float32)[:, None]
-    assert torch.equal(warp_frames(t, 0.4, 0.4), t)
-    warped = warp_frames(t, 0.25, 0.5)  # original frame 8 (fraction 0.5) now at frame 4 (fraction 0.25)
+    assert torch.equal(retime(t, 0.4, 0.4), t)
+    warped = retime(t, 0.25, 0.5)  # original frame 8 (fraction 0.5) now at frame 4 (fraction 0.25)
     assert warped[0, 0] == 0 and warped[4, 0] == pytest.approx(8.0) and torch.all(torch.diff(warped[:15, 0]) > 0)
     cine = torch.rand(16, 8, 8)
-    assert torch.allclose(warp_frames(cine, 0.25, 0.5)[4], cine[8])  # images and features share the warp
-    config = dataclasses.replace(TINY_FLOW, epochs=1, batch_size=2, eval_every=1, warmup_steps=1)
-    latents = torch.randn(2, 3, *config.latent_shape)
-    knots = torch.tensor([[[0.5, 0.5]] * 3, [[0.3, 0.4]] * 3])
-    ecgs = [[[torch.randn(16, 32)]] for _ in range(3)]
-    _, best = fit(config, latents, ecgs, torch.rand(3), latents[0], ecgs, torch.rand(3), tmp_path / "run",
-                  progress=False, train_knots=knots)
-    assert np.isfinite(best["val_loss"])
+    assert torch.allclose(retime(cine, 0.25, 0.5)[4], cine[8])
+    area = torch.tensor([abs(k - 6.0) for k in range(16)])  # an LV area curve with end-systole at frame 6
+    assert int(torch.argmin(retime(area, 9 / 16, 6 / 16))) == 9
+    with pytest.raises(ValueError, match="inside the cycle"):
+        retime(t, 0.0, 0.4)
+
+
+def test_systolic_fraction_measured_qt_else_bazett_and_kept_in_range():
+    from cardiosynth.retime import ES_FRACTION_RANGE, systolic_fraction
+
+    measured = systolic_fraction(0.36, 0.9)
+    assert measured["fraction"] == pytest.approx(0.4) and "measured" in measured["source"]
+    for missing in (None, float("nan")):
+        estimated = systolic_fraction(missing, 1.0)
+        assert estimated["fraction"] == pytest.approx(0.41) and "Bazett" in estimated["source"]
+    fast = systolic_fraction(0.40, 0.45)  # QT/RR 0.89: beyond any cine's end-systole
+    assert fast["fraction"] == ES_FRACTION_RANGE[1] and "limited" in fast["source"]
+    with pytest.raises(ValueError, match="cycle length"):
+        systolic_fraction(0.4, 0.0)
+
+
+def test_retimed_dataset_puts_every_expert_end_systole_at_one_fraction():
+    from cardiosynth.data.dataset import PreparedDataset
+    from cardiosynth.data.prepare import PrepareConfig
+    from cardiosynth.retime import retimed_dataset
+
+    es_frames = np.array([4.0, 6.0, 7.5, 10.0])
+    cines = np.stack([np.broadcast_to(np.array([20 * abs(k - e) for k in range(16)], np.uint8)[:, None, None],
+                                      (16, 8, 8)) for e in es_frames])  # darkest at each cine's own end-systole
+    masks = np.zeros((4, 8, 8), np.uint8)
+    table = pd.DataFrame({"es_frame_float": es_frames, "split": "train"})
+    dataset = PreparedDataset(cines, np.ones((4, 8, 8), bool), masks, masks, masks, table, PrepareConfig(frames=16, size=8))
+    retimed = retimed_dataset(dataset, 0.375)
+    assert retimed.cines.dtype == np.uint8 and retimed.cines.shape == cines.shape
+    assert [int(np.argmin(c[:, 0, 0])) for c in retimed.cines] == [6, 6, 6, 6]
+    assert np.allclose(retimed.table["es_frame_float"], 6.0) and np.array_equal(dataset.table["es_frame_float"], es_frames)
+
+
+def test_pipeline_retimes_the_flow_output_to_the_ecgs_qt_rr(tiny_pipeline, monkeypatch, one_thread):
+    """The flow's cine ends systole at its canonical fraction; the output ends it at the ECG's QT / RR."""
+    import cardiosynth.pipelines.ecg_to_cine as module
+
+    canonical = tiny_pipeline.flow.config.canonical_es_fraction
+    brightness = torch.tensor([abs(k - canonical * 16) / 16 for k in range(16)], dtype=torch.float32)
+    monkeypatch.setattr(module, "decode_latents", lambda vae, z: brightness.view(1, 16, 1, 1).expand(1, 16, 64, 64))
+    ecg = read_ecg(LUDB_2)
+    out = tiny_pipeline(ecg, seed=0, steps=1)
+    cycle = out.cycle
+    assert cycle["es_fraction"] == pytest.approx(process_ecg(ecg).qt_s / cycle["rr_s"], abs=1e-3)
+    assert "measured" in cycle["timing_source"] and cycle["es_s"] == pytest.approx(cycle["es_fraction"] * cycle["rr_s"], abs=1e-3)
+    assert abs(int(np.argmin(out.cine.frames[:, 0, 0])) - cycle["es_fraction"] * 16) <= 1
+    assert abs(cycle["es_fraction"] - canonical) > 0.05  # LUDB 2 is not at the canonical timing: the test can fail
+    tiny_pipeline.flow.config = dataclasses.replace(tiny_pipeline.flow.config, canonical_es_fraction=None)
+    plain = tiny_pipeline(ecg, seed=0, steps=1)
+    assert "es_fraction" not in plain.cycle and np.allclose(plain.cine.frames[:, 0, 0], brightness.numpy())

@@ -11,8 +11,10 @@
 2. ECGs: each paired ECG is read (any supported format), encoded by the frozen ECG MAE, and every complete
    cycle's features are resampled to the cine's frames -- with the functions inference uses
    (``cardiosynth.pipelines.ecg_to_cine.encode_ecg``), so training and sampling cannot drift.
-3. Latents: the 3D-VAE latents of the train / val cines (cached by the VAE's sha256, with the MAR's augmented
-   copies); the template is the mean clean training latent and is saved inside the weights.
+3. Latents: the train / val cines are re-timed so that end-systole falls at the config's
+   ``canonical_es_fraction`` (sampling re-times to the ECG's QT / RR: ``cardiosynth.retime``), then encoded by
+   the 3D-VAE (cached by the VAE's sha256, with the MAR's augmented copies); the template is the mean clean
+   training latent and is saved inside the weights.
 4. Each epoch every training cine is seen once, with one of its subject's ECGs and one of that ECG's cycles
    drawn at random; AdamW, warmup + cosine, EMA; the EMA's validation flow loss (fixed seeds, val pairs, typical
    cycles) selects the checkpoint. The weights pin the 3D-VAE and the ECG MAE by sha256.
@@ -41,6 +43,7 @@ from cardiosynth.data.pairing import pairing_statistics, pseudo_pairs, read_pair
 from cardiosynth.models.ecg_flow import CONFIGS, EcgFlow, EcgFlowConfig
 from cardiosynth.models.ecg_mae import load_ecg_mae
 from cardiosynth.paths import REPO_ROOT, cache_dir
+from cardiosynth.retime import retimed_dataset
 from cardiosynth.weights import read_config, resolve, save_pretrained
 from training.common import (ACDC_LICENCE, JsonlLog, adamw, barrier, checkpoint_exists, cosine_lr, distributed_trainer,
                              ema_update, end_epoch, init_distributed, load_checkpoint, main_process_first, pick_device,
@@ -91,49 +94,17 @@ def cine_ecgs(cines: pd.DataFrame, pairs: pd.DataFrame, cycles: dict[str, list[t
     return [by_subject.get(s, []) for s in cines["subject"]]
 
 
-def draw_batch(ecgs: list[list], idx: torch.Tensor, generator: torch.Generator | None,
-               knots: torch.Tensor | None = None) -> torch.Tensor:
+def draw_batch(ecgs: list[list], idx: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """(B, frames, D): for each cine a random paired ECG and a random cycle of it (typical cycle without a
-    generator, the validation setting), time-warped like its cine when ``knots`` (B, 2) are given."""
+    generator, the validation setting)."""
     out = []
-    for row, i in enumerate(idx.tolist()):
+    for i in idx.tolist():
         if generator is None:
-            features = ecgs[i][0][0]
-        else:
-            cycles = ecgs[i][int(torch.randint(len(ecgs[i]), (1,), generator=generator))]
-            features = cycles[int(torch.randint(len(cycles), (1,), generator=generator))]
-        out.append(features if knots is None else warp_frames(features, *knots[row].tolist()))
+            out.append(ecgs[i][0][0])
+            continue
+        cycles = ecgs[i][int(torch.randint(len(ecgs[i]), (1,), generator=generator))]
+        out.append(cycles[int(torch.randint(len(cycles), (1,), generator=generator))])
     return torch.stack(out)
-
-
-def warp_frames(seq: torch.Tensor, a: float, b: float) -> torch.Tensor:
-    """``seq`` (T, ...) over one cycle, re-timed so that cycle fraction ``a`` of the result shows fraction ``b``
-    of the original (piecewise linear; the R peak stays at frame 0; periodic linear interpolation). Applied
-    alike to a cine and to its ECG's per-frame features, it moves end-systole and the T wave together: timing
-    examples beyond the 47 training subjects' own."""
-    t = seq.shape[0]
-    x = torch.arange(t, dtype=torch.float64) / t
-    source = torch.where(x <= a, x * b / a, b + (x - a) * (1 - b) / (1 - a)) * t
-    lo = source.floor().long()
-    weight = (source - lo).to(seq.dtype).view((t,) + (1,) * (seq.dim() - 1))
-    return seq[lo % t] * (1 - weight) + seq[(lo + 1) % t] * weight
-
-
-def time_warped_latents(vae_folder, cines: torch.Tensor, es_fraction: np.ndarray, copies: int, seed: int,
-                        device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``copies`` re-timed versions of every cine (end-systole moved to its fraction x U(0.7, 1.4), within
-    0.2-0.7), encoded by the 3D-VAE: latents (copies, N, ...) and the warp knots (copies, N, 2)."""
-    from cardiosynth.models.vae3d import encode_cines, load_vae3d
-
-    rng = np.random.default_rng(seed)
-    vae = load_vae3d(str(vae_folder)).to(device)
-    latents, knots = [], []
-    for _ in tqdm(range(copies), desc="time-warped latents", unit="copy"):
-        new = np.clip(es_fraction * rng.uniform(0.7, 1.4, len(es_fraction)), 0.2, 0.7)
-        warped = torch.stack([warp_frames(c, float(a), float(b)) for c, a, b in zip(cines, new, es_fraction)])
-        latents.append(encode_cines(vae, warped.clamp(0, 1)))
-        knots.append(torch.tensor(np.stack([new, es_fraction], 1), dtype=torch.float32))
-    return torch.stack(latents), torch.stack(knots)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -161,11 +132,10 @@ def validation_loss(model: EcgFlow, latents: torch.Tensor, ecgs: list[list], pos
 
 def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[list], train_positions: torch.Tensor,
         val_latents: torch.Tensor, val_ecgs: list[list], val_positions: torch.Tensor, run_dir: Path,
-        resume: bool = False, device: str = "auto", max_steps: int | None = None, progress: bool = True,
-        train_knots: torch.Tensor | None = None) -> tuple[EcgFlow, dict]:
+        resume: bool = False, device: str = "auto", max_steps: int | None = None, progress: bool = True
+        ) -> tuple[EcgFlow, dict]:
     """Train on ``train_latents`` (versions, N, C, F, H, W; version 0 clean, whose mean is the template); return
-    the EMA model of the best validation epoch and that epoch's record. ``train_knots`` (versions, N, 2) are the
-    time warps of the versions (None: none are warped)."""
+    the EMA model of the best validation epoch and that epoch's record."""
     seed_everything(config.seed)
     rank, world, device = init_distributed(pick_device(device))  # torchrun: one process per GPU (or CPU worker)
     main_process = rank == 0
@@ -191,9 +161,7 @@ def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[lis
             idx = order[k * config.batch_size:(k + 1) * config.batch_size]
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(step, total_steps, config.lr, config.warmup_steps, 0.05)
-            knots = None if train_knots is None else train_knots[version[idx], idx]
-            loss = trainer(train_latents[version[idx], idx].to(device),
-                           draw_batch(train_ecgs, idx, generator, knots).to(device),
+            loss = trainer(train_latents[version[idx], idx].to(device), draw_batch(train_ecgs, idx, generator).to(device),
                            train_positions[idx].to(device), generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -245,7 +213,11 @@ def train(config: EcgFlowConfig, out: Path, vae_folder, mae_folder, pairs_file: 
         print("Pairs (" + ("given: " + str(pairs_file) if pairs_file else "pseudo-pairs: family + QT/RR") + ")")
         print(stats.to_string(index=False))
     cycles = ecg_cycles(mae_folder, pairs["ecg_path"].tolist(), frames, progress=rank == 0)
-    arrays = main_process_first(rank, world, lambda: compute_latents(vae_folder, dataset, dataset_name,
+    latent_name = str(dataset_name)
+    if config.canonical_es_fraction is not None:  # after pairing, which reads each cine's own ES fraction
+        dataset = retimed_dataset(dataset, config.canonical_es_fraction)
+        latent_name = f"{Path(latent_name).name}_es{round(1000 * config.canonical_es_fraction)}"
+    arrays = main_process_first(rank, world, lambda: compute_latents(vae_folder, dataset, latent_name,
                                                                      AUGMENT_COPIES, 0, torch_device))
     train_set, val_set = dataset.split("train"), dataset.split("val")
     train_ecgs, val_ecgs = cine_ecgs(train_set.table, pairs, cycles), cine_ecgs(val_set.table, pairs, cycles)
@@ -253,20 +225,12 @@ def train(config: EcgFlowConfig, out: Path, vae_folder, mae_folder, pairs_file: 
     keep_val = np.array([bool(e) for e in val_ecgs])
     if not keep_train.any() or not keep_val.any():
         raise ValueError("No training or validation cine has a paired ECG with a complete cycle")
-    train_latents, train_knots = torch.from_numpy(arrays["train"][:, keep_train]), None
-    if config.time_warp_copies:
-        frames = torch.from_numpy(train_set.cines[keep_train].astype(np.float32) / 255.0)
-        es = train_set.table["es_frame_float"].to_numpy(float)[keep_train] / frames.shape[1]
-        warped, knots = time_warped_latents(vae_folder, frames, es, config.time_warp_copies, config.seed,
-                                            torch_device)
-        identity = torch.full((train_latents.shape[0], train_latents.shape[1], 2), 0.5)
-        train_latents, train_knots = torch.cat([train_latents, warped]), torch.cat([identity, knots])
     positions = {s: torch.tensor(d.table["slice_position"].to_numpy(np.float32)) for s, d in
                  (("train", train_set), ("val", val_set))}
     run_dir = cache_dir() / "runs" / out.name
-    model, best = fit(config, train_latents, [e for e in train_ecgs if e], positions["train"][keep_train],
-                      torch.from_numpy(arrays["val"][keep_val]), [e for e in val_ecgs if e], positions["val"][keep_val],
-                      run_dir, resume, device, max_steps, train_knots=train_knots)
+    model, best = fit(config, torch.from_numpy(arrays["train"][:, keep_train]), [e for e in train_ecgs if e],
+                      positions["train"][keep_train], torch.from_numpy(arrays["val"][keep_val]),
+                      [e for e in val_ecgs if e], positions["val"][keep_val], run_dir, resume, device, max_steps)
     if rank != 0:
         return {}  # rank 0 writes the weights and the report
     minutes = run_minutes(run_dir / "log.jsonl")  # all segments of a resumed run
@@ -300,6 +264,10 @@ def _ludb_table() -> pd.DataFrame:
 
 def model_card(config: EcgFlowConfig, summary: dict, stats: pd.DataFrame, vae_folder, mae_folder) -> str:
     c = config
+    retiming = ("not re-timed: the flow sets end-systole itself." if c.canonical_es_fraction is None else
+                f"every training cine was re-timed so that end-systole (the expert ES frame) falls at\n"
+                f"  {c.canonical_es_fraction:g} of the cycle; sampling re-times the flow's cine from there to the ECG's "
+                f"QT / RR\n  (`cardiosynth.retime`). The ECG's timing is set explicitly, not learned from the pairs.")
     train_stats = stats[stats["split"] == "train"].drop(columns="split") if "split" in stats else stats
     return f"""# CardioSynth ECG flow: ECG-conditioned rectified flow for cine latents (ECGFlowCMR)
 
@@ -314,6 +282,7 @@ This model can learn timing and coarse, group-linked appearance from the ECG; it
   slice position) predicts the clean latent ({c.prediction}; velocity v = (x1 - z_t) / (1 - t)); sampling:
   {c.sampler}, {c.sampling_steps} steps, CFG {c.cfg} on the ECG (condition dropout {c.condition_dropout}).
   {summary['parameters'] / 1e6:.1f} M parameters.
+- Timing: {retiming}
 - Depends on (pinned by sha256 in `config.json`): the 3D-VAE `{vae_folder}` and the ECG MAE `{mae_folder}`
   (frozen; features of complete cycles found from its predicted phase, resampled to the cine's frames).
 - Data: ACDC training split, {summary['n_train_cines']} slice cines, {summary['n_pairs']} subject-ECG pairs over
@@ -341,7 +310,6 @@ def main() -> None:
     parser.add_argument("--dataset", default=None, help="prepared dataset name or folder (default: the config's)")
     parser.add_argument("--out", help="weights folder (default weights/ecg_flow, or ecg_flow_<config>)")
     parser.add_argument("--epochs", type=int)
-    parser.add_argument("--time-warp-copies", type=int, help="re-timed copies of each training cine (default: config)")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--device", default="auto")
@@ -349,8 +317,6 @@ def main() -> None:
     config = CONFIGS[args.config]
     if args.epochs:
         config = dataclasses.replace(config, epochs=args.epochs)
-    if args.time_warp_copies is not None:
-        config = dataclasses.replace(config, time_warp_copies=args.time_warp_copies)
     suffix = "" if args.config == "default" else f"_{args.config}"
     bundled = args.config == "default" and not args.max_steps and args.out is None
     report = REPO_ROOT / "reports" / "ecg_flow" if bundled else None  # other runs never overwrite the bundled reports

@@ -149,7 +149,11 @@ class EcgCineStudio:
                 f"{k['cycles_found']} complete ones the ECG model found; the typical one), "
                 f"RR {1000 * k['rr_s']:.0f} ms, {k['heart_rate_bpm']:.0f} bpm. Frame 0 sits on the R peak "
                 f"(end-diastole); the {result.cine.n_frames} frames span one R\u2013R interval, "
-                f"{1000 * result.frame_seconds:.0f} ms apart.\n\n**Settings**: seed {c['seed']}, {c['steps']} {c['sampler']} "
+                f"{1000 * result.frame_seconds:.0f} ms apart."
+                + (f" **End-systole** {1000 * k['es_s']:.0f} ms after the R peak ({100 * k['es_fraction']:.0f} % of "
+                   f"the cycle, dashed line): the cine is re-timed so that systole lasts the QT, "
+                   f"{1000 * k['qt_s']:.0f} ms ({k['timing_source']})." if "es_s" in k else "")
+                + f"\n\n**Settings**: seed {c['seed']}, {c['steps']} {c['sampler']} "
                 f"sampling steps, guidance {c['cfg']:g}, slice position {c['slice_position']:.2f}; model `{c['model']}`"
                 + (f"; ECG `{result.name}`" if result.name else "") + ".")
 
@@ -169,6 +173,9 @@ class EcgCineStudio:
         fig.add_trace(go.Scatter(x=[times[0]] * 2, y=cursor_y, mode="lines", name="frame time",
                                  line={"color": CURSOR_COLOUR, "width": 3}, hoverinfo="skip"), row=1, col=2)
         cursor = len(fig.data) - 1
+        if "es_s" in result.cycle:  # where the cine was re-timed to end systole (QT after the R peak)
+            fig.add_vline(x=result.cycle["start_s"] + result.cycle["es_s"], line={"dash": "dash", "color": "#1565c0"},
+                          annotation_text="end-systole", annotation_position="bottom right", row=1, col=2)
         fig.frames = [go.Frame(name=str(k), traces=[*range(n), cursor],
                                data=[go.Image(visible=i == k) for i in range(n)] + [go.Scatter(x=[times[k]] * 2)])
                       for k in range(n)]

@@ -12,6 +12,12 @@ to sub-frame resolution, as a fraction of the cycle (frame 0 = R peak). Reported
   correlation must drop under shuffling for the ECG to be said to control timing.
 - ``timing_ceiling_real_cines``: the same ES measurement on real held-out ACDC cines vs their expert ES frame
   (how precisely the instrument reads timing at all).
+- ``timing_ceiling_retimed_real_cines`` (flows that re-time): what a perfect re-timed generator would show. Real
+  held-out cines are re-timed to the flow's canonical end-systole, as its training cines were, then to QT/RR
+  values drawn from the held-out ECGs, as sampling does; r between the measured ES and that target.
+- ``frames_without_lv`` (generated and real): how many cines have frames where the segmenter finds no LV at all.
+  There the area curve's minimum is the first empty frame, so ES reads where the LV is lost, not where it is
+  smallest.
 - ``heart_rate``: the cycle the model used vs neurokit2's median RR (the cycle finding itself).
 - ``realism``: Fréchet distance of the generated cines' features (bundled cine encoder) to the real training
   cines, and its ratio to the real floor (real held-out cines of the ACDC ``--acdc-split`` to train).
@@ -87,7 +93,8 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
                   lambda idx: np.corrcoef(x[idx], y[idx])[0, 1], len(x))],
               "mean_abs_difference": round(float(np.mean(np.abs(x - y))), 4),
               "es_fraction_generated_mean_sd": [round(float(x.mean()), 4), round(float(x.std()), 4)],
-              "qt_rr_mean_sd": [round(float(y.mean()), 4), round(float(y.std()), 4)]}
+              "qt_rr_mean_sd": [round(float(y.mean()), 4), round(float(y.std()), 4)],
+              "frames_without_lv": frames_without_lv(curves)}
     used, neurokit = good["rr_s_used"].to_numpy(float), good["rr_s_neurokit"].to_numpy(float)
     heart_rate = {"cycle_found": int(ok.sum()), "records": len(table),
                   "rr_used_vs_neurokit_median_abs_ms": round(float(np.median(np.abs(used - neurokit))) * 1000, 1)}
@@ -98,6 +105,8 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
     fid = metrics.frechet_with_ci(generated, reference.train_features)
     floor = reference.floor
     ceiling = timing_ceiling(reference.heldout, measurer)
+    canonical = pipe.flow.config.canonical_es_fraction
+    retimed = None if canonical is None else retiming_ceiling(reference.heldout, measurer, canonical, y)
     # what the ECG does not set: LV size across ECGs vs across seeds of one ECG
     first = records["path"].iloc[0]
     seed_cines = [pipe(first, seed=s).cine for s in range(seeds_for_spread)]
@@ -105,6 +114,7 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
     report = {
         "command": command, "split": split, "weights": str(weights), "model": pipe.sha[:12],
         "timing": timing, "shuffled_control": shuffled_control(x, y, r), "timing_ceiling_real_cines": ceiling,
+        "timing_ceiling_retimed_real_cines": retimed,
         "heart_rate": heart_rate,
         "realism": {"frechet_to_train": fid, "real_floor": floor, "acdc_split_for_floor": acdc_split,
                     "ratio_to_floor": round(fid["value"] / floor["value"], 3)},
@@ -130,7 +140,36 @@ def timing_ceiling(real, measurer) -> dict:
     truth = real.table["es_frame_float"].to_numpy(float) / frames
     r = float(np.corrcoef(measured, truth)[0, 1])
     return {"n": len(truth), "pearson_r": round(r, 4), "mean_abs_difference": round(float(np.mean(np.abs(measured - truth))), 4),
-            "es_fraction_expert_mean_sd": [round(float(truth.mean()), 4), round(float(truth.std()), 4)]}
+            "es_fraction_expert_mean_sd": [round(float(truth.mean()), 4), round(float(truth.std()), 4)],
+            "frames_without_lv": frames_without_lv(curves)}
+
+
+def retiming_ceiling(real, measurer, canonical: float, qt_rr: np.ndarray, seed: int = 0) -> dict:
+    """Real cines re-timed to ``canonical`` and then to QT/RR values drawn (seeded) from ``qt_rr``: how well the
+    ES measurement follows re-timing when the cines themselves are perfect."""
+    import dataclasses
+
+    import torch
+
+    from cardiosynth.retime import ES_FRACTION_RANGE, retime, retimed_dataset
+
+    target = np.clip(np.random.default_rng(seed).choice(qt_rr, len(real)), *ES_FRACTION_RANGE)
+    canon = retimed_dataset(real, canonical)
+    cines = [dataclasses.replace(canon.cine(i), frames=retime(torch.from_numpy(canon.frames(i)), float(t), canonical)
+                                 .numpy()) for i, t in enumerate(target)]
+    _, curves = measurer.measure(cines)
+    measured = np.array([c.es_frame_subframe / real.cines.shape[1] for c in curves])
+    r = float(np.corrcoef(measured, target)[0, 1])
+    return {"n": len(target), "pearson_r": round(r, 4),
+            "pearson_r_ci95": [round(v, 4) for v in metrics.bootstrap_ci(
+                lambda idx: np.corrcoef(measured[idx], target[idx])[0, 1], len(target))],
+            "mean_abs_difference": round(float(np.mean(np.abs(measured - target))), 4)}
+
+
+def frames_without_lv(curves) -> dict:
+    """Cines with at least one frame in which the segmenter finds no LV, and the median number of such frames."""
+    empty = np.array([int(np.sum(c.lv_area_mm2 <= 0)) for c in curves])
+    return {"cines_with_any": int(np.sum(empty > 0)), "cines": len(empty), "median_frames": float(np.median(empty))}
 
 
 def plot_timing(good: pd.DataFrame, path: Path, r: float) -> None:
