@@ -36,9 +36,10 @@ MAX_STEPS = 200  # sampling steps a request may ask for
 PSEUDO_PAIRED_NOTE = ("Trained on pseudo-pairs: no public data pairs ECGs with the same person's cine MRI, so the "
                       "bundled model learned from ECGs matched to cines by diagnosis family and systolic timing. It "
                       "never shows a patient's own heart, and its cines are blurry. Their timing is set from the "
-                      "ECG: each cine is re-timed so that systole lasts the ECG's QT (the dashed line). On held-out "
-                      "ECGs the end-systole read from the cines followed QT/RR only at r = 0.25 (test, not "
-                      "significant; real cines re-timed the same way read at 0.44) (README, ECG \u2192 cine).")
+                      "ECG: each cine is re-timed so that systole lasts the ECG's QT (the dashed line). Read back "
+                      "from the cines of held-out ECGs, end-systole followed QT/RR at r = 0.42 on the test split "
+                      "(real cines re-timed the same way: 0.44) but only 0.02 on the validation split: 25 ECGs per "
+                      "split are too few to confirm it (README, ECG \u2192 cine).")
 
 
 @dataclass
