@@ -1,7 +1,7 @@
 """Re-time a cine within its cycle so that end-systole falls where the ECG puts it.
 
 The ECG -> cine flow did not learn timing from its ECG features: 47 pseudo-paired training subjects were too few
-(held-out r about 0, reports/ecg_flow/). Timing is therefore made explicit, as anatomy-motion disentanglement
+(held-out r about 0 for the flows trained without re-timing; README, ECG -> cine). Timing is therefore made explicit, as anatomy-motion disentanglement
 suggests. The flow learns cines that were all re-timed to one canonical end-systolic fraction, and its output is
 re-timed to the input ECG's systolic fraction, QT / RR. The T wave ends about when the aortic valve closes, so
 mechanical systole lasts about as long as the QT interval.
