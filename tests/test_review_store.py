@@ -169,6 +169,30 @@ def test_concurrent_double_clicks_store_one_answer(service):
     assert outcomes.count(True) == 5 and outcomes.count("refused") == 6, (winner, outcomes)
 
 
+def test_a_click_that_read_before_a_simultaneous_click_stored_is_a_replay(service, monkeypatch):
+    """The race behind the double-click test, made deterministic: this click read "no answer yet", then the other
+    click stored the same answer. It must be a replay (a different answer: refused), never "answer the case on
+    your screen first"."""
+    code, _ = admin_study(service, 2)
+    reader = service.join(code, "R")
+    case = service.current_case(reader.token)
+    service.answer(reader.token, case.case_id, "real", 3)
+    stored = service.store.answer
+    for answer, expected in (("real", True), ("synthetic", "already answered")):
+        stale = [True]  # the first read is from before the other click's insert
+
+        def answer_read(*args, stale=stale):
+            return None if stale and stale.pop() else stored(*args)
+
+        monkeypatch.setattr(service.store, "answer", answer_read)
+        if expected is True:
+            assert service.answer(reader.token, case.case_id, answer, 3).replay is True
+        else:
+            with pytest.raises(ReviewError, match=expected):
+                service.answer(reader.token, case.case_id, answer, 3)
+    assert len(service.store.answers_table(code)) == 1
+
+
 def test_many_readers_concurrently_with_a_restart_lose_nothing(tmp_path):
     report = run_loadtest(tmp_path / "load.sqlite", n_readers=8, n_cases=10)
     assert report["errors"] == []

@@ -184,13 +184,16 @@ def submit_answer(store: Store, token, case_id, answer, confidence, comment="") 
     earlier = store.answer(reader["reader_id"], case_id)
     if earlier is None:
         answered = store.answered(reader["reader_id"])
-        current = next(case for case in order if case not in answered)
-        if case_id != current:
-            raise ReviewError("Please answer the case on your screen first; this one comes later in your list.")
-        earlier, inserted = store.insert_answer(reader["reader_id"], case_id, order.index(case_id) + 1, answer,
-                                                confidence, comment)
-        if inserted:
-            return receipt(False)
+        if case_id in answered:  # a simultaneous click (double-click) stored this case between the two reads
+            earlier = store.answer(reader["reader_id"], case_id)
+        else:
+            current = next(case for case in order if case not in answered)
+            if case_id != current:
+                raise ReviewError("Please answer the case on your screen first; this one comes later in your list.")
+            earlier, inserted = store.insert_answer(reader["reader_id"], case_id, order.index(case_id) + 1, answer,
+                                                    confidence, comment)
+            if inserted:
+                return receipt(False)
     if same_as(earlier):
         return receipt(True)
     raise ReviewError("You have already answered this case; answers cannot be changed.")
