@@ -216,7 +216,7 @@ def train(config: EcgFlowConfig, out: Path, vae_folder, mae_folder, pairs_file: 
     latent_name = str(dataset_name)
     if config.canonical_es_fraction is not None:  # after pairing, which reads each cine's own ES fraction
         dataset = retimed_dataset(dataset, config.canonical_es_fraction)
-        latent_name = f"{Path(latent_name).name}_es{round(1000 * config.canonical_es_fraction)}"
+        latent_name = f"{latent_name}_es{round(1000 * config.canonical_es_fraction)}"
     arrays = main_process_first(rank, world, lambda: compute_latents(vae_folder, dataset, latent_name,
                                                                      AUGMENT_COPIES, 0, torch_device))
     train_set, val_set = dataset.split("train"), dataset.split("val")

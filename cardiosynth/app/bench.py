@@ -104,10 +104,13 @@ def _client_latency(url: str, repeats: int) -> dict:
               "ecg_example_first": round(ecg_ms[0], 1), "ecg_example": _stats(ecg_ms[1:])}
     endpoints = client.view_api(print_info=False, return_format="dict").get("named_endpoints", {})
     if "/ecg_generate" in endpoints:  # a cine from the ECG just read (kept in this client's session)
+        from cardiosynth.weights import read_config
+
+        flow = read_config(REPO_ROOT / "weights" / "ecg_flow")["config"]  # the settings the app's controls start at
         ecg_cine_ms = []
         for i in range(repeats):
             t = time.perf_counter()
-            client.predict(i, 10, 2.0, 0.5, api_name="/ecg_generate")
+            client.predict(i, flow["sampling_steps"], flow["cfg"], 0.5, api_name="/ecg_generate")
             ecg_cine_ms.append(1000 * (time.perf_counter() - t))
         report["ecg_generate"] = _stats(ecg_cine_ms)
     if "/generate" in endpoints:

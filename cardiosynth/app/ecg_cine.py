@@ -101,8 +101,9 @@ class EcgCineStudio:
         return {"steps": c.sampling_steps if c else 10, "cfg": c.cfg if c else 2.0, "max_steps": MAX_STEPS}
 
     # ----------------------------------------------------------------------------------------- actions
-    def generate(self, ecg, seed, steps, cfg, slice_position, name: str = "") -> EcgCineResult:
-        """One cine for ``ecg`` (an Ecg or a path); bad settings and unusable ECGs raise readable errors."""
+    def generate(self, ecg, seed, steps, cfg, slice_position, name: str = "", analysis=None) -> EcgCineResult:
+        """One cine for ``ecg`` (an Ecg or a path; ``analysis``: its neurokit2 analysis, already shown in the tab);
+        bad settings and unusable ECGs raise readable errors."""
         if not self.available:
             raise RuntimeError(self.unavailable_reason or "No ECG\u2192cine generator is bundled")
         if ecg is None:
@@ -114,8 +115,9 @@ class EcgCineStudio:
         if isinstance(ecg, (str, Path)):
             from cardiosynth.ecg import read_ecg
 
-            ecg, name = read_ecg(ecg), name or Path(ecg).name
-        output = on_compute_thread(self.pipeline, ecg, seed=seed, steps=steps, cfg=cfg, slice_position=position)
+            ecg, name, analysis = read_ecg(ecg), name or Path(ecg).name, None
+        output = on_compute_thread(self.pipeline, ecg, seed=seed, steps=steps, cfg=cfg, slice_position=position,
+                                   analysis=analysis)
         result = EcgCineResult(output, ecg, name)
         # a fresh name per result: users generating at the same time never overwrite each other's files
         result.files["stem"] = f"cardiosynth_ecg_seed{seed}_{uuid.uuid4().hex[:10]}"

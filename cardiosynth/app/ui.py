@@ -217,8 +217,8 @@ def add_ecg_cine_panel(studio: EcgCineStudio, shown: gr.State) -> None:
     def generate(result, seed, steps, cfg, slice_position, progress=gr.Progress()):
         try:
             progress(0.1, desc="Generating the cine from the ECG")
-            ecg, name = (result.ecg, result.name) if result is not None else (None, "")
-            made = studio.generate(ecg, seed, steps, cfg, slice_position, name=name)
+            ecg, name, analysis = (result.ecg, result.name, result.analysis) if result is not None else (None, "", None)
+            made = studio.generate(ecg, seed, steps, cfg, slice_position, name=name, analysis=analysis)
             return [studio.file(made, "gif"), studio.figure(made), studio.summary_markdown(made), "", made]
         except Exception as err:  # noqa: BLE001 - every error becomes a message
             return [gr.skip()] * 3 + [error_box(user_message(err, "generating a cine from the ECG")), gr.skip()]

@@ -88,10 +88,7 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
     good = table[ok & np.isfinite(table["es_fraction_generated"].astype(float))]
     x, y = good["es_fraction_generated"].to_numpy(float), good["qt_rr"].to_numpy(float)
     r = float(np.corrcoef(x, y)[0, 1])
-    timing = {"n": len(good), "pearson_r": round(r, 4),
-              "pearson_r_ci95": [round(v, 4) for v in metrics.bootstrap_ci(
-                  lambda idx: np.corrcoef(x[idx], y[idx])[0, 1], len(x))],
-              "mean_abs_difference": round(float(np.mean(np.abs(x - y))), 4),
+    timing = {**agreement(x, y),
               "es_fraction_generated_mean_sd": [round(float(x.mean()), 4), round(float(x.std()), 4)],
               "qt_rr_mean_sd": [round(float(y.mean()), 4), round(float(y.std()), 4)],
               "frames_without_lv": frames_without_lv(curves)}
@@ -158,9 +155,12 @@ def retiming_ceiling(real, measurer, canonical: float, qt_rr: np.ndarray, seed: 
     cines = [dataclasses.replace(canon.cine(i), frames=retime(torch.from_numpy(canon.frames(i)), float(t), canonical)
                                  .numpy()) for i, t in enumerate(target)]
     _, curves = measurer.measure(cines)
-    measured = np.array([c.es_frame_subframe / real.cines.shape[1] for c in curves])
-    r = float(np.corrcoef(measured, target)[0, 1])
-    return {"n": len(target), "pearson_r": round(r, 4),
+    return agreement(np.array([c.es_frame_subframe / real.cines.shape[1] for c in curves]), target)
+
+
+def agreement(measured: np.ndarray, target: np.ndarray) -> dict:
+    """n, Pearson r with its bootstrap 95 % CI, and the mean absolute difference of two timing series."""
+    return {"n": len(target), "pearson_r": round(float(np.corrcoef(measured, target)[0, 1]), 4),
             "pearson_r_ci95": [round(v, 4) for v in metrics.bootstrap_ci(
                 lambda idx: np.corrcoef(measured[idx], target[idx])[0, 1], len(target))],
             "mean_abs_difference": round(float(np.mean(np.abs(measured - target))), 4)}

@@ -135,10 +135,11 @@ class EcgToCine:
 
     @torch.no_grad()
     def __call__(self, ecg, seed: int = 0, steps: int | None = None, cfg: float | None = None,
-                 slice_position: float = 0.5, cycle: int | None = None) -> EcgToCineOutput:
+                 slice_position: float = 0.5, cycle: int | None = None, analysis=None) -> EcgToCineOutput:
         """One cine for ``ecg`` (a path or an :class:`Ecg`). ``cycle`` picks one of the complete cycles found
         (default: the typical one); ``steps`` sampling steps (the flow's sampler) and ``cfg`` guidance default to
-        the flow's config."""
+        the flow's config. ``analysis``: neurokit2's :class:`EcgAnalysis` of this ECG when the caller already has
+        it (the app does), for its QT; computed here otherwise."""
         c = self.flow.config
         steps = c.sampling_steps if steps is None else steps
         cfg = c.cfg if cfg is None else cfg
@@ -158,7 +159,7 @@ class EcgToCine:
                       "heart_rate_bpm": round(60.0 / (end - start), 1), "cycles_found": len(encoded.cycles),
                       "frame_times_s": [round(start + (end - start) * f / len(frames), 4) for f in range(len(frames))]}
         if c.canonical_es_fraction is not None:  # the flow's cines end systole at one fraction: move it to the ECG's
-            timing = systolic_fraction(process_ecg(ecg).qt_s, end - start)
+            timing = systolic_fraction((analysis or process_ecg(ecg)).qt_s, end - start)
             frames = retime(frames, timing["fraction"], c.canonical_es_fraction)
             cycle_info.update(es_fraction=round(timing["fraction"], 4), es_s=round(timing["fraction"] * (end - start), 4),
                               qt_s=timing["qt_s"], timing_source=timing["source"])
