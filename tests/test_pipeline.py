@@ -34,7 +34,7 @@ def tiny_folder(tmp_path_factory):
                              crop_frames=8, crop_size=16)
     save_pretrained(folder / "vae3d", VAE3D(vae_config), vae_config, "tiny test 3D-VAE")
     typical = ph.complete_derived(pd.DataFrame([HEALTHY])).iloc[0]
-    mar_config = MARConfig(latent_channels=4, latent_frames=4, latent_size=4, width=64, encoder_depth=1,
+    mar_config = MARConfig(latent_channels=4, latent_frames=4, latent_size=4, patch_t=4, width=64, encoder_depth=1,
                            decoder_depth=1, heads=2, buffer_size=2, dropout=0.0, denoiser_width=64, denoiser_blocks=2,
                            sampling_steps=5, num_iter=4, phenotype_mean=tuple(float(typical[n]) for n in ph.NAMES),
                            phenotype_std=(40.0,) * 9)

@@ -7,7 +7,8 @@ For every generator: control adherence (requested vs measured phenotypes: Pearso
 bootstrap 95 % CIs; no best-of-N), realism (Fréchet distance to the real training cines in the cine
 encoder's feature space, beside the real-val floor), diversity and memorisation (each cine's RMSE to its
 nearest training cine, beside real held-out cines' own distances). ``real`` on held-out cines gives the
-ceilings; ``nearest-train`` and ``group-mean`` are the trivial generators a model must beat.
+ceilings (``vae-recon``: the same cines through the 3D-VAE, the ceiling of a latent generator);
+``nearest-train`` and ``group-mean`` are the trivial generators a model must beat.
 """
 
 from __future__ import annotations
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     import sys
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--generator", action="append", help="real, nearest-train, group-mean, cpgg[:folder] (repeatable)")
+    parser.add_argument("--generator", action="append", help="real, vae-recon[:folder], nearest-train, group-mean, cpgg[:folder] (repeatable)")
     parser.add_argument("--split", choices=["val", "test"], default="val")
     parser.add_argument("--dataset", default="default")
     parser.add_argument("--out", default="reports/ceiling")

@@ -4,6 +4,8 @@ The contract (DESIGN.md): ``generate(conditions) -> list[Cine]``, where ``condit
 the schema's phenotype columns, ``slice_position`` and ``seed`` (one row per requested cine).
 
 - ``RealCines``: real held-out cines, requested with their own phenotypes -> the real-data ceilings.
+- ``VaeReconstructedCines`` (``vae-recon``): the same cines through the 3D-VAE -> the ceiling of any
+  generator that works in its latent space (a bias here is the VAE's, not the MAR's or the flow's).
 - ``NearestTrainingCine``: copies the training cine closest to the request (fails the memorisation check).
 - ``cpgg``: the trained PhenotypeToCine pipeline (``cardiosynth.pipelines``), the product itself.
 - ``GroupMeanCine``: the mean cine of the request's nearest diagnostic group at that slice level (no
@@ -64,6 +66,25 @@ class RealCines:
         return [self.dataset.cine(int(i)) for i in conditions["index"]]
 
 
+class VaeReconstructedCines(RealCines):
+    """Real held-out cines encoded and decoded by a 3D-VAE (bundled, or ``vae-recon:<folder>``)."""
+
+    def __init__(self, dataset: PreparedDataset, split: str = "val", folder: str = "vae3d"):
+        from cardiosynth.models.vae3d import load_vae3d
+
+        super().__init__(dataset, split)
+        self.vae = load_vae3d(folder)
+        self.name = f"vae-recon-{split}"
+
+    def generate(self, conditions: pd.DataFrame) -> list[Cine]:
+        from cardiosynth.models.vae3d import decode_latents, encode_cines
+
+        real = super().generate(conditions)
+        decoded = decode_latents(self.vae, encode_cines(self.vae, np.stack([c.frames for c in real]))).numpy()
+        return [Cine(frames, c.spacing_mm, c.slice_position, c.valid, source=f"vae-recon:{c.source}")
+                for frames, c in zip(decoded, real)]
+
+
 class _TrainingReference:
     """Shared lookup: standardised phenotypes and positions of the training cines."""
 
@@ -118,6 +139,8 @@ def build_generator(name: str, dataset: PreparedDataset, split: str = "val") -> 
     """Generators the evaluation command knows by name."""
     if name == "real":
         return RealCines(dataset, split)
+    if name == "vae-recon" or name.startswith("vae-recon:"):
+        return VaeReconstructedCines(dataset, split, *name.split(":", 1)[1:])
     train = dataset.split("train")
     if name == "nearest-train":
         return NearestTrainingCine(train)
@@ -129,4 +152,4 @@ def build_generator(name: str, dataset: PreparedDataset, split: str = "val") -> 
         pipe = PhenotypeToCine.from_pretrained(*name.split(":", 1)[1:])
         pipe.name = name
         return pipe
-    raise ValueError(f"Unknown generator {name!r}; known: real, nearest-train, group-mean, cpgg[:folder]")
+    raise ValueError(f"Unknown generator {name!r}; known: real, vae-recon[:folder], nearest-train, group-mean, cpgg[:folder]")
