@@ -1,10 +1,10 @@
 """Re-time a cine within its cycle so that end-systole falls where the ECG puts it.
 
 The ECG -> cine flow did not learn timing from its ECG features: 47 pseudo-paired training subjects were too few
-(held-out r about 0 for the flows trained without re-timing; README, ECG -> cine). Timing is therefore made explicit, as anatomy-motion disentanglement
-suggests. The flow learns cines that were all re-timed to one canonical end-systolic fraction, and its output is
-re-timed to the input ECG's systolic fraction, QT / RR. The T wave ends about when the aortic valve closes, so
-mechanical systole lasts about as long as the QT interval.
+(held-out r about 0 for the flows trained without re-timing; README, ECG -> cine). Timing is therefore made
+explicit, as anatomy-motion disentanglement suggests. The flow learns cines that were all re-timed to one
+canonical end-systolic fraction, and its output is re-timed to the input ECG's systolic fraction, QT / RR. The T
+wave ends about when the aortic valve closes, so mechanical systole lasts about as long as the QT interval.
 
 The re-timing is piecewise linear in time. The R peak (frame 0, end-diastole) stays put; systole is stretched to the
 new end-systole and diastole takes the rest of the cycle, as diastole does when the heart rate changes.
@@ -50,7 +50,8 @@ def systolic_fraction(qt_s: float | None, rr_s: float) -> dict:
     if qt_s is not None and math.isfinite(qt_s) and qt_s > 0:
         qt, source = float(qt_s), "QT measured on the ECG (neurokit2)"
     else:
-        qt, source = BAZETT_QTC_S * math.sqrt(rr_s), "QT not measurable: estimated from the heart rate (Bazett, QTc 410 ms)"
+        qt = BAZETT_QTC_S * math.sqrt(rr_s)
+        source = "QT not measurable: estimated from the heart rate (Bazett, QTc 410 ms)"
     low, high = ES_FRACTION_RANGE
     fraction = min(max(qt / rr_s, low), high)
     if fraction != qt / rr_s:

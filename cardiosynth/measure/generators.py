@@ -22,6 +22,7 @@ import pandas as pd
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.data.dataset import PreparedDataset
+from cardiosynth.models.vae3d import decode_latents, encode_cines, load_vae3d
 
 
 class Generator(Protocol):
@@ -70,15 +71,11 @@ class VaeReconstructedCines(RealCines):
     """Real held-out cines encoded and decoded by a 3D-VAE (bundled, or ``vae-recon:<folder>``)."""
 
     def __init__(self, dataset: PreparedDataset, split: str = "val", folder: str = "vae3d"):
-        from cardiosynth.models.vae3d import load_vae3d
-
         super().__init__(dataset, split)
         self.vae = load_vae3d(folder)
         self.name = f"vae-recon-{split}"
 
     def generate(self, conditions: pd.DataFrame) -> list[Cine]:
-        from cardiosynth.models.vae3d import decode_latents, encode_cines
-
         real = super().generate(conditions)
         decoded = decode_latents(self.vae, encode_cines(self.vae, np.stack([c.frames for c in real]))).numpy()
         return [Cine(frames, c.spacing_mm, c.slice_position, c.valid, source=f"vae-recon:{c.source}")
@@ -152,4 +149,5 @@ def build_generator(name: str, dataset: PreparedDataset, split: str = "val") -> 
         pipe = PhenotypeToCine.from_pretrained(*name.split(":", 1)[1:])
         pipe.name = name
         return pipe
-    raise ValueError(f"Unknown generator {name!r}; known: real, vae-recon[:folder], nearest-train, group-mean, cpgg[:folder]")
+    raise ValueError(f"Unknown generator {name!r}; known: real, vae-recon[:folder], nearest-train, group-mean, "
+                     "cpgg[:folder]")
