@@ -385,6 +385,19 @@ def test_timing_control_statistics():
     assert len(heldout_records(table, "heldout")) == 1 and len(heldout_records(table, "test")) == 0
 
 
+def test_simulated_ecgs_span_heart_rates_with_qt_rr_rising():
+    """The simulated timing set: standard 12-lead ECGs whose QT/RR (read by neurokit2, as for LUDB) rises with the
+    heart rate they were simulated at, so the timing check sees a wide range."""
+    from cardiosynth.ecg.types import LEADS, N_SAMPLES
+    from cardiosynth.measure.ecg_timing import simulated_records
+
+    records = simulated_records(3, heart_rates=(50.0, 110.0))
+    assert len(records) == 3 and records["record"].is_unique
+    assert all(r.signal.shape == (len(LEADS), N_SAMPLES) and r.leads == LEADS for r in records["path"])
+    assert np.allclose(records["rr_s"], 60.0 / np.array([50.0, 80.0, 110.0]), rtol=0.1)
+    assert records["qt_rr"].is_monotonic_increasing and records["qt_rr"].iloc[-1] - records["qt_rr"].iloc[0] > 0.08
+
+
 def test_retiming_ceiling_with_a_perfect_reader_and_empty_frame_counts():
     """Real cines through the flow's two re-timings, read by an exact ES reader, land on their targets; a reader
     that cannot see timing gives no correlation. Frames without an LV are counted per cine."""

@@ -1,8 +1,9 @@
 """Does the generated cine follow the ECG? Timing, a shuffled-ECG control, and realism of the ECG -> cine model.
 
-    python -m cardiosynth.measure.ecg_timing [--split test|val|heldout] [--weights weights] [--out reports/ecg_flow/test]
+    python -m cardiosynth.measure.ecg_timing [--split test|val|heldout|simulated] [--weights weights] [--out reports/ecg_flow/test]
 
-For every held-out LUDB record (not paced, with a QT/RR from neurokit2) one cine is generated (seed 0, mid-
+For every held-out LUDB record (not paced, with a QT/RR from neurokit2), or for ``--split simulated`` every
+ECGSYN ECG of :func:`simulated_records` (45-120 bpm, a wider QT/RR range), one cine is generated (seed 0, mid-
 ventricle). The bundled segmenter reads its LV area curve; the end-systolic time is the curve's minimum refined
 to sub-frame resolution, as a fraction of the cycle (frame 0 = R peak). Reported:
 
@@ -47,6 +48,35 @@ def heldout_records(table: pd.DataFrame, split: str) -> pd.DataFrame:
     return table[keep].reset_index(drop=True)
 
 
+def simulated_records(n: int, heart_rates: tuple[float, float] = (45.0, 120.0), seed: int = 0) -> pd.DataFrame:
+    """``n`` 12-lead ECGs from neurokit2's ECGSYN (``method="multileads"``, 10 s at 500 Hz) at heart rates evenly
+    spread over ``heart_rates``, as held-out-like records whose ``path`` is the :class:`Ecg` itself. ECGSYN
+    shortens QT less than RR as the rate rises (QT/RR ~0.40 at 45 bpm, ~0.58 at 120), a wider and evenly spread
+    range than LUDB's held-out records give: a dose-response check of the timing with as many ECGs as wanted.
+    QT/RR and RR are read by neurokit2 exactly as for LUDB."""
+    import warnings
+
+    import neurokit2 as nk
+
+    from cardiosynth.ecg import process_ecg
+    from cardiosynth.ecg.types import FS, N_SAMPLES, Ecg
+
+    rows = []
+    for i, rate in enumerate(np.linspace(*heart_rates, n)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # neurokit2 warns about its own resampling choices
+            leads = nk.ecg_simulate(duration=N_SAMPLES / FS, sampling_rate=FS, heart_rate=float(rate),
+                                    method="multileads", random_state=seed + i)
+        ecg = Ecg(signal=leads.to_numpy().T[:, :N_SAMPLES].astype(np.float32), source_format="simulated",
+                  metadata={"simulator": "neurokit2 ecg_simulate multileads (ECGSYN)", "heart_rate_bpm": float(rate)})
+        analysis = process_ecg(ecg)
+        rows.append({"record": f"ecgsyn_{i:03d}_{rate:.0f}bpm", "path": ecg, "family_text": "simulated (ECGSYN)",
+                     "qt_rr": analysis.qt_rr if analysis.qt_rr is not None else np.nan,
+                     "rr_s": analysis.rr_median_s if analysis.rr_median_s is not None else np.nan})
+    table = pd.DataFrame(rows)
+    return table[np.isfinite(table["qt_rr"].to_numpy(float))].reset_index(drop=True)
+
+
 def shuffled_control(x: np.ndarray, y: np.ndarray, observed: float, n: int = PERMUTATIONS, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     null = np.array([np.corrcoef(x, rng.permutation(y))[0, 1] for _ in range(n)])
@@ -56,7 +86,7 @@ def shuffled_control(x: np.ndarray, y: np.ndarray, observed: float, n: int = PER
 
 
 def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for_spread: int = 5,
-        command: str = "") -> dict:
+        command: str = "", n_simulated: int = 60) -> dict:
     from cardiosynth.data.dataset import load_prepared
     from cardiosynth.data.ludb import load_arrays
     from cardiosynth.measure.evaluate import Reference
@@ -66,7 +96,8 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
 
     pipe = EcgToCine.from_pretrained(weights)
     measurer = CineMeasurer()
-    records = heldout_records(load_arrays(progress=False).table, split)
+    records = (simulated_records(n_simulated) if split == "simulated"
+               else heldout_records(load_arrays(progress=False).table, split))
     rows, cines, seconds = [], [], []
     for record in records.itertuples(index=False):
         started = time.perf_counter()
@@ -123,7 +154,8 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
     table.to_csv(out / "per_record.csv", index=False)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     plot_timing(good, out / "timing.png", r)
-    plot_examples(table, cines, curves, ok.to_numpy(), out / "examples.png")
+    plot_examples(table, cines, curves, ok.to_numpy(), out / "examples.png",
+                  source="simulated" if split == "simulated" else "held-out LUDB")
     return report
 
 
@@ -191,7 +223,8 @@ def plot_timing(good: pd.DataFrame, path: Path, r: float) -> None:
     plt.close(fig)
 
 
-def plot_examples(table: pd.DataFrame, cines: list, curves: list, ok: np.ndarray, path: Path) -> None:
+def plot_examples(table: pd.DataFrame, cines: list, curves: list, ok: np.ndarray, path: Path,
+                  source: str = "held-out LUDB") -> None:
     """Three generated cines, for the held-out ECGs at the 10th, 50th and 90th percentile of QT/RR (chosen by
     rank, not by look): every other frame, and the LV area curve with the measured ES and the ECG's QT/RR."""
     import matplotlib
@@ -216,11 +249,11 @@ def plot_examples(table: pd.DataFrame, cines: list, curves: list, ok: np.ndarray
         ax.plot(curves[i].lv_area_mm2, "o-", ms=2, lw=1)
         ax.axvline(curves[i].es_frame_subframe, color="tab:red", lw=1, label="ES (cine)")
         ax.axvline(rows["qt_rr"].iloc[i] * frames, color="k", ls="--", lw=1, label="QT/RR x frames (ECG)")
-        ax.set_title(f"LUDB {rows['record'].iloc[i]}: QT/RR {rows['qt_rr'].iloc[i]:.2f}", fontsize=7)
+        ax.set_title(f"{rows['record'].iloc[i]}: QT/RR {rows['qt_rr'].iloc[i]:.2f}", fontsize=7)
         ax.tick_params(labelsize=6)
         if row == 0:
             ax.legend(fontsize=6, loc="lower right")
-    fig.suptitle("ECG -> cine, held-out ECGs at the 10th / 50th / 90th percentile of QT/RR (seed 0, mid-ventricle)",
+    fig.suptitle(f"ECG -> cine, {source} ECGs at the 10th / 50th / 90th percentile of QT/RR (seed 0, mid-ventricle)",
                  fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -229,8 +262,9 @@ def plot_examples(table: pd.DataFrame, cines: list, curves: list, ok: np.ndarray
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", choices=["val", "test", "heldout"], default="test",
-                        help="LUDB records to use (heldout = val + test)")
+    parser.add_argument("--split", choices=["val", "test", "heldout", "simulated"], default="test",
+                        help="LUDB records to use (heldout = val + test), or ECGSYN ECGs over 45-120 bpm")
+    parser.add_argument("--n-simulated", type=int, default=60, help="ECGs for --split simulated")
     parser.add_argument("--weights", type=Path, default=None, help="folder with ecg_mae/, vae3d/, ecg_flow/")
     parser.add_argument("--acdc-split", choices=["val", "test"], default="test", help="real cines for the floor")
     parser.add_argument("--out", type=Path, default=Path("reports/ecg_flow/test"))
@@ -238,7 +272,8 @@ def main(argv: list[str] | None = None) -> None:
     from cardiosynth.weights import WEIGHTS_DIR
 
     command = "python -m cardiosynth.measure.ecg_timing " + " ".join(argv if argv is not None else sys.argv[1:])
-    report = run(args.split, args.weights or WEIGHTS_DIR, args.out, args.acdc_split, command=command)
+    report = run(args.split, args.weights or WEIGHTS_DIR, args.out, args.acdc_split, command=command,
+                 n_simulated=args.n_simulated)
     print(json.dumps({k: report[k] for k in ("timing", "shuffled_control", "heart_rate", "realism")}, indent=2))
 
 
