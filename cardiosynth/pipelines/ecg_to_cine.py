@@ -39,7 +39,8 @@ PSEUDO_PAIRED_NOTE = ("Trained on pseudo-pairs: no public data pairs ECGs with t
                       "ECG: each cine is re-timed so that systole lasts the ECG's QT (the dashed line). Read back "
                       "from the cines of held-out ECGs, end-systole followed QT/RR at r = 0.42 on the test split "
                       "(real cines re-timed the same way: 0.44) but only 0.02 on the validation split: 25 ECGs per "
-                      "split are too few to confirm it (README, ECG \u2192 cine).")
+                      "split are too few to confirm it. Its ECGs were all LUDB recordings: ECGs unlike them can "
+                      "give broken cines (the LV was lost in 31 of 60 simulated ECGs; README, ECG \u2192 cine).")
 
 
 @dataclass
