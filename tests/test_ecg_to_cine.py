@@ -388,12 +388,17 @@ def test_timing_control_statistics():
 def test_simulated_ecgs_span_heart_rates_with_qt_rr_rising():
     """The simulated timing set: standard 12-lead ECGs whose QT/RR (read by neurokit2, as for LUDB) rises with the
     heart rate they were simulated at, so the timing check sees a wide range."""
+    import neurokit2 as nk
+
     from cardiosynth.ecg.types import LEADS, N_SAMPLES
     from cardiosynth.measure.ecg_timing import simulated_records
 
     records = simulated_records(3, heart_rates=(50.0, 110.0))
     assert len(records) == 3 and records["record"].is_unique
-    assert all(r.signal.shape == (len(LEADS), N_SAMPLES) and r.leads == LEADS for r in records["path"])
+    assert all(r.signal.shape == (len(LEADS), N_SAMPLES) for r in records["path"])
+    same = nk.ecg_simulate(duration=10, sampling_rate=500, heart_rate=50.0, method="multileads", random_state=0)
+    for name in ("aVR", "V1"):  # each of neurokit2's named leads lands in its own row
+        assert np.allclose(records["path"][0].signal[LEADS.index(name)], same[name].to_numpy()[:N_SAMPLES])
     assert np.allclose(records["rr_s"], 60.0 / np.array([50.0, 80.0, 110.0]), rtol=0.1)
     assert records["qt_rr"].is_monotonic_increasing and records["qt_rr"].iloc[-1] - records["qt_rr"].iloc[0] > 0.08
 

@@ -1,6 +1,7 @@
 """Does the generated cine follow the ECG? Timing, a shuffled-ECG control, and realism of the ECG -> cine model.
 
-    python -m cardiosynth.measure.ecg_timing [--split test|val|heldout|simulated] [--weights weights] [--out reports/ecg_flow/test]
+    python -m cardiosynth.measure.ecg_timing [--split test|val|heldout|simulated] [--weights weights]
+                                             [--out reports/ecg_flow/test]
 
 For every held-out LUDB record (not paced, with a QT/RR from neurokit2), or for ``--split simulated`` every
 ECGSYN ECG of :func:`simulated_records` (45-120 bpm, a wider QT/RR range), one cine is generated (seed 0, mid-
@@ -59,7 +60,7 @@ def simulated_records(n: int, heart_rates: tuple[float, float] = (45.0, 120.0), 
     import neurokit2 as nk
 
     from cardiosynth.ecg import process_ecg
-    from cardiosynth.ecg.types import FS, N_SAMPLES, Ecg
+    from cardiosynth.ecg.types import FS, LEADS, N_SAMPLES, Ecg
 
     rows = []
     for i, rate in enumerate(np.linspace(*heart_rates, n)):
@@ -67,7 +68,7 @@ def simulated_records(n: int, heart_rates: tuple[float, float] = (45.0, 120.0), 
             warnings.simplefilter("ignore")  # neurokit2 warns about its own resampling choices
             leads = nk.ecg_simulate(duration=N_SAMPLES / FS, sampling_rate=FS, heart_rate=float(rate),
                                     method="multileads", random_state=seed + i)
-        ecg = Ecg(signal=leads.to_numpy().T[:, :N_SAMPLES].astype(np.float32), source_format="simulated",
+        ecg = Ecg(signal=leads[list(LEADS)].to_numpy().T[:, :N_SAMPLES].astype(np.float32), source_format="simulated",
                   metadata={"simulator": "neurokit2 ecg_simulate multileads (ECGSYN)", "heart_rate_bpm": float(rate)})
         analysis = process_ecg(ecg)
         rows.append({"record": f"ecgsyn_{i:03d}_{rate:.0f}bpm", "path": ecg, "family_text": "simulated (ECGSYN)",
