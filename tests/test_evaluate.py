@@ -78,3 +78,25 @@ def test_vae_reconstructions_keep_the_real_cines_layout(tiny_dataset):
         error = np.abs(rebuilt.frames - original.frames)[:, original.valid].mean()
         spread = np.abs(original.frames[:, original.valid] - original.frames.mean()).mean()
         assert error < 0.4 * spread  # measured 0.26 of the spread on these fixture cines
+
+
+def test_seed_reaches_every_request(tiny_dataset, tmp_path, monkeypatch):
+    """``--seed`` sets the generation seed of every request (to see how far a figure moves with the draw alone)."""
+    seen = []
+
+    class Spy(RealCines):
+        name = "spy"
+
+        def generate(self, conditions):
+            seen.append(conditions["seed"].tolist())
+            return super().generate(conditions)
+
+    monkeypatch.setattr(evaluate, "build_generator", lambda name, dataset, split: Spy(dataset, split))
+    for seed in (0, 7):
+        report = evaluate.run(["spy"], "val", tmp_path / str(seed), str(tiny_dataset), seed=seed)
+        assert report["seed"] == seed
+    assert seen[0] == [0] * len(seen[0]) and seen[1] == [7] * len(seen[1]) and len(seen[1]) > 1
+    evaluate.main(["--generator", "spy", "--split", "val", "--dataset", str(tiny_dataset), "--seed", "3",
+                   "--out", str(tmp_path / "cli")])
+    assert seen[2] == [3] * len(seen[2])
+    assert json.loads((tmp_path / "cli" / "report.json").read_text())["seed"] == 3

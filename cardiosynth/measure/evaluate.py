@@ -181,16 +181,18 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def run(generator_names: list[str], split: str, out: Path, dataset_name: str = "default", command: str = "") -> dict:
+def run(generator_names: list[str], split: str, out: Path, dataset_name: str = "default", command: str = "",
+        seed: int = 0) -> dict:
+    """``seed``: the generation seed of every request, to see how far a figure moves with the draw alone."""
     dataset = load_prepared(dataset_name)
     reference = Reference(dataset.split("train"), dataset.split(split), load_cine_encoder())
     measurer = CineMeasurer()
-    conditions = RealCines(dataset, split).conditions()
+    conditions = RealCines(dataset, split).conditions().assign(seed=int(seed))
     results = [evaluate_generator(build_generator(name, dataset, split), conditions, reference, measurer)
                for name in generator_names]
     real_features = reference.heldout_features
     report = {
-        "command": command, "split": split, "dataset": dataset_name,
+        "command": command, "split": split, "dataset": dataset_name, "seed": int(seed),
         "n_train": len(reference.train), "n_heldout": len(reference.heldout),
         "frechet_floor_real_heldout_to_train": reference.floor,
         "real_diversity": metrics.mean_pairwise_distance(real_features),
@@ -214,10 +216,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", choices=["val", "test"], default="val")
     parser.add_argument("--dataset", default="default")
     parser.add_argument("--out", default="reports/ceiling")
+    parser.add_argument("--seed", type=int, default=0, help="generation seed of every request (default 0)")
     args = parser.parse_args(argv)
     command = "python -m cardiosynth.measure.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
     report = run(args.generator or ["real", "nearest-train", "group-mean"], args.split, Path(args.out),
-                 args.dataset, command)
+                 args.dataset, command, args.seed)
     print(json.dumps({r["generator"]: {"frechet": r["frechet_to_train"]["value"],
                                        "LVEDV_r": r["adherence"].get("LVEDV", {}).get("pearson_r")}
                       for r in report["generators"]}, indent=2))
