@@ -4,9 +4,9 @@
                                              [--out reports/ecg_flow/test]
 
 For every held-out LUDB record (not paced, with a QT/RR from neurokit2), or for ``--split simulated`` every
-ECGSYN ECG of :func:`simulated_records` (45-120 bpm, a wider QT/RR range), one cine is generated (seed 0, mid-
-ventricle). The bundled segmenter reads its LV area curve; the end-systolic time is the curve's minimum refined
-to sub-frame resolution, as a fraction of the cycle (frame 0 = R peak). Reported:
+ECGSYN ECG of :func:`simulated_records` (45-120 bpm, a wider QT/RR range), one cine is generated (``--seed``,
+default 0, mid-ventricle). The bundled segmenter reads its LV area curve; the end-systolic time is the curve's
+minimum refined to sub-frame resolution, as a fraction of the cycle (frame 0 = R peak). Reported:
 
 - ``timing``: Pearson r (bootstrap 95 % CI) between the generated ES fraction and the input ECG's QT/RR, and the
   mean absolute difference; ``shuffled_control``: the same r with the ECGs' QT/RR shuffled over the cines
@@ -87,7 +87,7 @@ def shuffled_control(x: np.ndarray, y: np.ndarray, observed: float, n: int = PER
 
 
 def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for_spread: int = 5,
-        command: str = "", n_simulated: int = 60) -> dict:
+        command: str = "", n_simulated: int = 60, seed: int = 0) -> dict:
     from cardiosynth.data.dataset import load_prepared
     from cardiosynth.data.ludb import load_arrays
     from cardiosynth.measure.evaluate import Reference
@@ -103,7 +103,7 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
     for record in records.itertuples(index=False):
         started = time.perf_counter()
         try:
-            result = pipe(record.path, seed=0)
+            result = pipe(record.path, seed=seed)
         except ValueError as error:  # EcgError: no complete cycle found
             rows.append({"record": record.record, "error": str(error)[:80]})
             continue
@@ -141,7 +141,7 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
     seed_cines = [pipe(first, seed=s).cine for s in range(seeds_for_spread)]
     seed_areas = measurer.measure(seed_cines)[0]["lv_area_ed_mm2"].to_numpy()
     report = {
-        "command": command, "split": split, "weights": str(weights), "model": pipe.sha[:12],
+        "command": command, "split": split, "seed": seed, "weights": str(weights), "model": pipe.sha[:12],
         "timing": timing, "shuffled_control": shuffled_control(x, y, r), "timing_ceiling_real_cines": ceiling,
         "timing_ceiling_retimed_real_cines": retimed,
         "heart_rate": heart_rate,
@@ -156,7 +156,7 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
     (out / "report.json").write_text(json.dumps(report, indent=2))
     plot_timing(good, out / "timing.png", r)
     plot_examples(table, cines, curves, ok.to_numpy(), out / "examples.png",
-                  source="simulated" if split == "simulated" else "held-out LUDB")
+                  source="simulated" if split == "simulated" else "held-out LUDB", seed=seed)
     return report
 
 
@@ -225,7 +225,7 @@ def plot_timing(good: pd.DataFrame, path: Path, r: float) -> None:
 
 
 def plot_examples(table: pd.DataFrame, cines: list, curves: list, ok: np.ndarray, path: Path,
-                  source: str = "held-out LUDB") -> None:
+                  source: str = "held-out LUDB", seed: int = 0) -> None:
     """Three generated cines, for the held-out ECGs at the 10th, 50th and 90th percentile of QT/RR (chosen by
     rank, not by look): every other frame, and the LV area curve with the measured ES and the ECG's QT/RR."""
     import matplotlib
@@ -254,8 +254,8 @@ def plot_examples(table: pd.DataFrame, cines: list, curves: list, ok: np.ndarray
         ax.tick_params(labelsize=6)
         if row == 0:
             ax.legend(fontsize=6, loc="lower right")
-    fig.suptitle(f"ECG -> cine, {source} ECGs at the 10th / 50th / 90th percentile of QT/RR (seed 0, mid-ventricle)",
-                 fontsize=8)
+    fig.suptitle(f"ECG -> cine, {source} ECGs at the 10th / 50th / 90th percentile of QT/RR "
+                 f"(seed {seed}, mid-ventricle)", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -266,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", choices=["val", "test", "heldout", "simulated"], default="test",
                         help="LUDB records to use (heldout = val + test), or ECGSYN ECGs over 45-120 bpm")
     parser.add_argument("--n-simulated", type=int, default=60, help="ECGs for --split simulated")
+    parser.add_argument("--seed", type=int, default=0, help="generation seed of every cine (default 0)")
     parser.add_argument("--weights", type=Path, default=None, help="folder with ecg_mae/, vae3d/, ecg_flow/")
     parser.add_argument("--acdc-split", choices=["val", "test"], default="test", help="real cines for the floor")
     parser.add_argument("--out", type=Path, default=Path("reports/ecg_flow/test"))
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
 
     command = "python -m cardiosynth.measure.ecg_timing " + " ".join(argv if argv is not None else sys.argv[1:])
     report = run(args.split, args.weights or WEIGHTS_DIR, args.out, args.acdc_split, command=command,
-                 n_simulated=args.n_simulated)
+                 n_simulated=args.n_simulated, seed=args.seed)
     print(json.dumps({k: report[k] for k in ("timing", "shuffled_control", "heart_rate", "realism")}, indent=2))
 
 
