@@ -103,6 +103,14 @@ class LudbArrays:
                           self.phase_valid[idx], self.valid_samples[idx])
 
 
+def timing_columns(analysis) -> dict[str, float]:
+    """neurokit2's timing of one ECG as the table's columns (NaN where it could not be measured)."""
+    def value(x):
+        return float("nan") if x is None else float(x)
+    return {"qt_rr": value(analysis.qt_rr), "qt_s": value(analysis.qt_s), "rr_s": value(analysis.rr_median_s),
+            "heart_rate_bpm": value(analysis.heart_rate_bpm), "n_r_peaks": len(analysis.r_peaks)}
+
+
 def load_arrays(folder: str | Path | None = None, progress: bool = True) -> LudbArrays:
     """Read and process every record once (neurokit2, ~0.1 s each) and cache the arrays under the cache dir."""
     from cardiosynth.ecg import process_ecg, read_ecg
@@ -125,12 +133,7 @@ def load_arrays(folder: str | Path | None = None, progress: bool = True) -> Ludb
         phases.append(analysis.phase.astype(np.float32))
         valids.append(analysis.phase_valid)
         n_valid.append(ecg.valid_samples)
-        nan = float("nan")
-        timing.append({"qt_rr": analysis.qt_rr if analysis.qt_rr is not None else nan,
-                       "qt_s": analysis.qt_s if analysis.qt_s is not None else nan,
-                       "rr_s": analysis.rr_median_s if analysis.rr_median_s is not None else nan,
-                       "heart_rate_bpm": analysis.heart_rate_bpm if analysis.heart_rate_bpm is not None else nan,
-                       "n_r_peaks": len(analysis.r_peaks)})
+        timing.append(timing_columns(analysis))
     extra = pd.DataFrame(timing)
     arrays = {"records": table["record"].to_numpy(), "signals": np.stack(signals), "phase": np.stack(phases),
               "phase_valid": np.stack(valids), "valid_samples": np.asarray(n_valid),

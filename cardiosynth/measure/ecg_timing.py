@@ -59,6 +59,7 @@ def simulated_records(n: int, heart_rates: tuple[float, float] = (45.0, 120.0), 
 
     import neurokit2 as nk
 
+    from cardiosynth.data.ludb import timing_columns
     from cardiosynth.ecg import process_ecg
     from cardiosynth.ecg.types import FS, LEADS, N_SAMPLES, Ecg
 
@@ -68,12 +69,12 @@ def simulated_records(n: int, heart_rates: tuple[float, float] = (45.0, 120.0), 
             warnings.simplefilter("ignore")  # neurokit2 warns about its own resampling choices
             leads = nk.ecg_simulate(duration=N_SAMPLES / FS, sampling_rate=FS, heart_rate=float(rate),
                                     method="multileads", random_state=seed + i)
-        ecg = Ecg(signal=leads[list(LEADS)].to_numpy().T[:, :N_SAMPLES].astype(np.float32), source_format="simulated",
+        signal = leads[list(LEADS)].to_numpy().T[:, :N_SAMPLES].astype(np.float32)
+        ecg = Ecg(signal=signal, source_format="simulated",
                   metadata={"simulator": "neurokit2 ecg_simulate multileads (ECGSYN)", "heart_rate_bpm": float(rate)})
-        analysis = process_ecg(ecg)
+        timing = timing_columns(process_ecg(ecg))
         rows.append({"record": f"ecgsyn_{i:03d}_{rate:.0f}bpm", "path": ecg, "family_text": "simulated (ECGSYN)",
-                     "qt_rr": analysis.qt_rr if analysis.qt_rr is not None else np.nan,
-                     "rr_s": analysis.rr_median_s if analysis.rr_median_s is not None else np.nan})
+                     "qt_rr": timing["qt_rr"], "rr_s": timing["rr_s"]})
     table = pd.DataFrame(rows)
     return table[np.isfinite(table["qt_rr"].to_numpy(float))].reset_index(drop=True)
 

@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> None:
     import sys
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--generator", action="append", help="real, vae-recon[:folder], nearest-train, group-mean, cpgg[:folder] (repeatable)")
+    parser.add_argument("--generator", action="append",
+                        help="real, vae-recon[:folder], nearest-train, group-mean, cpgg[:folder] (repeatable)")
     parser.add_argument("--split", choices=["val", "test"], default="val")
     parser.add_argument("--dataset", default="default")
     parser.add_argument("--out", default="reports/ceiling")
