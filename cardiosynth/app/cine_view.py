@@ -165,7 +165,9 @@ class CineStudio:
             lines += [row("**read back** LVEDV (mL)", "est_LVEDV", source="measured"),
                       row("**read back** LVEF (%)", "est_LVEF", source="measured")]
         note = ("\n\n*Read back*: what the bundled segmenter and phenotype estimator measure on this one generated "
-                "slice (their own error on real cines: LVEDV MAE ~44 mL, LVEF MAE ~8 points on the validation split).")
+                "slice (their own error on real cines: LVEDV MAE ~44 mL, LVEF MAE ~8 points on the validation split). "
+                "Draws scatter: for one set of values, the LVEF read back moves by about 4-6 points from seed to "
+                "seed, so compare a few seeds before trusting one cine.")
         return "\n".join(lines) + (note if now.measured else "")
 
     def figure(self, now: CineResult, previous: CineResult | None = None) -> go.Figure:
