@@ -39,6 +39,21 @@ def test_report_command_runs_on_a_tiny_set(tiny_dataset, tmp_path):
     assert nearest["nearest_train_rmse"]["median"] == pytest.approx(0, abs=1e-6)  # copies are flagged
     assert nearest["nearest_train_rmse"]["share_closer_than_real_p05"] == 1.0
     assert "LVEDV" in real["adherence"] and "Fréchet" in (out / "report.md").read_text()
+    # realism: the automated Turing test beside its real-vs-real control, and the anatomy checks
+    checks = ("lv_found", "lv_ringed", "rv_where_expected", "all")
+    control = saved["turing_control_real_train_vs_heldout"]
+    assert {"cnn", "features", "max_auc", "n_first", "n_second", "n_groups", "folds"} <= set(control)
+    assert 0 <= control["cnn"]["auc"] <= 1 and control["n_first"] == control["n_second"] == saved["n_heldout"]
+    assert set(saved["anatomy_real_heldout"]) == set(checks)
+    assert "skipped" in real["turing"]  # the held-out cines are not compared with themselves
+    assert real["anatomy"]["all"]["share"] == pytest.approx(saved["anatomy_real_heldout"]["all"]["share"])
+    for generator in saved["generators"][1:]:
+        assert 0 <= generator["turing"]["max_auc"] <= 1 and len(generator["turing"]["features"]["ci95"]) == 2
+        for name in checks:
+            assert 0 <= generator["anatomy"][name]["share"] <= 1 and len(generator["anatomy"][name]["ci95"]) == 2
+    text = (out / "report.md").read_text()
+    assert text.index("Realism: automated Turing test") < text.index("Fréchet")
+    assert "control: real train vs real val" in text and "LV ringed by MYO" in text
 
 
 def test_generators_follow_the_contract(tiny_dataset):
@@ -97,6 +112,8 @@ def test_seed_reaches_every_request(tiny_dataset, tmp_path, monkeypatch):
         assert report["seed"] == seed
     assert seen[0] == [0] * len(seen[0]) and seen[1] == [7] * len(seen[1]) and len(seen[1]) > 1
     evaluate.main(["--generator", "spy", "--split", "val", "--dataset", str(tiny_dataset), "--seed", "3",
-                   "--out", str(tmp_path / "cli")])
+                   "--out", str(tmp_path / "cli"), "--no-c2st"])
     assert seen[2] == [3] * len(seen[2])
-    assert json.loads((tmp_path / "cli" / "report.json").read_text())["seed"] == 3
+    saved = json.loads((tmp_path / "cli" / "report.json").read_text())
+    assert saved["seed"] == 3 and saved["generators"][0]["turing"] == {"skipped": "--no-c2st"}
+    assert saved["turing_control_real_train_vs_heldout"] is None and "all" in saved["generators"][0]["anatomy"]

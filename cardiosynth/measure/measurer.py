@@ -22,27 +22,41 @@ class CineMeasurer:
             estimator = PhenotypeEstimator.load(estimator)
         self.estimator = estimator
 
-    def curves(self, cines: Sequence[Cine]) -> list[CineMeasurements]:
+    def segment(self, cines: Sequence[Cine]) -> list[np.ndarray]:
+        """The segmenter's (T, H, W) uint8 labels of every cine, not masked by ``valid`` (the anatomy checks
+        want them so; ``measure_labels`` masks padding itself)."""
         if len(cines) == 0:
             raise ValueError("No cines to measure")
         for cine in cines:
             if not isinstance(cine, Cine):
                 raise TypeError(f"Expected Cine objects, got {type(cine).__name__}")
-        if len({c.shape for c in cines}) == 1:  # one batched pass (padding is masked in measure_labels)
-            labels = segment_cine(self.segmenter, np.stack([c.frames for c in cines]))
-        else:
-            labels = [segment_cine(self.segmenter, c.frames) for c in cines]
+        if len({c.shape for c in cines}) == 1:  # one batched pass
+            return list(segment_cine(self.segmenter, np.stack([c.frames for c in cines])))
+        return [segment_cine(self.segmenter, c.frames) for c in cines]
+
+    def curves(self, cines: Sequence[Cine], labels: Sequence[np.ndarray] | None = None) -> list[CineMeasurements]:
+        """Area curves of every cine, from ``labels`` when given (from :meth:`segment`), else segmenting."""
+        labels = self.segment(cines) if labels is None else labels
+        if len(labels) != len(cines):
+            raise ValueError(f"{len(labels)} label maps for {len(cines)} cines")
         return [measure_labels(lab, c.spacing_mm, c.valid) for lab, c in zip(labels, cines)]
 
-    def measure(self, cines: Sequence[Cine]) -> tuple[pd.DataFrame, list[CineMeasurements]]:
+    def measure(self, cines: Sequence[Cine], labels: Sequence[np.ndarray] | None = None
+                ) -> tuple[pd.DataFrame, list[CineMeasurements]]:
         """One row per cine: area features, ED/ES, FAC, slice position and (if fitted) estimated phenotypes."""
-        curves = self.curves(cines)
+        curves = self.curves(cines, labels)
         table = pd.DataFrame([c.as_row() for c in curves])
         table["slice_position"] = [c.slice_position for c in cines]
         if self.estimator is not None:
             estimates = self.estimator.predict(table).add_prefix("est_")
             table = pd.concat([table, estimates], axis=1)
         return table, curves
+
+    def measure_with_labels(self, cines: Sequence[Cine]) -> tuple[pd.DataFrame, list[CineMeasurements], list[np.ndarray]]:
+        """:meth:`measure` plus the label maps it read, segmenting once (for the anatomy checks)."""
+        labels = self.segment(cines)
+        table, curves = self.measure(cines, labels)
+        return table, curves, labels
 
 
 def stack_frames(cines: Sequence[Cine]) -> np.ndarray:

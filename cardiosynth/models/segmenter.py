@@ -125,6 +125,19 @@ class Segmenter(nn.Module):
             x = self.decode[i](torch.cat([self.up[i](x), skips[i]], dim=1))
         return self.head(x)
 
+    def encoder_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's activations at every level, finest first, bottleneck last: (N, C_l, H_l, W_l) each.
+
+        In-domain features of a cardiac frame, used as a perceptual loss (the frame autoencoder) and, pooled,
+        by the classifier two-sample test; both want what a network that knows LV, MYO and RV attends to."""
+        features = []
+        for block in self.down:
+            x = block(x)
+            features.append(x)
+            x = F.max_pool2d(x, 2)
+        features.append(self.bottleneck[0](x))  # the bottleneck block without its dropout
+        return features
+
     @torch.no_grad()
     def fuse(self) -> "Segmenter":
         """Inference only: fold every BatchNorm into its convolution and switch to channels-last memory
