@@ -76,19 +76,21 @@ def test_generators_follow_the_contract(tiny_dataset):
         check_conditions(broken)
 
 
-def test_vae_reconstructions_keep_the_real_cines_layout(tiny_dataset):
-    """``vae-recon``: each real held-out cine through the bundled 3D-VAE, same order, shape, mask and position,
-    and close to the original (a VAE ceiling that returned other cines would be meaningless)."""
+@pytest.mark.parametrize("name", ["vae-recon", "recon"])
+def test_reconstructions_keep_the_real_cines_layout(tiny_dataset, name):
+    """``vae-recon`` (3D-VAE) and ``recon`` (anatomy + motion): each real held-out cine through the bundled
+    representation, same order, shape, mask and position, and close to the original (a ceiling that
+    returned other cines would be meaningless)."""
     dataset = load_prepared(tiny_dataset)
     real = RealCines(dataset, "val")
     conditions = real.conditions().iloc[::-1].reset_index(drop=True)  # order must follow the requests
     originals = real.generate(conditions)
-    recon = build_generator("vae-recon", dataset, "val")
-    assert recon.name == "vae-recon-val"
+    recon = build_generator(name, dataset, "val")
+    assert recon.name == f"{name}-val"
     cines = recon.generate(conditions)
     assert len(cines) == len(originals)
     for original, rebuilt in zip(originals, cines):
-        assert rebuilt.frames.shape == original.frames.shape and rebuilt.source == f"vae-recon:{original.source}"
+        assert rebuilt.frames.shape == original.frames.shape and rebuilt.source == f"{name}:{original.source}"
         assert rebuilt.slice_position == original.slice_position and np.array_equal(rebuilt.valid, original.valid)
         error = np.abs(rebuilt.frames - original.frames)[:, original.valid].mean()
         spread = np.abs(original.frames[:, original.valid] - original.frames.mean()).mean()

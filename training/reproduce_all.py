@@ -3,8 +3,9 @@
     python -m training.reproduce_all [--config default|paper] [--from STEP] [--only STEP]
 
 Steps (each is also its own command): prepare the ACDC cines -> segmenter -> cine encoder -> phenotype
-estimator (needs the segmenter) -> phenotype VAE -> 3D-VAE -> MAR (needs the 3D-VAE) -> ECG MAE (LUDB) -> ECG flow (needs the 3D-VAE and the
-ECG MAE; pseudo-pairs). Stops at the first failure; rerun with ``--from`` to go on.
+estimator (needs the segmenter) -> phenotype VAE -> frame autoencoder (anatomy; needs the segmenter for its
+perceptual loss) -> motion model (registration + PCA) -> 3D-VAE -> MAR (needs the 3D-VAE) -> ECG MAE (LUDB) ->
+ECG flow (needs the 3D-VAE and the ECG MAE; pseudo-pairs). Stops at the first failure; rerun with ``--from`` to go on.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ STEPS = {
     "phenotype_estimator": ["-m", "training.fit_phenotype_estimator", "--dataset", "{config}",
                             "--segmenter", "weights/segmenter{suffix}", "--out", "weights/phenotype_estimator{suffix}"],
     "phenotype_vae": ["-m", "training.train_phenotype_vae", "--out", "weights/phenotype_vae"],
+    "frame_ae": ["-m", "training.train_frame_ae", "--config", "{config}", "--out", "weights/frame_ae{suffix}"],
+    "motion": ["-m", "training.fit_motion", "--config", "{config}", "--out", "weights/motion{suffix}"],
     "vae3d": ["-m", "training.train_vae3d", "--config", "{config}", "--out", "weights/vae3d{suffix}"],
     "mar": ["-m", "training.train_mar", "--config", "{config}", "--vae", "weights/vae3d{suffix}",
             "--out", "weights/mar{suffix}"],

@@ -6,6 +6,9 @@ the schema's phenotype columns, ``slice_position`` and ``seed`` (one row per req
 - ``RealCines``: real held-out cines, requested with their own phenotypes -> the real-data ceilings.
 - ``VaeReconstructedCines`` (``vae-recon``): the same cines through the 3D-VAE -> the ceiling of any
   generator that works in its latent space (a bias here is the VAE's, not the MAR's or the flow's).
+- ``AnatomyMotionReconstructedCines`` (``recon``): the same cines through the anatomy + motion
+  representation (ED frame through the frame autoencoder, warped by its fitted motion code) -> the ceiling of
+  any generator that draws in that space.
 - ``NearestTrainingCine``: copies the training cine closest to the request (fails the memorisation check).
 - ``cpgg``: the trained PhenotypeToCine pipeline (``cardiosynth.pipelines``), the product itself.
 - ``GroupMeanCine``: the mean cine of the request's nearest diagnostic group at that slice level (no
@@ -22,6 +25,7 @@ import pandas as pd
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.data.dataset import PreparedDataset
+from cardiosynth.models.anatomy_motion import load_anatomy_motion
 from cardiosynth.models.vae3d import decode_latents, encode_cines, load_vae3d
 
 
@@ -82,6 +86,21 @@ class VaeReconstructedCines(RealCines):
                 for frames, c in zip(decoded, real)]
 
 
+class AnatomyMotionReconstructedCines(RealCines):
+    """Real held-out cines through the anatomy + motion representation (bundled, or ``recon:<ae>,<motion>``)."""
+
+    def __init__(self, dataset: PreparedDataset, split: str = "val", folders: str = "frame_ae,motion"):
+        super().__init__(dataset, split)
+        self.codec = load_anatomy_motion(*folders.split(","))
+        self.name = f"recon-{split}"
+
+    def generate(self, conditions: pd.DataFrame) -> list[Cine]:
+        real = super().generate(conditions)
+        decoded = self.codec.reconstruct(np.stack([c.frames for c in real])).numpy()
+        return [Cine(frames, c.spacing_mm, c.slice_position, c.valid, source=f"recon:{c.source}")
+                for frames, c in zip(decoded, real)]
+
+
 class _TrainingReference:
     """Shared lookup: standardised phenotypes and positions of the training cines."""
 
@@ -138,6 +157,8 @@ def build_generator(name: str, dataset: PreparedDataset, split: str = "val") -> 
         return RealCines(dataset, split)
     if name == "vae-recon" or name.startswith("vae-recon:"):
         return VaeReconstructedCines(dataset, split, *name.split(":", 1)[1:])
+    if name == "recon" or name.startswith("recon:"):
+        return AnatomyMotionReconstructedCines(dataset, split, *name.split(":", 1)[1:])
     train = dataset.split("train")
     if name == "nearest-train":
         return NearestTrainingCine(train)
@@ -149,5 +170,5 @@ def build_generator(name: str, dataset: PreparedDataset, split: str = "val") -> 
         pipe = PhenotypeToCine.from_pretrained(*name.split(":", 1)[1:])
         pipe.name = name
         return pipe
-    raise ValueError(f"Unknown generator {name!r}; known: real, vae-recon[:folder], nearest-train, group-mean, "
+    raise ValueError(f"Unknown generator {name!r}; known: real, vae-recon[:folder], recon[:ae,motion], nearest-train, group-mean, "
                      "cpgg[:folder]")

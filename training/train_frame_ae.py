@@ -1,0 +1,201 @@
+"""Train the frame autoencoder (the anatomy half of the anatomy + motion representation).
+
+    python -m training.train_frame_ae [--config default|paper] [--out weights/frame_ae] [--epochs N] [--resume]
+
+Every frame of every training-split cine is a training example (5,104 frames for the default config),
+augmented by one random affine and an intensity jitter each. Loss: L1 + perceptual (bundled segmenter's
+encoder features) + KL, and from ``adversarial_start_epoch`` on a least-squares patch-adversarial term
+(MONAI ``PatchDiscriminator`` + ``PatchAdversarialLoss``). The EMA of the weights after the last epoch is
+bundled: a fixed schedule, so validation only reports (val PSNR per epoch in the log), it selects nothing.
+Resumable: ``--resume`` continues from the last finished epoch (autoencoder, EMA, discriminator, both
+optimizers and the random state are in the checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.losses import PatchAdversarialLoss
+from monai.networks.nets import PatchDiscriminator
+from tqdm import tqdm
+
+from cardiosynth.data.dataset import load_prepared
+from cardiosynth.models.frame_ae import (CONFIGS, FrameAEConfig, FrameAutoencoder, encode_frames, kl_per_element,
+                                         load_frame_ae, perceptual_distance)
+from cardiosynth.models.segmenter import load_segmenter
+from cardiosynth.paths import cache_dir
+from cardiosynth.weights import save_pretrained
+from training.augment import jitter_intensity, random_affine, warp
+from training.common import (ACDC_LICENCE, JsonlLog, checkpoint_exists, cosine_lr, ema_update, load_checkpoint,
+                             pick_device, save_checkpoint, seed_everything)
+
+
+def augment(frames: torch.Tensor, config: FrameAEConfig, generator: torch.Generator) -> torch.Tensor:
+    """(B, 1, H, W) -> the same frames, each under its own random affine and intensity jitter."""
+    theta = random_affine(len(frames), generator, config.aug_rotate_deg, config.aug_scale, config.aug_shift)
+    return jitter_intensity(warp(frames, theta), generator, noise_std=config.aug_noise_std)
+
+
+def discriminator(config: FrameAEConfig) -> PatchDiscriminator:
+    return PatchDiscriminator(spatial_dims=2, channels=config.disc_channels, in_channels=1,
+                              num_layers_d=config.disc_layers)
+
+
+@torch.inference_mode()
+def val_psnr(model: FrameAutoencoder, frames: torch.Tensor) -> float:
+    """Mean PSNR (dB) of posterior-mean reconstructions of (N, 1, H, W) frames."""
+    recon = torch.cat([model(frames[i:i + 128], sample=False)[0].clamp(0, 1) for i in range(0, len(frames), 128)])
+    mse = (recon - frames).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
+    return float((10 * torch.log10(1 / mse)).mean())
+
+
+@torch.inference_mode()
+def latent_std(model: FrameAutoencoder, frames: torch.Tensor) -> float:
+    return float(encode_frames(model, frames[:, 0]).std())
+
+
+def train(config: FrameAEConfig, out: Path, dataset_name: str, resume: bool, device: str, command: str,
+          segmenter_folder: str = "segmenter") -> dict:
+    generator = seed_everything(config.seed)
+    device = pick_device(device)
+    dataset = load_prepared(dataset_name)
+    train_frames = torch.from_numpy(dataset.split("train").cines.astype(np.float32) / 255.0).flatten(0, 1)[:, None]
+    val_frames = torch.from_numpy(dataset.split("val").cines[:, ::4].astype(np.float32) / 255.0).flatten(0, 1)[:, None]
+    segmenter = load_segmenter(segmenter_folder, fuse=True).to(device).requires_grad_(False)
+    model, disc = FrameAutoencoder(config).to(device), discriminator(config).to(device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt_g = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0, betas=(0.5, 0.9))
+    opt_d = torch.optim.AdamW(disc.parameters(), lr=config.disc_lr, weight_decay=0.0, betas=(0.5, 0.9))
+    adversarial = PatchAdversarialLoss(criterion="least_squares")
+    steps_per_epoch = len(train_frames) // config.batch_size
+    total_steps = config.epochs * steps_per_epoch
+    run_dir = cache_dir() / "runs" / out.name
+    log = JsonlLog(run_dir / "log.jsonl")
+    both = torch.nn.ModuleDict({"model": model, "ema": ema})
+    start_epoch, step, spent = 0, 0, 0.0
+    if resume and checkpoint_exists(run_dir / "last"):
+        meta = load_checkpoint(run_dir / "last", both, opt_g)
+        load_checkpoint(run_dir / "last_disc", disc, opt_d)
+        start_epoch, step, spent = meta["extra"]["epoch"] + 1, meta["extra"]["step"], meta["extra"]["seconds"]
+        generator.set_state(torch.tensor(meta["extra"]["generator_state"], dtype=torch.uint8))
+    started = time.perf_counter() - spent
+    for epoch in tqdm(range(start_epoch, config.epochs), desc="frame AE", unit="epoch", initial=start_epoch,
+                      total=config.epochs):
+        model.train(), disc.train()
+        use_adversarial = epoch >= config.adversarial_start_epoch
+        order = torch.randperm(len(train_frames), generator=generator)
+        sums: dict[str, float] = {}
+        for k in range(steps_per_epoch):
+            for group in opt_g.param_groups:
+                group["lr"] = cosine_lr(step, total_steps, config.lr, warmup_steps=100, min_ratio=0.1)
+            x = augment(train_frames[order[k * config.batch_size:(k + 1) * config.batch_size]], config, generator)
+            x = x.to(device)
+            recon, mean, std = model(x)
+            terms = {"l1": (recon - x).abs().mean(), "perceptual": perceptual_distance(segmenter, recon, x),
+                     "kl": kl_per_element(mean, std)}
+            loss = terms["l1"] + config.perceptual_weight * terms["perceptual"] + config.kl_weight * terms["kl"]
+            if use_adversarial:
+                terms["g_adv"] = adversarial(disc(recon)[-1], target_is_real=True, for_discriminator=False)
+                loss = loss + config.adversarial_weight * terms["g_adv"]
+            opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_g.step()
+            ema_update(ema, model, config.ema_decay, step)
+            if use_adversarial:
+                d_loss = 0.5 * (adversarial(disc(recon.detach())[-1], target_is_real=False, for_discriminator=True)
+                                + adversarial(disc(x)[-1], target_is_real=True, for_discriminator=True))
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+                terms["d_adv"] = d_loss
+            step += 1
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach()) / steps_per_epoch
+        record = {"epoch": epoch, "step": step, **{f"train_{k}": round(v, 5) for k, v in sums.items()},
+                  "val_psnr_ema": round(val_psnr(ema, val_frames.to(device)), 3)}
+        log.write(**record)
+        extra = {"epoch": epoch, "step": step, "seconds": time.perf_counter() - started,
+                 "generator_state": generator.get_state().tolist()}
+        save_checkpoint(run_dir / "last_disc", disc, opt_d, step, extra=extra)
+        save_checkpoint(run_dir / "last", both, opt_g, step, extra=extra)
+
+    minutes = (time.perf_counter() - started) / 60
+    ema = ema.cpu()
+    with torch.no_grad():  # bundle float16 (cast back on load): measure exactly those weights from here on
+        for tensor in ema.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half().float())
+    ema.config = dataclasses.replace(config, latent_scale=1.0 / latent_std(ema, train_frames))
+    extra = {"train_minutes": round(minutes, 1), "train_threads": torch.get_num_threads(), "dataset": dataset_name,
+             "command": command, "n_train_frames": len(train_frames), "steps": step,
+             "val_psnr_ema_frames": val_psnr(ema, val_frames),
+             "weights_dtype": "float16 (cast to float32 on load)"}
+    state = {k: v.half() if v.is_floating_point() else v for k, v in ema.state_dict().items()}
+    save_pretrained(out, state, ema.config, model_card(ema.config, extra), extra=extra,
+                    depends_on={"segmenter": segmenter_folder})
+    return extra
+
+
+def model_card(config: FrameAEConfig, extra: dict) -> str:
+    c, h, w = config.latent_shape
+    return f"""# CardioSynth frame autoencoder (anatomy)
+
+A 2D KL autoencoder (MONAI `AutoencoderKL`, no attention) for single short-axis frames 1 x {config.size} x
+{config.size} in [0, 1]; latent {c} x {h} x {w} (f = {config.factor}; channels {", ".join(map(str, config.channels))}).
+It codes a cine's end-diastolic frame (the anatomy); the motion model warps that frame through the cycle
+(`weights/motion`). Generators work on scaled latents: posterior mean x latent_scale = {config.latent_scale:.5f}.
+
+- Data: every frame of the ACDC training-split cines ({extra.get("n_train_frames")} frames of the
+  `{extra.get("dataset")}` prepared set), one random affine (rotation +-{config.aug_rotate_deg} deg, scale
+  {config.aug_scale[0]}-{config.aug_scale[1]}, shift) and intensity jitter per frame.
+- Loss: L1 + {config.perceptual_weight} x perceptual (LPIPS-style distance on the bundled segmenter's encoder
+  features) + {config.kl_weight:g} x KL; from epoch {config.adversarial_start_epoch} + {config.adversarial_weight} x
+  least-squares patch-adversarial (MONAI `PatchDiscriminator`, {config.disc_layers} layers, {config.disc_channels} channels).
+- Schedule: {config.epochs} epochs ({extra.get("steps")} steps of {config.batch_size}), AdamW lr {config.lr:g} cosine,
+  EMA {config.ema_decay}; the EMA after the last epoch is bundled (nothing selected on validation).
+- Command: `{extra.get("command")}` ({extra.get("train_minutes")} min on {extra.get("train_threads")} CPU thread(s)).
+- Validation frames (every 4th frame of the val cines), posterior mean: PSNR {extra.get("val_psnr_ema_frames", float("nan")):.2f} dB.
+  What the whole representation does to held-out cines (automated Turing test, anatomy checks, LVEF,
+  PSNR, speed) is in `weights/motion/README.md` and `reports/anatomy_motion/`.
+- Weights stored as float16 (cast to float32 on load); every figure is for exactly these weights.
+
+{ACDC_LICENCE}"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
+    parser.add_argument("--dataset", help="prepared dataset name or folder (default: the config's data_config)")
+    parser.add_argument("--out", help="weights folder (default weights/frame_ae, or frame_ae_<config>)")
+    parser.add_argument("--segmenter", help="segmenter of the perceptual loss (default weights/segmenter, or "
+                        "segmenter_<config>)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, help="CPU threads (bit-reproducible for a fixed count)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = CONFIGS[args.config]
+    if args.epochs:
+        config = dataclasses.replace(config, epochs=args.epochs)
+    out = Path(args.out or ("weights/frame_ae" + ("" if args.config == "default" else f"_{args.config}")))
+    command = "python -m training.train_frame_ae " + " ".join(a for a in (argv if argv is not None else sys.argv[1:])
+                                                              if a != "--resume")
+    segmenter = args.segmenter or ("segmenter" if args.config == "default" else f"segmenter_{args.config}")
+    summary = train(config, out, args.dataset or config.data_config, args.resume, args.device, command, segmenter)
+    print(json.dumps(summary, indent=2))
+    load_frame_ae(out)  # the bundle loads (sha256 checked)
+
+
+if __name__ == "__main__":
+    main()
