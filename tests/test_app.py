@@ -258,3 +258,55 @@ def test_generate_impossible_phenotypes_or_bounds_are_messages(client, explorer)
     # out-of-bounds settings are refused by Gradio's own input check, with a readable message
     with pytest.raises(Exception, match="less than minimum value 1"):
         client.predict(*[explorer.start[n] for n in ph.NAMES], 0, 0, 3.0, 0.5, api_name="/generate")
+
+
+def test_read_back_that_cannot_be_measured_says_so_instead_of_a_number(explorer, tmp_path):
+    """Issue 24 (3): at the apex the segmenter may find no LV in some frame; the table must not read
+    "LVEF -28 %" but "not measurable on this slice", the same wording for every value, with the reason."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from cardiosynth.app.cine_view import CineResult
+    from cardiosynth.cine import Cine
+    from cardiosynth.measure.curves import NOT_MEASURABLE, measure_labels
+
+    labels = np.zeros((8, 16, 16), np.uint8)
+    labels[:, 4:12, 4:12] = 2
+    labels[[0, 1, 2, 5, 6, 7], 6:10, 6:10] = 3  # the LV cavity is lost in frames 3 and 4
+
+    class ApexMeasurer:
+        def measure(self, cines):
+            curve = measure_labels(labels, cines[0].spacing_mm)
+            row = {**curve.as_row(), "est_LVEDV": 35.0, "est_LVEF": -28.0, "est_RVEDV": 60.0}
+            return pd.DataFrame([row]), [curve]
+
+    class MidMeasurer:
+        def measure(self, cines):
+            healthy = labels.copy()
+            healthy[3:5, 7:9, 7:9] = 3
+            curve = measure_labels(healthy, cines[0].spacing_mm)
+            return pd.DataFrame([{**curve.as_row(), "est_LVEDV": 120.0, "est_LVEF": 58.0, "est_RVEDV": 130.0}]), [curve]
+
+    cine = Cine(np.zeros((8, 16, 16), np.float32), (2.2, 2.2), 0.95, source="synthetic:test@0")
+    conditions = {**explorer.start, "slice_position": 0.95, "seed": 0, "steps": 8, "cfg": 3.0, "model": cine.source}
+    studio = CineStudio(load=False)
+    studio.folder = tmp_path
+    studio.measurer = ApexMeasurer()
+    apex = CineResult(cine, conditions, studio.measure(cine), {"stem": "apex"})
+    assert apex.measured["est_LVEF"] is None and apex.measured["est_LVEDV"] is None
+    assert "no LV in frames 3, 4" in apex.measured["not_measurable"]["est_LVEF"]
+    table = studio.values_markdown(apex, None)
+    assert f"| **read back** LVEF (%) | *{NOT_MEASURABLE}* |" in table
+    assert f"| **read back** LVEDV (mL) | *{NOT_MEASURABLE}* |" in table
+    assert "-28" not in table and "the segmenter finds no LV in frames 3, 4" in table
+    saved = json.loads(Path(studio.file(apex, "json")).read_text())
+    assert saved["measured"]["est_LVEF"] is None and "est_LVEF" in saved["measured"]["not_measurable"]
+    # beside a readable previous result: the number there, the message here, and no "change"
+    studio.measurer = MidMeasurer()
+    mid = CineResult(cine, {**conditions, "slice_position": 0.5}, studio.measure(cine), {"stem": "mid"})
+    assert mid.measured["not_measurable"] == {} and mid.measured["est_LVEF"] == 58.0
+    both = studio.values_markdown(apex, mid)
+    assert f"| **read back** LVEF (%) | *{NOT_MEASURABLE}* | 58.0 |  |" in both
+    assert f"| **read back** LVEF (%) | 58.0 | *{NOT_MEASURABLE}* |  |" in studio.values_markdown(mid, apex)

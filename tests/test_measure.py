@@ -4,7 +4,7 @@ import pytest
 
 from cardiosynth.measure import metrics
 from cardiosynth.measure.bench import time_callable
-from cardiosynth.measure.curves import measure_labels, parabolic_minimum
+from cardiosynth.measure.curves import NOT_MEASURABLE, measure_labels, parabolic_minimum, readable, unreadable_reason
 from cardiosynth.measure.estimator import PhenotypeEstimator
 
 SPACING = (2.2, 2.2)
@@ -37,6 +37,34 @@ def test_disc_phantom_area_and_fac_match_analytic_values():
 def test_subframe_es_from_a_parabola():
     curve = (np.arange(10) - 4.3) ** 2 + 1.0
     assert parabolic_minimum(curve, int(np.argmin(curve))) == pytest.approx(4.3)
+
+
+def test_read_back_is_unreadable_when_the_lv_vanishes_in_a_frame():
+    radii = np.array([12.0, 10, 8, 6, 5, 6, 8, 10])
+    healthy = measure_labels(disc_phantom(radii), SPACING)
+    assert healthy.lv_found_in_every_frame and readable("est_LVEF", 55.0, healthy.lv_area_mm2)
+    lost = radii.copy()
+    lost[4] = -1  # the segmenter finds no LV cavity in frame 4 (the ring of myocardium remains)
+    apex = measure_labels(disc_phantom(lost), SPACING)
+    assert apex.lv_area_mm2[4] == 0 and not apex.lv_found_in_every_frame
+    assert unreadable_reason("est_LVEF", 55.0, apex.lv_area_mm2) == "the segmenter finds no LV in frame 4"
+    assert not readable("est_LVEDV", 80.0, apex.lv_area_mm2)  # every estimate from those curves
+    nowhere = measure_labels(disc_phantom(np.full(8, -1.0)), SPACING)  # no LV at all, ED area 0
+    assert nowhere.lv_area_mm2[nowhere.ed_frame] == 0
+    assert unreadable_reason("est_LVEF", -28.0, nowhere.lv_area_mm2) == "the segmenter finds no LV in any frame"
+    assert NOT_MEASURABLE == "not measurable on this slice"
+
+
+@pytest.mark.parametrize("name, value, ok", [
+    ("est_LVEF", -28.0, False), ("LVEF", 100.5, False), ("est_LVEF", 0.0, True), ("est_LVEF", 62.0, True),
+    ("est_LVEDV", -3.0, False), ("est_LVEDV", 0.0, False), ("est_RVEDV", 140.0, True), ("LVSV", -1.0, False),
+    ("LVSV", 0.0, True), ("LVESV", 0.0, False), ("LVM", 0.0, False), ("est_LVEF", float("nan"), False),
+    ("est_LVEF", None, False),
+])
+def test_read_back_values_outside_the_physical_range_are_unreadable(name, value, ok):
+    assert readable(name, value) is ok
+    if not ok and value is not None and np.isfinite(value):
+        assert "outside the physical range" in unreadable_reason(name, value)
 
 
 def test_valid_mask_excludes_padding():

@@ -130,3 +130,14 @@ def test_real_preparation(acdc_root, tmp_path):
     assert ed[ds.ed_masks == 3].mean() > ed[ds.ed_masks == 2].mean() + 40
     assert ds.table["slice_position"].between(0, 1).all()
     assert ds.cine(0).frames.shape == (16, 64, 64)
+
+
+def test_prepared_real_cines_carry_their_source_slice_thickness(prepared):
+    from acdc_fixture import SPACING
+
+    _, ds, _ = prepared
+    assert (ds.table["source_slice_thickness_mm"] == SPACING[2]).all()
+    assert ds.cine(0).metadata == {"slice_thickness_mm": SPACING[2]}  # the NIfTI export writes it
+    older = ds.subset(ds.table.index >= 0)
+    older.table = older.table.drop(columns="source_slice_thickness_mm")  # a dataset prepared before the column
+    assert older.cine(0).metadata == {}

@@ -27,12 +27,14 @@ from plotly.subplots import make_subplots
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.export import display_frames, save_cine
+from cardiosynth.measure.curves import NOT_MEASURABLE, unreadable_reason
 
 from .compute import on_compute_thread
 
 log = logging.getLogger("cardiosynth.app")
 
 COLOURS = {"now": "#1565c0", "previous": "#8d6e63"}
+READ_BACK = ("est_LVEDV", "est_LVEF", "est_RVEDV")  # the estimates the panel reads back from the cine
 
 
 @dataclass
@@ -117,16 +119,22 @@ class CineStudio:
             log.warning("Could not measure the generated cine; no area curves", exc_info=True)
             return {}
         row, curve = table.iloc[0], curves[0]
-        return {"est_LVEDV": float(row.get("est_LVEDV", math.nan)), "est_LVEF": float(row.get("est_LVEF", math.nan)),
-                "est_RVEDV": float(row.get("est_RVEDV", math.nan)),
-                "lv_area_mm2": curve.lv_area_mm2.tolist(), "rv_area_mm2": curve.rv_area_mm2.tolist(),
-                "ed_frame": int(curve.ed_frame), "es_frame": int(curve.es_frame)}
+        measured = {"lv_area_mm2": curve.lv_area_mm2.tolist(), "rv_area_mm2": curve.rv_area_mm2.tolist(),
+                    "ed_frame": int(curve.ed_frame), "es_frame": int(curve.es_frame), "not_measurable": {}}
+        for key in READ_BACK:
+            value = float(row.get(key, math.nan))
+            reason = unreadable_reason(key, value, curve.lv_area_mm2)
+            measured[key] = None if reason else value  # never a number the measurement cannot stand behind
+            if reason:
+                measured["not_measurable"][key] = reason
+        return measured
 
     def file(self, result: CineResult, fmt: str) -> str:
         """Path of the result as ``fmt`` (gif, mp4, nii.gz, json, csv), written once."""
         if fmt not in result.files:
             path = self.folder / f"{result.files['stem']}.{fmt}"
-            metadata = {**result.conditions, "measured": {k: v for k, v in result.measured.items() if k.startswith("est_")}}
+            measured = {k: v for k, v in result.measured.items() if k.startswith("est_") or k == "not_measurable"}
+            metadata = {**result.conditions, "measured": measured}
             if fmt == "json":
                 path.write_text(json.dumps(metadata, indent=2))
             elif fmt == "csv":
@@ -148,13 +156,19 @@ class CineStudio:
         rule = "|---|---:|" + ("---:|---:|" if previous else "")
         lines = [head, rule]
 
+        def cell(result, key, fmt, source):
+            if source == "measured" and key in result.measured.get("not_measurable", {}):
+                return f"*{NOT_MEASURABLE}*"
+            value = getattr(result, source).get(key)
+            return fmt.format(value) if value is not None else "-"
+
         def row(label, key, fmt="{:.1f}", source="conditions"):
             a = getattr(now, source).get(key)
-            text = f"| {label} | {fmt.format(a) if a is not None else '-'} |"
+            text = f"| {label} | {cell(now, key, fmt, source)} |"
             if previous:
                 b = getattr(previous, source).get(key)
                 change = (a - b) if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
-                text += f" {fmt.format(b) if b is not None else '-'} | {'' if not change else f'{change:+.1f}'} |"
+                text += f" {cell(previous, key, fmt, source)} | {'' if not change else f'{change:+.1f}'} |"
             return text
 
         for name in ph.NAMES:
@@ -168,6 +182,10 @@ class CineStudio:
                 "slice (their own error on real cines: LVEDV MAE ~44 mL, LVEF MAE ~8 points on the validation split). "
                 "Draws scatter: for one set of values, the LVEF read back moves by about 4-6 points from seed to "
                 "seed, so compare a few seeds before trusting one cine.")
+        reasons = sorted(set(now.measured.get("not_measurable", {}).values())) if now.measured else []
+        if reasons:
+            note += (f"\n\n*{NOT_MEASURABLE[0].upper() + NOT_MEASURABLE[1:]}*: " + "; ".join(reasons) +
+                     ". Try a slice nearer the mid-ventricle, or another seed.")
         return "\n".join(lines) + (note if now.measured else "")
 
     def figure(self, now: CineResult, previous: CineResult | None = None) -> go.Figure:

@@ -40,6 +40,7 @@ class PreparedDataset:
             slice_position=float(row["slice_position"]),
             valid=self.valid[i],
             source=f"real:{row['subject']}/slice{int(row['slice'])}",
+            metadata=source_geometry(row),
         )
 
     def subset(self, mask) -> "PreparedDataset":
@@ -50,6 +51,14 @@ class PreparedDataset:
 
     def split(self, name: str) -> "PreparedDataset":
         return self.subset(self.table["split"] == name)
+
+
+def source_geometry(row: pd.Series) -> dict:
+    """What a prepared real cine keeps of its source's geometry: the slice thickness (mm), when the dataset was
+    prepared with it recorded (``source_slice_thickness_mm``, written by ``prepare`` since issue 24). The
+    source affine is not kept: prepare resamples and crops the slice, so it no longer describes the grid."""
+    thickness = float(row.get("source_slice_thickness_mm", np.nan))
+    return {"slice_thickness_mm": thickness} if np.isfinite(thickness) and thickness > 0 else {}
 
 
 def prepared_folder(name: str = "default") -> Path:

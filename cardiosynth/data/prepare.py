@@ -197,6 +197,7 @@ def prepare_acdc(
                 "es_frame": int(round(prepared.info["es_frame_float"])) % config.frames,
                 **prepared.info,
                 "source_spacing_row_mm": subject.spacing_mm[0], "source_spacing_col_mm": subject.spacing_mm[1],
+                "source_slice_thickness_mm": subject.slice_thickness_mm,
                 "height_cm": subject.height_cm, "weight_kg": subject.weight_kg,
                 "phenotype_source": subject.phenotype_source,
                 **{name: subject.phenotypes[name] for name in ph.NAMES},

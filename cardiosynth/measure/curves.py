@@ -6,6 +6,7 @@ resolution by a parabola through the minimum and its neighbours on the periodic 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,11 @@ class CineMeasurements:
     rv_fac: float
     myo_area_ed_mm2: float
 
+    @property
+    def lv_found_in_every_frame(self) -> bool:
+        """False when the segmenter lost the LV in some frame: nothing estimated from this slice is readable."""
+        return readable("lv_area", 1.0, self.lv_area_mm2)
+
     def as_row(self) -> dict[str, float]:
         """Scalar summary: the features the phenotype estimator and reports use."""
         return {
@@ -39,6 +45,51 @@ class CineMeasurements:
             "es_frame": self.es_frame,
             "es_frame_subframe": self.es_frame_subframe,
         }
+
+
+NOT_MEASURABLE = "not measurable on this slice"  # what every view shows in place of an unreadable value
+# The physically possible range of each read-back phenotype (mL, g, %); outside it the number is an artefact.
+# Keys match the end of a name (LVEDV, RVESV, ...); EDV / ESV come before SV so that ESV is not read as SV.
+PHYSICAL_RANGE = {"EF": (0.0, 100.0), "EDV": (0.0, math.inf), "ESV": (0.0, math.inf), "SV": (0.0, math.inf),
+                  "LVM": (0.0, math.inf)}
+
+
+def unreadable_reason(name: str, value, lv_area_mm2=None) -> str | None:
+    """Why the read-back ``value`` of phenotype ``name`` (``LVEF`` or ``est_LVEF``, ...) cannot be shown as a
+    number, or ``None`` when it can. The one rule every view of measured values uses:
+
+    - the segmenter lost the LV in some frame of ``lv_area_mm2`` (area 0 or not finite; this includes an
+      end-diastolic area of 0): the slice's curves, and so every estimate made from them, mean nothing;
+    - the value is missing or not finite;
+    - the value lies outside the physical range (EF 0-100 %, volumes and mass > 0 mL / g, SV >= 0 mL).
+    """
+    short = name.removeprefix("est_")
+    if lv_area_mm2 is not None:
+        area = np.asarray(lv_area_mm2, dtype=float)
+        lost = np.flatnonzero(~(np.isfinite(area) & (area > 0)))
+        if area.size == 0 or lost.size:
+            frames = ", ".join(str(int(f)) for f in lost[:5]) + (" ..." if lost.size > 5 else "")
+            return (f"the segmenter finds no LV in frame{'s' if lost.size > 1 else ''} {frames}" if lost.size < area.size
+                    else "the segmenter finds no LV in any frame")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return f"{short} could not be computed"
+    if not math.isfinite(value):
+        return f"{short} could not be computed"
+    key = next((k for k in PHYSICAL_RANGE if short.endswith(k)), None)
+    if key is not None:
+        low, high = PHYSICAL_RANGE[key]
+        strict = key in ("EDV", "ESV", "LVM")  # a chamber or muscle of zero size is no reading
+        if value > high or value < low or (strict and value <= low):
+            bounds = f"{low:g}-{high:g}" if math.isfinite(high) else (f"> {low:g}" if strict else f">= {low:g}")
+            return f"{short} = {value:.0f} is outside the physical range {bounds}"
+    return None
+
+
+def readable(name: str, value, lv_area_mm2=None) -> bool:
+    """True when the read-back ``value`` may be shown as a number (see :func:`unreadable_reason`)."""
+    return unreadable_reason(name, value, lv_area_mm2) is None
 
 
 def parabolic_minimum(curve: np.ndarray, index: int) -> float:
