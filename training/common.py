@@ -218,6 +218,20 @@ def end_epoch(run_dir: Path, both: torch.nn.Module, optimizer: torch.optim.Optim
     return best
 
 
+def one_cine_per_patient(table, n: int, near: float = 0.5) -> list[int]:
+    """Rows of ``table`` for a reconstruction sheet: ``n`` cines of ``n`` different patients, those nearest the
+    slice position ``near`` (mid-ventricle) first."""
+    order = np.argsort(np.abs(table["slice_position"].to_numpy() - near), kind="stable")
+    chosen, seen = [], set()
+    for i in order:
+        if table["subject"].iloc[i] not in seen:
+            chosen.append(int(i))
+            seen.add(table["subject"].iloc[i])
+        if len(chosen) == n:
+            break
+    return chosen
+
+
 def checkpoint_exists(path: str | Path) -> bool:
     path = Path(path)
     return path.with_suffix(".safetensors").is_file() and path.with_suffix(".json").is_file()

@@ -39,7 +39,7 @@ from cardiosynth.models.motion import CONFIGS, MotionConfig, MotionModel, regist
 from cardiosynth.models.vae3d import decode_latents, encode_cines, load_vae3d, masked_metrics
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import read_config, resolve, save_pretrained
-from training.common import ACDC_LICENCE, seed_everything
+from training.common import ACDC_LICENCE, one_cine_per_patient, seed_everything
 
 REPORT_DIR = REPO_ROOT / "reports" / "anatomy_motion"
 BATCH = 32  # cines registered together (one cached file each)
@@ -204,14 +204,7 @@ def sheet(part: PreparedDataset, real: np.ndarray, vae_recon: np.ndarray, recon:
     import matplotlib.pyplot as plt
 
     table = part.table
-    order = np.argsort(np.abs(table["slice_position"].to_numpy() - 0.5), kind="stable")
-    chosen, seen = [], set()
-    for i in order:
-        if table["subject"].iloc[i] not in seen:
-            chosen.append(int(i))
-            seen.add(table["subject"].iloc[i])
-        if len(chosen) == n_cines:
-            break
+    chosen = one_cine_per_patient(table, n_cines)
     measurer = CineMeasurer(estimator=None)
     es_frames = [measurer.curves([part.cine(i)])[0].es_frame for i in chosen]
     columns = [("real", real), ("3D-VAE", vae_recon), ("anatomy+motion", recon)]

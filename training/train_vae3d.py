@@ -31,7 +31,8 @@ from cardiosynth.models.vae3d import (CONFIGS, VAE3D, VAE3DConfig, kl_divergence
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import save_pretrained
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import ACDC_LICENCE, JsonlLog, checkpoint_exists, load_checkpoint, pick_device, save_checkpoint, seed_everything
+from training.common import (ACDC_LICENCE, JsonlLog, checkpoint_exists, load_checkpoint, one_cine_per_patient,
+                             pick_device, save_checkpoint, seed_everything)
 
 REPORT_DIR = REPO_ROOT / "reports" / "vae3d"
 
@@ -250,14 +251,7 @@ def reconstruction_sheet(model: VAE3D, dataset: PreparedDataset, path: Path, n_c
     import matplotlib.pyplot as plt
 
     table = dataset.table
-    order = np.argsort(np.abs(table["slice_position"].to_numpy() - 0.5), kind="stable")
-    chosen, seen = [], set()
-    for i in order:
-        if table["subject"].iloc[i] not in seen:
-            chosen.append(int(i))
-            seen.add(table["subject"].iloc[i])
-        if len(chosen) == n_cines:
-            break
+    chosen = one_cine_per_patient(table, n_cines)
     target = dataset.cines[chosen].astype(np.float32) / 255.0
     recon = reconstruct(model, dataset.cines[chosen]).numpy()
     metrics = masked_metrics(torch.from_numpy(recon), torch.from_numpy(target), torch.from_numpy(dataset.valid[chosen]))
