@@ -82,3 +82,29 @@ def test_separable_upsampling_matches_pytorch_bicubic():
     reference = torch.nn.functional.interpolate(control.flatten(0, 1), size=(32, 32), mode="bicubic",
                                                 align_corners=True).view(2, 3, 2, 32, 32)
     assert torch.allclose(displacement(control, 32), reference.permute(0, 1, 3, 4, 2).flip(-1), atol=1e-5)
+
+
+def test_fit_motion_command_resumes_from_its_registration_cache(tmp_path, monkeypatch, one_thread):
+    """``training.fit_motion``: registrations cached per batch (a rerun reads them instead of registering
+    again), the bundle loads with its sha256, and the same data give the same weights."""
+    from acdc_fixture import write_acdc, write_split
+    from cardiosynth.data.prepare import CONFIGS as PREPARE
+    from cardiosynth.data.prepare import prepare_acdc
+    from cardiosynth.models.motion import load_motion
+    from cardiosynth.weights import read_config
+    from training import fit_motion
+
+    monkeypatch.setenv("CARDIOSYNTH_CACHE", str(tmp_path / "cache"))
+    patients = {"patient001": "NOR", "patient002": "DCM"}
+    root = write_acdc(tmp_path / "acdc", patients)
+    prepare_acdc(root, PREPARE["default"], tmp_path / "prepared", write_split(tmp_path / "split.csv", patients),
+                 progress=False)
+    config = dataclasses.replace(CONFIGS["default"], register_iterations=5)
+    first = fit_motion.fit(config, tmp_path / "motion", str(tmp_path / "prepared"), "test")
+    cached = sorted((tmp_path / "cache" / "runs").glob("motion_*/controls_*.safetensors"))
+    assert cached and first["n_training_cines"] >= 2
+    monkeypatch.setattr(fit_motion, "register", lambda *a, **k: pytest.fail("registered again despite the cache"))
+    sha = read_config(tmp_path / "motion")["sha256"]
+    fit_motion.fit(config, tmp_path / "motion", str(tmp_path / "prepared"), "test")
+    assert read_config(tmp_path / "motion")["sha256"] == sha
+    assert load_motion(tmp_path / "motion").temporal_basis.shape == (5, 16)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ from cardiosynth.measure.bench import time_callable
 from cardiosynth.measure.measurer import CineMeasurer
 from cardiosynth.measure.metrics import bootstrap_ci
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec, load_anatomy_motion
-from cardiosynth.models.motion import CONFIGS, MotionConfig, MotionModel, register
+from cardiosynth.models.motion import CONFIGS, MotionConfig, MotionModel, register, warp
 from cardiosynth.models.vae3d import decode_latents, encode_cines, load_vae3d, masked_metrics
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import read_config, resolve, save_pretrained
@@ -67,7 +68,7 @@ def fit(config: MotionConfig, out: Path, dataset_name: str, command: str) -> dic
     train = load_prepared(dataset_name).split("train")
     cines = torch.from_numpy(train.cines.astype(np.float32) / 255.0)
     started = time.perf_counter()
-    controls = registered_controls(cines, config, cache_dir() / "runs" / f"{out.name}_{config.name}")
+    controls = registered_controls(cines, config, cache_dir() / "runs" / f"{out.name}_{registration_key(config, dataset_name)}")
     model = MotionModel(config)
     explained = model.fit(controls)
     rebuilt = model.control(model.project(controls))
@@ -81,9 +82,16 @@ def fit(config: MotionConfig, out: Path, dataset_name: str, command: str) -> dic
     return extra
 
 
-def model_warp(cines: torch.Tensor, controls: torch.Tensor) -> torch.Tensor:
-    from cardiosynth.models.motion import warp
+def registration_key(config: MotionConfig, dataset_name: str) -> str:
+    """Names the registration cache by everything the registrations depend on, so changed settings never
+    reuse stale batches."""
+    settings = {k: getattr(config, k) for k in ("frames", "size", "grid", "register_iterations", "register_lr",
+                                                "smoothness_weight")}
+    digest = hashlib.sha256(json.dumps({**settings, "dataset": str(dataset_name)}, sort_keys=True).encode())
+    return f"{config.name}_{digest.hexdigest()[:10]}"
 
+
+def model_warp(cines: torch.Tensor, controls: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return warp(cines[:, 0], controls)
 
