@@ -259,7 +259,7 @@ nothing here is trained by SGD.
   the same smoothness term, prior weight {config.code_prior_weight:g}) against its ED frame as decoded by
   `weights/frame_ae`. Grid, modes and encoding steps were chosen on validation cines
   (`reports/anatomy_motion/README.md`).
-- No intensity residual: warping alone is measured against real cines by the evaluator (below).
+- No intensity residual: one raised PSNR on val but not realism (`reports/anatomy_motion/README.md`).
 - Command: `{extra.get("command")}` ({extra.get("fit_minutes")} min on {extra.get("threads")} thread(s)).
 {extra.get("evaluation", "")}
 {ACDC_LICENCE}"""
