@@ -310,3 +310,35 @@ def test_read_back_that_cannot_be_measured_says_so_instead_of_a_number(explorer,
     both = studio.values_markdown(apex, mid)
     assert f"| **read back** LVEF (%) | *{NOT_MEASURABLE}* | 58.0 |  |" in both
     assert f"| **read back** LVEF (%) | 58.0 | *{NOT_MEASURABLE}* |  |" in studio.values_markdown(mid, apex)
+
+
+def test_generator_warnings_and_plausibility_are_shown_beside_the_cine(client, explorer, studio):
+    """A set more than 3 SD from the generator's training data (and implausible) says so in the panel; a
+    plausible one has no note."""
+    assert studio.available, studio.unavailable_reason
+    start = [explorer.start[n] for n in ph.NAMES]
+    _, _, table, message = client.predict(*start, 0, 2, 3.0, 0.5, api_name="/generate")
+    assert message == "" and "cs-warning" not in table and "SD from the training data" not in table
+    far = {**explorer.start, "LVM": 400.0}  # (400 - 144) / 54 = 4.7 SD from the MAR's training mean
+    assert explorer.score(far).plausibility.status != "green"
+    _, _, table, message = client.predict(*[far[n] for n in ph.NAMES], 0, 2, 3.0, 0.5, api_name="/generate")
+    assert message == "" and "cs-warning" in table
+    assert "more than 3 SD from the training data" in table and "may not show these values" in table
+    assert "phenotype set (plausibility" in table
+    assert table.index("cs-warning") < table.index("| LVEDV (mL)")  # above the values, beside the cine
+
+
+def test_about_says_what_is_stored_where_and_how_to_delete_it(tmp_path):
+    from cardiosynth.app import about
+    from cardiosynth.review import ReviewService
+
+    assert "stores nothing else" not in about.ABOUT
+    svc = ReviewService(db=tmp_path / "r.sqlite", studies_dir=tmp_path / "studies")
+    try:
+        text = about.about_markdown(svc)
+    finally:
+        svc.close()
+    assert "SQLite" in text and str(tmp_path / "r.sqlite") in text and str(tmp_path / "studies") in text
+    for stored in ("name", "answer", "timings", "configuration", "case videos"):
+        assert stored in text
+    assert "To delete it" in text and "CARDIOSYNTH_REVIEW_DB" in text

@@ -152,6 +152,37 @@ def test_generate_a_cine_then_compare_with_the_previous(browser_page):
     assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
 
 
+def test_warnings_show_beside_the_cine_and_a_success_clears_a_stale_error(browser_page):
+    page, outside = browser_page
+    page.get_by_role("tab", name="Phenotype explorer").click()
+    page.get_by_role("button", name="Reset to healthy start").click()  # LVEDV ~ 123 mL, whatever came before
+    page.wait_for_function("() => document.querySelector('#slider-LVEF input[type=number]').value.startsWith('62')")
+    wait_until_idle(page)
+    start = indicator_key(page)
+    lvm = page.locator("#slider-LVM input[type=number]")
+    lvm.fill("400")  # far outside the generator's training data (4.7 SD)
+    lvm.press("Enter")
+    wait_for_new_key(page, start)
+    lvsv = page.locator("#slider-LVSV input[type=number]")
+    lvsv.fill("249")  # more than LVEDV: refused, with an error box above
+    lvsv.press("Enter")
+    page.locator("#phenotype-message .cs-error").wait_for()
+    wait_until_idle(page)
+    page.locator("#generate-btn").click()  # generates from the volumes, which still hold
+    # the new cine's values (LVM 400 g) with its note above them, not the previous cine's
+    page.wait_for_function("() => { const el = document.querySelector('#cine-values .cs-warning');"
+                           " return el && el.innerText.includes('more than 3 SD from the training data')"
+                           " && /LVM \\(g\\)\\s+400\\.0/.test(document.querySelector('#cine-values').innerText); }",
+                           timeout=GENERATE_TIMEOUT_MS)
+    assert "may not show these values" in page.locator("#cine-values .cs-warning").inner_text()
+    page.wait_for_function("() => !document.querySelector('#phenotype-message .cs-error')"
+                           " && document.querySelector('#plausibility .cs-plaus').dataset.status !== 'error'")
+    assert page.locator("#cine-message .cs-error").count() == 0
+    wait_until_idle(page)
+    page.get_by_role("button", name="Reset to healthy start").click()
+    assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
+
+
 def test_a_reader_joins_watches_and_answers(browser_page, review):
     page, outside = browser_page
     _, study = review

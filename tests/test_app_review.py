@@ -107,3 +107,39 @@ def test_results_need_the_admin_token(url, study, service):
                    (isinstance(f, dict) and "answers" in f["path"]))
     rows = list(csv.DictReader(answers.open()))
     assert len(rows) == details["n_answers"] and {r["truth"] for r in rows} == {"real", "synthetic"}
+
+
+def test_create_study_without_the_data_folder_is_one_clear_message(tmp_path, monkeypatch):
+    """Fresh install, no data folder: Create study names where it looked and CARDIOSYNTH_DATA, not a bug."""
+    monkeypatch.setenv("CARDIOSYNTH_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("CARDIOSYNTH_CACHE", str(tmp_path / "cache"))
+    svc = ReviewService(db=tmp_path / "review.sqlite", studies_dir=tmp_path / "studies")
+    try:
+        demo = build_app(PhenotypeExplorer(), CineStudio(load=False), svc)
+        with serve_in_process(demo) as address:
+            created = reader(address).predict(2, 2, "Group-mean cine (a trivial baseline)", "val", "matched", 1.0,
+                                              1, "", api_name="/review_create")
+    finally:
+        svc.close()
+    assert "cs-error" in created and "CARDIOSYNTH_DATA" in created
+    assert str(tmp_path / "nowhere" / "acdc") in created
+    assert "This is a bug" not in created and "Traceback" not in created and "DataNotFoundError" not in created
+
+
+def test_create_study_on_a_fresh_install_prepares_the_cines_first(tmp_path, monkeypatch):
+    """Data folder present, nothing prepared yet: Create study prepares the ACDC cines, says so, and works."""
+    from acdc_fixture import write_acdc
+
+    monkeypatch.setenv("CARDIOSYNTH_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("CARDIOSYNTH_CACHE", str(tmp_path / "cache"))
+    write_acdc(tmp_path / "data" / "acdc", {"patient002": "DCM", "patient004": "DCM"})  # train + val
+    svc = ReviewService(db=tmp_path / "review.sqlite", studies_dir=tmp_path / "studies")
+    try:
+        demo = build_app(PhenotypeExplorer(), CineStudio(load=False), svc)
+        with serve_in_process(demo) as address:
+            created = reader(address).predict(2, 2, "Group-mean cine (a trivial baseline)", "val", "matched", 1.0,
+                                              1, "", api_name="/review_create")
+    finally:
+        svc.close()
+    assert "cs-error" not in created, created
+    assert "prepared on first use" in created and "Study created" in created

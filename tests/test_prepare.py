@@ -141,3 +141,45 @@ def test_prepared_real_cines_carry_their_source_slice_thickness(prepared):
     older = ds.subset(ds.table.index >= 0)
     older.table = older.table.drop(columns="source_slice_thickness_mm")  # a dataset prepared before the column
     assert older.cine(0).metadata == {}
+
+
+def test_load_or_prepare_prepares_on_first_use_once_even_when_requests_race(tmp_path, monkeypatch):
+    import threading
+
+    from cardiosynth.data.dataset import load_or_prepare, prepared_folder
+
+    patients = {"patient002": "DCM", "patient004": "DCM"}  # in the bundled split: train and val
+    monkeypatch.setenv("CARDIOSYNTH_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("CARDIOSYNTH_CACHE", str(tmp_path / "cache"))
+    write_acdc(tmp_path / "data" / "acdc", patients)
+    assert not (prepared_folder("default") / "dataset.npz").exists()
+    told, loaded = [], []
+
+    def request():
+        loaded.append(load_or_prepare("default", notify=told.append))
+
+    threads = [threading.Thread(target=request) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(told) == 1 and "first use" in told[0]  # prepared once, and the user was told
+    assert len(loaded) == 2 and all(len(ds) == len(loaded[0]) > 0 for ds in loaded)
+    assert set(loaded[0].table["subject"]) == set(patients) and set(loaded[0].table["split"]) == {"train", "val"}
+    folder = prepared_folder("default")
+    assert (folder / "dataset.npz").is_file()
+    assert [p.name for p in folder.parent.iterdir() if "partial" in p.name or p.name.endswith(".tmp")] == []
+    # already prepared: loaded as it is, nobody told
+    assert len(load_or_prepare("default", notify=told.append)) == len(loaded[0]) and len(told) == 1
+
+
+def test_load_or_prepare_without_the_data_folder_says_where_it_looked(tmp_path, monkeypatch):
+    from cardiosynth.data.dataset import load_or_prepare
+    from cardiosynth.paths import DataNotFoundError
+
+    monkeypatch.setenv("CARDIOSYNTH_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("CARDIOSYNTH_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DataNotFoundError) as caught:
+        load_or_prepare("default")
+    text = str(caught.value)
+    assert str(tmp_path / "nowhere" / "acdc") in text and "CARDIOSYNTH_DATA" in text

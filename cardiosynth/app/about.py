@@ -30,7 +30,7 @@ DERIVED_HELP = (
     "or a random draw with the temperature and seed)."
 )
 
-ABOUT = """
+_ABOUT_TEMPLATE = """
 ## What CardioSynth is
 
 CardioSynth generates synthetic short-axis cine cardiac MRI under clinically meaningful control, a set of cardiac
@@ -89,8 +89,49 @@ with 73 real ACDC patients (training + validation).
 ## Privacy and network
 
 The app runs locally, makes no network requests at run time and sends no analytics. Uploaded ECGs are analysed
-on this server; Gradio keeps uploads in its temporary folder and the app deletes them after an hour. CardioSynth
-stores nothing else.
+on this server; Gradio keeps uploads and generated cines in its temporary folder and the app deletes its own copies
+after an hour.
+
+## What is stored, where, and how to delete it
+
+The **Review** tab stores its reader studies on this server, in an **SQLite** database and a folder of case files:
+
+- in the database: each study's configuration (title, rendering settings, case list with which case is real or
+  synthetic and where it came from, a hash of the admin token), each reader's **name** as typed (with a hash of
+  the resume code and the reader's case order), and every **answer** (real / synthetic, confidence, comment) with
+  its **timings** (when the case was shown, when it was answered, seconds taken);
+- in the case folder: the rendered case videos of each study, and the results files an administrator exports
+  (answers CSV, blinding check JSON, results plot).
+
+{where}
+
+**To delete it**, stop the app and delete the database file (`review.sqlite`, with any `review.sqlite-wal` /
+`review.sqlite-shm` beside it) and the studies folder; that removes every study, reader name and answer. To remove
+one study only, delete its folder under the studies folder after exporting what you need (its rows stay in the
+database until the database file is deleted). The same cache folder also holds the prepared ACDC cines
+(`prepared/`), which are made again on first use when deleted.
 
 **Outputs are synthetic research images and research software results, not for diagnosis.**
 """
+
+DEFAULT_WHERE = (
+    "Where: the database is `$CARDIOSYNTH_REVIEW_DB`, by default `<cache>/review/review.sqlite`; the case files are "
+    "under `$CARDIOSYNTH_REVIEW_DIR`, by default `<cache>/review/studies/<study code>/`; `<cache>` is "
+    "`$CARDIOSYNTH_CACHE`, by default `.cache/` in the CardioSynth folder."
+)
+
+
+def about_markdown(review=None) -> str:
+    """The About text, naming the actual database file and case folder of ``review`` (a ReviewService) when
+    given, else the defaults and the variables that move them."""
+    where = DEFAULT_WHERE
+    if review is not None:
+        db = getattr(getattr(review, "store", None), "path", None)
+        from cardiosynth.review.service import default_db
+
+        where = (f"On this server: the database is `{db or default_db()}` and the case files are under "
+                 f"`{review.studies_dir}` (one folder per study). " + DEFAULT_WHERE.replace("Where: the", "The"))
+    return _ABOUT_TEMPLATE.replace("{where}", where)
+
+
+ABOUT = about_markdown()  # with the defaults; the app shows about_markdown(its review service)

@@ -10,6 +10,7 @@ area curves and with the previous result.
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import logging
@@ -17,6 +18,7 @@ import math
 import tempfile
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -45,6 +47,7 @@ class CineResult:
     conditions: dict  # nine phenotypes, slice position, seed, steps, cfg, temperature, model
     measured: dict = field(default_factory=dict)  # estimated phenotypes + area curves (when the measurer is there)
     files: dict = field(default_factory=dict)  # format -> path, written on demand
+    notes: list = field(default_factory=list)  # warnings that belong with this cine (shown beside it)
 
     @property
     def label(self) -> str:
@@ -89,7 +92,11 @@ class CineStudio:
         return {"steps": c.num_iter if c else 8, "cfg": c.cfg if c else 3.0, "max_steps": c.num_tokens if c else 64}
 
     # ----------------------------------------------------------------------------------------- actions
-    def generate(self, values: Mapping[str, float], seed, steps, cfg, slice_position) -> CineResult:
+    def generate(self, values: Mapping[str, float], seed, steps, cfg, slice_position,
+                 plausibility=None) -> CineResult:
+        """One cine for ``values``. ``plausibility`` (the explorer's verdict on these values, optional) and the
+        generator's own warnings (e.g. values more than 3 SD from its training data) become ``notes``, which
+        the panel shows beside the cine."""
         if not self.available:
             raise RuntimeError(self.unavailable_reason or "No phenotype\u2192cine generator is bundled")
         seed = checked_whole(seed, "Seed", 0, 2 ** 31 - 1)
@@ -97,13 +104,13 @@ class CineStudio:
         cfg = checked_number(cfg, "Guidance scale", 1.0, 20.0)
         position = checked_number(slice_position, "Slice position", 0.0, 1.0)
         independent = {n: float(values[n]) for n in ph.INDEPENDENT}  # SV / EF follow from the volumes
-        result = on_compute_thread(self.pipeline, independent, n=1, seed=seed, steps=steps, cfg=cfg,
-                                   slice_position=position)
+        result, caught = on_compute_thread(_recording_warnings, self.pipeline, independent, n=1, seed=seed,
+                                           steps=steps, cfg=cfg, slice_position=position)
         row = result.conditions.iloc[0]
         conditions = {**{n: round(float(row[n]), 2) for n in ph.NAMES}, "slice_position": position, "seed": seed,
                       "steps": steps, "cfg": cfg, "temperature": float(row["temperature"]),
                       "model": result.cines[0].source}
-        generated = CineResult(result.cines[0], conditions)
+        generated = CineResult(result.cines[0], conditions, notes=plausibility_notes(plausibility) + caught)
         generated.measured = on_compute_thread(self.measure, generated.cine)
         # a fresh name per result: users generating at the same time never overwrite each other's files
         generated.files["stem"] = f"cardiosynth_seed{seed}_{uuid.uuid4().hex[:10]}"
@@ -186,7 +193,7 @@ class CineStudio:
         if reasons:
             note += (f"\n\n*{NOT_MEASURABLE[0].upper() + NOT_MEASURABLE[1:]}*: " + "; ".join(reasons) +
                      ". Try a slice nearer the mid-ventricle, or another seed.")
-        return "\n".join(lines) + (note if now.measured else "")
+        return notes_markdown(now) + "\n".join(lines) + (note if now.measured else "")
 
     def figure(self, now: CineResult, previous: CineResult | None = None) -> go.Figure:
         """Frames of this cine (and the previous one) with a frame slider, above the LV/RV area curves."""
@@ -232,6 +239,40 @@ class CineStudio:
                                     "yanchor": "top", "pad": {"t": 10}, "len": 1.0}])
         fig.update_xaxes(title_text="frame (0 = end-diastole)", row=2, col=1)
         return fig
+
+
+def _recording_warnings(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` and the texts of the warnings it raised (each also goes to the server log).
+    Runs on the compute thread, which runs one generation at a time, so the warnings are this call's."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = fn(*args, **kwargs)
+    texts = []
+    for item in caught:
+        log.warning("%s: %s", item.category.__name__, item.message)
+        if issubclass(item.category, UserWarning) and str(item.message) not in texts:
+            texts.append(str(item.message))
+    return value, texts
+
+
+def plausibility_notes(plausibility) -> list[str]:
+    """The explorer's verdict as a note for the cine, when the set is not plausible (amber or red)."""
+    if plausibility is None or plausibility.status == "green":
+        return []
+    word = {"amber": "Unusual", "red": "Implausible"}.get(plausibility.status, plausibility.status)
+    reasons = "; ".join(plausibility.reasons)
+    detail = f": {reasons}" if reasons else ""
+    return [(f"{word} phenotype set (plausibility {plausibility.status}{detail}): the generator rarely or never "
+             "saw such hearts, so this cine may not show these values.")]
+
+
+def notes_markdown(result: CineResult) -> str:
+    """The notes of ``result`` as a warning block above its values ("" when there are none)."""
+    if not result.notes:
+        return ""
+    items = "".join(f"<li>{html.escape(text)}</li>" for text in result.notes)
+    return (f'<div class="cs-warning" role="status" id="cine-warnings"><b>Note on this cine:</b>'
+            f'<ul>{items}</ul></div>\n\n')
 
 
 def sweep(folder: Path, max_age_s: float = 3600.0) -> None:

@@ -11,16 +11,18 @@ import html
 import logging
 import sys
 
+from cardiosynth.paths import DataNotFoundError
 from cardiosynth.phenotypes import PhenotypeError
 
 log = logging.getLogger("cardiosynth.app")
 
 
 def expected_errors() -> tuple[type[BaseException], ...]:
-    """PhenotypeError, ValueError and, once cardiosynth.ecg is imported (it is imported lazily: neurokit2
+    """PhenotypeError, ValueError, DataNotFoundError (a missing data folder: its message says where we looked
+    and how to point elsewhere) and, once cardiosynth.ecg is imported (it is imported lazily: neurokit2
     takes seconds to import), EcgError; an EcgError cannot be raised before its module is loaded."""
     ecg = sys.modules.get("cardiosynth.ecg")
-    return (PhenotypeError, ValueError) + ((ecg.EcgError,) if ecg is not None else ())
+    return (PhenotypeError, ValueError, DataNotFoundError) + ((ecg.EcgError,) if ecg is not None else ())
 
 
 def user_message(err: BaseException, action: str) -> str:

@@ -135,11 +135,19 @@ def add_review_tab(service: ReviewService) -> None:
         def create(real, synthetic, generator_label, split_name, how, seconds, beats, study_title,
                    progress_bar=gr.Progress()):
             try:
+                prepared = []
+
+                def preparing(text: str) -> None:  # first use: the ACDC cines are prepared before the study
+                    prepared.append(text)
+                    progress_bar(0.02, desc=text)
+
                 progress_bar(0.05, desc="Generating and rendering the cases")
                 settings = RenderSettings(cycles=int(beats), cycle_seconds=float(seconds))
                 study = service.create_study(GENERATORS[generator_label], int(real), int(synthetic), split_name, how,
-                                             settings=settings, title=study_title or "")
-                return (f"Study created: code **{study.display_code}** for the readers; admin token "
+                                             settings=settings, title=study_title or "", notify=preparing)
+                return ((f"The ACDC cines were prepared on first use (once): {html.escape(prepared[0])}. "
+                         if prepared else "")
+                        + f"Study created: code **{study.display_code}** for the readers; admin token "
                         f"**{study.admin_token}** (copy it now: it is not shown again). "
                         f"{study.n_real} real + {study.n_synthetic} synthetic cases.")
             except Exception as err:  # noqa: BLE001

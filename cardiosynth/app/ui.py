@@ -11,7 +11,8 @@ Endpoints for ``gradio_client`` (``Client(url).predict(..., api_name=...)``):
 - ``/plausibility`` (9 phenotypes; SV / EF are recomputed from the volumes) -> the same outputs
 - ``/set_LVEF``, ``/set_LVSV``, ``/set_RVEF``, ``/set_RVSV`` (9 phenotypes) -> the same, moving that ventricle's ESV
 - ``/reset`` () -> the healthy starting set
-- ``/generate`` (9 phenotypes, seed, steps, cfg, slice_position) -> GIF (now), GIF (previous), values, message
+- ``/generate`` (9 phenotypes, seed, steps, cfg, slice_position) -> GIF (now), GIF (previous), values (with any
+  warnings about this cine above them), message
 - ``/review_join`` (code, name, resume code), ``/review_answer`` (answer, confidence, comment),
   ``/review_create`` and ``/review_results`` (code, admin token): the Review tab (review_tab.py)
 - ``/ecg`` (list of uploaded files) and ``/ecg_example`` (example name) -> figure, summary, details JSON, message;
@@ -45,6 +46,8 @@ CSS = """
 .cs-note { border-left: 4px solid #1565c0; background: #e3f2fd; padding: 8px 12px; border-radius: 4px; color: #0d2b4e; }
 .cs-note p { margin: 0; }
 .cs-error { border-left: 4px solid #c62828; background: #ffebee; padding: 8px 12px; border-radius: 4px; color: #5f0d0d; }
+.cs-warning { border-left: 4px solid #b26b00; background: #fff8e1; padding: 8px 12px; border-radius: 4px; color: #4a2c00; }
+.cs-warning ul { margin: 4px 0 0 18px; }
 .cs-plaus { border: 2px solid; border-radius: 6px; padding: 8px 12px; }
 .cs-plaus-head { display: flex; align-items: center; gap: 10px; flex-wrap: wrap; }
 .cs-light { display: inline-block; width: 18px; height: 18px; border-radius: 50%; }
@@ -71,9 +74,15 @@ def _named_as(names):
     return lambda fn: _named(fn, names)
 
 
-def add_cine_panel(studio: CineStudio, values: list) -> None:
+def add_cine_panel(studio: CineStudio, values: list, explorer: PhenotypeExplorer | None = None,
+                   phenotype_panel: tuple | None = None) -> None:
     """Generate / compare / download, under the phenotype controls. The GIF, values and comparison come back
-    first; the frame-by-frame figure with area curves and the download files follow in a chained step."""
+    first; the frame-by-frame figure with area curves and the download files follow in a chained step.
+
+    Beside the cine: the generator's warnings (e.g. values more than 3 SD from its training data) and, with
+    ``explorer``, its plausibility verdict when the set is unusual or implausible. ``phenotype_panel``
+    (plausibility HTML, message Markdown): after a successful generation the set is re-scored there and a
+    stale error box above is cleared."""
     gr.Markdown("## Cine from these phenotypes", elem_id="cine-heading")
     if not studio.available:
         gr.Markdown(f"No cine generator in this build: {studio.unavailable_reason}", elem_classes=["cs-note"])
@@ -104,18 +113,42 @@ def add_cine_panel(studio: CineStudio, values: list) -> None:
                          elem_id="cine-files", interactive=False)
     current = gr.State(None)
     previous = gr.State(None)
+    succeeded = gr.State(False)
 
     @_named_as([*ph.NAMES, "seed", "steps", "cfg", "slice_position", "current"])
     def generate(*args, progress=gr.Progress()):
         vals, (seed, k, guidance, where, last) = args[:len(ph.NAMES)], args[len(ph.NAMES):]
         try:
             progress(0.1, desc="Generating the cine")
-            result = studio.generate(dict(zip(ph.NAMES, vals)), seed, k, guidance, where)
+            requested = dict(zip(ph.NAMES, vals))
+            result = studio.generate(requested, seed, k, guidance, where, plausibility=_verdict(requested))
             gif = studio.file(result, "gif")
             before = studio.file(last, "gif") if last is not None else None
-            return [gif, before, studio.values_markdown(result, last), "", result, last]
+            return [gif, before, studio.values_markdown(result, last), "", result, last, True]
         except Exception as err:  # noqa: BLE001 - every error becomes a message
-            return [gr.skip()] * 3 + [error_box(user_message(err, "generating the cine")), gr.skip(), gr.skip()]
+            return [gr.skip()] * 3 + [error_box(user_message(err, "generating the cine")), gr.skip(), gr.skip(),
+                                      False]
+
+    def _verdict(requested):
+        """The explorer's plausibility of the set (None without an explorer or for a set that cannot hold:
+        generation then refuses it with its own message)."""
+        if explorer is None:
+            return None
+        try:
+            return explorer.score(requested).plausibility
+        except Exception:  # noqa: BLE001
+            return None
+
+    @_named_as(["ok", *ph.NAMES])
+    def refresh_phenotype_panel(ok, *vals):
+        """After a successful generation: the set it used, scored, and no stale error box above."""
+        if not ok or explorer is None:
+            return gr.skip(), gr.skip()
+        try:
+            return explorer.status_html(explorer.score(dict(zip(ph.NAMES, vals)))), ""
+        except Exception as err:  # noqa: BLE001
+            user_message(err, "re-scoring the generated set")  # logs it
+            return gr.skip(), ""
 
     def details(now, before):
         try:
@@ -127,11 +160,15 @@ def add_cine_panel(studio: CineStudio, values: list) -> None:
             return gr.skip(), gr.skip()
 
     # the generate endpoint takes the shown result as input and returns it as the new "previous"
-    generate_btn.click(generate, inputs=[*values, cine_seed, steps, cfg, position, current],
-                       outputs=[now_view, previous_view, cine_values, cine_message, current, previous],
-                       api_name="generate", show_progress="full", concurrency_limit=2).then(
-        details, inputs=[current, previous], outputs=[cine_plot, cine_files], api_visibility="private",
-        show_progress="minimal")
+    event = generate_btn.click(generate, inputs=[*values, cine_seed, steps, cfg, position, current],
+                               outputs=[now_view, previous_view, cine_values, cine_message, current, previous,
+                                        succeeded],
+                               api_name="generate", show_progress="full", concurrency_limit=2)
+    event.then(details, inputs=[current, previous], outputs=[cine_plot, cine_files], api_visibility="private",
+               show_progress="minimal")
+    if phenotype_panel is not None:
+        event.then(refresh_phenotype_panel, inputs=[succeeded, *values], outputs=list(phenotype_panel),
+                   api_visibility="private", show_progress="hidden")
 
 
 def add_ecg_tab(studio: EcgCineStudio) -> None:
@@ -386,7 +423,7 @@ def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | No
                                                                                        seed],
                                                outputs=outputs, api_name="complete", show_progress="minimal"))
                 then_redraw(reset_btn.click(reset, outputs=outputs, api_name="reset"))
-                add_cine_panel(studio, values)
+                add_cine_panel(studio, values, explorer, (status, message))
 
             with gr.Tab("ECG", id="ecg"):
                 add_ecg_tab(ecg_studio)
@@ -394,6 +431,6 @@ def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | No
             add_review_tab(review)
 
             with gr.Tab("About", id="about"):
-                gr.Markdown(about.ABOUT)
+                gr.Markdown(about.about_markdown(review))
     demo.queue()
     return demo

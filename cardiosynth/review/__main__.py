@@ -80,12 +80,15 @@ def main(argv: list[str] | None = None) -> int:
 
         service = ReviewService(args.db, getattr(args, "out", None) if args.command == "create" else None)
         if args.command == "create":
-            from cardiosynth.data.dataset import load_prepared
+            from cardiosynth.data.dataset import load_or_prepare, load_prepared
+            from cardiosynth.data.prepare import CONFIGS
             from cardiosynth.review.render import RenderSettings
 
             settings = RenderSettings(args.size, args.frames_per_cycle, args.cycles, args.cycle_seconds, args.crf)
             created = service.create_study(args.generator, args.real, args.synthetic, args.split, args.conditions,
-                                           args.seed, settings, args.title, load_prepared(args.dataset),
+                                           args.seed, settings, args.title,
+                                           load_or_prepare(args.dataset, notify=lambda text: print(text, file=sys.stderr))
+                                           if args.dataset in CONFIGS else load_prepared(args.dataset),
                                            args.temperature)
             print(json.dumps({"study_code": created.display_code, "admin_token": created.admin_token,
                               "folder": str(created.folder), "n_real": created.n_real,

@@ -61,12 +61,14 @@ class ReviewService:
     # administrator ----------------------------------------------------------------------------------------------
     def create_study(self, generator, n_real: int, n_synthetic: int, split: str = "val", conditions: str = "vae",
                      seed: int = 0, settings: RenderSettings = RenderSettings(), title: str = "", dataset=None,
-                     temperature: float = 1.0) -> CreatedStudy:
-        """``generator``: an object with ``generate(conditions)`` or a name build_generator knows."""
+                     temperature: float = 1.0, notify=None) -> CreatedStudy:
+        """``generator``: an object with ``generate(conditions)`` or a name build_generator knows. Without
+        ``dataset``, the default prepared ACDC set, prepared on first use (``notify(message)`` is told when
+        that happens; see ``cardiosynth.data.dataset.load_or_prepare``)."""
         if dataset is None:
-            from cardiosynth.data.dataset import load_prepared
+            from cardiosynth.data.dataset import load_or_prepare
 
-            dataset = load_prepared("default")
+            dataset = load_or_prepare("default", notify=notify)
         if isinstance(generator, str):
             if generator == "real":
                 raise ReviewError("The synthetic cases need a generator that makes cines, not 'real'.")
