@@ -140,7 +140,7 @@ def report(split: str, dataset_name: str = "default", report_dir: Path = REPORT_
     result["speed"] = bench(codec)
     out = report_dir / split
     out.mkdir(parents=True, exist_ok=True)
-    result["sheet"] = sheet(part, real, vae_recon, recon, out / "reconstructions.png")
+    result["sheet"] = sheet(part, real, vae_recon, recon, out / "reconstructions.png", measurer)
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     refresh_card(report_dir)
     return result
@@ -203,7 +203,7 @@ def bench(codec: AnatomyMotionCodec, repeats: int = 10, warmup: int = 2) -> dict
 
 
 def sheet(part: PreparedDataset, real: np.ndarray, vae_recon: np.ndarray, recon: np.ndarray, path: Path,
-          n_cines: int = 6) -> dict:
+          measurer: CineMeasurer, n_cines: int = 6) -> dict:
     """Rows: cines of different patients (nearest mid-ventricle first); columns: real | 3D-VAE | anatomy +
     motion, at ED (frame 0) and ES (the real cine's smallest LV, read by the measurer)."""
     import matplotlib
@@ -213,8 +213,7 @@ def sheet(part: PreparedDataset, real: np.ndarray, vae_recon: np.ndarray, recon:
 
     table = part.table
     chosen = one_cine_per_patient(table, n_cines)
-    measurer = CineMeasurer(estimator=None)
-    es_frames = [measurer.curves([part.cine(i)])[0].es_frame for i in chosen]
+    es_frames = [curve.es_frame for curve in measurer.curves([part.cine(i) for i in chosen])]
     columns = [("real", real), ("3D-VAE", vae_recon), ("anatomy+motion", recon)]
     fig, axes = plt.subplots(len(chosen), 6, figsize=(6 * 1.45, len(chosen) * 1.5))
     for r, (i, es) in enumerate(zip(chosen, es_frames)):

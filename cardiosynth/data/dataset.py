@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cardiosynth.cine import Cine
-from cardiosynth.data.prepare import PrepareConfig
+from cardiosynth.data.prepare import CONFIGS, PrepareConfig, prepare_acdc
 from cardiosynth.paths import DataNotFoundError, cache_dir, data_root
 
 log = logging.getLogger("cardiosynth.data")
@@ -108,8 +108,6 @@ def load_or_prepare(name: str = "default", notify: Callable[[str], None] | None 
     several requests or processes race: one prepares under a lock, into a private temporary folder that is
     renamed into place only when complete; the others wait and then load it. Without the ACDC data folder:
     one DataNotFoundError naming where it looked and the ``CARDIOSYNTH_DATA`` variable."""
-    from cardiosynth.data.prepare import CONFIGS, prepare_acdc
-
     if name not in CONFIGS:
         raise ValueError(f"Unknown dataset config {name!r}; known: {', '.join(CONFIGS)}")
     folder = prepared_folder(name)
