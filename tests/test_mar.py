@@ -1,5 +1,5 @@
 """MAR with per-token diffusion loss: tokens, schedules, shapes, determinism, conditioning, and the training loop
-on random latents (the real 3D-VAE latents are not needed to show the model and the loop work)."""
+on random latents (the real anatomy + motion codes are not needed to show the model and the loop work)."""
 
 import dataclasses
 import math
@@ -54,8 +54,8 @@ def test_patchify_round_trip_and_token_layout():
         # token 0 is the first p_t x p_s x p_s block of every channel
         pt, ps = config.patch_t, config.patch_s
         assert torch.equal(tokens[0, 0], x[0, :, :pt, :ps, :ps].reshape(-1))
-    assert (CONFIGS["default"].num_tokens, CONFIGS["default"].token_dim) == (64, 128)
-    assert (CONFIGS["paper"].num_tokens, CONFIGS["paper"].token_dim) == (180, 320)
+    assert (CONFIGS["default"].num_tokens, CONFIGS["default"].token_dim) == (64, 72)
+    assert (CONFIGS["paper"].num_tokens, CONFIGS["paper"].token_dim) == (144, 80)
 
 
 def test_default_shapes_and_paper_config():
@@ -66,15 +66,15 @@ def test_default_shapes_and_paper_config():
     assert loss.dim() == 0 and torch.isfinite(loss)
     with torch.device("meta"):  # the real sizes, counted without allocating them
         full_default, paper = MAR(CONFIGS["default"]).count_parameters(), MAR(CONFIGS["paper"]).count_parameters()
-    assert 12e6 < full_default < 17e6  # DESIGN budget ~10 M, + the 512-wide denoiser for 128-value tokens
+    assert 12e6 < full_default < 17e6  # DESIGN budget ~10 M, + the 512-wide denoiser
     assert 150e6 < paper < 230e6  # MAR-B-like: 24 blocks of 768 + denoiser 3 x 1024
     small_paper = dataclasses.replace(CONFIGS["paper"], encoder_depth=1, decoder_depth=1, width=96, heads=4,
                                       denoiser_width=64, buffer_size=4, phenotype_mean=(0.0,) * 9, phenotype_std=(1.0,) * 9)
     model = MAR(small_paper)
-    loss = model.loss(torch.randn(1, 16, 25, 12, 12), torch.randn(1, 9), torch.rand(1))
+    loss = model.loss(torch.randn(1, 20, 1, 24, 24), torch.randn(1, 9), torch.rand(1))
     assert torch.isfinite(loss)
     out = model.eval().generate(rows([0.0], [0.5]), num_iter=2, cfg=2.0, sampling_steps=2, seed=0)
-    assert out.shape == (1, 16, 25, 12, 12)
+    assert out.shape == (1, 20, 1, 24, 24)
 
 
 def test_mask_ratio_sampler_range():
@@ -122,6 +122,20 @@ def test_generation_is_deterministic_and_cfg_runs():
     assert model.generate(None, num_samples=3, seed=0).shape == (3, 4, 4, 4, 4)
     one = model.generate(dict(conditions.iloc[0]), seed=0)  # a dict is one condition
     assert one.shape == (1, 4, 4, 4, 4)
+
+
+def test_known_channels_are_kept_exactly_and_the_rest_drawn():
+    """Editing: the first channels given, the others generated; different seeds change only the drawn ones."""
+    torch.manual_seed(0)
+    model = MAR(tiny()).eval()
+    conditions = rows([0.5, -0.5], [0.2, 0.8])
+    known = torch.randn(2, 4, 4, 4, 4)
+    a = model.generate(conditions, seed=0, known=known, known_channels=1)
+    b = model.generate(conditions, seed=1, known=known, known_channels=1)
+    assert torch.allclose(a[:, :1], known[:, :1], atol=1e-5) and torch.allclose(b[:, :1], known[:, :1], atol=1e-5)
+    assert not torch.allclose(a[:, 1:], b[:, 1:]) and torch.isfinite(a).all()
+    with pytest.raises(ValueError, match="known_channels"):
+        model.generate(conditions, known=known, known_channels=4)
 
 
 @pytest.mark.parametrize("order", ["temporal", "reverse"])
@@ -202,13 +216,14 @@ def test_fit_bundle_resume_and_load(tmp_path):
     ema, best = fit(dataclasses.replace(config, epochs=3), train, conditions, val, val_conditions, run, resume=True,
                     device="cpu", progress=False)
     assert len((run / "log.jsonl").read_text().splitlines()) == 3
-    vae = save_pretrained(tmp_path / "vae", torch.nn.Linear(2, 2), {"latent_scale": 1.0}, "")
-    other_vae = save_pretrained(tmp_path / "other_vae", torch.nn.Linear(3, 3), {"latent_scale": 1.0}, "")
-    folder = save_pretrained(tmp_path / "mar", ema, config, "# card", depends_on={"vae3d": vae})
-    loaded = load_mar(folder, vae3d=vae)
+    frame_ae = save_pretrained(tmp_path / "frame_ae", torch.nn.Linear(2, 2), {"latent_scale": 1.0}, "")
+    motion = save_pretrained(tmp_path / "motion", torch.nn.Linear(2, 2), {}, "")
+    other = save_pretrained(tmp_path / "other_motion", torch.nn.Linear(3, 3), {}, "")
+    folder = save_pretrained(tmp_path / "mar", ema, config, "# card", depends_on={"frame_ae": frame_ae, "motion": motion})
+    loaded = load_mar(folder, frame_ae=frame_ae, motion=motion)
     assert torch.equal(loaded.generate(rows([0.0], [0.5]), seed=3), ema.generate(rows([0.0], [0.5]), seed=3))
-    with pytest.raises(WeightsError, match="was trained with vae3d"):
-        load_mar(folder, vae3d=other_vae)
+    with pytest.raises(WeightsError, match="was trained with motion"):
+        load_mar(folder, frame_ae=frame_ae, motion=other)
 
 
 def test_zoom_augmentation_scales_volumes_not_ejection_fraction():

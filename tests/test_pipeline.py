@@ -13,9 +13,11 @@ import pytest
 import torch
 
 from cardiosynth import phenotypes as ph
+from cardiosynth.cine import Cine
 from cardiosynth.export import load_npz_cine
+from cardiosynth.models.frame_ae import FrameAEConfig, FrameAutoencoder
 from cardiosynth.models.mar import MAR, MARConfig
-from cardiosynth.models.vae3d import VAE3D, VAE3DConfig
+from cardiosynth.models.motion import MotionConfig, MotionModel
 from cardiosynth.pipelines import PhenotypeToCine
 from cardiosynth.pipelines.synthesize import CONDITIONS_FILE, SynthesisError, synthesize
 from cardiosynth.weights import WEIGHTS_DIR, WeightsError, save_pretrained
@@ -27,14 +29,20 @@ HEALTHY = {"LVEDV": 150.0, "LVESV": 60.0, "LVM": 120.0, "RVEDV": 160.0, "RVESV":
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
-    """weights-like folder: the bundled phenotype VAE + random tiny 3D-VAE (8x16x16 cines) and MAR."""
+    """weights-like folder: the bundled phenotype VAE + random tiny frame autoencoder and motion model (8 x 16 x 16
+    cines; packed code 2 + 2 x 2 channels on an 8 x 8 grid) and MAR."""
     folder = tmp_path_factory.mktemp("pipeline")
     torch.manual_seed(0)
-    vae_config = VAE3DConfig(frames=8, size=16, latent_channels=4, f_t=2, f_s=4, channels=(8, 16, 16), groups=4,
-                             crop_frames=8, crop_size=16)
-    save_pretrained(folder / "vae3d", VAE3D(vae_config), vae_config, "tiny test 3D-VAE")
+    ae_config = FrameAEConfig(size=16, channels=(8, 16), latent_channels=2, norm_groups=4)
+    save_pretrained(folder / "frame_ae", FrameAutoencoder(ae_config), ae_config, "tiny test frame autoencoder")
+    motion_config = MotionConfig(frames=8, size=16, grid=8, temporal_components=2, encode_iterations=3)
+    motion = MotionModel(motion_config)
+    motion.temporal_basis.normal_(0, 0.3)
+    motion.temporal_basis[:, 0] = 0.0  # frame 0 (ED) never moves, as in a fitted model
+    motion.code_std.fill_(0.05)
+    save_pretrained(folder / "motion", motion, motion_config, "tiny test motion model")
     typical = ph.complete_derived(pd.DataFrame([HEALTHY])).iloc[0]
-    mar_config = MARConfig(latent_channels=4, latent_frames=4, latent_size=4, patch_t=4, width=64, encoder_depth=1,
+    mar_config = MARConfig(latent_channels=6, latent_frames=1, latent_size=8, patch_t=1, width=64, encoder_depth=1,
                            decoder_depth=1, heads=2, buffer_size=2, dropout=0.0, denoiser_width=64, denoiser_blocks=2,
                            sampling_steps=5, num_iter=4, phenotype_mean=tuple(float(typical[n]) for n in ph.NAMES),
                            phenotype_std=(40.0,) * 9)
@@ -43,7 +51,7 @@ def tiny_folder(tmp_path_factory):
         for parameter in mar.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
     save_pretrained(folder / "mar", mar, mar_config, "tiny test MAR", extra={"dataset": "default"},
-                    depends_on={"vae3d": folder / "vae3d"})
+                    depends_on={"frame_ae": folder / "frame_ae", "motion": folder / "motion"})
     shutil.copytree(WEIGHTS_DIR / "phenotype_vae", folder / "phenotype_vae")
     return folder
 
@@ -131,6 +139,44 @@ def test_requests_far_from_the_training_data_warn(tiny):
         tiny(HEALTHY)  # typical values: no warning
 
 
+def _real_like_cine(pipe, seed: int = 0) -> Cine:
+    frames = pipe(HEALTHY, seed=seed).cines[0].frames
+    valid = np.ones(frames.shape[1:], bool)
+    valid[:, :2] = False  # padding at the edge, as a real crop can have
+    return Cine(frames, (pipe.spacing_mm,) * 2, 0.4, valid, source="real:test")
+
+
+def test_edit_keeps_the_ed_frame_of_the_input_heart_and_draws_new_motion(tiny):
+    cine = _real_like_cine(tiny)
+    known = {"LVEDV": 150.0, "LVM": 120.0, "RVEDV": 160.0}
+    edit = tiny.edit(cine, {"LVEF": 35}, phenotypes=known, seed=0)
+    other = tiny.edit(cine, {"LVEF": 70}, phenotypes=known, seed=0)
+    ed = tiny.codec.decode_codes(tiny.codec.encode_codes(torch.from_numpy(cine.frames[None])))[0, 0].numpy()
+    ed[:, :2] = 0.0
+    for result in (edit, other):
+        out = result.cines[0]
+        assert out.shape == cine.shape and np.allclose(out.frames[0], ed, atol=1e-4)  # same heart at ED
+        assert not out.valid[:, :2].any() and out.metadata["edited_from"] == "real:test"
+    row = edit.conditions.iloc[0]
+    assert row.LVEF == pytest.approx(35) and row.LVEDV == pytest.approx(150) and row.slice_position == pytest.approx(0.4)
+    assert row.LVESV == pytest.approx(150 * 0.65, rel=1e-3)  # the VAE completes the set consistently
+    assert not np.allclose(edit.cines[0].frames[1:], other.cines[0].frames[1:])  # the motion follows the value
+    again = tiny.edit(cine, {"LVEF": 35}, phenotypes=known, seed=0)
+    assert np.array_equal(again.cines[0].frames, edit.cines[0].frames)
+
+
+@pytest.mark.parametrize("changes, message", [({}, "Say what to change"), ({"LVEDV": 120}, "ED anatomy"),
+                                              ({"heart_rate": 60}, "Unknown phenotype")])
+def test_edit_refuses_what_it_cannot_change(tiny, changes, message):
+    with pytest.raises(ph.PhenotypeError, match=message):
+        tiny.edit(_real_like_cine(tiny), changes)
+
+
+def test_edit_refuses_a_cine_of_another_format(tiny):
+    with pytest.raises(ValueError, match="prepare it"):
+        tiny.edit(Cine(np.zeros((4, 16, 16), np.float32), (2.2, 2.2)), {"LVEF": 40})
+
+
 def test_tampered_or_mismatched_components_are_refused(tiny_folder, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(tiny_folder, copy)
@@ -176,7 +222,7 @@ def test_push_to_hub_uploads_the_components_through_hfapi(tiny, tiny_folder, mon
     (_, repo_id, create), (_, upload) = calls
     assert repo_id == "me/cardiosynth-test" and create["private"] and create["exist_ok"]
     assert upload["folder_path"] == str(tiny_folder)
-    assert sorted(upload["allow_patterns"]) == ["mar/*", "phenotype_vae/*", "vae3d/*"]
+    assert sorted(upload["allow_patterns"]) == ["frame_ae/*", "mar/*", "motion/*", "phenotype_vae/*"]
 
 
 def _read_all(folder) -> dict[str, np.ndarray]:
@@ -231,7 +277,7 @@ def test_bulk_synthesis_refuses_bad_requests(tiny, tmp_path):
 
 
 def test_bundled_weights_generate_a_real_size_cine():
-    """The committed weights/ (phenotype VAE + 3D-VAE + MAR) load with no network, sha256 checked, and
+    """The committed weights/ (phenotype VAE + frame autoencoder + motion model + MAR) load with no network, sha256 checked, and
     generate one 16 x 64 x 64 cine in [0, 1] that is a picture (not constant), the same for the same seed."""
     pipe = PhenotypeToCine.from_pretrained()
     first = pipe(HEALTHY, seed=0, steps=4)
@@ -239,4 +285,5 @@ def test_bundled_weights_generate_a_real_size_cine():
     assert cine.frames.shape == (16, 64, 64) and cine.spacing_mm == (2.2, 2.2)
     assert 0 <= cine.frames.min() and cine.frames.max() <= 1 and cine.frames.std() > 0.05
     assert np.array_equal(cine.frames, pipe(HEALTHY, seed=0, steps=4).cines[0].frames)
-    assert pipe.mar.depends_on["vae3d"] == json.loads((WEIGHTS_DIR / "vae3d" / "config.json").read_text())["sha256"]
+    for name in ("frame_ae", "motion"):
+        assert pipe.mar.depends_on[name] == json.loads((WEIGHTS_DIR / name / "config.json").read_text())["sha256"]

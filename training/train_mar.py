@@ -1,17 +1,19 @@
 """Train the phenotype-conditioned MAR (masked autoregressive transformer + per-token diffusion loss).
 
-    python -m training.train_mar [--config default|paper] [--vae weights/vae3d] [--out weights/mar]
-                                 [--epochs N] [--resume] [--max-steps N] [--dataset NAME|FOLDER] [--device auto]
+    python -m training.train_mar [--config default|paper] [--frame-ae weights/frame_ae] [--motion weights/motion]
+                                 [--out weights/mar] [--epochs N] [--resume] [--max-steps N]
+                                 [--dataset NAME|FOLDER] [--device auto]
 
-1. Encodes the train and val split cines with the 3D-VAE (posterior means x the VAE's latent scale) once and
-   caches them under ``cache_dir()/mar_latents``, keyed by the VAE's sha256: the clean train latents plus
-   ``augment_copies`` encodings of randomly warped / intensity-jittered train cines (each epoch draws one
-   version per cine; ~300 cines need the help), and the clean val latents.
+1. Encodes the train and val split cines into packed anatomy + motion codes (the ED frame's autoencoder
+   latent and the motion code, :mod:`cardiosynth.models.anatomy_motion`) once and caches them under
+   ``cache_dir()/mar_latents``, keyed by both models' sha256: the clean train codes plus ``augment_copies``
+   encodings of randomly warped / intensity-jittered train cines (each epoch draws one version per cine;
+   ~300 cines need the help), and the clean val codes.
 2. Standardises the phenotypes with the train split's mean and SD; the scaler goes into the saved config and is
    never refit. An augmented version that zoomed the heart by s is conditioned on volumes and mass x s^2.
 3. Trains with AdamW (warmup + cosine), gradient clipping and an EMA; every ``eval_every`` epochs the EMA
    model's validation diffusion loss (fixed seeds, so comparable across epochs) selects the checkpoint.
-4. Writes ``--out`` (EMA weights, config with the scaler, model card) pinned to the 3D-VAE's sha256.
+4. Writes ``--out`` (EMA weights, config with the scaler, model card) pinned to both models' sha256.
 
 Resumable (``--resume``) from ``cache_dir()/runs/<out name>/last``; each epoch's randomness comes from the seed
 and the epoch number, so a resumed run continues the same run. Several GPUs (or CPU workers):
@@ -48,7 +50,7 @@ VAL_SEED = 12345
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Data: cached 3D-VAE latents and standardised conditions
+# Data: cached packed anatomy + motion codes and standardised conditions
 
 
 def _frames(dataset: PreparedDataset) -> torch.Tensor:
@@ -61,30 +63,30 @@ def area_factor(theta: torch.Tensor) -> torch.Tensor:
     return 1.0 / torch.linalg.det(theta[:, :, :2]).abs()
 
 
-def compute_latents(vae_folder: str | Path, dataset: PreparedDataset, dataset_name: str, copies: int, seed: int,
-                    device: torch.device) -> dict[str, np.ndarray]:
-    """``train`` (1 + copies, N, C, t, h, w) -- index 0 un-augmented -- and ``val`` (N, C, t, h, w) scaled latents,
+def compute_latents(frame_ae: str | Path, motion: str | Path, dataset: PreparedDataset, dataset_name: str,
+                    copies: int, seed: int, device: torch.device) -> dict[str, np.ndarray]:
+    """``train`` (1 + copies, N, C, 1, g, g) -- index 0 un-augmented -- and ``val`` (N, C, 1, g, g) packed codes,
     plus ``area_factor`` (1 + copies, N): how much each version's warp scaled the heart's areas (1 for the clean
-    one), so the volumes it is conditioned on can follow. Cached by the VAE's sha256 so a retrained VAE never
-    reuses stale latents."""
-    vae_sha = read_config(vae_folder)["sha256"]
-    path = cache_dir() / "mar_latents" / f"{Path(str(dataset_name)).name}_{vae_sha[:16]}_aug{copies}_seed{seed}.npz"
+    one), so the volumes it is conditioned on can follow. Cached by both models' sha256 so a retrained model
+    never reuses stale codes."""
+    from cardiosynth.models.anatomy_motion import load_anatomy_motion  # lazy: the MAR itself never needs it
+
+    shas = "_".join(read_config(folder)["sha256"][:12] for folder in (frame_ae, motion))
+    path = cache_dir() / "mar_latents" / f"{Path(str(dataset_name)).name}_am_{shas}_aug{copies}_seed{seed}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as arrays:
-            if "area_factor" in arrays:  # caches written before the factors were kept are rebuilt
-                return {name: arrays[name] for name in ("train", "val", "area_factor")}
-    from cardiosynth.models.vae3d import encode_cines, load_vae3d  # lazy: the MAR itself never needs the VAE
-
-    vae = load_vae3d(vae_folder).to(device)
+            return {name: arrays[name] for name in ("train", "val", "area_factor")}
+    codec = load_anatomy_motion(str(frame_ae), str(motion)).to(device)
+    encode = lambda cines: torch.cat([codec.encode_codes(cines[i:i + 64]) for i in range(0, len(cines), 64)])  # noqa: E731
     train, val = _frames(dataset.split("train")), _frames(dataset.split("val"))
     generator = torch.Generator().manual_seed(seed)
-    versions, factors = [encode_cines(vae, train)], [torch.ones(len(train))]
-    for _ in tqdm(range(copies), desc="augmented latents", unit="copy"):
+    versions, factors = [encode(train)], [torch.ones(len(train))]
+    for _ in tqdm(range(copies), desc="augmented codes", unit="copy"):
         theta = random_affine(len(train), generator)
-        augmented = jitter_intensity(warp(train, theta), generator)
-        versions.append(encode_cines(vae, augmented))
+        augmented = jitter_intensity(warp(train, theta), generator).clamp(0, 1)
+        versions.append(encode(augmented))
         factors.append(area_factor(theta))
-    arrays = {"train": torch.stack(versions).numpy(), "val": encode_cines(vae, val).numpy(),
+    arrays = {"train": torch.stack(versions).numpy(), "val": encode(val).numpy(),
               "area_factor": torch.stack(factors).numpy()}
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path.with_suffix(".tmp.npz"), **arrays)
@@ -114,7 +116,7 @@ def condition_tensors(table, config: MARConfig, area_factor: np.ndarray | None =
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Training loop (independent of the VAE and of the dataset files, so tests can run it on random latents)
+# Training loop (independent of the representation and of the dataset files, so tests can run it on random latents)
 
 
 def learning_rate(step: int, total_steps: int, config: MARConfig) -> float:
@@ -211,22 +213,21 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
 # Command
 
 
-def train(config: MARConfig, out: Path, vae_folder: str | Path, dataset_name: str = "default", resume: bool = False,
-          device: str = "auto", max_steps: int | None = None, command: str = "") -> dict:
+def train(config: MARConfig, out: Path, frame_ae: str | Path, motion: str | Path, dataset_name: str = "default",
+          resume: bool = False, device: str = "auto", max_steps: int | None = None, command: str = "") -> dict:
     rank, world, device = init_distributed(pick_device(device))
     dataset = load_prepared(dataset_name)
     config = fit_scaler(dataset, config)
-    vae_folder = resolve(vae_folder)  # a clear error now if the 3D-VAE is not trained yet
-    vae_config = read_config(vae_folder)
-    arrays = main_process_first(rank, world, lambda: compute_latents(vae_folder, dataset, dataset_name,
+    frame_ae, motion = resolve(frame_ae), resolve(motion)  # a clear error now if either is not trained yet
+    arrays = main_process_first(rank, world, lambda: compute_latents(frame_ae, motion, dataset, dataset_name,
                                                                      config.augment_copies, config.seed, device))
     if tuple(arrays["val"].shape[1:]) != config.latent_shape:
-        raise ValueError(f"The 3D-VAE at {vae_folder} gives latents {tuple(arrays['val'].shape[1:])}, but the MAR "
-                         f"config expects {config.latent_shape}: use the matching --config (or --vae)")
+        raise ValueError(f"frame_ae {frame_ae} + motion {motion} give codes {tuple(arrays['val'].shape[1:])}, but "
+                         f"the MAR config expects {config.latent_shape}: use the matching --config")
     latent_std = float(arrays["train"][0].std())
     if not 0.5 < latent_std < 2.0:
-        print(f"warning: the training latents have SD {latent_std:.3f}, not ~1: is the 3D-VAE's latent_scale set?",
-              file=sys.stderr)
+        print(f"warning: the training codes have SD {latent_std:.3f}, not ~1: are the frame autoencoder's "
+              "latent_scale and the motion code's standardisation set?", file=sys.stderr)
     train_set, val_set = dataset.split("train"), dataset.split("val")
     run_dir = cache_dir() / "runs" / out.name
     started = time.perf_counter()
@@ -238,10 +239,10 @@ def train(config: MARConfig, out: Path, vae_folder: str | Path, dataset_name: st
     if rank != 0:
         return best
     card = model_card(config, best, minutes, dataset_name, command, ema.count_parameters(), len(train_set),
-                      len(val_set), vae_folder)
-    save_pretrained(out, ema, config, card, depends_on={"vae3d": vae_folder},
+                      len(val_set), frame_ae, motion)
+    save_pretrained(out, ema, config, card, depends_on={"frame_ae": frame_ae, "motion": motion},
                     extra={"selected": best, "train_minutes": round(minutes, 1), "dataset": str(dataset_name),
-                           "vae3d_folder": str(vae_folder), "vae3d_latent_scale": vae_config["config"].get("latent_scale"),
+                           "frame_ae_folder": str(frame_ae), "motion_folder": str(motion),
                            "train_latent_std": latent_std, "n_train": len(train_set), "n_val": len(val_set),
                            "parameters": ema.count_parameters(), "command": command, "device": str(device),
                            "threads": torch.get_num_threads()})
@@ -250,17 +251,19 @@ def train(config: MARConfig, out: Path, vae_folder: str | Path, dataset_name: st
 
 
 def model_card(config: MARConfig, best: dict, minutes: float, dataset_name: str, command: str, parameters: int,
-               n_train: int, n_val: int, vae_folder) -> str:
+               n_train: int, n_val: int, frame_ae, motion) -> str:
     c = config
-    return f"""# CardioSynth MAR: phenotype-conditioned cine latent generator (CPGG stage 2)
+    return f"""# CardioSynth MAR: phenotype-conditioned cine generator in the anatomy + motion space (CPGG stage 2)
 
 Masked autoregressive transformer with a per-token diffusion loss (Li et al. 2024, as in CPGG, Li et al.
-MICCAI 2025). It generates *scaled* 3D-VAE latents ({" x ".join(map(str, c.latent_shape))}) of short-axis slice
-cines; the 3D-VAE it was trained with (`{vae_folder}`, pinned by sha256 in `config.json`) decodes them.
+MICCAI 2025). It generates packed anatomy + motion codes ({" x ".join(map(str, c.latent_shape))}) of short-axis
+slice cines: per grid position the ED frame's autoencoder latent and the motion code. The frame autoencoder
+(`{frame_ae}`) decodes the ED frame and the motion model (`{motion}`) warps it through the cycle; both are
+pinned by sha256 in `config.json`.
 
 - Conditions: {", ".join(c.phenotypes)} (standardised with the training split's scaler, stored in
   `config.json`) and slice position (0 base ... 1 apex); condition dropout {c.condition_dropout} for guidance.
-- Architecture: patch {c.patch_t}x{c.patch_s}x{c.patch_s} -> {c.num_tokens} tokens of {c.token_dim}; encoder + decoder
+- Architecture: patch {c.patch_s}x{c.patch_s} -> {c.num_tokens} tokens of {c.token_dim}; encoder + decoder
   {c.encoder_depth} + {c.decoder_depth} layers of width {c.width}; {c.buffer_size} condition tokens.
 - Denoiser: MLP {c.denoiser_blocks} x {c.denoiser_width} with AdaLN, v-prediction, cosine schedule of
   {c.diffusion_steps} steps, sampled in {c.sampling_steps}; {parameters / 1e6:.1f} M parameters in all.
@@ -283,7 +286,8 @@ cines; the 3D-VAE it was trained with (`{vae_folder}`, pinned by sha256 in `conf
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
-    parser.add_argument("--vae", default=None, help="3D-VAE folder or name (default weights/vae3d, or vae3d_<config>)")
+    parser.add_argument("--frame-ae", default=None, help="frame autoencoder folder (default weights/frame_ae[_<config>])")
+    parser.add_argument("--motion", default=None, help="motion model folder (default weights/motion[_<config>])")
     parser.add_argument("--dataset", default=None, help="prepared dataset name or folder (default: the config's)")
     parser.add_argument("--out", help="weights folder (default weights/mar, or mar_<config>)")
     parser.add_argument("--epochs", type=int)
@@ -296,8 +300,9 @@ def main() -> None:
         config = dataclasses.replace(config, epochs=args.epochs)
     suffix = "" if args.config == "default" else f"_{args.config}"
     out = Path(args.out or f"weights/mar{suffix}")
-    best = train(config, out, args.vae or f"weights/vae3d{suffix}", args.dataset or args.config, args.resume,
-                 args.device, args.max_steps, command="python -m training.train_mar " + " ".join(sys.argv[1:]))
+    best = train(config, out, args.frame_ae or f"weights/frame_ae{suffix}", args.motion or f"weights/motion{suffix}",
+                 args.dataset or args.config, args.resume, args.device, args.max_steps,
+                 command="python -m training.train_mar " + " ".join(sys.argv[1:]))
     print(json.dumps(best))
 
 

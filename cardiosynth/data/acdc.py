@@ -80,7 +80,7 @@ def _load_nifti(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
         raise SubjectError(f"unreadable NIfTI {path.name}: {type(err).__name__}: {err}") from err
 
 
-def _to_rows_cols(volume: np.ndarray) -> np.ndarray:
+def to_rows_cols(volume: np.ndarray) -> np.ndarray:
     """(X, Y, Z[, T]) -> (Z[, T], Y, X): ``frames[t] = vol[:, :, z, t].T``."""
     if volume.ndim == 3:
         return np.ascontiguousarray(volume.transpose(2, 1, 0))
@@ -128,7 +128,7 @@ def read_subject(folder: Path, phenotypes: dict[str, float] | None = None) -> Ac
         mask, _ = _load_nifti(folder / f"{patient}_frame{frame:02d}_gt.nii.gz")
         if mask.shape != cine.shape[:3]:
             raise SubjectError(f"{name} mask shape {mask.shape} does not match the cine {cine.shape[:3]}")
-        masks[name] = _to_rows_cols(np.asarray(mask, dtype=np.uint8))
+        masks[name] = to_rows_cols(np.asarray(mask, dtype=np.uint8))
 
     spacing_x, spacing_y, spacing_z = zooms[:3]
     voxel_ml = spacing_x * spacing_y * spacing_z / 1000.0
@@ -149,7 +149,7 @@ def read_subject(folder: Path, phenotypes: dict[str, float] | None = None) -> Ac
         weight_kg=number("Weight"),
         ed_index=ed_frame - 1,
         es_index=es_frame - 1,
-        cine=_to_rows_cols(np.asarray(cine)),
+        cine=to_rows_cols(np.asarray(cine)),
         ed_mask=masks["ED"],
         es_mask=masks["ES"],
         spacing_mm=(spacing_y, spacing_x),

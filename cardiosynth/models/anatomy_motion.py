@@ -3,12 +3,19 @@
     codec = load_anatomy_motion()                        # weights/frame_ae + weights/motion, sha256 checked
     anatomy, motion = codec.encode(frames)               # (N, T, H, W) -> (N, 8, 16, 16), (N, 5, 2, 16, 16)
     frames = codec.decode(anatomy, motion)               # -> (N, T, H, W) in [0, 1], frame 0 = ED
+    codes = codec.encode_codes(frames)                   # -> (N, 8 + 2k, 1, 16, 16): both on one grid, what the MAR draws
+    frames = codec.decode_codes(codes)
 
 Decoding: the frame autoencoder decodes the anatomy latent to a sharp ED frame; the motion model warps that
 frame through the cycle. Encoding: the ED frame (frame 0) through the autoencoder; the motion code fitted
 against the *decoded* ED frame, so it corrects for what the anatomy code lost where it can. This is what the
 generators of the issue "Hearts that follow their conditions" draw, and its round trip of real cines is the
 ``recon`` generator of the evaluator (the ceiling of any generator in this space).
+
+The *packed code* stacks the two on their shared 16 x 16 grid (anatomy channels first, then the motion
+code's k x (dy, dx) channels) as a (C, 1, g, g) "latent" with one time step: a generator's token at a grid
+position then holds that patch's anatomy and its motion together, so the two cannot drift apart in space,
+and a generator that knows the anatomy channels can draw the motion channels alone (editing a real heart).
 """
 
 from __future__ import annotations
@@ -32,6 +39,40 @@ class AnatomyMotionCodec(nn.Module):
     @property
     def frames(self) -> int:
         return self.motion.config.frames
+
+    @property
+    def anatomy_channels(self) -> int:
+        return self.frame_ae.config.latent_channels
+
+    @property
+    def code_shape(self) -> tuple[int, int, int, int]:
+        """Shape of one packed code: (anatomy channels + 2 k, 1, g, g)."""
+        k, _, g, _ = self.motion.config.code_shape
+        return (self.anatomy_channels + 2 * k, 1, g, g)
+
+    def pack(self, anatomy: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+        """(N, C, g, g) anatomy + (N, k, 2, g, g) motion -> (N, C + 2k, 1, g, g)."""
+        if anatomy.shape[-2:] != motion.shape[-2:]:
+            raise ValueError(f"anatomy latent grid {tuple(anatomy.shape[-2:])} and motion grid "
+                             f"{tuple(motion.shape[-2:])} differ: the two models cannot be packed on one grid")
+        return torch.cat([anatomy, motion.flatten(1, 2)], dim=1)[:, :, None]
+
+    def unpack(self, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inverse of :meth:`pack`."""
+        if codes.dim() != 5 or tuple(codes.shape[1:]) != self.code_shape:
+            raise ValueError(f"packed codes must be (N, {', '.join(map(str, self.code_shape))}); got {tuple(codes.shape)}")
+        k, _, g, _ = self.motion.config.code_shape
+        codes = codes[:, :, 0]
+        return codes[:, :self.anatomy_channels], codes[:, self.anatomy_channels:].reshape(len(codes), k, 2, g, g)
+
+    def encode_codes(self, frames) -> torch.Tensor:
+        """Cines (N, T, H, W) -> packed codes (N, C + 2k, 1, g, g)."""
+        return self.pack(*self.encode(frames))
+
+    def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """Packed codes -> cines (N, T, H, W) in [0, 1]."""
+        return self.decode(*self.unpack(codes.float()))
+
 
     def _cines(self, frames) -> torch.Tensor:
         if isinstance(frames, np.ndarray):

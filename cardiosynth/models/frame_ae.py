@@ -84,7 +84,8 @@ class FrameAEConfig:
 
 CONFIGS = {
     "default": FrameAEConfig(),
-    "paper": FrameAEConfig(name="paper", size=96, data_config="paper", channels=(64, 128, 128, 256),
+    # 96 px frames -> 8 x 24 x 24: the motion model's "paper" control grid, so the MAR's packed code lines up
+    "paper": FrameAEConfig(name="paper", size=96, data_config="paper", channels=(64, 128, 256),
                            latent_channels=8, epochs=60, batch_size=64),
 }
 

@@ -1,18 +1,21 @@
 """Masked autoregressive transformer with a per-token diffusion loss (MAR, Li et al. 2024), as used by CPGG.
 
-A cine's *scaled* 3D-VAE latent (C, t, h, w) is cut into p_t x p_s x p_s tokens. An MAE-style encoder sees
-the visible tokens plus ``buffer_size`` condition tokens (the phenotype vector and slice position through an
-MLP: CPGG's [CLS]-like token); a decoder fills the masked positions with a mask token and returns, for every
-token, a vector z_i. A small MLP denoiser (AdaLN on z_i and the noise level) models p(token_i | z_i) with a
-diffusion loss on the masked tokens only -- no vector quantisation. Generation starts fully masked and
-unmasks the tokens over K steps on a cosine schedule, sampling each newly unmasked token with the denoiser;
-classifier-free guidance uses a learned null condition.
+A cine's packed anatomy + motion code (C, 1, g, g; :mod:`cardiosynth.models.anatomy_motion`: the ED frame's
+autoencoder latent and the motion code on one 16 x 16 grid) is cut into p_s x p_s tokens, so each token holds
+one patch's anatomy *and* its motion. An MAE-style encoder sees the visible tokens plus ``buffer_size``
+condition tokens (the phenotype vector and slice position through an MLP: CPGG's [CLS]-like token); a decoder
+fills the masked positions with a mask token and returns, for every token, a vector z_i. A small MLP denoiser
+(AdaLN on z_i and the noise level) models p(token_i | z_i) with a diffusion loss on the masked tokens only --
+no vector quantisation. Generation starts fully masked and unmasks the tokens over K steps on a cosine
+schedule, sampling each newly unmasked token with the denoiser; classifier-free guidance uses a learned null
+condition. With ``known`` channels (a real heart's anatomy), only the others are drawn: editing.
 
     model = load_mar("mar")                                   # EMA weights, sha256-checked
-    latents = model.generate(table, num_iter=8, cfg=3.0, seed=0)   # (B, C, t, h, w) scaled latents
-    # cines = decode_latents(vae, latents)                    # with the 3D-VAE the model was trained on
+    codes = model.generate(table, num_iter=8, cfg=3.0, seed=0)    # (B, C, 1, g, g) packed codes
+    # cines = codec.decode_codes(codes)                       # with the representation it was trained on
 
-The model knows nothing about the 3D-VAE: it takes and returns latent tensors whose shape is in the config.
+The model knows nothing about the representation: it takes and returns latent tensors (C, t, h, w) whose
+shape is in the config (the 3D-VAE latents of the first rounds had t = 8; reports/mar/README.md).
 Conditions are the schema phenotypes (standardised by a scaler fitted once on the training split and stored
 in the config, never refit at load) plus slice position (0 base ... 1 apex).
 
@@ -23,11 +26,10 @@ Departures from LTH14/mar (each for a reason):
   the posterior ("fixed small") variance, whose noise the temperature scales.
 - the denoiser runs on the masked tokens only (LTH14 runs it on all and masks the loss): same loss, less work.
 - conditions are continuous (an MLP instead of a class embedding); the null condition is a learned vector.
-- the default token is a 2x2 latent patch over the whole cycle (patch_t = latent frames): with 2 time steps
-  per token the motion of neighbouring tokens in time did not join up, and the LV area jumped between frames.
-- guidance is constant, not LTH14's linear ramp, and the default temperature is 0.25: chosen on the
-  validation split (README). Decoding orders by latent time step ("temporal", "reverse") remain for
-  configs with more than one token in time.
+- guidance is constant, not LTH14's linear ramp (chosen on the validation split). Decoding orders by latent
+  time step ("temporal", "reverse") remain for latents with more than one token in time.
+- editing fixes the known channels of every token by replacing them, at each denoising step, with the known
+  values noised to that step's level (RePaint-style inpainting inside the token).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ import torch.nn.functional as F
 from cardiosynth import phenotypes as ph
 from cardiosynth.weights import WeightsError, check_dependency, load_module
 
-TRAIN_COMMAND = "python -m training.train_mar --config default --vae weights/vae3d --out weights/mar"
+TRAIN_COMMAND = "python -m training.train_mar --config default --out weights/mar"
 
 
 DECODING_ORDERS = ("random", "temporal", "reverse")
@@ -56,12 +58,12 @@ DECODING_ORDERS = ("random", "temporal", "reverse")
 class MARConfig:
     """Architecture, conditions (with their scaler), diffusion and training recipe; saved in ``config.json``."""
 
-    # scaled 3D-VAE latent of one cine: channels x t x h x w
-    latent_channels: int = 4
-    latent_frames: int = 8
+    # packed anatomy + motion code of one cine: channels x t x h x w (8 anatomy + 5 x 2 motion channels)
+    latent_channels: int = 18
+    latent_frames: int = 1
     latent_size: int = 16
-    patch_t: int = 8  # a token is one 2x2 latent patch over the whole cycle: the denoiser draws its motion in
-    patch_s: int = 2  # one piece (with 2 time steps per token, adjacent tokens' motion did not join up; README)
+    patch_t: int = 1
+    patch_s: int = 2  # a token is one 2x2 patch of the grid: 72 values (the 3D-VAE rounds' tokens held 128)
     # transformer
     width: int = 256
     encoder_depth: int = 6
@@ -88,7 +90,7 @@ class MARConfig:
     num_iter: int = 8  # K decoding steps
     cfg: float = 3.0
     cfg_schedule: str = "constant"  # chosen on val over "linear" (LTH14's), see README
-    temperature: float = 0.25  # chosen on val (README): at 1.0 the LV dissolves in many frames
+    temperature: float = 0.25  # chosen on val (reports/mar/README.md)
     decoding_order: str = "random"  # LTH14's; or "temporal" (by latent time step, first one (ED) first), "reverse"
     # training
     epochs: int = 120  # 20 steps an epoch at batch 16 on ~320 cines: ~45 min on 2 CPU cores (see train_mar)
@@ -140,13 +142,13 @@ class MARConfig:
 
 
 CONFIGS = {
-    # 16x64x64 cine -> 3D-VAE latent 4x8x16x16 -> 64 tokens of 128 (2x2 latent patches over all 8 time steps);
-    # ~15 M parameters, ~1.3 s per training step on 2 CPU cores
+    # 16x64x64 cine -> packed code 18x1x16x16 -> 64 tokens of 72 (2x2 patches); ~15 M parameters,
+    # ~1.3 s per training step on 2 CPU cores
     "default": MARConfig(),
-    # CPGG paper: 1x50x96x96 cine -> 16x25x12x12 latent (f_t 2, f_s 8), patch 5x2x2 -> 180 tokens of 320,
-    # 12 + 12 layers of width 768, denoiser 3 x 1024, K = 16, AdamW lr 8e-4, 400 epochs; MAR-B's 64 buffer
-    # tokens and 100 sampling steps.
-    "paper": MARConfig(latent_channels=16, latent_frames=25, latent_size=12, patch_t=5, patch_s=2, width=768,
+    # CPGG paper scale: 50x96x96 cines -> packed code (8 + 6 x 2) x 1 x 24 x 24 (frame_ae / motion "paper"),
+    # patch 2 -> 144 tokens of 80; 12 + 12 layers of width 768, denoiser 3 x 1024, K = 16, AdamW lr 8e-4,
+    # 400 epochs; MAR-B's 64 buffer tokens and 100 sampling steps.
+    "paper": MARConfig(latent_channels=20, latent_frames=1, latent_size=24, patch_t=1, patch_s=2, width=768,
                        encoder_depth=12, decoder_depth=12, heads=12, buffer_size=64, denoiser_width=1024,
                        denoiser_blocks=3, sampling_steps=100, num_iter=16, epochs=400, batch_size=64, lr=8e-4,
                        warmup_steps=2000, ema_decay=0.9999, augment_copies=0, eval_every=10,
@@ -482,9 +484,12 @@ class MAR(nn.Module):
     # --- generation ---------------------------------------------------------------------------------
 
     def _sample_tokens(self, z: torch.Tensor, cfg: float, temperature: float, steps: int,
-                       generator: torch.Generator | None) -> torch.Tensor:
+                       generator: torch.Generator | None, known: torch.Tensor | None = None,
+                       known_dims: int = 0) -> torch.Tensor:
         """DDPM over ``steps`` respaced timesteps for N tokens given z (N, width), or (2N, width) = [cond; null]
-        when ``cfg`` != 1 (both halves share the noise; v is guided as uncond + cfg (cond - uncond))."""
+        when ``cfg`` != 1 (both halves share the noise; v is guided as uncond + cfg (cond - uncond)). With
+        ``known`` (N, D), the first ``known_dims`` values of every token are held to it: after each step they
+        are replaced by the known values noised to that step's level, and end exactly equal to them."""
         guided = cfg != 1.0
         n = len(z) // 2 if guided else len(z)
         device = z.device
@@ -510,15 +515,21 @@ class MAR(nn.Module):
                 x = mean + math.sqrt(variance) * temperature * _randn(x.shape, generator, device)
             else:
                 x = mean
+            if known_dims:
+                noise = _randn((n, known_dims), generator, device) if i > 0 else 0.0
+                x[:, :known_dims] = math.sqrt(a_prev) * known[:, :known_dims] + math.sqrt(1 - a_prev) * noise
         return x
 
     @torch.no_grad()
     def generate(self, conditions=None, num_samples: int | None = None, num_iter: int | None = None,
                  cfg: float | None = None, cfg_schedule: str | None = None, temperature: float | None = None,
                  seed: int | None = 0, generator: torch.Generator | None = None,
-                 sampling_steps: int | None = None) -> torch.Tensor:
+                 sampling_steps: int | None = None, known: torch.Tensor | None = None,
+                 known_channels: int = 0) -> torch.Tensor:
         """Scaled latents (B, C, t, h, w) for conditions in schema units (see :meth:`standardise`), or
-        ``num_samples`` unconditional ones when ``conditions`` is None.
+        ``num_samples`` unconditional ones when ``conditions`` is None. With ``known`` latents (B, C, t, h, w)
+        and ``known_channels`` > 0, their first ``known_channels`` channels are kept exactly and only the
+        others drawn (a real heart's anatomy with motion for new conditions).
 
         Starts fully masked; step k predicts z for all positions, then samples the tokens that leave the mask
         at this step (cosine schedule; order from the config's ``decoding_order``). CFG "constant" guides every
@@ -547,6 +558,11 @@ class MAR(nn.Module):
         b, n = len(condition), c.num_tokens
         if guided:
             condition = torch.cat([condition, self.null_condition.expand(b, -1)])
+        known_dims = int(known_channels) * c.patch_t * c.patch_s ** 2
+        if known_dims:
+            if not 0 < known_channels < c.latent_channels or known is None or len(known) != b:
+                raise ValueError(f"known needs {b} latents and 0 < known_channels < {c.latent_channels}")
+            known = self.patchify(known.to(device, torch.float32))
         tokens = torch.zeros(b, n, c.token_dim, device=device)
         mask = torch.ones(b, n, dtype=torch.bool, device=device)
         keys = _rand((b, n), generator, device)
@@ -562,7 +578,8 @@ class MAR(nn.Module):
             if to_predict.any():
                 z = torch.cat([z[:b][to_predict], z[b:][to_predict]]) if guided else z[to_predict]
                 scale = 1 + (cfg - 1) * (n - num_masked) / n if cfg_schedule == "linear" else cfg
-                tokens[to_predict] = self._sample_tokens(z, scale, temperature, steps, generator)
+                tokens[to_predict] = self._sample_tokens(z, scale, temperature, steps, generator,
+                                                         known[to_predict] if known_dims else None, known_dims)
             mask = next_mask
         return self.unpatchify(tokens)
 
@@ -571,18 +588,19 @@ class MAR(nn.Module):
 # Loading
 
 
-def load_mar(folder_or_name: str | Path = "mar", vae3d: str | Path | None = None) -> MAR:
+def load_mar(folder_or_name: str | Path = "mar", **representation: str | Path) -> MAR:
     """The trained MAR (EMA weights; sha256 checked; config incl. the phenotype scaler from ``config.json``), in
-    eval mode. With ``vae3d`` (folder or name), also refuse a 3D-VAE other than the one it was trained on."""
+    eval mode. With ``frame_ae=...`` and ``motion=...`` (folders or names), also refuse a representation other
+    than the one it was trained on."""
     try:
         model = load_module(MAR, MARConfig, folder_or_name)
     except WeightsError as error:
         if "No weights found" in str(error):
             raise WeightsError(f"No MAR weights at {folder_or_name} (nor bundled as weights/{folder_or_name}). "
-                               f"Train them (after the 3D-VAE) with: {TRAIN_COMMAND}") from None
+                               f"Train them (after frame_ae and motion) with: {TRAIN_COMMAND}") from None
         raise
     if not model.config.phenotype_mean:
         raise WeightsError(f"{folder_or_name}: config.json lacks the phenotype scaler")
-    if vae3d is not None:
-        check_dependency({"depends_on": model.depends_on}, "vae3d", vae3d)
+    for name, folder in representation.items():
+        check_dependency({"depends_on": model.depends_on}, name, folder)
     return model

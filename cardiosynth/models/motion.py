@@ -85,9 +85,11 @@ def _upsampling_matrix(points: int, size: int) -> torch.Tensor:
     """(size, points) matrix of PyTorch's bicubic upsampling (align_corners=True) along one axis. Bicubic
     upsampling is separable, so a control grid upsamples as A @ C @ A^T: the same numbers as F.interpolate,
     but its backward pass is two small matmuls (F.interpolate's bicubic backward was 3x the cost of the
-    whole warp on CPU). Column j is the upsampled j-th unit impulse (constant along the other axis)."""
-    impulses = torch.eye(points)[:, :, None].expand(points, points, points).contiguous()[:, None]
-    return F.interpolate(impulses, size=(size, size), mode="bicubic", align_corners=True)[:, 0, :, 0].T.contiguous()
+    whole warp on CPU). Column j is the upsampled j-th unit impulse (constant along the other axis). Made
+    outside inference mode: the cached matrix also serves encoding, whose autograd cannot use inference tensors."""
+    with torch.inference_mode(False), torch.no_grad():
+        impulses = torch.eye(points)[:, :, None].expand(points, points, points).contiguous()[:, None]
+        return F.interpolate(impulses, size=(size, size), mode="bicubic", align_corners=True)[:, 0, :, 0].T.contiguous()
 
 
 def displacement(control: torch.Tensor, size: int) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Phenotypes in, cines out: the CPGG chain (phenotype VAE -> MAR -> 3D-VAE decoder) behind one call.
+"""Phenotypes in, cines out: the CPGG chain (phenotype VAE -> MAR -> anatomy + motion decoder) behind one call.
 
     pipe = PhenotypeToCine.from_pretrained()                  # the bundled weights/, no network
     result = pipe({"LVEDV": 160, "LVEF": 58}, n=4, seed=0)     # a partial set is completed by the phenotype VAE
@@ -7,6 +7,13 @@
 
 The phenotype VAE resolves every request into one consistent set (EF = 100 SV / EDV; locked values kept
 exactly, missing ones set to their conditional mean), so the MAR only ever sees sets the schema allows.
+
+Editing a real heart: the cine is encoded (ED-frame latent + motion code), the MAR keeps the anatomy channels
+of every token and draws only the motion for the edited set:
+
+    cine = prepare_real_slice(read_cine_file("patient_4d.nii.gz"), slice_index=4)   # pipelines.real_cine
+    edit = pipe.edit(cine, {"LVEF": 35}, phenotypes=known_values_of_this_heart)
+    edit.cines[0]                                              # same ED frame (as the autoencoder decodes it)
 """
 
 from __future__ import annotations
@@ -23,15 +30,17 @@ import torch
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
+from cardiosynth.models.anatomy_motion import AnatomyMotionCodec, load_anatomy_motion
 from cardiosynth.models.mar import MAR, load_mar
 from cardiosynth.models.phenotype_vae import PhenotypeVAE
-from cardiosynth.models.vae3d import VAE3D, decode_latents, load_vae3d
 from cardiosynth.pipelines import hub
 from cardiosynth.pipelines.requests import check_sampling
 from cardiosynth.weights import WEIGHTS_DIR
 
 # The sub-folders of a pipeline folder (the bundled ``weights/`` or a Hub snapshot).
-COMPONENTS = ("phenotype_vae", "vae3d", "mar")
+COMPONENTS = ("phenotype_vae", "frame_ae", "motion", "mar")
+# What a heart's ED anatomy fixes: an edit keeps these and changes only contraction.
+ANATOMY_PHENOTYPES = ("LVEDV", "LVM", "RVEDV")
 FAR_FROM_TRAINING_Z = 3.0  # |z| beyond which a requested phenotype is outside what the MAR saw in training
 
 
@@ -44,9 +53,12 @@ class PhenotypeToCineOutput:
 class PhenotypeToCine:
     """The phenotype -> cine generator. Deterministic on CPU: the same request and seed give identical cines."""
 
-    def __init__(self, phenotype_vae: PhenotypeVAE, mar: MAR, vae3d: VAE3D, spacing_mm: float, name: str = "cpgg",
-                 sha: str = ""):
-        self.phenotype_vae, self.mar, self.vae3d = phenotype_vae, mar, vae3d
+    def __init__(self, phenotype_vae: PhenotypeVAE, mar: MAR, codec: AnatomyMotionCodec, spacing_mm: float,
+                 name: str = "cpgg", sha: str = ""):
+        if tuple(codec.code_shape) != tuple(mar.config.latent_shape):
+            raise ValueError(f"the MAR draws codes {mar.config.latent_shape}, the representation packs "
+                             f"{codec.code_shape}: they were not trained together")
+        self.phenotype_vae, self.mar, self.codec = phenotype_vae, mar, codec
         self.spacing_mm = float(spacing_mm)
         self.name, self.sha = name, sha  # sha: fingerprint of the weights, recorded in every cine's source
 
@@ -54,20 +66,20 @@ class PhenotypeToCine:
     @classmethod
     def from_pretrained(cls, folder_or_hub_id: str | Path = WEIGHTS_DIR, revision: str | None = None,
                         device: str | torch.device = "cpu", local_files_only: bool | None = None) -> "PhenotypeToCine":
-        """Load from a folder holding ``phenotype_vae/``, ``vae3d/`` and ``mar/`` (default: the bundled
-        ``weights/``), or from a Hugging Face Hub repo id (``owner/name``) via ``huggingface_hub``. Every
-        component's sha256 is checked, and the MAR refuses a 3D-VAE other than the one it was trained with."""
+        """Load from a folder holding ``phenotype_vae/``, ``frame_ae/``, ``motion/`` and ``mar/`` (default: the
+        bundled ``weights/``), or from a Hugging Face Hub repo id (``owner/name``) via ``huggingface_hub``. Every
+        component's sha256 is checked, and the MAR refuses a representation other than the one it was trained on."""
         folder = hub.resolve_folder(folder_or_hub_id, COMPONENTS, revision=revision, local_files_only=local_files_only)
-        vae3d = load_vae3d(str(folder / "vae3d"))
-        mar = load_mar(folder / "mar", vae3d=folder / "vae3d")
+        codec = load_anatomy_motion(str(folder / "frame_ae"), str(folder / "motion"))
+        mar = load_mar(folder / "mar", frame_ae=folder / "frame_ae", motion=folder / "motion")
         phenotype_vae = PhenotypeVAE.from_pretrained(folder / "phenotype_vae")
         dataset = mar.metrics.get("dataset", "default")
         spacing = PREPARE_CONFIGS[dataset].spacing_mm if dataset in PREPARE_CONFIGS else PREPARE_CONFIGS["default"].spacing_mm
-        return cls(phenotype_vae, mar.to(device), vae3d.to(device), spacing, sha=hub.folder_fingerprint(folder, COMPONENTS))
+        return cls(phenotype_vae, mar.to(device), codec.to(device), spacing, sha=hub.folder_fingerprint(folder, COMPONENTS))
 
     def push_to_hub(self, repo_id: str, folder: str | Path = WEIGHTS_DIR, private: bool = True, token: str | None = None,
                     commit_message: str = "Upload CardioSynth phenotype-to-cine weights") -> str:
-        """Upload the three component folders (weights, configs, model cards) to ``repo_id``; returns the commit URL."""
+        """Upload the four component folders (weights, configs, model cards) to ``repo_id``; returns the commit URL."""
         return hub.push_folder(repo_id, folder, COMPONENTS, private=private, token=token, commit_message=commit_message)
 
     # ------------------------------------------------------------------------------------------ requests
@@ -111,6 +123,12 @@ class PhenotypeToCine:
         """``n`` cines per phenotype set (a dict, or one per table row). ``steps`` = MAR decoding steps K,
         ``cfg`` = guidance scale, ``slice_position`` 0 base ... 1 apex (a table's ``slice_position`` column wins).
         Defaults come from the MAR's config. The whole call is seeded by ``seed``."""
+        return self._generate_from(phenotypes, n, seed, steps, cfg, temperature, clamp, slice_position, batch_size)
+
+    def _generate_from(self, phenotypes, n: int, seed: int, steps: int | None, cfg: float | None,
+                       temperature: float | None, clamp: bool, slice_position: float | None = 0.5,
+                       batch_size: int = 16, known: torch.Tensor | None = None, known_channels: int = 0
+                       ) -> PhenotypeToCineOutput:
         if isinstance(n, bool) or int(n) != n or n < 1:
             raise ValueError(f"n must be a positive whole number of cines; got {n!r}")
         c = self.mar.config
@@ -124,15 +142,57 @@ class PhenotypeToCine:
         conditions = sets.loc[sets.index.repeat(int(n))].reset_index(drop=True)
         conditions["sample"] = np.tile(np.arange(int(n)), len(sets))
         conditions["seed"], conditions["steps"], conditions["cfg"], conditions["temperature"] = int(seed), int(steps), float(cfg), float(temperature)
+        if known is not None:
+            known = known.repeat_interleave(int(n), dim=0) if len(known) == len(sets) else known
         generator = torch.Generator().manual_seed(int(seed))
         latents = [self.mar.generate(conditions.iloc[i:i + batch_size], num_iter=int(steps), cfg=float(cfg),
-                                     temperature=float(temperature), generator=generator)
+                                     temperature=float(temperature), generator=generator,
+                                     known=None if known is None else known[i:i + batch_size],
+                                     known_channels=known_channels)
                    for i in range(0, len(conditions), batch_size)]
-        frames = decode_latents(self.vae3d, torch.cat(latents).cpu()).numpy()
+        frames = self.codec.decode_codes(torch.cat(latents).cpu()).numpy()
         cines = [Cine(f, (self.spacing_mm, self.spacing_mm), float(p), source=f"synthetic:{self.name}@{self.sha[:12]}",
                       metadata={"seed": int(seed), "sample": int(s)})
                  for f, p, s in zip(frames, conditions["slice_position"], conditions["sample"])]
         return PhenotypeToCineOutput(cines, conditions)
+
+    @torch.no_grad()
+    def edit(self, cine: Cine, changes: Mapping[str, float], phenotypes: Mapping[str, float] | None = None,
+             n: int = 1, seed: int = 0, steps: int | None = None, cfg: float | None = None,
+             temperature: float | None = None) -> PhenotypeToCineOutput:
+        """The same heart's ED anatomy with the motion of new values: ``changes`` (e.g. ``{"LVEF": 35}`` or
+        ``{"LVESV": 90}``) applied to the heart's ``phenotypes`` (what is known of it: its report, or what
+        ``cardiosynth.measure.CineMeasurer`` reads off it; the phenotype VAE completes the rest). The ED
+        volumes and mass stay those of the heart, only contraction changes; the result's first row of
+        ``conditions`` is the edited set. ``cine`` is a prepared slice (:mod:`cardiosynth.pipelines.real_cine`)."""
+        if not isinstance(cine, Cine):
+            raise TypeError("edit needs a Cine: read a file with cardiosynth.pipelines.real_cine first")
+        expected = (self.codec.frames, self.codec.motion.config.size, self.codec.motion.config.size)
+        if cine.shape != expected or not np.allclose(cine.spacing_mm, self.spacing_mm, rtol=0.02):
+            raise ValueError(f"The cine is {cine.shape} at {cine.spacing_mm} mm; the generator edits {expected} "
+                             f"at {self.spacing_mm} mm cines: prepare it with cardiosynth.pipelines.real_cine")
+        if not changes:
+            raise ph.PhenotypeError("Say what to change, e.g. {'LVEF': 35}")
+        mapping, unknown = ph.map_columns([str(k) for k in changes])
+        if unknown:
+            raise ph.PhenotypeError(f"Unknown phenotype(s) {', '.join(unknown)}; editable are LVEF, LVESV, LVSV, "
+                                    "RVEF, RVESV, RVSV (the ED volumes and mass belong to the anatomy)")
+        changes = {mapping[str(k)]: float(v) for k, v in changes.items()}
+        fixed = [name for name in changes if name in ANATOMY_PHENOTYPES]
+        if fixed:
+            raise ph.PhenotypeError(f"{', '.join(fixed)} belong to the heart's ED anatomy, which editing keeps; "
+                                    "change contraction instead (LVEF, LVESV, LVSV, RVEF, RVESV, RVSV)")
+        known = {name: float(v) for name, v in dict(phenotypes or {}).items() if name in ANATOMY_PHENOTYPES}
+        request = {**known, **changes}
+        codes = self.codec.encode_codes(torch.from_numpy(cine.frames[None]))
+        table = pd.DataFrame([{**request, "slice_position": cine.slice_position}])
+        result = self._generate_from(table, n, seed, steps, cfg, temperature, clamp=False,
+                                     known=codes, known_channels=self.codec.anatomy_channels)
+        for out in result.cines:
+            out.valid = cine.valid.copy()
+            out.frames[:, ~cine.valid] = 0.0
+            out.metadata["edited_from"] = cine.source
+        return result
 
     # The evaluator's generator contract: conditions table in (one row per cine), cines out.
     def generate(self, conditions: pd.DataFrame) -> list[Cine]:

@@ -1,0 +1,176 @@
+"""A real short-axis cine from a file -> one slice in the generators' format (what editing a real heart needs).
+
+    volume = read_cine_file("patient001_4d.nii.gz")        # NIfTI 4D (X, Y, Z, T) or 3D (X, Y, T), or a CardioSynth .npz
+    cine = prepare_real_slice(volume, slice_index=4)      # (16, 64, 64) at 2.2 mm, centred on the heart, frame 0 = ED
+
+The file gives no masks, so the heart is found the way a reader would look for it: the bundled segmenter on
+the slice resampled to the generators' pixel size, first at the image centre, then (if nothing is found
+there) on a grid of windows over the field of view; the crop is re-centred on the LV + myocardium + RV it
+finds, twice. After that the slice is resampled, its cycle resampled to the frame count and its intensities
+normalised exactly as :mod:`cardiosynth.data.prepare` does for ACDC. Frame 0 of the file is taken as end-
+diastole (the DICOM / ACDC convention: acquisition is triggered on the R wave).
+
+Every problem is one :class:`RealCineError` saying what is wrong with the file and what is expected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from cardiosynth.cine import Cine, CineError
+from cardiosynth.data.acdc import LABEL_LV, LABEL_MYO, to_rows_cols
+from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
+from cardiosynth.data.prepare import PrepareConfig, normalise, resample_cycle, resample_plane, sampling_grid
+from cardiosynth.export import load_npz_cine
+from cardiosynth.models.segmenter import Segmenter, load_segmenter, segment_cine
+
+MIN_FRAMES = 8  # fewer time points cannot show a cardiac cycle
+HEART_MIN_PIXELS = 30  # LV + MYO + RV pixels (2.2 mm) at ED for "a heart was found" ...
+LV_MIN_PIXELS = 20  # ... with an LV cavity (~1 cm^2) ...
+LV_MIN_RINGED = 0.5  # ... at least half of whose border touches myocardium (noise gives scattered labels)
+
+
+class RealCineError(ValueError):
+    """The file cannot be used as a real short-axis cine; the message says why and what is expected."""
+
+
+@dataclass
+class CineVolume:
+    """A whole short-axis stack: frames (Z, T, H, W) in file intensities, pixel spacing (row, col) in mm."""
+
+    frames: np.ndarray
+    spacing_mm: tuple[float, float]
+    name: str = "upload"
+    prepared: Cine | None = None  # set when the file already held a prepared CardioSynth cine
+
+    @property
+    def n_slices(self) -> int:
+        return self.frames.shape[0]
+
+
+def read_cine_file(path: str | Path) -> CineVolume:
+    """NIfTI 4D (X, Y, Z, T), NIfTI 3D (X, Y, T: one slice) or a CardioSynth ``.npz`` cine."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(".npz"):
+        try:
+            cine, _ = load_npz_cine(path)
+        except (OSError, KeyError, ValueError) as error:
+            raise RealCineError(f"{path.name} is not a CardioSynth cine (.npz with frames, spacing_mm, valid, "
+                                f"metadata): {error}") from None
+        return CineVolume(cine.frames[None], cine.spacing_mm, path.name, prepared=cine)
+    if not (name.endswith(".nii") or name.endswith(".nii.gz")):
+        raise RealCineError(f"{path.name}: expected a NIfTI cine (.nii or .nii.gz, 4D X x Y x slices x time) or a "
+                            "CardioSynth .npz cine")
+    import nibabel as nib
+
+    try:
+        image = nib.load(str(path))
+        data = np.asanyarray(image.dataobj).astype(np.float32)
+        zooms = tuple(float(z) for z in image.header.get_zooms())
+    except Exception as error:  # nibabel raises many types for corrupt files
+        raise RealCineError(f"{path.name} could not be read as NIfTI ({type(error).__name__}: {error})") from None
+    if data.ndim == 3:  # one slice over time
+        data = data[:, :, None, :]
+        zooms = zooms[:2] + (1.0,) + zooms[2:]
+    if data.ndim != 4:
+        raise RealCineError(f"{path.name} has {data.ndim} dimensions {data.shape}; a cine is 4D (X x Y x slices x "
+                            "time) or 3D (X x Y x time)")
+    if data.shape[3] < MIN_FRAMES:
+        raise RealCineError(f"{path.name} has {data.shape[3]} time points; a cine needs at least {MIN_FRAMES} "
+                            "over one cardiac cycle (is this a single-phase volume?)")
+    if not np.isfinite(data).all():
+        raise RealCineError(f"{path.name} contains NaN or infinite values")
+    if float(data.max() - data.min()) <= 0:
+        raise RealCineError(f"{path.name} is blank (one value everywhere)")
+    spacing = (zooms[1], zooms[0])  # rows run along NIfTI j, columns along i
+    if min(spacing) <= 0 or max(spacing) > 10:
+        raise RealCineError(f"{path.name} gives pixel spacing {spacing} mm; expected 0.5-10 mm in the header")
+    return CineVolume(to_rows_cols(data), spacing, path.name)
+
+
+def _crop(frames: np.ndarray, spacing: tuple[float, float], centre: np.ndarray, config: PrepareConfig
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(T, H, W) source frames -> resampled (T, size, size) planes, valid mask, and the sampling grid."""
+    grid = sampling_grid(centre, spacing, config)
+    shape = frames.shape[1:]
+    valid = (grid[0] >= -0.5) & (grid[0] <= shape[0] - 0.5) & (grid[1] >= -0.5) & (grid[1] <= shape[1] - 0.5)
+    sigma = tuple(max(0.0, (config.spacing_mm / s - 1.0) / 2.0) for s in spacing)
+    return np.stack([resample_plane(f, grid, 1, sigma) for f in frames]), valid, grid
+
+
+def _heart(segmenter: Segmenter, ed_plane: np.ndarray, valid: np.ndarray, config: PrepareConfig
+           ) -> tuple[int, np.ndarray]:
+    """Heart pixels found on the resampled ED frame (1, size, size) and their (row, col) centre in crop pixels."""
+    ed, _, _ = normalise(ed_plane, valid, config.intensity_percentiles)
+    labels = segment_cine(segmenter, ed, valid)[0]
+    lv = labels == LABEL_LV
+    border = ndimage.binary_dilation(lv) & ~lv
+    rows, cols = np.nonzero(labels > 0)
+    if lv.sum() < LV_MIN_PIXELS or (labels[border] == LABEL_MYO).mean() < LV_MIN_RINGED:
+        return 0, np.zeros(2)
+    return len(rows), np.array([(rows.min() + rows.max()) / 2.0, (cols.min() + cols.max()) / 2.0])
+
+
+def find_heart(frames: np.ndarray, spacing: tuple[float, float], segmenter: Segmenter, config: PrepareConfig
+               ) -> np.ndarray:
+    """(row, col) centre of the heart in source pixels (see the module docstring)."""
+    shape = np.asarray(frames.shape[1:], dtype=float)
+    half_fov = config.size * config.spacing_mm / 2.0 / np.asarray(spacing)
+    starts = [(shape - 1) / 2.0]
+    starts += [np.array([r, c]) for r in np.linspace(half_fov[0], shape[0] - half_fov[0], 3)
+               for c in np.linspace(half_fov[1], shape[1] - half_fov[1], 3)]
+    best = (0, None)
+    for start in starts:
+        planes, valid, grid = _crop(frames[:1], spacing, start, config)
+        found, centre = _heart(segmenter, planes, valid, config)
+        if found > best[0]:
+            best = (found, grid[:, int(round(centre[0])), int(round(centre[1]))])
+        if found >= HEART_MIN_PIXELS:
+            break
+    if best[0] < HEART_MIN_PIXELS:
+        raise RealCineError("No heart was found on this slice (the segmenter sees no left ventricle ringed by "
+                            "myocardium at end-diastole). Choose a short-axis slice between base and apex")
+    centre = best[1]
+    for _ in range(2):  # re-centre on what the crop shows
+        planes, valid, grid = _crop(frames[:1], spacing, centre, config)
+        found, local = _heart(segmenter, planes, valid, config)
+        if found < HEART_MIN_PIXELS:
+            break
+        centre = grid[:, int(round(local[0])), int(round(local[1]))]
+    return centre
+
+
+def prepare_real_slice(volume: CineVolume, slice_index: int | None = None, config: PrepareConfig | str = "default",
+                       segmenter: Segmenter | None = None, slice_position: float | None = None) -> Cine:
+    """One slice of ``volume`` as a prepared Cine (frame 0 = ED). ``slice_index`` defaults to the middle
+    slice; ``slice_position`` (0 base ... 1 apex) defaults to the slice's place in the stack, top = base."""
+    config = PREPARE_CONFIGS[config] if isinstance(config, str) else config
+    if volume.prepared is not None:
+        cine = volume.prepared
+        if cine.shape != (config.frames, config.size, config.size):
+            raise RealCineError(f"{volume.name} holds a {cine.shape} cine; the generators work on "
+                                f"{(config.frames, config.size, config.size)}")
+        return cine
+    z = volume.n_slices // 2 if slice_index is None else int(slice_index)
+    if not 0 <= z < volume.n_slices:
+        raise RealCineError(f"{volume.name} has slices 0-{volume.n_slices - 1}; slice {slice_index} does not exist")
+    frames = volume.frames[z].astype(np.float32)
+    if float(frames.max() - frames.min()) <= 0:
+        raise RealCineError(f"slice {z} of {volume.name} is blank")
+    segmenter = segmenter or load_segmenter()
+    centre = find_heart(frames, volume.spacing_mm, segmenter, config)
+    planes, valid, _ = _crop(frames, volume.spacing_mm, centre, config)
+    cine, _, _ = normalise(resample_cycle(planes, config.frames), valid, config.intensity_percentiles)
+    cine[:, ~valid] = 0.0
+    if slice_position is None:
+        slice_position = 0.5 if volume.n_slices == 1 else z / (volume.n_slices - 1)
+    try:
+        return Cine(cine, (config.spacing_mm, config.spacing_mm), float(slice_position), valid,
+                    source=f"real:{volume.name}#slice{z}", metadata={"slice_index": z})
+    except CineError as error:
+        raise RealCineError(str(error)) from None

@@ -1,0 +1,71 @@
+"""Real cines from files for editing: an ACDC NIfTI becomes a prepared slice with the heart in view; bad
+files are one clear RealCineError each."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from cardiosynth.cine import Cine
+from cardiosynth.export import save_cine
+from cardiosynth.models.segmenter import load_segmenter, segment_cine
+from cardiosynth.pipelines.real_cine import RealCineError, prepare_real_slice, read_cine_file
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_an_acdc_nifti_gives_a_prepared_slice_with_the_heart_centred(acdc_root):
+    path = next(acdc_root.glob("patient*/patient*_4d.nii.gz"))
+    volume = read_cine_file(path)
+    assert volume.frames.ndim == 4 and volume.n_slices >= 3 and min(volume.spacing_mm) > 0.5
+    segmenter = load_segmenter()
+    cine = prepare_real_slice(volume, volume.n_slices // 2, segmenter=segmenter)
+    assert cine.shape == (16, 64, 64) and cine.spacing_mm == (2.2, 2.2) and 0 < cine.slice_position < 1
+    assert 0 <= cine.frames.min() and cine.frames.max() <= 1 and cine.frames.std() > 0.05
+    labels = segment_cine(segmenter, cine.frames[:1])[0]
+    rows, cols = np.nonzero(labels == 3)  # the LV, near the middle of the crop
+    assert len(rows) >= 10 and abs(rows.mean() - 31.5) < 16 and abs(cols.mean() - 31.5) < 16
+    with pytest.raises(RealCineError, match="slice 99 does not exist"):
+        prepare_real_slice(volume, 99, segmenter=segmenter)
+
+
+def test_a_cardiosynth_npz_cine_is_used_as_it_is(tmp_path):
+    frames = np.random.default_rng(0).random((16, 64, 64)).astype(np.float32)
+    path = save_cine(Cine(frames, (2.2, 2.2), 0.3), tmp_path / "cine.npz")
+    cine = prepare_real_slice(read_cine_file(path))
+    assert np.array_equal(cine.frames, frames) and cine.slice_position == pytest.approx(0.3)
+
+
+def _nifti(tmp_path, data, name="bad.nii.gz", zooms=None):
+    image = nib.Nifti1Image(np.asarray(data, np.float32), np.eye(4))
+    if zooms:
+        image.header.set_zooms(zooms)
+    nib.save(image, tmp_path / name)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("data, message", [
+    (np.ones((32, 32, 3, 20)), "blank"),
+    (np.random.default_rng(0).random((32, 32, 2, 4)), "time points"),
+    (np.random.default_rng(0).random((32, 32)), "dimensions"),
+])
+def test_unusable_niftis_say_why(tmp_path, data, message):
+    with pytest.raises(RealCineError, match=message):
+        read_cine_file(_nifti(tmp_path, data))
+
+
+def test_other_files_and_corrupt_ones_are_clear_errors(tmp_path):
+    (tmp_path / "scan.dcm").write_bytes(b"\0" * 200)
+    with pytest.raises(RealCineError, match="expected a NIfTI cine"):
+        read_cine_file(tmp_path / "scan.dcm")
+    (tmp_path / "broken.nii.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(RealCineError, match="could not be read as NIfTI"):
+        read_cine_file(tmp_path / "broken.nii.gz")
+
+
+def test_a_slice_without_a_heart_is_refused(tmp_path):
+    noise = np.random.default_rng(0).random((80, 80, 1, 16))
+    volume = read_cine_file(_nifti(tmp_path, noise, zooms=(1.5, 1.5, 8.0, 30.0)))
+    with pytest.raises(RealCineError, match="No heart was found"):
+        prepare_real_slice(volume)
