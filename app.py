@@ -1,7 +1,8 @@
 """CardioSynth web app: ``python app.py [--port 7860]`` serves it on http://127.0.0.1:7860.
 
 The port comes from ``--port``, else the environment variable CARDIOSYNTH_PORT, else 7860. Bundled weights
-only, CPU, no network at run time and no analytics. The UI lives in ``cardiosynth/app``.
+only, no network at run time and no analytics; the generators run on ``--device`` (default ``auto``: the CUDA GPU
+when there is one, else the CPU). The UI lives in ``cardiosynth/app``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int,
                         default=int(os.environ.get("CARDIOSYNTH_TORCH_THREADS", min(2, os.cpu_count() or 1))),
                         help="torch CPU threads (default 2, or fewer cores: generation is faster with two)")
+    parser.add_argument("--device", default=os.environ.get("CARDIOSYNTH_DEVICE", "auto"),
+                        help="where the generators run: auto (CUDA when present, else CPU), cpu or cuda")
     args = parser.parse_args(argv)
+    os.environ["CARDIOSYNTH_DEVICE"] = args.device  # read by the app's generators when they load
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up checks, one line per request
 

@@ -1,6 +1,7 @@
 """A tiny but real ECG -> cine pipeline for the app's logic tests (fast, and independent of the bundled weights).
 
-Randomly initialised small ECG MAE and flow, and the bundled 3D-VAE: every step of EcgToCine runs for real.
+Randomly initialised small ECG MAE and flow, and the bundled phenotype -> cine chain for the anatomy (phenotype
+VAE, MAR, frame autoencoder, motion model): every step of EcgToCine runs for real.
 A random MAE's phase head finds no heartbeats, so :class:`OracleMAE` replaces its predicted phase with
 neurokit2's phase of the same (normalised) signal at the token centres, what a perfectly trained phase head
 would give; a flat line still has no heartbeat and still fails as a real model would.
@@ -14,7 +15,7 @@ import torch
 from cardiosynth.ecg import Ecg, process_ecg
 from cardiosynth.models.ecg_flow import EcgFlow, EcgFlowConfig
 from cardiosynth.models.ecg_mae import EcgMAE, EcgMAEConfig, token_phase
-from cardiosynth.models.vae3d import load_vae3d
+from cardiosynth.pipelines import PhenotypeToCine
 from cardiosynth.pipelines.ecg_to_cine import EcgToCine
 
 TINY_MAE = EcgMAEConfig(width=32, depth=1, heads=2, stem=8)
@@ -37,5 +38,5 @@ class OracleMAE(EcgMAE):
 def tiny_ecg_to_cine() -> EcgToCine:
     """The fake-but-real pipeline (2 sampling steps by default, to keep the tests quick)."""
     torch.manual_seed(0)
-    return EcgToCine(OracleMAE(TINY_MAE).eval(), EcgFlow(TINY_FLOW).eval(), load_vae3d("vae3d"), spacing_mm=1.5,
-                     name="tiny_test_flow", sha="0" * 64)
+    return EcgToCine(OracleMAE(TINY_MAE).eval(), EcgFlow(TINY_FLOW).eval(), PhenotypeToCine.from_pretrained(),
+                     spacing_mm=2.2, name="tiny_test_flow", sha="0" * 64)

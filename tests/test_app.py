@@ -342,3 +342,24 @@ def test_about_says_what_is_stored_where_and_how_to_delete_it(tmp_path):
     for stored in ("name", "answer", "timings", "configuration", "case videos"):
         assert stored in text
     assert "To delete it" in text and "CARDIOSYNTH_REVIEW_DB" in text
+
+
+def test_edit_a_real_heart_plays_both_cines_with_the_values(client, acdc_root, tmp_path: Path):
+    import imageio.v3 as iio
+
+    handle = gradio_client.handle_file
+    nifti = next(acdc_root.glob("patient*/patient*_4d.nii.gz"))
+    real, edited, table, message = client.predict(handle(str(nifti)), None, 30, 0, api_name="/edit_real")
+    assert message == "", message
+    real_frames, edited_frames = iio.imread(_local_file(real), index=None), iio.imread(_local_file(edited), index=None)
+    assert real_frames.shape == edited_frames.shape and real_frames.shape[0] == 16
+    assert "| LVEF (%) |" in table and "30 (asked)" in table and "read back" in table
+    # bad input: one readable message each, nothing else changes
+    garbage = tmp_path / "scan.nii.gz"
+    garbage.write_bytes(b"\x00 not a nifti " * 40)
+    *kept, message = client.predict(handle(str(garbage)), None, 30, 0, api_name="/edit_real")
+    assert "could not be read as NIfTI" in message and "Traceback" not in message
+    *kept, message = client.predict(handle(str(nifti)), 99, 30, 0, api_name="/edit_real")
+    assert "does not exist" in message
+    *kept, message = client.predict(None, None, 30, 0, api_name="/edit_real")
+    assert "Upload a short-axis cine first" in message

@@ -26,7 +26,7 @@ from cardiosynth.paths import REPO_ROOT
 from cardiosynth.weights import WEIGHTS_DIR
 
 LUDB_2 = REPO_ROOT / "assets" / "ecg" / "ludb" / "2.hea"
-BUNDLED = all((WEIGHTS_DIR / name / "config.json").is_file() for name in ("ecg_mae", "ecg_flow", "vae3d"))
+BUNDLED = all((WEIGHTS_DIR / name / "config.json").is_file() for name in ("ecg_mae", "ecg_flow", "frame_ae", "motion", "mar"))
 
 
 def sawtooth(n_tokens: int, period: float, offset: float = 0.0) -> np.ndarray:
@@ -197,26 +197,30 @@ def test_flow_overfits_and_guidance_uses_the_ecg(one_thread):
         losses.append(loss.item())
     assert np.mean(losses[-5:]) < 0.75 * losses[0]
     model.eval()
-    a = model.sample(ecg, position, steps=4, cfg=2.0, generator=torch.Generator().manual_seed(3))
-    b = model.sample(ecg, position, steps=4, cfg=2.0, generator=torch.Generator().manual_seed(3))
+    a = model.sample(ecg, position, steps=4, cfg=2.0, generator=torch.Generator().manual_seed(3), known=z1)
+    b = model.sample(ecg, position, steps=4, cfg=2.0, generator=torch.Generator().manual_seed(3), known=z1)
     assert torch.equal(a, b) and a.shape == z1.shape
+    k = TINY_FLOW.known_channels
+    assert torch.equal(a[:, :k], z1[:, :k])  # the anatomy is given, not drawn
+    with pytest.raises(ValueError, match="given anatomy"):
+        model.sample(ecg, position, steps=1)
     # the guided velocity is v_null + cfg (v_ecg - v_null), computed in one batch
     t = torch.full((2,), 0.5)
     v_ecg, v_null = model.velocity(z1, t, ecg, position), model.velocity(z1, t, None, position)
-    guided = model.sample(ecg, position, steps=1, cfg=2.0, generator=torch.Generator().manual_seed(5))
-    start = model.template + TINY_FLOW.alpha * torch.randn((2, *TINY_FLOW.latent_shape),
-                                                           generator=torch.Generator().manual_seed(5))
+    guided = model.sample(ecg, position, steps=1, cfg=2.0, generator=torch.Generator().manual_seed(5), known=z1)
+    start = model.hold_known(model.template + TINY_FLOW.alpha * torch.randn(
+        (2, *TINY_FLOW.latent_shape), generator=torch.Generator().manual_seed(5)), z1)
     zero = torch.zeros(2)
     v0 = model.velocity(start, zero, None, position) + 2.0 * (model.velocity(start, zero, ecg, position)
                                                              - model.velocity(start, zero, None, position))
-    assert torch.allclose(guided, start + v0, atol=1e-5)
+    assert torch.allclose(guided, model.hold_known(start + v0, z1), atol=1e-5)
     assert not torch.allclose(v_ecg, v_null)
 
 
 # ------------------------------------------------------------------------------------------ pipeline
 @pytest.fixture()
 def tiny_pipeline():
-    return tiny_ecg_to_cine()  # tiny random MAE (with neurokit2's phase as its "prediction") and flow, real 3D-VAE
+    return tiny_ecg_to_cine()  # tiny random MAE (with neurokit2's phase as its "prediction") and flow, bundled anatomy
 
 
 def test_pipeline_output_cycle_and_determinism(tiny_pipeline, one_thread):
@@ -232,11 +236,20 @@ def test_pipeline_output_cycle_and_determinism(tiny_pipeline, one_thread):
     assert 0.4 < cycle["rr_s"] < 1.5 and cycle["end_s"] > cycle["frame_times_s"][-1]
     rr_neurokit = np.median(np.diff(process_ecg(ecg).r_peaks)) / 500
     assert cycle["rr_s"] == pytest.approx(rr_neurokit, abs=0.05)
-    assert out.conditions["note"] == "trained on pseudo-pairs" and out.cine.source.startswith("synthetic:")
+    assert out.conditions["note"].startswith("trained on pseudo-pairs") and out.cine.source.startswith("synthetic:")
+    assert out.conditions["anatomy"]["source"].startswith("phenotype VAE sample")
     again = tiny_pipeline(ecg, seed=1, steps=2)
     assert np.array_equal(out.cine.frames, again.cine.frames)
     other = tiny_pipeline(ecg, seed=2, steps=2)
     assert not np.array_equal(out.cine.frames, other.cine.frames)
+    # the anatomy of a requested phenotype set, or of a given heart: its ED frame as the codec decodes it
+    asked = tiny_pipeline(ecg, seed=1, steps=2, phenotypes={"LVEDV": 220.0})
+    assert asked.conditions["anatomy"]["LVEDV"] == pytest.approx(220.0)
+    heart = out.cine
+    codec = tiny_pipeline.anatomy.codec
+    ed = codec.decode_codes(codec.encode_codes(torch.from_numpy(heart.frames[None])))[0, 0].numpy()
+    given = tiny_pipeline(ecg, seed=3, steps=2, heart=heart)
+    assert np.allclose(given.cine.frames[0], ed, atol=1e-4) and given.conditions["anatomy"]["source"] == heart.source
 
 
 def test_pipeline_errors_are_readable(tiny_pipeline, one_thread):
@@ -500,11 +513,10 @@ def test_retimed_dataset_puts_every_expert_end_systole_at_one_fraction():
 
 def test_pipeline_retimes_the_flow_output_to_the_ecgs_qt_rr(tiny_pipeline, monkeypatch, one_thread):
     """The flow's cine ends systole at its canonical fraction; the output ends it at the ECG's QT / RR."""
-    import cardiosynth.pipelines.ecg_to_cine as module
-
     canonical = tiny_pipeline.flow.config.canonical_es_fraction
     brightness = torch.tensor([abs(k - canonical * 16) / 16 for k in range(16)], dtype=torch.float32)
-    monkeypatch.setattr(module, "decode_latents", lambda vae, z: brightness.view(1, 16, 1, 1).expand(1, 16, 64, 64))
+    monkeypatch.setattr(tiny_pipeline.anatomy.codec, "decode_codes",
+                        lambda codes: brightness.view(1, 16, 1, 1).expand(1, 16, 64, 64))
     ecg = read_ecg(LUDB_2)
     out = tiny_pipeline(ecg, seed=0, steps=1)
     cycle = out.cycle

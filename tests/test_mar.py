@@ -226,6 +226,19 @@ def test_fit_bundle_resume_and_load(tmp_path):
         load_mar(folder, frame_ae=frame_ae, motion=other)
 
 
+def test_a_time_budget_stops_training_after_the_first_step_and_still_selects(tmp_path):
+    from training.train_mar import fit
+
+    config = tiny(epochs=50)
+    generator = torch.Generator().manual_seed(0)
+    train, val = torch.randn(1, 6, 4, 4, 4, 4, generator=generator), torch.randn(3, 4, 4, 4, 4, generator=generator)
+    conditions = (torch.randn(6, 9, generator=generator), torch.rand(6, generator=generator))
+    val_conditions = (torch.randn(3, 9, generator=generator), torch.rand(3, generator=generator))
+    _, best = fit(config, train, conditions, val, val_conditions, tmp_path / "run", device="cpu", progress=False,
+                  max_minutes=0.0)
+    assert best["step"] == 1 and np.isfinite(best["val_loss"])  # stopped at once, validated, selected
+
+
 def test_zoom_augmentation_scales_volumes_not_ejection_fraction():
     """A warp that zooms the heart by s must be conditioned on volumes and mass x s^2 (EF unchanged); the factor
     comes from the affine itself, checked against the area of a warped disk."""

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from cardiosynth.device import resolve_device
+
 
 ACDC_LICENCE = """## Licence
 Trained on ACDC, which is licensed CC BY-NC-SA 4.0: these weights carry the same licence (non-commercial,
@@ -120,10 +122,21 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step:
         torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
 
 
+class Budget:
+    """When a run stops early: after ``max_steps`` optimizer steps (smoke runs) or ``max_minutes`` of wall time
+    (a GPU lent for minutes; single process: ranks of a DDP run could disagree on the clock)."""
+
+    def __init__(self, max_steps: int | None = None, max_minutes: float | None = None):
+        self.max_steps, self.max_minutes = max_steps, max_minutes
+        self.started = time.perf_counter()
+
+    def spent(self, step: int) -> bool:
+        return ((self.max_steps is not None and step >= self.max_steps)
+                or (self.max_minutes is not None and time.perf_counter() - self.started >= 60 * self.max_minutes))
+
+
 def pick_device(requested: str = "auto") -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
+    return resolve_device(requested)
 
 
 class JsonlLog:

@@ -4,8 +4,9 @@
 
 Steps (each is also its own command): prepare the ACDC cines -> segmenter -> cine encoder -> phenotype
 estimator (needs the segmenter) -> phenotype VAE -> frame autoencoder (anatomy; needs the segmenter for its
-perceptual loss) -> motion model (registration + PCA) -> 3D-VAE -> MAR (needs the 3D-VAE) -> ECG MAE (LUDB) ->
-ECG flow (needs the 3D-VAE and the ECG MAE; pseudo-pairs). Stops at the first failure; rerun with ``--from`` to go on.
+perceptual loss) -> motion model (registration + PCA) -> 3D-VAE -> MAR (needs the frame autoencoder and the
+motion model) -> ECG MAE (LUDB) ->
+ECG flow (needs the frame autoencoder, the motion model and the ECG MAE; pseudo-pairs). Stops at the first failure; rerun with ``--from`` to go on.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ STEPS = {
     "frame_ae": ["-m", "training.train_frame_ae", "--config", "{config}", "--out", "weights/frame_ae{suffix}"],
     "motion": ["-m", "training.fit_motion", "--config", "{config}", "--out", "weights/motion{suffix}"],
     "vae3d": ["-m", "training.train_vae3d", "--config", "{config}", "--out", "weights/vae3d{suffix}"],
-    "mar": ["-m", "training.train_mar", "--config", "{config}", "--vae", "weights/vae3d{suffix}",
-            "--out", "weights/mar{suffix}"],
+    "mar": ["-m", "training.train_mar", "--config", "{config}", "--frame-ae", "weights/frame_ae{suffix}",
+            "--motion", "weights/motion{suffix}", "--out", "weights/mar{suffix}"],
     "ecg_mae": ["-m", "training.train_ecg_mae", "--config", "{config}", "--out", "weights/ecg_mae{suffix}"],
-    "ecg_flow": ["-m", "training.train_ecg_flow", "--config", "{config}", "--vae", "weights/vae3d{suffix}",
+    "ecg_flow": ["-m", "training.train_ecg_flow", "--config", "{config}", "--frame-ae", "weights/frame_ae{suffix}",
+                 "--motion", "weights/motion{suffix}",
                  "--ecg-mae", "weights/ecg_mae{suffix}", "--out", "weights/ecg_flow{suffix}"],
 }
 

@@ -1,8 +1,8 @@
-"""Train the ECG -> cine rectified flow (anatomy template + DiT) on cine latents paired with ECG cycles.
+"""Train the ECG -> cine rectified flow (template + DiT) on cines' motion codes paired with ECG cycles.
 
-    python -m training.train_ecg_flow [--config default|paper] [--pairs pairs.csv] [--vae weights/vae3d]
-                                      [--ecg-mae weights/ecg_mae] [--out weights/ecg_flow] [--epochs N] [--resume]
-                                      [--max-steps N] [--device auto]
+    python -m training.train_ecg_flow [--config default|paper] [--pairs pairs.csv] [--frame-ae weights/frame_ae]
+                                      [--motion weights/motion] [--ecg-mae weights/ecg_mae] [--out weights/ecg_flow]
+                                      [--epochs N] [--resume] [--max-steps N] [--max-minutes M] [--device auto]
 
 1. Pairs: by default pseudo-pairs (``cardiosynth.data.pairing``: diagnosis family + QT/RR vs the cine's ES
    fraction, splits kept apart), printed with their statistics and written to ``reports/ecg_flow/pairs.csv``.
@@ -11,13 +11,15 @@
 2. ECGs: each paired ECG is read (any supported format), encoded by the frozen ECG MAE, and every complete
    cycle's features are resampled to the cine's frames -- with the functions inference uses
    (``cardiosynth.pipelines.ecg_to_cine.encode_ecg``), so training and sampling cannot drift.
-3. Latents: the train / val cines are re-timed so that end-systole falls at the config's
-   ``canonical_es_fraction`` (sampling re-times to the ECG's QT / RR: ``cardiosynth.retime``), then encoded by
-   the 3D-VAE (cached by the VAE's sha256, with the MAR's augmented copies); the template is the mean clean
-   training latent and is saved inside the weights.
+3. Codes: the train / val cines are re-timed so that end-systole falls at the config's
+   ``canonical_es_fraction`` (sampling re-times to the ECG's QT / RR: ``cardiosynth.retime``), then encoded into
+   packed anatomy + motion codes (cached by both models' sha256, with augmented copies, as for the MAR); the
+   template is the mean clean training code and is saved inside the weights. The anatomy channels are the
+   condition, the motion channels what the flow learns to draw.
 4. Each epoch every training cine is seen once, with one of its subject's ECGs and one of that ECG's cycles
    drawn at random; AdamW, warmup + cosine, EMA; the EMA's validation flow loss (fixed seeds, val pairs, typical
-   cycles) selects the checkpoint. The weights pin the 3D-VAE and the ECG MAE by sha256.
+   cycles) selects the checkpoint. The weights pin the frame autoencoder, the motion model and the ECG MAE by
+   sha256.
 
 Several GPUs (or CPU workers): ``torchrun --nproc-per-node 4 -m training.train_ecg_flow --config paper``
 (DistributedDataParallel; each rank takes a disjoint share of every epoch; rank 0 validates, logs, saves).
@@ -45,13 +47,14 @@ from cardiosynth.models.ecg_mae import load_ecg_mae
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.retime import retimed_dataset
 from cardiosynth.weights import read_config, resolve, save_pretrained
-from training.common import (ACDC_LICENCE, JsonlLog, adamw, barrier, checkpoint_exists, cosine_lr, distributed_trainer,
-                             ema_update, end_epoch, init_distributed, load_checkpoint, main_process_first, pick_device,
-                             rank_share, run_minutes, seed_everything, start_run, store_compact)
+from training.common import (ACDC_LICENCE, Budget, JsonlLog, adamw, barrier, checkpoint_exists, cosine_lr,
+                             distributed_trainer, ema_update, end_epoch, init_distributed, load_checkpoint,
+                             main_process_first, pick_device, rank_share, run_minutes, seed_everything, start_run,
+                             store_compact)
 from training.train_mar import compute_latents
 
 VAL_SEED = 4242
-AUGMENT_COPIES = 2  # as the bundled flow was trained (the MAR now uses 4 zoomed copies; each count has its own cache)
+AUGMENT_COPIES = 2  # augmented codes per training cine (the MAR uses 8; each count has its own cache)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -132,11 +135,12 @@ def validation_loss(model: EcgFlow, latents: torch.Tensor, ecgs: list[list], pos
 
 def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[list], train_positions: torch.Tensor,
         val_latents: torch.Tensor, val_ecgs: list[list], val_positions: torch.Tensor, run_dir: Path,
-        resume: bool = False, device: str = "auto", max_steps: int | None = None, progress: bool = True
-        ) -> tuple[EcgFlow, dict]:
+        resume: bool = False, device: str = "auto", max_steps: int | None = None, progress: bool = True,
+        max_minutes: float | None = None) -> tuple[EcgFlow, dict]:
     """Train on ``train_latents`` (versions, N, C, F, H, W; version 0 clean, whose mean is the template); return
     the EMA model of the best validation epoch and that epoch's record."""
     seed_everything(config.seed)
+    budget = Budget(max_steps, max_minutes)
     rank, world, device = init_distributed(pick_device(device))  # torchrun: one process per GPU (or CPU worker)
     main_process = rank == 0
     model = EcgFlow(config)
@@ -170,9 +174,9 @@ def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[lis
             ema_update(ema, model, config.ema_decay, step)
             step += 1
             losses.append(loss.item())
-            if max_steps is not None and step >= max_steps:
+            if budget.spent(step):
                 break
-        stop = max_steps is not None and step >= max_steps
+        stop = budget.spent(step)
         if main_process:  # rank 0 validates, logs and checkpoints; the others wait at the next all-reduce
             record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)),
                       "lr": optimizer.param_groups[0]["lr"], "s_per_step": (time.perf_counter() - started) / len(losses)}
@@ -194,11 +198,11 @@ def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[lis
 # Command
 
 
-def train(config: EcgFlowConfig, out: Path, vae_folder, mae_folder, pairs_file: Path | None = None,
+def train(config: EcgFlowConfig, out: Path, frame_ae, motion, mae_folder, pairs_file: Path | None = None,
           dataset_name: str = "default", resume: bool = False, device: str = "auto", max_steps: int | None = None,
-          command: str = "", report: Path | None = None) -> dict:
+          command: str = "", report: Path | None = None, max_minutes: float | None = None) -> dict:
     dataset = load_prepared(dataset_name)
-    vae_folder, mae_folder = resolve(vae_folder), resolve(mae_folder)
+    frame_ae, motion, mae_folder = resolve(frame_ae), resolve(motion), resolve(mae_folder)
     mae_width = read_config(mae_folder)["config"]["width"]
     if mae_width != config.ecg_dim:
         raise ValueError(f"The ECG MAE at {mae_folder} has width {mae_width}; this flow config expects {config.ecg_dim}")
@@ -217,8 +221,11 @@ def train(config: EcgFlowConfig, out: Path, vae_folder, mae_folder, pairs_file: 
     if config.canonical_es_fraction is not None:  # after pairing, which reads each cine's own ES fraction
         dataset = retimed_dataset(dataset, config.canonical_es_fraction)
         latent_name = f"{latent_name}_es{round(1000 * config.canonical_es_fraction)}"
-    arrays = main_process_first(rank, world, lambda: compute_latents(vae_folder, dataset, latent_name,
+    arrays = main_process_first(rank, world, lambda: compute_latents(frame_ae, motion, dataset, latent_name,
                                                                      AUGMENT_COPIES, 0, torch_device))
+    if tuple(arrays["val"].shape[1:]) != config.latent_shape:
+        raise ValueError(f"frame_ae {frame_ae} + motion {motion} give codes {tuple(arrays['val'].shape[1:])}; the "
+                         f"flow config expects {config.latent_shape}: use the matching --config")
     train_set, val_set = dataset.split("train"), dataset.split("val")
     train_ecgs, val_ecgs = cine_ecgs(train_set.table, pairs, cycles), cine_ecgs(val_set.table, pairs, cycles)
     keep_train = np.array([bool(e) for e in train_ecgs])
@@ -230,7 +237,8 @@ def train(config: EcgFlowConfig, out: Path, vae_folder, mae_folder, pairs_file: 
     run_dir = cache_dir() / "runs" / out.name
     model, best = fit(config, torch.from_numpy(arrays["train"][:, keep_train]), [e for e in train_ecgs if e],
                       positions["train"][keep_train], torch.from_numpy(arrays["val"][keep_val]),
-                      [e for e in val_ecgs if e], positions["val"][keep_val], run_dir, resume, device, max_steps)
+                      [e for e in val_ecgs if e], positions["val"][keep_val], run_dir, resume, device, max_steps,
+                      max_minutes=max_minutes)
     if rank != 0:
         return {}  # rank 0 writes the weights and the report
     minutes = run_minutes(run_dir / "log.jsonl")  # all segments of a resumed run
@@ -239,8 +247,9 @@ def train(config: EcgFlowConfig, out: Path, vae_folder, mae_folder, pairs_file: 
                "n_pairs": len(pairs), "n_ecgs_with_cycles": len(cycles), "n_ecgs_paired": pairs["ecg_path"].nunique(),
                "n_train_cines": int(keep_train.sum()), "n_val_cines": int(keep_val.sum()),
                "parameters": model.count_parameters(), "command": command, "threads": torch.get_num_threads()}
-    card = model_card(config, summary, stats, vae_folder, mae_folder)
-    save_pretrained(out, model, config, card, depends_on={"vae3d": vae_folder, "ecg_mae": mae_folder}, extra=summary)
+    card = model_card(config, summary, stats, frame_ae, motion, mae_folder)
+    save_pretrained(out, model, config, card, depends_on={"frame_ae": frame_ae, "motion": motion, "ecg_mae": mae_folder},
+                    extra=summary)
     store_compact(out)  # int8 weight matrices: what is bundled, and what the reports measure
     if report is not None:
         report.mkdir(parents=True, exist_ok=True)
@@ -262,28 +271,33 @@ def _ludb_table() -> pd.DataFrame:
     return load_arrays(progress=False).table
 
 
-def model_card(config: EcgFlowConfig, summary: dict, stats: pd.DataFrame, vae_folder, mae_folder) -> str:
+def model_card(config: EcgFlowConfig, summary: dict, stats: pd.DataFrame, frame_ae, motion, mae_folder) -> str:
     c = config
     retiming = ("not re-timed: the flow sets end-systole itself." if c.canonical_es_fraction is None else
                 f"every training cine was re-timed so that end-systole (the expert ES frame) falls at\n"
                 f"  {c.canonical_es_fraction:g} of the cycle; sampling re-times the flow's cine from there to the ECG's "
                 f"QT / RR\n  (`cardiosynth.retime`). The ECG's timing is set explicitly, not learned from the pairs.")
     train_stats = stats[stats["split"] == "train"].drop(columns="split") if "split" in stats else stats
-    return f"""# CardioSynth ECG flow: ECG-conditioned rectified flow for cine latents (ECGFlowCMR)
+    return f"""# CardioSynth ECG flow: ECG-conditioned rectified flow for a heart's motion (ECGFlowCMR)
 
 **Trained on pseudo-pairs.** No public dataset pairs a 12-lead ECG with the same person's cine MRI, so each
 training cine (ACDC) was paired with LUDB ECGs by a documented rule (`cardiosynth/data/pairing.py`): the same
 diagnosis family and the closest systolic timing (ECG QT/RR vs the cine's end-systolic fraction of the cycle).
 This model can learn timing and coarse, group-linked appearance from the ECG; it cannot know a patient's heart.
 
-- Method: anatomy template (mean training latent, stored in the weights) + alpha = {c.alpha} noise -> the cine's
-  3D-VAE latent along a straight path (rectified flow); a DiT ({c.depth} blocks of width {c.width}: spatial,
+- What the ECG controls and what it does not: the flow draws the *motion code* (contraction pattern) for a
+  given anatomy (the first {c.known_channels} channels of the packed anatomy + motion code: the ED frame, held
+  fixed); the anatomy comes from the phenotype VAE + MAR or from a real heart, never from the ECG; the timing
+  of end-systole is set from the ECG's QT / RR by re-timing (below).
+- Method: template (mean training code, stored in the weights) + alpha = {c.alpha} noise -> the cine's
+  motion code along a straight path (rectified flow); a DiT ({c.depth} blocks of width {c.width}: spatial,
   temporal and cross-attention to the ECG cycle's {c.ecg_frames} per-frame features, AdaLN-Zero on time and
   slice position) predicts the clean latent ({c.prediction}; velocity v = (x1 - z_t) / (1 - t)); sampling:
   {c.sampler}, {c.sampling_steps} steps, CFG {c.cfg} on the ECG (condition dropout {c.condition_dropout}).
   {summary['parameters'] / 1e6:.1f} M parameters.
 - Timing: {retiming}
-- Depends on (pinned by sha256 in `config.json`): the 3D-VAE `{vae_folder}` and the ECG MAE `{mae_folder}`
+- Depends on (pinned by sha256 in `config.json`): the frame autoencoder `{frame_ae}`, the motion model
+  `{motion}` and the ECG MAE `{mae_folder}`
   (frozen; features of complete cycles found from its predicted phase, resampled to the cine's frames).
 - Data: ACDC training split, {summary['n_train_cines']} slice cines, {summary['n_pairs']} subject-ECG pairs over
   {summary['n_ecgs_paired']} LUDB ECGs; validation loss on {summary['n_val_cines']} val cines selected epoch
@@ -305,12 +319,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
     parser.add_argument("--pairs", type=Path, help="CSV of real pairs (subject, ecg_path); default: pseudo-pairs")
-    parser.add_argument("--vae", default=None, help="3D-VAE folder (default weights/vae3d, or vae3d_<config>)")
+    parser.add_argument("--frame-ae", default=None, help="frame autoencoder folder (default weights/frame_ae[_<config>])")
+    parser.add_argument("--motion", default=None, help="motion model folder (default weights/motion[_<config>])")
     parser.add_argument("--ecg-mae", default=None, help="ECG MAE folder (default weights/ecg_mae, or ecg_mae_<config>)")
     parser.add_argument("--dataset", default=None, help="prepared dataset name or folder (default: the config's)")
     parser.add_argument("--out", help="weights folder (default weights/ecg_flow, or ecg_flow_<config>)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
+    parser.add_argument("--max-minutes", type=float, help="stop after this much training time (a lent GPU)")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
@@ -320,9 +336,10 @@ def main() -> None:
     suffix = "" if args.config == "default" else f"_{args.config}"
     bundled = args.config == "default" and not args.max_steps and args.out is None
     report = REPO_ROOT / "reports" / "ecg_flow" if bundled else None  # other runs never overwrite the bundled reports
-    summary = train(config, Path(args.out or f"weights/ecg_flow{suffix}"), args.vae or f"weights/vae3d{suffix}",
-                    args.ecg_mae or f"weights/ecg_mae{suffix}", args.pairs, args.dataset or args.config, args.resume,
-                    args.device, args.max_steps, "python -m training.train_ecg_flow " + " ".join(sys.argv[1:]), report)
+    summary = train(config, Path(args.out or f"weights/ecg_flow{suffix}"), args.frame_ae or f"weights/frame_ae{suffix}",
+                    args.motion or f"weights/motion{suffix}", args.ecg_mae or f"weights/ecg_mae{suffix}", args.pairs, args.dataset or args.config, args.resume,
+                    args.device, args.max_steps, "python -m training.train_ecg_flow " + " ".join(sys.argv[1:]), report,
+                    max_minutes=args.max_minutes)
     if summary:
         print(json.dumps(summary["selected"]))
 

@@ -1,7 +1,7 @@
 """Train the phenotype-conditioned MAR (masked autoregressive transformer + per-token diffusion loss).
 
     python -m training.train_mar [--config default|paper] [--frame-ae weights/frame_ae] [--motion weights/motion]
-                                 [--out weights/mar] [--epochs N] [--resume] [--max-steps N]
+                                 [--out weights/mar] [--epochs N] [--resume] [--max-steps N] [--max-minutes M]
                                  [--dataset NAME|FOLDER] [--device auto]
 
 1. Encodes the train and val split cines into packed anatomy + motion codes (the ED frame's autoencoder
@@ -42,9 +42,9 @@ from cardiosynth.models.mar import CONFIGS, MAR, MARConfig
 from cardiosynth.paths import cache_dir
 from cardiosynth.weights import read_config, resolve, save_pretrained
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import (ACDC_LICENCE, JsonlLog, adamw, barrier, checkpoint_exists, cosine_lr, distributed_trainer,
-                             ema_update, end_epoch, init_distributed, load_checkpoint, main_process_first, pick_device,
-                             rank_share, seed_everything, start_run, store_compact)
+from training.common import (ACDC_LICENCE, Budget, JsonlLog, adamw, barrier, checkpoint_exists, cosine_lr,
+                             distributed_trainer, ema_update, end_epoch, init_distributed, load_checkpoint,
+                             main_process_first, pick_device, rank_share, seed_everything, start_run, store_compact)
 
 VAL_SEED = 12345
 
@@ -150,11 +150,12 @@ def validation_loss(model: MAR, latents: torch.Tensor, phenotypes: torch.Tensor,
 def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[torch.Tensor, torch.Tensor],
         val_latents: torch.Tensor, val_conditions: tuple[torch.Tensor, torch.Tensor], run_dir: Path,
         resume: bool = False, device: str | torch.device = "auto", max_steps: int | None = None,
-        progress: bool = True) -> tuple[MAR, dict]:
+        progress: bool = True, max_minutes: float | None = None) -> tuple[MAR, dict]:
     """Train on ``train_latents`` (versions, N, C, t, h, w) with ``train_conditions`` = (phenotypes (N, P), or
     (versions, N, P) when they differ per version, and positions (N,)); return the EMA model of the best
     validation epoch and its metrics. Checkpoints (model + EMA + optimizer) go to ``run_dir``, the log to ``run_dir/log.jsonl``."""
     seed_everything(config.seed)
+    budget = Budget(max_steps, max_minutes)
     device = pick_device(device) if isinstance(device, str) else device
     rank, world, device = init_distributed(device)  # torchrun: one process per GPU (or CPU worker)
     main_process = rank == 0
@@ -189,9 +190,9 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
             ema_update(ema, model, config.ema_decay, step)
             step += 1
             losses.append(loss.item())
-            if max_steps is not None and step >= max_steps:
+            if budget.spent(step):
                 break
-        stop = max_steps is not None and step >= max_steps
+        stop = budget.spent(step)
         if main_process:  # rank 0 validates, logs and checkpoints; the others wait at the next all-reduce
             record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)), "grad_norm": float(grad_norm),
                       "lr": optimizer.param_groups[0]["lr"], "s_per_step": (time.perf_counter() - started) / len(losses)}
@@ -214,7 +215,8 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
 
 
 def train(config: MARConfig, out: Path, frame_ae: str | Path, motion: str | Path, dataset_name: str = "default",
-          resume: bool = False, device: str = "auto", max_steps: int | None = None, command: str = "") -> dict:
+          resume: bool = False, device: str = "auto", max_steps: int | None = None, command: str = "",
+          max_minutes: float | None = None) -> dict:
     rank, world, device = init_distributed(pick_device(device))
     dataset = load_prepared(dataset_name)
     config = fit_scaler(dataset, config)
@@ -234,7 +236,7 @@ def train(config: MARConfig, out: Path, frame_ae: str | Path, motion: str | Path
     train_conditions = condition_tensors(train_set.table, config, arrays["area_factor"])
     ema, best = fit(config, torch.from_numpy(arrays["train"]), train_conditions,
                     torch.from_numpy(arrays["val"]), condition_tensors(val_set.table, config), run_dir, resume,
-                    device, max_steps)
+                    device, max_steps, max_minutes=max_minutes)
     minutes = (time.perf_counter() - started) / 60
     if rank != 0:
         return best
@@ -292,6 +294,7 @@ def main() -> None:
     parser.add_argument("--out", help="weights folder (default weights/mar, or mar_<config>)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
+    parser.add_argument("--max-minutes", type=float, help="stop after this much training time (a lent GPU)")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
@@ -302,7 +305,7 @@ def main() -> None:
     out = Path(args.out or f"weights/mar{suffix}")
     best = train(config, out, args.frame_ae or f"weights/frame_ae{suffix}", args.motion or f"weights/motion{suffix}",
                  args.dataset or args.config, args.resume, args.device, args.max_steps,
-                 command="python -m training.train_mar " + " ".join(sys.argv[1:]))
+                 command="python -m training.train_mar " + " ".join(sys.argv[1:]), max_minutes=args.max_minutes)
     print(json.dumps(best))
 
 

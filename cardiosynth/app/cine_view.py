@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import math
+import os
 import tempfile
 import time
 import uuid
@@ -69,7 +70,7 @@ class CineStudio:
             try:
                 from cardiosynth.pipelines import PhenotypeToCine
 
-                self.pipeline = PhenotypeToCine.from_pretrained()
+                self.pipeline = PhenotypeToCine.from_pretrained(device=os.environ.get("CARDIOSYNTH_DEVICE", "auto"))
             except Exception as error:  # noqa: BLE001 - the rest of the app works without it
                 self.unavailable_reason = f"The phenotype\u2192cine weights could not be loaded: {error}"
                 log.warning(self.unavailable_reason)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -83,7 +84,8 @@ class EcgCineStudio:
             from cardiosynth.pipelines.ecg_to_cine import EcgToCine
             from cardiosynth.weights import WEIGHTS_DIR
 
-            self.pipeline = EcgToCine.from_pretrained(self.weights or WEIGHTS_DIR)
+            self.pipeline = EcgToCine.from_pretrained(self.weights or WEIGHTS_DIR,
+                                                      device=os.environ.get("CARDIOSYNTH_DEVICE", "auto"))
         except Exception as error:  # noqa: BLE001 - the rest of the app works without it
             self.unavailable_reason = f"The ECG\u2192cine weights could not be loaded: {error}"
             log.warning(self.unavailable_reason)

@@ -15,6 +15,8 @@ Endpoints for ``gradio_client`` (``Client(url).predict(..., api_name=...)``):
   warnings about this cine above them), message
 - ``/review_join`` (code, name, resume code), ``/review_answer`` (answer, confidence, comment),
   ``/review_create`` and ``/review_results`` (code, admin token): the Review tab (review_tab.py)
+- ``/edit_real`` (file, slice, new LVEF, seed) -> GIF (real slice), GIF (edited), values, message: a real heart's
+  ED anatomy with the motion of a new LVEF (edit_view.py)
 - ``/ecg`` (list of uploaded files) and ``/ecg_example`` (example name) -> figure, summary, details JSON, message;
   the ECG read is kept in the session (gr.State) for ``/ecg_generate``
 - ``/ecg_generate`` (seed, steps, cfg, slice_position) -> GIF, figure (cine beside lead II, with animation frames),
@@ -38,6 +40,7 @@ from . import about  # noqa: E402
 from .ecg_view import EXAMPLES, analyse_example, analyse_upload  # noqa: E402
 from .errors import error_box, user_message  # noqa: E402
 from .cine_view import CineStudio  # noqa: E402
+from .edit_view import edit_markdown, edit_real_cine  # noqa: E402
 from .ecg_cine import EcgCineStudio  # noqa: E402
 from .phenotype_explorer import PhenotypeExplorer, Scored  # noqa: E402
 from .review_tab import add_review_tab  # noqa: E402
@@ -169,6 +172,47 @@ def add_cine_panel(studio: CineStudio, values: list, explorer: PhenotypeExplorer
     if phenotype_panel is not None:
         event.then(refresh_phenotype_panel, inputs=[succeeded, *values], outputs=list(phenotype_panel),
                    api_visibility="private", show_progress="hidden")
+
+
+def add_edit_panel(studio: CineStudio) -> None:
+    """A real heart, edited: upload a short-axis cine, pick a slice, set a new LVEF; the real and edited cines
+    play side by side with the values read back."""
+    gr.Markdown("## Edit a real heart", elem_id="edit-heading")
+    if not studio.available:
+        gr.Markdown(f"No cine generator in this build: {studio.unavailable_reason}", elem_classes=["cs-note"])
+        return
+    gr.Markdown("Upload a short-axis cine (NIfTI 4D `.nii` / `.nii.gz`, X x Y x slices x time, frame 0 = "
+                "end-diastole; or a CardioSynth `.npz`). The same heart's end-diastolic anatomy is kept and its "
+                "motion drawn anew for the LVEF you set. The file is used for this edit only and not stored.")
+    with gr.Row(equal_height=True):
+        upload = gr.File(label="Real cine", file_types=[".nii", ".gz", ".npz"], type="filepath",
+                         elem_id="edit-upload", scale=3)
+        with gr.Column(scale=2):
+            slice_box = gr.Number(None, precision=0, minimum=0, label="Slice", elem_id="edit-slice",
+                                  info="0 = the first slice in the file; empty = the middle one")
+            new_lvef = gr.Slider(10, 85, value=35, step=1, label="New LVEF (%)", elem_id="edit-lvef")
+            edit_seed = gr.Number(0, precision=0, minimum=0, label="Seed", elem_id="edit-seed")
+            edit_btn = gr.Button("Edit this heart", variant="primary", elem_id="edit-btn")
+    edit_message = gr.Markdown("", elem_id="edit-message")
+    with gr.Row():
+        real_view = gr.Image(None, type="filepath", label="Real (animated)", elem_id="edit-real", height=300,
+                             interactive=False, buttons=["download"])
+        edited_view = gr.Image(None, type="filepath", label="Edited (animated)", elem_id="edit-edited", height=300,
+                               interactive=False, buttons=["download"])
+        with gr.Column(min_width=440):
+            edit_values = gr.Markdown("", elem_id="edit-values")
+
+    def edit(path, slice_index, lvef, seed, progress=gr.Progress()):
+        try:
+            progress(0.1, desc="Finding the heart and editing its motion")
+            real, edited = edit_real_cine(studio, path, slice_index, lvef, seed)
+            return [studio.file(real, "gif"), studio.file(edited, "gif"), edit_markdown(real, edited), ""]
+        except Exception as err:  # noqa: BLE001 - every error becomes a message
+            return [gr.skip()] * 3 + [error_box(user_message(err, "editing the uploaded cine"))]
+
+    edit_btn.click(edit, inputs=[upload, slice_box, new_lvef, edit_seed],
+                   outputs=[real_view, edited_view, edit_values, edit_message], api_name="edit_real",
+                   show_progress="full", concurrency_limit=2)
 
 
 def add_ecg_tab(studio: EcgCineStudio) -> None:
@@ -424,6 +468,7 @@ def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | No
                                                outputs=outputs, api_name="complete", show_progress="minimal"))
                 then_redraw(reset_btn.click(reset, outputs=outputs, api_name="reset"))
                 add_cine_panel(studio, values, explorer, (status, message))
+                add_edit_panel(studio)
 
             with gr.Tab("ECG", id="ecg"):
                 add_ecg_tab(ecg_studio)

@@ -6,7 +6,9 @@
     python -m cardiosynth.measure.bench --target ecg-to-cine  # ECG -> cine, bundled weights and example ECG
 
 Conditions are drawn once before timing (real validation rows), so only generation is timed. For ECG -> cine
-the timed call is the whole pipeline on an ECG already read into memory (MAE, cycle, flow, decoder).
+the timed call is the whole pipeline on an ECG already read into memory (MAE, cycle, anatomy, flow, decoder).
+Machines differ 2-3x in speed: every result also records this machine's fp32 matmul GFLOP/s, measured in the
+same run (``matmul_gflops``), so figures from two machines can be compared.
 """
 
 from __future__ import annotations
@@ -23,6 +25,20 @@ import pandas as pd
 import torch
 
 
+def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
+    """This machine's fp32 matmul speed on the CPU with torch's threads: the best of ``repeats`` size^3 products."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    best = min(_seconds(lambda: a @ b) for _ in range(repeats))
+    return round(2 * size ** 3 / best / 1e9, 1)
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
 def device_description() -> dict:
     cuda = torch.cuda.is_available()
     return {
@@ -30,6 +46,7 @@ def device_description() -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "matmul_gflops": matmul_gflops(),
     }
 
 
@@ -64,12 +81,12 @@ def benchmark_generator(generator, conditions: pd.DataFrame, batch_size: int, wa
     return {"target": generator.name, **time_callable(lambda: generator.generate(batch), batch_size, warmup, repeats)}
 
 
-def benchmark_ecg_to_cine(warmup: int = 2, repeats: int = 5, ecg_file: str | None = None) -> dict:
+def benchmark_ecg_to_cine(warmup: int = 2, repeats: int = 5, ecg_file: str | None = None, device: str = "auto") -> dict:
     from cardiosynth.ecg import read_ecg
     from cardiosynth.paths import REPO_ROOT
     from cardiosynth.pipelines.ecg_to_cine import EcgToCine
 
-    pipe = EcgToCine.from_pretrained()
+    pipe = EcgToCine.from_pretrained(device=device)
     ecg = read_ecg(ecg_file or REPO_ROOT / "assets" / "ecg" / "ludb" / "2.hea")
     c = pipe.flow.config
     return {"target": f"ecg-to-cine ({c.sampling_steps} {c.sampler} steps, cfg {c.cfg}; ECG {ecg_file or 'LUDB 2'})",
@@ -87,10 +104,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dataset", default="default")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (cpgg, ecg-to-cine)")
     args = parser.parse_args(argv)
 
     if args.target == "ecg-to-cine":
-        print(json.dumps(benchmark_ecg_to_cine(args.warmup, args.repeats), indent=2))
+        print(json.dumps(benchmark_ecg_to_cine(args.warmup, args.repeats, device=args.device), indent=2))
         return
     dataset = load_prepared(args.dataset)
     conditions = RealCines(dataset, "val").conditions()
@@ -102,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         result = {"target": "measure (segment all frames + curves + estimator)",
                   **time_callable(lambda: measurer.measure(cines), args.batch_size, args.warmup, args.repeats)}
     else:
-        result = benchmark_generator(build_generator(args.generator, dataset), conditions, args.batch_size,
+        result = benchmark_generator(build_generator(args.generator, dataset, device=args.device), conditions, args.batch_size,
                                      args.warmup, args.repeats)
     print(json.dumps(result, indent=2))
 

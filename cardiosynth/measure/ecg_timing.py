@@ -23,6 +23,9 @@ minimum refined to sub-frame resolution, as a fraction of the cycle (frame 0 = R
 - ``heart_rate``: the cycle the model used vs neurokit2's median RR (the cycle finding itself).
 - ``realism``: Fréchet distance of the generated cines' features (bundled cine encoder) to the real training
   cines, and its ratio to the real floor (real held-out cines of the ACDC ``--acdc-split`` to train).
+- ``turing`` / ``anatomy``: the automated Turing test (classifier two-sample test against the real held-out
+  ACDC cines of ``--acdc-split``, each generated cine its own group) and the per-frame anatomy checks, beside
+  the real-vs-real control and the real cines' anatomy shares (``cardiosynth.measure.turing``, ``anatomy``).
 - ``not_controlled``: what the ECG cannot set, measured: spread of generated LV end-diastolic area across ECGs vs
   across seeds for one ECG.
 """
@@ -91,7 +94,8 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
         command: str = "", n_simulated: int = 60, seed: int = 0) -> dict:
     from cardiosynth.data.dataset import load_prepared
     from cardiosynth.data.ludb import load_arrays
-    from cardiosynth.measure.evaluate import Reference
+    from cardiosynth.measure.anatomy import check_anatomy, summarize_anatomy
+    from cardiosynth.measure.evaluate import Reference, TuringReference
     from cardiosynth.measure.measurer import CineMeasurer
     from cardiosynth.models.cine_encoder import encode_cines, load_cine_encoder
     from cardiosynth.pipelines.ecg_to_cine import EcgToCine
@@ -114,7 +118,7 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
                      "rr_s_neurokit": record.rr_s, "rr_s_used": result.cycle["rr_s"]})
     table = pd.DataFrame(rows)
     ok = table["error"].isna() if "error" in table else pd.Series(True, index=table.index)
-    measured, curves = measurer.measure(cines)
+    measured, curves, labels = measurer.measure_with_labels(cines)
     frames = cines[0].n_frames
     table.loc[ok, "es_fraction_generated"] = [c.es_frame_subframe / frames for c in curves]
     table.loc[ok, "lv_area_ed_mm2"] = measured["lv_area_ed_mm2"].to_numpy()
@@ -134,6 +138,10 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
     generated = encode_cines(reference.encoder, np.stack([c.frames for c in cines]))
     fid = metrics.frechet_with_ci(generated, reference.train_features)
     floor = reference.floor
+    real = TuringReference(reference, measurer)
+    names = np.array([f"ecg:{r}" for r in table.loc[ok, "record"]])  # every generated cine its own group
+    turing_result = real.test("ecg_flow", np.stack([c.frames for c in cines]), names)
+    anatomy = summarize_anatomy(check_anatomy(np.stack(labels), [c.slice_position for c in cines]), names)
     ceiling = timing_ceiling(reference.heldout, measurer)
     canonical = pipe.flow.config.canonical_es_fraction
     retimed = None if canonical is None else retiming_ceiling(reference.heldout, measurer, canonical, y)
@@ -148,6 +156,8 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
         "heart_rate": heart_rate,
         "realism": {"frechet_to_train": fid, "real_floor": floor, "acdc_split_for_floor": acdc_split,
                     "ratio_to_floor": round(fid["value"] / floor["value"], 3)},
+        "turing": turing_result, "turing_control_real_train_vs_heldout": real.control,
+        "anatomy": anatomy, "anatomy_real_heldout": real.anatomy,
         "not_controlled": {"lv_area_ed_sd_across_ecgs_mm2": round(float(good["lv_area_ed_mm2"].std()), 1),
                            f"lv_area_ed_sd_across_{seeds_for_spread}_seeds_one_ecg_mm2": round(float(seed_areas.std()), 1)},
         "seconds_per_cine_in_loop_median": round(float(np.median(seconds)), 3),
@@ -268,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="LUDB records to use (heldout = val + test), or ECGSYN ECGs over 45-120 bpm")
     parser.add_argument("--n-simulated", type=int, default=60, help="ECGs for --split simulated")
     parser.add_argument("--seed", type=int, default=0, help="generation seed of every cine (default 0)")
-    parser.add_argument("--weights", type=Path, default=None, help="folder with ecg_mae/, vae3d/, ecg_flow/")
+    parser.add_argument("--weights", type=Path, default=None, help="folder with ecg_mae/, ecg_flow/ and the phenotype -> cine components")
     parser.add_argument("--acdc-split", choices=["val", "test"], default="test", help="real cines for the floor")
     parser.add_argument("--out", type=Path, default=Path("reports/ecg_flow/test"))
     args = parser.parse_args(argv)

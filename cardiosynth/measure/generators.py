@@ -151,8 +151,8 @@ class GroupMeanCine(_TrainingReference):
         return out
 
 
-def build_generator(name: str, dataset: PreparedDataset, split: str = "val") -> Generator:
-    """Generators the evaluation command knows by name."""
+def build_generator(name: str, dataset: PreparedDataset, split: str = "val", device: str = "auto") -> Generator:
+    """Generators the evaluation command knows by name (``device`` for the trained ones)."""
     if name == "real":
         return RealCines(dataset, split)
     if name == "vae-recon" or name.startswith("vae-recon:"):
@@ -167,7 +167,7 @@ def build_generator(name: str, dataset: PreparedDataset, split: str = "val") -> 
     if name == "cpgg" or name.startswith("cpgg:"):  # the trained phenotype -> cine pipeline (cpgg:<folder or hub id>)
         from cardiosynth.pipelines import PhenotypeToCine
 
-        pipe = PhenotypeToCine.from_pretrained(*name.split(":", 1)[1:])
+        pipe = PhenotypeToCine.from_pretrained(*name.split(":", 1)[1:], device=device)
         pipe.name = name
         return pipe
     raise ValueError(f"Unknown generator {name!r}; known: real, vae-recon[:folder], recon[:ae,motion], nearest-train, group-mean, "

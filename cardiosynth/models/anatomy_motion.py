@@ -89,16 +89,17 @@ class AnatomyMotionCodec(nn.Module):
         return frames
 
     def encode(self, frames) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cines (N, T, H, W) -> (scaled anatomy latents (N, C, h, w), standardised motion codes (N, k, 2, g, g))."""
+        """Cines (N, T, H, W) -> (scaled anatomy latents (N, C, h, w), standardised motion codes (N, k, 2, g, g)),
+        on the CPU whatever device the models are on."""
         frames = self._cines(frames)
         anatomy = encode_frames(self.frame_ae, frames[:, 0])
         ed = decode_latents(self.frame_ae, anatomy)
-        return anatomy, self.motion.encode(frames, ed=ed)
+        return anatomy, self.motion.encode(frames, ed=ed).cpu()
 
     @torch.inference_mode()
     def decode(self, anatomy, motion) -> torch.Tensor:
-        """(anatomy latents, motion codes) -> cines (N, T, H, W) float32 in [0, 1]."""
-        return self.motion.decode(decode_latents(self.frame_ae, anatomy), motion)
+        """(anatomy latents, motion codes) -> cines (N, T, H, W) float32 in [0, 1], on the CPU."""
+        return self.motion.decode(decode_latents(self.frame_ae, anatomy), motion).cpu()
 
     def reconstruct(self, frames) -> torch.Tensor:
         return self.decode(*self.encode(frames))

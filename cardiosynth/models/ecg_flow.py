@@ -1,11 +1,18 @@
-"""Anatomy-motion disentangled rectified flow (ECGFlowCMR): a DiT that moves a noisy anatomy template to a cine
-latent under the guidance of one ECG cycle.
+"""Anatomy-motion disentangled rectified flow (ECGFlowCMR): a DiT that moves a noisy template to a cine's motion
+code under the guidance of one ECG cycle, for a given anatomy.
 
     model = load_ecg_flow("ecg_flow")
-    latents = model.sample(ecg_frames, slice_position, steps=10, cfg=2.0, generator=g)  # scaled 3D-VAE latents
+    codes = model.sample(ecg_frames, slice_position, steps=25, cfg=2.0, generator=g, known=anatomy_codes)
+    # packed anatomy + motion codes (cardiosynth.models.anatomy_motion): the anatomy channels as given
 
-- Template: the mean scaled 3D-VAE latent of the training cines, stored with the weights (a buffer), so the
-  flow starts from "an average heart" and learns the motion and anatomy the ECG implies.
+- What it draws: the packed anatomy + motion code of a cine (the ED frame's latent and the motion code on one
+  16 x 16 grid). The first ``known_channels`` (the anatomy) are a condition, not drawn: they are held at the
+  given values along the whole path, in training and sampling, and the loss is on the motion channels only.
+  So the ECG drives what it can (the cycle's contraction pattern) and the anatomy comes from elsewhere (the
+  phenotype VAE + MAR, or a real heart). ``known_channels = 0`` draws everything (the 3D-VAE latents of the
+  first rounds, reports/ecg_flow/README.md).
+- Template: the mean packed code of the training cines (the mean motion), stored with the weights (a buffer),
+  so the flow starts from "an average heartbeat" and learns the motion the ECG implies.
 - Path: z0 = template + alpha * eps, z1 = the cine's latent, z_t = (1 - t) z0 + t z1, velocity v = z1 - z0;
   sampling integrates dz/dt = v with Euler steps from t = 0 to 1. The network predicts either v directly
   (rectified-flow loss) or, by default, the clean latent x1 with v = (x1 - z_t) / (1 - t): with a few thousand
@@ -41,9 +48,10 @@ from cardiosynth.weights import load_module
 
 @dataclass(frozen=True)
 class EcgFlowConfig:
-    latent_channels: int = 4
-    latent_frames: int = 8
+    latent_channels: int = 18  # packed code: 8 anatomy + 5 x 2 motion channels
+    latent_frames: int = 1
     latent_size: int = 16
+    known_channels: int = 8  # the anatomy: given, not drawn
     patch: int = 2
     width: int = 128
     depth: int = 5
@@ -83,6 +91,8 @@ class EcgFlowConfig:
             raise ValueError(f"prediction must be 'x1' or 'velocity'; got {self.prediction!r}")
         if self.sampler not in ("euler", "renoise"):
             raise ValueError(f"sampler must be 'euler' or 'renoise'; got {self.sampler!r}")
+        if not 0 <= self.known_channels < self.latent_channels:
+            raise ValueError(f"known_channels must be from 0 to {self.latent_channels - 1}; got {self.known_channels}")
         if self.canonical_es_fraction is not None and not 0.0 < self.canonical_es_fraction < 1.0:
             raise ValueError(f"canonical_es_fraction must be inside the cycle (0-1); got {self.canonical_es_fraction!r}")
 
@@ -97,8 +107,9 @@ class EcgFlowConfig:
 
 CONFIGS = {
     "default": EcgFlowConfig(canonical_es_fraction=0.38),  # 0.38: the ACDC training cines' mean ES fraction
-    # ECGFlowCMR's paper setting on the paper 3D-VAE (latent 16 x 25 x 12 x 12, a GPU): AdamW 1e-4, wd 1e-4, batch 4
-    "paper": EcgFlowConfig(latent_channels=16, latent_frames=25, latent_size=12, patch=2, width=768, depth=12, heads=12,
+    # ECGFlowCMR's paper setting (a GPU) on the paper representation (packed code (8 + 6 x 2) x 1 x 24 x 24):
+    # AdamW 1e-4, wd 1e-4, batch 4
+    "paper": EcgFlowConfig(latent_channels=20, latent_frames=1, latent_size=24, patch=2, width=768, depth=12, heads=12,
                            ecg_dim=384, ecg_frames=50, epochs=10, batch_size=4, lr=1e-4, weight_decay=1e-4,
                            sampling_steps=25, alpha=1.0, sampler="euler", canonical_es_fraction=0.38),
 }
@@ -239,24 +250,35 @@ class EcgFlow(nn.Module):
             return out
         return (out - z) / (1 - t).clamp_min(1e-3)[:, None, None, None, None]
 
+    def hold_known(self, z: torch.Tensor, known: torch.Tensor | None) -> torch.Tensor:
+        """``z`` with its first ``known_channels`` channels set to ``known``'s (a copy; ``z`` when none)."""
+        k = self.config.known_channels
+        if not k:
+            return z
+        if known is None or known.shape[0] != z.shape[0] or known.shape[1] < k:
+            raise ValueError(f"this flow draws motion for a given anatomy: pass known codes with at least {k} "
+                             f"channels for each of the {z.shape[0]} samples")
+        return torch.cat([known[:, :k].to(z), z[:, k:]], dim=1)
+
     def loss(self, z1: torch.Tensor, ecg: torch.Tensor, slice_position: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
         """Flow-matching loss on the straight path from z0 = template + alpha * eps to z1: MSE of the predicted
-        velocity against z1 - z0, or of the predicted x1 against z1."""
-        b = z1.shape[0]
+        velocity against z1 - z0, or of the predicted x1 against z1, on the drawn (not the known) channels."""
+        b, k = z1.shape[0], self.config.known_channels
         device = z1.device
         eps = torch.randn(z1.shape, generator=generator).to(device)
         t = torch.rand(b, generator=generator).to(device)
         drop = (torch.rand(b, generator=generator) < self.config.condition_dropout).to(device)
         z0 = self.template + self.config.alpha * eps
-        zt = (1 - t)[:, None, None, None, None] * z0 + t[:, None, None, None, None] * z1
+        zt = self.hold_known((1 - t)[:, None, None, None, None] * z0 + t[:, None, None, None, None] * z1, z1)
         target = z1 - z0 if self.config.prediction == "velocity" else z1
-        return F.mse_loss(self(zt, t, ecg, slice_position, drop), target)
+        return F.mse_loss(self(zt, t, ecg, slice_position, drop)[:, k:], target[:, k:])
 
     @torch.no_grad()
     def sample(self, ecg: torch.Tensor, slice_position: torch.Tensor, steps: int | None = None, cfg: float | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        """Scaled latents (B, C, F, H, W) from the noisy template in ``steps`` steps of the config's sampler:
+               generator: torch.Generator | None = None, known: torch.Tensor | None = None) -> torch.Tensor:
+        """Latents (B, C, F, H, W) from the noisy template in ``steps`` steps of the config's sampler, the first
+        ``known_channels`` held at ``known``'s (B, >= known_channels, F, H, W) throughout:
         ``euler`` integrates dz/dt = v; ``renoise`` turns each step's velocity into a clean estimate
         x1 = z + (1 - t) v and puts it back on the training path at the next time with fresh template noise,
         z = (1 - t') (template + alpha eps') + t' x1, so the network always sees inputs of the kind it was
@@ -270,7 +292,8 @@ class EcgFlow(nn.Module):
         def noisy_template():
             return self.template + c.alpha * torch.randn((b, *c.latent_shape), generator=generator).to(device)
 
-        z = noisy_template()
+        known = None if known is None else known.to(device).float()
+        z = self.hold_known(noisy_template(), known)
         for i in range(steps):
             t = torch.full((b,), i / steps, device=device)
             if cfg != 1.0:  # one batch: ECG rows then null rows
@@ -282,11 +305,11 @@ class EcgFlow(nn.Module):
             else:
                 v = self.velocity(z, t, ecg, slice_position)
             if c.sampler == "euler":
-                z = z + v / steps
+                z = self.hold_known(z + v / steps, known)
                 continue
             x1 = z + (1 - i / steps) * v  # the clean estimate: the output at the last step, re-noised before
             following = (i + 1) / steps
-            z = x1 if i == steps - 1 else (1 - following) * noisy_template() + following * x1
+            z = self.hold_known(x1 if i == steps - 1 else (1 - following) * noisy_template() + following * x1, known)
         return z
 
     def count_parameters(self) -> int:

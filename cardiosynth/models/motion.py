@@ -211,8 +211,9 @@ class MotionModel(nn.Module):
 
     def decode(self, ed, code) -> torch.Tensor:
         """ED frames (N, H, W) and standardised codes (N, k, 2, g, g) -> cines (N, T, H, W) in [0, 1]."""
-        ed = torch.as_tensor(ed, dtype=torch.float32)
-        return warp(ed, self.control(self._check_code(code, len(ed))))
+        device = self.mean_field.device
+        ed = torch.as_tensor(ed, dtype=torch.float32).to(device)
+        return warp(ed, self.control(self._check_code(code, len(ed)).to(device)))
 
     def encode(self, frames, ed=None, iterations: int | None = None) -> torch.Tensor:
         """Cines (N, T, H, W) -> standardised codes (N, k, 2, g, g): Adam on the code, from the mean motion
@@ -221,9 +222,10 @@ class MotionModel(nn.Module):
 
         Pass the *decoded* ED frame as ``ed`` when the anatomy goes through the frame autoencoder: the code
         then fits the motion of the frame that will actually be warped."""
-        frames = _check_cines(frames, self.config).clone()  # clone: inputs made under inference_mode are
-        ed = (frames[:, 0] if ed is None else torch.as_tensor(ed, dtype=torch.float32)).clone()  # not differentiable
-        code = torch.zeros(len(frames), *self.config.code_shape, requires_grad=True)
+        device = self.mean_field.device
+        frames = _check_cines(frames, self.config).to(device).clone()  # clone: inputs made under inference_mode
+        ed = (frames[:, 0] if ed is None else torch.as_tensor(ed, dtype=torch.float32, device=device)).clone()  # are
+        code = torch.zeros(len(frames), *self.config.code_shape, device=device, requires_grad=True)  # not differentiable
         optimiser = torch.optim.Adam([code], lr=self.config.encode_lr)
         with torch.enable_grad():
             for _ in range(self.config.encode_iterations if iterations is None else iterations):

@@ -1,15 +1,19 @@
-"""An ECG in, a cine out: the ECGFlowCMR chain (ECG MAE -> one cycle -> rectified flow -> 3D-VAE decoder).
+"""An ECG in, a cine out: the ECGFlowCMR chain (ECG MAE -> one cycle -> rectified flow on the motion code of an
+anatomy -> frame autoencoder + motion model).
 
     pipe = EcgToCine.from_pretrained()                       # the bundled weights/, no network
     out = pipe("record.xml", seed=0)                         # any format cardiosynth.ecg reads, or an Ecg
     out.cine.frames                                          # (16, 64, 64), frame 0 = the R peak (~ end-diastole)
     out.cycle                                                # the R-R cycle used: start/end in s, frame times,
                                                              # end-systole (QT / RR) and where its QT came from
+    pipe("record.xml", phenotypes={"LVEDV": 180})            # the anatomy of a heart with these values
+    pipe("record.xml", heart=real_slice)                     # ... or of a real heart (pipelines.real_cine)
 
-The bundled flow was trained on pseudo-pairs (cardiosynth.data.pairing): such a model can at best follow the ECG's
-timing and its diagnosis family's coarse appearance, never a patient's own anatomy. Timing is explicit
-(cardiosynth.retime): the flow makes a cine with end-systole at its canonical fraction of the cycle, which is then
-re-timed to the ECG's QT / RR (measured by neurokit2 on the whole recording, over the RR of the cycle used).
+What the ECG controls: the heartbeat's motion (the flow draws the motion code) and its timing (the cine is
+re-timed so that end-systole follows the ECG's QT / RR, cardiosynth.retime). What it does not: the anatomy. That
+comes from the phenotype VAE (a set sampled at temperature 1 from the seed, or the ``phenotypes`` given,
+completed) through the MAR, or from a real ``heart``. The bundled flow was trained on pseudo-pairs
+(cardiosynth.data.pairing): no public data pairs an ECG with the same person's cine.
 """
 
 from __future__ import annotations
@@ -20,27 +24,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
+from cardiosynth.device import autocast, resolve_device
 from cardiosynth.ecg import Ecg, EcgError, process_ecg, read_ecg
 from cardiosynth.models.ecg_flow import EcgFlow, load_ecg_flow
 from cardiosynth.models.ecg_mae import EcgMAE, find_cycles, load_ecg_mae, normalise_leads, resample_cycle, select_cycle
-from cardiosynth.models.vae3d import VAE3D, decode_latents, load_vae3d
 from cardiosynth.pipelines import hub
+from cardiosynth.pipelines.phenotype_to_cine import COMPONENTS as ANATOMY_COMPONENTS
+from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine
 from cardiosynth.pipelines.requests import check_sampling
 from cardiosynth.retime import retime, systolic_fraction
 from cardiosynth.weights import WEIGHTS_DIR, WeightsError, check_dependency
 
-COMPONENTS = ("ecg_mae", "vae3d", "ecg_flow")
+COMPONENTS = ("ecg_mae", "ecg_flow") + ANATOMY_COMPONENTS  # the anatomy comes from the phenotype -> cine chain
 MAX_STEPS = 200  # sampling steps a request may ask for
-PSEUDO_PAIRED_NOTE = ("Trained on pseudo-pairs: no public data pairs ECGs with the same person's cine MRI, so the "
-                      "bundled model learned from ECGs matched to cines by diagnosis family and systolic timing. It "
-                      "never shows a patient's own heart, and its cines are blurry. Their timing is set from the "
-                      "ECG: each cine is re-timed so that systole lasts the ECG's QT (the dashed line). Read back "
-                      "from the cines of held-out ECGs, end-systole followed QT/RR at r = 0.42 on the test split "
-                      "(real cines re-timed the same way: 0.44) but only 0.02 on the validation split: 25 ECGs per "
-                      "split are too few to confirm it. Its ECGs were all LUDB recordings: ECGs unlike them can "
-                      "give broken cines (the LV was lost in 31 of 60 simulated ECGs; README, ECG \u2192 cine).")
+PSEUDO_PAIRED_NOTE = ("What the ECG controls: the heartbeat's motion and its timing; each cine is re-timed so that "
+                      "systole lasts the ECG's QT (the dashed line). What it does not: the anatomy, which comes from "
+                      "a phenotype set (sampled by the phenotype VAE from the seed) through the phenotype \u2192 cine "
+                      "generator. Trained on pseudo-pairs: no public data pairs ECGs with the same person's cine MRI, "
+                      "so the model learned from ECGs matched to cines by diagnosis family and systolic timing; it "
+                      "never shows a patient's own heart. Its ECGs were all LUDB recordings: ECGs unlike them may "
+                      "give motion unlike a real heart's (reports/ecg_flow/README.md).")
 
 
 @dataclass
@@ -89,29 +95,34 @@ class EcgToCineOutput:
 class EcgToCine:
     """The ECG -> cine generator. Deterministic on CPU: the same ECG, settings and seed give identical cines."""
 
-    def __init__(self, mae: EcgMAE, flow: EcgFlow, vae3d: VAE3D, spacing_mm: float, name: str = "ecg_flow",
-                 sha: str = ""):
-        self.mae, self.flow, self.vae3d = mae, flow, vae3d
+    def __init__(self, mae: EcgMAE, flow: EcgFlow, anatomy: PhenotypeToCine, spacing_mm: float,
+                 name: str = "ecg_flow", sha: str = ""):
+        self.mae, self.flow, self.anatomy = mae, flow, anatomy
         self.spacing_mm, self.name, self.sha = float(spacing_mm), name, sha
         if flow.config.ecg_dim != mae.config.width:
             raise WeightsError(f"The ECG flow expects ECG features of {flow.config.ecg_dim}, the ECG MAE gives "
                                f"{mae.config.width}: these models were not trained together")
+        if tuple(flow.config.latent_shape) != tuple(anatomy.codec.code_shape):
+            raise WeightsError(f"The ECG flow draws codes {flow.config.latent_shape}, the representation packs "
+                               f"{anatomy.codec.code_shape}: these models were not trained together")
 
     @classmethod
     def from_pretrained(cls, folder_or_hub_id: str | Path = WEIGHTS_DIR, revision: str | None = None,
-                        device: str | torch.device = "cpu", local_files_only: bool | None = None) -> "EcgToCine":
-        """Load ``ecg_mae/``, ``vae3d/`` and ``ecg_flow/`` from a folder (default: the bundled ``weights/``) or a
-        Hugging Face Hub repo id. sha256 checked; the flow refuses an ECG MAE or 3D-VAE it was not trained with."""
+                        device: str | torch.device = "auto", local_files_only: bool | None = None) -> "EcgToCine":
+        """Load ``ecg_mae/``, ``ecg_flow/`` and the phenotype -> cine components (the anatomy) from a folder
+        (default: the bundled ``weights/``) or a Hugging Face Hub repo id. sha256 checked; the flow refuses an
+        ECG MAE or a representation it was not trained with. ``device``: ``auto`` (CUDA when present), ``cpu``
+        or ``cuda``; bf16 autocast on CUDA."""
+        device = resolve_device(device)
         folder = hub.resolve_folder(folder_or_hub_id, COMPONENTS, revision=revision, local_files_only=local_files_only)
         mae = load_ecg_mae(str(folder / "ecg_mae"))
-        vae3d = load_vae3d(str(folder / "vae3d"))
         flow = load_ecg_flow(str(folder / "ecg_flow"))
-        for name in ("ecg_mae", "vae3d"):  # the flow refuses models it was not trained with
+        for name in ("ecg_mae", "frame_ae", "motion"):  # the flow refuses models it was not trained with
             check_dependency({"depends_on": flow.depends_on}, name, folder / name)
+        anatomy = PhenotypeToCine.from_pretrained(folder, device=device)
         dataset = flow.metrics.get("dataset", "default")
         spacing = PREPARE_CONFIGS.get(dataset, PREPARE_CONFIGS["default"]).spacing_mm
-        return cls(mae.to(device), flow.to(device), vae3d.to(device), spacing,
-                   sha=hub.folder_fingerprint(folder, COMPONENTS))
+        return cls(mae.to(device), flow.to(device), anatomy, spacing, sha=hub.folder_fingerprint(folder, COMPONENTS))
 
     def push_to_hub(self, repo_id: str, folder: str | Path = WEIGHTS_DIR, private: bool = True, token: str | None = None,
                     commit_message: str = "Upload CardioSynth ECG-to-cine weights") -> str:
@@ -134,13 +145,38 @@ class EcgToCine:
                            "(not a flat line, noise or a paced-only strip) and try another recording.")
         return ecg, encoded
 
+    def anatomy_codes(self, seed: int, slice_position: float, phenotypes: dict | None = None,
+                      heart: Cine | None = None) -> tuple[torch.Tensor, dict]:
+        """Packed codes (1, C, 1, g, g) whose anatomy channels the flow keeps, and where the anatomy came from."""
+        if heart is not None:
+            if not isinstance(heart, Cine):
+                raise TypeError("heart must be a prepared Cine (cardiosynth.pipelines.real_cine)")
+            codec = self.anatomy.codec
+            expected = (codec.frames, codec.motion.config.size, codec.motion.config.size)
+            if heart.shape != expected:
+                raise ValueError(f"The heart's cine is {heart.shape}; the generator works on {expected} cines: "
+                                 "prepare it with cardiosynth.pipelines.real_cine")
+            return codec.encode_codes(torch.from_numpy(heart.frames[None])), {"source": heart.source}
+        if phenotypes is None:
+            phenotypes = self.anatomy.phenotype_vae.sample(1, temperature=1.0, seed=int(seed)).iloc[0]
+            phenotypes = {n: float(phenotypes[n]) for n in ph.INDEPENDENT}
+            how = f"phenotype VAE sample (temperature 1, seed {int(seed)})"
+        else:
+            how = "requested phenotypes, completed by the phenotype VAE"
+        codes, conditions = self.anatomy.draw_codes(phenotypes, n=1, seed=int(seed), slice_position=slice_position)
+        row = conditions.iloc[0]
+        return codes, {"source": how, **{n: round(float(row[n]), 2) for n in ph.NAMES}}
+
     @torch.no_grad()
     def __call__(self, ecg, seed: int = 0, steps: int | None = None, cfg: float | None = None,
-                 slice_position: float = 0.5, cycle: int | None = None, analysis=None) -> EcgToCineOutput:
+                 slice_position: float = 0.5, cycle: int | None = None, analysis=None,
+                 phenotypes: dict | None = None, heart: Cine | None = None) -> EcgToCineOutput:
         """One cine for ``ecg`` (a path or an :class:`Ecg`). ``cycle`` picks one of the complete cycles found
         (default: the typical one); ``steps`` sampling steps (the flow's sampler) and ``cfg`` guidance default to
         the flow's config. ``analysis``: neurokit2's :class:`EcgAnalysis` of this ECG when the caller already has
-        it (the app does), for its QT; computed here otherwise."""
+        it (the app does), for its QT; computed here otherwise. The anatomy: a real ``heart`` (a prepared slice,
+        whose slice position is then used), else the MAR's for ``phenotypes`` (completed by the phenotype VAE),
+        else for a set the phenotype VAE samples at temperature 1 from ``seed``."""
         c = self.flow.config
         steps = c.sampling_steps if steps is None else steps
         cfg = c.cfg if cfg is None else cfg
@@ -152,9 +188,14 @@ class EcgToCine:
         if not 0 <= k < len(encoded.cycles):
             raise ValueError(f"cycle must be from 0 to {len(encoded.cycles) - 1}; got {cycle!r}")
         features = encoded.cycle_features(k, self.frames)[None]
+        known, anatomy_source = self.anatomy_codes(seed, slice_position, phenotypes, heart)
+        if heart is not None:
+            slice_position = heart.slice_position
         generator = torch.Generator().manual_seed(int(seed))
-        latents = self.flow.sample(features, torch.tensor([float(slice_position)]), int(steps), float(cfg), generator)
-        frames = decode_latents(self.vae3d, latents.cpu())[0]
+        with autocast(self.flow.template.device):
+            codes = self.flow.sample(features, torch.tensor([float(slice_position)]), int(steps), float(cfg),
+                                     generator, known=known).float()
+        frames = self.anatomy.codec.decode_codes(codes.cpu())[0]
         start, end = (float(encoded.to_samples(t)) / ecg.fs for t in encoded.cycles[k])
         cycle_info = {"index": k, "start_s": round(start, 4), "end_s": round(end, 4), "rr_s": round(end - start, 4),
                       "heart_rate_bpm": round(60.0 / (end - start), 1), "cycles_found": len(encoded.cycles),
@@ -168,7 +209,8 @@ class EcgToCine:
         conditions = {"seed": int(seed), "steps": int(steps), "sampler": c.sampler, "cfg": float(cfg),
                       "slice_position": float(slice_position),
                       "model": f"{self.name}@{self.sha[:12]}", "ecg_format": ecg.source_format,
-                      "note": "trained on pseudo-pairs"}
+                      "anatomy": anatomy_source, "note": "trained on pseudo-pairs; the ECG sets motion and timing, "
+                                                          "not the anatomy"}
         cine = Cine(frames, (self.spacing_mm, self.spacing_mm), float(slice_position),
                     source=f"synthetic:{self.name}@{self.sha[:12]}", metadata={"seed": int(seed), **cycle_info})
         return EcgToCineOutput(cine, cycle_info, conditions, encoded)

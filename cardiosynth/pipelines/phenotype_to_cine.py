@@ -30,6 +30,7 @@ import torch
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
+from cardiosynth.device import autocast, resolve_device
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec, load_anatomy_motion
 from cardiosynth.models.mar import MAR, load_mar
 from cardiosynth.models.phenotype_vae import PhenotypeVAE
@@ -59,16 +60,22 @@ class PhenotypeToCine:
             raise ValueError(f"the MAR draws codes {mar.config.latent_shape}, the representation packs "
                              f"{codec.code_shape}: they were not trained together")
         self.phenotype_vae, self.mar, self.codec = phenotype_vae, mar, codec
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.mar.parameters()).device
         self.spacing_mm = float(spacing_mm)
         self.name, self.sha = name, sha  # sha: fingerprint of the weights, recorded in every cine's source
 
     # ------------------------------------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(cls, folder_or_hub_id: str | Path = WEIGHTS_DIR, revision: str | None = None,
-                        device: str | torch.device = "cpu", local_files_only: bool | None = None) -> "PhenotypeToCine":
+                        device: str | torch.device = "auto", local_files_only: bool | None = None) -> "PhenotypeToCine":
         """Load from a folder holding ``phenotype_vae/``, ``frame_ae/``, ``motion/`` and ``mar/`` (default: the
         bundled ``weights/``), or from a Hugging Face Hub repo id (``owner/name``) via ``huggingface_hub``. Every
-        component's sha256 is checked, and the MAR refuses a representation other than the one it was trained on."""
+        component's sha256 is checked, and the MAR refuses a representation other than the one it was trained on.
+        ``device``: ``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda``; bf16 autocast on CUDA."""
+        device = resolve_device(device)
         folder = hub.resolve_folder(folder_or_hub_id, COMPONENTS, revision=revision, local_files_only=local_files_only)
         codec = load_anatomy_motion(str(folder / "frame_ae"), str(folder / "motion"))
         mar = load_mar(folder / "mar", frame_ae=folder / "frame_ae", motion=folder / "motion")
@@ -129,6 +136,21 @@ class PhenotypeToCine:
                        temperature: float | None, clamp: bool, slice_position: float | None = 0.5,
                        batch_size: int = 16, known: torch.Tensor | None = None, known_channels: int = 0
                        ) -> PhenotypeToCineOutput:
+        codes, conditions = self.draw_codes(phenotypes, n, seed, steps, cfg, temperature, clamp, slice_position,
+                                            batch_size, known, known_channels)
+        frames = self.codec.decode_codes(codes).numpy()
+        cines = [Cine(f, (self.spacing_mm, self.spacing_mm), float(p), source=f"synthetic:{self.name}@{self.sha[:12]}",
+                      metadata={"seed": int(seed), "sample": int(s)})
+                 for f, p, s in zip(frames, conditions["slice_position"], conditions["sample"])]
+        return PhenotypeToCineOutput(cines, conditions)
+
+    @torch.no_grad()
+    def draw_codes(self, phenotypes, n: int = 1, seed: int = 0, steps: int | None = None, cfg: float | None = None,
+                   temperature: float | None = None, clamp: bool = False, slice_position: float | None = 0.5,
+                   batch_size: int = 16, known: torch.Tensor | None = None, known_channels: int = 0
+                   ) -> tuple[torch.Tensor, pd.DataFrame]:
+        """The MAR's packed anatomy + motion codes (N, C, 1, g, g) on the CPU for the request, and the
+        conditions table; what ``__call__`` decodes (the ECG pipeline takes the anatomy channels from here)."""
         if isinstance(n, bool) or int(n) != n or n < 1:
             raise ValueError(f"n must be a positive whole number of cines; got {n!r}")
         c = self.mar.config
@@ -144,17 +166,14 @@ class PhenotypeToCine:
         conditions["seed"], conditions["steps"], conditions["cfg"], conditions["temperature"] = int(seed), int(steps), float(cfg), float(temperature)
         if known is not None:
             known = known.repeat_interleave(int(n), dim=0) if len(known) == len(sets) else known
-        generator = torch.Generator().manual_seed(int(seed))
-        latents = [self.mar.generate(conditions.iloc[i:i + batch_size], num_iter=int(steps), cfg=float(cfg),
-                                     temperature=float(temperature), generator=generator,
-                                     known=None if known is None else known[i:i + batch_size],
-                                     known_channels=known_channels)
-                   for i in range(0, len(conditions), batch_size)]
-        frames = self.codec.decode_codes(torch.cat(latents).cpu()).numpy()
-        cines = [Cine(f, (self.spacing_mm, self.spacing_mm), float(p), source=f"synthetic:{self.name}@{self.sha[:12]}",
-                      metadata={"seed": int(seed), "sample": int(s)})
-                 for f, p, s in zip(frames, conditions["slice_position"], conditions["sample"])]
-        return PhenotypeToCineOutput(cines, conditions)
+        generator = torch.Generator().manual_seed(int(seed))  # on the CPU: the same draws on every device
+        with autocast(self.device):
+            latents = [self.mar.generate(conditions.iloc[i:i + batch_size], num_iter=int(steps), cfg=float(cfg),
+                                         temperature=float(temperature), generator=generator,
+                                         known=None if known is None else known[i:i + batch_size],
+                                         known_channels=known_channels)
+                       for i in range(0, len(conditions), batch_size)]
+        return torch.cat(latents).float().cpu(), conditions
 
     @torch.no_grad()
     def edit(self, cine: Cine, changes: Mapping[str, float], phenotypes: Mapping[str, float] | None = None,

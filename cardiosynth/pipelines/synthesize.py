@@ -95,11 +95,18 @@ def prepare_folder(out: Path, settings: dict, make_plan, rank: int) -> pd.DataFr
     return table
 
 
+def _rank_device(device: str, rank: int) -> str:
+    """Under torchrun each rank takes its own GPU (LOCAL_RANK) when ``device`` is auto or cuda."""
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
+    return device
+
+
 def synthesize(out: Path, n: int | None = None, phenotypes_csv: str | None = None, seed: int = 0, fmt: str = "npz",
                chunk_size: int = 8, steps: int | None = None, cfg: float | None = None,
                temperature: float | None = None, phenotype_temperature: float = 1.0,
                weights: str | Path = WEIGHTS_DIR, rank: int = 0, world_size: int = 1, progress: bool = True,
-               pipe: PhenotypeToCine | None = None) -> dict:
+               pipe: PhenotypeToCine | None = None, device: str = "auto") -> dict:
     """Generate this rank's missing chunks; return counts. See the module docstring."""
     from cardiosynth.export import save_cine
 
@@ -107,7 +114,7 @@ def synthesize(out: Path, n: int | None = None, phenotypes_csv: str | None = Non
         raise SynthesisError("--format must be npz or nii.gz")
     if chunk_size < 1:
         raise SynthesisError("--chunk-size must be at least 1")
-    pipe = pipe or PhenotypeToCine.from_pretrained(weights)
+    pipe = pipe or PhenotypeToCine.from_pretrained(weights, device=_rank_device(device, rank))
     settings = {"n": n, "phenotypes_csv": str(phenotypes_csv) if phenotypes_csv else None, "seed": seed,
                 "format": fmt, "chunk_size": chunk_size, "steps": steps, "cfg": cfg, "temperature": temperature,
                 "phenotype_temperature": phenotype_temperature, "weights_sha256": pipe.sha}
@@ -147,12 +154,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--phenotype-temperature", type=float, default=1.0, help="phenotype VAE sampling temperature")
     parser.add_argument("--weights", default=str(WEIGHTS_DIR), help="pipeline folder or Hugging Face Hub repo id")
     parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: cores / processes)")
+    parser.add_argument("--device", default="auto", help="auto (a GPU per rank when there are GPUs), cpu or cuda")
     args = parser.parse_args(argv)
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // world_size))
     try:
         summary = synthesize(args.out, args.n, args.phenotypes, args.seed, args.format, args.chunk_size, args.steps,
-                             args.cfg, args.temperature, args.phenotype_temperature, args.weights, rank, world_size)
+                             args.cfg, args.temperature, args.phenotype_temperature, args.weights, rank, world_size,
+                             device=args.device)
     except (SynthesisError, ValueError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
     print(json.dumps(summary))
