@@ -206,6 +206,26 @@ def test_a_reader_joins_watches_and_answers(browser_page, review):
     assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
 
 
+def test_edit_a_real_heart_plays_it_beside_the_edit(browser_page, acdc_root):
+    page, outside = browser_page
+    page.get_by_role("tab", name="Phenotype explorer").click()
+    nifti = next(acdc_root.glob("patient*/patient*_4d.nii.gz"))
+    page.locator("#edit-upload input[type=file]").set_input_files(str(nifti))
+    page.locator("#edit-upload").get_by_text(nifti.name).first.wait_for()
+    page.locator("#edit-btn").click()
+    page.wait_for_function("() => { const ok = id => { const img = document.querySelector(id + ' img');"
+                           " return img && img.complete && img.naturalWidth >= 64; };"
+                           " return (ok('#edit-real') && ok('#edit-edited')) || document.querySelector('#edit-message .cs-error'); }",
+                           timeout=GENERATE_TIMEOUT_MS)
+    assert page.locator("#edit-message .cs-error").count() == 0, page.locator("#edit-message").inner_text()
+    values = page.locator("#edit-values").inner_text()
+    assert "(asked)" in values and "read back" in values
+    wait_until_idle(page)
+    page.locator("#edit-heading").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "edit_real_heart.png"))
+    assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
+
+
 def test_ecg_tab_with_bundled_example(browser_page):
     page, outside = browser_page
     page.get_by_role("tab", name="ECG").click()

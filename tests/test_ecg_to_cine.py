@@ -459,8 +459,12 @@ def test_samplers_land_on_the_clean_estimate(sampler, monkeypatch):
     model = EcgFlow(dataclasses.replace(TINY_FLOW, sampler=sampler)).eval()
     target = torch.randn(1, *TINY_FLOW.latent_shape)
     monkeypatch.setattr(model, "forward", lambda z, *args, **kwargs: target.expand(z.shape[0], -1, -1, -1, -1))
-    out = model.sample(torch.randn(2, 16, 32), torch.rand(2), steps=4, cfg=3.0, generator=torch.Generator().manual_seed(1))
-    assert torch.allclose(out, target.expand(2, -1, -1, -1, -1), atol=1e-5)
+    anatomy = torch.randn(2, *TINY_FLOW.latent_shape)
+    out = model.sample(torch.randn(2, 16, 32), torch.rand(2), steps=4, cfg=3.0, generator=torch.Generator().manual_seed(1),
+                       known=anatomy)
+    k = TINY_FLOW.known_channels
+    assert torch.allclose(out[:, k:], target.expand(2, -1, -1, -1, -1)[:, k:], atol=1e-5)
+    assert torch.equal(out[:, :k], anatomy[:, :k])
 
 
 # ------------------------------------------------------------------------------------------ timing

@@ -46,7 +46,7 @@ def train_steps(model: MAR, latents, phen, pos, steps: int, lr: float) -> None:
 
 
 def test_patchify_round_trip_and_token_layout():
-    for config in (CONFIGS["default"], CONFIGS["paper"]):
+    for config in (CONFIGS["default"], CONFIGS["vae3d"], CONFIGS["paper"]):
         x = torch.randn(2, *config.latent_shape)
         tokens = patchify(x, config.patch_t, config.patch_s)
         assert tokens.shape == (2, config.num_tokens, config.token_dim)
@@ -56,6 +56,7 @@ def test_patchify_round_trip_and_token_layout():
         assert torch.equal(tokens[0, 0], x[0, :, :pt, :ps, :ps].reshape(-1))
     assert (CONFIGS["default"].num_tokens, CONFIGS["default"].token_dim) == (64, 72)
     assert (CONFIGS["paper"].num_tokens, CONFIGS["paper"].token_dim) == (144, 80)
+    assert (CONFIGS["vae3d"].num_tokens, CONFIGS["vae3d"].token_dim) == (64, 128)  # the bundled de novo MAR
 
 
 def test_default_shapes_and_paper_config():

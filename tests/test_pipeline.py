@@ -3,6 +3,7 @@ resume and sharding, and the bundled weights generating a real-size cine."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import warnings
@@ -59,6 +60,44 @@ def tiny_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny(tiny_folder):
     return PhenotypeToCine.from_pretrained(tiny_folder)
+
+
+@pytest.fixture(scope="module")
+def tiny_two(tiny_folder, tiny, tmp_path_factory):
+    """The bundled layout: a 3D-VAE MAR as ``mar`` (de novo) and the anatomy + motion MAR as ``mar_motion``."""
+    from cardiosynth.models.vae3d import VAE3D, VAE3DConfig
+
+    folder = tmp_path_factory.mktemp("two") / "weights"
+    shutil.copytree(tiny_folder, folder)
+    (folder / "mar").rename(folder / "mar_motion")
+    torch.manual_seed(1)
+    vae_config = VAE3DConfig(frames=8, size=16, latent_channels=4, f_t=2, f_s=4, channels=(8, 16, 16), groups=4,
+                             crop_frames=8, crop_size=16)
+    save_pretrained(folder / "vae3d", VAE3D(vae_config), vae_config, "tiny test 3D-VAE")
+    mar_config = dataclasses.replace(tiny.mar.config, representation="vae3d", latent_channels=4, latent_frames=4,
+                                     latent_size=4, patch_t=4)
+    save_pretrained(folder / "mar", MAR(mar_config), mar_config, "tiny 3D-VAE MAR", extra={"dataset": "default"},
+                    depends_on={"vae3d": folder / "vae3d"})
+    return PhenotypeToCine.from_pretrained(folder)
+
+
+def test_a_3d_vae_generator_edits_through_its_anatomy_motion_editor(tiny_two, tiny):
+    from cardiosynth.pipelines.phenotype_to_cine import Vae3dDecoder
+
+    assert isinstance(tiny_two.decoder, Vae3dDecoder) and tiny_two.editor is not tiny_two
+    assert tiny_two.codec is tiny_two.editor.decoder
+    made = tiny_two(HEALTHY, seed=0).cines[0]
+    assert made.frames.shape == (8, 16, 16)
+    cine = _real_like_cine(tiny)
+    edited = tiny_two.edit(cine, {"LVEF": 40}, phenotypes={"LVEDV": 150.0}, seed=0)
+    direct = tiny.edit(cine, {"LVEF": 40}, phenotypes={"LVEDV": 150.0}, seed=0)  # the same MAR, bundled as "mar"
+    assert np.array_equal(edited.cines[0].frames, direct.cines[0].frames)
+
+
+def test_a_pipeline_without_an_anatomy_motion_model_says_it_cannot_edit(tiny_two, tiny):
+    bare = PhenotypeToCine(tiny_two.phenotype_vae, tiny_two.mar, tiny_two.decoder, 2.2)
+    with pytest.raises(WeightsError, match="cannot edit real hearts"):
+        bare.edit(_real_like_cine(tiny), {"LVEF": 40})
 
 
 def test_generates_cines_and_reports_the_exact_conditions(tiny):
@@ -277,13 +316,19 @@ def test_bulk_synthesis_refuses_bad_requests(tiny, tmp_path):
 
 
 def test_bundled_weights_generate_a_real_size_cine():
-    """The committed weights/ (phenotype VAE + frame autoencoder + motion model + MAR) load with no network, sha256 checked, and
-    generate one 16 x 64 x 64 cine in [0, 1] that is a picture (not constant), the same for the same seed."""
+    """The committed weights/ (phenotype VAE, 3D-VAE + MAR, frame autoencoder + motion model + editor MAR) load
+    with no network, sha256 checked, and generate one 16 x 64 x 64 cine in [0, 1] that is a picture (not
+    constant), the same for the same seed; the editor edits a cine of that size."""
     pipe = PhenotypeToCine.from_pretrained()
     first = pipe(HEALTHY, seed=0, steps=4)
     cine = first.cines[0]
     assert cine.frames.shape == (16, 64, 64) and cine.spacing_mm == (2.2, 2.2)
     assert 0 <= cine.frames.min() and cine.frames.max() <= 1 and cine.frames.std() > 0.05
     assert np.array_equal(cine.frames, pipe(HEALTHY, seed=0, steps=4).cines[0].frames)
-    for name in ("frame_ae", "motion"):
-        assert pipe.mar.depends_on[name] == json.loads((WEIGHTS_DIR / name / "config.json").read_text())["sha256"]
+    sha = {name: json.loads((WEIGHTS_DIR / name / "config.json").read_text())["sha256"]
+           for name in ("vae3d", "frame_ae", "motion")}
+    assert pipe.mar.depends_on["vae3d"] == sha["vae3d"]  # de novo: the 3D-VAE MAR
+    assert pipe.editor.mar.depends_on == {"frame_ae": sha["frame_ae"], "motion": sha["motion"]}  # the editor
+    real = Cine(cine.frames, cine.spacing_mm, 0.5)
+    edited = pipe.edit(real, {"LVEF": 30}, phenotypes={"LVEDV": 150.0}, seed=0).cines[0]
+    assert edited.shape == cine.shape and 0 <= edited.frames.min() and edited.frames.max() <= 1

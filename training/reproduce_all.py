@@ -4,8 +4,8 @@
 
 Steps (each is also its own command): prepare the ACDC cines -> segmenter -> cine encoder -> phenotype
 estimator (needs the segmenter) -> phenotype VAE -> frame autoencoder (anatomy; needs the segmenter for its
-perceptual loss) -> motion model (registration + PCA) -> 3D-VAE -> MAR (needs the frame autoencoder and the
-motion model) -> ECG MAE (LUDB) ->
+perceptual loss) -> motion model (registration + PCA) -> 3D-VAE -> MAR (de novo, on 3D-VAE latents) -> editor MAR (needs the
+frame autoencoder and the motion model) -> ECG MAE (LUDB) ->
 ECG flow (needs the frame autoencoder, the motion model and the ECG MAE; pseudo-pairs). Stops at the first failure; rerun with ``--from`` to go on.
 """
 
@@ -26,8 +26,10 @@ STEPS = {
     "frame_ae": ["-m", "training.train_frame_ae", "--config", "{config}", "--out", "weights/frame_ae{suffix}"],
     "motion": ["-m", "training.fit_motion", "--config", "{config}", "--out", "weights/motion{suffix}"],
     "vae3d": ["-m", "training.train_vae3d", "--config", "{config}", "--out", "weights/vae3d{suffix}"],
-    "mar": ["-m", "training.train_mar", "--config", "{config}", "--frame-ae", "weights/frame_ae{suffix}",
-            "--motion", "weights/motion{suffix}", "--out", "weights/mar{suffix}"],
+    "mar": ["-m", "training.train_mar", "--config", "{mar_config}", "--vae", "weights/vae3d{suffix}",
+            "--out", "weights/mar{suffix}"],
+    "mar_motion": ["-m", "training.train_mar", "--config", "{config}", "--frame-ae", "weights/frame_ae{suffix}",
+                   "--motion", "weights/motion{suffix}", "--out", "weights/mar_motion{suffix}"],
     "ecg_mae": ["-m", "training.train_ecg_mae", "--config", "{config}", "--out", "weights/ecg_mae{suffix}"],
     "ecg_flow": ["-m", "training.train_ecg_flow", "--config", "{config}", "--frame-ae", "weights/frame_ae{suffix}",
                  "--motion", "weights/motion{suffix}",
@@ -43,8 +45,13 @@ def main() -> int:
     args = parser.parse_args()
     names = [args.only] if args.only else list(STEPS)[list(STEPS).index(args.start):]
     for name in names:
+        if name == "mar_motion" and args.config == "paper":
+            print("==> mar_motion: the paper MAR (step mar) already works in the anatomy + motion space", flush=True)
+            continue
         suffix = "" if args.config == "default" else f"_{args.config}"  # paper weights never overwrite the bundled ones
-        command = [sys.executable] + [part.format(config=args.config, suffix=suffix) for part in STEPS[name]]
+        mar_config = "vae3d" if args.config == "default" else args.config  # the de novo MAR; paper: anatomy + motion
+        command = [sys.executable] + [part.format(config=args.config, suffix=suffix, mar_config=mar_config)
+                                      for part in STEPS[name]]
         print(f"==> {name}: {' '.join(command[1:])}", flush=True)
         started = time.perf_counter()
         if subprocess.run(command).returncode != 0:

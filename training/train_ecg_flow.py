@@ -221,8 +221,9 @@ def train(config: EcgFlowConfig, out: Path, frame_ae, motion, mae_folder, pairs_
     if config.canonical_es_fraction is not None:  # after pairing, which reads each cine's own ES fraction
         dataset = retimed_dataset(dataset, config.canonical_es_fraction)
         latent_name = f"{latent_name}_es{round(1000 * config.canonical_es_fraction)}"
-    arrays = main_process_first(rank, world, lambda: compute_latents(frame_ae, motion, dataset, latent_name,
-                                                                     AUGMENT_COPIES, 0, torch_device))
+    folders = {"frame_ae": frame_ae, "motion": motion}
+    arrays = main_process_first(rank, world, lambda: compute_latents(folders, dataset, latent_name, AUGMENT_COPIES, 0,
+                                                                     torch_device))
     if tuple(arrays["val"].shape[1:]) != config.latent_shape:
         raise ValueError(f"frame_ae {frame_ae} + motion {motion} give codes {tuple(arrays['val'].shape[1:])}; the "
                          f"flow config expects {config.latent_shape}: use the matching --config")
@@ -337,8 +338,8 @@ def main() -> None:
     bundled = args.config == "default" and not args.max_steps and args.out is None
     report = REPO_ROOT / "reports" / "ecg_flow" if bundled else None  # other runs never overwrite the bundled reports
     summary = train(config, Path(args.out or f"weights/ecg_flow{suffix}"), args.frame_ae or f"weights/frame_ae{suffix}",
-                    args.motion or f"weights/motion{suffix}", args.ecg_mae or f"weights/ecg_mae{suffix}", args.pairs, args.dataset or args.config, args.resume,
-                    args.device, args.max_steps, "python -m training.train_ecg_flow " + " ".join(sys.argv[1:]), report,
+                    args.motion or f"weights/motion{suffix}", args.ecg_mae or f"weights/ecg_mae{suffix}", args.pairs,
+                    args.dataset or args.config, args.resume, args.device, args.max_steps, "python -m training.train_ecg_flow " + " ".join(sys.argv[1:]), report,
                     max_minutes=args.max_minutes)
     if summary:
         print(json.dumps(summary["selected"]))

@@ -1,19 +1,23 @@
 """Train the phenotype-conditioned MAR (masked autoregressive transformer + per-token diffusion loss).
 
-    python -m training.train_mar [--config default|paper] [--frame-ae weights/frame_ae] [--motion weights/motion]
-                                 [--out weights/mar] [--epochs N] [--resume] [--max-steps N] [--max-minutes M]
-                                 [--dataset NAME|FOLDER] [--device auto]
+    python -m training.train_mar [--config default|vae3d|paper] [--frame-ae weights/frame_ae] [--motion weights/motion]
+                                 [--vae weights/vae3d] [--out FOLDER] [--epochs N] [--resume] [--max-steps N]
+                                 [--max-minutes M] [--dataset NAME|FOLDER] [--device auto]
 
-1. Encodes the train and val split cines into packed anatomy + motion codes (the ED frame's autoencoder
-   latent and the motion code, :mod:`cardiosynth.models.anatomy_motion`) once and caches them under
-   ``cache_dir()/mar_latents``, keyed by both models' sha256: the clean train codes plus ``augment_copies``
+``default``: the anatomy + motion MAR (bundled as ``weights/mar_motion``, the editor); ``vae3d``: the MAR on
+3D-VAE latents (bundled as ``weights/mar``, the de novo generator); ``paper``: the anatomy + motion MAR at the
+paper's scale (a GPU).
+
+1. Encodes the train and val split cines into the config's representation (packed anatomy + motion codes,
+   :mod:`cardiosynth.models.anatomy_motion`, or 3D-VAE latents) once and caches them under
+   ``cache_dir()/mar_latents``, keyed by the models' sha256: the clean train latents plus ``augment_copies``
    encodings of randomly warped / intensity-jittered train cines (each epoch draws one version per cine;
-   ~300 cines need the help), and the clean val codes.
+   ~300 cines need the help), and the clean val latents.
 2. Standardises the phenotypes with the train split's mean and SD; the scaler goes into the saved config and is
    never refit. An augmented version that zoomed the heart by s is conditioned on volumes and mass x s^2.
 3. Trains with AdamW (warmup + cosine), gradient clipping and an EMA; every ``eval_every`` epochs the EMA
    model's validation diffusion loss (fixed seeds, so comparable across epochs) selects the checkpoint.
-4. Writes ``--out`` (EMA weights, config with the scaler, model card) pinned to both models' sha256.
+4. Writes ``--out`` (EMA weights, config with the scaler, model card) pinned to the representation's sha256.
 
 Resumable (``--resume``) from ``cache_dir()/runs/<out name>/last``; each epoch's randomness comes from the seed
 and the epoch number, so a resumed run continues the same run. Several GPUs (or CPU workers):
@@ -47,6 +51,8 @@ from training.common import (ACDC_LICENCE, Budget, JsonlLog, adamw, barrier, che
                              main_process_first, pick_device, rank_share, seed_everything, start_run, store_compact)
 
 VAL_SEED = 12345
+# where each config's weights go: the bundled editor (anatomy + motion), the bundled de novo MAR, the GPU-scale one
+DEFAULT_OUT = {"default": "weights/mar_motion", "vae3d": "weights/mar", "paper": "weights/mar_paper"}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -63,25 +69,42 @@ def area_factor(theta: torch.Tensor) -> torch.Tensor:
     return 1.0 / torch.linalg.det(theta[:, :, :2]).abs()
 
 
-def compute_latents(frame_ae: str | Path, motion: str | Path, dataset: PreparedDataset, dataset_name: str,
-                    copies: int, seed: int, device: torch.device) -> dict[str, np.ndarray]:
-    """``train`` (1 + copies, N, C, 1, g, g) -- index 0 un-augmented -- and ``val`` (N, C, 1, g, g) packed codes,
-    plus ``area_factor`` (1 + copies, N): how much each version's warp scaled the heart's areas (1 for the clean
-    one), so the volumes it is conditioned on can follow. Cached by both models' sha256 so a retrained model
-    never reuses stale codes."""
-    from cardiosynth.models.anatomy_motion import load_anatomy_motion  # lazy: the MAR itself never needs it
+def representation_folders(config: MARConfig, frame_ae=None, motion=None, vae=None) -> dict[str, Path]:
+    """The models that encode (and decode) the config's representation, resolved (a clear error if untrained)."""
+    if config.representation == "vae3d":
+        return {"vae3d": resolve(vae or "vae3d")}
+    return {"frame_ae": resolve(frame_ae or "frame_ae"), "motion": resolve(motion or "motion")}
 
-    shas = "_".join(read_config(folder)["sha256"][:12] for folder in (frame_ae, motion))
-    path = cache_dir() / "mar_latents" / f"{Path(str(dataset_name)).name}_am_{shas}_aug{copies}_seed{seed}.npz"
+
+def _encoder(folders: dict[str, Path], device: torch.device):
+    """cines (N, T, H, W) -> latents of the representation, 64 cines at a time."""
+    if "vae3d" in folders:  # lazy imports: the MAR itself never needs the encoders
+        from cardiosynth.models.vae3d import encode_cines, load_vae3d
+
+        vae = load_vae3d(str(folders["vae3d"])).to(device)
+        return lambda cines: encode_cines(vae, cines)
+    from cardiosynth.models.anatomy_motion import load_anatomy_motion
+
+    codec = load_anatomy_motion(str(folders["frame_ae"]), str(folders["motion"])).to(device)
+    return lambda cines: torch.cat([codec.encode_codes(cines[i:i + 64]) for i in range(0, len(cines), 64)])
+
+
+def compute_latents(folders: dict[str, Path], dataset: PreparedDataset, dataset_name: str, copies: int, seed: int,
+                    device: torch.device) -> dict[str, np.ndarray]:
+    """``train`` (1 + copies, N, C, t, h, w) -- index 0 un-augmented -- and ``val`` (N, C, t, h, w) latents of the
+    representation ``folders`` name (:func:`representation_folders`), plus ``area_factor`` (1 + copies, N): how
+    much each version's warp scaled the heart's areas (1 for the clean one), so the volumes it is conditioned on
+    can follow. Cached by the models' sha256 so a retrained model never reuses stale latents."""
+    shas = "_".join(f"{name}{read_config(folder)['sha256'][:12]}" for name, folder in folders.items())
+    path = cache_dir() / "mar_latents" / f"{Path(str(dataset_name)).name}_{shas}_aug{copies}_seed{seed}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as arrays:
             return {name: arrays[name] for name in ("train", "val", "area_factor")}
-    codec = load_anatomy_motion(str(frame_ae), str(motion)).to(device)
-    encode = lambda cines: torch.cat([codec.encode_codes(cines[i:i + 64]) for i in range(0, len(cines), 64)])  # noqa: E731
+    encode = _encoder(folders, device)
     train, val = _frames(dataset.split("train")), _frames(dataset.split("val"))
     generator = torch.Generator().manual_seed(seed)
     versions, factors = [encode(train)], [torch.ones(len(train))]
-    for _ in tqdm(range(copies), desc="augmented codes", unit="copy"):
+    for _ in tqdm(range(copies), desc="augmented latents", unit="copy"):
         theta = random_affine(len(train), generator)
         augmented = jitter_intensity(warp(train, theta), generator).clamp(0, 1)
         versions.append(encode(augmented))
@@ -214,22 +237,22 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
 # Command
 
 
-def train(config: MARConfig, out: Path, frame_ae: str | Path, motion: str | Path, dataset_name: str = "default",
+def train(config: MARConfig, out: Path, folders: dict[str, Path], dataset_name: str = "default",
           resume: bool = False, device: str = "auto", max_steps: int | None = None, command: str = "",
           max_minutes: float | None = None) -> dict:
+    """Train on the representation ``folders`` name (:func:`representation_folders`) and write ``out``."""
     rank, world, device = init_distributed(pick_device(device))
     dataset = load_prepared(dataset_name)
     config = fit_scaler(dataset, config)
-    frame_ae, motion = resolve(frame_ae), resolve(motion)  # a clear error now if either is not trained yet
-    arrays = main_process_first(rank, world, lambda: compute_latents(frame_ae, motion, dataset, dataset_name,
+    arrays = main_process_first(rank, world, lambda: compute_latents(folders, dataset, dataset_name,
                                                                      config.augment_copies, config.seed, device))
     if tuple(arrays["val"].shape[1:]) != config.latent_shape:
-        raise ValueError(f"frame_ae {frame_ae} + motion {motion} give codes {tuple(arrays['val'].shape[1:])}, but "
-                         f"the MAR config expects {config.latent_shape}: use the matching --config")
+        raise ValueError(f"{', '.join(map(str, folders.values()))} give latents {tuple(arrays['val'].shape[1:])}, "
+                         f"but the MAR config expects {config.latent_shape}: use the matching --config")
     latent_std = float(arrays["train"][0].std())
     if not 0.5 < latent_std < 2.0:
-        print(f"warning: the training codes have SD {latent_std:.3f}, not ~1: are the frame autoencoder's "
-              "latent_scale and the motion code's standardisation set?", file=sys.stderr)
+        print(f"warning: the training latents have SD {latent_std:.3f}, not ~1: is the representation's "
+              "latent scale set?", file=sys.stderr)
     train_set, val_set = dataset.split("train"), dataset.split("val")
     run_dir = cache_dir() / "runs" / out.name
     started = time.perf_counter()
@@ -241,10 +264,10 @@ def train(config: MARConfig, out: Path, frame_ae: str | Path, motion: str | Path
     if rank != 0:
         return best
     card = model_card(config, best, minutes, dataset_name, command, ema.count_parameters(), len(train_set),
-                      len(val_set), frame_ae, motion)
-    save_pretrained(out, ema, config, card, depends_on={"frame_ae": frame_ae, "motion": motion},
+                      len(val_set), folders)
+    save_pretrained(out, ema, config, card, depends_on=folders,
                     extra={"selected": best, "train_minutes": round(minutes, 1), "dataset": str(dataset_name),
-                           "frame_ae_folder": str(frame_ae), "motion_folder": str(motion),
+                           **{f"{name}_folder": str(folder) for name, folder in folders.items()},
                            "train_latent_std": latent_std, "n_train": len(train_set), "n_val": len(val_set),
                            "parameters": ema.count_parameters(), "command": command, "device": str(device),
                            "threads": torch.get_num_threads()})
@@ -253,19 +276,24 @@ def train(config: MARConfig, out: Path, frame_ae: str | Path, motion: str | Path
 
 
 def model_card(config: MARConfig, best: dict, minutes: float, dataset_name: str, command: str, parameters: int,
-               n_train: int, n_val: int, frame_ae, motion) -> str:
+               n_train: int, n_val: int, folders: dict[str, Path]) -> str:
     c = config
-    return f"""# CardioSynth MAR: phenotype-conditioned cine generator in the anatomy + motion space (CPGG stage 2)
+    if c.representation == "vae3d":
+        what = (f"*scaled* 3D-VAE latents ({' x '.join(map(str, c.latent_shape))}) of short-axis slice cines; the "
+                f"3D-VAE it was trained with (`{folders['vae3d']}`, pinned by sha256 in `config.json`) decodes them.")
+    else:
+        what = (f"packed anatomy + motion codes ({' x '.join(map(str, c.latent_shape))}) of short-axis slice "
+                "cines: per grid position the ED frame's autoencoder latent and the motion code. The frame "
+                f"autoencoder (`{folders['frame_ae']}`) decodes the ED frame and the motion model "
+                f"(`{folders['motion']}`) warps it through the cycle; both are pinned by sha256 in `config.json`.")
+    return f"""# CardioSynth MAR: phenotype-conditioned cine generator ({c.representation} representation, CPGG stage 2)
 
 Masked autoregressive transformer with a per-token diffusion loss (Li et al. 2024, as in CPGG, Li et al.
-MICCAI 2025). It generates packed anatomy + motion codes ({" x ".join(map(str, c.latent_shape))}) of short-axis
-slice cines: per grid position the ED frame's autoencoder latent and the motion code. The frame autoencoder
-(`{frame_ae}`) decodes the ED frame and the motion model (`{motion}`) warps it through the cycle; both are
-pinned by sha256 in `config.json`.
+MICCAI 2025). It generates {what}
 
 - Conditions: {", ".join(c.phenotypes)} (standardised with the training split's scaler, stored in
   `config.json`) and slice position (0 base ... 1 apex); condition dropout {c.condition_dropout} for guidance.
-- Architecture: patch {c.patch_s}x{c.patch_s} -> {c.num_tokens} tokens of {c.token_dim}; encoder + decoder
+- Architecture: patch {c.patch_t}x{c.patch_s}x{c.patch_s} -> {c.num_tokens} tokens of {c.token_dim}; encoder + decoder
   {c.encoder_depth} + {c.decoder_depth} layers of width {c.width}; {c.buffer_size} condition tokens.
 - Denoiser: MLP {c.denoiser_blocks} x {c.denoiser_width} with AdaLN, v-prediction, cosine schedule of
   {c.diffusion_steps} steps, sampled in {c.sampling_steps}; {parameters / 1e6:.1f} M parameters in all.
@@ -290,8 +318,10 @@ def main() -> None:
     parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
     parser.add_argument("--frame-ae", default=None, help="frame autoencoder folder (default weights/frame_ae[_<config>])")
     parser.add_argument("--motion", default=None, help="motion model folder (default weights/motion[_<config>])")
+    parser.add_argument("--vae", default=None, help="3D-VAE folder, for the vae3d config (default weights/vae3d)")
     parser.add_argument("--dataset", default=None, help="prepared dataset name or folder (default: the config's)")
-    parser.add_argument("--out", help="weights folder (default weights/mar, or mar_<config>)")
+    parser.add_argument("--out", help="weights folder (default: weights/mar_motion, weights/mar for vae3d, "
+                                      "weights/mar_paper)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
     parser.add_argument("--max-minutes", type=float, help="stop after this much training time (a lent GPU)")
@@ -301,10 +331,12 @@ def main() -> None:
     config = CONFIGS[args.config]
     if args.epochs:
         config = dataclasses.replace(config, epochs=args.epochs)
-    suffix = "" if args.config == "default" else f"_{args.config}"
-    out = Path(args.out or f"weights/mar{suffix}")
-    best = train(config, out, args.frame_ae or f"weights/frame_ae{suffix}", args.motion or f"weights/motion{suffix}",
-                 args.dataset or args.config, args.resume, args.device, args.max_steps,
+    paper = args.config == "paper"
+    suffix = "_paper" if paper else ""
+    folders = representation_folders(config, args.frame_ae or f"weights/frame_ae{suffix}",
+                                     args.motion or f"weights/motion{suffix}", args.vae or f"weights/vae3d{suffix}")
+    best = train(config, Path(args.out or DEFAULT_OUT[args.config]), folders,
+                 args.dataset or ("paper" if paper else "default"), args.resume, args.device, args.max_steps,
                  command="python -m training.train_mar " + " ".join(sys.argv[1:]), max_minutes=args.max_minutes)
     print(json.dumps(best))
 

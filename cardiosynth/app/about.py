@@ -2,7 +2,8 @@
 
 CINE_NOTE_PHENOTYPE = (
     "Set or sample a phenotype set on the left, then press **Generate cine** below: the bundled CPGG model (masked "
-    "autoregressive transformer + 3D-VAE, trained on ACDC) makes one short-axis slice cine with these values. Keep "
+    "autoregressive transformer drawing a heart's end-diastolic anatomy and its motion, trained on ACDC) makes one "
+    "short-axis slice cine with these values. Keep "
     "the seed and change a value to see what that value does; the previous cine stays beside the new one. "
     "Without the generator weights the tab still samples, completes and scores phenotype sets."
 )
@@ -10,8 +11,9 @@ CINE_NOTE_PHENOTYPE = (
 CINE_NOTE_ECG = (
     "Upload an ECG or pick a bundled example: the tab reads and analyses it (R peaks, heart rate, quality, QT/RR, "
     "cardiac phase). Then press **Generate cine from this ECG** below: the bundled ECGFlowCMR model (ECG masked "
-    "autoencoder + rectified flow + 3D-VAE) finds one heartbeat in the ECG and makes a short-axis cine of it, "
-    "shown beside that beat's lead II with a cursor at each frame's time."
+    "autoencoder + rectified flow on the heart's motion) finds one heartbeat in the ECG and makes a short-axis cine "
+    "of it, shown beside that beat's lead II with a cursor at each frame's time. The ECG sets the motion and its "
+    "timing; the anatomy comes from a phenotype set the phenotype VAE samples from the seed."
 )
 
 CINE_NOTE_ECG_MISSING = (
@@ -41,21 +43,23 @@ Fang, Ding et al.).
 
 ## What this build contains
 
-Phenotype \u2192 cine works (Phenotype explorer tab) and ECG \u2192 cine works (ECG tab, *Generate cine from this
-ECG*). The ECG \u2192 cine model is **trained on pseudo-pairs** (ACDC cines matched to LUDB ECGs by diagnosis family
-and systolic timing; no public data pairs the two for one person), so at best it follows the ECG's timing, never a
-patient's own heart. The bundled one is **weak**: its cines are blurry. Their timing is set from the ECG: each cine is
-re-timed so that systole lasts the ECG's QT. Read back from the cines of held-out ECGs, end-systole followed QT/RR at
-r = 0.42 on the test split (real cines re-timed the same way: 0.44) but only 0.02 on the validation split: 25 ECGs per
-split are too few to confirm it (README, "ECG \u2192 cine"). The bundled models:
+Phenotype \u2192 cine works (Phenotype explorer tab, with *Edit a real heart* below it) and ECG \u2192 cine works (ECG
+tab, *Generate cine from this ECG*). An automated Turing test (a classifier trained to tell generated from real
+held-out cines) still tells every de novo cine from real ones; an edited real heart comes closest (the heart's own
+end-diastolic frame, newly drawn motion). The ECG \u2192 cine model is **trained on pseudo-pairs** (ACDC cines matched
+to LUDB ECGs by diagnosis family and systolic timing; no public data pairs the two for one person): the ECG sets the
+heartbeat's motion and its timing (end-systole follows the ECG's QT/RR, r = 0.98 on held-out ECGs), never the
+anatomy, which comes from a phenotype set. The bundled models:
 
 | bundled model | what it does here | model card |
 |---|---|---|
 | Phenotype VAE (CPGG stage 1) | samples consistent phenotype sets, completes partly locked sets, scores plausibility (Phenotype explorer tab) | `weights/phenotype_vae/README.md` |
 | 3D-VAE (CPGG stage 2 latent space) | compresses a 16 x 64 x 64 cine to a 4 x 8 x 16 x 16 latent and decodes generated latents to cines | `weights/vae3d/README.md` |
 | MAR: masked autoregressive transformer with per-token diffusion (CPGG stage 2) | generates cine latents conditioned on the nine phenotypes and the slice position; **still weak**: the ventricles are bright blobs without a clear wall, 8-pixel blocks show, and the cines follow the requested volumes and EF only loosely (README, "What the bundled MAR does today") | `weights/mar/README.md` |
+| Frame autoencoder + motion model (the anatomy + motion representation) | a cine = its end-diastolic frame (a 2D autoencoder latent) warped through the cycle by a smooth motion code | `weights/frame_ae/README.md`, `weights/motion/README.md` |
+| Editor MAR (the same method in the anatomy + motion space) | edits a real heart: keeps its end-diastolic frame and draws motion for a new LVEF; its motion follows the LVEF loosely (README, "Phenotype \u2192 cine") | `weights/mar_motion/README.md` |
 | ECG MAE: phase-aware ECG masked autoencoder (ECGFlowCMR) | encodes a 12-lead ECG and predicts its cardiac phase, from which complete heartbeats are found (trained on LUDB) | `weights/ecg_mae/README.md` |
-| ECG flow: anatomy-template rectified flow with a DiT (ECGFlowCMR) | turns one heartbeat's ECG features into cine latents, decoded by the 3D-VAE; **trained on pseudo-pairs**, **weak**: blurry cines; their end-systole is re-timed to the ECG's QT / RR, not learned (README, "ECG \u2192 cine") | `weights/ecg_flow/README.md` |
+| ECG flow: rectified flow with a DiT (ECGFlowCMR) | turns one heartbeat's ECG features into the motion of a given heart (anatomy from a phenotype set); **trained on pseudo-pairs**; the end-systole is re-timed to the ECG's QT / RR (README, "ECG \u2192 cine") | `weights/ecg_flow/README.md` |
 | Cine segmenter (2D U-Net, LV / MYO / RV) | measures the LV / RV area curves of each generated cine | `weights/segmenter/README.md` |
 | Cine encoder (small 3D CNN) | feature space of the Fr\u00e9chet distance used to judge generators (not used in the app yet) | `weights/cine_encoder/README.md` |
 | Phenotype estimator (ridge regressions on segmenter measurements) | reads LVEDV / LVEF back from the generated slice, to show how well the cine follows the request | `weights/phenotype_estimator/README.md` |

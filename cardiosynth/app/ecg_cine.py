@@ -157,6 +157,7 @@ class EcgCineStudio:
                 + (f" **End-systole** {1000 * k['es_s']:.0f} ms after the R peak ({100 * k['es_fraction']:.0f} % of "
                    f"the cycle, dashed line): the cine is re-timed so that systole lasts the QT, "
                    f"{1000 * k['qt_s']:.0f} ms ({k['timing_source']})." if "es_s" in k else "")
+                + _anatomy_markdown(c.get("anatomy"))
                 + f"\n\n**Settings**: seed {c['seed']}, {c['steps']} {c['sampler']} "
                 f"sampling steps, guidance {c['cfg']:g}, slice position {c['slice_position']:.2f}; model `{c['model']}`"
                 + (f"; ECG `{result.name}`" if result.name else "") + ".")
@@ -209,3 +210,13 @@ class EcgCineStudio:
         fig.update_xaxes(title_text="time in the recording (s)", range=[result.cycle["start_s"], result.cycle["end_s"]],
                          row=1, col=2)
         fig.update_yaxes(title_text=f"lead II ({result.ecg.units})", range=cursor_y, row=1, col=2)
+
+
+def _anatomy_markdown(anatomy: dict | None) -> str:
+    """Where the heart's anatomy came from (the ECG does not set it)."""
+    if not anatomy:
+        return ""
+    values = "" if "LVEDV" not in anatomy else (f" with LVEDV {anatomy['LVEDV']:.0f} mL, LVM {anatomy['LVM']:.0f} g, "
+                                                 f"RVEDV {anatomy['RVEDV']:.0f} mL")
+    return (f"\n\n**Anatomy** (not from the ECG): {anatomy['source']}{values}. The ECG sets the motion and its "
+            "timing; change the seed for another heart.")

@@ -101,6 +101,29 @@ class AnatomyMotionReconstructedCines(RealCines):
                 for frames, c in zip(decoded, real)]
 
 
+class EditedRealCines(RealCines):
+    """Each real held-out cine edited to its own phenotypes (``edit[:folder]``): the heart's own ED anatomy with
+    motion the phenotype -> cine MAR draws for its values. The motion half of the generator, judged on real
+    anatomy; ``recon`` (the same anatomy with the heart's own motion, encoded) is its ceiling."""
+
+    def __init__(self, dataset: PreparedDataset, split: str = "val", folder: str | None = None, device: str = "auto"):
+        super().__init__(dataset, split)
+        from cardiosynth.pipelines import PhenotypeToCine
+
+        self.pipe = PhenotypeToCine.from_pretrained(*([folder] if folder else []), device=device)
+        self.name = f"edit-{split}"
+
+    def generate(self, conditions: pd.DataFrame) -> list[Cine]:
+        real = super().generate(conditions)
+        seed = int(conditions["seed"].iloc[0]) if "seed" in conditions and len(conditions) else 0
+        out = []
+        for cine, (_, row) in zip(real, conditions.iterrows()):
+            edited = self.pipe.edit(cine, {"LVEF": float(row["LVEF"])}, phenotypes=row.to_dict(), seed=seed).cines[0]
+            edited.source = f"edit:{cine.source}"
+            out.append(edited)
+        return out
+
+
 class _TrainingReference:
     """Shared lookup: standardised phenotypes and positions of the training cines."""
 
@@ -159,6 +182,8 @@ def build_generator(name: str, dataset: PreparedDataset, split: str = "val", dev
         return VaeReconstructedCines(dataset, split, *name.split(":", 1)[1:])
     if name == "recon" or name.startswith("recon:"):
         return AnatomyMotionReconstructedCines(dataset, split, *name.split(":", 1)[1:])
+    if name == "edit" or name.startswith("edit:"):
+        return EditedRealCines(dataset, split, *name.split(":", 1)[1:], device=device)
     train = dataset.split("train")
     if name == "nearest-train":
         return NearestTrainingCine(train)
@@ -170,5 +195,5 @@ def build_generator(name: str, dataset: PreparedDataset, split: str = "val", dev
         pipe = PhenotypeToCine.from_pretrained(*name.split(":", 1)[1:], device=device)
         pipe.name = name
         return pipe
-    raise ValueError(f"Unknown generator {name!r}; known: real, vae-recon[:folder], recon[:ae,motion], nearest-train, group-mean, "
-                     "cpgg[:folder]")
+    raise ValueError(f"Unknown generator {name!r}; known: real, vae-recon[:folder], recon[:ae,motion], edit[:folder], "
+                     "nearest-train, group-mean, cpgg[:folder]")

@@ -48,16 +48,20 @@ import torch.nn.functional as F
 from cardiosynth import phenotypes as ph
 from cardiosynth.weights import WeightsError, check_dependency, load_module
 
-TRAIN_COMMAND = "python -m training.train_mar --config default --out weights/mar"
+TRAIN_COMMAND = "python -m training.train_mar --config vae3d (weights/mar) or --config default (weights/mar_motion)"
 
 
 DECODING_ORDERS = ("random", "temporal", "reverse")
+REPRESENTATIONS = ("anatomy_motion", "vae3d")
 
 
 @dataclass
 class MARConfig:
     """Architecture, conditions (with their scaler), diffusion and training recipe; saved in ``config.json``."""
 
+    # what the latents are: "anatomy_motion" (packed codes, cardiosynth.models.anatomy_motion) or "vae3d" (the
+    # first rounds' 3D-VAE latents, 4 x 8 x 16 x 16, still bundled for de novo generation; reports/mar/README.md)
+    representation: str = "anatomy_motion"
     # packed anatomy + motion code of one cine: channels x t x h x w (8 anatomy + 5 x 2 motion channels)
     latent_channels: int = 18
     latent_frames: int = 1
@@ -121,6 +125,8 @@ class MARConfig:
                 raise ValueError(f"{name} needs one value per phenotype ({len(self.phenotypes)})")
         if self.cfg_schedule not in ("linear", "constant"):
             raise ValueError("cfg_schedule must be 'linear' or 'constant'")
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(f"representation must be one of {REPRESENTATIONS}; got {self.representation!r}")
         if self.decoding_order not in DECODING_ORDERS:
             raise ValueError(f"decoding_order must be one of {DECODING_ORDERS}")
 
@@ -145,6 +151,10 @@ CONFIGS = {
     # 16x64x64 cine -> packed code 18x1x16x16 -> 64 tokens of 72 (2x2 patches); ~15 M parameters,
     # ~1.3 s per training step on 2 CPU cores
     "default": MARConfig(),
+    # the first rounds' representation, still the bundled de novo generator: 3D-VAE latent 4x8x16x16 -> 64 tokens
+    # of 128 (2x2 latent patches over all 8 time steps: with 2 time steps per token the motion of neighbouring
+    # tokens in time did not join up, reports/mar/README.md)
+    "vae3d": MARConfig(representation="vae3d", latent_channels=4, latent_frames=8, latent_size=16, patch_t=8),
     # CPGG paper scale: 50x96x96 cines -> packed code (8 + 6 x 2) x 1 x 24 x 24 (frame_ae / motion "paper"),
     # patch 2 -> 144 tokens of 80; 12 + 12 layers of width 768, denoiser 3 x 1024, K = 16, AdamW lr 8e-4,
     # 400 epochs; MAR-B's 64 buffer tokens and 100 sampling steps.

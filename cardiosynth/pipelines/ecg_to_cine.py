@@ -12,7 +12,8 @@ anatomy -> frame autoencoder + motion model).
 What the ECG controls: the heartbeat's motion (the flow draws the motion code) and its timing (the cine is
 re-timed so that end-systole follows the ECG's QT / RR, cardiosynth.retime). What it does not: the anatomy. That
 comes from the phenotype VAE (a set sampled at temperature 1 from the seed, or the ``phenotypes`` given,
-completed) through the MAR, or from a real ``heart``. The bundled flow was trained on pseudo-pairs
+completed) through the phenotype -> cine generator (its ED frame, in the anatomy + motion space), or from a
+real ``heart``. The bundled flow was trained on pseudo-pairs
 (cardiosynth.data.pairing): no public data pairs an ECG with the same person's cine.
 """
 
@@ -102,6 +103,9 @@ class EcgToCine:
         if flow.config.ecg_dim != mae.config.width:
             raise WeightsError(f"The ECG flow expects ECG features of {flow.config.ecg_dim}, the ECG MAE gives "
                                f"{mae.config.width}: these models were not trained together")
+        if anatomy.codec is None:
+            raise WeightsError("The ECG flow draws motion for an anatomy + motion code, but the phenotype -> cine "
+                               "pipeline has no anatomy + motion representation (frame_ae/, motion/, mar_motion/)")
         if tuple(flow.config.latent_shape) != tuple(anatomy.codec.code_shape):
             raise WeightsError(f"The ECG flow draws codes {flow.config.latent_shape}, the representation packs "
                                f"{anatomy.codec.code_shape}: these models were not trained together")
@@ -163,7 +167,13 @@ class EcgToCine:
             how = f"phenotype VAE sample (temperature 1, seed {int(seed)})"
         else:
             how = "requested phenotypes, completed by the phenotype VAE"
-        codes, conditions = self.anatomy.draw_codes(phenotypes, n=1, seed=int(seed), slice_position=slice_position)
+        if self.anatomy.editor is self.anatomy:  # its MAR draws packed codes: take their anatomy channels
+            codes, conditions = self.anatomy.draw_codes(phenotypes, n=1, seed=int(seed), slice_position=slice_position)
+        else:  # a cine from the de novo generator, its ED frame encoded into the anatomy + motion space
+            result = self.anatomy(phenotypes, n=1, seed=int(seed), slice_position=slice_position)
+            codes = self.anatomy.codec.encode_codes(torch.from_numpy(result.cines[0].frames[None]))
+            conditions = result.conditions
+            how += "; anatomy: the ED frame the phenotype \u2192 cine generator made for them"
         row = conditions.iloc[0]
         return codes, {"source": how, **{n: round(float(row[n]), 2) for n in ph.NAMES}}
 

@@ -22,18 +22,23 @@ def is_hub_id(value: str | Path) -> bool:
     return isinstance(value, str) and bool(_REPO_ID.match(value)) and not Path(value).exists()
 
 
+def has_component(folder: Path, component: str) -> bool:
+    return (folder / component / CONFIG_FILE).is_file() and (folder / component / WEIGHTS_FILE).is_file()
+
+
 def _complete(folder: Path, components: tuple[str, ...]) -> list[str]:
-    return [c for c in components if not (folder / c / CONFIG_FILE).is_file() or not (folder / c / WEIGHTS_FILE).is_file()]
+    return [c for c in components if not has_component(folder, c)]
 
 
 def resolve_folder(folder_or_hub_id: str | Path, components: tuple[str, ...], revision: str | None = None,
-                   local_files_only: bool | None = None) -> Path:
-    """The local folder holding ``components``: the path itself, or the Hub snapshot of a repo id."""
+                   local_files_only: bool | None = None, optional: tuple[str, ...] = ()) -> Path:
+    """The local folder holding ``components`` (and ``optional`` ones where they exist): the path itself, or
+    the Hub snapshot of a repo id."""
     if is_hub_id(folder_or_hub_id):
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-        patterns = [f"{c}/{name}" for c in components for name in (WEIGHTS_FILE, CONFIG_FILE, CARD_FILE)]
+        patterns = [f"{c}/{name}" for c in components + tuple(optional) for name in (WEIGHTS_FILE, CONFIG_FILE, CARD_FILE)]
         try:
             folder = Path(snapshot_download(str(folder_or_hub_id), revision=revision, allow_patterns=patterns,
                                             local_files_only=bool(local_files_only)))

@@ -1,4 +1,4 @@
-"""Phenotypes in, cines out: the CPGG chain (phenotype VAE -> MAR -> anatomy + motion decoder) behind one call.
+"""Phenotypes in, cines out: the CPGG chain (phenotype VAE -> MAR -> decoder of its representation) behind one call.
 
     pipe = PhenotypeToCine.from_pretrained()                  # the bundled weights/, no network
     result = pipe({"LVEDV": 160, "LVEF": 58}, n=4, seed=0)     # a partial set is completed by the phenotype VAE
@@ -8,8 +8,12 @@
 The phenotype VAE resolves every request into one consistent set (EF = 100 SV / EDV; locked values kept
 exactly, missing ones set to their conditional mean), so the MAR only ever sees sets the schema allows.
 
-Editing a real heart: the cine is encoded (ED-frame latent + motion code), the MAR keeps the anatomy channels
-of every token and draws only the motion for the edited set:
+Two representations (the MAR's config says which): ``anatomy_motion`` (the ED frame's latent + a motion code,
+decoded by the frame autoencoder and the motion model) and ``vae3d`` (the first rounds' 3D-VAE latents). The
+bundled de novo generator (``weights/mar``) is still the 3D-VAE one: the anatomy + motion MAR trained so far
+draws worse anatomy (reports/mar/README.md). Editing needs the anatomy + motion space, so a pipeline folder may
+also hold ``mar_motion/``: an anatomy + motion MAR used as the editor, which keeps the anatomy channels of
+every token and draws only the motion for the edited set:
 
     cine = prepare_real_slice(read_cine_file("patient_4d.nii.gz"), slice_index=4)   # pipelines.real_cine
     edit = pipe.edit(cine, {"LVEF": 35}, phenotypes=known_values_of_this_heart)
@@ -34,12 +38,16 @@ from cardiosynth.device import autocast, resolve_device
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec, load_anatomy_motion
 from cardiosynth.models.mar import MAR, load_mar
 from cardiosynth.models.phenotype_vae import PhenotypeVAE
+from cardiosynth.models.vae3d import VAE3D, decode_latents, load_vae3d
 from cardiosynth.pipelines import hub
 from cardiosynth.pipelines.requests import check_sampling
-from cardiosynth.weights import WEIGHTS_DIR
+from cardiosynth.weights import WEIGHTS_DIR, WeightsError, read_config
 
-# The sub-folders of a pipeline folder (the bundled ``weights/`` or a Hub snapshot).
-COMPONENTS = ("phenotype_vae", "frame_ae", "motion", "mar")
+# The sub-folders of a pipeline folder (the bundled ``weights/`` or a Hub snapshot): always these two, and the
+# representation's models (``vae3d``, or ``frame_ae`` + ``motion``) plus the editor (``mar_motion``) when present.
+COMPONENTS = ("phenotype_vae", "mar")
+OPTIONAL_COMPONENTS = ("vae3d", "frame_ae", "motion", "mar_motion")
+EDITOR = "mar_motion"
 # What a heart's ED anatomy fixes: an edit keeps these and changes only contraction.
 ANATOMY_PHENOTYPES = ("LVEDV", "LVM", "RVEDV")
 FAR_FROM_TRAINING_Z = 3.0  # |z| beyond which a requested phenotype is outside what the MAR saw in training
@@ -54,18 +62,25 @@ class PhenotypeToCineOutput:
 class PhenotypeToCine:
     """The phenotype -> cine generator. Deterministic on CPU: the same request and seed give identical cines."""
 
-    def __init__(self, phenotype_vae: PhenotypeVAE, mar: MAR, codec: AnatomyMotionCodec, spacing_mm: float,
-                 name: str = "cpgg", sha: str = ""):
-        if tuple(codec.code_shape) != tuple(mar.config.latent_shape):
-            raise ValueError(f"the MAR draws codes {mar.config.latent_shape}, the representation packs "
-                             f"{codec.code_shape}: they were not trained together")
-        self.phenotype_vae, self.mar, self.codec = phenotype_vae, mar, codec
+    def __init__(self, phenotype_vae: PhenotypeVAE, mar: MAR, decoder: "AnatomyMotionCodec | Vae3dDecoder",
+                 spacing_mm: float, name: str = "cpgg", sha: str = "", editor: "PhenotypeToCine | None" = None):
+        if tuple(decoder.code_shape) != tuple(mar.config.latent_shape):
+            raise ValueError(f"the MAR draws codes {mar.config.latent_shape}, its decoder takes "
+                             f"{decoder.code_shape}: they were not trained together")
+        self.phenotype_vae, self.mar, self.decoder = phenotype_vae, mar, decoder
+        # the anatomy + motion generator that edits real hearts: this one, if it works in that space
+        self.editor = self if isinstance(decoder, AnatomyMotionCodec) else editor
+        self.spacing_mm = float(spacing_mm)
+        self.name, self.sha = name, sha  # sha: fingerprint of the weights, recorded in every cine's source
 
     @property
     def device(self) -> torch.device:
         return next(self.mar.parameters()).device
-        self.spacing_mm = float(spacing_mm)
-        self.name, self.sha = name, sha  # sha: fingerprint of the weights, recorded in every cine's source
+
+    @property
+    def codec(self) -> AnatomyMotionCodec | None:
+        """The anatomy + motion representation of this pipeline (its own, or its editor's), None without one."""
+        return None if self.editor is None else self.editor.decoder
 
     # ------------------------------------------------------------------------------------------ loading
     @classmethod
@@ -76,18 +91,23 @@ class PhenotypeToCine:
         component's sha256 is checked, and the MAR refuses a representation other than the one it was trained on.
         ``device``: ``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda``; bf16 autocast on CUDA."""
         device = resolve_device(device)
-        folder = hub.resolve_folder(folder_or_hub_id, COMPONENTS, revision=revision, local_files_only=local_files_only)
-        codec = load_anatomy_motion(str(folder / "frame_ae"), str(folder / "motion"))
-        mar = load_mar(folder / "mar", frame_ae=folder / "frame_ae", motion=folder / "motion")
+        folder = hub.resolve_folder(folder_or_hub_id, COMPONENTS, revision=revision, local_files_only=local_files_only,
+                                    optional=OPTIONAL_COMPONENTS)
         phenotype_vae = PhenotypeVAE.from_pretrained(folder / "phenotype_vae")
-        dataset = mar.metrics.get("dataset", "default")
-        spacing = PREPARE_CONFIGS[dataset].spacing_mm if dataset in PREPARE_CONFIGS else PREPARE_CONFIGS["default"].spacing_mm
-        return cls(phenotype_vae, mar.to(device), codec.to(device), spacing, sha=hub.folder_fingerprint(folder, COMPONENTS))
+        sha = hub.folder_fingerprint(folder, present_components(folder))
+        mar, decoder = _load_generator(folder, "mar")
+        editor = None
+        if mar.config.representation != "anatomy_motion" and hub.has_component(folder, EDITOR):
+            motion_mar, codec = _load_generator(folder, EDITOR)
+            editor = cls(phenotype_vae, motion_mar.to(device), codec.to(device), _spacing(motion_mar),
+                         name="cpgg-editor", sha=sha)
+        return cls(phenotype_vae, mar.to(device), decoder.to(device), _spacing(mar), sha=sha, editor=editor)
 
     def push_to_hub(self, repo_id: str, folder: str | Path = WEIGHTS_DIR, private: bool = True, token: str | None = None,
                     commit_message: str = "Upload CardioSynth phenotype-to-cine weights") -> str:
-        """Upload the four component folders (weights, configs, model cards) to ``repo_id``; returns the commit URL."""
-        return hub.push_folder(repo_id, folder, COMPONENTS, private=private, token=token, commit_message=commit_message)
+        """Upload the component folders (weights, configs, model cards) to ``repo_id``; returns the commit URL."""
+        return hub.push_folder(repo_id, folder, present_components(Path(folder)), private=private, token=token,
+                               commit_message=commit_message)
 
     # ------------------------------------------------------------------------------------------ requests
     def resolve_conditions(self, phenotypes, slice_position: float | None = 0.5, clamp: bool = False) -> pd.DataFrame:
@@ -138,7 +158,7 @@ class PhenotypeToCine:
                        ) -> PhenotypeToCineOutput:
         codes, conditions = self.draw_codes(phenotypes, n, seed, steps, cfg, temperature, clamp, slice_position,
                                             batch_size, known, known_channels)
-        frames = self.codec.decode_codes(codes).numpy()
+        frames = self.decoder.decode_codes(codes).numpy()
         cines = [Cine(f, (self.spacing_mm, self.spacing_mm), float(p), source=f"synthetic:{self.name}@{self.sha[:12]}",
                       metadata={"seed": int(seed), "sample": int(s)})
                  for f, p, s in zip(frames, conditions["slice_position"], conditions["sample"])]
@@ -186,6 +206,11 @@ class PhenotypeToCine:
         ``conditions`` is the edited set. ``cine`` is a prepared slice (:mod:`cardiosynth.pipelines.real_cine`)."""
         if not isinstance(cine, Cine):
             raise TypeError("edit needs a Cine: read a file with cardiosynth.pipelines.real_cine first")
+        if self.editor is None:
+            raise WeightsError("This pipeline cannot edit real hearts: it has no anatomy + motion generator "
+                               f"(a {EDITOR}/ folder beside mar/)")
+        if self.editor is not self:
+            return self.editor.edit(cine, changes, phenotypes, n, seed, steps, cfg, temperature)
         expected = (self.codec.frames, self.codec.motion.config.size, self.codec.motion.config.size)
         if cine.shape != expected or not np.allclose(cine.spacing_mm, self.spacing_mm, rtol=0.02):
             raise ValueError(f"The cine is {cine.shape} at {cine.spacing_mm} mm; the generator edits {expected} "
@@ -218,6 +243,48 @@ class PhenotypeToCine:
         seed = int(conditions["seed"].iloc[0]) if "seed" in conditions and len(conditions) else 0
         columns = [n for n in ph.NAMES if n in conditions] + ["slice_position"]
         return self(conditions[columns].reset_index(drop=True), n=1, seed=seed).cines
+
+
+# ---------------------------------------------------------------------------------------------- loading
+class Vae3dDecoder:
+    """The first rounds' representation behind the decoder interface: 3D-VAE latents -> cines (cannot edit)."""
+
+    def __init__(self, vae: VAE3D):
+        self.vae = vae
+
+    @property
+    def code_shape(self) -> tuple[int, ...]:
+        return tuple(self.vae.config.latent_shape)
+
+    def decode_codes(self, latents: torch.Tensor) -> torch.Tensor:
+        return decode_latents(self.vae, latents)
+
+    def to(self, device) -> "Vae3dDecoder":
+        self.vae.to(device)
+        return self
+
+
+def present_components(folder: Path) -> tuple[str, ...]:
+    return COMPONENTS + tuple(c for c in OPTIONAL_COMPONENTS if hub.has_component(folder, c))
+
+
+def _load_generator(folder: Path, name: str) -> tuple[MAR, "AnatomyMotionCodec | Vae3dDecoder"]:
+    """The MAR in ``folder/name`` and the decoder of its representation, each refusing the other's mismatch."""
+    representation = read_config(folder / name)["config"].get("representation", "anatomy_motion")
+    needs = ("vae3d",) if representation == "vae3d" else ("frame_ae", "motion")
+    missing = [c for c in needs if not hub.has_component(folder, c)]
+    if missing:
+        raise WeightsError(f"{folder} lacks {', '.join(missing)}, which {name}/ ({representation} representation) "
+                           "decodes with; see training/reproduce_all.py")
+    mar = load_mar(folder / name, **{c: folder / c for c in needs})  # sha256 of what it was trained with
+    if needs == ("vae3d",):
+        return mar, Vae3dDecoder(load_vae3d(str(folder / "vae3d")))
+    return mar, load_anatomy_motion(str(folder / "frame_ae"), str(folder / "motion"))
+
+
+def _spacing(mar: MAR) -> float:
+    dataset = mar.metrics.get("dataset", "default")
+    return PREPARE_CONFIGS.get(dataset, PREPARE_CONFIGS["default"]).spacing_mm
 
 
 # ---------------------------------------------------------------------------------------------- helpers
