@@ -349,7 +349,7 @@ def test_edit_a_real_heart_plays_both_cines_with_the_values(client, acdc_root, t
 
     handle = gradio_client.handle_file
     nifti = next(acdc_root.glob("patient*/patient*_4d.nii.gz"))
-    real, edited, table, message = client.predict(handle(str(nifti)), None, 30, 0, api_name="/edit_real")
+    real, edited, table, message = client.predict(handle(str(nifti)), "", 30, 0, api_name="/edit_real")
     assert message == "", message
     real_frames, edited_frames = iio.imread(_local_file(real), index=None), iio.imread(_local_file(edited), index=None)
     assert real_frames.shape == edited_frames.shape and real_frames.shape[0] == 16
@@ -359,7 +359,9 @@ def test_edit_a_real_heart_plays_both_cines_with_the_values(client, acdc_root, t
     garbage.write_bytes(b"\x00 not a nifti " * 40)
     *kept, message = client.predict(handle(str(garbage)), None, 30, 0, api_name="/edit_real")
     assert "could not be read as NIfTI" in message and "Traceback" not in message
-    *kept, message = client.predict(handle(str(nifti)), 99, 30, 0, api_name="/edit_real")
+    *kept, message = client.predict(handle(str(nifti)), "99", 30, 0, api_name="/edit_real")
     assert "does not exist" in message
-    *kept, message = client.predict(None, None, 30, 0, api_name="/edit_real")
+    *kept, message = client.predict(handle(str(nifti)), "two", 30, 0, api_name="/edit_real")
+    assert "Slice must be a number" in message
+    *kept, message = client.predict(None, "0", 30, 0, api_name="/edit_real")
     assert "Upload a short-axis cine first" in message

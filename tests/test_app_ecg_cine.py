@@ -107,8 +107,10 @@ def test_downloads_follow_the_ecg_timing(ecg_studio, generated):
     assert nifti.shape == (64, 64, 1, 16) and nifti.header.get_zooms()[3] == pytest.approx(frame_s, rel=1e-4)
     saved = json.loads(files[3].read_text())
     assert saved["cycle"]["frame_times_s"] == generated.cycle["frame_times_s"]
-    assert saved["conditions"]["seed"] == 0 and saved["conditions"]["note"] == "trained on pseudo-pairs"
-    assert "Cycle used" in ecg_studio.summary_markdown(generated)
+    assert saved["conditions"]["seed"] == 0 and saved["conditions"]["note"].startswith("trained on pseudo-pairs")
+    assert saved["conditions"]["anatomy"]["source"].startswith("phenotype VAE sample")
+    summary = ecg_studio.summary_markdown(generated)
+    assert "Cycle used" in summary and "**Anatomy** (not from the ECG)" in summary
 
 
 def test_an_ecg_without_a_heartbeat_is_one_readable_message(ecg_studio):

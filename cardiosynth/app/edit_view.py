@@ -31,7 +31,8 @@ def edit_real_cine(studio: CineStudio, path: str | Path | None, slice_index, lve
         raise ValueError("Upload a short-axis cine first: NIfTI 4D (.nii / .nii.gz) or a CardioSynth .npz")
     lvef = checked_number(lvef, "New LVEF", 10.0, 85.0)
     seed = checked_whole(seed, "Seed", 0, 2 ** 31 - 1)
-    index = None if slice_index in (None, "") else checked_whole(slice_index, "Slice", 0, 10_000)
+    blank = slice_index is None or str(slice_index).strip() == ""
+    index = None if blank else checked_whole(str(slice_index).strip(), "Slice", 0, 10_000)
     return on_compute_thread(_edit, studio, Path(path), index, lvef, seed)
 
 

@@ -188,8 +188,8 @@ def add_edit_panel(studio: CineStudio) -> None:
         upload = gr.File(label="Real cine", file_types=[".nii", ".gz", ".npz"], type="filepath",
                          elem_id="edit-upload", scale=3)
         with gr.Column(scale=2):
-            slice_box = gr.Number(None, precision=0, minimum=0, label="Slice", elem_id="edit-slice",
-                                  info="0 = the first slice in the file; empty = the middle one")
+            slice_box = gr.Textbox("", label="Slice", elem_id="edit-slice", placeholder="middle",
+                                   info="0 = the first slice in the file; empty = the middle one")
             new_lvef = gr.Slider(10, 85, value=35, step=1, label="New LVEF (%)", elem_id="edit-lvef")
             edit_seed = gr.Number(0, precision=0, minimum=0, label="Seed", elem_id="edit-seed")
             edit_btn = gr.Button("Edit this heart", variant="primary", elem_id="edit-btn")
