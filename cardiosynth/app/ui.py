@@ -77,6 +77,16 @@ def _named_as(names):
     return lambda fn: _named(fn, names)
 
 
+def cine_pair(left: tuple[str, str], right: tuple[str, str], values_id: str) -> tuple:
+    """Two animated cines side by side (label, element id each) and the values beside them."""
+    with gr.Row():
+        views = [gr.Image(None, type="filepath", label=label, elem_id=elem_id, height=300, interactive=False,
+                          buttons=["download"]) for label, elem_id in (left, right)]
+        with gr.Column(min_width=440):
+            values = gr.Markdown("", elem_id=values_id)
+    return (*views, values)
+
+
 def add_cine_panel(studio: CineStudio, values: list, explorer: PhenotypeExplorer | None = None,
                    phenotype_panel: tuple | None = None) -> None:
     """Generate / compare / download, under the phenotype controls. The GIF, values and comparison come back
@@ -104,13 +114,8 @@ def add_cine_panel(studio: CineStudio, values: list, explorer: PhenotypeExplorer
             position = gr.Slider(0, 1, value=0.5, step=0.05, label="Slice position",
                                  info="0 = base, 0.5 = mid-ventricle, 1 = apex")
     cine_message = gr.Markdown("", elem_id="cine-message")
-    with gr.Row():
-        now_view = gr.Image(None, type="filepath", label="Now (animated)", elem_id="cine-now", height=300,
-                            interactive=False, buttons=["download"])
-        previous_view = gr.Image(None, type="filepath", label="Previous", elem_id="cine-previous", height=300,
-                                 interactive=False, buttons=["download"])
-        with gr.Column(min_width=440):
-            cine_values = gr.Markdown("", elem_id="cine-values")
+    now_view, previous_view, cine_values = cine_pair(("Now (animated)", "cine-now"), ("Previous", "cine-previous"),
+                                                     "cine-values")
     cine_plot = gr.Plot(label="Frame by frame, with the measured LV / RV areas", elem_id="cine-plot")
     cine_files = gr.File(label="Downloads: MP4, GIF, NIfTI, conditions (JSON, CSV)", file_count="multiple",
                          elem_id="cine-files", interactive=False)
@@ -194,13 +199,8 @@ def add_edit_panel(studio: CineStudio) -> None:
             edit_seed = gr.Number(0, precision=0, minimum=0, label="Seed", elem_id="edit-seed")
             edit_btn = gr.Button("Edit this heart", variant="primary", elem_id="edit-btn")
     edit_message = gr.Markdown("", elem_id="edit-message")
-    with gr.Row():
-        real_view = gr.Image(None, type="filepath", label="Real (animated)", elem_id="edit-real", height=300,
-                             interactive=False, buttons=["download"])
-        edited_view = gr.Image(None, type="filepath", label="Edited (animated)", elem_id="edit-edited", height=300,
-                               interactive=False, buttons=["download"])
-        with gr.Column(min_width=440):
-            edit_values = gr.Markdown("", elem_id="edit-values")
+    real_view, edited_view, edit_values = cine_pair(("Real (animated)", "edit-real"), ("Edited (animated)", "edit-edited"),
+                                                    "edit-values")
 
     def edit(path, slice_index, lvef, seed, progress=gr.Progress()):
         try:
