@@ -13,13 +13,11 @@ import uuid
 from pathlib import Path
 
 from cardiosynth import phenotypes as ph
+from cardiosynth.pipelines.phenotype_to_cine import ANATOMY_PHENOTYPES
 from cardiosynth.pipelines.real_cine import RealCineError, prepare_real_slice, read_cine_file
 
 from .cine_view import CineResult, CineStudio, checked_number, checked_whole
 from .compute import on_compute_thread
-
-KEPT = ("LVEDV", "LVM", "RVEDV")  # read off the real slice; the edit keeps them
-
 
 def edit_real_cine(studio: CineStudio, path: str | Path | None, slice_index, lvef, seed) -> tuple[CineResult, CineResult]:
     """(the real slice, the edited one) as CineResults; every problem is one readable ValueError."""
@@ -41,7 +39,8 @@ def _edit(studio: CineStudio, path: Path, index: int | None, lvef: float, seed: 
     cine = prepare_real_slice(volume, index, segmenter=studio.measurer.segmenter)
     table, _ = studio.measurer.measure([cine])
     read = table.iloc[0]
-    known = {name: float(read[f"est_{name}"]) for name in KEPT if math.isfinite(float(read.get(f"est_{name}", math.nan)))}
+    estimates = {name: float(read.get(f"est_{name}", math.nan)) for name in ANATOMY_PHENOTYPES}
+    known = {name: value for name, value in estimates.items() if math.isfinite(value)}
     if "LVEDV" not in known:
         raise RealCineError("The LV could not be measured on this slice, so its volume is unknown: choose a slice "
                             "nearer the mid-ventricle")

@@ -183,8 +183,9 @@ def add_edit_panel(studio: CineStudio) -> None:
     """A real heart, edited: upload a short-axis cine, pick a slice, set a new LVEF; the real and edited cines
     play side by side with the values read back."""
     gr.Markdown("## Edit a real heart", elem_id="edit-heading")
-    if not studio.available:
-        gr.Markdown(f"No cine generator in this build: {studio.unavailable_reason}", elem_classes=["cs-note"])
+    if not studio.available or studio.pipeline.editor is None:
+        why = studio.unavailable_reason or "the phenotype\u2192cine weights have no anatomy + motion editor (mar_motion/)"
+        gr.Markdown(f"No heart editor in this build: {why}", elem_classes=["cs-note"])
         return
     gr.Markdown("Upload a short-axis cine (NIfTI 4D `.nii` / `.nii.gz`, X x Y x slices x time, frame 0 = "
                 "end-diastole; or a CardioSynth `.npz`). The same heart's end-diastolic anatomy is kept and its "
