@@ -71,8 +71,10 @@ class EcgCineStudio:
     """Holds the ECG -> cine pipeline; ``available`` is False (with the reason) when its weights are not bundled,
     and the ECG tab says so instead of failing: reading and analysing ECGs works without them."""
 
-    def __init__(self, pipeline=None, weights: str | Path | None = None, load: bool = True):
+    def __init__(self, pipeline=None, weights: str | Path | None = None, load: bool = True, anatomy=None):
+        """``anatomy``: the app's phenotype -> cine pipeline, shared rather than loaded a second time."""
         self.pipeline, self.weights, self.unavailable_reason = pipeline, weights, ""
+        self.anatomy = anatomy
         self.folder = Path(tempfile.mkdtemp(prefix="cardiosynth-ecg-cines-"))
         if load and pipeline is None:
             on_compute_thread(self._load)  # where generation will run (see cardiosynth.app.compute)
@@ -84,7 +86,7 @@ class EcgCineStudio:
             from cardiosynth.pipelines.ecg_to_cine import EcgToCine
             from cardiosynth.weights import WEIGHTS_DIR
 
-            self.pipeline = EcgToCine.from_pretrained(self.weights or WEIGHTS_DIR,
+            self.pipeline = EcgToCine.from_pretrained(self.weights or WEIGHTS_DIR, anatomy=self.anatomy,
                                                       device=os.environ.get("CARDIOSYNTH_DEVICE", "auto"))
         except Exception as error:  # noqa: BLE001 - the rest of the app works without it
             self.unavailable_reason = f"The ECG\u2192cine weights could not be loaded: {error}"

@@ -331,7 +331,7 @@ def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | No
     ($CARDIOSYNTH_REVIEW_DB)."""
     explorer = explorer if explorer is not None else PhenotypeExplorer()
     studio = studio if studio is not None else CineStudio()
-    ecg_studio = ecg_studio if ecg_studio is not None else EcgCineStudio()
+    ecg_studio = ecg_studio if ecg_studio is not None else EcgCineStudio(anatomy=studio.pipeline)
     if review is None:
         from cardiosynth.review import ReviewService
 

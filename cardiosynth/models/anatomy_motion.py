@@ -45,6 +45,12 @@ class AnatomyMotionCodec(nn.Module):
         return self.frame_ae.config.latent_channels
 
     @property
+    def cine_shape(self) -> tuple[int, int, int]:
+        """(T, H, W) of the cines this representation encodes."""
+        c = self.motion.config
+        return (c.frames, c.size, c.size)
+
+    @property
     def code_shape(self) -> tuple[int, int, int, int]:
         """Shape of one packed code: (anatomy channels + 2 k, 1, g, g)."""
         k, _, g, _ = self.motion.config.code_shape
@@ -69,6 +75,13 @@ class AnatomyMotionCodec(nn.Module):
         """Cines (N, T, H, W) -> packed codes (N, C + 2k, 1, g, g)."""
         return self.pack(*self.encode(frames))
 
+    def encode_anatomy_codes(self, frames) -> torch.Tensor:
+        """Cines (N, T, H, W) -> packed codes whose anatomy channels are the ED frames' latents and whose motion
+        channels are zero: what a generator that keeps the anatomy and draws the motion is given. Skips the
+        motion fit (50 optimiser steps per batch) that :meth:`encode_codes` does."""
+        anatomy = encode_frames(self.frame_ae, self._cines(frames)[:, 0])
+        return self.pack(anatomy, torch.zeros(len(anatomy), *self.motion.config.code_shape))
+
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """Packed codes -> cines (N, T, H, W) in [0, 1]."""
         return self.decode(*self.unpack(codes.float()))
@@ -77,10 +90,9 @@ class AnatomyMotionCodec(nn.Module):
     def _cines(self, frames) -> torch.Tensor:
         if isinstance(frames, np.ndarray):
             frames = torch.from_numpy(np.asarray(frames, dtype=np.float32))
-        c = self.motion.config
-        if not torch.is_tensor(frames) or frames.dim() != 4 or tuple(frames.shape[1:]) != (c.frames, c.size, c.size):
+        if not torch.is_tensor(frames) or frames.dim() != 4 or tuple(frames.shape[1:]) != self.cine_shape:
             shape = tuple(frames.shape) if torch.is_tensor(frames) else type(frames).__name__
-            raise ValueError(f"cines must be (N, {c.frames}, {c.size}, {c.size}) float in [0, 1]; got {shape}")
+            raise ValueError(f"cines must be (N, {', '.join(map(str, self.cine_shape))}) float in [0, 1]; got {shape}")
         if not torch.isfinite(frames).all():
             raise ValueError("cines contain NaN or infinite values (a frame could not be read?)")
         frames = frames.float()

@@ -27,14 +27,14 @@ import torch
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
-from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
 from cardiosynth.device import autocast, resolve_device
 from cardiosynth.ecg import Ecg, EcgError, process_ecg, read_ecg
 from cardiosynth.models.ecg_flow import EcgFlow, load_ecg_flow
 from cardiosynth.models.ecg_mae import EcgMAE, find_cycles, load_ecg_mae, normalise_leads, resample_cycle, select_cycle
 from cardiosynth.pipelines import hub
 from cardiosynth.pipelines.phenotype_to_cine import COMPONENTS as ANATOMY_COMPONENTS
-from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine
+from cardiosynth.pipelines.phenotype_to_cine import OPTIONAL_COMPONENTS as OPTIONAL_ANATOMY_COMPONENTS
+from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine, spacing_of
 from cardiosynth.pipelines.requests import check_sampling
 from cardiosynth.retime import retime, systolic_fraction
 from cardiosynth.weights import WEIGHTS_DIR, WeightsError, check_dependency
@@ -112,25 +112,29 @@ class EcgToCine:
 
     @classmethod
     def from_pretrained(cls, folder_or_hub_id: str | Path = WEIGHTS_DIR, revision: str | None = None,
-                        device: str | torch.device = "auto", local_files_only: bool | None = None) -> "EcgToCine":
+                        device: str | torch.device = "auto", local_files_only: bool | None = None,
+                        anatomy: PhenotypeToCine | None = None) -> "EcgToCine":
         """Load ``ecg_mae/``, ``ecg_flow/`` and the phenotype -> cine components (the anatomy) from a folder
         (default: the bundled ``weights/``) or a Hugging Face Hub repo id. sha256 checked; the flow refuses an
         ECG MAE or a representation it was not trained with. ``device``: ``auto`` (CUDA when present), ``cpu``
-        or ``cuda``; bf16 autocast on CUDA."""
+        or ``cuda``; bf16 autocast on CUDA. ``anatomy``: a phenotype -> cine pipeline already loaded from the
+        same folder (the app shares its own instead of loading the models twice)."""
         device = resolve_device(device)
-        folder = hub.resolve_folder(folder_or_hub_id, COMPONENTS, revision=revision, local_files_only=local_files_only)
+        folder = hub.resolve_folder(folder_or_hub_id, COMPONENTS, revision=revision, local_files_only=local_files_only,
+                                    optional=OPTIONAL_ANATOMY_COMPONENTS)
         mae = load_ecg_mae(str(folder / "ecg_mae"))
         flow = load_ecg_flow(str(folder / "ecg_flow"))
         for name in ("ecg_mae", "frame_ae", "motion"):  # the flow refuses models it was not trained with
             check_dependency({"depends_on": flow.depends_on}, name, folder / name)
-        anatomy = PhenotypeToCine.from_pretrained(folder, device=device)
-        dataset = flow.metrics.get("dataset", "default")
-        spacing = PREPARE_CONFIGS.get(dataset, PREPARE_CONFIGS["default"]).spacing_mm
-        return cls(mae.to(device), flow.to(device), anatomy, spacing, sha=hub.folder_fingerprint(folder, COMPONENTS))
+        anatomy = anatomy or PhenotypeToCine.from_pretrained(folder, device=device)
+        components = COMPONENTS + tuple(c for c in OPTIONAL_ANATOMY_COMPONENTS if hub.has_component(folder, c))
+        return cls(mae.to(device), flow.to(device), anatomy, spacing_of(flow),
+                   sha=hub.folder_fingerprint(folder, components))
 
     def push_to_hub(self, repo_id: str, folder: str | Path = WEIGHTS_DIR, private: bool = True, token: str | None = None,
                     commit_message: str = "Upload CardioSynth ECG-to-cine weights") -> str:
-        return hub.push_folder(repo_id, folder, COMPONENTS, private=private, token=token, commit_message=commit_message)
+        components = COMPONENTS + tuple(c for c in OPTIONAL_ANATOMY_COMPONENTS if hub.has_component(Path(folder), c))
+        return hub.push_folder(repo_id, folder, components, private=private, token=token, commit_message=commit_message)
 
     @property
     def frames(self) -> int:
@@ -156,11 +160,10 @@ class EcgToCine:
             if not isinstance(heart, Cine):
                 raise TypeError("heart must be a prepared Cine (cardiosynth.pipelines.real_cine)")
             codec = self.anatomy.codec
-            expected = (codec.frames, codec.motion.config.size, codec.motion.config.size)
-            if heart.shape != expected:
-                raise ValueError(f"The heart's cine is {heart.shape}; the generator works on {expected} cines: "
-                                 "prepare it with cardiosynth.pipelines.real_cine")
-            return codec.encode_codes(torch.from_numpy(heart.frames[None])), {"source": heart.source}
+            if heart.shape != codec.cine_shape:
+                raise ValueError(f"The heart's cine is {heart.shape}; the generator works on {codec.cine_shape} "
+                                 "cines: prepare it with cardiosynth.pipelines.real_cine")
+            return codec.encode_anatomy_codes(torch.from_numpy(heart.frames[None])), {"source": heart.source}
         if phenotypes is None:
             phenotypes = self.anatomy.phenotype_vae.sample(1, temperature=1.0, seed=int(seed)).iloc[0]
             phenotypes = {n: float(phenotypes[n]) for n in ph.INDEPENDENT}
@@ -171,7 +174,7 @@ class EcgToCine:
             codes, conditions = self.anatomy.draw_codes(phenotypes, n=1, seed=int(seed), slice_position=slice_position)
         else:  # a cine from the de novo generator, its ED frame encoded into the anatomy + motion space
             result = self.anatomy(phenotypes, n=1, seed=int(seed), slice_position=slice_position)
-            codes = self.anatomy.codec.encode_codes(torch.from_numpy(result.cines[0].frames[None]))
+            codes = self.anatomy.codec.encode_anatomy_codes(torch.from_numpy(result.cines[0].frames[None]))
             conditions = result.conditions
             how += "; anatomy: the ED frame the phenotype \u2192 cine generator made for them"
         row = conditions.iloc[0]

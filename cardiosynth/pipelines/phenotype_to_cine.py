@@ -99,9 +99,9 @@ class PhenotypeToCine:
         editor = None
         if mar.config.representation != "anatomy_motion" and hub.has_component(folder, EDITOR):
             motion_mar, codec = _load_generator(folder, EDITOR)
-            editor = cls(phenotype_vae, motion_mar.to(device), codec.to(device), _spacing(motion_mar),
+            editor = cls(phenotype_vae, motion_mar.to(device), codec.to(device), spacing_of(motion_mar),
                          name="cpgg-editor", sha=sha)
-        return cls(phenotype_vae, mar.to(device), decoder.to(device), _spacing(mar), sha=sha, editor=editor)
+        return cls(phenotype_vae, mar.to(device), decoder.to(device), spacing_of(mar), sha=sha, editor=editor)
 
     def push_to_hub(self, repo_id: str, folder: str | Path = WEIGHTS_DIR, private: bool = True, token: str | None = None,
                     commit_message: str = "Upload CardioSynth phenotype-to-cine weights") -> str:
@@ -211,7 +211,7 @@ class PhenotypeToCine:
                                f"(a {EDITOR}/ folder beside mar/)")
         if self.editor is not self:
             return self.editor.edit(cine, changes, phenotypes, n, seed, steps, cfg, temperature)
-        expected = (self.codec.frames, self.codec.motion.config.size, self.codec.motion.config.size)
+        expected = self.codec.cine_shape
         if cine.shape != expected or not np.allclose(cine.spacing_mm, self.spacing_mm, rtol=0.02):
             raise ValueError(f"The cine is {cine.shape} at {cine.spacing_mm} mm; the generator edits {expected} "
                              f"at {self.spacing_mm} mm cines: prepare it with cardiosynth.pipelines.real_cine")
@@ -228,7 +228,7 @@ class PhenotypeToCine:
                                     "change contraction instead (LVEF, LVESV, LVSV, RVEF, RVESV, RVSV)")
         known = {name: float(v) for name, v in dict(phenotypes or {}).items() if name in ANATOMY_PHENOTYPES}
         request = {**known, **changes}
-        codes = self.codec.encode_codes(torch.from_numpy(cine.frames[None]))
+        codes = self.codec.encode_anatomy_codes(torch.from_numpy(cine.frames[None]))
         table = pd.DataFrame([{**request, "slice_position": cine.slice_position}])
         result = self._generate_from(table, n, seed, steps, cfg, temperature, clamp=False,
                                      known=codes, known_channels=self.codec.anatomy_channels)
@@ -282,8 +282,9 @@ def _load_generator(folder: Path, name: str) -> tuple[MAR, "AnatomyMotionCodec |
     return mar, load_anatomy_motion(str(folder / "frame_ae"), str(folder / "motion"))
 
 
-def _spacing(mar: MAR) -> float:
-    dataset = mar.metrics.get("dataset", "default")
+def spacing_of(model) -> float:
+    """Pixel size (mm) of the prepared dataset a model was trained on (its ``dataset`` in config.json)."""
+    dataset = model.metrics.get("dataset", "default")
     return PREPARE_CONFIGS.get(dataset, PREPARE_CONFIGS["default"]).spacing_mm
 
 
