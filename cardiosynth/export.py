@@ -1,6 +1,6 @@
-"""Write cines to the files people use: NIfTI (analysis tools), npz (pretraining pipelines), GIF and MP4
-(slides, the app). Every write goes to a temporary file first and is renamed into place, so an interrupted
-run never leaves a half-written cine that looks complete.
+"""Write cines to the files people use: NIfTI (analysis tools), npz (pretraining pipelines), DICOM (PACS and
+clinical viewers), GIF and MP4 (slides, the app). Every write goes to a temporary file first and is renamed into
+place, so an interrupted run never leaves a half-written cine that looks complete.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from cardiosynth.cine import Cine
 
-FORMATS = ("nii.gz", "npz", "gif", "mp4")
+FORMATS = ("nii.gz", "npz", "dcm", "gif", "mp4")
 DISPLAY_SCALE = 4  # GIF / MP4 pixels per cine pixel (64 px cines are too small to see)
 
 
@@ -60,17 +60,28 @@ def nifti_volume(cine: Cine) -> np.ndarray:
     return np.ascontiguousarray(cine.frames.transpose(2, 1, 0), dtype=np.float32)[:, :, None, :]
 
 
+def _positive_metadata(cine: Cine, key: str) -> float | None:
+    """``cine.metadata[key]`` as a positive finite number, or None when it is missing or not one."""
+    try:
+        value = float(cine.metadata.get(key))
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) and value > 0 else None
+
+
 def slice_thickness(cine: Cine) -> tuple[float, str]:
     """``(mm, where it came from)``: the cine's own ``metadata["slice_thickness_mm"]`` (real cines carry their
     source's), else :data:`DEFAULT_SLICE_THICKNESS_MM`."""
-    value = cine.metadata.get("slice_thickness_mm") if cine.metadata else None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if np.isfinite(value) and value > 0:
+    value = _positive_metadata(cine, "slice_thickness_mm")
+    if value is not None:
         return value, "cine metadata"
     return DEFAULT_SLICE_THICKNESS_MM, "default (ACDC: 10 mm for most subjects)"
+
+
+def frame_interval(cine: Cine) -> float:
+    """Seconds per frame when the caller gives none: the cine's own heartbeat over its frames where it carries
+    one (ECG-driven cines: ``metadata["rr_s"]``), else one heartbeat of 1 s."""
+    return (_positive_metadata(cine, "rr_s") or 1.0) / cine.n_frames
 
 
 def nifti_geometry(cine: Cine) -> tuple[np.ndarray, int, float, str]:
@@ -105,10 +116,82 @@ def nifti_geometry(cine: Cine) -> tuple[np.ndarray, int, float, str]:
     return affine, XFORM_ALIGNED, thickness, where
 
 
+IDENTIFYING_KEYS = ("ecg_file",)  # condition keys that may carry a patient's name, kept out of DICOM files
+DICOM_MAX = 4095  # DICOM stored values: 12 bits, intensity 0..1 -> 0..4095 (quantisation step 1/4095)
+
+
+def _without_identifiers(value):
+    """``value`` with every :data:`IDENTIFYING_KEYS` entry removed, at any depth."""
+    if isinstance(value, dict):
+        return {k: _without_identifiers(v) for k, v in value.items() if k not in IDENTIFYING_KEYS}
+    return value
+
+
+def dicom_dataset(cine: Cine, info: dict, frame_seconds: float):
+    """One multi-frame DICOM object for the cine: Multi-frame Grayscale Word Secondary Capture (SOP class
+    1.2.840.10008.5.1.4.1.1.7.3), explicit VR little endian, MONOCHROME2, 12 of 16 bits (0..4095).
+
+    Why this IOD: MR Image Storage is single-frame (a cine would be T files) and, like Enhanced MR (multi-frame,
+    but per-frame functional groups), requires acquisition attributes (sequence, echo/repetition time, patient
+    position and orientation) that no scanner produced here, so they would have to be invented; viewers also
+    support Enhanced MR unevenly. Secondary Capture is the IOD for images not acquired by a modality,
+    has Conversion Type "SYN" (synthetic) for exactly this, carries Pixel Spacing and a Cine module (Frame
+    Time), and every viewer and PACS opens and plays it; the word (16-bit) variant keeps 12-bit grey levels.
+
+    Labelled synthetic (Synthetic Data YES, Conversion Type SYN) unless the cine's source says it is a real
+    one ("real:..."): a cine of unknown origin came from this generator, and mistaking a synthetic image for
+    an acquired one is the error to avoid. Image Type DERIVED\\SECONDARY; Derivation Description names the
+    model (``cine.source``) and seed (``cine.metadata``); Image Comments holds ``info`` as JSON (the
+    conditions, as in the NIfTI extension). Patient and study attributes are present (type 2) but empty: no
+    name, ID, birth date or dates at all. Study, Series and SOP Instance UIDs are new on every call. Window
+    centre 2048 / width 4096 (rescale slope 1, intercept 0) shows 0..1 as black..white, as the app does. Slice
+    Thickness as in the NIfTI (:func:`nifti_geometry`); Frame Time (ms) from ``frame_seconds``, with Frame
+    Increment Pointer at it so viewers play the cine at that rate.
+    """
+    from pydicom import Dataset, uid
+
+    def decimal(value: float) -> float:
+        return round(float(value), 6)  # a DS is at most 16 characters: "203.075", not "203.07500000000002"
+
+    synthetic = not cine.source.startswith("real:")
+    seed = (cine.metadata or {}).get("seed", info.get("seed", "not recorded"))
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8, for the JSON comment and any source name
+    ds.SOPClassUID = uid.MultiFrameGrayscaleWordSecondaryCaptureImageStorage
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = uid.generate_uid(), uid.generate_uid()
+    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                    "ReferringPhysicianName", "StudyID", "AccessionNumber", "PatientOrientation"):
+        setattr(ds, keyword, "")  # type 2: present, empty
+    ds.Modality, ds.SeriesNumber, ds.InstanceNumber, ds.Manufacturer = "MR", 1, 1, "CardioSynth"
+    ds.SeriesDescription = f"CardioSynth cine, slice position {cine.slice_position:.2f} (0 base, 1 apex)"
+    ds.ConversionType, ds.SyntheticData = ("SYN", "YES") if synthetic else ("WSD", "NO")
+    ds.ImageType = ["DERIVED", "SECONDARY"]
+    ds.DerivationDescription = (f"Synthetic image generated by CardioSynth, model {cine.source.split(':', 1)[-1]}, "
+                                f"seed {seed}" if synthetic else f"Exported by CardioSynth from {cine.source}")
+    # the uploaded ECG's file name is left out: hospital exports are often named after the patient
+    ds.ImageComments = json.dumps(_without_identifiers(info))
+    ds.BurnedInAnnotation = "NO"
+    ds.PixelSpacing = [decimal(mm) for mm in cine.spacing_mm]  # (row, column) spacing, as the cine's
+    ds.SliceThickness = decimal(nifti_geometry(cine)[2])
+    ds.FrameTime = decimal(1000.0 * frame_seconds)
+    ds.FrameIncrementPointer = 0x00181063  # Frame Time
+    pixels = np.round(np.clip(cine.frames, 0, 1) * DICOM_MAX).astype(np.uint16)
+    ds.set_pixel_data(pixels, "MONOCHROME2", bits_stored=12)  # Rows ... Pixel Data, SOP Instance UID, meta
+    ds.NumberOfFrames = cine.n_frames  # also for a single frame: the multi-frame IOD requires it
+    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = 0, 1, "US"
+    ds.WindowCenter, ds.WindowWidth = 2048, DICOM_MAX + 1
+    ds.PresentationLUTShape = "IDENTITY"
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return ds
+
+
 def save_cine(cine: Cine, path: str | Path, metadata: dict | None = None, frame_seconds: float | None = None) -> Path:
-    """Write one cine; the format follows the extension (.nii.gz, .npz, .gif, .mp4). ``metadata`` (e.g. the
-    conditions) goes into the npz and the NIfTI description; ``frame_seconds`` sets the animation speed
-    (default: one heartbeat of 1 s over the cine's frames).
+    """Write one cine; the format follows the extension (.nii.gz, .npz, .dcm, .gif, .mp4). ``metadata`` (e.g.
+    the conditions) goes into the npz, the NIfTI extension and the DICOM Image Comments; ``frame_seconds`` sets
+    the frame interval (default :func:`frame_interval`: the cine's heartbeat, else 1 s, over its frames).
+
+    DICOM: one multi-frame Secondary Capture file per slice, see :func:`dicom_dataset`.
 
     NIfTI: (X, Y, 1, T) with ``vol[:, :, 0, t] = frames[t].T`` (read back with ``vol[:, :, 0, t].T``, as
     :mod:`cardiosynth.data.acdc` reads ACDC), zooms (column spacing, row spacing, slice thickness, frame
@@ -117,7 +200,7 @@ def save_cine(cine: Cine, path: str | Path, metadata: dict | None = None, frame_
     ``metadata["slice_thickness_mm"]``, else 10 mm (:data:`DEFAULT_SLICE_THICKNESS_MM`, ACDC's usual slice);
     the JSON extension records which."""
     fmt = cine_format(path)
-    frame_seconds = frame_seconds or 1.0 / cine.n_frames
+    frame_seconds = frame_seconds or frame_interval(cine)
     info = {"source": cine.source, "slice_position": cine.slice_position, **(metadata or {})}
     with atomic_path(path) as temporary:
         if fmt == "nii.gz":
@@ -131,6 +214,8 @@ def save_cine(cine: Cine, path: str | Path, metadata: dict | None = None, frame_
             image.header["descrip"] = cine.source[:79].encode()
             image.header.extensions.append(nib.nifti1.Nifti1Extension("comment", json.dumps(info).encode()))
             nib.save(image, temporary)
+        elif fmt == "dcm":
+            dicom_dataset(cine, info, frame_seconds).save_as(temporary, enforce_file_format=True)
         elif fmt == "npz":
             np.savez_compressed(temporary, frames=cine.frames, valid=cine.valid, spacing_mm=np.asarray(cine.spacing_mm),
                                 slice_position=np.float32(cine.slice_position), metadata=json.dumps(info))

@@ -157,21 +157,37 @@ def test_ecg_example(client):
 
 def test_ecg_upload_single_file_and_wfdb_pair(client):
     handle = gradio_client.handle_file
-    _, _, details, message = client.predict([handle(str(EXAMPLE_DIR / "Example_aECG.xml"))], api_name="/ecg")
+    example = [handle(str(EXAMPLE_DIR / "Example_aECG.xml"))]
+    _, _, details, message = client.predict(example, None, "", api_name="/ecg")
     assert message == "" and details["format"] == "hl7_aecg"
     pair = [handle(str(EXAMPLE_DIR / "ludb" / f"2.{ext}")) for ext in ("hea", "dat")]
-    _, _, details, message = client.predict(pair, api_name="/ecg")
+    _, _, details, message = client.predict(pair, None, "", api_name="/ecg")
     assert message == "" and details["format"] == "wfdb" and details["n_beats"] >= 9
+
+
+def test_ecg_table_without_header_is_read_with_the_lead_order_fields(client, tmp_path: Path):
+    """A table of bare numbers: refused with a message naming the fields, then read once they are filled."""
+    from fixtures_ecg import LEADS, synthetic_ecg
+
+    table = tmp_path / "export.csv"
+    table.write_text("\n".join(",".join(f"{v:.4f}" for v in row) for row in synthetic_ecg(500).T))
+    upload = [gradio_client.handle_file(str(table))]
+    _, _, details, message = client.predict(upload, None, "", api_name="/ecg")
+    assert "cs-error" in message and "Lead order" in details["error"] and "Sampling rate (Hz)" in details["error"]
+    _, _, details, message = client.predict(upload, 500, " ".join(LEADS).replace(" ", ", "), api_name="/ecg_reread")
+    assert message == "" and details["leads"] == list(LEADS) and 65 < details["heart_rate_bpm"] < 80
 
 
 def test_unusable_uploads_give_one_readable_message(client, tmp_path: Path):
     garbage = tmp_path / "scan.xml"
     garbage.write_bytes(b"\x00\x01 this is not an ECG " * 50)
-    figure, summary, details, message = client.predict([gradio_client.handle_file(str(garbage))], api_name="/ecg")
+    figure, summary, details, message = client.predict([gradio_client.handle_file(str(garbage))], None, "",
+                                                       api_name="/ecg")
     assert figure is None and summary == ""
     assert "not a recognised ECG format" in details["error"]
     assert "cs-error" in message and "Traceback" not in message
-    header_only = client.predict([gradio_client.handle_file(str(EXAMPLE_DIR / "ludb" / "2.hea"))], api_name="/ecg")
+    header_only = client.predict([gradio_client.handle_file(str(EXAMPLE_DIR / "ludb" / "2.hea"))], None, "",
+                                api_name="/ecg")
     assert ".dat" in header_only[2]["error"]
 
 
@@ -222,15 +238,19 @@ def test_generate_shows_the_cine_beside_its_values_and_keeps_the_previous(client
 
 def test_generate_downloads_and_frame_figure(studio, explorer):
     import nibabel as nib
+    import pydicom
 
     result = studio.generate(explorer.start, 1, 8, 3.0, 0.3)
     files = [Path(f) for f in studio.downloads(result)]
-    assert [f.name.split(".", 1)[1] for f in files] == ["mp4", "gif", "nii.gz", "json", "csv"]
+    assert [f.name.split(".", 1)[1] for f in files] == ["mp4", "gif", "nii.gz", "dcm", "json", "csv"]
     assert all(f.stat().st_size > 0 for f in files)
     assert nib.load(files[2]).shape == (64, 64, 1, 16)
     import json
 
-    conditions = json.loads(files[3].read_text())
+    dicom = pydicom.dcmread(files[3])
+    assert dicom.pixel_array.shape == (16, 64, 64) and dicom.SyntheticData == "YES" and not str(dicom.PatientName)
+    assert json.loads(dicom.ImageComments)["seed"] == 1
+    conditions = json.loads(files[4].read_text())
     assert conditions["seed"] == 1 and conditions["slice_position"] == 0.3 and conditions["model"].startswith("synthetic:cpgg@")
     figure = studio.figure(result, studio.generate(explorer.start, 2, 8, 3.0, 0.3))
     images = [t for t in figure.data if t.type == "image"]

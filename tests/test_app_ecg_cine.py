@@ -95,17 +95,22 @@ def test_play_and_slider_carry_the_frames_gradio_does_not_pass_on(ecg_studio, ge
 
 def test_downloads_follow_the_ecg_timing(ecg_studio, generated):
     import nibabel as nib
+    import pydicom
     from PIL import Image
 
     files = [Path(f) for f in ecg_studio.downloads(generated)]
-    assert [f.name.split(".", 1)[1] for f in files] == ["mp4", "gif", "nii.gz", "json"]
+    assert [f.name.split(".", 1)[1] for f in files] == ["mp4", "gif", "nii.gz", "dcm", "json"]
     assert all(f.is_file() and f.stat().st_size > 0 for f in files)
     frame_s = generated.cycle["rr_s"] / 16
     with Image.open(files[1]) as gif:
         assert gif.n_frames == 16 and abs(gif.info["duration"] - 1000 * frame_s) <= 10  # GIF: 10 ms units
     nifti = nib.load(files[2])
     assert nifti.shape == (64, 64, 1, 16) and nifti.header.get_zooms()[3] == pytest.approx(frame_s, rel=1e-4)
-    saved = json.loads(files[3].read_text())
+    dicom = pydicom.dcmread(files[3])
+    assert dicom.NumberOfFrames == 16 and float(dicom.FrameTime) == pytest.approx(1000 * frame_s, abs=1e-3)
+    assert json.loads(dicom.ImageComments)["cycle"]["rr_s"] == generated.cycle["rr_s"]
+    assert "ecg_file" not in json.loads(dicom.ImageComments)["conditions"]  # file names may name the patient
+    saved = json.loads(files[4].read_text())
     assert saved["cycle"]["frame_times_s"] == generated.cycle["frame_times_s"]
     assert saved["conditions"]["seed"] == 0 and saved["conditions"]["note"].startswith("trained on pseudo-pairs")
     assert saved["conditions"]["anatomy"]["source"].startswith("phenotype VAE sample")
@@ -153,7 +158,7 @@ def test_ecg_generate_endpoint_after_picking_the_example(url):
     # an unreadable upload replaces the shown ECG: generating then asks for an ECG again
     garbage = Path(gif["path"] if isinstance(gif, dict) else gif).with_name("not_an_ecg.xml")
     garbage.write_bytes(b"\x00 not an ECG " * 40)
-    assert "cs-error" in client.predict([gradio_client.handle_file(str(garbage))], api_name="/ecg")[3]
+    assert "cs-error" in client.predict([gradio_client.handle_file(str(garbage))], None, "", api_name="/ecg")[3]
     assert "Load an ECG first" in client.predict(0, 2, 2.0, 0.5, api_name="/ecg_generate")[3]
 
 

@@ -17,6 +17,8 @@ from cardiosynth.ecg import DEFAULT_MAX_BYTES, EcgError, read_ecg
 from cardiosynth.ecg.__main__ import main as cli_main
 from cardiosynth.paths import REPO_ROOT
 
+ASSET_LUDB = REPO_ROOT / "assets" / "ecg" / "ludb"
+
 ECG = synthetic_ecg()
 
 
@@ -116,12 +118,18 @@ BYTES_CASES = {
     "truncated EDF": edf_bytes()[:-20_000],
     "EDF header only": edf_bytes()[:256 * 13],
     "EDF header garbage": b"0       " + b"\xff" * 400,
-    "SCP-ECG (unsupported)": b"\x00" * 16 + b"SCPECG" + b"\x00" * 200,
+    "SCP-ECG signature without a record": b"\x00" * 16 + b"SCPECG" + b"\x00" * 200,
     "WFDB header without signal": b"rec 12 500 5000\nrec.dat 16 1000/mV 16 0 0 0 0 i\n",
     "CSV without lead names": b"a,b,c\n1,2,3\n4,5,6\n",
     "CSV without sampling rate": csv_bytes(),
+    "CSV stating a negative sampling rate": b"Sampling Rate (Hz): -500\n" + csv_bytes(),
     "CSV with irregular time column": _irregular_time(),
     "NPY with 15 unnamed channels": npy_bytes(np.vstack([ECG, ECG[:3]])),
+    # found by the fuzzer (python -m fuzz muse): an XML declaration naming an encoding Python does not know
+    "XML with an unknown encoding": muse_bytes().replace(b'encoding="ISO-8859-1"', b'encoding="ISO-88u9-1"', 1),
+    "NPY declaring a terabyte array": npy_bytes(ECG).replace(b"(12, 5000)", b"(12, 50000000000)", 1),
+    "CSV 50,000 columns wide": (",".join(f"c{k}" for k in range(50_000)) + "\n" + "1," * 49_999 + "1\n").encode(),
+    "headerless CSV": b"\n".join(b"1,2,3,4,5,6,7,8,9,10,11,12" for _ in range(3000)),
     "NPY object array (pickle)": b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, 'shape': (2,), }"
                                  + b" " * 60 + b"\n" + b"\x80\x04" + b"\x00" * 30,
 }
@@ -134,6 +142,9 @@ CSV_CASES = {
     "CSV with duplicate leads": _csv(_frame().rename(columns={"III": "II"})),
     "CSV shorter than 2 s": _csv(_frame().iloc[:900]),
     "CSV with one lead named": b"II,x\n" + b"1,2\n" * 3000,
+    # found by the fuzzer (python -m fuzz csv): two time columns of one name made pandas return a table
+    "CSV with a repeated time column": b"time,time,I,II\n" + b"".join(b"%.3f,%.3f,1,2\n" % (k / 500, k / 500)
+                                                                      for k in range(1500)),
 }
 
 
@@ -250,3 +261,19 @@ def test_cli_bad_input_exits_cleanly_and_writes_nothing(writes_nothing, capsys):
 
 def test_at_least_30_cases():
     assert len(BYTES_CASES) + len(CSV_CASES) + len(ARRAY_CASES) >= 30
+
+
+@pytest.mark.parametrize("record_line, message", [
+    ("2 27325042 500 5000", "27,325,042 signals"),  # found by the fuzzer: wfdb built 27 M signal lists (> 2 s)
+    ("2 12 -500 5000", "sampling rate of -500 Hz"),  # wfdb would have read it as 250 Hz
+    ("2 12 0 5000", "sampling rate of 0 Hz"),
+    ("2 12 500 99999999", "Holter"),
+])
+def test_damaged_wfdb_record_lines_are_refused_before_wfdb_reads_them(tmp_path, record_line, message, writes_nothing):
+    for name in ("2.hea", "2.dat"):
+        (tmp_path / name).write_bytes((ASSET_LUDB / name).read_bytes())
+    header = (tmp_path / "2.hea").read_text().splitlines()
+    (tmp_path / "2.hea").write_text("\n".join([record_line, *header[1:]]) + "\n")
+    with pytest.raises(EcgError, match=message) as info:
+        read_ecg(tmp_path / "2.hea")
+    _check_message(info.value)

@@ -155,6 +155,29 @@ def test_cli_prints_and_writes_figure(tmp_path, capsys):
     assert "hl7_aecg" in text and out.stat().st_size > 10_000
 
 
+def test_cli_figure_goes_into_the_out_folder_and_works_offline(tmp_path, monkeypatch):
+    """``--out`` naming a folder (new or existing) puts the figure inside it, never in the current folder;
+    the HTML carries plotly.js itself (no CDN: hospital workstations are often offline)."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "figures" / "new"
+    assert cli_main([str(REPO_ROOT / "assets" / "ecg" / "Example_aECG.xml"), "--out", str(out)]) == 0
+    figure = out / "Example_aECG.xml.ecg.html"
+    html = figure.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["figures"] and list(out.iterdir()) == [figure]
+    assert 'src="https://cdn.plot.ly' not in html and len(html) > 1_000_000
+
+
+def test_cli_headerless_table_needs_lead_order_and_rate(tmp_path, capsys):
+    path = tmp_path / "export.csv"
+    path.write_text("\n".join(",".join(f"{v:.4f}" for v in row) for row in synthetic_ecg(500).T))
+    assert cli_main([str(path), "--no-figure"]) == 2
+    assert "--lead-order" in capsys.readouterr().err
+    order = ",".join(LEADS)
+    assert cli_main([str(path), "--no-figure", "--json", "--fs", "500", "--lead-order", order]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["leads"] == list(LEADS) and abs(report["heart_rate_bpm"] - 72) < 3
+
+
 def test_cli_json(tmp_path, capsys):
     path = REPO_ROOT / "assets" / "ecg" / "waveform_ecg.dcm"
     assert cli_main([str(path), "--json", "--no-figure"]) == 0

@@ -4,6 +4,7 @@ dialects without one), on the shipped assets, and on the real examples in ../sha
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from fixtures_ecg import (LEADS, cardiosoft_bytes, csv_bytes, dicom_bytes, hl7_bytes, muse_bytes, npy_bytes,
                           synthetic_ecg, write_edf, write_wfdb)
 
-from cardiosynth.ecg import FS, N_SAMPLES, Ecg, read_ecg
+from cardiosynth.ecg import FS, N_SAMPLES, Ecg, EcgError, read_ecg
 from cardiosynth.ecg.leads import standard_lead_name
 from cardiosynth.ecg.process import process_ecg
 from cardiosynth.ecg.readers import sniff
@@ -64,6 +65,50 @@ def test_dicom_1000hz_is_resampled():
     _check_standard(ecg, "dicom", tol=None)
     assert ecg.metadata["original_fs"] == 1000
     assert abs(process_ecg(ecg).heart_rate_bpm - 72) < 3
+
+
+_SCP_CODES = [("SCPECG", f"5.6.3-9-{n}") for n in (1, 2, 61, 62, 63, 64, 3, 4, 5, 6, 7, 8)]
+_MDC_CODES = [("MDC", f"2:{n}") for n in (1, 2, 61, 62, 63, 64, 3, 4, 5, 6, 7, 8)]
+_NUMBERED = [f"channel {k}" for k in range(12)]  # meanings that are not lead names: only the codes tell
+
+
+@pytest.mark.parametrize("sop_class, name", [
+    ("1.2.840.10008.5.1.4.1.1.9.1.2", "general ECG"),
+    ("1.2.840.10008.5.1.4.1.1.9.1.3", "ambulatory ECG"),
+    ("1.2.840.10008.5.1.4.1.1.9.2.1", "hemodynamic"),
+])
+@pytest.mark.parametrize("codes", [None, _SCP_CODES, _MDC_CODES], ids=["meaning", "scp-code", "mdc-code"])
+def test_dicom_any_waveform_class_with_ecg_leads(sop_class, name, codes):
+    """Leads are found by their channel source code or meaning, whatever the storage class; a hemodynamic
+    object's pressure channel is left out; the rhythm group is read even when median beats come first."""
+    signal = synthetic_ecg(500)
+    content = dicom_bytes(fs=500, signal=signal, sop_class=sop_class, codes=codes,
+                          labels=_NUMBERED if codes else None, extra_channels=("Pressure",),
+                          median_first=True, baseline_uv=-100.0)
+    ecg = read_ecg(content)
+    _check_standard(ecg, "dicom")
+    assert ecg.metadata["dicom_sop_class"] == name
+    assert ecg.metadata["waveform_group"] == "RHYTHM"
+    assert ecg.metadata["channels_left_out"] == ["Pressure"]
+
+
+def test_dicom_waveform_without_ecg_leads_names_its_channels():
+    content = dicom_bytes(fs=500, signal=np.zeros((2, 5000)), labels=["Aortic pressure", "Left ventricular pressure"],
+                          sop_class="1.2.840.10008.5.1.4.1.1.9.2.1")
+    with pytest.raises(EcgError, match="no ECG lead channels.*Aortic pressure"):
+        read_ecg(content)
+
+
+def test_dicom_declared_size_beyond_the_data_is_refused():
+    from pydicom import dcmread
+    from pydicom.filebase import DicomBytesIO
+
+    ds = dcmread(DicomBytesIO(dicom_bytes(fs=500, signal=synthetic_ecg(500))))
+    ds.WaveformSequence[0].NumberOfWaveformSamples = 2**31 - 1
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    with pytest.raises(EcgError, match="truncated or damaged"):
+        read_ecg(buffer.getvalue())
 
 
 def test_hl7_reorders_leads_and_skips_representative_beat():
@@ -164,9 +209,9 @@ def test_assets_parse_to_plausible_ecg(name):
 
 # --- real examples in ../shared ------------------------------------------------------------------------
 
-EXPECTED = {  # format folder -> reader key; SCP-ECG is recognised but not supported
+EXPECTED = {  # format folder -> reader key
     "dicom": "dicom", "hl7_aecg": "hl7_aecg", "philips_sierra_xml": "philips_xml", "ge_muse_xml": "ge_muse_xml",
-    "edf": "edf", "csv": "csv",
+    "edf": "edf", "csv": "csv", "scp_ecg": "scp_ecg",
 }
 
 
@@ -176,9 +221,6 @@ def test_real_format_examples(ecg_root):
     seen = set()
     for path in files:
         folder = path.parent.name
-        if folder == "scp_ecg":
-            assert sniff(path.read_bytes()) == "scp_ecg"
-            continue
         ecg = read_ecg(path)
         assert ecg.source_format == EXPECTED[folder], path.name
         assert ecg.calibrated, path.name

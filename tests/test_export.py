@@ -1,16 +1,18 @@
 """NIfTI export geometry (issue 24, point 5): the array in NIfTI's (i, j) order, an affine consistent with it,
-qform = sform, a real slice thickness, and a source affine kept when a cine carries one."""
+qform = sform, a real slice thickness, and a source affine kept when a cine carries one. DICOM export: one
+multi-frame Secondary Capture file per slice, labelled synthetic, with no patient identifiers."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
 from cardiosynth.cine import Cine
-from cardiosynth.export import DEFAULT_SLICE_THICKNESS_MM, save_cine
+from cardiosynth.export import DEFAULT_SLICE_THICKNESS_MM, DICOM_MAX, save_cine
 
 T, H, W = 4, 12, 20  # H != W: a transposed array changes shape, not only content
 ROW_MM, COL_MM = 1.5, 2.5  # unequal, so swapped zooms are caught too
@@ -94,3 +96,60 @@ def test_a_real_acdc_slice_written_with_its_affine_matches_the_source(acdc_root,
                                vol[:, :, z, :], atol=1e-3)  # the source's own (i, j) layout
     assert nib.aff2axcodes(image.affine) == nib.aff2axcodes(source.affine)
     np.testing.assert_allclose(image.affine, affine, atol=1e-4)
+
+
+def test_dicom_round_trip_frames_spacing_timing_and_labels(tmp_path):
+    import pydicom
+    from pydicom import uid
+    from pydicom.pixels import apply_voi_lut
+
+    rng = np.random.default_rng(0)
+    cine = Cine(rng.random((T, H, W), dtype=np.float32), (ROW_MM, COL_MM), 0.4, source="synthetic:cpgg@0123abcd",
+                metadata={"seed": 7, "sample": 0})
+    ds = pydicom.dcmread(save_cine(cine, tmp_path / "cine.dcm", {"LVEF": 60.0}, frame_seconds=0.05))
+    assert ds.file_meta.TransferSyntaxUID == uid.ExplicitVRLittleEndian
+    assert ds.SOPClassUID == ds.file_meta.MediaStorageSOPClassUID == "1.2.840.10008.5.1.4.1.1.7.3"  # word SC
+    assert ds.SOPInstanceUID == ds.file_meta.MediaStorageSOPInstanceUID
+    assert ds.NumberOfFrames == T and (ds.Rows, ds.Columns) == (H, W) and ds.BitsStored == 12
+    pixels = ds.pixel_array
+    assert pixels.shape == (T, H, W) and pixels.dtype == np.uint16  # frames[t] as rows x columns, not transposed
+    np.testing.assert_allclose(pixels / DICOM_MAX, cine.frames, atol=0.5 / DICOM_MAX + 1e-7)  # within quantisation
+    stored = np.arange(DICOM_MAX + 1, dtype=np.uint16)  # the window a viewer applies: 0..1 as black..white, linearly
+    np.testing.assert_allclose(apply_voi_lut(stored, ds), stored, atol=1e-6)
+    assert [float(v) for v in ds.PixelSpacing] == [ROW_MM, COL_MM]
+    assert float(ds.SliceThickness) == DEFAULT_SLICE_THICKNESS_MM
+    assert float(ds.FrameTime) == pytest.approx(50.0) and ds.FrameIncrementPointer == 0x00181063
+    assert ds.SyntheticData == "YES" and ds.ConversionType == "SYN" and ds.ImageType[0] == "DERIVED"
+    assert "cpgg@0123abcd" in ds.DerivationDescription and "seed 7" in ds.DerivationDescription
+    assert json.loads(ds.ImageComments)["LVEF"] == 60.0
+    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate"):
+        assert keyword in ds and not str(ds.data_element(keyword).value)  # type 2: present, empty
+
+
+def test_dicom_uids_are_new_on_every_write_and_a_real_cine_is_not_labelled_synthetic(tmp_path):
+    import pydicom
+    from pydicom.uid import UID
+
+    cine = asymmetric_cine(rr_s=0.8)  # an ECG-driven cine's heartbeat: the frame time when none is given
+    first, second = (pydicom.dcmread(save_cine(cine, tmp_path / name)) for name in ("a.dcm", "b.dcm"))
+    keys = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+    for ds in (first, second):
+        assert all(UID(ds[k].value).is_valid for k in keys) and len({ds[k].value for k in keys}) == 3
+        assert float(ds.FrameTime) == pytest.approx(1000 * 0.8 / T)
+    assert all(first[k].value != second[k].value for k in keys)
+    real = Cine(asymmetric_cine().frames, (ROW_MM, COL_MM), source="real:patient002/slice3")
+    ds = pydicom.dcmread(save_cine(real, tmp_path / "real.dcm"))
+    assert ds.SyntheticData == "NO" and ds.ConversionType == "WSD" and "real:patient002" in ds.DerivationDescription
+
+
+def test_a_failed_dicom_write_leaves_no_file(tmp_path, monkeypatch):
+    from pydicom.dataset import Dataset
+
+    def fail_midway(self, path, **kwargs):
+        Path(path).write_bytes(b"DICM half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Dataset, "save_as", fail_midway)
+    with pytest.raises(OSError, match="disk full"):
+        save_cine(asymmetric_cine(), tmp_path / "cine.dcm")
+    assert not list(tmp_path.iterdir())

@@ -307,6 +307,24 @@ def test_bulk_synthesis_from_a_csv_of_partial_sets(tiny, tmp_path):
     assert json.loads(image.header.extensions[0].get_content())["LVEDV"] == 200.0
 
 
+def test_bulk_synthesis_writes_dicom_that_pydicom_reads(tiny, tmp_path):
+    import pydicom
+
+    summary = synthesize(tmp_path / "out", n=3, seed=4, fmt="dcm", chunk_size=2, pipe=tiny, progress=False)
+    assert summary["complete"] and summary["made_now"] == 3
+    conditions = pd.read_csv(tmp_path / "out" / CONDITIONS_FILE)
+    assert list(conditions["file"]) == [f"cine_{i:07d}.dcm" for i in range(3)]
+    for row in conditions.itertuples():
+        ds = pydicom.dcmread(tmp_path / "out" / row.file)
+        assert ds.NumberOfFrames == 8 and ds.pixel_array.shape == (8, 16, 16)
+        assert [float(v) for v in ds.PixelSpacing] == [2.2, 2.2] and ds.SyntheticData == "YES"
+        assert f"seed {row.seed}" in ds.DerivationDescription and tiny.name in ds.DerivationDescription
+        assert json.loads(ds.ImageComments)["LVEDV"] == pytest.approx(row.LVEDV)
+    assert not list((tmp_path / "out").glob(".*partial*"))
+    with pytest.raises(SynthesisError, match="npz, nii.gz, dcm"):
+        synthesize(tmp_path / "gif", n=1, fmt="gif", pipe=tiny, progress=False)
+
+
 def test_bulk_synthesis_refuses_bad_requests(tiny, tmp_path):
     with pytest.raises(SynthesisError, match="Give --n"):
         synthesize(tmp_path / "a", pipe=tiny, progress=False)

@@ -138,7 +138,7 @@ class CineStudio:
         return measured
 
     def file(self, result: CineResult, fmt: str) -> str:
-        """Path of the result as ``fmt`` (gif, mp4, nii.gz, json, csv), written once."""
+        """Path of the result as ``fmt`` (gif, mp4, nii.gz, dcm, json, csv), written once."""
         if fmt not in result.files:
             path = self.folder / f"{result.files['stem']}.{fmt}"
             measured = {k: v for k, v in result.measured.items() if k.startswith("est_") or k == "not_measurable"}
@@ -150,12 +150,12 @@ class CineStudio:
 
                 pd.DataFrame([{k: v for k, v in metadata.items() if k != "measured"}]).to_csv(path, index=False)
             else:
-                save_cine(result.cine, path, metadata if fmt in ("nii.gz",) else None)
+                save_cine(result.cine, path, metadata if fmt in ("nii.gz", "dcm") else None)
             result.files[fmt] = str(path)
         return result.files[fmt]
 
     def downloads(self, result: CineResult) -> list[str]:
-        return [self.file(result, fmt) for fmt in ("mp4", "gif", "nii.gz", "json", "csv")]
+        return [self.file(result, fmt) for fmt in ("mp4", "gif", "nii.gz", "dcm", "json", "csv")]
 
     # ----------------------------------------------------------------------------------------- views
     def values_markdown(self, now: CineResult, previous: CineResult | None) -> str:

@@ -34,7 +34,7 @@ log = logging.getLogger("cardiosynth.app")
 
 CURSOR_COLOUR = "#c62828"
 PLAY_BEATS = 3  # Play runs the cycle this many times (plotly animations do not loop)
-FORMATS = ("mp4", "gif", "nii.gz", "json")
+FORMATS = ("mp4", "gif", "nii.gz", "dcm", "json")
 
 
 @dataclass
@@ -133,13 +133,13 @@ class EcgCineStudio:
         return {"conditions": {**result.output.conditions, "ecg_file": result.name}, "cycle": result.cycle}
 
     def file(self, result: EcgCineResult, fmt: str) -> str:
-        """Path of the result as ``fmt`` (gif, mp4, nii.gz, json), written once; animations run at the ECG's rate."""
+        """Path of the result as ``fmt`` (gif, mp4, nii.gz, dcm, json), written once; frames run at the ECG's rate."""
         if fmt not in result.files:
             path = self.folder / f"{result.files['stem']}.{fmt}"
             if fmt == "json":
                 path.write_text(json.dumps(self.metadata(result), indent=2))
             else:
-                info = self.metadata(result) if fmt == "nii.gz" else None
+                info = self.metadata(result) if fmt in ("nii.gz", "dcm") else None
                 save_cine(result.cine, path, info, frame_seconds=result.frame_seconds)
             result.files[fmt] = str(path)
         return result.files[fmt]

@@ -92,10 +92,17 @@ def _escape_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def analyse_path(path: str | Path, name: str | None = None) -> EcgResult:
+def parse_table_options(fs: float | None, lead_order: str | None) -> tuple[float | None, list[str] | None]:
+    """The app's "Table without a header row" fields as ``read_ecg`` arguments (blank = not given)."""
+    leads = [name.strip() for name in (lead_order or "").replace(";", ",").split(",") if name.strip()]
+    return (float(fs) if fs else None), (leads or None)
+
+
+def analyse_path(path: str | Path, name: str | None = None, fs: float | None = None,
+                 leads: list[str] | None = None) -> EcgResult:
     from cardiosynth.ecg import process_ecg, read_ecg
 
-    ecg = read_ecg(path)
+    ecg = read_ecg(path, fs=fs, leads=leads)
     return EcgResult(ecg, process_ecg(ecg), name or Path(path).name)
 
 
@@ -105,13 +112,16 @@ def analyse_example(label: str) -> EcgResult:
     return analyse_path(EXAMPLE_DIR / EXAMPLES[label], name=f"{EXAMPLES[label]} (bundled example)")
 
 
-def analyse_upload(files: str | Path | Sequence[str | Path] | None) -> EcgResult:
-    """One ECG file, or the header and signal file(s) of one WFDB record."""
+def analyse_upload(files: str | Path | Sequence[str | Path] | None, fs: float | None = None,
+                   lead_order: str | None = None) -> EcgResult:
+    """One ECG file, or the header and signal file(s) of one WFDB record; ``fs`` and ``lead_order`` are used
+    only where the file does not state them (a table without a header row)."""
+    fs, leads = parse_table_options(fs, lead_order)
     if files is None or (not isinstance(files, (str, Path)) and len(files) == 0):
         raise _ecg_error("No file was uploaded. Choose an ECG file, or pick a bundled example.")
     paths = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
     if len(paths) == 1:
-        return analyse_path(paths[0])
+        return analyse_path(paths[0], fs=fs, leads=leads)
     suffixes = {p.suffix.lower() for p in paths}
     if not suffixes <= set(WFDB_SUFFIXES) or ".hea" not in suffixes:
         raise _ecg_error("Upload one ECG file at a time. Several files are accepted only for one WFDB record "

@@ -117,7 +117,7 @@ def add_cine_panel(studio: CineStudio, values: list, explorer: PhenotypeExplorer
     now_view, previous_view, cine_values = cine_pair(("Now (animated)", "cine-now"), ("Previous", "cine-previous"),
                                                      "cine-values")
     cine_plot = gr.Plot(label="Frame by frame, with the measured LV / RV areas", elem_id="cine-plot")
-    cine_files = gr.File(label="Downloads: MP4, GIF, NIfTI, conditions (JSON, CSV)", file_count="multiple",
+    cine_files = gr.File(label="Downloads: MP4, GIF, NIfTI, DICOM, conditions (JSON, CSV)", file_count="multiple",
                          elem_id="cine-files", interactive=False)
     current = gr.State(None)
     previous = gr.State(None)
@@ -226,10 +226,18 @@ def add_ecg_tab(studio: EcgCineStudio) -> None:
         example = gr.Dropdown(list(EXAMPLES), value=None, label="...or pick a bundled example",
                               info="LUDB (ODC-By), HL7 aECG (CC0), DICOM and Philips test files (MIT)",
                               elem_id="ecg-example", scale=2)
-    gr.Markdown("Formats: WFDB, EDF/EDF+, DICOM 12-lead waveform, HL7 aECG, Philips Sierra XML, GE MUSE XML, "
-                "UK Biobank / CardioSoft XML, CSV, NumPy. The signal is resampled to 500 Hz and cropped or padded "
-                "to 10 s. The shaded band marks the typical cycle neurokit2 finds; the ECG\u2192cine model finds "
-                "its own from its predicted phase (shown with the cine).")
+    with gr.Accordion("Table without a header row (CSV / TSV of bare numbers)", open=False,
+                      elem_id="ecg-table-options"):
+        with gr.Row():
+            lead_order = gr.Textbox("", label="Lead order", elem_id="ecg-lead-order", scale=3,
+                                    placeholder="I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6",
+                                    info="the table's columns, left to right; 'time' marks a time column")
+            table_fs = gr.Number(None, label="Sampling rate (Hz)", minimum=0, elem_id="ecg-table-fs", scale=1)
+            reread = gr.Button("Read the upload again", elem_id="ecg-reread-btn", scale=1)
+    gr.Markdown("Formats: WFDB, EDF/EDF+, DICOM ECG and hemodynamic waveforms, SCP-ECG, HL7 aECG, Philips Sierra "
+                "XML, GE MUSE XML, UK Biobank / CardioSoft XML, CSV, NumPy. The signal is resampled to 500 Hz and "
+                "cropped or padded to 10 s. The shaded band marks the typical cycle neurokit2 finds; the "
+                "ECG\u2192cine model finds its own from its predicted phase (shown with the cine).")
     ecg_message = gr.Markdown("", label="Message", elem_id="ecg-message")
     with gr.Row():
         with gr.Column(scale=2, min_width=360):
@@ -249,13 +257,14 @@ def add_ecg_tab(studio: EcgCineStudio) -> None:
             return [None, "", {"error": text}, error_box(text), None]
         return [result.figure(), result.summary_markdown(), result.report(), "", result]
 
-    def analyse_files(files):
-        return ecg_view(lambda: analyse_upload(files), "reading the uploaded ECG")
+    def analyse_files(files, fs, order):
+        return ecg_view(lambda: analyse_upload(files, fs, order), "reading the uploaded ECG")
 
     def analyse_bundled(label):
         return ecg_view(lambda: analyse_example(label), "reading the example ECG")
 
-    upload.upload(analyse_files, inputs=upload, outputs=ecg_outputs, api_name="ecg")
+    upload.upload(analyse_files, inputs=[upload, table_fs, lead_order], outputs=ecg_outputs, api_name="ecg")
+    reread.click(analyse_files, inputs=[upload, table_fs, lead_order], outputs=ecg_outputs, api_name="ecg_reread")
     example.input(analyse_bundled, inputs=example, outputs=ecg_outputs, api_name="ecg_example")
     add_ecg_cine_panel(studio, shown)
 
@@ -292,7 +301,7 @@ def add_ecg_cine_panel(studio: EcgCineStudio, shown: gr.State) -> None:
         with gr.Column(scale=2):
             cycle = gr.Markdown("", elem_id="ecg-cine-cycle")
     plot = gr.Plot(label="Cine frame beside lead II of its cycle: Play, or drag the slider", elem_id="ecg-cine-plot")
-    files = gr.File(label="Downloads: MP4, GIF, NIfTI, conditions and cycle (JSON)", file_count="multiple",
+    files = gr.File(label="Downloads: MP4, GIF, NIfTI, DICOM, conditions and cycle (JSON)", file_count="multiple",
                     elem_id="ecg-cine-files", interactive=False)
     current = gr.State(None)
 

@@ -1,8 +1,9 @@
 """``python -m cardiosynth.ecg FILE``: read, analyse and plot one ECG from the command line.
 
 Prints what a clinician would check first (format, leads, rate, duration, heart rate, quality, QT/RR,
-warnings) and writes the figure as HTML. Bad input prints the reason and exits with status 2, writing
-nothing.
+warnings) and writes the figure as one self-contained HTML file (plotly.js inside, so it opens on a
+workstation without internet) where ``--out`` says: a file path, or a folder to write ``<file>.ecg.html``
+into. Bad input prints the reason and exits with status 2, writing nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from cardiosynth.export import atomic_path
 
 from . import EcgError, read_ecg
 from .plot import plot_ecg
@@ -22,31 +25,47 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cardiosynth.ecg", description=__doc__.splitlines()[0])
     parser.add_argument("file", help="ECG file (WFDB .hea/.dat, EDF, DICOM, XML, CSV, .npy)")
     parser.add_argument("--fs", type=float, default=None, help="sampling rate in Hz, if the file lacks it")
+    parser.add_argument("--lead-order", default=None,
+                        help="for a table without a header row: its columns' leads in order, e.g. "
+                             "I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6 ('time' marks a time column)")
     parser.add_argument("--crop", choices=["start", "centre"], default="start",
                         help="which 10 s of a longer recording to keep")
     parser.add_argument("--out", type=Path, default=None,
-                        help="figure path (.html; default: <file name>.ecg.html in the current folder)")
+                        help="figure file (.html) or folder (default: <file name>.ecg.html in the current folder)")
     parser.add_argument("--no-figure", action="store_true", help="do not write the figure")
     parser.add_argument("--leads", default=None, help="comma-separated leads to plot, e.g. I,II,V1")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     try:
-        ecg = read_ecg(args.file, fs=args.fs, crop=args.crop)
+        lead_order = [s.strip() for s in args.lead_order.split(",")] if args.lead_order else None
+        ecg = read_ecg(args.file, fs=args.fs, leads=lead_order, crop=args.crop)
     except EcgError as err:
         print(f"Cannot use this ECG: {err}", file=sys.stderr)
         return 2
     analysis = process_ecg(ecg)
     report = ecg_report(ecg, analysis)
     if not args.no_figure:
-        out = args.out or Path(Path(args.file).name + ".ecg.html")
+        out = figure_path(args.out, args.file)
         leads = [s.strip() for s in args.leads.split(",")] if args.leads else None
-        plot_ecg(ecg, analysis, leads=leads).write_html(out, include_plotlyjs="cdn")
+        with atomic_path(out) as partial:
+            plot_ecg(ecg, analysis, leads=leads).write_html(partial, include_plotlyjs=True)
         report["figure"] = str(out)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         _print(report)
     return 0
+
+
+def figure_path(out: Path | None, ecg_file: str | Path) -> Path:
+    """Where the figure goes: ``out`` itself if it names an .html file, else ``<ecg file>.ecg.html`` in the
+    folder ``out`` names (created if missing), else in the current folder."""
+    name = Path(ecg_file).name + ".ecg.html"
+    if out is None:
+        return Path(name)
+    if out.suffix.lower() in (".html", ".htm") and not out.is_dir():
+        return out
+    return out / name
 
 
 def _print(report: dict) -> None:

@@ -7,8 +7,9 @@
 The run is planned up front (``plan.csv``: every cine's phenotypes, slice position, chunk and seed, all drawn
 from ``--seed``), then generated chunk by chunk; each cine file is written atomically. Re-running the same
 command resumes: finished chunks are skipped, so an interrupted run and an uninterrupted one give the same
-files. Under ``torchrun`` each process (RANK of WORLD_SIZE) takes every WORLD_SIZE-th chunk; the last one to
-finish writes ``conditions.csv`` (plan rows + file names) once every cine exists.
+files (``--format dcm``: the same pixels and tags, but DICOM UIDs are new for every file written). Under
+``torchrun`` each process (RANK of WORLD_SIZE) takes every WORLD_SIZE-th chunk; the last one to finish writes
+``conditions.csv`` (plan rows + file names) once every cine exists.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine
 from cardiosynth.weights import WEIGHTS_DIR
 
 PLAN_FILE, SETTINGS_FILE, CONDITIONS_FILE = "plan.csv", "synthesis.json", "conditions.csv"
+OUTPUT_FORMATS = ("npz", "nii.gz", "dcm")  # one file per cine; dcm: a multi-frame DICOM (export.dicom_dataset)
 
 
 class SynthesisError(RuntimeError):
@@ -110,8 +112,8 @@ def synthesize(out: Path, n: int | None = None, phenotypes_csv: str | None = Non
     """Generate this rank's missing chunks; return counts. See the module docstring."""
     from cardiosynth.export import save_cine
 
-    if fmt not in ("npz", "nii.gz"):
-        raise SynthesisError("--format must be npz or nii.gz")
+    if fmt not in OUTPUT_FORMATS:
+        raise SynthesisError("--format must be one of " + ", ".join(OUTPUT_FORMATS))
     if chunk_size < 1:
         raise SynthesisError("--chunk-size must be at least 1")
     pipe = pipe or PhenotypeToCine.from_pretrained(weights, device=_rank_device(device, rank))
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, help="number of cines (phenotypes sampled from the phenotype VAE)")
     parser.add_argument("--phenotypes", help="CSV with one phenotype set per row (partial sets are completed)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--format", choices=["npz", "nii.gz"], default="npz")
+    parser.add_argument("--format", choices=OUTPUT_FORMATS, default="npz")
     parser.add_argument("--chunk-size", type=int, default=8, help="cines generated together (one seed per chunk)")
     parser.add_argument("--steps", type=int, help="MAR decoding steps K (default: the model's)")
     parser.add_argument("--cfg", type=float, help="guidance scale (default: the model's)")

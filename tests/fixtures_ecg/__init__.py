@@ -56,52 +56,69 @@ def write_edf(path, fs=500, signal=None, order=None, dimension="mV"):
     return path
 
 
-def dicom_bytes(fs=1000, signal=None, uv_per_lsb=1.25, labels=None) -> bytes:
-    """A minimal DICOM 12-lead ECG Waveform Storage object with a RHYTHM group (pydicom)."""
+def dicom_bytes(fs=1000, signal=None, uv_per_lsb=1.25, labels=None, sop_class="1.2.840.10008.5.1.4.1.1.9.1.1",
+                codes=None, extra_channels=(), median_first=False, baseline_uv=0.0) -> bytes:
+    """A minimal DICOM waveform object (default: 12-lead ECG Waveform Storage) with a RHYTHM group (pydicom).
+
+    ``codes`` gives each channel a (scheme, code value) instead of a meaning-only code; ``extra_channels``
+    appends non-ECG channels (e.g. "Pressure") filled with a ramp; ``median_first`` puts a 1.2-s MEDIAN BEAT
+    group with the same leads before the rhythm; ``baseline_uv`` is stored as every channel's baseline (and
+    subtracted from the stored samples, so the decoded signal is unchanged).
+    """
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     signal = synthetic_ecg(fs) if signal is None else signal
-    labels = labels or ["Lead I (Einthoven)", "Lead II", "Lead III", "Lead aVR", "Lead aVL", "Lead aVF",
-                        "Lead V1", "Lead V2", "Lead V3", "Lead V4", "Lead V5", "Lead V6"]
-    digital = np.round(signal / (uv_per_lsb * 1e-3)).astype("<i2")
+    labels = list(labels or ["Lead I (Einthoven)", "Lead II", "Lead III", "Lead aVR", "Lead aVL", "Lead aVF",
+                             "Lead V1", "Lead V2", "Lead V3", "Lead V4", "Lead V5", "Lead V6"])
+    if extra_channels:
+        ramp = np.linspace(0, 50, signal.shape[1])[None].repeat(len(extra_channels), 0)
+        signal = np.concatenate([signal, ramp])
+        labels += list(extra_channels)
+    codes = list(codes or [("99TEST", "x")] * len(labels)) + [("99TEST", "p")] * len(extra_channels)
+    digital = np.round((signal - baseline_uv * 1e-3) / (uv_per_lsb * 1e-3)).astype("<i2")
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.9.1.1"
+    meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=["cardiosynth-test"])
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
     ds.SOPClassUID = meta.MediaStorageSOPClassUID
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "ECG"
-    group = Dataset()
-    group.MultiplexGroupLabel = "RHYTHM"
-    group.SamplingFrequency = fs
-    group.NumberOfWaveformChannels = len(signal)
-    group.NumberOfWaveformSamples = signal.shape[1]
-    group.WaveformBitsAllocated = 16
-    group.WaveformSampleInterpretation = "SS"
-    channels = []
-    for label in labels:
-        ch = Dataset()
-        source = Dataset()
-        source.CodeMeaning = label
-        source.CodeValue = "x"
-        source.CodingSchemeDesignator = "99TEST"
-        ch.ChannelSourceSequence = [source]
-        ch.ChannelSensitivity = uv_per_lsb
-        unit = Dataset()
-        unit.CodeValue = "uV"
-        unit.CodingSchemeDesignator = "UCUM"
-        unit.CodeMeaning = "microvolt"
-        ch.ChannelSensitivityUnitsSequence = [unit]
-        ch.ChannelSensitivityCorrectionFactor = 1
-        ch.ChannelBaseline = 0
-        ch.WaveformBitsStored = 16
-        channels.append(ch)
-    group.ChannelDefinitionSequence = channels
-    group.WaveformData = digital.T.tobytes()  # interleaved: sample-major
-    ds.WaveformSequence = [group]
+    ds.Modality = "ECG" if sop_class.startswith("1.2.840.10008.5.1.4.1.1.9.1.") else "HD"
+
+    def group_of(label, data):
+        group = Dataset()
+        group.MultiplexGroupLabel = label
+        group.SamplingFrequency = fs
+        group.NumberOfWaveformChannels = len(data)
+        group.NumberOfWaveformSamples = data.shape[1]
+        group.WaveformBitsAllocated = 16
+        group.WaveformSampleInterpretation = "SS"
+        channels = []
+        for name, (scheme, value) in zip(labels, codes):
+            ch = Dataset()
+            source = Dataset()
+            source.CodeMeaning = name
+            source.CodeValue = value
+            source.CodingSchemeDesignator = scheme
+            ch.ChannelSourceSequence = [source]
+            ch.ChannelSensitivity = uv_per_lsb
+            unit = Dataset()
+            unit.CodeValue = "uV"
+            unit.CodingSchemeDesignator = "UCUM"
+            unit.CodeMeaning = "microvolt"
+            ch.ChannelSensitivityUnitsSequence = [unit]
+            ch.ChannelSensitivityCorrectionFactor = 1
+            ch.ChannelBaseline = baseline_uv
+            ch.WaveformBitsStored = 16
+            channels.append(ch)
+        group.ChannelDefinitionSequence = channels
+        group.WaveformData = data.T.tobytes()  # interleaved: sample-major
+        return group
+
+    rhythm = group_of("RHYTHM", digital)
+    ds.WaveformSequence = [group_of("MEDIAN BEAT", digital[:, : int(1.2 * fs)]), rhythm] if median_first else [rhythm]
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()

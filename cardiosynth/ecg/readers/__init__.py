@@ -6,7 +6,6 @@ calls the reader and standardises the result (see :mod:`cardiosynth.ecg.standard
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pandas as pd
 
 from ..standardise import Recording, standardise
 from ..types import Ecg, EcgError
-from ._common import damaged, parse_xml
+from ._common import parse_xml
 from .cardiosoft import read_cardiosoft
 from .dicom import read_dicom
 from .edf import read_edf
@@ -23,8 +22,9 @@ from .hl7 import read_hl7
 from .muse import read_muse
 from .philips import read_philips
 from .physionet import SIGNAL_SUFFIXES, read_wfdb, wfdb_files
+from .scp import read_scp
 from .sniff import sniff
-from .table import read_array, read_csv, read_frame
+from .table import load_npy, read_array, read_csv, read_frame
 
 #: Default upload limit; override per call (``max_bytes``) or with CARDIOSYNTH_ECG_MAX_BYTES.
 DEFAULT_MAX_BYTES = 20_000_000
@@ -58,17 +58,14 @@ def _from_bytes(content: bytes, fs, leads, units) -> Recording:
             return read_philips(content, root)
         return {"ge_muse_xml": read_muse, "hl7_aecg": read_hl7, "cardiosoft_xml": read_cardiosoft}[fmt](root)
     if fmt == "npy":
-        with damaged("NumPy"):
-            array = np.load(io.BytesIO(content), allow_pickle=False)
-        return read_array(array, fs, leads, units or "mV")
+        return read_array(load_npy(content), fs, leads, units or "mV")
     if fmt == "text":
-        return read_csv(content, fs, units)
+        return read_csv(content, fs, units, leads)
     if fmt == "wfdb_header":
         raise EcgError("This is a WFDB header (.hea) on its own; the signal file (.dat) is needed too. "
                        "Open the record from a folder that holds both files.")
     if fmt == "scp_ecg":
-        raise EcgError("SCP-ECG files are recognised but not supported yet; please export the ECG as "
-                       "XML, DICOM or EDF.")
+        return read_scp(content)
     raise EcgError(f"Unsupported ECG format {fmt!r}.")  # pragma: no cover
 
 

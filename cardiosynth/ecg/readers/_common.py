@@ -44,6 +44,8 @@ def parse_xml(content: bytes) -> Element:
     except DefusedXmlException:
         raise EcgError("This XML file declares entities or external references, which are refused for "
                        "security reasons; it is not a plain ECG export.") from None
+    except LookupError as err:  # an encoding in the XML declaration that Python does not know
+        raise EcgError(f"This XML file declares a character encoding that cannot be read ({err}).") from None
     except (ParseError, ValueError) as err:
         raise EcgError(f"This XML file is damaged or incomplete and cannot be read ({err}).") from None
 

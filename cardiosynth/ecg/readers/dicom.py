@@ -1,4 +1,12 @@
-"""DICOM ECG waveforms (12-lead, general and ambulatory ECG Waveform Storage), read with ``pydicom``."""
+"""DICOM waveforms whose channels are ECG leads, whatever the SOP class, read with ``pydicom``.
+
+A hospital's archive holds ECGs under several storage classes: 12-lead, General and Ambulatory ECG, and
+Hemodynamic Waveform Storage from cath-lab systems that record the leads beside pressures. What makes a
+channel an ECG lead is its source code (SCP-ECG "5.6.3-9-N", MDC "2:N") or its meaning ("Lead I"), so
+leads are found channel by channel; pressures and other channels are left out and named in the metadata.
+Of several multiplex groups the rhythm is read, never the median beats: a median beat is one averaged
+cycle, not a recording.
+"""
 
 from __future__ import annotations
 
@@ -6,61 +14,127 @@ import io
 
 import numpy as np
 import pydicom
+from pydicom.waveforms.numpy_handler import WAVEFORM_DTYPES
 
+from ..leads import standard_lead_name
 from ..standardise import Recording
 from ..types import EcgError
 from ._common import SCP_LEAD_CODES, damaged, mv_per_unit
 
-ECG_SOP_CLASSES = {
+WAVEFORM_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.9.1.1": "12-lead ECG",
     "1.2.840.10008.5.1.4.1.1.9.1.2": "general ECG",
     "1.2.840.10008.5.1.4.1.1.9.1.3": "ambulatory ECG",
+    "1.2.840.10008.5.1.4.1.1.9.1.4": "general 32-bit ECG",
+    "1.2.840.10008.5.1.4.1.1.9.2.1": "hemodynamic",
+    "1.2.840.10008.5.1.4.1.1.9.3.1": "cardiac electrophysiology",
+    "1.2.840.10008.5.1.4.1.1.9.5.1": "arterial pulse",
+    "1.2.840.10008.5.1.4.1.1.9.6.1": "respiratory",
+    "1.2.840.10008.5.1.4.1.1.9.6.2": "multi-channel respiratory",
+    "1.2.840.10008.5.1.4.1.1.9.8.1": "body position",
 }
+# Lead code prefixes: SCP-ECG's coding scheme as DICOM writes it, and ISO/IEEE 11073 MDC's partition 2.
+_LEAD_CODE_PREFIXES = ("5.6.3-9-", "2:")
+_BEAT_GROUP = ("MEDIAN", "REPRESENTATIVE", "AVERAGE", "TEMPLATE")
 
 
 def _channel_label(channel) -> str:
-    """Lead name from the channel source code (SCP-ECG code "5.6.3-9-N" first, then its meaning)."""
-    source = channel.ChannelSourceSequence[0]
-    code = str(getattr(source, "CodeValue", ""))
-    if code.startswith("5.6.3-9-"):
-        try:
-            return SCP_LEAD_CODES.get(int(code.rsplit("-", 1)[1]), str(source.CodeMeaning))
-        except ValueError:
-            pass
-    return str(getattr(source, "CodeMeaning", code))
+    """Lead name from the channel source code (SCP-ECG or MDC lead code first, then its meaning)."""
+    sources = channel.get("ChannelSourceSequence") or []
+    if not sources:
+        return str(channel.get("ChannelLabel", "") or "unlabelled")
+    source = sources[0]
+    code = str(source.get("CodeValue", ""))
+    for prefix in _LEAD_CODE_PREFIXES:
+        number = code[len(prefix):]
+        if code.startswith(prefix) and number.isdigit() and int(number) in SCP_LEAD_CODES:
+            return SCP_LEAD_CODES[int(number)]
+    return str(source.get("CodeMeaning", "") or channel.get("ChannelLabel", "") or code or "unlabelled")
 
 
 def _units(channel) -> str | None:
-    seq = getattr(channel, "ChannelSensitivityUnitsSequence", None)
-    return str(seq[0].CodeValue) if seq else None
+    seq = channel.get("ChannelSensitivityUnitsSequence")
+    return str(seq[0].get("CodeValue", "")) if seq else None
+
+
+def _is_beat_group(group) -> bool:
+    return str(group.get("MultiplexGroupLabel", "")).strip().upper().startswith(_BEAT_GROUP)
+
+
+def _choose_group(groups: list, leads_per_group: list[int]) -> int:
+    """The rhythm group: most ECG leads, rhythm before median beats, then the longest recording."""
+    def rank(k: int):
+        group = groups[k]
+        fs = float(group.get("SamplingFrequency", 0) or 0)
+        duration = int(group.get("NumberOfWaveformSamples", 0) or 0) / fs if fs > 0 else 0.0
+        return leads_per_group[k], not _is_beat_group(group), duration
+    return max(range(len(groups)), key=rank)
+
+
+def _samples(group, keep: list[int]) -> np.ndarray:
+    """(channels, samples) of the kept channels, with sensitivity, its correction factor and baseline applied.
+
+    Decoded here rather than by ``pydicom.Dataset.waveform_array`` so that every group is checked before
+    any array is made: a declared size the data does not hold is an error, not a reshape deep in a library.
+    """
+    n_channels = int(group.NumberOfWaveformChannels)
+    n_samples = int(group.NumberOfWaveformSamples)
+    key = (int(group.WaveformBitsAllocated), str(group.WaveformSampleInterpretation))
+    if key not in WAVEFORM_DTYPES:
+        raise EcgError(f"This DICOM waveform uses {key[0]}-bit '{key[1]}' samples, which are not supported.")
+    dtype = np.dtype(WAVEFORM_DTYPES[key])
+    data = bytes(group.WaveformData)
+    if n_channels < 1 or n_samples < 1 or len(data) < n_channels * n_samples * dtype.itemsize:
+        raise EcgError(f"This DICOM waveform declares {n_channels} channels x {n_samples} samples, but holds "
+                       f"only {len(data)} bytes of data; the file is truncated or damaged.")
+    raw = np.frombuffer(data, dtype=dtype, count=n_channels * n_samples).reshape(n_samples, n_channels)
+    channels = list(group.ChannelDefinitionSequence)
+    out = np.empty((len(keep), n_samples), dtype=np.float64)
+    for row, k in enumerate(keep):
+        ch = channels[k]
+        sensitivity = float(ch.get("ChannelSensitivity", 1.0) or 1.0)
+        correction = float(ch.get("ChannelSensitivityCorrectionFactor", 1.0) or 1.0)
+        baseline = float(ch.get("ChannelBaseline", 0.0) or 0.0)
+        out[row] = raw[:, k] * (sensitivity * correction) + baseline
+    return out
 
 
 def read_dicom(content: bytes) -> Recording:
-    """Read the rhythm (longest) waveform group of a DICOM ECG; median beats are ignored."""
+    """Read the ECG leads of the rhythm group of any DICOM waveform object."""
     with damaged("DICOM"):
         ds = pydicom.dcmread(io.BytesIO(content))
-        sop = str(getattr(ds, "SOPClassUID", ""))
-        if sop not in ECG_SOP_CLASSES or "WaveformSequence" not in ds:
-            kind = getattr(ds, "Modality", "") or "non-waveform"
+        sop = str(ds.get("SOPClassUID", ""))
+        kind = WAVEFORM_SOP_CLASSES.get(sop, "waveform")
+        if "WaveformSequence" not in ds or not len(ds.WaveformSequence):
+            modality = str(ds.get("Modality", "") or "non-waveform")
             raise EcgError(
-                f"This DICOM file does not contain an ECG waveform (it is a {kind} object); "
+                f"This DICOM file does not contain an ECG waveform (it is a {modality} object); "
                 "please export the ECG as 'ECG Waveform Storage'."
             )
         groups = list(ds.WaveformSequence)
-        labels_of = [str(getattr(g, "MultiplexGroupLabel", "")).upper() for g in groups]
-        durations = [g.NumberOfWaveformSamples / float(g.SamplingFrequency) for g in groups]
-        index = labels_of.index("RHYTHM") if "RHYTHM" in labels_of else int(np.argmax(durations))
-        group = groups[index]
-        samples = ds.waveform_array(index).T  # applies sensitivity, correction factor and baseline
+        labels_of = [[_channel_label(ch) for ch in g.get("ChannelDefinitionSequence") or []] for g in groups]
+        leads_of = [[k for k, label in enumerate(labels) if standard_lead_name(label)] for labels in labels_of]
+        if not any(leads_of):
+            found = sorted({label for labels in labels_of for label in labels})
+            raise EcgError(
+                f"This DICOM {kind} waveform has no ECG lead channels (its channels are: "
+                f"{', '.join(found[:12]) or 'none'}); an ECG needs channels such as Lead I, Lead II, V1-V6."
+            )
+        index = _choose_group(groups, [len(k) for k in leads_of])
+        group, keep = groups[index], leads_of[index]
         channels = list(group.ChannelDefinitionSequence)
-        labels = [_channel_label(ch) for ch in channels]
-        units = [_units(ch) for ch in channels]
         fs = float(group.SamplingFrequency)
+        if not np.isfinite(fs) or fs <= 0:
+            raise EcgError(f"This DICOM waveform states a sampling frequency of {fs:g} Hz.")
+        samples = _samples(group, keep)
+        units = [_units(channels[k]) for k in keep]
+        labels = [labels_of[index][k] for k in keep]
+        left_out = [label for k, label in enumerate(labels_of[index]) if k not in keep]
     factors = [mv_per_unit(u) for u in units]
     calibrated = all(f is not None for f in factors)
     scale = np.array([f if f is not None else 1.0 for f in factors])
-    manufacturer = str(getattr(ds, "Manufacturer", "")).strip()
-    model = str(getattr(ds, "ManufacturerModelName", "")).strip()
+    manufacturer = str(ds.get("Manufacturer", "") or "").strip()
+    model = str(ds.get("ManufacturerModelName", "") or "").strip()
     return Recording(
         labels=labels,
         signal=samples * scale[:, None],
@@ -68,9 +142,10 @@ def read_dicom(content: bytes) -> Recording:
         source_format="dicom",
         calibrated=calibrated,
         metadata={
-            "dicom_sop_class": ECG_SOP_CLASSES[sop],
-            "waveform_group": labels_of[index] or str(index),
+            "dicom_sop_class": kind,
+            "waveform_group": str(group.get("MultiplexGroupLabel", "") or index),
             "units_in_file": units,
+            **({"channels_left_out": left_out} if left_out else {}),
             **({"device": f"{manufacturer} {model}".strip()} if manufacturer or model else {}),
         },
     )

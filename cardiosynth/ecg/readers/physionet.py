@@ -12,6 +12,36 @@ from ..types import EcgError
 from ._common import damaged, mv_per_unit
 
 SIGNAL_SUFFIXES = (".dat", ".mat")
+MAX_SIGNALS = 64  # 12 leads and any extra channels, many times over
+MAX_VALUES = 50_000_000  # signals x samples: a 10-s ECG is 60 000; 50 M is a 24-h Holter's order
+
+
+def check_record_line(header_text: str) -> None:
+    """Refuse a record line that wfdb would act on blindly: millions of signals (it builds per-signal lists
+    before reading a byte of signal), a zero, negative or unreadable sampling rate (it falls back to
+    250 Hz, which would silently mistime the ECG), or a length far beyond any ECG."""
+    line = next((ln for ln in header_text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
+    fields = line.split()
+    bad = EcgError("This WFDB header's record line is damaged; it should read '<name> <signals> <rate> <samples>'.")
+    if len(fields) < 2 or not fields[1].isdigit():
+        raise bad
+    n_signals = int(fields[1])
+    if not 1 <= n_signals <= MAX_SIGNALS:
+        raise EcgError(f"This WFDB header declares {n_signals:,} signals; an ECG has 12 leads (at most {MAX_SIGNALS} "
+                       "channels are accepted).")
+    if len(fields) > 2:
+        try:
+            fs = float(fields[2].split("/")[0].split("(")[0])
+        except ValueError:
+            raise bad from None
+        if not np.isfinite(fs) or fs <= 0:
+            raise EcgError(f"This WFDB header states a sampling rate of {fields[2]} Hz; it must be a positive number.")
+    if len(fields) > 3:
+        if not fields[3].isdigit():
+            raise bad
+        if n_signals * int(fields[3]) > MAX_VALUES:
+            raise EcgError(f"This WFDB record declares {int(fields[3]):,} samples per signal, far more than a resting "
+                           "ECG holds; long-term (Holter) recordings are not supported.")
 
 
 def record_base(path: Path) -> Path:
@@ -41,6 +71,7 @@ def read_wfdb(path: Path) -> Recording:
             "WFDB recordings need both the .hea and the .dat/.mat file."
         )
     with damaged("WFDB"):
+        check_record_line(base.with_suffix(".hea").read_text(errors="replace"))
         rec = wfdb.rdrecord(str(base))
     if rec.p_signal is None or rec.p_signal.size == 0:
         raise EcgError("This WFDB record contains no samples.")

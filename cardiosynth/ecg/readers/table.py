@@ -3,6 +3,10 @@
 Columns are matched by lead name, never by position. The sampling rate comes from the ``fs`` argument, a
 time column, or a free-text preface line such as ``Sampling Rate (Hz): 500``; a preface line such as
 ``Gain (digit/millivolt): 2048`` or a unit in the column names (``I (uV)``) gives the amplitude scale.
+
+A table of bare numbers (no header row) says neither which column is which lead nor how fast it was sampled,
+so it is refused unless the caller names both (``leads`` in column order, ``fs``): guessing a lead order
+would put a plausible-looking but wrong ECG into the model.
 """
 
 from __future__ import annotations
@@ -16,13 +20,20 @@ import pandas as pd
 from ..leads import standard_lead_name
 from ..standardise import Recording
 from ..types import LEADS, EcgError
-from ._common import mv_per_unit
+from ._common import damaged, mv_per_unit
 
 _TIME_NAMES = re.compile(r"^\s*(time|t|timestamp|seconds|secs?|s|ms|milliseconds)([\s_\-(\[]|$)", re.I)
-_RATE_LINE = re.compile(r"(sampl\w*[\s_-]*(rate|freq\w*)|\bfs\b|frequency)[^0-9]*([0-9]+(\.[0-9]+)?)", re.I)
+_RATE_LINE = re.compile(r"(sampl\w*[\s_-]*(rate|freq\w*)|\bfs\b|frequency)[^0-9+-]*([+-]?[0-9]+(\.[0-9]+)?)", re.I)
 _GAIN_LINE = re.compile(r"gain[^0-9]*?(digits?|counts?|units?)?\s*/\s*(milli\s*volts?|mv|micro\s*volts?|uv)[^0-9]*([0-9]+(\.[0-9]+)?)", re.I)
 _UNIT_IN_NAME = re.compile(r"[\(\[]\s*(mv|uv|µv|μv|nv|v)\s*[\)\]]", re.I)
 _DELIMITERS = (",", ";", "\t", "|")
+MAX_COLUMNS = 64  # 12 leads, extra leads (V7-V9, V3R...), time and status columns fit many times over
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+#: How to give a headerless table its lead order and sampling rate, in the command line and the app.
+HEADERLESS_HELP = ("give the lead order and the sampling rate: on the command line `--lead-order "
+                   "I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6 --fs 500` (a `time` entry marks a time column); in "
+                   "the app's ECG tab, the 'Table without a header row' fields 'Lead order' and 'Sampling rate (Hz)'")
 
 
 def _decode(content: bytes) -> str:
@@ -45,12 +56,57 @@ def _split(line: str) -> tuple[str | None, list[str]]:
 def _find_header(lines: list[str]) -> tuple[int, str | None]:
     for k, line in enumerate(lines[:50]):
         delimiter, cells = _split(line)
+        _check_width(len(cells))
         if sum(standard_lead_name(c) is not None for c in cells) >= 2:
             return k, delimiter
+    if _is_numeric_table(lines):
+        raise EcgError("This table has no header row naming the leads, so its columns cannot be matched to "
+                       f"leads; {HEADERLESS_HELP}.")
     raise EcgError(
         "No lead names were found in this table. The first row must name the leads "
         "(I, II, III, aVR, aVL, aVF, V1-V6)."
     )
+
+
+def _check_width(n_columns: int) -> None:
+    """Refuse a table far wider than any ECG export before parsing it: the work grows with the width."""
+    if n_columns > MAX_COLUMNS:
+        raise EcgError(f"This table has {n_columns:,} columns; an ECG table has one column per lead (and perhaps "
+                       f"a time column), at most {MAX_COLUMNS}. It does not look like an ECG export.")
+
+
+def _is_numeric_table(lines: list[str]) -> bool:
+    """The first non-empty lines hold only numbers, with the same count on each."""
+    rows = [_split(line)[1] for line in lines[:20] if line.strip()]
+    _check_width(max((len(cells) for cells in rows), default=0))
+    counts = {len(cells) for cells in rows}
+    return bool(rows) and len(counts) == 1 and all(_NUMBER.match(c) for cells in rows for c in cells)
+
+
+def _read_headerless(text: str, lines: list[str], leads: list[str], fs: float | None, units: str | None) -> Recording:
+    """A table of bare numbers whose columns the caller has named, in order."""
+    delimiter, cells = _split(next(line for line in lines if line.strip()))
+    names = [str(name).strip() for name in leads]
+    if len(names) != len(cells):
+        raise EcgError(f"The lead order names {len(names)} columns ({', '.join(names)}), but the table has "
+                       f"{len(cells)} columns per row.")
+    unknown = [n for n in names if standard_lead_name(n) is None and not _TIME_NAMES.match(n)]
+    if unknown:
+        raise EcgError(f"The lead order contains {', '.join(repr(n) for n in unknown)}, which is not a lead name; "
+                       "use I, II, III, aVR, aVL, aVF, V1-V6 (and 'time' for a time column).")
+    frame = _parse_table(text, None, delimiter, names)
+    rec = read_frame(frame, fs, units, "csv")
+    rec.metadata["lead_order_from"] = "given by the user (the table has no header row)"
+    return rec
+
+
+def _parse_table(text: str, header_row: int | None, delimiter: str | None, names: list[str] | None = None):
+    try:
+        return pd.read_csv(io.StringIO(text), skiprows=header_row or 0, header=None if names else 0, names=names,
+                           sep=delimiter if delimiter else r"\s+", engine="c" if delimiter else "python",
+                           skip_blank_lines=True)
+    except (pd.errors.ParserError, ValueError) as err:
+        raise EcgError(f"This table could not be read; rows have different numbers of values ({err}).") from None
 
 
 def _preface(lines: list[str]) -> tuple[float | None, float | None]:
@@ -88,7 +144,7 @@ def read_frame(frame: pd.DataFrame, fs: float | None = None, units: str | None =
     meta: dict = {}
     warnings: list[str] = []
     if time_cols:
-        from_time = _fs_from_time(frame[time_cols[0]], time_cols[0])
+        from_time = _fs_from_time(frame.iloc[:, names.index(time_cols[0])], time_cols[0])  # by position: names repeat
         if fs is None:
             fs = from_time
             meta["fs_from"] = f"time column '{time_cols[0]}'"
@@ -125,16 +181,16 @@ def _amplitude_scale(cols, signal, units, mv_per_digit, warnings) -> tuple[float
     return 1.0, False
 
 
-def read_csv(content: bytes, fs: float | None = None, units: str | None = None) -> Recording:
+def read_csv(content: bytes, fs: float | None = None, units: str | None = None,
+             leads: list[str] | None = None) -> Recording:
+    """CSV/TSV text; ``leads`` (column order) is used only for a table without a header row."""
     text = _decode(content)
     lines = text.splitlines()
+    if leads and _is_numeric_table(lines):
+        return _read_headerless(text, lines, leads, fs, units)
     k, delimiter = _find_header(lines)
     preface_fs, mv_per_digit = _preface(lines[:k])
-    try:
-        frame = pd.read_csv(io.StringIO(text), skiprows=k, sep=delimiter if delimiter else r"\s+",
-                            engine="c" if delimiter else "python", skip_blank_lines=True)
-    except (pd.errors.ParserError, ValueError) as err:
-        raise EcgError(f"This table could not be read; rows have different numbers of values ({err}).") from None
+    frame = _parse_table(text, k, delimiter)
     _, cells = _split(lines[k])
     if len(cells) == frame.shape[1]:
         frame.columns = cells  # pandas renames duplicates ("II.1"); keep them visible to the lead check
@@ -143,6 +199,25 @@ def read_csv(content: bytes, fs: float | None = None, units: str | None = None) 
         rec.fs = preface_fs
         rec.metadata["fs_from"] = "header line"
     return rec
+
+
+def load_npy(content: bytes) -> np.ndarray:
+    """A ``.npy`` file's array, its declared size checked against the bytes before anything is allocated
+    (a 100-byte file may declare a terabyte array); object arrays are refused (no pickle)."""
+    from numpy.lib import format as npy
+
+    with damaged("NumPy"):
+        stream = io.BytesIO(content)
+        version = npy.read_magic(stream)
+        read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, _, dtype = read_header(stream)
+        if dtype.hasobject:
+            raise EcgError("This NumPy file holds Python objects, not numbers; it is refused for security reasons.")
+        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if declared > len(content) - stream.tell():
+            raise EcgError(f"This NumPy file declares an array of {declared:,} bytes but holds only "
+                           f"{len(content) - stream.tell():,}; it is truncated or damaged.")
+        return np.load(io.BytesIO(content), allow_pickle=False)
 
 
 def read_array(array: np.ndarray, fs: float | None, leads: list[str] | None = None,

@@ -1,0 +1,149 @@
+"""Seed corpora: the shared example files of each format, shortened to 0.4 s of signal.
+
+The examples are 10-s recordings of 35-900 kB; at that size one input takes 5-10 ms to parse and
+standardise, so a million inputs would take a day. Shortening the recording keeps every structure the
+parser walks (headers, lead definitions, encodings, groups) while making an input many times cheaper, so
+the fuzzer spends its inputs on the parser, not on decoding samples. (Standardisation, which refuses
+recordings under 2 s, has its own harness.) Each shortened seed is built with the format's own rules
+(counts and lengths in the header updated), so it still parses.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from cardiosynth.paths import REPO_ROOT, data_root
+
+SHARED_FORMATS = data_root() / "ecg" / "formats"
+ASSETS = REPO_ROOT / "assets" / "ecg"
+KEEP_SECONDS = 0.4
+KEEP_SAMPLES = int(KEEP_SECONDS * 500)  # text formats and WFDB examples are 500 Hz
+
+
+def short_dicom(content: bytes, lean: bool = False) -> bytes:
+    """Every multiplex group cut to the first samples; ``lean`` also drops the waveform annotations (240
+    sequence items in the shared example, most of pydicom's parsing time)."""
+    import pydicom
+
+    ds = pydicom.dcmread(io.BytesIO(content))
+    if lean and "WaveformAnnotationSequence" in ds:
+        del ds.WaveformAnnotationSequence
+    for group in ds.WaveformSequence:
+        n = min(int(KEEP_SECONDS * float(group.SamplingFrequency)), int(group.NumberOfWaveformSamples))
+        width = int(group.WaveformBitsAllocated) // 8 * int(group.NumberOfWaveformChannels)
+        group.WaveformData = bytes(group.WaveformData)[: n * width]
+        group.NumberOfWaveformSamples = n
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def short_text(content: bytes) -> bytes:
+    """The preface and header lines, then the first samples."""
+    lines = content.splitlines()
+    header = next(k for k, line in enumerate(lines) if line[:1].isalpha() and b"," in line)
+    return b"\n".join(lines[: header + 1 + KEEP_SAMPLES]) + b"\n"
+
+
+def short_hl7(content: bytes) -> bytes:
+    """Keep the first samples of every ``<digits>`` list."""
+    def cut(match: re.Match) -> bytes:
+        return match.group(1) + b" ".join(match.group(2).split()[:KEEP_SAMPLES]) + match.group(3)
+    return re.sub(rb"(<digits>)(.*?)(</digits>)", cut, content, flags=re.S)
+
+
+def short_muse(content: bytes) -> bytes:
+    """Cut every base64 ``WaveFormData`` to the first samples and update the lead sample counts."""
+    def cut(match: re.Match) -> bytes:
+        samples = np.frombuffer(base64.b64decode(match.group(2)), dtype="<i2")[:KEEP_SAMPLES]
+        return match.group(1) + base64.b64encode(samples.tobytes()) + match.group(3)
+    content = re.sub(rb"(<WaveFormData>)(.*?)(</WaveFormData>)", cut, content, flags=re.S)
+    return re.sub(rb"<LeadSampleCountTotal>\d+</LeadSampleCountTotal>",
+                  b"<LeadSampleCountTotal>%d</LeadSampleCountTotal>" % KEEP_SAMPLES, content)
+
+
+def short_edf(content: bytes) -> bytes:
+    """The first data records only (the record count in the header says how many)."""
+    header_bytes = int(content[184:192])
+    record_seconds = float(content[244:252])
+    n_signals = int(content[252:256])
+    offset = 256 + n_signals * 216
+    per_record = sum(int(content[offset + 8 * k: offset + 8 * k + 8]) for k in range(n_signals))
+    n_records = int(np.ceil(KEEP_SECONDS / record_seconds))
+    return content[:236] + str(n_records).encode().ljust(8) + content[244:header_bytes + 2 * per_record * n_records]
+
+
+def short_wfdb_header(content: bytes) -> bytes:
+    """The record line's sample count set to match the shortened signal file the harness uses."""
+    first, rest = content.split(b"\n", 1)
+    fields = first.split()
+    fields[3] = str(KEEP_SAMPLES).encode()
+    return b" ".join(fields) + b"\n" + rest
+
+
+SHORTEN: dict[str, Callable[[bytes], bytes]] = {
+    "dicom": short_dicom, "csv": short_text, "hl7": short_hl7, "muse": short_muse, "edf": short_edf,
+    "wfdb": short_wfdb_header,
+}
+# Example files per target (globs under the shared folder, then the repository's assets) and how to shorten
+# them; a target without a shortener uses the file as it is.
+EXAMPLES: dict[str, tuple[list[str], str | None]] = {
+    "dicom": (["dicom/*.dcm", "waveform_ecg.dcm"], "dicom"),
+    "edf": (["edf/*.edf"], "edf"),
+    "scp": (["scp_ecg/*.scp"], None),
+    "muse": (["ge_muse_xml/*.xml"], "muse"),
+    "philips": (["philips_sierra_xml/*.XML", "philips_sierra_xml/*.xml"], None),
+    "hl7": (["hl7_aecg/*.xml", "Example_aECG.xml"], "hl7"),
+    "csv": (["csv/*.csv"], "csv"),
+    "wfdb": (["ludb/2.hea"], "wfdb"),  # the harness pairs every header with 2.dat
+    "cardiosoft": ([], None),
+    "npy": ([], None),
+}
+
+
+def _leads() -> np.ndarray:
+    """12 leads x 0.4 s of a 1-Hz sine in mV, for the formats without a shared example."""
+    return np.sin(2 * np.pi * np.arange(KEEP_SAMPLES) / 500)[None].repeat(12, 0) * np.arange(1, 13)[:, None] / 6
+
+
+def _cardiosoft_seed() -> bytes:
+    from cardiosynth.ecg.types import LEADS
+
+    strips = "".join(f'<WaveformData lead="{lead}">' + ",".join(str(int(v)) for v in row / 0.005) + "</WaveformData>"
+                     for lead, row in zip(LEADS, _leads()))
+    return ('<?xml version="1.0" encoding="UTF-8"?><CardiologyXML><StripData><NumberOfLeads>12</NumberOfLeads>'
+            '<SampleRate units="Hz">500</SampleRate><Resolution units="uVperLsb">5</Resolution>'
+            f"{strips}</StripData></CardiologyXML>").encode()
+
+
+def _npy_seed() -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, _leads().astype("<f4"))
+    return buffer.getvalue()
+
+
+def seeds(target: str) -> list[bytes]:
+    """The seed inputs of a target; ``read_ecg`` (the sniffing) gets every reader's seeds."""
+    if target == "read_ecg":
+        return [s for name in EXAMPLES for s in seeds(name)]
+    if target == "standardise":
+        return [b"\x00" * 64, bytes(range(256)) * 4]
+    patterns, shorten = EXAMPLES[target]
+    files: list[Path] = []
+    for root in (SHARED_FORMATS, ASSETS):
+        for pattern in patterns:
+            files += sorted(p for p in root.glob(pattern) if p.is_file())
+    out = [SHORTEN[shorten](p.read_bytes()) if shorten else p.read_bytes() for p in files]
+    if target == "dicom":
+        out += [short_dicom(p.read_bytes(), lean=True) for p in files]
+    if target == "cardiosoft":
+        out.append(_cardiosoft_seed())
+    if target == "npy":
+        out.append(_npy_seed())
+    return out
