@@ -40,3 +40,12 @@ def cache_dir() -> Path:
     folder = Path(env).expanduser().resolve() if env else REPO_ROOT / ".cache"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def private_folder(path: str | os.PathLike) -> Path:
+    """``path``, created if needed and closed to other users (mode 0700): for files that hold secrets or the
+    truth of a reader study."""
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    return folder

@@ -29,6 +29,13 @@ if not Path(CHROMIUM).is_file():
     pytest.skip(f"Chromium not found at {CHROMIUM} (set CARDIOSYNTH_CHROMIUM)", allow_module_level=True)
 
 
+ADMIN_PASSWORD = "correct horse battery staple"
+# every place a page can keep something after a call: what is found here outlives the call that needed it
+BROWSER_STORAGE_JS = ("async () => { const dbs = indexedDB.databases ? await indexedDB.databases() : [];"
+                      " return JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage),"
+                      " dbs.map(d => d.name), document.cookie]); }")
+
+
 @pytest.fixture(scope="module")
 def review(tmp_path_factory, prepared_default):
     """A reader study in a throwaway database: 2 real + 2 synthetic (group-mean) cases."""
@@ -36,7 +43,7 @@ def review(tmp_path_factory, prepared_default):
     from cardiosynth.review.render import RenderSettings
 
     folder = tmp_path_factory.mktemp("review")
-    service = ReviewService(folder / "review.sqlite", folder / "studies")
+    service = ReviewService(folder / "review.sqlite", folder / "studies", admin_password=ADMIN_PASSWORD)
     study = service.create_study("group-mean", 2, 2, "val", "matched", dataset=prepared_default,
                                  settings=RenderSettings(size=128, frames_per_cycle=16, cycles=2))
     yield service, study
@@ -204,6 +211,26 @@ def test_a_reader_joins_watches_and_answers(browser_page, review):
     wait_until_idle(page)
     page.screenshot(path=str(SCREENSHOTS / "review.png"), full_page=True)
     assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
+    resume_code = page.locator("#review-resume textarea, #review-resume input").first.input_value()
+    assert len(resume_code) > 20
+    stored = page.evaluate(BROWSER_STORAGE_JS)
+    assert resume_code not in stored, "the reader's resume code outlived its call in the browser's storage"
+
+
+def test_admin_secrets_do_not_outlive_the_call_in_the_browser(browser_page, review):
+    page, _ = browser_page
+    _, study = review
+    page.get_by_role("tab", name="Review").click()
+    page.locator("#review-admin").get_by_text("Study administration").first.click()
+    page.locator("#review-admin-code textarea, #review-admin-code input").first.fill(study.display_code)
+    page.locator("#review-admin-token input").first.fill(study.admin_token)
+    page.locator("#review-admin-password input").first.fill(ADMIN_PASSWORD)
+    page.locator("#review-results-btn").click()
+    page.get_by_text("pooled accuracy").first.wait_for()
+    assert page.locator("#review-admin-password input").first.input_value() == ""
+    assert page.locator("#review-admin-token input").first.input_value() == ""
+    stored = page.evaluate(BROWSER_STORAGE_JS)
+    assert study.admin_token not in stored and ADMIN_PASSWORD not in stored
 
 
 def test_edit_a_real_heart_plays_it_beside_the_edit(browser_page, acdc_root):

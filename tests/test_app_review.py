@@ -21,10 +21,13 @@ from cardiosynth.review.render import RenderSettings  # noqa: E402
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, prepared_default):
     folder = tmp_path_factory.mktemp("review")
-    svc = ReviewService(db=folder / "review.sqlite", studies_dir=folder / "studies")
+    svc = ReviewService(db=folder / "review.sqlite", studies_dir=folder / "studies", admin_password=ADMIN_PASSWORD)
     yield svc
     svc.close()
 
@@ -55,11 +58,13 @@ def video_path(value) -> Path:
 
 def test_a_reader_answers_every_case_and_can_resume(url, study):
     client = reader(url)
-    video, progress, message, resume_code = client.predict(study.display_code, "Dr Ada", "", api_name="/review_join")
-    assert "Case 1 of 6" in progress and "resume code" in message
+    video, progress, message, key, resume_code = client.predict(study.display_code, "Dr Ada", "",
+                                                                api_name="/review_join")
+    assert "Case 1 of 6" in progress and "resume code" in message and key == resume_code
     names = {video_path(video).name}
     for k in range(3):
-        video, progress, message, *_ = client.predict("synthetic" if k % 2 else "real", 4, "", api_name="/review_answer")
+        video, progress, message, *_ = client.predict("synthetic" if k % 2 else "real", 4, "", key,
+                                                      api_name="/review_answer")
         assert message == ""
     assert "Case 4 of 6" in progress
     names.add(video_path(video).name)
@@ -69,12 +74,13 @@ def test_a_reader_answers_every_case_and_can_resume(url, study):
     again = reader(url)
     refused = again.predict(study.display_code, "Dr Ada", "", api_name="/review_join")
     assert "cs-error" in refused[2]
-    video, progress, message, _ = again.predict(study.display_code, "Dr Ada", resume_code, api_name="/review_join")
+    video, progress, message, key, _ = again.predict(study.display_code, "Dr Ada", resume_code,
+                                                     api_name="/review_join")
     assert "Case 4 of 6" in progress
     for _ in range(3):
-        video, progress, message, *_ = again.predict("real", 2, "looks fine", api_name="/review_answer")
+        video, progress, message, *_ = again.predict("real", 2, "looks fine", key, api_name="/review_answer")
     assert video is None and "answered every case" in progress
-    finished = again.predict("real", 2, "", api_name="/review_answer")
+    finished = again.predict("real", 2, "", key, api_name="/review_answer")
     assert "cs-error" in finished[2]  # nothing left to answer
 
 
@@ -90,17 +96,21 @@ def test_bad_joins_are_messages(url, study, code, name, message):
 
 def test_answers_before_joining_or_without_a_choice_are_refused(url, study):
     client = reader(url)
-    assert "Join a study first" in client.predict("real", 3, "", api_name="/review_answer")[2]
-    client.predict(study.display_code, "Dr Cy", "", api_name="/review_join")
-    assert "Choose real or synthetic" in client.predict(None, 3, "", api_name="/review_answer")[2]
+    assert "Join a study first" in client.predict("real", 3, "", "", api_name="/review_answer")[2]
+    key = client.predict(study.display_code, "Dr Cy", "", api_name="/review_join")[3]
+    assert "Choose real or synthetic" in client.predict(None, 3, "", key, api_name="/review_answer")[2]
 
 
-def test_results_need_the_admin_token(url, study, service):
+def test_results_need_the_admin_token_and_password(url, study, service):
     client = reader(url)
-    wrong = client.predict(study.display_code, "not-the-token", api_name="/review_results")
-    assert "cs-error" in wrong[0] and wrong[3] is None and wrong[4] is None
+    for token, password in (("not-the-token", ADMIN_PASSWORD), (study.admin_token, "not the password"),
+                            (study.admin_token, "")):
+        wrong = client.predict(study.display_code, token, password, api_name="/review_results")
+        assert "cs-error" in wrong[0] and wrong[3] is None and wrong[4] is None
     for code in (study.display_code, study.code):
-        message, summary, plot, files, details = client.predict(code, study.admin_token, api_name="/review_results")
+        message, summary, plot, files, details, token, password = client.predict(
+            code, study.admin_token, ADMIN_PASSWORD, api_name="/review_results")
+        assert token == "" and password == ""  # secrets leave the page once used
         assert message == "" and "pooled accuracy" in summary and "Blinding check of the files: **passed**" in summary
     assert details["n_real"] == 3 and details["n_synthetic"] == 3 and details["n_answers"] >= 6
     answers = next(Path(f["path"] if isinstance(f, dict) else f) for f in files if str(f).count("answers") or
@@ -113,12 +123,14 @@ def test_create_study_without_the_data_folder_is_one_clear_message(tmp_path, mon
     """Fresh install, no data folder: Create study names where it looked and CARDIOSYNTH_DATA, not a bug."""
     monkeypatch.setenv("CARDIOSYNTH_DATA", str(tmp_path / "nowhere"))
     monkeypatch.setenv("CARDIOSYNTH_CACHE", str(tmp_path / "cache"))
-    svc = ReviewService(db=tmp_path / "review.sqlite", studies_dir=tmp_path / "studies")
+    svc = ReviewService(db=tmp_path / "review.sqlite", studies_dir=tmp_path / "studies",
+                        admin_password=ADMIN_PASSWORD)
     try:
         demo = build_app(PhenotypeExplorer(), CineStudio(load=False), svc)
         with serve_in_process(demo) as address:
-            created = reader(address).predict(2, 2, "Group-mean cine (a trivial baseline)", "val", "matched", 1.0,
-                                              1, "", api_name="/review_create")
+            created, password = reader(address).predict(2, 2, "Group-mean cine (a trivial baseline)", "val",
+                                                        "matched", 1.0, 1, "", ADMIN_PASSWORD,
+                                                        api_name="/review_create")
     finally:
         svc.close()
     assert "cs-error" in created and "CARDIOSYNTH_DATA" in created
@@ -133,12 +145,14 @@ def test_create_study_on_a_fresh_install_prepares_the_cines_first(tmp_path, monk
     monkeypatch.setenv("CARDIOSYNTH_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("CARDIOSYNTH_CACHE", str(tmp_path / "cache"))
     write_acdc(tmp_path / "data" / "acdc", {"patient002": "DCM", "patient004": "DCM"})  # train + val
-    svc = ReviewService(db=tmp_path / "review.sqlite", studies_dir=tmp_path / "studies")
+    svc = ReviewService(db=tmp_path / "review.sqlite", studies_dir=tmp_path / "studies",
+                        admin_password=ADMIN_PASSWORD)
     try:
         demo = build_app(PhenotypeExplorer(), CineStudio(load=False), svc)
         with serve_in_process(demo) as address:
-            created = reader(address).predict(2, 2, "Group-mean cine (a trivial baseline)", "val", "matched", 1.0,
-                                              1, "", api_name="/review_create")
+            created, password = reader(address).predict(2, 2, "Group-mean cine (a trivial baseline)", "val",
+                                                        "matched", 1.0, 1, "", ADMIN_PASSWORD,
+                                                        api_name="/review_create")
     finally:
         svc.close()
     assert "cs-error" not in created, created

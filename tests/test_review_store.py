@@ -90,12 +90,22 @@ def test_join_refusals(service, code, name, message):
         service.join(study if code is None else code, name)
 
 
-def test_a_taken_name_needs_its_resume_code(service):
+def test_a_taken_name_needs_its_resume_code_and_the_refusal_names_nobody(service):
     code, _ = admin_study(service, 2)
     service.join(code, "Dr Lee")
     for wrong in (None, "", "guess"):
-        with pytest.raises(ReviewError, match="already taken"):
+        with pytest.raises(ReviewError, match="cannot be used to join") as info:
             service.join(code, "DR LEE", resume_code=wrong)
+        assert "Lee" not in str(info.value) and "LEE" not in str(info.value)
+
+
+@pytest.mark.parametrize("look_alike", ["Dr L\u0435e", "\uff24\uff52 Lee", "dr  lee"])  # Cyrillic e, full-width D r
+def test_a_look_alike_of_a_taken_name_is_the_same_reader(service, look_alike):
+    code, _ = admin_study(service, 2)
+    first = service.join(code, "Dr Lee")
+    with pytest.raises(ReviewError, match="cannot be used to join"):
+        service.join(code, look_alike)
+    assert service.join(code, look_alike, resume_code=first.token).token == first.token
 
 
 def test_answer_refusals_leave_nothing_behind(service):

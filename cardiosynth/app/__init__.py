@@ -8,6 +8,10 @@ import os
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported anywhere: no telemetry
 
+from .security import use_private_gradio_temp  # noqa: E402
+
+use_private_gradio_temp()  # before gradio is imported too: it reads the folder once
+
 from .ui import CSS, THEME, build_app, launch_kwargs  # noqa: E402
 
 __all__ = ["build_app", "launch_kwargs", "CSS", "THEME"]

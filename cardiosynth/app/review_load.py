@@ -62,14 +62,14 @@ def _reader(server: Server, code: str, name: str, seed: int, out: dict) -> None:
         try:
             server.up.wait(timeout=300)
             client = Client(server.url, verbose=False, download_files=False)
-            _, progress, message, token = client.predict(code, name, token or "", api_name="/review_join")
+            _, progress, message, key, token = client.predict(code, name, token or "", api_name="/review_join")
             if "cs-error" in message:
                 shown_errors.append(message)
                 break
             while "answered every case" not in progress:
                 started = time.perf_counter()
                 _, progress, message, *_ = client.predict(rng.choice(["real", "synthetic"]), rng.randint(1, 5), "",
-                                                          api_name="/review_answer")
+                                                          key, api_name="/review_answer")
                 latencies.append(1000 * (time.perf_counter() - started))
                 if "cs-error" in message:
                     shown_errors.append(message)

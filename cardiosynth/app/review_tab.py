@@ -5,8 +5,15 @@ synthetic with a confidence; their resume code brings them back where they stopp
 creates a study (code + admin token, shown once) and, with the token, sees the statistics, the plot, the
 blinding check and the answers as CSV. Readers never see the truth or anyone else's answers.
 
-Endpoints (``gradio_client``; one client = one reader session): ``/review_join`` (code, name, resume code),
-``/review_answer`` (answer, confidence, comment), ``/review_create`` (...), ``/review_results`` (code, token).
+Endpoints (``gradio_client``; one client = one reader session): ``/review_join`` (code, name, resume code;
+returns the video, progress, message, resume code and the page's reader key), ``/review_answer`` (answer,
+confidence, comment, reader key), ``/review_create`` (..., administrator password), ``/review_results`` (code,
+admin token, administrator password).
+
+Security: nothing secret lives in the server-side session state, which anyone who learns the session hash
+(it travels in query strings, so it lands in proxy logs) could drive. The reader's resume code is held by
+the reader's own page, in a hidden field, and sent with every answer, where the service checks it. The
+administrator password is asked for on every administrative call and cleared from the page after it.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import json
 import gradio as gr
 
 from cardiosynth.review import ReviewError, ReviewService
+from cardiosynth.review.service import whole_number
 from cardiosynth.review.render import RenderSettings
 
 from .errors import error_box, user_message
@@ -39,6 +47,21 @@ def _progress_html(answered: int, total: int, text: str) -> str:
             f'<p>{html.escape(text)}</p></div>')
 
 
+def _client(request: gr.Request | None) -> str | None:
+    """The caller's address, for counting failed attempts (None when Gradio gives no request)."""
+    return getattr(getattr(request, "client", None), "host", None)
+
+
+def _number(value, what: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not low <= number <= high:  # NaN fails too
+        raise ReviewError(f"{what} must be a number from {low:g} to {high:g}; got {value!r}.")
+    return number
+
+
 def add_review_tab(service: ReviewService) -> None:
     with gr.Tab("Review", id="review"):
         gr.Markdown(READER_HELP, elem_classes=["cs-note"])
@@ -58,7 +81,8 @@ def add_review_tab(service: ReviewService) -> None:
                                        info="1 = a guess ... 5 = certain", elem_id="review-confidence")
                 comment = gr.Textbox(label="Comment (optional)", lines=2, max_lines=4, elem_id="review-comment")
                 submit = gr.Button("Submit and next", variant="primary", elem_id="review-submit")
-        token = gr.State(None)
+        # the reader's resume code, held by this page only (see the module docstring)
+        reader_key = gr.Textbox("", visible=False, elem_id="review-reader-key")
         case_id = gr.State(None)
 
         def show(reader_token, done_text: str):
@@ -70,9 +94,10 @@ def add_review_tab(service: ReviewService) -> None:
             return [str(case.path), _progress_html(session.answered, session.total,
                                                    f"Case {case.position} of {case.total}"), case.case_id]
 
-        def join(study_code, reader_name, resume_code):
+        def join(study_code, reader_name, resume_code, request: gr.Request):
             try:
-                session = service.join(study_code, reader_name, (resume_code or "").strip() or None)
+                session = service.join(study_code, reader_name, (resume_code or "").strip() or None,
+                                       client=_client(request))
                 shown_video, shown_progress, shown_case = show(session.token, "You have answered every case. Thank you!")
                 note = (f"Welcome, {html.escape(session.name)}. Your resume code is **{session.token}**: "
                         "keep it to come back later.")
@@ -81,29 +106,32 @@ def add_review_tab(service: ReviewService) -> None:
                 return [gr.skip(), gr.skip(), error_box(user_message(err, "joining the study")), gr.skip(), gr.skip(),
                         gr.skip()]
 
-        def submit_answer(reader_token, shown_case, label, sure, remark):
+        def submit_answer(shown_case, label, sure, remark, reader_token, request: gr.Request):
             try:
-                if reader_token is None or shown_case is None:
+                if not reader_token or shown_case is None:
                     raise ReviewError("Join a study first (study code and your name, then Join).")
                 if label not in ("real", "synthetic"):
                     raise ReviewError("Choose real or synthetic before submitting.")
-                service.answer(reader_token, shown_case, label, sure, remark or "")
+                service.answer(reader_token, shown_case, label, sure, remark or "", client=_client(request))
                 shown_video, shown_progress, next_case = show(reader_token, "You have answered every case. Thank you!")
                 return [shown_video, shown_progress, "", next_case, None, 3, ""]
             except Exception as err:  # noqa: BLE001
                 return [gr.skip()] * 2 + [error_box(user_message(err, "saving the answer"))] + [gr.skip()] * 4
 
-        join_btn.click(join, inputs=[code, name, resume], outputs=[video, progress, message, token, case_id, resume],
+        join_btn.click(join, inputs=[code, name, resume], outputs=[video, progress, message, reader_key, case_id, resume],
                        api_name="review_join")
-        submit.click(submit_answer, inputs=[token, case_id, answer, confidence, comment],
+        submit.click(submit_answer, inputs=[case_id, answer, confidence, comment, reader_key],
                      outputs=[video, progress, message, case_id, answer, confidence, comment], api_name="review_answer",
                      trigger_mode="once")
 
         with gr.Accordion("Study administration", open=False, elem_id="review-admin"):
             gr.Markdown("Create a study: N real cines from a held-out split (never training cines) and N synthetic "
                         "ones, all rendered by one path (same size, frames, frame rate, codec and byte size; no "
-                        "metadata; random names). The admin token is shown **once**: it is the only key to the "
-                        "results.")
+                        "metadata; random names). The admin token is shown **once**: with the administrator "
+                        "password it is the key to the results. The administrator password is set on the server "
+                        "(`CARDIOSYNTH_REVIEW_ADMIN`); without it, administration here is off.")
+            admin_password = gr.Textbox(label="Administrator password", type="password", max_lines=1,
+                                        elem_id="review-admin-password")
             with gr.Row():
                 n_real = gr.Slider(2, 60, value=10, step=1, label="Real cines")
                 n_synthetic = gr.Slider(2, 60, value=10, step=1, label="Synthetic cines")
@@ -132,9 +160,16 @@ def add_review_tab(service: ReviewService) -> None:
             with gr.Accordion("Full results (JSON)", open=False):
                 details = gr.JSON(None)
 
-        def create(real, synthetic, generator_label, split_name, how, seconds, beats, study_title,
-                   progress_bar=gr.Progress()):
+        def create(real, synthetic, generator_label, split_name, how, seconds, beats, study_title, password,
+                   request: gr.Request, progress_bar=gr.Progress()):
             try:
+                service.check_admin_password(password, _client(request))
+                real = whole_number(real, "real cines", 2, 60)
+                synthetic = whole_number(synthetic, "synthetic cines", 2, 60)
+                beats = whole_number(beats, "heartbeats per case", 1, 6)
+                seconds = _number(seconds, "Seconds per heartbeat", 0.5, 3.0)
+                if generator_label not in GENERATORS or split_name not in ("val", "test") or how not in ("vae", "matched"):
+                    raise ReviewError("Choose the generator, the split and the phenotypes from the lists.")
                 prepared = []
 
                 def preparing(text: str) -> None:  # first use: the ACDC cines are prepared before the study
@@ -149,27 +184,31 @@ def add_review_tab(service: ReviewService) -> None:
                          if prepared else "")
                         + f"Study created: code **{study.display_code}** for the readers; admin token "
                         f"**{study.admin_token}** (copy it now: it is not shown again). "
-                        f"{study.n_real} real + {study.n_synthetic} synthetic cases.")
+                        f"{study.n_real} real + {study.n_synthetic} synthetic cases."), ""
             except Exception as err:  # noqa: BLE001
-                return error_box(user_message(err, "creating the study"))
+                return error_box(user_message(err, "creating the study")), ""
 
-        def results(study_code, secret):
+        def results(study_code, secret, password, request: gr.Request):
             try:
-                report = service.results(study_code, secret)
+                service.check_admin_password(password, _client(request))
+                report = service.results(study_code, secret, client=_client(request))
                 blinding = service.blinding_report(study_code, secret)
                 answers = service.export_csv(study_code, secret)
                 blinding_file = answers.with_name(answers.stem.replace("_answers", "") + "_blinding.json")
                 blinding_file.write_text(json.dumps(blinding, indent=2))
+                blinding_file.chmod(0o600)
                 plot_file = service.results_plot(study_code, secret)
                 return ["", _summary_markdown(report, blinding), str(plot_file), [str(answers), str(blinding_file)],
-                        report]
+                        report, "", ""]
             except Exception as err:  # noqa: BLE001
-                return [error_box(user_message(err, "showing the results")), "", None, None, None]
+                return [error_box(user_message(err, "showing the results")), "", None, None, None, "", ""]
 
-        create_btn.click(create, inputs=[n_real, n_synthetic, generator, split, conditions, cycle_seconds, cycles, title],
-                         outputs=created, api_name="review_create", concurrency_limit=1)
-        results_btn.click(results, inputs=[admin_code, admin_token],
-                          outputs=[results_message, summary, plot, export, details], api_name="review_results")
+        create_btn.click(create, inputs=[n_real, n_synthetic, generator, split, conditions, cycle_seconds, cycles, title,
+                                         admin_password],
+                         outputs=[created, admin_password], api_name="review_create", concurrency_limit=1)
+        results_btn.click(results, inputs=[admin_code, admin_token, admin_password],
+                          outputs=[results_message, summary, plot, export, details, admin_token, admin_password],
+                          api_name="review_results")
 
 
 def _fmt(value, digits: int = 2) -> str:

@@ -44,6 +44,7 @@ from .edit_view import edit_markdown, edit_real_cine  # noqa: E402
 from .ecg_cine import EcgCineStudio  # noqa: E402
 from .phenotype_explorer import PhenotypeExplorer, Scored  # noqa: E402
 from .review_tab import add_review_tab  # noqa: E402
+from .security import secure_launch_kwargs  # noqa: E402
 
 CSS = """
 .cs-note { border-left: 4px solid #1565c0; background: #e3f2fd; padding: 8px 12px; border-radius: 4px; color: #0d2b4e; }
@@ -328,8 +329,9 @@ def add_ecg_cine_panel(studio: EcgCineStudio, shown: gr.State) -> None:
 
 
 def launch_kwargs() -> dict:
-    """Theme and CSS for ``Blocks.launch`` (Gradio 6 takes them there, not in ``Blocks``)."""
-    return {"theme": THEME, "css": CSS, "footer_links": ["api", "settings"]}
+    """Theme and CSS for ``Blocks.launch`` (Gradio 6 takes them there, not in ``Blocks``), and the server's
+    security settings (:mod:`cardiosynth.app.security`)."""
+    return {"theme": THEME, "css": CSS, "footer_links": ["api", "settings"], **secure_launch_kwargs()}
 
 
 def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | None = None,

@@ -174,6 +174,7 @@ def render_case(cine: Cine, folder: str | Path, settings: RenderSettings) -> Pat
     stream = pad_access_units(encode(frames, settings), settings.frame_bytes)
     with atomic_path(path) as temporary:
         mux(stream, temporary, settings)
+        temporary.chmod(0o600)
         os.utime(temporary, (FIXED_MTIME, FIXED_MTIME))
     return path
 

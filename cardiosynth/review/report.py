@@ -47,6 +47,7 @@ def write_answers_csv(table: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     with atomic_path(path) as temporary:
         answers_for_export(table).to_csv(temporary, index=False)
+        temporary.chmod(0o600)  # the answers beside the truth: this user only
     return path
 
 

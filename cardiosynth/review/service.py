@@ -3,7 +3,11 @@ calls these methods and shows a ``ReviewError``'s message as it is.
 
 Readers: ``join`` -> ``current_case`` -> ``answer`` -> ... (``resume`` with the resume code later).
 Administrator: ``create_study`` (code + admin token, shown once), then with that token ``results``,
-``results_plot``, ``export_csv`` and ``blinding_report``. Without the right token these refuse.
+``results_plot``, ``export_csv`` and ``blinding_report``. Without the right token these refuse. A web page
+also asks for the server's administrator password (``check_admin_password``; set by the operator in
+``$CARDIOSYNTH_REVIEW_ADMIN``) before it creates a study or shows results: without one configured, study
+administration over the web is off. ``client`` (the caller's address) lets repeated failures be refused
+(:mod:`cardiosynth.review.ratelimit`).
 
 The database is ``$CARDIOSYNTH_REVIEW_DB`` or ``<cache>/review/review.sqlite``; case files go to
 ``$CARDIOSYNTH_REVIEW_DIR`` or ``<cache>/review/studies/<code>/``.
@@ -11,12 +15,15 @@ The database is ``$CARDIOSYNTH_REVIEW_DB`` or ``<cache>/review/review.sqlite``; 
 
 from __future__ import annotations
 
+import hmac
+import math
 import os
 from pathlib import Path
 
-from cardiosynth.paths import cache_dir
+from cardiosynth.paths import cache_dir, private_folder
 from cardiosynth.review import session, stats
-from cardiosynth.review.access import check_admin, display_code, normalise_code
+from cardiosynth.review.access import check_admin, display_code, normalise_code, token_hash
+from cardiosynth.review.ratelimit import FailureLimiter
 from cardiosynth.review.blinding import blinding_check
 from cardiosynth.review.errors import ReviewError
 from cardiosynth.review.render import RenderSettings
@@ -30,6 +37,21 @@ def default_db() -> Path:
     return Path(env).expanduser() if env else cache_dir() / "review" / "review.sqlite"
 
 
+ADMIN_PASSWORD_ENV = "CARDIOSYNTH_REVIEW_ADMIN"
+MIN_ADMIN_PASSWORD = 12
+
+
+def whole_number(value, what: str, low: int, high: int) -> int:
+    """``value`` as an int in [low, high], or one clear message (2.5, NaN, "ten" are refused, not truncated)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number != int(number) or not low <= number <= high:
+        raise ReviewError(f"The number of {what} must be a whole number from {low} to {high}; got {value!r}.")
+    return int(number)
+
+
 def default_studies_dir() -> Path:
     env = os.environ.get("CARDIOSYNTH_REVIEW_DIR")
     return Path(env).expanduser() if env else cache_dir() / "review" / "studies"
@@ -38,24 +60,57 @@ def default_studies_dir() -> Path:
 class ReviewService:
     """The reader study behind one database; safe to share between the threads of a web server."""
 
-    def __init__(self, db: str | Path | None = None, studies_dir: str | Path | None = None):
+    def __init__(self, db: str | Path | None = None, studies_dir: str | Path | None = None,
+                 admin_password: str | None = None, limiter: FailureLimiter | None = None):
         self.store = Store(db or default_db())
-        self.studies_dir = Path(studies_dir or default_studies_dir())
+        self.studies_dir = private_folder(studies_dir or default_studies_dir())  # case files, answers, truth
+        password = admin_password if admin_password is not None else os.environ.get(ADMIN_PASSWORD_ENV, "")
+        if password and len(password) < MIN_ADMIN_PASSWORD:
+            raise ReviewError(f"The review administrator password (${ADMIN_PASSWORD_ENV}) must have at least "
+                              f"{MIN_ADMIN_PASSWORD} characters.")
+        self._admin_hash = token_hash(password) if password else None  # the password itself is not kept
+        self.limiter = limiter or FailureLimiter()
+
+    @property
+    def administration_enabled(self) -> bool:
+        return self._admin_hash is not None
+
+    def _guarded(self, client, action):
+        """Run ``action`` unless ``client`` failed too often; a refusal counts as one more failure."""
+        self.limiter.check(client)
+        try:
+            return action()
+        except ReviewError:
+            self.limiter.failed(client)
+            raise
+
+    def check_admin_password(self, password, client=None) -> None:
+        """Refuse unless ``password`` is the server's review administrator password."""
+        def check():
+            if self._admin_hash is None:
+                raise ReviewError("Study administration over the web is switched off on this server: its operator "
+                                  f"enables it by setting {ADMIN_PASSWORD_ENV} to an administrator password.")
+            if not str(password or "").strip():
+                raise ReviewError("Enter the administrator password.")
+            if not hmac.compare_digest(token_hash(password), self._admin_hash):
+                raise ReviewError("The administrator password is not correct.")
+        self._guarded(client, check)
 
     def close(self) -> None:
         self.store.close()
 
     # readers ------------------------------------------------------------------------------------------------
-    def join(self, code, name, resume_code=None) -> session.ReaderSession:
-        return session.join(self.store, code, name, resume_code)
+    def join(self, code, name, resume_code=None, client=None) -> session.ReaderSession:
+        return self._guarded(client, lambda: session.join(self.store, code, name, resume_code))
 
-    def resume(self, resume_code) -> session.ReaderSession:
-        return session.resume(self.store, resume_code)
+    def resume(self, resume_code, client=None) -> session.ReaderSession:
+        return self._guarded(client, lambda: session.resume(self.store, resume_code))
 
     def current_case(self, resume_code) -> session.CaseView | None:
         return session.current_case(self.store, resume_code)
 
-    def answer(self, resume_code, case_id, answer, confidence, comment="") -> session.AnswerReceipt:
+    def answer(self, resume_code, case_id, answer, confidence, comment="", client=None) -> session.AnswerReceipt:
+        self.resume(resume_code, client)  # an unknown resume code is a failed attempt; a wrong choice is not
         return session.submit_answer(self.store, resume_code, case_id, answer, confidence, comment)
 
     # administrator ----------------------------------------------------------------------------------------------
@@ -65,6 +120,8 @@ class ReviewService:
         """``generator``: an object with ``generate(conditions)`` or a name build_generator knows. Without
         ``dataset``, the default prepared ACDC set, prepared on first use (``notify(message)`` is told when
         that happens; see ``cardiosynth.data.dataset.load_or_prepare``)."""
+        n_real = whole_number(n_real, "real cines", 1, 500)
+        n_synthetic = whole_number(n_synthetic, "synthetic cines", 1, 500)
         if dataset is None:
             from cardiosynth.data.dataset import load_or_prepare
 
@@ -78,15 +135,17 @@ class ReviewService:
         return design_study(self.store, self.studies_dir, dataset, generator, n_real, n_synthetic, split,
                             conditions, seed, settings, title, temperature)
 
-    def _admin_study(self, code, admin_token) -> dict:
-        code = normalise_code(code)
-        study = self.store.study(code)
-        check_admin(study, code, admin_token)
-        return study
+    def _admin_study(self, code, admin_token, client=None) -> dict:
+        def check():
+            normalised = normalise_code(code)
+            study = self.store.study(normalised)
+            check_admin(study, normalised, admin_token)
+            return study
+        return self._guarded(client, check)
 
-    def results(self, code, admin_token, n_boot: int = 1000, seed: int = 0) -> dict:
+    def results(self, code, admin_token, n_boot: int = 1000, seed: int = 0, client=None) -> dict:
         """Per reader and pooled statistics (see ``stats.py``), JSON-ready."""
-        study = self._admin_study(code, admin_token)
+        study = self._admin_study(code, admin_token, client)
         cases = self.store.cases(study["code"])
         table = self.store.answers_table(study["code"])
         return stats.json_safe({

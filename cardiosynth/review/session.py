@@ -68,8 +68,22 @@ class AnswerReceipt:
         return self.answered >= self.total
 
 
+# Letters of other scripts drawn like Latin ones: "Аnna" with a Cyrillic А must be the same reader as "Anna"
+# (else a second reader could appear under a name the administrator reads as the first one's).
+_LOOK_ALIKES = str.maketrans({
+    **dict(zip("АВЕЗКМНОРСТУХІЈЅԁаеорсухіјѕԛԝ", "ABE3KMHOPCTYXIJSdaeopcyxijsqw")),  # Cyrillic
+    **dict(zip("ΑΒΕΖΗΙΚΜΝΟΡΤΥΧοιν", "ABEZHIKMNOPTYXoiv")),  # Greek
+})
+
+
+def name_key(text: str) -> str:
+    """What two names must share to be the same reader: compatibility forms folded (full-width letters,
+    ligatures), look-alike letters mapped to Latin, case ignored."""
+    return unicodedata.normalize("NFKC", text).translate(_LOOK_ALIKES).casefold()
+
+
 def clean_name(name) -> tuple[str, str]:
-    """(display name, comparison key): spaces collapsed; the key ignores case."""
+    """(display name, comparison key): spaces collapsed; the key ignores case and look-alike letters."""
     text = re.sub(r"\s+", " ", unicodedata.normalize("NFC", str(name or ""))).strip()
     if not text:
         raise ReviewError("Please enter your name; it labels your answers in the study's results.")
@@ -77,7 +91,7 @@ def clean_name(name) -> tuple[str, str]:
         raise ReviewError(f"Please use a name of at most {MAX_NAME} characters.")
     if any(unicodedata.category(ch).startswith("C") for ch in text):
         raise ReviewError("The name contains characters that cannot be shown; please type it again.")
-    return text, text.casefold()
+    return text, name_key(text)
 
 
 def _study(store: Store, code) -> dict:
@@ -105,8 +119,9 @@ def join(store: Store, code, name, resume_code=None) -> ReaderSession:
     """Join a study (new name) or resume it (known name with its resume code)."""
     study = _study(store, code)
     display, key = clean_name(name)
-    taken = ReviewError(f"The name '{display}' is already taken in this study: enter your resume code to "
-                        "continue your own session, or choose another name.")
+    # The same words whether the name is taken or the resume code is wrong: nothing here says who is in a study.
+    taken = ReviewError("This name cannot be used to join this study. If you joined before, enter your resume "
+                        "code as well; otherwise choose another name.")
     existing = store.reader_by_name(study["code"], key)
     if existing is not None:
         if str(resume_code or "").strip() and hmac.compare_digest(token_hash(resume_code), existing["token_hash"]):

@@ -12,6 +12,7 @@ The truth and the provenance of each case live here and leave only through the a
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -81,6 +82,10 @@ class Store:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()  # this process's writers queue here, not in SQLite's sleep-and-retry
         self._closed = False
+        # readable by this user only: it holds the truth of every case (SQLite gives its -wal and -shm files
+        # the database file's permissions)
+        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.path.chmod(0o600)
         connection = self._connection()
         connection.execute("PRAGMA journal_mode=WAL")
         with self.transaction() as db:
