@@ -43,24 +43,27 @@ def _finding_excerpt(log: str) -> str:
 
 
 def fuzz_command(target: str, runs: int | None, seconds: int | None, artifacts: Path,
-                 corpus: Path | None = None) -> list[str]:
+                 corpus: Path | None = None, seed: int | None = None) -> list[str]:
     flags = [f"-timeout={TIMEOUT_S}", f"-rss_limit_mb={RSS_LIMIT_MB}",
              f"-artifact_prefix={artifacts}/{target}-", "-print_final_stats=1"]
+    flags += [f"-seed={seed}"] if seed is not None else []
     flags += [f"-runs={runs}"] if runs else []
     flags += [f"-max_total_time={seconds}"] if seconds else []
     return [sys.executable, "-m", "fuzz", target, *flags, *([str(corpus)] if corpus else [])]
 
 
 def run_target(target: str, runs: int | None = None, seconds: int | None = None,
-               artifacts: Path = Path("/tmp/cardiosynth-fuzz-artifacts"), corpus: Path | None = None) -> dict:
-    """Run one harness; its input count, time, coverage and findings (none when the contract held)."""
+               artifacts: Path = Path("/tmp/cardiosynth-fuzz-artifacts"), corpus: Path | None = None,
+               seed: int | None = None) -> dict:
+    """Run one harness; its input count, time, coverage and findings (none when the contract held).
+    ``seed`` fixes libFuzzer's choices (a smoke test should not find something new by chance)."""
     artifacts.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     start = time.perf_counter()
     # Started as a child of a small shell, not of this process: Linux carries a process's peak memory across
     # exec, so a harness started from a large parent (a test run with models loaded) would begin "over" the
     # memory limit; a fresh fork of the shell begins at its own size.
-    command = ["sh", "-c", '"$@" & wait $!', "sh", *fuzz_command(target, runs, seconds, artifacts.resolve(), corpus)]
+    command = ["sh", "-c", '"$@" & wait $!', "sh", *fuzz_command(target, runs, seconds, artifacts.resolve(), corpus, seed)]
     proc = subprocess.run(command, cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, errors="replace")
     elapsed = time.perf_counter() - start

@@ -199,9 +199,14 @@ def test_a_reader_joins_watches_and_answers(browser_page, review):
     page.locator("#review-join").click()
     page.wait_for_function("() => { const p = document.querySelector('#review-progress');"
                            " return p && p.dataset.total === '4' && p.dataset.answered === '0'; }")
-    # the case loops in the page's <video>: it loads and its clock moves
-    page.wait_for_function("() => { const v = document.querySelector('#review-video video');"
-                           " return v && v.readyState >= 2 && v.currentTime > 0.2 && v.loop; }")
+    # the case is a looping GIF in the page's <img>: it loads, and the browser animates it (two screenshots
+    # of the picture, 300 ms apart, differ)
+    page.wait_for_function("() => { const i = document.querySelector('#review-video img');"
+                           " return i && i.complete && i.naturalWidth === 128 && i.src.includes('.gif'); }")
+    case = page.locator("#review-video img")
+    first = case.screenshot()
+    page.wait_for_timeout(300)
+    assert case.screenshot() != first, "the case does not animate"
     page.get_by_label("synthetic").check()
     page.locator("#review-submit").click()
     page.wait_for_function("() => { const p = document.querySelector('#review-progress');"
@@ -226,7 +231,7 @@ def test_admin_secrets_do_not_outlive_the_call_in_the_browser(browser_page, revi
     page.locator("#review-admin-token input").first.fill(study.admin_token)
     page.locator("#review-admin-password input").first.fill(ADMIN_PASSWORD)
     page.locator("#review-results-btn").click()
-    page.get_by_text("pooled accuracy").first.wait_for()
+    page.locator("#review-summary").get_by_text(f"Study {study.display_code}").first.wait_for()
     assert page.locator("#review-admin-password input").first.input_value() == ""
     assert page.locator("#review-admin-token input").first.input_value() == ""
     stored = page.evaluate(BROWSER_STORAGE_JS)

@@ -52,7 +52,7 @@ def reader(url):
 def video_path(value) -> Path:
     value = value.get("video", value) if isinstance(value, dict) else value
     path = Path(value["path"] if isinstance(value, dict) else value)
-    assert path.is_file() and path.suffix == ".mp4"
+    assert path.is_file() and path.suffix == ".gif"
     return path
 
 
@@ -68,7 +68,7 @@ def test_a_reader_answers_every_case_and_can_resume(url, study):
         assert message == ""
     assert "Case 4 of 6" in progress
     names.add(video_path(video).name)
-    assert all(re.fullmatch(r"[0-9a-f]{8,}\.mp4", n) for n in names)  # opaque names, nothing about the truth
+    assert all(re.fullmatch(r"[0-9a-f]{8,}\.gif", n) for n in names)  # opaque names, nothing about the truth
 
     # leave and come back in a new browser session: the name alone is refused, the resume code resumes
     again = reader(url)

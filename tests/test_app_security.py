@@ -193,7 +193,7 @@ def test_study_files_are_readable_by_this_user_only(url, service, study):
     assert _mode(service.store.path) == 0o600
     assert _mode(service.studies_dir) == 0o700
     folder = Path(service.store.study(study.code)["folder"])
-    assert all(_mode(f) == 0o600 for f in folder.glob("*.mp4")) and list(folder.glob("*.mp4"))
+    assert all(_mode(f) == 0o600 for f in folder.glob("*.gif")) and list(folder.glob("*.gif"))
     message, _, _, files, *_ = client(url).predict(study.display_code, study.admin_token, ADMIN_PASSWORD,
                                                    api_name="/review_results")
     assert message == ""

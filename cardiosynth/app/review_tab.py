@@ -73,7 +73,7 @@ def add_review_tab(service: ReviewService) -> None:
         progress = gr.HTML("", elem_id="review-status")
         message = gr.Markdown("", elem_id="review-message")
         with gr.Row():
-            video = gr.Video(None, label="Case", autoplay=True, loop=True, interactive=False, height=360,
+            video = gr.Image(None, type="filepath", label="Case (loops)", interactive=False, height=360,
                              elem_id="review-video", buttons=[])
             with gr.Column():
                 answer = gr.Radio(["real", "synthetic"], value=None, label="This cine is", elem_id="review-answer")
@@ -126,10 +126,14 @@ def add_review_tab(service: ReviewService) -> None:
 
         with gr.Accordion("Study administration", open=False, elem_id="review-admin"):
             gr.Markdown("Create a study: N real cines from a held-out split (never training cines) and N synthetic "
-                        "ones, all rendered by one path (same size, frames, frame rate, codec and byte size; no "
-                        "metadata; random names). The admin token is shown **once**: with the administrator "
+                        "ones, all rendered by one path (uncompressed looping GIFs: files identical byte for byte outside "
+                        "the pixels; no metadata; random names). The admin token is shown **once**: with the administrator "
                         "password it is the key to the results. The administrator password is set on the server "
                         "(`CARDIOSYNTH_REVIEW_ADMIN`); without it, administration here is off.")
+            if not service.administration_enabled:
+                gr.Markdown("Administration is **off** on this server: no administrator password is set "
+                            "(`CARDIOSYNTH_REVIEW_ADMIN`). Studies can be created with `python -m cardiosynth.review "
+                            "create` on the server.", elem_classes=["cs-note"], elem_id="review-admin-off")
             admin_password = gr.Textbox(label="Administrator password", type="password", max_lines=1,
                                         elem_id="review-admin-password")
             with gr.Row():
@@ -142,7 +146,8 @@ def add_review_tab(service: ReviewService) -> None:
                                       info="matched = the real cases' own phenotypes and slice positions; "
                                            "vae = sampled from the phenotype VAE")
                 cycle_seconds = gr.Slider(0.5, 3.0, value=1.0, step=0.1, label="Seconds per heartbeat")
-                cycles = gr.Slider(1, 6, value=3, step=1, label="Heartbeats per case")
+                cycles = gr.Slider(1, 6, value=1, step=1, label="Heartbeats stored per case",
+                                   info="each case loops anyway; more beats = larger files")
             title = gr.Textbox(label="Title (optional)", max_lines=1)
             create_btn = gr.Button("Create study", elem_id="review-create")
             created = gr.Markdown("", elem_id="review-created")

@@ -47,9 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--out", help="folder for the case files (default: .cache/review/studies)")
     create.add_argument("--size", type=int, default=256, help="video width = height in pixels")
     create.add_argument("--frames-per-cycle", type=int, default=24)
-    create.add_argument("--cycles", type=int, default=3, help="cardiac cycles per video (looped)")
+    create.add_argument("--cycles", type=int, default=1, help="cardiac cycles stored per case (it loops)")
     create.add_argument("--cycle-seconds", type=float, default=1.0, help="playback: seconds per heartbeat")
-    create.add_argument("--crf", type=int, default=18)
     results = commands.add_parser("results", help="statistics of a study (admin)")
     _admin_arguments(results)
     results.add_argument("--plot", help="also write the figure to this PNG")
@@ -84,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             from cardiosynth.data.prepare import CONFIGS
             from cardiosynth.review.render import RenderSettings
 
-            settings = RenderSettings(args.size, args.frames_per_cycle, args.cycles, args.cycle_seconds, args.crf)
+            settings = RenderSettings(args.size, args.frames_per_cycle, args.cycles, args.cycle_seconds)
             created = service.create_study(args.generator, args.real, args.synthetic, args.split, args.conditions,
                                            args.seed, settings, args.title,
                                            load_or_prepare(args.dataset, notify=lambda text: print(text, file=sys.stderr))

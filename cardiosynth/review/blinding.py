@@ -1,10 +1,12 @@
 """Blinding check: could a script tell real from synthetic case files without looking at the pictures?
 
-Each file is probed for everything but the pixels: byte size, per-frame packet sizes, frame count, duration,
-codec, profile, pixel format, resolution, frame rate, container metadata tags, the container header (MP4
-``moov`` box, which holds every table: sample sizes, keyframes, timing), the top-level box layout, the file
-name pattern and the modification time. A property that takes different values in the two groups, or a
-number whose distribution differs (Mann-Whitney p < 0.05), is reported as exploitable.
+Each file is read as a container, never decoded: its byte size, its block layout with the pixel data
+blanked (header, palette, extensions, image descriptors and every sub-block length: so the files must be
+identical outside the pixels), each frame's stored data size and display time, frame count, duration,
+resolution, any comment or application block, the file name pattern and the modification time. A property
+that takes different values in the two groups, or a number whose distribution differs (Mann-Whitney
+p < 0.05), is reported as exploitable. Files that are not GIFs (e.g. a naive MP4 export) are read by their
+raw layout only and fail the check unless identical.
 """
 
 from __future__ import annotations
@@ -13,84 +15,85 @@ import hashlib
 import json
 import re
 import struct
-import subprocess
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from cardiosynth.review.render import ffmpeg_exe
-
-CATEGORICAL = ("codec", "profile", "pix_fmt", "resolution", "fps", "duration", "frames", "metadata",
-               "container_header", "box_layout", "name_pattern")
-NUMERIC = ("size_bytes", "packet_min", "packet_mean", "packet_max", "packet_std", "mtime")
+CATEGORICAL = ("format", "resolution", "frames", "duration", "frame_delays", "extensions", "container_layout",
+               "name_pattern")
+NUMERIC = ("size_bytes", "frame_bytes_min", "frame_bytes_mean", "frame_bytes_max", "frame_bytes_std", "mtime")
 ALPHA = 0.05
-_STREAM = re.compile(r"Video: (?P<codec>\w+)(?: \((?P<profile>[^)]*)\))?.*?, (?P<pix_fmt>\w+)(?:\([^)]*\))?, "
-                     r"(?P<width>\d+)x(?P<height>\d+).*?, (?P<fps>[\d.]+) fps")
 
 
-def mp4_boxes(data: bytes) -> list[tuple[str, int, int]]:
-    """Top-level MP4 boxes as (type, offset, size)."""
-    boxes, offset = [], 0
-    while offset + 8 <= len(data):
-        size, kind = struct.unpack(">I4s", data[offset:offset + 8])
-        if size == 1:
-            size = struct.unpack(">Q", data[offset + 8:offset + 16])[0]
-        elif size == 0:
-            size = len(data) - offset
-        if size < 8:
-            break
-        boxes.append((kind.decode("latin-1"), offset, size))
-        offset += size
-    return boxes
+def _skip_sub_blocks(data: bytes, at: int, blank: bytearray | None = None) -> tuple[int, int]:
+    """Walk data sub-blocks from ``at``; (offset after the terminator, payload bytes). ``blank`` gets the
+    payload bytes zeroed (the pixels), keeping every length byte."""
+    total = 0
+    while at < len(data) and data[at]:
+        size = data[at]
+        if blank is not None:
+            blank[at + 1:at + 1 + size] = bytes(size)
+        total += size
+        at += 1 + size
+    return at + 1, total
 
 
-def _metadata_tags(text: str) -> dict:
-    """Every "key : value" line of every ``Metadata:`` block in ffmpeg's description of a file."""
-    tags, indent = {}, None
-    for line in text.splitlines():
-        depth = len(line) - len(line.lstrip())
-        if line.strip() == "Metadata:":
-            indent = depth
-        elif indent is not None and depth > indent and ":" in line:
-            key, value = line.split(":", 1)
-            tags[key.strip()] = value.strip()
+def gif_structure(data: bytes) -> dict:
+    """Per-frame stored data sizes and delays, extensions, and the file with its pixel data blanked."""
+    if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
+        raise ValueError("not a GIF")
+    width, height, flags = struct.unpack_from("<HHB", data, 6)
+    at = 13 + (3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0)
+    blank = bytearray(data)
+    frame_bytes, delays, extensions, delay = [], [], [], 0
+    while at < len(data) and data[at] != 0x3B:
+        if data[at] == 0x21:  # extension: label, then sub-blocks
+            label = data[at + 1]
+            if label == 0xF9:
+                delay = struct.unpack_from("<H", data, at + 4)[0]
+            elif label == 0xFF:
+                extensions.append(data[at + 3:at + 14].decode("latin-1"))
+            else:
+                extensions.append(f"extension 0x{label:02x}")
+            at, _ = _skip_sub_blocks(data, at + 2)
+        elif data[at] == 0x2C:  # image: descriptor, optional local palette, LZW size, pixel sub-blocks
+            local = data[at + 9]
+            at += 10 + (3 * 2 ** ((local & 7) + 1) if local & 0x80 else 0) + 1
+            at, size = _skip_sub_blocks(data, at, blank)
+            frame_bytes.append(size)
+            delays.append(delay)
         else:
-            indent = None
-    return tags
+            raise ValueError(f"unexpected GIF block 0x{data[at]:02x}")
+    return {"resolution": f"{width}x{height}", "frame_bytes": frame_bytes, "delays": delays,
+            "extensions": extensions, "blanked": bytes(blank)}
 
 
 def probe(path: str | Path) -> dict:
     """Everything about one case file that is not its pixels."""
     path = Path(path)
     data = path.read_bytes()
-    boxes = mp4_boxes(data)
-    moov = next((data[o:o + s] for kind, o, s in boxes if kind == "moov"), b"")
-    described = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
-    stream = _STREAM.search(described)
-    duration = re.search(r"Duration: ([\d:.]+)", described)
-    packets = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:v",
-                              "-c", "copy", "-f", "framemd5", "-"], capture_output=True, text=True).stdout
-    sizes = np.array([int(line.split(",")[4]) for line in packets.splitlines() if line and not line.startswith("#")])
-    if not len(sizes):
-        sizes = np.zeros(1)
+    try:
+        gif = gif_structure(data)
+        fmt, blanked = "gif", gif["blanked"]
+    except (ValueError, struct.error, IndexError):
+        gif = {"resolution": "", "frame_bytes": [], "delays": [], "extensions": []}
+        fmt, blanked = path.suffix.lower().lstrip(".") or "unknown", data
+    sizes = np.array(gif["frame_bytes"] or [0], dtype=float)
     return {
-        "codec": stream["codec"] if stream else "unreadable",
-        "profile": (stream["profile"] or "") if stream else "",
-        "pix_fmt": stream["pix_fmt"] if stream else "",
-        "resolution": f"{stream['width']}x{stream['height']}" if stream else "",
-        "fps": stream["fps"] if stream else "",
-        "duration": duration[1] if duration else "",
-        "frames": str(len(sizes) if packets else 0),
-        "metadata": json.dumps(_metadata_tags(described), sort_keys=True),
-        "container_header": hashlib.sha256(moov).hexdigest()[:16],
-        "box_layout": " ".join(f"{kind}:{size}" for kind, _, size in boxes),
+        "format": fmt,
+        "resolution": gif["resolution"],
+        "frames": str(len(gif["frame_bytes"])),
+        "duration": f"{sum(gif['delays']) / 100:g} s",
+        "frame_delays": " ".join(map(str, sorted(set(gif["delays"])))),
+        "extensions": json.dumps(gif["extensions"]),
+        "container_layout": hashlib.sha256(blanked).hexdigest()[:16],
         "name_pattern": re.sub(r"[0-9a-f]", "x", path.stem) + path.suffix,
         "size_bytes": float(len(data)),
-        "packet_min": float(sizes.min()),
-        "packet_mean": float(sizes.mean()),
-        "packet_max": float(sizes.max()),
-        "packet_std": float(sizes.std()),
+        "frame_bytes_min": float(sizes.min()),
+        "frame_bytes_mean": float(sizes.mean()),
+        "frame_bytes_max": float(sizes.max()),
+        "frame_bytes_std": float(sizes.std()),
         "mtime": float(path.stat().st_mtime),
     }
 
@@ -126,5 +129,7 @@ def blinding_check(cases: list[tuple[str | Path, str]]) -> dict:
         features[name] = _numeric(np.array([p[name] for p in probes["real"]]),
                                   np.array([p[name] for p in probes["synthetic"]]))
     exploitable = [name for name, result in features.items() if result["exploitable"]]
+    # one layout for every file, not just one per group: a property no file shares is exploitable in principle
+    layouts = {p["container_layout"] for group in probes.values() for p in group}
     return {"n_real": len(probes["real"]), "n_synthetic": len(probes["synthetic"]), "features": features,
-            "exploitable": exploitable, "blinded": not exploitable}
+            "one_layout_for_all_files": len(layouts) == 1, "exploitable": exploitable, "blinded": not exploitable}

@@ -23,9 +23,9 @@ from pathlib import Path
 from cardiosynth.paths import cache_dir, private_folder
 from cardiosynth.review import session, stats
 from cardiosynth.review.access import check_admin, display_code, normalise_code, token_hash
-from cardiosynth.review.ratelimit import FailureLimiter
 from cardiosynth.review.blinding import blinding_check
 from cardiosynth.review.errors import ReviewError
+from cardiosynth.review.ratelimit import FailureLimiter
 from cardiosynth.review.render import RenderSettings
 from cardiosynth.review.report import plot_results, write_answers_csv
 from cardiosynth.review.store import Store

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,31 +18,32 @@ MAX_VALUES = 50_000_000  # signals x samples: a 10-s ECG is 60 000; 50 M is a 24
 
 
 def check_record_line(header_text: str) -> None:
-    """Refuse a record line that wfdb would act on blindly: millions of signals (it builds per-signal lists
-    before reading a byte of signal), a zero, negative or unreadable sampling rate (it falls back to
-    250 Hz, which would silently mistime the ECG), or a length far beyond any ECG."""
+    """What must be refused before wfdb parses the record line: millions of signals (it builds per-signal
+    lists first) and a zero or negative sampling rate (its parser does not take the sign and falls back to
+    250 Hz). The rest is checked on wfdb's own reading of the header (:func:`check_header`)."""
     line = next((ln for ln in header_text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
     fields = line.split()
-    bad = EcgError("This WFDB header's record line is damaged; it should read '<name> <signals> <rate> <samples>'.")
-    if len(fields) < 2 or not fields[1].isdigit():
-        raise bad
-    n_signals = int(fields[1])
+    if len(fields) >= 2 and fields[1].isdigit() and int(fields[1]) > MAX_SIGNALS:
+        raise EcgError(f"This WFDB header declares {int(fields[1]):,} signals; an ECG has 12 leads (at most "
+                       f"{MAX_SIGNALS} channels are accepted).")
+    rate = re.match(r"[+-]?[\d.]+", fields[2]) if len(fields) >= 3 else None
+    if rate and float(rate.group().rstrip(".") or 0) <= 0:
+        raise EcgError(f"This WFDB header states a sampling rate of {fields[2]} Hz; it must be a positive number.")
+
+
+def check_header(header) -> None:
+    """Refuse what wfdb would act on blindly, as wfdb read it: too many signals, a zero, negative or
+    unreadable sampling rate (it would fall back to 250 Hz and silently mistime the ECG), or a length far
+    beyond any ECG (reading it takes seconds before anything fails)."""
+    n_signals, fs, length = header.n_sig or 0, header.fs, header.sig_len
     if not 1 <= n_signals <= MAX_SIGNALS:
         raise EcgError(f"This WFDB header declares {n_signals:,} signals; an ECG has 12 leads (at most {MAX_SIGNALS} "
                        "channels are accepted).")
-    if len(fields) > 2:
-        try:
-            fs = float(fields[2].split("/")[0].split("(")[0])
-        except ValueError:
-            raise bad from None
-        if not np.isfinite(fs) or fs <= 0:
-            raise EcgError(f"This WFDB header states a sampling rate of {fields[2]} Hz; it must be a positive number.")
-    if len(fields) > 3:
-        if not fields[3].isdigit():
-            raise bad
-        if n_signals * int(fields[3]) > MAX_VALUES:
-            raise EcgError(f"This WFDB record declares {int(fields[3]):,} samples per signal, far more than a resting "
-                           "ECG holds; long-term (Holter) recordings are not supported.")
+    if fs is None or not np.isfinite(float(fs)) or float(fs) <= 0:
+        raise EcgError(f"This WFDB header states a sampling rate of {fs} Hz; it must be a positive number.")
+    if length is not None and n_signals * int(length) > MAX_VALUES:
+        raise EcgError(f"This WFDB record declares {int(length):,} samples per signal, far more than a resting "
+                       "ECG holds; long-term (Holter) recordings are not supported.")
 
 
 def record_base(path: Path) -> Path:
@@ -72,6 +74,7 @@ def read_wfdb(path: Path) -> Recording:
         )
     with damaged("WFDB"):
         check_record_line(base.with_suffix(".hea").read_text(errors="replace"))
+        check_header(wfdb.rdheader(str(base)))
         rec = wfdb.rdrecord(str(base))
     if rec.p_signal is None or rec.p_signal.size == 0:
         raise EcgError("This WFDB record contains no samples.")
