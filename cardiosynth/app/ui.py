@@ -49,6 +49,7 @@ from .security import secure_launch_kwargs  # noqa: E402
 CSS = """
 .cs-note { border-left: 4px solid #1565c0; background: #e3f2fd; padding: 8px 12px; border-radius: 4px; color: #0d2b4e; }
 .cs-note p { margin: 0; }
+#review-video img { width: 340px; height: 340px; object-fit: contain; image-rendering: pixelated; }
 .cs-error { border-left: 4px solid #c62828; background: #ffebee; padding: 8px 12px; border-radius: 4px; color: #5f0d0d; }
 .cs-warning { border-left: 4px solid #b26b00; background: #fff8e1; padding: 8px 12px; border-radius: 4px; color: #4a2c00; }
 .cs-warning ul { margin: 4px 0 0 18px; }
