@@ -79,6 +79,20 @@ def short_edf(content: bytes) -> bytes:
     return content[:236] + str(n_records).encode().ljust(8) + content[244:header_bytes + 2 * per_record * n_records]
 
 
+def short_scp(content: bytes) -> list[bytes]:
+    """The record's first samples written again (fuzz.scp_writer): as stored (second differences, default
+    Huffman table), uncompressed, and with the two custom switching tables, so each decoder path has a seed."""
+    from cardiosynth.ecg.readers.scp import read_scp
+    from fuzz.scp_writer import scp_bytes
+
+    record = read_scp(content)
+    avm_nv = record.metadata["amplitude_nv_per_count"]
+    counts = np.round(record.signal[:, :KEEP_SAMPLES] * 1e6 / avm_nv).astype(np.int64)
+    options = dict(leads=record.labels, avm_nv=avm_nv, interval_us=round(1e6 / record.fs))
+    return [scp_bytes(counts, **options), scp_bytes(counts, encoding=0, huffman=None, **options),
+            scp_bytes(counts, encoding=1, huffman="custom", **options)]
+
+
 def short_wfdb_header(content: bytes) -> bytes:
     """The record line's sample count set to match the shortened signal file the harness uses."""
     first, rest = content.split(b"\n", 1)
@@ -142,6 +156,8 @@ def seeds(target: str) -> list[bytes]:
     out = [SHORTEN[shorten](p.read_bytes()) if shorten else p.read_bytes() for p in files]
     if target == "dicom":
         out += [short_dicom(p.read_bytes(), lean=True) for p in files]
+    if target == "scp":  # the full record is kept too: short ones are ~50x faster, the full one is the original
+        out += [seed for p in files for seed in short_scp(p.read_bytes())]
     if target == "cardiosoft":
         out.append(_cardiosoft_seed())
     if target == "npy":

@@ -1,5 +1,5 @@
 """The SCP-ECG reader: the real example in ../shared, exact round trips of every encoding written by
-tests/scp_writer.py, and one clear EcgError, naming the section, for each damaged or unsupported record."""
+fuzz/scp_writer.py, and one clear EcgError, naming the section, for each damaged or unsupported record."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 from fixtures_ecg import LEADS, synthetic_ecg
-from scp_writer import (
+from fuzz.scp_writer import (
     CUSTOM_TABLES,
     FILE_ORDER,
     build_record,

@@ -1,8 +1,10 @@
-"""A small SCP-ECG writer, for the tests only: records built from integer samples as EN 1064 lays them out.
+"""A small SCP-ECG writer: records built from integer samples as EN 1064 lays them out (not a product
+feature: CardioSynth reads SCP-ECG, it does not export it).
 
-The reader is checked on every encoding it supports (raw, first or second differences, the default or
-custom Huffman tables with table switches, reference beat subtraction with sections 4 and 5), and tests
-damage one field at a time, then re-seal the CRCs (``reseal``) so that the check they aim at is reached.
+Two users. The tests check the reader on every encoding it supports (raw, first or second differences, the
+default or custom Huffman tables with table switches, reference beat subtraction with sections 4 and 5),
+damaging one field at a time and re-sealing the CRCs (``reseal``) so that the check they aim at is reached.
+The fuzzer's seeds (:mod:`fuzz.seeds`) are the shared example record rewritten 0.4 s long with it.
 """
 
 from __future__ import annotations
