@@ -56,6 +56,21 @@ def _xml_bomb() -> bytes:
             b"<RestingECG>&lol2;</RestingECG>")
 
 
+def _dicom_unknown_vr() -> bytes:
+    """Found by the fuzzer (python -m fuzz dicom): an element with an unknown VR, decoded by pydicom only when
+    the reader first reads it (the device name, after the waveform)."""
+    from pydicom import dcmread
+    from pydicom.filebase import DicomBytesIO
+
+    ds = dcmread(DicomBytesIO(dicom_bytes(fs=500)))
+    ds.ManufacturerModelName = "el250"
+    buffer = DicomBytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    damaged = buffer.getvalue().replace(b"\x08\x00\x90\x10LO", b"\x08\x00\x90\x10SO", 1)
+    assert damaged != buffer.getvalue()
+    return damaged
+
+
 def _dicom_image() -> bytes:
     import io
 
@@ -115,6 +130,7 @@ BYTES_CASES = {
     "CardioSoft exercise export": _cardiosoft_exercise(),
     "truncated DICOM": dicom_bytes()[:2000],
     "DICOM image, not ECG": _dicom_image(),
+    "DICOM element with an unknown VR": _dicom_unknown_vr(),
     "truncated EDF": edf_bytes()[:-20_000],
     "EDF header only": edf_bytes()[:256 * 13],
     "EDF header garbage": b"0       " + b"\xff" * 400,

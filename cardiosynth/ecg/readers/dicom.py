@@ -130,11 +130,12 @@ def read_dicom(content: bytes) -> Recording:
         units = [_units(channels[k]) for k in keep]
         labels = [labels_of[index][k] for k in keep]
         left_out = [label for k, label in enumerate(labels_of[index]) if k not in keep]
+        # inside the guard too: pydicom decodes an element when it is first read, and a damaged one raises
+        manufacturer = str(ds.get("Manufacturer", "") or "").strip()
+        model = str(ds.get("ManufacturerModelName", "") or "").strip()
     factors = [mv_per_unit(u) for u in units]
     calibrated = all(f is not None for f in factors)
     scale = np.array([f if f is not None else 1.0 for f in factors])
-    manufacturer = str(ds.get("Manufacturer", "") or "").strip()
-    model = str(ds.get("ManufacturerModelName", "") or "").strip()
     return Recording(
         labels=labels,
         signal=samples * scale[:, None],
