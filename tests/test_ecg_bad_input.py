@@ -284,6 +284,7 @@ def test_at_least_30_cases():
     # found by the fuzzer too: a name wfdb's parser does not take, so it reads the rate as the signal count
     ("\u00ce\u00df\u00ce\u00c9 005 26090050  062 0900", "26,090,050 signals"),
     ("2 12 -500 5000", "sampling rate of -500 Hz"),  # wfdb would have read it as 250 Hz
+    ("2/2 12 500 5000", "multi-segment"),  # found by the fuzzer: segments naming the record recursed (19 s, 6 GB)
     ("2 12 0 5000", "sampling rate of 0 Hz"),
     ("2 12 500 99999999", "Holter"),
 ])

@@ -18,11 +18,15 @@ MAX_VALUES = 50_000_000  # signals x samples: a 10-s ECG is 60 000; 50 M is a 24
 
 
 def check_record_line(header_text: str) -> None:
-    """What must be refused before wfdb parses the record line: millions of signals (it builds per-signal
+    """What must be refused before wfdb parses the record line: a multi-segment record (wfdb follows its
+    segments, without end when they name the record itself), millions of signals (it builds per-signal
     lists first) and a zero or negative sampling rate (its parser does not take the sign and falls back to
     250 Hz). The rest is checked on wfdb's own reading of the header (:func:`check_header`)."""
     line = next((ln for ln in header_text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
     fields = line.split()
+    if fields and "/" in fields[0]:  # found by the fuzzer: segments naming the record itself recurse for ever
+        raise EcgError("This is a multi-segment WFDB record (a long recording stored in segments), which is not "
+                       "supported; export the 10-second ECG as a single-segment record.")
     if len(fields) >= 2 and fields[1].isdigit() and int(fields[1]) > MAX_SIGNALS:
         raise EcgError(f"This WFDB header declares {int(fields[1]):,} signals; an ECG has 12 leads (at most "
                        f"{MAX_SIGNALS} channels are accepted).")
