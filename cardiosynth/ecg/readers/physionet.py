@@ -17,6 +17,15 @@ MAX_SIGNALS = 64  # 12 leads and any extra channels, many times over
 MAX_VALUES = 50_000_000  # signals x samples: a 10-s ECG is 60 000; 50 M is a 24-h Holter's order
 
 
+def _too_many_signals(n: int) -> EcgError:
+    return EcgError(f"This WFDB header declares {n:,} signals; an ECG has 12 leads (at most {MAX_SIGNALS} channels "
+                    "are accepted).")
+
+
+def _bad_rate(rate) -> EcgError:
+    return EcgError(f"This WFDB header states a sampling rate of {rate} Hz; it must be a positive number.")
+
+
 def check_record_line(header_text: str) -> None:
     """What must be refused before wfdb parses the record line: a multi-segment record (wfdb follows its
     segments, without end when they name the record itself), millions of signals (it builds per-signal
@@ -28,11 +37,10 @@ def check_record_line(header_text: str) -> None:
         raise EcgError("This is a multi-segment WFDB record (a long recording stored in segments), which is not "
                        "supported; export the 10-second ECG as a single-segment record.")
     if len(fields) >= 2 and fields[1].isdigit() and int(fields[1]) > MAX_SIGNALS:
-        raise EcgError(f"This WFDB header declares {int(fields[1]):,} signals; an ECG has 12 leads (at most "
-                       f"{MAX_SIGNALS} channels are accepted).")
+        raise _too_many_signals(int(fields[1]))
     rate = re.match(r"[+-]?[\d.]+", fields[2]) if len(fields) >= 3 else None
     if rate and float(rate.group().rstrip(".") or 0) <= 0:
-        raise EcgError(f"This WFDB header states a sampling rate of {fields[2]} Hz; it must be a positive number.")
+        raise _bad_rate(fields[2])
 
 
 def check_header(header) -> None:
@@ -41,10 +49,9 @@ def check_header(header) -> None:
     beyond any ECG (reading it takes seconds before anything fails)."""
     n_signals, fs, length = header.n_sig or 0, header.fs, header.sig_len
     if not 1 <= n_signals <= MAX_SIGNALS:
-        raise EcgError(f"This WFDB header declares {n_signals:,} signals; an ECG has 12 leads (at most {MAX_SIGNALS} "
-                       "channels are accepted).")
+        raise _too_many_signals(n_signals)
     if fs is None or not np.isfinite(float(fs)) or float(fs) <= 0:
-        raise EcgError(f"This WFDB header states a sampling rate of {fs} Hz; it must be a positive number.")
+        raise _bad_rate(fs)
     if length is not None and n_signals * int(length) > MAX_VALUES:
         raise EcgError(f"This WFDB record declares {int(length):,} samples per signal, far more than a resting "
                        "ECG holds; long-term (Holter) recordings are not supported.")
