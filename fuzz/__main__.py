@@ -17,7 +17,7 @@ import atheris
 
 # Heavy libraries are imported before instrumentation: instrumenting numpy / pandas / scipy would only slow
 # every input down without guiding the fuzzer through our parsers.
-with atheris.instrument_imports(include=["cardiosynth.ecg", "pydicom", "defusedxml", "sierraecg", "wfdb"]):
+with atheris.instrument_imports(include=["cardiosynth.ecg", "pydicom", "defusedxml", "wfdb"]):
     import numpy  # noqa: F401
     import pandas  # noqa: F401
     import scipy.signal  # noqa: F401

@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated harnesses")
     parser.add_argument("--jobs", type=int, default=1, help="harnesses at once (at most one per core: the hang "
                                                             "limit is wall time)")
+    parser.add_argument("--recount", default="", help="comma-separated harnesses whose code changed since they "
+                                                        "were counted: counted again from zero")
+    parser.add_argument("--reason", default="", help="why, kept in the report beside the earlier count")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "ecg_fuzz.json")
     parser.add_argument("--corpus", type=Path, default=Path("/tmp/cardiosynth-fuzz-corpus"))
     parser.add_argument("--artifacts", type=Path, default=Path("/tmp/cardiosynth-fuzz-artifacts"))
@@ -100,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     report = json.loads(args.out.read_text()) if args.out.exists() else {"targets": {}}
     report.update(goal_inputs_per_target=args.runs, timeout_s=TIMEOUT_S, rss_limit_mb=RSS_LIMIT_MB,
                   command="python -m fuzz.campaign --runs 1000000 --minutes <per target per call>")
+    for target in filter(None, args.recount.split(",")):
+        total = report["targets"].get(target)
+        if total and total["inputs"]:
+            total.setdefault("earlier_counts", []).append({"inputs": total["inputs"], "reason": args.reason})
+            total.update(inputs=0, seconds=0.0, reached_goal=False)
     lock = threading.Lock()
 
     def one(target: str) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fuzz.xli_writer import xli_chunk
+
 from cardiosynth.paths import REPO_ROOT, data_root
 
 SHARED_FORMATS = data_root() / "ecg" / "formats"
@@ -93,6 +95,38 @@ def short_scp(content: bytes) -> list[bytes]:
             scp_bytes(counts, encoding=1, huffman="custom", **options)]
 
 
+def _xml_text(content: bytes) -> tuple[str, str]:
+    """The document as text and the codec it was written in (the shared examples are UTF-8 and UTF-16)."""
+    codec = "utf-16" if content[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8"
+    return content.decode(codec), codec
+
+
+def short_philips(content: bytes) -> list[bytes]:
+    """The stored leads cut to the first samples, written again XLI-compressed (fuzz.xli_writer) and as
+    uncompressed 16-bit samples, so both decoder paths have a seed; the duration attribute follows."""
+    from cardiosynth.ecg.readers.philips import MAX_LEADS, reconstitute_limb_leads, xli_decode
+
+    text, codec = _xml_text(content)
+    match = re.search(r"(<parsedwaveforms)([^>]*)>(.*?)(</parsedwaveforms>)", text, flags=re.S)
+    rate = int(re.search(r"<samplingrate>\s*(\d+)", text).group(1))
+    attributes = match.group(2)
+    stored = [lead[:KEEP_SAMPLES] for lead in xli_decode(base64.b64decode(match.group(3)), MAX_LEADS, 10**6)]
+    leads = [lead.copy() for lead in stored]
+    reconstitute_limb_leads(leads)  # uncompressed files store the leads themselves, not XLI's residuals
+    attributes = re.sub(r'durationperchannel="\d+"', f'durationperchannel="{KEEP_SAMPLES * 1000 // rate}"',
+                        attributes)
+    uncompressed = re.sub(r'compression="XLI"', 'compression="Uncompressed"',  # v1.04
+                          re.sub(r'\s*compressmethod="XLI"', "", attributes.replace('compressflag="True"',
+                                                                                   'compressflag="False"')))
+    variants = [(attributes, b"".join(xli_chunk(lead) for lead in stored)),
+                (uncompressed, np.stack(leads).astype("<i2").tobytes())]
+    out = []
+    for head, payload in variants:
+        body = f"{match.group(1)}{head}>{base64.b64encode(payload).decode()}{match.group(4)}"
+        out.append((text[: match.start()] + body + text[match.end():]).encode(codec))
+    return out
+
+
 def short_wfdb_header(content: bytes) -> bytes:
     """The record line's sample count set to match the shortened signal file the harness uses."""
     first, rest = content.split(b"\n", 1)
@@ -158,6 +192,8 @@ def seeds(target: str) -> list[bytes]:
         out += [short_dicom(p.read_bytes(), lean=True) for p in files]
     if target == "scp":  # the full record is kept too: short ones are ~50x faster, the full one is the original
         out += [seed for p in files for seed in short_scp(p.read_bytes())]
+    if target == "philips":  # the full files are kept too, as for SCP
+        out += [seed for p in files for seed in short_philips(p.read_bytes())]
     if target == "cardiosoft":
         out.append(_cardiosoft_seed())
     if target == "npy":
