@@ -113,3 +113,14 @@ def test_a_decompression_bomb_is_refused_before_it_grows():
     chunk = len(payload).to_bytes(4, "little") + b"\0\0\0\0" + payload
     with pytest.raises(EcgError, match="more samples than it declares"):
         xli_decode(chunk, 1, 5500)
+
+
+def test_xli_leads_of_different_lengths_are_refused_before_the_limb_leads_are_rebuilt():
+    """Found by the fuzzer: one lead a sample short reached the reconstruction and raised a numpy error."""
+    content = ASSET.read_bytes()
+    match = re.search(rb"(<parsedwaveforms[^>]*>)(.*?)(</parsedwaveforms>)", content, flags=re.S)
+    leads = xli_decode(base64.b64decode(match.group(2)), 12, 5500)
+    leads[1] = leads[1][:-1]
+    body = base64.b64encode(b"".join(xli_chunk(lead) for lead in leads))
+    with pytest.raises(EcgError, match="different lengths"):
+        read_ecg(content[:match.start(2)] + body + content[match.end(2):])

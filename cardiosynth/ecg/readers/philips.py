@@ -28,6 +28,7 @@ VERSIONS = ("1.03", "1.04", "1.04.01", "1.04.02")
 STD_12 = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 MAX_LEADS = 16  # the DXL algorithm stores 16 channels; the last four are unused
 MAX_SAMPLES_PER_LEAD = 2_000_000  # a resting ECG is 10 s (5,000 samples); Philips writes no Holters
+DIFFERENT_LENGTHS = "The leads in this Philips ECG XML have different lengths; the file may be damaged."
 _LZW_BITS = 10
 _LZW_END = (1 << _LZW_BITS) - 1  # the all-ones code ends a stream; codes up to _LZW_END - 1 name strings
 
@@ -169,6 +170,8 @@ def _samples(waveforms: Element, labels: list[str], samples_per_lead: int) -> tu
         else "Uncompressed")
     if method == "XLI":
         leads = xli_decode(data, len(labels), samples_per_lead)
+        if len({lead.size for lead in leads}) > 1:
+            raise EcgError(DIFFERENT_LENGTHS)
         if len(leads) >= 6 and labels[:6] == list(STD_12[:6]):
             reconstitute_limb_leads(leads)
         return leads, "XLI"
@@ -200,7 +203,7 @@ def read_philips(content: bytes, root: Element) -> Recording:
     if not pairs:
         raise EcgError("This Philips ECG XML contains no waveform samples.")
     if len({lead.size for _, lead in pairs}) > 1:
-        raise EcgError("The leads in this Philips ECG XML have different lengths; the file may be damaged.")
+        raise EcgError(DIFFERENT_LENGTHS)
     uv = _resolution_uv(signal_info)
     return Recording(
         labels=[label for label, _ in pairs],
