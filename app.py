@@ -35,12 +35,15 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(max(1, args.threads))
     from cardiosynth.app import build_app, launch_kwargs
+    from cardiosynth.app.review_tab import ADMIN_PATH
 
     log = logging.getLogger("cardiosynth.app")
     demo = build_app()
     demo.launch(server_name=args.host, server_port=args.port, prevent_thread_lock=True,
                 **launch_kwargs())
     log.info("Serving on http://%s:%d (%.1f s after start)", args.host, args.port, time.perf_counter() - t0)
+    log.info("Reader study administration (not linked from the app's pages): http://%s:%d%s", args.host, args.port,
+             ADMIN_PATH)
     demo.block_thread()
 
 

@@ -111,11 +111,44 @@ def test_plausibility_scores_and_recomputes_derived(client, explorer):
     assert 'data-status="red"' in result[N]
 
 
-def test_impossible_edit_is_a_message_not_a_crash(client, explorer):
+def test_impossible_edit_is_a_message_and_the_sliders_go_back_to_the_set_in_use(client, explorer):
+    in_use = phenotypes(client.predict(api_name="/reset"))
     edited = dict(explorer.start, LVESV=300.0)  # ESV > EDV
     result = client.predict(*[edited[n] for n in ph.NAMES], api_name="/plausibility")
-    assert "smaller than LVEDV" in result[N + 1]["error"]
-    assert 'data-status="error"' in result[N] and "cs-error" in result[N + 2]
+    assert "smaller than LVEDV" in result[N + 1]["error"] and "Lower LVESV or raise LVEDV" in result[N + 1]["error"]
+    assert "cs-error" in result[N + 2] and "set in use again" in result[N + 2]
+    assert phenotypes(result) == in_use  # no slider keeps a value the app is not using
+
+
+def test_an_out_of_range_derived_value_is_refused_with_what_to_change(client, explorer):
+    client.predict(api_name="/reset")
+    edited = dict(explorer.start, LVEDV=380.0, LVESV=60.0)  # LVSV = 320 mL, above its plausible range
+    result = client.predict(*[edited[n] for n in ph.NAMES], api_name="/plausibility")
+    assert "LVSV = 320 mL is outside" in result[N + 1]["error"]
+    assert "To fix: LVSV = LVEDV \u2212 LVESV: raise LVESV or lower LVEDV" in result[N + 1]["error"]
+
+
+def _move_lvedv(client, explorer, keep: str, locked: tuple[str, ...] = ()):
+    start = phenotypes(client.predict(api_name="/reset"))
+    moved = dict(start, LVEDV=start["LVEDV"] + 40.0)
+    result = client.predict(*[moved[n] for n in ph.NAMES], keep, *[n in locked for n in ph.NAMES],
+                            api_name="/set_LVEDV")
+    return start, phenotypes(result), result
+
+
+def test_moving_an_edv_keeps_its_ef_unless_esv_is_chosen_or_locked(client, explorer):
+    start, values, result = _move_lvedv(client, explorer, "EF")
+    assert values["LVEDV"] == start["LVEDV"] + 40.0 and values["LVEF"] == pytest.approx(start["LVEF"], abs=0.01)
+    assert values["LVESV"] > start["LVESV"] and "LVEF held" in result[N + 1]["note"]
+    assert_consistent(values)
+    start, values, _ = _move_lvedv(client, explorer, "ESV")
+    assert values["LVESV"] == start["LVESV"] and values["LVEF"] > start["LVEF"]
+    start, values, _ = _move_lvedv(client, explorer, "EF", locked=("LVESV",))  # the lock decides
+    assert values["LVESV"] == start["LVESV"]
+    start, values, _ = _move_lvedv(client, explorer, "ESV", locked=("LVEF",))
+    assert values["LVEF"] == pytest.approx(start["LVEF"], abs=0.01)
+    start, values, result = _move_lvedv(client, explorer, "EF", locked=("LVEF", "LVESV"))
+    assert "untick one of the two locks" in result[N + 1]["error"] and values == start
 
 
 def test_editing_ef_moves_esv(client, explorer):

@@ -1,6 +1,7 @@
 """The app in a real browser: headless Debian Chromium driven by playwright's Python package (no browser
 download: ``executable_path=/usr/bin/chromium``). Edits a slider, samples a heart, waits for the plausibility
-indicator, generates a cine and a second one to compare, joins a reader study and answers a case, opens the
+indicator, generates a cine and a second one to compare, joins a reader study and answers a case (a page with
+nothing of the administration), reads its results on the administration page, opens the
 ECG tab with the bundled sinus-rhythm example, generates a cine from it with the bundled ECG->cine model and
 plays it, and saves screenshots to
 ``outputs/screenshots/`` (``CARDIOSYNTH_SCREENSHOTS=assets/screenshots`` refreshes the README's). Also checks that the page makes no request outside 127.0.0.1."""
@@ -17,6 +18,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 from cardiosynth.app import build_app  # noqa: E402
 from cardiosynth.app.bench import CHROMIUM, CHROMIUM_ARGS, serve_in_process  # noqa: E402
+from cardiosynth.app.review_tab import ADMIN_PATH  # noqa: E402
 from cardiosynth.paths import REPO_ROOT  # noqa: E402
 
 SCREENSHOTS = Path(os.environ.get("CARDIOSYNTH_SCREENSHOTS", REPO_ROOT / "outputs" / "screenshots"))
@@ -62,9 +64,10 @@ def browser_page(url):
     outside: list[str] = []
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})  # more tabs: context.new_page()
+        page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
-        page.on("request", lambda r: outside.append(r.url)
+        context.on("request", lambda r: outside.append(r.url)
                 if urlparse(r.url).hostname not in ("127.0.0.1", "localhost", None) and
                 not r.url.startswith(("data:", "blob:")) else None)
         page.goto(url, wait_until="domcontentloaded")
@@ -194,6 +197,11 @@ def test_a_reader_joins_watches_and_answers(browser_page, review):
     page, outside = browser_page
     _, study = review
     page.get_by_role("tab", name="Review").click()
+    # the readers' page has nothing of the administration, nor a navbar linking to its page
+    page.locator("#review-join").wait_for()
+    assert page.locator("#review-admin, #review-admin-password, #review-create, #review-results-btn").count() == 0
+    assert "Study administration" not in page.locator("body").inner_text()
+    assert page.locator(f"a[href*='{ADMIN_PATH.strip('/')}'], nav a, .nav-holder a").count() == 0
     page.locator("#review-code textarea, #review-code input").first.fill(study.display_code)
     page.locator("#review-name textarea, #review-name input").first.fill("Dr Browser")
     page.locator("#review-join").click()
@@ -222,20 +230,32 @@ def test_a_reader_joins_watches_and_answers(browser_page, review):
     assert resume_code not in stored, "the reader's resume code outlived its call in the browser's storage"
 
 
-def test_admin_secrets_do_not_outlive_the_call_in_the_browser(browser_page, review):
-    page, _ = browser_page
+def test_admin_secrets_do_not_outlive_the_call_in_the_browser(browser_page, review, url):
+    """On the administration page (its own address, opened in a second tab of the same browser, so the
+    storage checked is the one the readers' page shares): results, then no secret left anywhere."""
+    main_page, outside = browser_page
     _, study = review
-    page.get_by_role("tab", name="Review").click()
-    page.locator("#review-admin").get_by_text("Study administration").first.click()
-    page.locator("#review-admin-code textarea, #review-admin-code input").first.fill(study.display_code)
-    page.locator("#review-admin-token input").first.fill(study.admin_token)
-    page.locator("#review-admin-password input").first.fill(ADMIN_PASSWORD)
-    page.locator("#review-results-btn").click()
-    page.locator("#review-summary").get_by_text(f"Study {study.display_code}").first.wait_for()
-    assert page.locator("#review-admin-password input").first.input_value() == ""
-    assert page.locator("#review-admin-token input").first.input_value() == ""
-    stored = page.evaluate(BROWSER_STORAGE_JS)
-    assert study.admin_token not in stored and ADMIN_PASSWORD not in stored
+    page = main_page.context.new_page()
+    try:
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(url.rstrip("/") + ADMIN_PATH, wait_until="domcontentloaded")
+        page.locator("#review-admin-intro").get_by_text("Study administration").first.wait_for()
+        assert page.locator("#review-admin-off").count() == 0 and page.locator("#review-join").count() == 0
+        assert page.locator("nav a, .nav-holder a").count() == 0  # no navbar linking the pages
+        page.locator("#review-admin-code textarea, #review-admin-code input").first.fill(study.display_code)
+        page.locator("#review-admin-token input").first.fill(study.admin_token)
+        page.locator("#review-admin-password input").first.fill(ADMIN_PASSWORD)
+        page.locator("#review-results-btn").click()
+        page.locator("#review-summary").get_by_text(f"Study {study.display_code}").first.wait_for()
+        assert page.locator("#review-admin-password input").first.input_value() == ""
+        assert page.locator("#review-admin-token input").first.input_value() == ""
+        wait_until_idle(page)
+        page.screenshot(path=str(SCREENSHOTS / "review_admin.png"), full_page=True)
+        stored = page.evaluate(BROWSER_STORAGE_JS)
+        assert study.admin_token not in stored and ADMIN_PASSWORD not in stored
+        assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
+    finally:
+        page.close()
 
 
 def test_edit_a_real_heart_plays_it_beside_the_edit(browser_page, acdc_root):

@@ -1,10 +1,13 @@
 """The Review tab through gradio_client: a reader joins, answers every case, resumes; the administrator's
-results need the token; bad requests are messages. A small real study (group-mean generator, tiny videos)."""
+results need the token; bad requests are messages; the readers' page holds nothing of the administration,
+which has its own page. A small real study (group-mean generator, tiny videos)."""
 
 from __future__ import annotations
 
 import csv
+import json
 import re
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from cardiosynth.app import build_app  # noqa: E402
 from cardiosynth.app.bench import serve_in_process  # noqa: E402
 from cardiosynth.app.cine_view import CineStudio  # noqa: E402
 from cardiosynth.app.phenotype_explorer import PhenotypeExplorer  # noqa: E402
+from cardiosynth.app.review_tab import ADMIN_PATH  # noqa: E402
 from cardiosynth.review import ReviewService  # noqa: E402
 from cardiosynth.review.render import RenderSettings  # noqa: E402
 
@@ -22,6 +26,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 ADMIN_PASSWORD = "correct horse battery staple"
+# what only an administrator may be offered: the forms' container, its fields and buttons
+ADMIN_IDS = {"review-admin", "review-admin-password", "review-create", "review-created", "review-admin-code",
+             "review-admin-token", "review-results-btn", "review-summary"}
+READER_IDS = {"review-code", "review-name", "review-resume", "review-join", "review-answer", "review-submit"}
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +165,53 @@ def test_create_study_on_a_fresh_install_prepares_the_cines_first(tmp_path, monk
         svc.close()
     assert "cs-error" not in created, created
     assert "prepared on first use" in created and "Study created" in created
+
+
+def served_page(url: str, page: str) -> dict:
+    """The config the server sends a browser opening ``page`` ("" = the app's main page): its components by
+    elem_id, its endpoints' api_names, and whether its navbar is shown (pages are filtered server-side)."""
+    with urllib.request.urlopen(f"{url}config?page={page}", timeout=30) as response:
+        config = json.loads(response.read())
+    components = config["components"]
+    navbars = [c for c in components if c["type"] == "navbar"]
+    return {"ids": {c["props"].get("elem_id"): c for c in components if c["props"].get("elem_id")},
+            "apis": {d.get("api_name") for d in config["dependencies"]},
+            # a page's own Navbar, hidden the way the browser honours (see review_tab._hidden_navbar)
+            "navbar_shown": len(config["pages"]) > 1 and not (navbars and navbars[0]["props"]["visible"] == "hidden")}
+
+
+def test_readers_page_has_nothing_of_the_administration_which_has_its_own_page(url):
+    reader_page, admin_page = served_page(url, ""), served_page(url, ADMIN_PATH.strip("/"))
+    assert READER_IDS <= set(reader_page["ids"]) and not ADMIN_IDS & set(reader_page["ids"])
+    assert {"review_join", "review_answer"} <= reader_page["apis"]
+    assert not {"review_create", "review_results"} & reader_page["apis"]
+    assert ADMIN_IDS <= set(admin_page["ids"]) and not READER_IDS & set(admin_page["ids"])
+    assert {"review_create", "review_results"} <= admin_page["apis"]
+    assert admin_page["ids"]["review-admin"]["props"]["visible"] is True  # administration on: the forms show
+    assert "review-admin-off" not in admin_page["ids"]
+    # Gradio lists a multipage app's pages in a navbar on every page: hidden on both, so nothing links to it
+    assert not reader_page["navbar_shown"] and not admin_page["navbar_shown"]
+    with urllib.request.urlopen(url.rstrip("/") + ADMIN_PATH, timeout=30) as response:
+        assert response.status == 200
+    # the API is one, whichever page: a client reaches the administration endpoints (test above)
+    assert {"/review_create", "/review_results"} <= set(reader(url).view_api(print_info=False,
+                                                                             return_format="dict")["named_endpoints"])
+
+
+def test_with_administration_off_the_admin_page_only_says_so_and_names_the_command_line(tmp_path):
+    svc = ReviewService(db=tmp_path / "review.sqlite", studies_dir=tmp_path / "studies", admin_password="")
+    try:
+        with serve_in_process(build_app(PhenotypeExplorer(), CineStudio(load=False), svc)) as address:
+            admin_page = served_page(address, ADMIN_PATH.strip("/"))
+            created, cleared = reader(address).predict(2, 2, "Group-mean cine (a trivial baseline)", "val",
+                                                       "matched", 1.0, 1, "", ADMIN_PASSWORD,
+                                                       api_name="/review_create")
+            results = reader(address).predict("ABCD-EFGH", "token", ADMIN_PASSWORD, api_name="/review_results")
+    finally:
+        svc.close()
+    note = admin_page["ids"]["review-admin-off"]["props"]["value"]
+    assert "off" in note and "CARDIOSYNTH_REVIEW_ADMIN" in note and "python -m cardiosynth.review create" in note
+    assert admin_page["ids"]["review-admin"]["props"]["visible"] is False  # the forms are never shown
+    # the endpoints stay (one API whatever the server's setting) and refuse with one clear sentence
+    assert "cs-error" in created and "switched off" in created and cleared == ""
+    assert "cs-error" in results[0] and "switched off" in results[0] and results[6] == ""

@@ -26,8 +26,11 @@ DISCLAIMER = "Synthetic research images and research software: **not for diagnos
 
 DERIVED_HELP = (
     "SV and EF are derived (SV = EDV \u2212 ESV, EF = 100 \u00d7 SV / EDV) and always follow the volumes. Moving an "
-    "EDV, ESV or LVM slider keeps the other volumes and recomputes SV and EF. Moving an **EF** or **SV** slider "
-    "keeps that ventricle's EDV and moves its ESV. Values are rounded to 0.01. Tick **lock** on the phenotypes "
+    "**EDV** keeps that ventricle's EF (its ESV follows) or its ESV (its EF follows), as chosen above; a ticked "
+    "lock on the EF or ESV decides. Moving an ESV or LVM slider keeps the other volumes and recomputes SV and EF. "
+    "Moving an **EF** or **SV** slider keeps that ventricle's EDV and moves its ESV. A set that cannot hold is "
+    "refused with what to change, and the sliders go back to the set in use. Values are rounded to 0.01. Tick "
+    "**lock** on the phenotypes "
     "to keep, then **Complete the rest**: the VAE fills in the unlocked ones consistently (most likely values, "
     "or a random draw with the temperature and seed)."
 )

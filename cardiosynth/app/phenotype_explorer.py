@@ -4,7 +4,9 @@ The explorer holds one phenotype set (all nine schema phenotypes). The five inde
 LVESV, LVM, RVEDV, RVESV) are the state; SV and EF are always recomputed from them, so the set shown is
 consistent by construction:
 
-- editing an independent phenotype keeps the other independent ones and recomputes SV and EF;
+- editing an independent phenotype keeps the other independent ones and recomputes SV and EF, except that
+  moving an EDV keeps that ventricle's EF (ESV follows) unless the user chose to keep its ESV; a lock ticked
+  on EF or ESV decides it (:func:`held_when_edv_moves`): a user who has just set an EF does not see it move;
 - editing an EF keeps that ventricle's EDV and sets ESV = EDV x (1 - EF / 100);
 - editing an SV keeps that ventricle's EDV and sets ESV = EDV - SV.
 
@@ -75,8 +77,46 @@ def consistent(values: Mapping[str, float], edited: str | Sequence[str] | None =
         out[f"{side}SV"] = _round(out[edv] - out[esv])
         out[f"{side}EF"] = _round(100.0 * (out[edv] - out[esv]) / out[edv])
     ordered = {n: out[n] for n in ph.NAMES}
-    ph.validate(ordered)
+    problems = ph.out_of_range(ordered)
+    if problems:
+        raise PhenotypeError("; ".join(problems) + ". " + fix_hint(ordered))
     return ordered
+
+
+def fix_hint(values: Mapping[str, float]) -> str:
+    """What to change so that an out-of-range set holds; a derived value is fixed through its volumes."""
+    hints = []
+    for name, value in values.items():
+        p = ph.BY_NAME[name]
+        low, high = p.plausible_range
+        if low <= value <= high:
+            continue
+        side, too_high = name[:2], value > high
+        if name.endswith("SV"):
+            hints.append(f"{name} = {side}EDV − {side}ESV: {'raise' if too_high else 'lower'} {side}ESV or "
+                         f"{'lower' if too_high else 'raise'} {side}EDV")
+        elif name.endswith("EF"):
+            hints.append(f"{name} follows {side}ESV / {side}EDV: {'raise' if too_high else 'lower'} {side}ESV, or set "
+                         f"{name} between {low:g} and {high:g} %")
+        else:
+            hints.append(f"set {name} between {low:g} and {high:g} {p.unit}")
+    return "To fix: " + "; ".join(hints) + "." if hints else ""
+
+
+KEEP_CHOICES = ("EF", "ESV")
+
+
+def held_when_edv_moves(side: str, keep: str, locked: Sequence[str] = ()) -> str:
+    """The phenotype held when ``side``'s EDV moves: a locked EF or ESV, else the user's choice ``keep``."""
+    ef, esv = f"{side}EF", f"{side}ESV"
+    if ef in locked and esv in locked:
+        raise PhenotypeError(f"{ef} and {esv} are both locked, so {side}EDV cannot move without changing one of "
+                             "them: untick one of the two locks.")
+    if ef in locked or esv in locked:
+        return ef if ef in locked else esv
+    if keep not in KEEP_CHOICES:
+        raise PhenotypeError(f"Choose what an EDV keeps when it moves: {' or '.join(KEEP_CHOICES)}.")
+    return f"{side}{keep}"
 
 
 @dataclass
@@ -112,6 +152,13 @@ class PhenotypeExplorer:
     def score(self, values: Mapping[str, float], edited: str | Sequence[str] | None = None, note: str = "") -> Scored:
         values = consistent(values, edited)
         return Scored(values, self.vae.plausibility({n: values[n] for n in ph.INDEPENDENT}), note)
+
+    def move_edv(self, values: Mapping[str, float], side: str, keep: str = "EF",
+                 locked: Sequence[str] = ()) -> Scored:
+        """``side``'s EDV moved to ``values[side + "EDV"]``; its EF or ESV held (:func:`held_when_edv_moves`)."""
+        held = held_when_edv_moves(side, keep, locked)
+        return self.score(values, edited=held if held.endswith("EF") else None,
+                          note=f"Edited by hand ({side}EDV moved; {held} held).")
 
     def sample(self, temperature: float, seed: int) -> Scored:
         temperature, seed = _temperature(temperature), _seed(seed)

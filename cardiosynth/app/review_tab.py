@@ -1,14 +1,24 @@
-"""The "Review" tab: blinded real-vs-synthetic reader studies (wiring only; the logic is cardiosynth.review).
+"""The "Review" tab and the study administration page: blinded real-vs-synthetic reader studies (wiring
+only; the logic is cardiosynth.review).
 
 Readers join with a study code and their name, then see one looping case at a time and answer real /
-synthetic with a confidence; their resume code brings them back where they stopped. The administrator
-creates a study (code + admin token, shown once) and, with the token, sees the statistics, the plot, the
-blinding check and the answers as CSV. Readers never see the truth or anyone else's answers.
+synthetic with a confidence; their resume code brings them back where they stopped. Readers never see the
+truth or anyone else's answers, and their page has nothing of the administration: the Review tab is only the
+join / answer flow.
+
+The administrator works on a page of its own, ``/review-admin`` (:data:`ADMIN_PATH`, a Gradio route that no
+page links to; the navbar Gradio adds to multipage apps is hidden on both pages, so readers get no link to
+it). There the administrator creates a study (code + admin token, shown once) and, with the token, sees the
+statistics, the plot, the blinding check and the answers as CSV. The page is reachable by anyone who knows
+the address, so it is not what protects anything: the server's administrator password is
+(``$CARDIOSYNTH_REVIEW_ADMIN``, checked server-side on every call, with failures rate-limited). Without that
+password set, the page only says that administration is off and how to use the command line instead.
 
 Endpoints (``gradio_client``; one client = one reader session): ``/review_join`` (code, name, resume code;
 returns the video, progress, message, resume code and the page's reader key), ``/review_answer`` (answer,
 confidence, comment, reader key), ``/review_create`` (..., administrator password), ``/review_results`` (code,
-admin token, administrator password).
+admin token, administrator password). The two administrative endpoints exist whether administration is on or
+off, so a script gets the service's clear "switched off" message rather than "no such endpoint".
 
 Security: nothing secret lives in the server-side session state, which anyone who learns the session hash
 (it travels in query strings, so it lands in proxy logs) could drive. The reader's resume code is held by
@@ -29,13 +39,36 @@ from cardiosynth.review.render import RenderSettings
 
 from .errors import error_box, user_message
 
+#: The administration page's address under the app's root (not linked from any page: see the module docstring).
+ADMIN_PATH = "/review-admin"
+ADMIN_PAGE_NAME = "Study administration"
+
 GENERATORS = {"CardioSynth phenotype\u2192cine (cpgg)": "cpgg", "Group-mean cine (a trivial baseline)": "group-mean"}
 
 READER_HELP = (
     "**Reader study.** Enter the study code you were given and your name, then press **Join**. Each case is a "
     "short-axis cine that loops; say whether you think it is a **real** MRI or a **synthetic** one and how sure "
     "you are, then **Submit**. Answers are final and saved at once. Keep your **resume code** to come back later "
-    "where you stopped. You will not see the truth or anyone else's answers."
+    "where you stopped. You will not see the truth or anyone else's answers. The study code comes from the "
+    "study's organiser, who also has the results; there is nothing else to set up here."
+)
+
+ADMIN_INTRO = (
+    "Create a blinded reader study, then follow its results. Readers take part in the app's **Review** tab with "
+    "the study code; they see nothing of this page. Every action here needs the server's administrator password "
+    "(`CARDIOSYNTH_REVIEW_ADMIN`), asked for each time and cleared from the page afterwards."
+)
+
+ADMIN_OFF = (
+    "Administration is **off** on this server: no administrator password is set (`CARDIOSYNTH_REVIEW_ADMIN`). "
+    "Create studies on the server with the command line, which prints the study code for the readers and the "
+    "admin token for the results:\n\n"
+    "```bash\n"
+    "python -m cardiosynth.review create --real 20 --synthetic 20 --generator cpgg --split val\n"
+    "python -m cardiosynth.review results --study CODE --token TOKEN --plot results.png\n"
+    "```\n\n"
+    "To use this page instead, restart the app with `CARDIOSYNTH_REVIEW_ADMIN` set to a passphrase of at least 12 "
+    "characters."
 )
 
 
@@ -124,96 +157,117 @@ def add_review_tab(service: ReviewService) -> None:
                      outputs=[video, progress, message, case_id, answer, confidence, comment], api_name="review_answer",
                      trigger_mode="once")
 
-        with gr.Accordion("Study administration", open=False, elem_id="review-admin"):
-            gr.Markdown("Create a study: N real cines from a held-out split (never training cines) and N synthetic "
-                        "ones, all rendered by one path (uncompressed looping GIFs: files identical byte for byte outside "
-                        "the pixels; no metadata; random names). The admin token is shown **once**: with the administrator "
-                        "password it is the key to the results. The administrator password is set on the server "
-                        "(`CARDIOSYNTH_REVIEW_ADMIN`); without it, administration here is off.")
-            if not service.administration_enabled:
-                gr.Markdown("Administration is **off** on this server: no administrator password is set "
-                            "(`CARDIOSYNTH_REVIEW_ADMIN`). Studies can be created with `python -m cardiosynth.review "
-                            "create` on the server.", elem_classes=["cs-note"], elem_id="review-admin-off")
-            admin_password = gr.Textbox(label="Administrator password", type="password", max_lines=1,
-                                        elem_id="review-admin-password")
-            with gr.Row():
-                n_real = gr.Slider(2, 60, value=10, step=1, label="Real cines")
-                n_synthetic = gr.Slider(2, 60, value=10, step=1, label="Synthetic cines")
-                generator = gr.Dropdown(list(GENERATORS), value=list(GENERATORS)[0], label="Generator")
-            with gr.Row():
-                split = gr.Radio(["val", "test"], value="val", label="Real cines from split")
-                conditions = gr.Radio(["vae", "matched"], value="matched", label="Synthetic phenotypes",
-                                      info="matched = the real cases' own phenotypes and slice positions; "
-                                           "vae = sampled from the phenotype VAE")
-                cycle_seconds = gr.Slider(0.5, 3.0, value=1.0, step=0.1, label="Seconds per heartbeat")
-                cycles = gr.Slider(1, 6, value=1, step=1, label="Heartbeats stored per case",
-                                   info="each case loops anyway; more beats = larger files")
-            title = gr.Textbox(label="Title (optional)", max_lines=1)
-            create_btn = gr.Button("Create study", elem_id="review-create")
-            created = gr.Markdown("", elem_id="review-created")
-            gr.Markdown("### Results")
-            with gr.Row():
-                admin_code = gr.Textbox(label="Study code", max_lines=1, elem_id="review-admin-code")
-                admin_token = gr.Textbox(label="Admin token", type="password", max_lines=1, elem_id="review-admin-token")
-                results_btn = gr.Button("Show results", elem_id="review-results-btn")
-            results_message = gr.Markdown("", elem_id="review-results-message")
-            summary = gr.Markdown("", elem_id="review-summary")
-            with gr.Row():
-                plot = gr.Image(None, type="filepath", label="Results", interactive=False)
-                export = gr.File(None, label="All answers (CSV) and blinding check (JSON)", file_count="multiple",
-                                 interactive=False)
-            with gr.Accordion("Full results (JSON)", open=False):
-                details = gr.JSON(None)
 
-        def create(real, synthetic, generator_label, split_name, how, seconds, beats, study_title, password,
-                   request: gr.Request, progress_bar=gr.Progress()):
-            try:
-                service.check_admin_password(password, _client(request))
-                real = whole_number(real, "real cines", 2, 60)
-                synthetic = whole_number(synthetic, "synthetic cines", 2, 60)
-                beats = whole_number(beats, "heartbeats per case", 1, 6)
-                seconds = _number(seconds, "Seconds per heartbeat", 0.5, 3.0)
-                if generator_label not in GENERATORS or split_name not in ("val", "test") or how not in ("vae", "matched"):
-                    raise ReviewError("Choose the generator, the split and the phenotypes from the lists.")
-                prepared = []
+def _hidden_navbar() -> None:
+    """Gradio puts a navbar on every page of a multipage app (a "Home" link even when the other page is left
+    out of it); one hidden Navbar per page removes it. ``visible="hidden"``, not False: a Navbar that is not
+    visible is never mounted in the browser, so it cannot hide the bar (gradio-app/gradio#12532, Gradio 6)."""
+    gr.Navbar(visible="hidden")
 
-                def preparing(text: str) -> None:  # first use: the ACDC cines are prepared before the study
-                    prepared.append(text)
-                    progress_bar(0.02, desc=text)
 
-                progress_bar(0.05, desc="Generating and rendering the cases")
-                settings = RenderSettings(cycles=int(beats), cycle_seconds=float(seconds))
-                study = service.create_study(GENERATORS[generator_label], int(real), int(synthetic), split_name, how,
-                                             settings=settings, title=study_title or "", notify=preparing)
-                return ((f"The ACDC cines were prepared on first use (once): {html.escape(prepared[0])}. "
-                         if prepared else "")
-                        + f"Study created: code **{study.display_code}** for the readers; admin token "
-                        f"**{study.admin_token}** (copy it now: it is not shown again). "
-                        f"{study.n_real} real + {study.n_synthetic} synthetic cases."), ""
-            except Exception as err:  # noqa: BLE001
-                return error_box(user_message(err, "creating the study")), ""
+def add_review_admin_page(demo: gr.Blocks, service: ReviewService) -> None:
+    """The administration page at :data:`ADMIN_PATH`, a route of ``demo`` (call it once, after ``demo``'s own
+    ``with`` block: Gradio adds routes outside it), and no navbar on either page, so nothing on the readers'
+    page leads to it. Off (no administrator password on the server), the page only says so and names the
+    command line; the forms are then built hidden, never shown, so that the two endpoints still answer
+    scripts with the service's refusal."""
+    with demo:  # still the main page (Gradio's current page until a route is added): its navbar goes
+        _hidden_navbar()
+    with demo.route(ADMIN_PAGE_NAME, ADMIN_PATH, show_in_navbar=False):
+        _hidden_navbar()  # no link back to the readers' page either: an administrator knows the address
+        gr.Markdown(f"# CardioSynth: {ADMIN_PAGE_NAME.lower()}\n{ADMIN_INTRO}", elem_id="review-admin-intro")
+        if not service.administration_enabled:
+            gr.Markdown(ADMIN_OFF, elem_classes=["cs-note"], elem_id="review-admin-off")
+        with gr.Column(visible=service.administration_enabled, elem_id="review-admin"):
+            _admin_forms(service)
 
-        def results(study_code, secret, password, request: gr.Request):
-            try:
-                service.check_admin_password(password, _client(request))
-                report = service.results(study_code, secret, client=_client(request))
-                blinding = service.blinding_report(study_code, secret)
-                answers = service.export_csv(study_code, secret)
-                blinding_file = answers.with_name(answers.stem.replace("_answers", "") + "_blinding.json")
-                blinding_file.write_text(json.dumps(blinding, indent=2))
-                blinding_file.chmod(0o600)
-                plot_file = service.results_plot(study_code, secret)
-                return ["", _summary_markdown(report, blinding), str(plot_file), [str(answers), str(blinding_file)],
-                        report, "", ""]
-            except Exception as err:  # noqa: BLE001
-                return [error_box(user_message(err, "showing the results")), "", None, None, None, "", ""]
 
-        create_btn.click(create, inputs=[n_real, n_synthetic, generator, split, conditions, cycle_seconds, cycles, title,
-                                         admin_password],
-                         outputs=[created, admin_password], api_name="review_create", concurrency_limit=1)
-        results_btn.click(results, inputs=[admin_code, admin_token, admin_password],
-                          outputs=[results_message, summary, plot, export, details, admin_token, admin_password],
-                          api_name="review_results")
+def _admin_forms(service: ReviewService) -> None:
+    """Create a study; show a study's results (the password field serves both and is cleared after each)."""
+    admin_password = gr.Textbox(label="Administrator password", type="password", max_lines=1,
+                                elem_id="review-admin-password", info="for both actions below; cleared after each")
+    gr.Markdown("## Create a study\nN real cines from a held-out split (never training cines) and N synthetic "
+                "ones, all rendered by one path (uncompressed looping GIFs: files identical byte for byte outside "
+                "the pixels; no metadata; random names). The admin token is shown **once**: with the administrator "
+                "password it is the key to the results.")
+    with gr.Row():
+        n_real = gr.Slider(2, 60, value=10, step=1, label="Real cines")
+        n_synthetic = gr.Slider(2, 60, value=10, step=1, label="Synthetic cines")
+        generator = gr.Dropdown(list(GENERATORS), value=list(GENERATORS)[0], label="Generator")
+    with gr.Row():
+        split = gr.Radio(["val", "test"], value="val", label="Real cines from split")
+        conditions = gr.Radio(["vae", "matched"], value="matched", label="Synthetic phenotypes",
+                              info="matched = the real cases' own phenotypes and slice positions; "
+                                   "vae = sampled from the phenotype VAE")
+        cycle_seconds = gr.Slider(0.5, 3.0, value=1.0, step=0.1, label="Seconds per heartbeat")
+        cycles = gr.Slider(1, 6, value=1, step=1, label="Heartbeats stored per case",
+                           info="each case loops anyway; more beats = larger files")
+    title = gr.Textbox(label="Title (optional)", max_lines=1)
+    create_btn = gr.Button("Create study", elem_id="review-create")
+    created = gr.Markdown("", elem_id="review-created")
+    gr.Markdown("## Results\nThe study code and its admin token (from Create study or the command line).")
+    with gr.Row():
+        admin_code = gr.Textbox(label="Study code", max_lines=1, elem_id="review-admin-code")
+        admin_token = gr.Textbox(label="Admin token", type="password", max_lines=1, elem_id="review-admin-token")
+        results_btn = gr.Button("Show results", elem_id="review-results-btn")
+    results_message = gr.Markdown("", elem_id="review-results-message")
+    summary = gr.Markdown("", elem_id="review-summary")
+    with gr.Row():
+        plot = gr.Image(None, type="filepath", label="Results", interactive=False)
+        export = gr.File(None, label="All answers (CSV) and blinding check (JSON)", file_count="multiple",
+                         interactive=False)
+    with gr.Accordion("Full results (JSON)", open=False):
+        details = gr.JSON(None)
+
+    def create(real, synthetic, generator_label, split_name, how, seconds, beats, study_title, password,
+               request: gr.Request, progress_bar=gr.Progress()):
+        try:
+            service.check_admin_password(password, _client(request))
+            real = whole_number(real, "real cines", 2, 60)
+            synthetic = whole_number(synthetic, "synthetic cines", 2, 60)
+            beats = whole_number(beats, "heartbeats per case", 1, 6)
+            seconds = _number(seconds, "Seconds per heartbeat", 0.5, 3.0)
+            if generator_label not in GENERATORS or split_name not in ("val", "test") or how not in ("vae", "matched"):
+                raise ReviewError("Choose the generator, the split and the phenotypes from the lists.")
+            prepared = []
+
+            def preparing(text: str) -> None:  # first use: the ACDC cines are prepared before the study
+                prepared.append(text)
+                progress_bar(0.02, desc=text)
+
+            progress_bar(0.05, desc="Generating and rendering the cases")
+            settings = RenderSettings(cycles=int(beats), cycle_seconds=float(seconds))
+            study = service.create_study(GENERATORS[generator_label], int(real), int(synthetic), split_name, how,
+                                         settings=settings, title=study_title or "", notify=preparing)
+            return ((f"The ACDC cines were prepared on first use (once): {html.escape(prepared[0])}. "
+                     if prepared else "")
+                    + f"Study created: code **{study.display_code}** for the readers; admin token "
+                    f"**{study.admin_token}** (copy it now: it is not shown again). "
+                    f"{study.n_real} real + {study.n_synthetic} synthetic cases."), ""
+        except Exception as err:  # noqa: BLE001
+            return error_box(user_message(err, "creating the study")), ""
+
+    def results(study_code, secret, password, request: gr.Request):
+        try:
+            service.check_admin_password(password, _client(request))
+            report = service.results(study_code, secret, client=_client(request))
+            blinding = service.blinding_report(study_code, secret)
+            answers = service.export_csv(study_code, secret)
+            blinding_file = answers.with_name(answers.stem.replace("_answers", "") + "_blinding.json")
+            blinding_file.write_text(json.dumps(blinding, indent=2))
+            blinding_file.chmod(0o600)
+            plot_file = service.results_plot(study_code, secret)
+            return ["", _summary_markdown(report, blinding), str(plot_file), [str(answers), str(blinding_file)],
+                    report, "", ""]
+        except Exception as err:  # noqa: BLE001
+            return [error_box(user_message(err, "showing the results")), "", None, None, None, "", ""]
+
+    create_btn.click(create, inputs=[n_real, n_synthetic, generator, split, conditions, cycle_seconds, cycles, title,
+                                     admin_password],
+                     outputs=[created, admin_password], api_name="review_create", concurrency_limit=1)
+    results_btn.click(results, inputs=[admin_code, admin_token, admin_password],
+                      outputs=[results_message, summary, plot, export, details, admin_token, admin_password],
+                      api_name="review_results")
 
 
 def _fmt(value, digits: int = 2) -> str:

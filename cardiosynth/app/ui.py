@@ -13,8 +13,10 @@ Endpoints for ``gradio_client`` (``Client(url).predict(..., api_name=...)``):
 - ``/reset`` () -> the healthy starting set
 - ``/generate`` (9 phenotypes, seed, steps, cfg, slice_position) -> GIF (now), GIF (previous), values (with any
   warnings about this cine above them), message
-- ``/review_join`` (code, name, resume code), ``/review_answer`` (answer, confidence, comment),
-  ``/review_create`` and ``/review_results`` (code, admin token): the Review tab (review_tab.py)
+- ``/review_join`` (code, name, resume code), ``/review_answer`` (answer, confidence, comment, reader key): the
+  Review tab; ``/review_create`` (study settings, administrator password) and ``/review_results`` (code, admin
+  token, administrator password): the study administration page, a route at ``/review-admin`` that the
+  readers' page does not link to (review_tab.py)
 - ``/edit_real`` (file, slice, new LVEF, seed) -> GIF (real slice), GIF (edited), values, message: a real heart's
   ED anatomy with the motion of a new LVEF (edit_view.py)
 - ``/ecg`` (list of uploaded files) and ``/ecg_example`` (example name) -> figure, summary, details JSON, message;
@@ -42,8 +44,8 @@ from .errors import error_box, user_message  # noqa: E402
 from .cine_view import CineStudio  # noqa: E402
 from .edit_view import edit_markdown, edit_real_cine  # noqa: E402
 from .ecg_cine import EcgCineStudio  # noqa: E402
-from .phenotype_explorer import PhenotypeExplorer, Scored  # noqa: E402
-from .review_tab import add_review_tab  # noqa: E402
+from .phenotype_explorer import KEEP_CHOICES, PhenotypeExplorer, Scored  # noqa: E402
+from .review_tab import add_review_admin_page, add_review_tab  # noqa: E402
 from .security import secure_launch_kwargs  # noqa: E402
 
 CSS = """
@@ -376,6 +378,9 @@ def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | No
                                         elem_id=f"slider-{name}", scale=8)
                                     locks[name] = gr.Checkbox(False, label="lock", elem_id=f"lock-{name}",
                                                               scale=1, min_width=70, elem_classes=["cs-lock"])
+                        edv_keeps = gr.Radio(list(KEEP_CHOICES), value="EF", label="When an EDV moves, keep its",
+                                             info="a lock ticked on that ventricle's EF or ESV decides instead",
+                                             elem_id="edv-keeps")
                         gr.Markdown(about.DERIVED_HELP)
                     with gr.Column(scale=4):
                         status = gr.HTML(explorer.status_html(start), label="Plausibility", elem_id="plausibility")
@@ -404,19 +409,23 @@ def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | No
 
                 values = [sliders[n] for n in ph.NAMES]
                 lock_boxes = [locks[n] for n in ph.NAMES]
+                in_use = gr.State(dict(start.values))  # the last valid set: the sliders go back to it on a refusal
                 # the plot is redrawn in a chained step (.then below): the indicator shows at once, and the
                 # browser's plotly redraw (~0.5 s on a loaded machine) follows
-                outputs = values + [status, details, message]
+                outputs = values + [status, details, message, in_use]
 
                 def view(scored: Scored) -> list:
-                    return [scored.values[n] for n in ph.NAMES] + [explorer.status_html(scored), scored.as_dict(), ""]
+                    return ([scored.values[n] for n in ph.NAMES]
+                            + [explorer.status_html(scored), scored.as_dict(), "", dict(scored.values)])
 
-                def failed(err: Exception, action: str, stale: bool) -> list:
+                def failed(err: Exception, action: str, last: dict | None) -> list:
+                    """A refusal: the message names the fix, and the sliders show the set in use again (the
+                    status beside them still describes it), so no slider shows a value the app is not using."""
                     text = user_message(err, action)
-                    not_scored = ('<div class="cs-plaus" data-status="error" style="border-color:#888">'
-                                  '<b>Not scored</b>: this set cannot hold; see the message below.</div>')
-                    return ([gr.skip()] * len(ph.NAMES)
-                            + [not_scored if stale else gr.skip(), {"error": text}, error_box(text)])
+                    if last:
+                        text += " The sliders show the set in use again."
+                    return ([last[n] for n in ph.NAMES] if last else [gr.skip()] * len(ph.NAMES)) + [
+                        gr.skip(), {"error": text}, error_box(text), gr.skip()]
 
                 def redraw(shown):
                     try:
@@ -431,12 +440,13 @@ def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | No
                 def then_redraw(event):
                     event.then(redraw, inputs=details, outputs=plot, api_visibility="private", show_progress="hidden")
 
-                @_named_as(ph.NAMES)
+                # the last input of every handler below is ``in_use`` (a State: not part of the API)
+                @_named_as([*ph.NAMES, "in_use"])
                 def plausibility(*vals):
                     try:
                         return view(explorer.score(dict(zip(ph.NAMES, vals)), note="Edited by hand."))
                     except Exception as err:  # noqa: BLE001 - every error becomes a message
-                        return failed(err, "scoring this phenotype set", stale=True)
+                        return failed(err, "scoring this phenotype set", vals[-1])
 
                 def setter(name: str):
                     def set_derived(*vals):
@@ -444,40 +454,56 @@ def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | No
                             return view(explorer.score(dict(zip(ph.NAMES, vals)), edited=name,
                                                        note=f"Edited by hand ({name} moved {name[:2]}ESV)."))
                         except Exception as err:  # noqa: BLE001
-                            return failed(err, f"setting {name}", stale=True)
+                            return failed(err, f"setting {name}", vals[-1])
                     set_derived.__name__ = f"set_{name}"
-                    return _named(set_derived, ph.NAMES)
+                    return _named(set_derived, [*ph.NAMES, "in_use"])
 
-                def sample(temperature, seed):
+                def edv_setter(side: str):
+                    def set_edv(*args):
+                        vals, keep, flags = args[:len(ph.NAMES)], args[len(ph.NAMES)], args[len(ph.NAMES) + 1:-1]
+                        try:
+                            locked = [n for n, f in zip(ph.NAMES, flags) if f]
+                            return view(explorer.move_edv(dict(zip(ph.NAMES, vals)), side, keep, locked))
+                        except Exception as err:  # noqa: BLE001
+                            return failed(err, f"setting {side}EDV", args[-1])
+                    set_edv.__name__ = f"set_{side}EDV"
+                    return _named(set_edv, [*ph.NAMES, "keep", *(f"lock_{n}" for n in ph.NAMES), "in_use"])
+
+                def sample(temperature, seed, last):
                     try:
                         return view(explorer.sample(temperature, seed)) + [int(seed) + 1]
                     except Exception as err:  # noqa: BLE001
-                        return failed(err, "sampling a heart", stale=False) + [gr.skip()]
+                        return failed(err, "sampling a heart", last) + [gr.skip()]
 
-                @_named_as([*ph.NAMES, *(f"lock_{n}" for n in ph.NAMES), "random", "temperature", "seed"])
+                @_named_as([*ph.NAMES, *(f"lock_{n}" for n in ph.NAMES), "random", "temperature", "seed", "in_use"])
                 def complete(*args):
                     vals, flags = args[:len(ph.NAMES)], args[len(ph.NAMES):2 * len(ph.NAMES)]
-                    rand, t, s = args[2 * len(ph.NAMES):]
+                    rand, t, s, last = args[2 * len(ph.NAMES):]
                     try:
                         locked = [n for n, f in zip(ph.NAMES, flags) if f]
                         return view(explorer.complete(dict(zip(ph.NAMES, vals)), locked, bool(rand), t, s))
                     except Exception as err:  # noqa: BLE001
-                        return failed(err, "completing the phenotype set", stale=False)
+                        return failed(err, "completing the phenotype set", last)
 
                 def reset():
                     return view(start)
 
-                then_redraw(gr.on([sliders[n].input for n in ph.INDEPENDENT], plausibility, inputs=values,
-                                  outputs=outputs, api_name="plausibility", trigger_mode="always_last",
-                                  show_progress="hidden"))
+                then_redraw(gr.on([sliders[n].input for n in ph.INDEPENDENT if not n.endswith("EDV")], plausibility,
+                                  inputs=values + [in_use], outputs=outputs, api_name="plausibility",
+                                  trigger_mode="always_last", show_progress="hidden"))
+                for side in ("LV", "RV"):
+                    then_redraw(sliders[f"{side}EDV"].input(edv_setter(side), inputs=values + [edv_keeps, *lock_boxes,
+                                                                                               in_use],
+                                                            outputs=outputs, api_name=f"set_{side}EDV",
+                                                            trigger_mode="always_last", show_progress="hidden"))
                 for name in ph.DERIVED:
-                    then_redraw(sliders[name].input(setter(name), inputs=values, outputs=outputs,
+                    then_redraw(sliders[name].input(setter(name), inputs=values + [in_use], outputs=outputs,
                                                     api_name=f"set_{name}", trigger_mode="always_last",
                                                     show_progress="hidden"))
-                then_redraw(sample_btn.click(sample, inputs=[temperature, seed], outputs=outputs + [seed],
+                then_redraw(sample_btn.click(sample, inputs=[temperature, seed, in_use], outputs=outputs + [seed],
                                              api_name="sample", show_progress="minimal"))
                 then_redraw(complete_btn.click(complete, inputs=values + lock_boxes + [random_completion, temperature,
-                                                                                       seed],
+                                                                                       seed, in_use],
                                                outputs=outputs, api_name="complete", show_progress="minimal"))
                 then_redraw(reset_btn.click(reset, outputs=outputs, api_name="reset"))
                 add_cine_panel(studio, values, explorer, (status, message))
@@ -490,5 +516,6 @@ def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | No
 
             with gr.Tab("About", id="about"):
                 gr.Markdown(about.about_markdown(review))
+    add_review_admin_page(demo, review)  # its own page (a route): readers see only the Review tab
     demo.queue()
     return demo
