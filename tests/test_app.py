@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cardiosynth import phenotypes as ph
@@ -221,7 +222,8 @@ def test_unusable_uploads_give_one_readable_message(client, tmp_path: Path):
     assert "cs-error" in message and "Traceback" not in message
     header_only = client.predict([gradio_client.handle_file(str(EXAMPLE_DIR / "ludb" / "2.hea"))], None, "",
                                 api_name="/ecg")
-    assert ".dat" in header_only[2]["error"]
+    assert header_only[2]["error"].startswith("This is a WFDB header (2.hea); upload its signal file (2.dat)")
+    assert "/tmp" not in header_only[3] and "damaged" not in header_only[3]  # no server path, not "damaged"
 
 
 def test_unexpected_errors_become_one_sentence(client, explorer, monkeypatch, caplog):
@@ -287,9 +289,25 @@ def test_generate_downloads_and_frame_figure(studio, explorer):
     assert conditions["seed"] == 1 and conditions["slice_position"] == 0.3 and conditions["model"].startswith("synthetic:cpgg@")
     figure = studio.figure(result, studio.generate(explorer.start, 2, 8, 3.0, 0.3))
     images = [t for t in figure.data if t.type == "image"]
-    assert len(images) == 32 and sum(bool(t.visible) for t in images) == 2  # frame 0 of both cines
-    assert len(figure.layout.sliders[0].steps) == 16
+    assert len(images) == 32 and sum(t.opacity == 1 for t in images) == 2  # frame 0 of both cines
+    steps = figure.layout.sliders[0].steps
+    assert len(steps) == 16 and all(step.method == "update" for step in steps)
+    data, layout, traces = steps[5].args  # frame 5: one opaque frame per cine, the cursor on frame 5
+    assert [traces[i] for i, o in enumerate(data["opacity"]) if o == 1] == [5, 21] and layout["shapes"][0]["x0"] == 5
+    assert figure.layout.meta["cs_frame_ms"] == pytest.approx(1000 / 16, abs=0.1)  # Play: one 1-s beat
     assert {t.name for t in figure.data if t.type == "scatter"} == {"LV now", "RV now", "LV previous", "RV previous"}
+
+
+def test_generation_reports_its_real_stages_and_the_cine_does_not_depend_on_listening(studio, explorer):
+    heard = []
+    result = studio.generate(explorer.start, 4, 6, 3.0, 0.5, progress=lambda stage, f: heard.append((stage, f)))
+    stages = [stage for stage, _ in heard]
+    assert stages[:6] == [f"MAR decoding step {k} of 6" for k in range(1, 7)]
+    assert stages[6:] == ["Decoding the anatomy and motion into frames", "Frames decoded",
+                          "Measuring the LV and RV areas frame by frame"]
+    fractions = [f for _, f in heard]
+    assert fractions == sorted(fractions) and 0 < fractions[0] < 0.2 and fractions[-1] < 1
+    assert np.array_equal(result.cine.frames, studio.generate(explorer.start, 4, 6, 3.0, 0.5).cine.frames)
 
 
 @pytest.mark.parametrize("settings, message", [

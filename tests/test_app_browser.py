@@ -9,6 +9,7 @@ plays it, and saves screenshots to
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -162,6 +163,40 @@ def test_generate_a_cine_then_compare_with_the_previous(browser_page):
     assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
 
 
+PLAYBACK_SAMPLES = """async (plot) => {
+  const gd = document.querySelector(`#${plot} .js-plotly-plot`); const out = [];
+  for (let k = 0; k < 40; k++) {
+    const drawn = Array.from(gd.querySelectorAll('image')).filter(
+        i => (i.getAttribute('href') || '').startsWith('data:image/png') && i.style.opacity === '1').length;
+    out.push([drawn, gd.data.findIndex(t => t.type === 'image' && t.opacity === 1)]);
+    await new Promise(r => setTimeout(r, 40));
+  }
+  return out; }"""
+
+
+def assert_plays_without_blanking(page, plot: str) -> None:
+    """Play, sample the pane 40 times over 1.6 s: a drawn frame in every sample, and the frames move on."""
+    page.locator(f"#{plot}").scroll_into_view_if_needed()
+    page.locator(f"#{plot}-play").click()
+    page.wait_for_function(f"() => document.querySelector('#{plot} .js-plotly-plot')._csPlaying === true")
+    samples = page.evaluate(PLAYBACK_SAMPLES, plot)
+    page.locator(f"#{plot}-pause").click()
+    assert all(drawn >= 1 for drawn, _ in samples), f"the cine pane went blank while playing: {samples}"
+    assert len({frame for _, frame in samples}) >= 4, samples
+
+
+def test_the_frame_figure_plays_without_blanking(browser_page):
+    page, _ = browser_page
+    page.get_by_role("tab", name="Phenotype explorer").click()
+    page.wait_for_function("() => { const gd = document.querySelector('#cine-plot .js-plotly-plot');"
+                           " return gd && gd.data && gd.data.some(t => t.type === 'image'); }", timeout=GENERATE_TIMEOUT_MS)
+    assert_plays_without_blanking(page, "cine-plot")
+    paused = page.evaluate("() => document.querySelector('#cine-plot .js-plotly-plot')._fullLayout.sliders[0].active")
+    page.wait_for_timeout(300)
+    assert page.evaluate("() => document.querySelector('#cine-plot .js-plotly-plot')._fullLayout.sliders[0].active") \
+        == paused  # Pause holds the frame
+
+
 def test_warnings_show_beside_the_cine_and_a_success_clears_a_stale_error(browser_page):
     page, outside = browser_page
     page.get_by_role("tab", name="Phenotype explorer").click()
@@ -295,7 +330,7 @@ def test_ecg_tab_with_bundled_example(browser_page):
 
 
 SHOWN_IMAGE = ("() => { const gd = document.querySelector('#ecg-cine-plot .js-plotly-plot');"
-               " return gd && gd.data ? gd.data.findIndex(t => t.type === 'image' && t.visible !== false) : -1; }")
+               " return gd && gd.data ? gd.data.findIndex(t => t.type === 'image' && t.opacity === 1) : -1; }")
 
 
 def test_generate_a_cine_from_the_ecg_and_play_it(browser_page):
@@ -310,19 +345,18 @@ def test_generate_a_cine_from_the_ecg_and_play_it(browser_page):
     page.wait_for_function("() => { const img = document.querySelector('#ecg-cine-gif img');"
                            " return img && img.complete && img.naturalWidth >= 64; }")
     assert "Cycle used" in page.locator("#ecg-cine-cycle").inner_text()
-    # the figure: 16 cine frames beside lead II; Play steps the frames (Gradio drops plotly's own frames)
+    selected = re.search(r"Selected cycle\s+(\S+ s)", page.locator("#ecg-summary").inner_text()).group(1)
+    assert f"the selected cycle shaded in the ECG above, {selected}" in page.locator("#ecg-cine-cycle").inner_text()
+    # the figure: 16 cine frames beside lead II; Play (in the page) steps the frames without blanking the cine
     page.wait_for_function("() => { const gd = document.querySelector('#ecg-cine-plot .js-plotly-plot');"
                            " return gd && gd.data && gd.data.filter(t => t.type === 'image').length === 16; }")
     assert page.evaluate(SHOWN_IMAGE) == 0
-    page.locator("#ecg-cine-plot .updatemenu-button").filter(has_text="Play").click()
-    page.wait_for_function(f"() => ({SHOWN_IMAGE})() >= 4")
-    page.locator("#ecg-cine-plot .updatemenu-button").filter(has_text="Pause").click()
+    assert_plays_without_blanking(page, "ecg-cine-plot")
     shown = page.evaluate(SHOWN_IMAGE)
-    cursor, active = page.evaluate("() => { const gd = document.querySelector('#ecg-cine-plot .js-plotly-plot');"
-                                   " const c = gd.data.find(t => t.name === 'frame time');"
-                                   " return [c.x[0], gd._fullLayout.sliders[0].active]; }")
-    times = page.evaluate("() => document.querySelector('#ecg-cine-plot .js-plotly-plot').layout.sliders[0].steps"
-                          ".map(s => s.args[0][0].data.at(-1).x[0])")  # the cursor is each frame's last trace
+    cursor, active, times = page.evaluate(
+        "() => { const gd = document.querySelector('#ecg-cine-plot .js-plotly-plot');"
+        " return [gd.layout.shapes[0].x0, gd._fullLayout.sliders[0].active,"
+        " gd.layout.sliders[0].steps.map(s => s.args[1].shapes[0].x0)]; }")
     assert cursor == times[shown] and active == shown  # image, cursor and slider on the same frame
     page.locator("#ecg-cine-files").get_by_text(".mp4").first.wait_for()
     wait_until_idle(page)

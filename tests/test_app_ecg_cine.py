@@ -13,7 +13,7 @@ import pytest
 from ecg_cine_fixture import tiny_ecg_to_cine
 
 from cardiosynth.app.cine_view import CineStudio, png_uris
-from cardiosynth.app.ecg_cine import PLAY_BEATS, EcgCineStudio
+from cardiosynth.app.ecg_cine import EcgCineStudio
 from cardiosynth.app.errors import user_message
 from cardiosynth.ecg import Ecg, EcgError
 from cardiosynth.paths import REPO_ROOT
@@ -62,14 +62,17 @@ def test_figure_plays_the_cine_with_the_cursor_on_each_frame_time(ecg_studio, ge
     assert n == len(times) == 16 and cycle["cycles_found"] >= 3 and 0.5 < cycle["rr_s"] < 1.2
     figure = ecg_studio.figure(generated)
     images = [i for i, t in enumerate(figure.data) if t.type == "image"]
-    cursor = next(i for i, t in enumerate(figure.data) if t.name == "frame time")
-    assert len(figure.frames) == n and len(images) == n
-    for k, frame in enumerate(figure.frames):
-        by_trace = dict(zip(frame.traces, frame.data))
-        assert [i for i in images if by_trace[i].visible] == [images[k]]  # frame k shows image k ...
-        assert list(by_trace[cursor].x) == [times[k], times[k]]  # ... and the cursor at frame time k
+    steps = figure.layout.sliders[0].steps
+    assert len(steps) == n and len(images) == n
+    for k, step in enumerate(steps):
+        data, layout, traces = step.args
+        assert step.method == "update" and list(traces) == images
+        assert [traces[i] for i, o in enumerate(data["opacity"]) if o == 1] == [images[k]]  # frame k shows image k
+        cursor = layout["shapes"][0]
+        assert cursor["x0"] == cursor["x1"] == times[k]  # ... and the cursor at frame time k
     assert figure.data[images[5]].source == png_uris(generated.cine)[5]
-    assert list(figure.data[cursor].x) == [times[0]] * 2 and figure.data[images[0]].visible
+    assert figure.layout.shapes[0].x0 == times[0] and figure.data[images[0]].opacity == 1
+    assert sum(figure.data[i].opacity for i in images) == 1
     lead = next(t for t in figure.data if t.name == "lead II")  # lead II from one R peak to the next
     assert lead.x[0] <= cycle["start_s"] < lead.x[1] and lead.x[-2] < cycle["end_s"] <= lead.x[-1]
     assert np.allclose(lead.y, generated.ecg.lead("II")[round(lead.x[0] * 500):round(lead.x[-1] * 500) + 1])
@@ -78,19 +81,13 @@ def test_figure_plays_the_cine_with_the_cursor_on_each_frame_time(ecg_studio, ge
     assert f"{1000 * cycle['qt_s']:.0f} ms" in ecg_studio.summary_markdown(generated)
 
 
-def test_play_and_slider_carry_the_frames_gradio_does_not_pass_on(ecg_studio, generated):
-    """Gradio hands plotly data + layout only: Play and the slider steps must hold the frames themselves."""
+def test_play_runs_the_slider_steps_at_the_ecgs_own_rate(ecg_studio, generated):
+    """Gradio hands plotly data + layout only: the slider steps are the frames, Play (in the page) runs them."""
     figure = ecg_studio.figure(generated)
-    frames = [f.to_plotly_json() for f in figure.frames]
-    play, pause = figure.layout.updatemenus[0].buttons
-    assert "Play" in play.label and "Pause" in pause.label and play.method == "animate"
-    played = play.args[0]
-    assert len(played) == PLAY_BEATS * len(frames)
-    assert all({**f, "layout": {"sliders[0].active": k % 16}} == played[k] for k, f in enumerate(frames * PLAY_BEATS))
-    assert play.args[1]["frame"]["duration"] == pytest.approx(1000 * generated.cycle["rr_s"] / 16)  # real time
+    assert figure.layout.meta["cs_frame_ms"] == pytest.approx(1000 * generated.cycle["rr_s"] / 16, abs=0.1)
     steps = figure.layout.sliders[0].steps
-    assert [list(s.args[0]) for s in steps] == [[f] for f in frames]
     assert [s.label for s in steps] == [str(k) for k in range(16)]
+    assert not figure.layout.updatemenus  # plotly's own Play would rebuild the images: blank while playing
 
 
 def test_downloads_follow_the_ecg_timing(ecg_studio, generated):
@@ -150,11 +147,12 @@ def test_ecg_generate_endpoint_after_picking_the_example(url):
     assert len(shown) == 4 and shown[3] == ""  # the ECG kept for generation is session state, not an output
     gif, figure, cycle, message = client.predict(3, 2, 2.0, 0.5, api_name="/ecg_generate")
     assert message == "" and "Cycle used" in cycle and "seed 3" in cycle
+    start, end = shown[2]["cycle_s"]  # the tab's one cycle, marked before generating, is the cine's
+    assert f"{start:.2f}\u2013{end:.2f} s" in cycle and f"{start:.2f}\u2013{end:.2f} s" in shown[1]
     path = Path(gif["path"] if isinstance(gif, dict) else gif)
     assert path.is_file() and iio.imread(path, index=None).shape[0] == 16
     plot = json.loads(figure["plot"])
-    assert figure["type"] == "plotly" and len(plot["frames"]) == 16
-    assert len(plot["layout"]["updatemenus"][0]["buttons"][0]["args"][0]) == 16 * PLAY_BEATS
+    assert figure["type"] == "plotly" and len(plot["layout"]["sliders"][0]["steps"]) == 16
     # an unreadable upload replaces the shown ECG: generating then asks for an ECG again
     garbage = Path(gif["path"] if isinstance(gif, dict) else gif).with_name("not_an_ecg.xml")
     garbage.write_bytes(b"\x00 not an ECG " * 40)

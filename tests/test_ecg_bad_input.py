@@ -4,6 +4,7 @@ can read; nothing crashes and nothing is written anywhere (all cases are built i
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -296,3 +297,30 @@ def test_damaged_wfdb_record_lines_are_refused_before_wfdb_reads_them(tmp_path, 
     with pytest.raises(EcgError, match=message) as info:
         read_ecg(tmp_path / "2.hea")
     _check_message(info.value)
+
+
+def test_a_lone_wfdb_header_asks_for_its_signal_file_by_name(tmp_path, writes_nothing):
+    """Found in the app: a .hea read without its .dat was "truncated or damaged", naming the server's path."""
+    (tmp_path / "2.hea").write_bytes((ASSET_LUDB / "2.hea").read_bytes())
+    expected = "This is a WFDB header (2.hea); upload its signal file (2.dat) together with it"
+    for source in (tmp_path / "2.hea", (ASSET_LUDB / "2.hea").read_bytes()):
+        with pytest.raises(EcgError) as info:
+            read_ecg(source)
+        assert str(info.value).startswith(expected) and str(tmp_path) not in str(info.value)
+        _check_message(info.value)
+    (tmp_path / "2.ii").write_bytes((ASSET_LUDB / "2.ii").read_bytes())  # an annotation file is no signal file
+    with pytest.raises(EcgError, match=re.escape(expected)):
+        read_ecg(tmp_path / "2.hea")
+
+
+def test_library_errors_lose_server_paths():
+    """What a library says about a damaged file reaches the uploader without the server's folders."""
+    from cardiosynth.ecg.readers._common import damaged
+
+    with pytest.raises(EcgError) as info:
+        with damaged("WFDB"):
+            raise FileNotFoundError(2, "No such file or directory", "/tmp/gradio/4f0c2d/2.dat")
+    assert "'2.dat'" in str(info.value) and "/tmp" not in str(info.value) and "gradio" not in str(info.value)
+    with pytest.raises(EcgError, match=re.escape("gain 1000/mV")):  # units and ratios are not paths
+        with damaged("WFDB"):
+            raise ValueError("gain 1000/mV")

@@ -18,8 +18,8 @@ CINE_NOTE_ECG = (
 
 CINE_NOTE_ECG_MISSING = (
     "**ECG\u2192cine generation arrives with the ECG\u2192cine model (its weights are not in this build).** This "
-    "tab reads and analyses the ECG (R peaks, heart rate, quality, QT/RR, cardiac phase and the cycle a model "
-    "would use). No cine is shown because no ECG\u2192cine model is bundled yet."
+    "tab reads and analyses the ECG (R peaks, heart rate, quality, QT/RR, cardiac phase and neurokit2's typical "
+    "beat). No cine is shown because no ECG\u2192cine model is bundled yet."
 )
 
 DISCLAIMER = "Synthetic research images and research software: **not for diagnosis** or any clinical decision."

@@ -29,14 +29,16 @@ from plotly.subplots import make_subplots
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
-from cardiosynth.export import display_frames, save_cine
+from cardiosynth.export import display_frames, frame_interval, save_cine
 from cardiosynth.measure.curves import NOT_MEASURABLE, unreadable_reason
 
 from .compute import on_compute_thread
+from .player import frame_steps, image_frame, set_frame_time
 
 log = logging.getLogger("cardiosynth.app")
 
 COLOURS = {"now": "#1565c0", "previous": "#8d6e63"}
+GENERATION_SHARE = 0.85  # of the click's wait: the generator; then measuring and rendering the GIF
 READ_BACK = ("est_LVEDV", "est_LVEF", "est_RVEDV")  # the estimates the panel reads back from the cine
 
 
@@ -94,10 +96,12 @@ class CineStudio:
 
     # ----------------------------------------------------------------------------------------- actions
     def generate(self, values: Mapping[str, float], seed, steps, cfg, slice_position,
-                 plausibility=None) -> CineResult:
+                 plausibility=None, progress=None) -> CineResult:
         """One cine for ``values``. ``plausibility`` (the explorer's verdict on these values, optional) and the
         generator's own warnings (e.g. values more than 3 SD from its training data) become ``notes``, which
-        the panel shows beside the cine."""
+        the panel shows beside the cine. ``progress(stage, fraction)`` hears the real stages: each MAR decoding
+        step, the decode to frames, the measurement of the areas."""
+        tell = progress or (lambda stage, fraction: None)
         if not self.available:
             raise RuntimeError(self.unavailable_reason or "No phenotype\u2192cine generator is bundled")
         seed = checked_whole(seed, "Seed", 0, 2 ** 31 - 1)
@@ -106,12 +110,14 @@ class CineStudio:
         position = checked_number(slice_position, "Slice position", 0.0, 1.0)
         independent = {n: float(values[n]) for n in ph.INDEPENDENT}  # SV / EF follow from the volumes
         result, caught = on_compute_thread(_recording_warnings, self.pipeline, independent, n=1, seed=seed,
-                                           steps=steps, cfg=cfg, slice_position=position)
+                                           steps=steps, cfg=cfg, slice_position=position,
+                                           progress=lambda stage, f: tell(stage, GENERATION_SHARE * f))
         row = result.conditions.iloc[0]
         conditions = {**{n: round(float(row[n]), 2) for n in ph.NAMES}, "slice_position": position, "seed": seed,
                       "steps": steps, "cfg": cfg, "temperature": float(row["temperature"]),
                       "model": result.cines[0].source}
         generated = CineResult(result.cines[0], conditions, notes=plausibility_notes(plausibility) + caught)
+        tell("Measuring the LV and RV areas frame by frame", GENERATION_SHARE)
         generated.measured = on_compute_thread(self.measure, generated.cine)
         # a fresh name per result: users generating at the same time never overwrite each other's files
         generated.files["stem"] = f"cardiosynth_seed{seed}_{uuid.uuid4().hex[:10]}"
@@ -197,22 +203,23 @@ class CineStudio:
         return notes_markdown(now) + "\n".join(lines) + (note if now.measured else "")
 
     def figure(self, now: CineResult, previous: CineResult | None = None) -> go.Figure:
-        """Frames of this cine (and the previous one) with a frame slider, above the LV/RV area curves."""
+        """Frames of this cine (and the previous one) with a frame slider, above the LV/RV area curves; Play
+        (:mod:`.player`, buttons beside the plot) runs the slider's frames at the cine's frame rate."""
         results = [("now", now)] + ([("previous", previous)] if previous else [])
         n_frames = now.cine.n_frames
         fig = make_subplots(rows=2, cols=len(results), row_heights=[0.62, 0.38], vertical_spacing=0.1,
                             horizontal_spacing=0.06,
                             specs=[[{}] * len(results), [{"colspan": len(results)}] + [None] * (len(results) - 1)],
                             subplot_titles=[f"{name}: {r.label}" for name, r in results] + ["LV / RV area (mm\u00b2)"])
+        groups = []
         for col, (name, result) in enumerate(results, start=1):
             uris = png_uris(result.cine)
+            groups.append(list(range(len(fig.data), len(fig.data) + n_frames)))
             for frame in range(n_frames):
-                fig.add_trace(go.Image(source=uris[min(frame, len(uris) - 1)],
-                                       visible=frame == 0, name=f"{name} frame {frame}", hoverinfo="skip"),
+                fig.add_trace(image_frame(uris[min(frame, len(uris) - 1)], frame == 0, f"{name} frame {frame}"),
                               row=1, col=col)
             fig.update_xaxes(visible=False, constrain="domain", row=1, col=col)
             fig.update_yaxes(visible=False, scaleanchor=f"x{'' if col == 1 else col}", constrain="domain", row=1, col=col)
-        n_images = len(fig.data)
         for name, result in results:
             if not result.measured:
                 continue
@@ -222,22 +229,18 @@ class CineStudio:
                                          line={"color": COLOURS[name], "dash": "solid" if chamber == "LV" else "dot"}),
                               row=2, col=1)
         curve_axis = "x" + ("" if len(results) == 1 else str(len(results) + 1))
-        visible_curves = [True] * (len(fig.data) - n_images)
 
         def line(frame):
             return [{"type": "line", "xref": curve_axis, "yref": "paper", "x0": frame, "x1": frame, "y0": 0, "y1": 0.36,
                      "line": {"color": "#c62828", "width": 2}}]
 
-        steps = []
-        for frame in range(n_frames):
-            visible = [i % n_frames == frame for i in range(n_images)] + visible_curves
-            label = f"{frame}" + (" ED" if frame == 0 else "")
-            steps.append({"method": "update", "label": label, "args": [{"visible": visible}, {"shapes": line(frame)}]})
+        steps = frame_steps(n_frames, groups, line, [f"{k}" + (" ED" if k == 0 else "") for k in range(n_frames)])
         fig.update_layout(height=700, template="plotly_white", margin={"l": 40, "r": 20, "t": 50, "b": 110},
                           shapes=line(0), legend={"orientation": "h", "x": 0.5, "xanchor": "center", "y": 0.4,
                                                   "yanchor": "bottom"},
                           sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "frame "}, "y": -0.07,
                                     "yanchor": "top", "pad": {"t": 10}, "len": 1.0}])
+        set_frame_time(fig, frame_interval(now.cine))
         fig.update_xaxes(title_text="frame (0 = end-diastole)", row=2, col=1)
         return fig
 

@@ -2,13 +2,10 @@
 figure that plays the cine beside lead II of the heartbeat it was made from, the animated GIF and the downloads.
 
 The figure: left the cine frame, right lead II from the cycle's R peak to the next, with a cursor at the time of
-the frame shown. Play / Pause and a frame slider step frame k and the cursor (at ``cycle['frame_times_s'][k]``)
-together. Gradio's plot component hands plotly only the data and layout (``Plotly.react``), never the
-figure's ``frames``, and plotly's ``animate`` also takes frame objects instead of frame names; so the buttons
-and slider steps carry the frames themselves (``figure.frames`` keeps them too, for plotly's own display and
-for tests). A frame only switches which image trace is visible and moves the cursor, so every PNG is sent
-once; while playing, each frame also sets the slider (plotly binds a slider only to named frames). The GIF,
-at the ECG's own heart rate, is what animates without a click.
+the frame shown. Play / Pause (buttons beside the plot) and a frame slider step frame k and the cursor (at
+``cycle['frame_times_s'][k]``) together, through :mod:`.player` (it says why the frames switch opacity and
+plotly's own ``animate`` is not used: during Play the pane was blank). The GIF, at the ECG's own heart rate,
+is what animates without a click.
 """
 
 from __future__ import annotations
@@ -29,11 +26,11 @@ from cardiosynth.export import save_cine
 
 from .cine_view import checked_number, checked_whole, png_uris, sweep
 from .compute import on_compute_thread
+from .player import frame_steps, image_frame, set_frame_time
 
 log = logging.getLogger("cardiosynth.app")
 
 CURSOR_COLOUR = "#c62828"
-PLAY_BEATS = 3  # Play runs the cycle this many times (plotly animations do not loop)
 FORMATS = ("mp4", "gif", "nii.gz", "dcm", "json")
 
 
@@ -105,6 +102,19 @@ class EcgCineStudio:
         return {"steps": c.sampling_steps if c else 10, "cfg": c.cfg if c else 2.0, "max_steps": MAX_STEPS}
 
     # ----------------------------------------------------------------------------------------- actions
+    def selected_cycle(self, ecg) -> dict | None:
+        """The cycle "Generate cine from this ECG" animates (the pipeline's choice, the same for every seed and
+        setting), so the ECG tab marks that one cycle before any cine exists; None when the model finds no
+        complete heartbeat (generating then says why)."""
+        from cardiosynth.ecg import EcgError
+
+        if not self.available:
+            raise RuntimeError(self.unavailable_reason or "No ECG\u2192cine generator is bundled")
+        try:
+            return on_compute_thread(self.pipeline.selected_cycle, ecg)
+        except EcgError:
+            return None
+
     def generate(self, ecg, seed, steps, cfg, slice_position, name: str = "", analysis=None) -> EcgCineResult:
         """One cine for ``ecg`` (an Ecg or a path; ``analysis``: its neurokit2 analysis, already shown in the tab);
         bad settings and unusable ECGs raise readable errors."""
@@ -151,8 +161,9 @@ class EcgCineStudio:
     def summary_markdown(self, result: EcgCineResult) -> str:
         """The heartbeat the cine follows and the settings that made it."""
         c, k = result.output.conditions, result.cycle
-        return (f"**Cycle used**: {k['start_s']:.2f}\u2013{k['end_s']:.2f} s (beat {k['index'] + 1} of the "
-                f"{k['cycles_found']} complete ones the ECG model found; the typical one), "
+        return (f"**Cycle used**: the selected cycle shaded in the ECG above, {k['start_s']:.2f}\u2013"
+                f"{k['end_s']:.2f} s (beat {k['index'] + 1} of the {k['cycles_found']} complete ones the ECG model "
+                "found; the typical one), "
                 f"RR {1000 * k['rr_s']:.0f} ms, {k['heart_rate_bpm']:.0f} bpm. Frame 0 sits on the R peak "
                 f"(end-diastole); the {result.cine.n_frames} frames span one R\u2013R interval, "
                 f"{1000 * result.frame_seconds:.0f} ms apart."
@@ -165,53 +176,43 @@ class EcgCineStudio:
                 + (f"; ECG `{result.name}`" if result.name else "") + ".")
 
     def figure(self, result: EcgCineResult) -> go.Figure:
-        """The cine frame beside lead II of its cycle, a cursor at the frame's time; Play / Pause and a slider."""
+        """The cine frame beside lead II of its cycle, a cursor (a shape) at the frame's time, a frame slider."""
         n, times = result.cine.n_frames, result.cycle["frame_times_s"]
         fig = make_subplots(rows=1, cols=2, column_widths=[0.38, 0.62], horizontal_spacing=0.08,
                             subplot_titles=["Generated cine", "Lead II over the cycle used (cursor: frame time)"])
         for k, uri in enumerate(png_uris(result.cine)):
-            fig.add_trace(go.Image(source=uri, visible=k == 0, name=f"frame {k}", hoverinfo="skip"), row=1, col=1)
+            fig.add_trace(image_frame(uri, k == 0, f"frame {k}"), row=1, col=1)
         t, lead = result.lead_ii()
         low, high = float(np.min(lead)), float(np.max(lead))
         pad = 0.1 * max(high - low, 1e-3)
         fig.add_trace(go.Scatter(x=t, y=lead, mode="lines", name="lead II", line={"color": "#263238", "width": 1.5},
                                  hovertemplate="%{x:.3f} s<extra></extra>"), row=1, col=2)
         cursor_y = [low - pad, high + pad]
-        fig.add_trace(go.Scatter(x=[times[0]] * 2, y=cursor_y, mode="lines", name="frame time",
-                                 line={"color": CURSOR_COLOUR, "width": 3}, hoverinfo="skip"), row=1, col=2)
-        cursor = len(fig.data) - 1
+        fixed = []
         if "es_s" in result.cycle:  # where the cine was re-timed to end systole (QT after the R peak)
-            fig.add_vline(x=result.cycle["start_s"] + result.cycle["es_s"], line={"dash": "dash", "color": "#1565c0"},
-                          annotation_text="end-systole", annotation_position="bottom right", row=1, col=2)
-        fig.frames = [go.Frame(name=str(k), traces=[*range(n), cursor],
-                               data=[go.Image(visible=i == k) for i in range(n)] + [go.Scatter(x=[times[k]] * 2)])
-                      for k in range(n)]
-        self._layout(fig, result, cursor_y)
-        return fig
+            es = result.cycle["start_s"] + result.cycle["es_s"]
+            fixed.append({"type": "line", "xref": "x2", "yref": "y2", "x0": es, "x1": es, "y0": cursor_y[0],
+                          "y1": cursor_y[1], "line": {"dash": "dash", "color": "#1565c0"}})
+            fig.add_annotation(x=es, y=cursor_y[0], xref="x2", yref="y2", text="end-systole", showarrow=False,
+                               xanchor="left", yanchor="bottom")
 
-    def _layout(self, fig: go.Figure, result: EcgCineResult, cursor_y: list[float]) -> None:
-        """Axes, the Play / Pause buttons and the frame slider (carrying the frame objects, see the module doc)."""
-        frames = [f.to_plotly_json() for f in fig.frames]
-        playing = [{**f, "layout": {"sliders[0].active": k}} for k, f in enumerate(frames)]  # the slider follows
-        still = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
-        play = {"mode": "immediate", "frame": {"duration": 1000 * result.frame_seconds, "redraw": True},
-                "transition": {"duration": 0}}
-        pause = {"mode": "immediate", "frame": {"duration": 0, "redraw": False}, "transition": {"duration": 0}}
-        steps = [{"method": "animate", "label": f"{k}", "args": [[frame], still]} for k, frame in enumerate(frames)]
+        def shapes_at(k: int) -> list[dict]:
+            return [{"type": "line", "xref": "x2", "yref": "y2", "x0": times[k], "x1": times[k], "y0": cursor_y[0],
+                     "y1": cursor_y[1], "line": {"color": CURSOR_COLOUR, "width": 3}}, *fixed]
+
+        steps = frame_steps(n, [list(range(n))], shapes_at, [f"{k}" for k in range(n)])
         fig.update_layout(
             height=430, template="plotly_white", showlegend=False, margin={"l": 40, "r": 20, "t": 60, "b": 40},
-            updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "xanchor": "left", "y": -0.12,
-                          "yanchor": "top", "pad": {"t": 0, "r": 10},
-                          "buttons": [
-                              {"label": "\u25b6 Play", "method": "animate", "args": [playing * PLAY_BEATS, play]},
-                              {"label": "\u275a\u275a Pause", "method": "animate", "args": [[None], pause]}]}],
-            sliders=[{"active": 0, "steps": steps, "x": 0.2, "len": 0.8, "y": -0.05, "yanchor": "top",
+            shapes=shapes_at(0),
+            sliders=[{"active": 0, "steps": steps, "x": 0.0, "len": 1.0, "y": -0.05, "yanchor": "top",
                       "currentvalue": {"prefix": "frame ", "suffix": " (0 = R peak)"}, "pad": {"t": 30}}])
+        set_frame_time(fig, result.frame_seconds)
         fig.update_xaxes(visible=False, constrain="domain", row=1, col=1)
         fig.update_yaxes(visible=False, scaleanchor="x", constrain="domain", row=1, col=1)
         fig.update_xaxes(title_text="time in the recording (s)", range=[result.cycle["start_s"], result.cycle["end_s"]],
                          row=1, col=2)
         fig.update_yaxes(title_text=f"lead II ({result.ecg.units})", range=cursor_y, row=1, col=2)
+        return fig
 
 
 def _anatomy_markdown(anatomy: dict | None) -> str:

@@ -39,11 +39,13 @@ import inspect  # noqa: E402
 from cardiosynth import phenotypes as ph  # noqa: E402
 
 from . import about  # noqa: E402
-from .ecg_view import EXAMPLES, analyse_example, analyse_upload  # noqa: E402
+from .ecg_view import CYCLE_NOTE, EXAMPLES, analyse_example, analyse_upload  # noqa: E402
 from .errors import error_box, user_message  # noqa: E402
 from .cine_view import CineStudio  # noqa: E402
 from .edit_view import edit_markdown, edit_real_cine  # noqa: E402
 from .ecg_cine import EcgCineStudio  # noqa: E402
+from .batch_view import BULK_HINT, MAX_CINES, BatchError, csv_batch, seed_grid  # noqa: E402
+from .player import pause_js, play_js  # noqa: E402
 from .phenotype_explorer import KEEP_CHOICES, PhenotypeExplorer, Scored  # noqa: E402
 from .review_tab import add_review_admin_page, add_review_tab  # noqa: E402
 from .security import secure_launch_kwargs  # noqa: E402
@@ -79,6 +81,15 @@ def _named(fn, names):
 
 def _named_as(names):
     return lambda fn: _named(fn, names)
+
+
+def player_buttons(plot_id: str) -> None:
+    """Play / Pause for the frame figure ``#plot_id``, run in the page (see :mod:`cardiosynth.app.player`)."""
+    with gr.Row():
+        play = gr.Button("\u25b6 Play", size="sm", elem_id=f"{plot_id}-play", scale=0, min_width=90)
+        pause = gr.Button("\u275a\u275a Pause", size="sm", elem_id=f"{plot_id}-pause", scale=0, min_width=90)
+    play.click(None, js=play_js(plot_id))
+    pause.click(None, js=pause_js(plot_id))
 
 
 def cine_pair(left: tuple[str, str], right: tuple[str, str], values_id: str) -> tuple:
@@ -121,6 +132,7 @@ def add_cine_panel(studio: CineStudio, values: list, explorer: PhenotypeExplorer
     now_view, previous_view, cine_values = cine_pair(("Now (animated)", "cine-now"), ("Previous", "cine-previous"),
                                                      "cine-values")
     cine_plot = gr.Plot(label="Frame by frame, with the measured LV / RV areas", elem_id="cine-plot")
+    player_buttons("cine-plot")
     cine_files = gr.File(label="Downloads: MP4, GIF, NIfTI, DICOM, conditions (JSON, CSV)", file_count="multiple",
                          elem_id="cine-files", interactive=False)
     current = gr.State(None)
@@ -131,9 +143,11 @@ def add_cine_panel(studio: CineStudio, values: list, explorer: PhenotypeExplorer
     def generate(*args, progress=gr.Progress()):
         vals, (seed, k, guidance, where, last) = args[:len(ph.NAMES)], args[len(ph.NAMES):]
         try:
-            progress(0.1, desc="Generating the cine")
+            progress(0.0, desc="Starting the generator")
             requested = dict(zip(ph.NAMES, vals))
-            result = studio.generate(requested, seed, k, guidance, where, plausibility=_verdict(requested))
+            result = studio.generate(requested, seed, k, guidance, where, plausibility=_verdict(requested),
+                                     progress=lambda stage, fraction: progress(fraction, desc=stage))
+            progress(0.95, desc="Rendering the animated GIF")
             gif = studio.file(result, "gif")
             before = studio.file(last, "gif") if last is not None else None
             return [gif, before, studio.values_markdown(result, last), "", result, last, True]
@@ -181,6 +195,59 @@ def add_cine_panel(studio: CineStudio, values: list, explorer: PhenotypeExplorer
     if phenotype_panel is not None:
         event.then(refresh_phenotype_panel, inputs=[succeeded, *values], outputs=list(phenotype_panel),
                    api_visibility="private", show_progress="hidden")
+    add_batch_panel(studio, values, cine_seed, steps, cfg, position)
+
+
+def add_batch_panel(studio: CineStudio, values: list, cine_seed, steps, cfg, position) -> None:
+    """Several cines at once (:mod:`cardiosynth.app.batch_view`): a grid of seeds for the set above, or one
+    cine per row of an uploaded CSV; animated in a gallery, all of them in one ZIP."""
+    with gr.Accordion("Several cines: a grid of seeds, or a CSV of phenotype sets", open=False, elem_id="batch"):
+        gr.Markdown(f"One cine is one draw: compare a few seeds before trusting what a set looks like. Up to "
+                    f"{MAX_CINES} cines at a time, with the decoding steps, guidance and slice position above; "
+                    "a CSV names one phenotype set per row (header: phenotypes, aliases or UK Biobank fields, "
+                    "optional `slice_position` and `seed` columns; missing phenotypes are completed by the VAE). "
+                    + BULK_HINT)
+        with gr.Row(equal_height=True):
+            n_seeds = gr.Slider(2, MAX_CINES, value=6, step=1, label="Seeds (from the cine seed above)",
+                                elem_id="grid-seeds")
+            grid_btn = gr.Button("Generate a grid of seeds", elem_id="grid-btn")
+        with gr.Row(equal_height=True):
+            table = gr.File(label="Phenotype sets (CSV)", file_types=[".csv", ".tsv", ".txt"], type="filepath",
+                            elem_id="batch-csv")
+            per_set = gr.Slider(1, MAX_CINES, value=1, step=1, label="Seeds per set", elem_id="batch-seeds")
+            batch_btn = gr.Button("Generate one cine per row", elem_id="batch-btn")
+        batch_message = gr.Markdown("", elem_id="batch-message")
+        gallery = gr.Gallery(label="Cines (animated)", columns=6, height="auto", elem_id="batch-gallery",
+                             allow_preview=True, interactive=False)
+        archive = gr.File(label="All cines (ZIP: GIF, NIfTI, DICOM and JSON per cine, conditions.csv)",
+                          elem_id="batch-zip", interactive=False)
+
+    def shown(batch) -> list:
+        return [batch.gallery, batch.zip_path,
+                f"{len(batch.results)} cines; `conditions.csv` in the ZIP lists each one's values and seed."]
+
+    @_named_as([*ph.NAMES, "first_seed", "count", "steps", "cfg", "slice_position"])
+    def grid(*args, progress=gr.Progress()):
+        vals, (first, count, k, guidance, where) = args[:len(ph.NAMES)], args[len(ph.NAMES):]
+        try:
+            return shown(seed_grid(studio, dict(zip(ph.NAMES, vals)), first, count, k, guidance, where,
+                                   progress=lambda stage, fraction: progress(fraction, desc=stage)))
+        except Exception as err:  # noqa: BLE001 - every error becomes a message
+            return [gr.skip(), gr.skip(), error_box(user_message(err, "generating the grid of seeds"))]
+
+    def batch(path, seed, seeds, k, guidance, where, progress=gr.Progress()):
+        try:
+            if not path:
+                raise BatchError("Upload a CSV with one phenotype set per row first.")
+            return shown(csv_batch(studio, path, seed, seeds, k, guidance, where,
+                                   progress=lambda stage, fraction: progress(fraction, desc=stage)))
+        except Exception as err:  # noqa: BLE001
+            return [gr.skip(), gr.skip(), error_box(user_message(err, "generating the batch"))]
+
+    grid_btn.click(grid, inputs=[*values, cine_seed, n_seeds, steps, cfg, position],
+                   outputs=[gallery, archive, batch_message], api_name="seed_grid", concurrency_limit=1)
+    batch_btn.click(batch, inputs=[table, cine_seed, per_set, steps, cfg, position],
+                    outputs=[gallery, archive, batch_message], api_name="csv_batch", concurrency_limit=1)
 
 
 def add_edit_panel(studio: CineStudio) -> None:
@@ -240,8 +307,7 @@ def add_ecg_tab(studio: EcgCineStudio) -> None:
             reread = gr.Button("Read the upload again", elem_id="ecg-reread-btn", scale=1)
     gr.Markdown("Formats: WFDB, EDF/EDF+, DICOM ECG and hemodynamic waveforms, SCP-ECG, HL7 aECG, Philips Sierra "
                 "XML, GE MUSE XML, UK Biobank / CardioSoft XML, CSV, NumPy. The signal is resampled to 500 Hz and "
-                "cropped or padded to 10 s. The shaded band marks the typical cycle neurokit2 finds; the "
-                "ECG\u2192cine model finds its own from its predicted phase (shown with the cine).")
+                "cropped or padded to 10 s. " + CYCLE_NOTE[studio.available])
     ecg_message = gr.Markdown("", label="Message", elem_id="ecg-message")
     with gr.Row():
         with gr.Column(scale=2, min_width=360):
@@ -261,11 +327,13 @@ def add_ecg_tab(studio: EcgCineStudio) -> None:
             return [None, "", {"error": text}, error_box(text), None]
         return [result.figure(), result.summary_markdown(), result.report(), "", result]
 
+    cycle_of = studio.selected_cycle if studio.available else None  # the one cycle the tab marks
+
     def analyse_files(files, fs, order):
-        return ecg_view(lambda: analyse_upload(files, fs, order), "reading the uploaded ECG")
+        return ecg_view(lambda: analyse_upload(files, fs, order, cycle_of), "reading the uploaded ECG")
 
     def analyse_bundled(label):
-        return ecg_view(lambda: analyse_example(label), "reading the example ECG")
+        return ecg_view(lambda: analyse_example(label, cycle_of), "reading the example ECG")
 
     upload.upload(analyse_files, inputs=[upload, table_fs, lead_order], outputs=ecg_outputs, api_name="ecg")
     reread.click(analyse_files, inputs=[upload, table_fs, lead_order], outputs=ecg_outputs, api_name="ecg_reread")
@@ -305,6 +373,7 @@ def add_ecg_cine_panel(studio: EcgCineStudio, shown: gr.State) -> None:
         with gr.Column(scale=2):
             cycle = gr.Markdown("", elem_id="ecg-cine-cycle")
     plot = gr.Plot(label="Cine frame beside lead II of its cycle: Play, or drag the slider", elem_id="ecg-cine-plot")
+    player_buttons("ecg-cine-plot")
     files = gr.File(label="Downloads: MP4, GIF, NIfTI, DICOM, conditions and cycle (JSON)", file_count="multiple",
                     elem_id="ecg-cine-files", interactive=False)
     current = gr.State(None)

@@ -18,7 +18,7 @@ from cardiosynth.export import atomic_path
 from . import EcgError, read_ecg
 from .plot import plot_ecg
 from .process import process_ecg
-from .summary import ecg_report, fmt
+from .summary import ecg_report, fmt, quality_text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +79,7 @@ def _print(report: dict) -> None:
     print(f"Amplitudes:    {report['amplitudes']}")
     print(f"Heart rate:    {fmt(report['heart_rate_bpm'], ' bpm')} ({report['n_beats']} beats, "
           f"R-peaks on lead {report['r_peak_lead']})")
-    print(f"Quality:       {report['quality']} (score {fmt(report['quality_score'], nd=2)})")
+    print(f"Quality:       {quality_text(report)}")
     print(f"QT / RR:       {fmt(report['qt_s'], ' ms', 1000)} / {fmt(report['rr_median_s'], ' ms', 1000)}"
           f" = {fmt(report['qt_rr'], nd=2)}")
     if report["cycle_s"]:

@@ -18,9 +18,17 @@ from .types import Ecg
 CYCLE_COLOUR = "rgba(255, 165, 0, 0.25)"
 
 
+ANALYSIS_CYCLE = "analysis"
+
+
 def plot_ecg(ecg: Ecg, analysis: EcgAnalysis | None = None, leads: Sequence[str] | None = None,
-             show_phase: bool = True, title: str | None = None) -> go.Figure:
-    """The chosen leads (default all 12) stacked on one time axis, plus the phase phi(t) underneath."""
+             show_phase: bool = True, title: str | None = None,
+             cycle: tuple[float, float] | None | str = ANALYSIS_CYCLE, cycle_name: str = "selected cycle") -> go.Figure:
+    """The chosen leads (default all 12) stacked on one time axis, plus the phase phi(t) underneath.
+
+    ``cycle``: the (start, end) in s to shade and call ``cycle_name``, None for none; by default the analysis's
+    own cycle. A viewer that generates from another cycle (the app's ECG->cine model) passes that one, so that
+    one figure never marks two different "selected" cycles."""
     canonical = {lead.lower(): lead for lead in ecg.leads}
     wanted = list(leads) if leads is not None else list(ecg.leads)
     unknown = [n for n in wanted if n.lower() not in canonical]
@@ -53,11 +61,12 @@ def plot_ecg(ecg: Ecg, analysis: EcgAnalysis | None = None, leads: Sequence[str]
                                  name="φ extrapolated", hoverinfo="skip"), row=rows, col=1)
         fig.update_yaxes(title_text="φ (rad)", range=[0, 2 * np.pi], tickvals=[0, np.pi, 2 * np.pi],
                          ticktext=["0", "π", "2π"], row=rows, col=1)
-    if analysis is not None and analysis.cycle is not None:
-        start, end = analysis.cycle
-        fig.add_vrect(x0=start / ecg.fs, x1=end / ecg.fs, fillcolor=CYCLE_COLOUR, line_width=0, row="all",
-                      col=1)
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="selected cycle",
+    if isinstance(cycle, str):
+        cycle = None if analysis is None or analysis.cycle is None else (analysis.cycle[0] / ecg.fs,
+                                                                         analysis.cycle[1] / ecg.fs)
+    if cycle is not None:
+        fig.add_vrect(x0=cycle[0], x1=cycle[1], fillcolor=CYCLE_COLOUR, line_width=0, row="all", col=1)
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=cycle_name,
                                  marker={"color": CYCLE_COLOUR, "size": 12, "symbol": "square"}))
     if ecg.valid_samples < ecg.signal.shape[1]:
         fig.add_vrect(x0=ecg.valid_samples / ecg.fs, x1=t[-1], fillcolor="rgba(128,128,128,0.2)",

@@ -26,8 +26,11 @@ QT_RANGE_S = (0.20, 0.70)
 class EcgAnalysis:
     """What processing found. Sample indices refer to the standard 500 Hz :class:`Ecg`.
 
-    ``quality`` is neurokit2's Zhao (2018) class of the R-peak lead and ``quality_score`` its mean
-    "averageQRS" quality (0-1); ``lead_agreement`` is the share of beats each lead's detector found
+    ``quality`` is neurokit2's Zhao (2018) class of the R-peak lead (``quality_method`` says so in words);
+    ``quality_score`` is the mean of neurokit2's "averageQRS" index, which is scaled within the recording
+    (per beat, 1 = the beat closest to the average beat, 0 = the farthest), so it ranks beats against each other
+    and does not grade the recording: it is reported as ``averageqrs_mean``, never as the class's score.
+    ``lead_agreement`` is the share of beats each lead's detector found
     (None for flat leads). ``q_peaks``/``t_offsets`` are per-beat samples (NaN where delineation failed);
     QT runs from the Q peak to the T-wave end. ``phase`` (5000 values, radians) is valid where ``phase_valid``; ``cycle`` is
     (start, end) samples of the selected R-R cycle, end exclusive.
@@ -56,6 +59,14 @@ class EcgAnalysis:
         return float(np.median(self.rr_s)) if self.rr_s.size else None
 
     @property
+    def quality_method(self) -> str:
+        """What ``quality`` rests on, for people: the method, the lead and the scale of the class."""
+        if self.r_peaks.size < 2 or self.r_peak_lead is None:
+            return "no heartbeats detected"
+        return (f"neurokit2 zhao2018 class of lead {self.r_peak_lead}, one of Excellent / Barely acceptable / "
+                "Unacceptable (Zhao & Zhang 2018: QRS power spectrum, kurtosis, baseline power)")
+
+    @property
     def qt_rr(self) -> float | None:
         """QT/RR, the systolic fraction of the cycle used to pair ECGs with cines."""
         rr = self.rr_median_s
@@ -78,7 +89,8 @@ class EcgAnalysis:
             "qt_rr": rounded(self.qt_rr),
             "qtc_bazett_s": rounded(self.qtc_bazett_s),
             "quality": self.quality,
-            "quality_score": rounded(self.quality_score),
+            "quality_method": self.quality_method,
+            "averageqrs_mean": rounded(self.quality_score),
             "r_peak_lead": self.r_peak_lead,
             "n_beats": int(self.r_peaks.size),
             "r_peaks": [int(r) for r in self.r_peaks],

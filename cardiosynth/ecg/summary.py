@@ -31,3 +31,11 @@ def ecg_report(ecg: Ecg, analysis: EcgAnalysis) -> dict:
 def fmt(value, unit: str = "", scale: float = 1.0, nd: int = 0) -> str:
     """A number for people: ``not available`` for None, else scaled, rounded and with its unit."""
     return "not available" if value is None else f"{value * scale:.{nd}f}{unit}"
+
+
+def quality_text(report: dict) -> str:
+    """The quality class with what it is based on, e.g. "Excellent: neurokit2 zhao2018 class of lead II (...)".
+
+    The class stands alone: the mean "averageQRS" index (``averageqrs_mean``) is scaled within each recording,
+    so printed beside the class as its "score" it read as a contradiction ("Unacceptable (score 0.77)")."""
+    return f"{report['quality']}: {report['quality_method']}"

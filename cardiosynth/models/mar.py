@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -535,11 +535,12 @@ class MAR(nn.Module):
                  cfg: float | None = None, cfg_schedule: str | None = None, temperature: float | None = None,
                  seed: int | None = 0, generator: torch.Generator | None = None,
                  sampling_steps: int | None = None, known: torch.Tensor | None = None,
-                 known_channels: int = 0) -> torch.Tensor:
+                 known_channels: int = 0, on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """Scaled latents (B, C, t, h, w) for conditions in schema units (see :meth:`standardise`), or
         ``num_samples`` unconditional ones when ``conditions`` is None. With ``known`` latents (B, C, t, h, w)
         and ``known_channels`` > 0, their first ``known_channels`` channels are kept exactly and only the
-        others drawn (a real heart's anatomy with motion for new conditions).
+        others drawn (a real heart's anatomy with motion for new conditions). ``on_step(k, K)`` is called after
+        each decoding step (progress for a user who waits; it does not touch the draws).
 
         Starts fully masked; step k predicts z for all positions, then samples the tokens that leave the mask
         at this step (cosine schedule; order from the config's ``decoding_order``). CFG "constant" guides every
@@ -581,7 +582,8 @@ class MAR(nn.Module):
             keys = keys + (time_step if c.decoding_order == "reverse" else -time_step)
         orders = torch.argsort(keys, dim=1)
         pair = (lambda x: torch.cat([x, x])) if guided else (lambda x: x)  # [conditional; null] halves for CFG
-        for num_masked in decoding_schedule(n, num_iter):
+        schedule = decoding_schedule(n, num_iter)
+        for step, num_masked in enumerate(schedule, start=1):
             z = self.decode(self.encode(pair(tokens), pair(mask), condition), pair(mask))
             next_mask = mask_by_order(num_masked, orders)
             to_predict = mask & ~next_mask
@@ -591,6 +593,8 @@ class MAR(nn.Module):
                 tokens[to_predict] = self._sample_tokens(z, scale, temperature, steps, generator,
                                                          known[to_predict] if known_dims else None, known_dims)
             mask = next_mask
+            if on_step is not None:
+                on_step(step, len(schedule))
         return self.unpatchify(tokens)
 
 

@@ -65,6 +65,17 @@ class EncodedEcg:
         """Token position (token centres) -> sample index of the 500 Hz ECG."""
         return token * self.patch + self.patch / 2
 
+    def cycle_seconds(self, k: int) -> tuple[float, float]:
+        """Start and end (s) of cycle ``k`` in the recording: R peak to the next R peak."""
+        start, end = (float(self.to_samples(t)) / self.fs for t in self.cycles[k])
+        return start, end
+
+    def cycle_info(self, k: int) -> dict:
+        """Cycle ``k`` for people and files: which of how many, where (s), its RR and heart rate."""
+        start, end = self.cycle_seconds(k)
+        return {"index": k, "start_s": round(start, 4), "end_s": round(end, 4), "rr_s": round(end - start, 4),
+                "heart_rate_bpm": round(60.0 / (end - start), 1), "cycles_found": len(self.cycles)}
+
     def cycle_features(self, k: int, frames: int) -> torch.Tensor:
         """(frames, D) features of cycle ``k`` resampled to the cine's frames."""
         return resample_cycle(self.features, *self.cycles[k], frames)
@@ -153,6 +164,14 @@ class EcgToCine:
                            "(not a flat line, noise or a paced-only strip) and try another recording.")
         return ecg, encoded
 
+    @torch.no_grad()
+    def selected_cycle(self, ecg) -> dict:
+        """The cycle a cine of ``ecg`` is generated from by default (the typical one the ECG MAE finds), as
+        :meth:`EncodedEcg.cycle_info`: the same encoding and choice as ``__call__``, without generating, so a
+        viewer can show the cycle before any cine exists. No complete heartbeat: :class:`EcgError`."""
+        _, encoded = self.encode(ecg)
+        return encoded.cycle_info(encoded.chosen)
+
     def anatomy_codes(self, seed: int, slice_position: float, phenotypes: dict | None = None,
                       heart: Cine | None = None) -> tuple[torch.Tensor, dict]:
         """Packed codes (1, C, 1, g, g) whose anatomy channels the flow keeps, and where the anatomy came from."""
@@ -209,9 +228,8 @@ class EcgToCine:
             codes = self.flow.sample(features, torch.tensor([float(slice_position)]), int(steps), float(cfg),
                                      generator, known=known).float()
         frames = self.anatomy.codec.decode_codes(codes.cpu())[0]
-        start, end = (float(encoded.to_samples(t)) / ecg.fs for t in encoded.cycles[k])
-        cycle_info = {"index": k, "start_s": round(start, 4), "end_s": round(end, 4), "rr_s": round(end - start, 4),
-                      "heart_rate_bpm": round(60.0 / (end - start), 1), "cycles_found": len(encoded.cycles),
+        start, end = encoded.cycle_seconds(k)
+        cycle_info = {**encoded.cycle_info(k),
                       "frame_times_s": [round(start + (end - start) * f / len(frames), 4) for f in range(len(frames))]}
         if c.canonical_es_fraction is not None:  # the flow's cines end systole at one fraction: move it to the ECG's
             timing = systolic_fraction((analysis or process_ecg(ecg)).qt_s, end - start)

@@ -21,7 +21,7 @@ from .edf import read_edf
 from .hl7 import read_hl7
 from .muse import read_muse
 from .philips import read_philips
-from .physionet import SIGNAL_SUFFIXES, read_wfdb, wfdb_files
+from .physionet import SIGNAL_SUFFIXES, lone_header_error, read_wfdb, signal_file_names, wfdb_files
 from .scp import read_scp
 from .sniff import sniff
 from .table import load_npy, read_array, read_csv, read_frame
@@ -61,9 +61,10 @@ def _from_bytes(content: bytes, fs, leads, units) -> Recording:
         return read_array(load_npy(content), fs, leads, units or "mV")
     if fmt == "text":
         return read_csv(content, fs, units, leads)
-    if fmt == "wfdb_header":
-        raise EcgError("This is a WFDB header (.hea) on its own; the signal file (.dat) is needed too. "
-                       "Open the record from a folder that holds both files.")
+    if fmt == "wfdb_header":  # bytes alone never hold the signal file next to them
+        text = content.decode("latin-1")
+        record = text.lstrip().split(None, 1)[0].split("/")[0]
+        raise lone_header_error(f"{record}.hea", signal_file_names(text))
     if fmt == "scp_ecg":
         return read_scp(content)
     raise EcgError(f"Unsupported ECG format {fmt!r}.")  # pragma: no cover

@@ -68,6 +68,15 @@ def child_text(el: Element, name: str) -> str | None:
     return None if c is None or c.text is None else c.text.strip()
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?(?:[\\/][^\s'\"\\/]+){2,}")
+
+
+def without_paths(text: str) -> str:
+    """Library error text with every absolute path cut to its file name: an upload's server-side
+    temporary folder means nothing to the uploader and is not theirs to see."""
+    return _ABSOLUTE_PATH.sub(lambda m: re.split(r"[\\/]", m.group())[-1], text)
+
+
 @contextlib.contextmanager
 def damaged(format_name: str) -> Iterator[None]:
     """Turn any library failure while decoding a file into one clinician-readable :class:`EcgError`."""
@@ -80,5 +89,5 @@ def damaged(format_name: str) -> Iterator[None]:
     except Exception as err:  # noqa: BLE001 - libraries raise anything on damaged files
         raise EcgError(
             f"This {format_name} file could not be read; it may be truncated or damaged "
-            f"({type(err).__name__}: {str(err)[:200]})."
+            f"({type(err).__name__}: {without_paths(str(err))[:200]})."
         ) from None

@@ -62,6 +62,42 @@ def record_base(path: Path) -> Path:
     return path.with_suffix("") if path.suffix.lower() in (".hea", *SIGNAL_SUFFIXES) else path
 
 
+def signal_file_names(header_text: str) -> list[str]:
+    """The signal files a WFDB header names (first field of each signal line), in order, each once, as
+    written (relative to the header's folder, as wfdb reads them)."""
+    lines = [ln for ln in header_text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    names = list(dict.fromkeys(ln.split()[0] for ln in lines[1:] if ln.split()[0] != "~"))  # "~": no file
+    outside = [n for n in names if not _side_by_side(n)]
+    if outside:  # wfdb would open any path a header names: a crafted header could read a server's files
+        raise EcgError(f"This WFDB header names its signal file as {_shown(outside[0])!r} in another folder "
+                       f"({outside[0][:60]!r}); a record's files must sit side by side, named like "
+                       "2.dat next to 2.hea.")
+    return names
+
+
+def _side_by_side(name: str) -> bool:
+    """A signal file name that stays in the header's folder: no folder part, not a parent or absolute path."""
+    return name not in (".", "..") and "/" not in name and "\\" not in name and ":" not in name
+
+
+def missing_signal_files(header: Path) -> list[str]:
+    """The signal files ``header`` names that are not next to it (why a lone .hea cannot be read)."""
+    with damaged("WFDB header"):
+        return [n for n in signal_file_names(header.read_text(errors="replace")) if not (header.parent / n).is_file()]
+
+
+def _shown(name: str) -> str:
+    """A file name from a header as a message may show it: no folders, no control characters, not too long."""
+    return "".join(c for c in Path(name).name if c.isprintable())[:80]
+
+
+def lone_header_error(header_name: str, missing: list[str]) -> EcgError:
+    """One message for a header whose signal file did not come with it: name the files to add, no paths."""
+    files = ", ".join(_shown(n) for n in missing[:3]) or f"{_shown(Path(header_name).stem)}.dat"
+    return EcgError(f"This is a WFDB header ({_shown(header_name)}); upload its signal file ({files}) "
+                    "together with it (on disk, both files must be in the same folder).")
+
+
 def wfdb_files(path: Path) -> list[Path]:
     """The files a WFDB record consists of (header plus the signal files it names), for size checks."""
     base = record_base(path)
@@ -69,9 +105,8 @@ def wfdb_files(path: Path) -> list[Path]:
     files = [header]
     if header.is_file():
         with damaged("WFDB header"):
-            names = {line.split()[0] for line in header.read_text(errors="replace").splitlines()[1:]
-                     if line.strip() and not line.startswith("#")}
-        files += [header.parent / n for n in sorted(names) if (header.parent / n).is_file()]
+            names = signal_file_names(header.read_text(errors="replace"))
+        files += [header.parent / n for n in names if (header.parent / n).is_file()]
     return files
 
 
@@ -85,6 +120,10 @@ def read_wfdb(path: Path) -> Recording:
         )
     with damaged("WFDB"):
         check_record_line(base.with_suffix(".hea").read_text(errors="replace"))
+    missing = missing_signal_files(base.with_suffix(".hea"))
+    if missing:  # wfdb would fail with the server path of the file it looked for
+        raise lone_header_error(base.name + ".hea", missing)
+    with damaged("WFDB"):
         check_header(wfdb.rdheader(str(base)))
         rec = wfdb.rdrecord(str(base))
     if rec.p_signal is None or rec.p_signal.size == 0:
