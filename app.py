@@ -1,6 +1,8 @@
 """CardioSynth web app: ``python app.py [--port 7860]`` serves it on http://127.0.0.1:7860.
 
-The port comes from ``--port``, else the environment variable CARDIOSYNTH_PORT, else 7860. Bundled weights
+The port comes from ``--port``, else CARDIOSYNTH_PORT, else Gradio's own GRADIO_SERVER_PORT, else 7860; the
+interface from ``--host``, else GRADIO_SERVER_NAME (how Hugging Face Spaces and containers set them), else
+127.0.0.1. Bundled weights
 only, no network at run time and no analytics; the generators run on ``--device`` (default ``auto``: the CUDA GPU
 when there is one, else the CPU). The UI lives in ``cardiosynth/app``.
 """
@@ -15,18 +17,34 @@ import time
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # must be set before gradio is imported
 
 
+def default_port(environ) -> int:
+    """The port when ``--port`` is not given; a variable that is not a port number is an error, not ignored."""
+    for name in ("CARDIOSYNTH_PORT", "GRADIO_SERVER_PORT"):
+        value = (environ.get(name) or "").strip()
+        if value:
+            if not value.isdigit() or not 0 < int(value) < 65536:
+                raise SystemExit(f"{name}={value!r} is not a port number (1-65535).")
+            return int(value)
+    return 7860
+
+
+def parse_args(argv: list[str] | None = None, environ=os.environ) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=default_port(environ),
+                        help="port (default: $CARDIOSYNTH_PORT, else $GRADIO_SERVER_PORT, else 7860)")
+    parser.add_argument("--host", default=(environ.get("GRADIO_SERVER_NAME") or "").strip() or "127.0.0.1",
+                        help="interface to listen on (default: $GRADIO_SERVER_NAME, else 127.0.0.1)")
+    parser.add_argument("--threads", type=int,
+                        default=int(environ.get("CARDIOSYNTH_TORCH_THREADS", min(2, os.cpu_count() or 1))),
+                        help="torch CPU threads (default 2, or fewer cores: generation is faster with two)")
+    parser.add_argument("--device", default=environ.get("CARDIOSYNTH_DEVICE", "auto"),
+                        help="where the generators run: auto (CUDA when present, else CPU), cpu or cuda")
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("CARDIOSYNTH_PORT", 7860)),
-                        help="port on 127.0.0.1 (default: $CARDIOSYNTH_PORT or 7860)")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    parser.add_argument("--threads", type=int,
-                        default=int(os.environ.get("CARDIOSYNTH_TORCH_THREADS", min(2, os.cpu_count() or 1))),
-                        help="torch CPU threads (default 2, or fewer cores: generation is faster with two)")
-    parser.add_argument("--device", default=os.environ.get("CARDIOSYNTH_DEVICE", "auto"),
-                        help="where the generators run: auto (CUDA when present, else CPU), cpu or cuda")
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     os.environ["CARDIOSYNTH_DEVICE"] = args.device  # read by the app's generators when they load
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up checks, one line per request

@@ -197,6 +197,26 @@ def test_the_frame_figure_plays_without_blanking(browser_page):
         == paused  # Pause holds the frame
 
 
+def test_a_grid_of_seeds_plays_side_by_side_with_a_zip(browser_page):
+    page, outside = browser_page
+    page.get_by_role("tab", name="Phenotype explorer").click()
+    page.locator("#batch").get_by_text("Several cines").first.click()
+    page.locator("#grid-seeds input[type=number]").fill("3")
+    page.locator("#grid-seeds input[type=number]").press("Enter")
+    page.locator("#grid-btn").click()
+    page.wait_for_function("() => document.querySelectorAll('#batch-gallery img').length === 3"
+                           " || document.querySelector('#batch-message .cs-error')", timeout=GENERATE_TIMEOUT_MS)
+    assert page.locator("#batch-message .cs-error").count() == 0, page.locator("#batch-message").inner_text()
+    assert "3 cines" in page.locator("#batch-message").inner_text()
+    sources = page.eval_on_selector_all("#batch-gallery img", "els => els.map(e => e.getAttribute('src'))")
+    assert all(".gif" in src for src in sources) and len(set(sources)) == 3
+    page.locator("#batch-zip").get_by_text(".zip").first.wait_for()
+    wait_until_idle(page)
+    page.locator("#batch").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "seed_grid.png"), full_page=True)
+    assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
+
+
 def test_warnings_show_beside_the_cine_and_a_success_clears_a_stale_error(browser_page):
     page, outside = browser_page
     page.get_by_role("tab", name="Phenotype explorer").click()

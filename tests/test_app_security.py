@@ -210,3 +210,17 @@ def test_gradio_keeps_its_copies_of_downloads_in_a_private_folder(tmp_path):
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True).stdout
     folder, mode = out.split()
     assert folder.startswith(str(tmp_path / "cache")) and mode == "0o700"
+
+
+def test_app_takes_gradios_own_server_variables_as_defaults():
+    """Spaces and containers set GRADIO_SERVER_NAME / GRADIO_SERVER_PORT; --host / --port and CARDIOSYNTH_PORT win."""
+    import app
+
+    assert (app.parse_args([], {}).host, app.parse_args([], {}).port) == ("127.0.0.1", 7860)
+    spaces = {"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "7861"}
+    assert (app.parse_args([], spaces).host, app.parse_args([], spaces).port) == ("0.0.0.0", 7861)
+    assert app.parse_args([], {**spaces, "CARDIOSYNTH_PORT": "8000"}).port == 8000
+    chosen = app.parse_args(["--host", "127.0.0.1", "--port", "9000"], spaces)
+    assert (chosen.host, chosen.port) == ("127.0.0.1", 9000)
+    with pytest.raises(SystemExit, match="GRADIO_SERVER_PORT='http' is not a port number"):
+        app.parse_args([], {"GRADIO_SERVER_PORT": "http"})
