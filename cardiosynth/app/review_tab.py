@@ -175,7 +175,8 @@ def add_review_admin_page(demo: gr.Blocks, service: ReviewService) -> None:
         _hidden_navbar()
     with demo.route(ADMIN_PAGE_NAME, ADMIN_PATH, show_in_navbar=False):
         _hidden_navbar()  # no link back to the readers' page either: an administrator knows the address
-        gr.Markdown(f"# CardioSynth: {ADMIN_PAGE_NAME.lower()}\n{ADMIN_INTRO}", elem_id="review-admin-intro")
+        intro = ADMIN_INTRO if service.administration_enabled else ""  # it describes the forms
+        gr.Markdown(f"# CardioSynth: {ADMIN_PAGE_NAME.lower()}\n{intro}", elem_id="review-admin-intro")
         if not service.administration_enabled:
             gr.Markdown(ADMIN_OFF, elem_classes=["cs-note"], elem_id="review-admin-off")
         with gr.Column(visible=service.administration_enabled, elem_id="review-admin"):

@@ -83,7 +83,8 @@ def _print(report: dict) -> None:
     print(f"QT / RR:       {fmt(report['qt_s'], ' ms', 1000)} / {fmt(report['rr_median_s'], ' ms', 1000)}"
           f" = {fmt(report['qt_rr'], nd=2)}")
     if report["cycle_s"]:
-        print(f"Cycle used:    {report['cycle_s'][0]:.3f}-{report['cycle_s'][1]:.3f} s")
+        start, end = report["cycle_s"]
+        print(f"Typical beat:  {start:.3f}-{end:.3f} s (neurokit2: the R-R interval nearest the median)")
     for warning in report["warnings"]:
         print(f"Warning:       {warning}")
     if "figure" in report:
