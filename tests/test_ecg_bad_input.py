@@ -324,3 +324,17 @@ def test_library_errors_lose_server_paths():
     with pytest.raises(EcgError, match=re.escape("gain 1000/mV")):  # units and ratios are not paths
         with damaged("WFDB"):
             raise ValueError("gain 1000/mV")
+
+
+@pytest.mark.parametrize("signal_file", ["../../etc/passwd", "/etc/passwd", "sub/2.dat", "..", "C:2.dat",
+                                         "..\\2.dat"])
+def test_a_header_naming_a_signal_file_in_another_folder_is_refused(tmp_path, signal_file, writes_nothing):
+    """wfdb opens whatever path a header names: a crafted upload could have read a server's files as samples."""
+    (tmp_path / "2.dat").write_bytes((ASSET_LUDB / "2.dat").read_bytes())
+    (tmp_path / "2.hea").write_text((ASSET_LUDB / "2.hea").read_text().replace("2.dat", signal_file))
+    with pytest.raises(EcgError, match="in another folder") as info:
+        read_ecg(tmp_path / "2.hea")
+    _check_message(info.value)
+    with pytest.raises(EcgError) as info:  # as bytes: refused too (as a header, or as no table at all)
+        read_ecg((tmp_path / "2.hea").read_bytes())
+    _check_message(info.value)
