@@ -338,3 +338,34 @@ def test_a_header_naming_a_signal_file_in_another_folder_is_refused(tmp_path, si
     with pytest.raises(EcgError) as info:  # as bytes: refused too (as a header, or as no table at all)
         read_ecg((tmp_path / "2.hea").read_bytes())
     _check_message(info.value)
+
+
+def test_a_dicom_group_length_that_is_not_a_number_is_refused_before_pydicom_formats_it(writes_nothing):
+    """Found by the fuzzer: (0002,0000) declared as a sequence; pydicom formats its value into a log message
+    it does not log, which took 4-16 s for the fuzzer's nested sequence."""
+    content = bytearray((REPO_ROOT / "assets" / "ecg" / "waveform_ecg.dcm").read_bytes())
+    assert content[128:138] == b"DICM\x02\x00\x00\x00UL"
+    content[136:138] = b"SQ"
+    with pytest.raises(EcgError, match=re.escape("(0002,0000) is declared as SQ instead of a number (UL)")) as info:
+        read_ecg(bytes(content))
+    _check_message(info.value)
+
+
+def test_a_library_error_with_a_huge_message_is_cut_before_it_is_cleaned():
+    """Found by the fuzzer: the path cleaning ran over a pydicom message of megabytes (20 s)."""
+    from cardiosynth.ecg.readers._common import damaged
+
+    with pytest.raises(EcgError) as info:
+        with damaged("DICOM"):
+            raise ValueError("/a/b/c " * 2_000_000)
+    assert len(str(info.value)) < 400 and "/a/b" not in str(info.value)
+
+
+@pytest.mark.parametrize("fmt, message", [("16:70700007", "skew of 70,700,007"),  # found by the fuzzer (> 2 s)
+                                          ("16x5000000", "samples per frame of 5,000,000")])
+def test_wfdb_signal_skews_and_frames_beyond_any_record_are_refused(tmp_path, fmt, message, writes_nothing):
+    (tmp_path / "2.dat").write_bytes((ASSET_LUDB / "2.dat").read_bytes())
+    (tmp_path / "2.hea").write_text((ASSET_LUDB / "2.hea").read_text().replace("2.dat 16 ", f"2.dat {fmt} ", 1))
+    with pytest.raises(EcgError, match=re.escape(message)) as info:
+        read_ecg(tmp_path / "2.hea")
+    _check_message(info.value)

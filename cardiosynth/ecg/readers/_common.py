@@ -89,5 +89,5 @@ def damaged(format_name: str) -> Iterator[None]:
     except Exception as err:  # noqa: BLE001 - libraries raise anything on damaged files
         raise EcgError(
             f"This {format_name} file could not be read; it may be truncated or damaged "
-            f"({type(err).__name__}: {without_paths(str(err))[:200]})."
+            f"({type(err).__name__}: {without_paths(str(err)[:1000])[:200]})."
         ) from None

@@ -14,6 +14,8 @@ from ._common import damaged, mv_per_unit
 
 SIGNAL_SUFFIXES = (".dat", ".mat")
 MAX_SIGNALS = 64  # 12 leads and any extra channels, many times over
+MAX_SKEW = 10_000  # samples a signal lags the others by; real records use 0 to a few
+MAX_SAMPLES_PER_FRAME = 1_000  # oversampled signals in a frame; real records use 1 to a few dozen
 MAX_VALUES = 50_000_000  # signals x samples: a 10-s ECG is 60 000; 50 M is a 24-h Holter's order
 
 
@@ -55,6 +57,13 @@ def check_header(header) -> None:
     if length is not None and n_signals * int(length) > MAX_VALUES:
         raise EcgError(f"This WFDB record declares {int(length):,} samples per signal, far more than a resting "
                        "ECG holds; long-term (Holter) recordings are not supported.")
+    # found by the fuzzer: a skew of 70 million samples made wfdb allocate and read that many (> 2 s)
+    for what, values, limit in (("skew", header.skew, MAX_SKEW), ("samples per frame", header.samps_per_frame,
+                                                                    MAX_SAMPLES_PER_FRAME)):
+        worst = max((int(v) for v in values or [] if v is not None), default=0)
+        if worst > limit:
+            raise EcgError(f"This WFDB header declares a signal {what} of {worst:,}; real records use at most a few "
+                           f"(up to {limit:,} are read). The header may be damaged.")
 
 
 def record_base(path: Path) -> Path:
