@@ -149,11 +149,10 @@ def write_zip(studio: CineStudio, results: list[CineResult]) -> tuple[str, pd.Da
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for k, result in enumerate(results, start=1):
                 stem = f"cine_{k:0{digits}d}"
-                names = {fmt: f"{stem}.{fmt}" for fmt in ZIP_FORMATS}
-                for fmt, name in names.items():
-                    archive.write(studio.file(result, fmt), name)
-                rows.append({"file": stem, **{k: v for k, v in result.conditions.items()},
-                             **{f"measured_{k[4:]}": v for k, v in result.measured.items() if k.startswith("est_")}})
+                for fmt in ZIP_FORMATS:
+                    archive.write(studio.file(result, fmt), f"{stem}.{fmt}")
+                measured = {f"measured_{key[4:]}": v for key, v in result.measured.items() if key.startswith("est_")}
+                rows.append({"file": stem, **result.conditions, **measured})
             table = pd.DataFrame(rows)
             buffer = io.StringIO()
             table.to_csv(buffer, index=False)

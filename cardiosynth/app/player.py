@@ -7,7 +7,7 @@ Gradio's plot component hands plotly only the data and layout (``Plotly.react``)
 is blank for most of the playback (measured in Chromium: the shown image absent in every sample during Play).
 So each frame of a figure is one slider step that only changes which image traces are opaque (and moves the
 cursor shapes) with ``Plotly.update``, which keeps the image elements; Play runs those same steps on a timer
-in the page (:data:`PLAY_JS`), looping until Pause. The figure states its frame time in ``layout.meta``.
+in the page (:func:`play_js`), looping until Pause. The figure states its frame time in ``layout.meta``.
 """
 
 from __future__ import annotations

@@ -111,6 +111,7 @@ class EcgToCine:
                  name: str = "ecg_flow", sha: str = ""):
         self.mae, self.flow, self.anatomy = mae, flow, anatomy
         self.spacing_mm, self.name, self.sha = float(spacing_mm), name, sha
+        self._last_encoded: tuple[Ecg, EncodedEcg] | None = None  # see encode()
         if flow.config.ecg_dim != mae.config.width:
             raise WeightsError(f"The ECG flow expects ECG features of {flow.config.ecg_dim}, the ECG MAE gives "
                                f"{mae.config.width}: these models were not trained together")
@@ -152,12 +153,18 @@ class EcgToCine:
         return self.flow.config.ecg_frames
 
     def encode(self, ecg) -> tuple[Ecg, EncodedEcg]:
-        """Read (a path) and encode an ECG; an ECG with no complete heartbeat is an :class:`EcgError`."""
+        """Read (a path) and encode an ECG; an ECG with no complete heartbeat is an :class:`EcgError`. The last
+        ECG object's encoding is kept (nothing changes an Ecg once made), so showing its cycle and generating
+        from it encode it once."""
         if isinstance(ecg, (str, Path)):
             ecg = read_ecg(ecg)
         if not isinstance(ecg, Ecg):
             raise EcgError(f"Expected an ECG file or a cardiosynth.ecg.Ecg, got {type(ecg).__name__}")
-        encoded = encode_ecg(self.mae, ecg)
+        if self._last_encoded is not None and self._last_encoded[0] is ecg:
+            encoded = self._last_encoded[1]  # the app shows an ECG's cycle, then generates from the same object
+        else:
+            encoded = encode_ecg(self.mae, ecg)
+            self._last_encoded = (ecg, encoded)
         if encoded.chosen is None:
             raise EcgError("No complete heartbeat (R peak to R peak, 0.25-2.5 s) could be found in this ECG, so "
                            "there is no cycle to animate. Check that the recording shows regular QRS complexes "
