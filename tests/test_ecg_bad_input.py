@@ -3,6 +3,7 @@ can read; nothing crashes and nothing is written anywhere (all cases are built i
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import tempfile
@@ -368,4 +369,38 @@ def test_wfdb_signal_skews_and_frames_beyond_any_record_are_refused(tmp_path, fm
     (tmp_path / "2.hea").write_text((ASSET_LUDB / "2.hea").read_text().replace("2.dat 16 ", f"2.dat {fmt} ", 1))
     with pytest.raises(EcgError, match=re.escape(message)) as info:
         read_ecg(tmp_path / "2.hea")
+    _check_message(info.value)
+
+
+def test_a_dicom_value_damaged_into_a_deep_sequence_is_refused_before_pydicom_prints_it(writes_nothing):
+    """Found by the fuzzer: SOPClassUID turned into nested sequences with a damaged item; pydicom's str() of
+    it wraps every nesting level's error in the whole traceback so far (41-86 s for 12 kB)."""
+    from pydicom import dcmread
+    from pydicom.dataset import Dataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.sequence import Sequence
+
+    from fixtures_ecg import dicom_bytes, synthetic_ecg
+
+    ds = dcmread(DicomBytesIO(dicom_bytes(fs=500, signal=synthetic_ecg(500))))
+    inner = Dataset()
+    for _ in range(40):
+        outer = Dataset()
+        outer.add_new(0x0040A043, "SQ", Sequence([inner]))
+        inner = outer
+    del ds[0x00080016]
+    ds.add_new(0x00080016, "SQ", Sequence([inner]))
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=False)
+    with pytest.raises(EcgError, match="SOPClassUID holds a sequence instead of a value") as info:
+        read_ecg(buffer.getvalue())
+    _check_message(info.value)
+
+    ds = dcmread(DicomBytesIO(dicom_bytes(fs=500, signal=synthetic_ecg(500))))
+    del ds.WaveformSequence[0][0x003A0200]
+    ds.WaveformSequence[0].add_new(0x003A0200, "LO", "not a sequence")
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=False)
+    with pytest.raises(EcgError, match="ChannelDefinitionSequence is not a sequence") as info:
+        read_ecg(buffer.getvalue())
     _check_message(info.value)

@@ -92,9 +92,10 @@ def test_pretraining_learns_and_is_seeded():
     torch.manual_seed(0)
     with torch.no_grad():
         before = float(CineMAE(TINY)(torch.from_numpy(cines), torch.Generator().manual_seed(1)))
-    encoder, again = pretrain(cines, config, seed=0), pretrain(cines, config, seed=0)
+    (encoder, loss), (again, _) = pretrain(cines, config, seed=0), pretrain(cines, config, seed=0)
+    assert 0 < loss < 10
     assert all(torch.equal(encoder[k], again[k]) for k in encoder)
-    assert not all(torch.equal(encoder[k], v) for k, v in pretrain(cines, config, seed=1).items())
+    assert not all(torch.equal(encoder[k], v) for k, v in pretrain(cines, config, seed=1)[0].items())
     torch.manual_seed(0)
     model = CineMAE(TINY)
     optimiser = torch.optim.AdamW(model.parameters(), 3e-3)
@@ -141,8 +142,10 @@ def test_a_tiny_study_writes_the_table_and_resumes_from_its_cache(tmp_path, monk
     n_train = int((dataset.table.split == "train").sum())
     with pytest.raises(ValueError, match="needs"):
         study.run_study(plan, dataset, fake_pool(n_train - 1), tmp_path, progress=False, log=lambda _: None)
-    pool = fake_pool(n_train)
-    results = study.run_study(plan, dataset, pool, tmp_path, progress=False, log=lambda _: None)
+    pool, losses = fake_pool(n_train), {}
+    results = study.run_study(plan, dataset, pool, tmp_path, progress=False, log=lambda _: None,
+                              pretraining_loss=losses)
+    assert set(losses) == {"mix 0", "mix 1"}
     held = set(dataset.table.loc[dataset.table.split != "train", "subject"])
     assert set(results) == set(plan.rows) and all(set(r) == held for r in results.values())
     first = next(iter(results["mix 1"].values()))
@@ -162,7 +165,10 @@ def test_a_tiny_study_writes_the_table_and_resumes_from_its_cache(tmp_path, monk
         raise AssertionError("a cached result was computed again")
     monkeypatch.setattr(study, "pretrain", no_training)
     monkeypatch.setattr(study, "finetune", no_training)
-    assert study.run_study(plan, dataset, pool, tmp_path, progress=False, log=lambda _: None) == results
+    cached_losses = {}
+    assert study.run_study(plan, dataset, pool, tmp_path, progress=False, log=lambda _: None,
+                           pretraining_loss=cached_losses) == results
+    assert cached_losses == losses
     changed = study.plan_study(dataset, "cpgg", [0, 1], 5, 1, StudyConfig(model=TINY, pretrain_steps=4), seed=0)
     with pytest.raises(AssertionError, match="computed again"):  # other settings: not served from the cache
         study.run_study(changed, dataset, pool, tmp_path, progress=False, log=lambda _: None)
@@ -197,3 +203,17 @@ def test_the_rank_auc_agrees_with_sklearn():
     positive = rng.random(40) < 0.3
     score = np.round(rng.random(40) + positive * 0.3, 1)  # with ties
     assert report.binary_auc(positive, score) == pytest.approx(roc_auc_score(positive, score))
+
+
+@pytest.mark.parametrize("generator, n", [("cpgg", 2), ("ecg", 1)])
+def test_the_pool_is_made_by_the_bundled_generator_then_read_back_from_its_cache(generator, n, acdc_root, ecg_root,
+                                                                                  tmp_path, one_thread):
+    from cardiosynth.measure.pretraining.synthetic import synthetic_pool
+
+    pool = synthetic_pool(generator, n, seed=0, folder=tmp_path, progress=False)
+    assert pool.cines.shape == (n, 16, 64, 64) and pool.cines.dtype == np.float32
+    assert 0 <= pool.cines.min() and pool.cines.max() <= 1 and pool.cines.std() > 0.05
+    assert list(pool.conditions.columns[-1:]) == ["slice_position"] and len(pool.conditions) == n
+    assert len(pool.sha) == 64
+    again = synthetic_pool(generator, n, seed=0, folder=tmp_path, progress=False)
+    assert np.array_equal(again.cines, pool.cines)

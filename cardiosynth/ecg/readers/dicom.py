@@ -38,35 +38,61 @@ _LEAD_CODE_PREFIXES = ("5.6.3-9-", "2:")
 _BEAT_GROUP = ("MEDIAN", "REPRESENTATIVE", "AVERAGE", "TEMPLATE")
 
 
+def _value(ds, keyword: str, default=None):
+    """One element's value, refusing a sequence where the standard has a single value: pydicom prints a
+    sequence with every nested item, and a damaged file nested deep took a minute to print (fuzzer finding)."""
+    element = ds.data_element(keyword) if keyword in ds else None
+    if element is None or element.value is None:
+        return default
+    if element.VR == "SQ":
+        raise EcgError(f"This DICOM file is damaged: its {keyword} holds a sequence instead of a value.")
+    return element.value
+
+
+def _text(ds, keyword: str) -> str:
+    return str(_value(ds, keyword, "") or "")
+
+
+def _sequence(ds, keyword: str) -> list:
+    """The items of a sequence element ([] when absent); a value where a sequence belongs is refused."""
+    element = ds.data_element(keyword) if keyword in ds else None
+    if element is None or element.value is None:
+        return []
+    if element.VR != "SQ":
+        raise EcgError(f"This DICOM file is damaged: its {keyword} is not a sequence.")
+    return list(element.value)
+
+
+
 def _channel_label(channel) -> str:
     """Lead name from the channel source code (SCP-ECG or MDC lead code first, then its meaning)."""
-    sources = channel.get("ChannelSourceSequence") or []
+    sources = _sequence(channel, "ChannelSourceSequence")
     if not sources:
-        return str(channel.get("ChannelLabel", "") or "unlabelled")
+        return _text(channel, "ChannelLabel") or "unlabelled"
     source = sources[0]
-    code = str(source.get("CodeValue", ""))
+    code = _text(source, "CodeValue")
     for prefix in _LEAD_CODE_PREFIXES:
         number = code[len(prefix):]
         if code.startswith(prefix) and number.isdigit() and int(number) in SCP_LEAD_CODES:
             return SCP_LEAD_CODES[int(number)]
-    return str(source.get("CodeMeaning", "") or channel.get("ChannelLabel", "") or code or "unlabelled")
+    return _text(source, "CodeMeaning") or _text(channel, "ChannelLabel") or code or "unlabelled"
 
 
 def _units(channel) -> str | None:
-    seq = channel.get("ChannelSensitivityUnitsSequence")
-    return str(seq[0].get("CodeValue", "")) if seq else None
+    seq = _sequence(channel, "ChannelSensitivityUnitsSequence")
+    return _text(seq[0], "CodeValue") if seq else None
 
 
 def _is_beat_group(group) -> bool:
-    return str(group.get("MultiplexGroupLabel", "")).strip().upper().startswith(_BEAT_GROUP)
+    return _text(group, "MultiplexGroupLabel").strip().upper().startswith(_BEAT_GROUP)
 
 
 def _choose_group(groups: list, leads_per_group: list[int]) -> int:
     """The rhythm group: most ECG leads, rhythm before median beats, then the longest recording."""
     def rank(k: int):
         group = groups[k]
-        fs = float(group.get("SamplingFrequency", 0) or 0)
-        duration = int(group.get("NumberOfWaveformSamples", 0) or 0) / fs if fs > 0 else 0.0
+        fs = float(_value(group, "SamplingFrequency", 0) or 0)
+        duration = int(_value(group, "NumberOfWaveformSamples", 0) or 0) / fs if fs > 0 else 0.0
         return leads_per_group[k], not _is_beat_group(group), duration
     return max(range(len(groups)), key=rank)
 
@@ -77,24 +103,24 @@ def _samples(group, keep: list[int]) -> np.ndarray:
     Decoded here rather than by ``pydicom.Dataset.waveform_array`` so that every group is checked before
     any array is made: a declared size the data does not hold is an error, not a reshape deep in a library.
     """
-    n_channels = int(group.NumberOfWaveformChannels)
-    n_samples = int(group.NumberOfWaveformSamples)
-    key = (int(group.WaveformBitsAllocated), str(group.WaveformSampleInterpretation))
+    n_channels = int(_value(group, "NumberOfWaveformChannels", 0))
+    n_samples = int(_value(group, "NumberOfWaveformSamples", 0))
+    key = (int(_value(group, "WaveformBitsAllocated", 0)), _text(group, "WaveformSampleInterpretation"))
     if key not in WAVEFORM_DTYPES:
         raise EcgError(f"This DICOM waveform uses {key[0]}-bit '{key[1]}' samples, which are not supported.")
     dtype = np.dtype(WAVEFORM_DTYPES[key])
-    data = bytes(group.WaveformData)
+    data = bytes(_value(group, "WaveformData", b""))
     if n_channels < 1 or n_samples < 1 or len(data) < n_channels * n_samples * dtype.itemsize:
         raise EcgError(f"This DICOM waveform declares {n_channels} channels x {n_samples} samples, but holds "
                        f"only {len(data)} bytes of data; the file is truncated or damaged.")
     raw = np.frombuffer(data, dtype=dtype, count=n_channels * n_samples).reshape(n_samples, n_channels)
-    channels = list(group.ChannelDefinitionSequence)
+    channels = _sequence(group, "ChannelDefinitionSequence")
     out = np.empty((len(keep), n_samples), dtype=np.float64)
     for row, k in enumerate(keep):
         ch = channels[k]
-        sensitivity = float(ch.get("ChannelSensitivity", 1.0) or 1.0)
-        correction = float(ch.get("ChannelSensitivityCorrectionFactor", 1.0) or 1.0)
-        baseline = float(ch.get("ChannelBaseline", 0.0) or 0.0)
+        sensitivity = float(_value(ch, "ChannelSensitivity", 1.0) or 1.0)
+        correction = float(_value(ch, "ChannelSensitivityCorrectionFactor", 1.0) or 1.0)
+        baseline = float(_value(ch, "ChannelBaseline", 0.0) or 0.0)
         out[row] = raw[:, k] * (sensitivity * correction) + baseline
     return out
 
@@ -113,16 +139,16 @@ def read_dicom(content: bytes) -> Recording:
     check_file_meta(content)
     with damaged("DICOM"):
         ds = pydicom.dcmread(io.BytesIO(content))
-        sop = str(ds.get("SOPClassUID", ""))
+        sop = _text(ds, "SOPClassUID")
         kind = WAVEFORM_SOP_CLASSES.get(sop, "waveform")
-        if "WaveformSequence" not in ds or not len(ds.WaveformSequence):
-            modality = str(ds.get("Modality", "") or "non-waveform")
+        groups = _sequence(ds, "WaveformSequence")
+        if not groups:
+            modality = _text(ds, "Modality") or "non-waveform"
             raise EcgError(
                 f"This DICOM file does not contain an ECG waveform (it is a {modality} object); "
                 "please export the ECG as 'ECG Waveform Storage'."
             )
-        groups = list(ds.WaveformSequence)
-        labels_of = [[_channel_label(ch) for ch in g.get("ChannelDefinitionSequence") or []] for g in groups]
+        labels_of = [[_channel_label(ch) for ch in _sequence(g, "ChannelDefinitionSequence")] for g in groups]
         leads_of = [[k for k, label in enumerate(labels) if standard_lead_name(label)] for labels in labels_of]
         if not any(leads_of):
             found = sorted({label for labels in labels_of for label in labels})
@@ -132,8 +158,8 @@ def read_dicom(content: bytes) -> Recording:
             )
         index = _choose_group(groups, [len(k) for k in leads_of])
         group, keep = groups[index], leads_of[index]
-        channels = list(group.ChannelDefinitionSequence)
-        fs = float(group.SamplingFrequency)
+        channels = _sequence(group, "ChannelDefinitionSequence")
+        fs = float(_value(group, "SamplingFrequency", 0) or 0)
         if not np.isfinite(fs) or fs <= 0:
             raise EcgError(f"This DICOM waveform states a sampling frequency of {fs:g} Hz.")
         samples = _samples(group, keep)
@@ -141,8 +167,8 @@ def read_dicom(content: bytes) -> Recording:
         labels = [labels_of[index][k] for k in keep]
         left_out = [label for k, label in enumerate(labels_of[index]) if k not in keep]
         # inside the guard too: pydicom decodes an element when it is first read, and a damaged one raises
-        manufacturer = str(ds.get("Manufacturer", "") or "").strip()
-        model = str(ds.get("ManufacturerModelName", "") or "").strip()
+        manufacturer = _text(ds, "Manufacturer").strip()
+        model = _text(ds, "ManufacturerModelName").strip()
     factors = [mv_per_unit(u) for u in units]
     calibrated = all(f is not None for f in factors)
     scale = np.array([f if f is not None else 1.0 for f in factors])
@@ -154,7 +180,7 @@ def read_dicom(content: bytes) -> Recording:
         calibrated=calibrated,
         metadata={
             "dicom_sop_class": kind,
-            "waveform_group": str(group.get("MultiplexGroupLabel", "") or index),
+            "waveform_group": _text(group, "MultiplexGroupLabel") or str(index),
             "units_in_file": units,
             **({"channels_left_out": left_out} if left_out else {}),
             **({"device": f"{manufacturer} {model}".strip()} if manufacturer or model else {}),

@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> dict:
                               progress=not args.no_progress)
         pool_seconds = time.perf_counter() - t
     t = time.perf_counter()
-    results = run_study(plan, dataset, pool, cache, progress=not args.no_progress)
+    pretraining_loss: dict[str, float] = {}
+    results = run_study(plan, dataset, pool, cache, progress=not args.no_progress, pretraining_loss=pretraining_loss)
     study_seconds = time.perf_counter() - t
     scaler_sd = target_scaler(dataset)[1]
     summary = report.summarise(results, truth(dataset), scaler_sd, args.seed)
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
         "rows": plan.rows, "design": design, "config": dataclasses.asdict(config), "seed": args.seed,
         "minutes": {"synthesis": round(pool_seconds / 60, 1), "pretraining_and_finetuning": round(study_seconds / 60, 1),
                     "total": round((time.perf_counter() - started) / 60, 1)},
-        "torch_threads": args.threads, "summary": summary,
+        "torch_threads": args.threads, "pretraining_final_loss": pretraining_loss, "summary": summary,
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(record, indent=2) + "\n")

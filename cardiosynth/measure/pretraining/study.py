@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
@@ -95,8 +96,11 @@ def _key(*parts) -> str:
 
 
 def run_study(plan: StudyPlan, dataset: PreparedDataset, pool: SyntheticPool | None, cache: Path,
-              progress: bool = True, log: Callable[[str], None] = print) -> dict[str, dict[str, dict]]:
-    """Per row, per test patient: ``{"fold", "probs" (over GROUPS), "phenotypes" (TARGETS, in their units)}``."""
+              progress: bool = True, log: Callable[[str], None] = print,
+              pretraining_loss: dict[str, float] | None = None) -> dict[str, dict[str, dict]]:
+    """Per row, per test patient: ``{"fold", "probs" (over GROUPS), "phenotypes" (TARGETS, in their units)}``.
+    ``pretraining_loss`` (a dict, when given) receives each pretraining's final MAE loss."""
+    pretraining_loss = {} if pretraining_loss is None else pretraining_loss
     if plan.synthetic_ratio and pool is None:
         raise ValueError(f"rows {plan.rows} need synthetic cines from {plan.generator}")
     n_real = int((dataset.table["split"] == "train").sum())
@@ -109,19 +113,22 @@ def run_study(plan: StudyPlan, dataset: PreparedDataset, pool: SyntheticPool | N
     encoders: dict[int, dict] = {}
     results: dict[str, dict[str, dict]] = {}
 
+    def encoder_path(k: int) -> Path:
+        return cache / "encoders" / f"{_key(*base, 'pretrain', k)}.safetensors"
+
     def encoder_for(k: int) -> dict:
         if k not in encoders:
-            path = cache / "encoders" / f"{_key(*base, 'pretrain', k)}.safetensors"
+            path = encoder_path(k)
             if path.is_file():
                 encoders[k] = load_file(path)
             else:
                 cines = real_train if k == 0 else np.concatenate([real_train, pool.cines[:k * n_real]])
                 with tqdm(total=plan.config.pretrain_steps, desc=f"pretrain mix {k} ({len(cines)} cines)",
                           unit="step", disable=not progress) as bar:
-                    encoders[k] = pretrain(cines, plan.config, plan.seed, bar.update)
+                    encoders[k], loss = pretrain(cines, plan.config, plan.seed, bar.update)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_path(path) as temporary:
-                    save_file(encoders[k], str(temporary))
+                    save_file(encoders[k], str(temporary), metadata={"final_loss": repr(loss)})
         return encoders[k]
 
     for row in plan.rows:
@@ -144,6 +151,9 @@ def run_study(plan: StudyPlan, dataset: PreparedDataset, pool: SyntheticPool | N
                 temporary.write_text(json.dumps(fold_results))
             results[row].update(fold_results)
         log(f"{row}: {len(results[row])} test patients predicted")
+    for k in sorted({int(row.split()[-1]) for row in plan.rows if row != "none"}):
+        with safe_open(encoder_path(k), "pt") as saved:
+            pretraining_loss[f"mix {k}"] = float(saved.metadata()["final_loss"])
     return results
 
 

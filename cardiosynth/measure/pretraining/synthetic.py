@@ -16,7 +16,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.export import atomic_path, load_npz_cine
+from cardiosynth.export import load_npz_cine
 from cardiosynth.paths import cache_dir
 from cardiosynth.weights import WEIGHTS_DIR
 
@@ -86,6 +86,4 @@ def _ecg_pool(folder: Path, n: int, seed: int, weights, progress: bool, device: 
     cines = np.stack([cine.frames for cine, _ in rows]).astype(np.float32)
     conditions = pd.DataFrame([{**{k: float(info[k]) for k in ph.NAMES}, "slice_position": cine.slice_position}
                                for cine, info in rows])
-    with atomic_path(folder / "done.txt") as temporary:
-        temporary.write_text(pipe.sha)
     return SyntheticPool(cines, conditions, "ecg", pipe.sha)

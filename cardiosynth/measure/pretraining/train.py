@@ -74,14 +74,17 @@ def _step_lr(optimiser: torch.optim.Optimizer, step: int, steps: int, peak: floa
         group["lr"] = lr
 
 
-def pretrain(cines: np.ndarray, config: StudyConfig, seed: int, progress: Progress | None = None) -> dict:
-    """Masked-autoencoder pretraining on ``cines`` (unlabelled, (N, T, H, W) float32); the encoder's weights."""
+def pretrain(cines: np.ndarray, config: StudyConfig, seed: int,
+             progress: Progress | None = None) -> tuple[dict, float]:
+    """Masked-autoencoder pretraining on ``cines`` (unlabelled, (N, T, H, W) float32): the encoder's weights and
+    the mean loss of the last 10 % of steps (normalised-pixel MSE of hidden patches: 1.0 = predicting the mean)."""
     torch.manual_seed(seed)
     model = CineMAE(config.model)
     optimiser = _optimiser(model, config.pretrain_lr, config.weight_decay)
     generator = torch.Generator().manual_seed(seed)
     data = torch.from_numpy(np.ascontiguousarray(cines, dtype=np.float32))
     model.train()
+    losses = []
     for step in range(config.pretrain_steps):
         _step_lr(optimiser, step, config.pretrain_steps, config.pretrain_lr, config.warmup_share)
         batch = data[torch.randint(len(data), (config.pretrain_batch,), generator=generator)]
@@ -89,9 +92,11 @@ def pretrain(cines: np.ndarray, config: StudyConfig, seed: int, progress: Progre
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
+        losses.append(float(loss))
         if progress:
             progress(1)
-    return {k: v.detach().clone() for k, v in model.encoder.state_dict().items()}
+    final = float(np.mean(losses[-max(1, len(losses) // 10):]))
+    return {k: v.detach().clone() for k, v in model.encoder.state_dict().items()}, final
 
 
 def _augment(batch: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
