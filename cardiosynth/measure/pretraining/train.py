@@ -25,10 +25,10 @@ class StudyConfig:
     """Sizes and recipes of the study (saved in the report; part of every cached result's key)."""
 
     model: CineViTConfig = CineViTConfig()
-    pretrain_steps: int = 800
+    pretrain_steps: int = 600
     pretrain_batch: int = 64
     pretrain_lr: float = 1e-3
-    finetune_steps: int = 300
+    finetune_steps: int = 150
     finetune_batch: int = 32
     finetune_lr: float = 5e-4
     weight_decay: float = 0.05
