@@ -66,6 +66,7 @@ def _ecg_pool(folder: Path, n: int, seed: int, weights, progress: bool, device: 
     """Cine i: LUDB training ECG i mod (number of them), generation seed ``seed * 1_000_003 + i``, slice position
     drawn uniform base..apex from ``seed``; its anatomy from a phenotype VAE sample (the pipeline's default)."""
     from cardiosynth.data.ludb import load_table
+    from cardiosynth.ecg import process_ecg, read_ecg
     from cardiosynth.export import save_cine
     from cardiosynth.pipelines.ecg_to_cine import EcgToCine
 
@@ -74,12 +75,16 @@ def _ecg_pool(folder: Path, n: int, seed: int, weights, progress: bool, device: 
     positions = np.random.default_rng(seed).uniform(0, 1, n)
     pipe = EcgToCine.from_pretrained(weights, device=device)
     folder.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, read = [], {}  # each record read and processed once (a record serves every len(records)-th cine)
     for i in tqdm(range(n), desc="ECG -> cine pool", unit="cine", disable=not progress):
         path = folder / f"cine_{i:07d}.npz"
         if not path.is_file():
             record = records.iloc[i % len(records)]
-            out = pipe(record["path"], seed=seed * 1_000_003 + i, slice_position=float(positions[i]))
+            if i % len(records) not in read:
+                ecg = read_ecg(record["path"])
+                read[i % len(records)] = (ecg, process_ecg(ecg))
+            ecg, analysis = read[i % len(records)]
+            out = pipe(ecg, seed=seed * 1_000_003 + i, slice_position=float(positions[i]), analysis=analysis)
             anatomy = out.conditions["anatomy"]
             save_cine(out.cine, path, {"record": int(record["record"]), **{k: anatomy[k] for k in ph.NAMES}})
         rows.append(load_npz_cine(path))
