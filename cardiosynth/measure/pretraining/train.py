@@ -92,7 +92,7 @@ def pretrain(cines: np.ndarray, config: StudyConfig, seed: int,
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if progress:
             progress(1)
     final = float(np.mean(losses[-max(1, len(losses) // 10):]))
