@@ -13,10 +13,10 @@ from cardiosynth import phenotypes as ph
 gradio_client = pytest.importorskip("gradio_client")
 
 from cardiosynth.app import build_app  # noqa: E402
-from cardiosynth.app.bench import serve_in_process  # noqa: E402
 from cardiosynth.app.cine_view import CineStudio  # noqa: E402
 from cardiosynth.app.ecg_view import EXAMPLE_DIR  # noqa: E402
 from cardiosynth.app.phenotype_explorer import PhenotypeExplorer  # noqa: E402
+from evaluation.app_bench import serve_in_process  # noqa: E402
 
 N = len(ph.NAMES)
 SINUS = "LUDB record 2: sinus rhythm (WFDB)"

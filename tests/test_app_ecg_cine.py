@@ -21,7 +21,7 @@ from cardiosynth.paths import REPO_ROOT
 gradio_client = pytest.importorskip("gradio_client")
 
 from cardiosynth.app import build_app  # noqa: E402
-from cardiosynth.app.bench import serve_in_process  # noqa: E402
+from evaluation.app_bench import serve_in_process  # noqa: E402
 
 LUDB_2 = REPO_ROOT / "assets" / "ecg" / "ludb" / "2.hea"
 SINUS = "LUDB record 2: sinus rhythm (WFDB)"

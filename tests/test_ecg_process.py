@@ -1,6 +1,6 @@
 """Processing: R-peaks, heart rate, QT, the cardiac phase phi(t), the selected cycle, graceful degradation,
 the plot and the CLI. A handful of LUDB records are scored here; the full evaluation is a command
-(``python -m cardiosynth.ecg.evaluate``)."""
+(``python -m evaluation.ecg_evaluate``)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from fixtures_ecg import LEADS, synthetic_ecg
 
 from cardiosynth.ecg import N_SAMPLES, read_ecg
 from cardiosynth.ecg.__main__ import main as cli_main
-from cardiosynth.ecg.evaluate import evaluate, score_record
 from cardiosynth.ecg.phase import cardiac_phase
 from cardiosynth.ecg.plot import plot_ecg
 from cardiosynth.ecg.process import process_ecg
 from cardiosynth.paths import REPO_ROOT
+from evaluation.ecg_evaluate import evaluate, score_record
 
 ASSET_LUDB = REPO_ROOT / "assets" / "ecg" / "ludb"
 

@@ -15,13 +15,24 @@ from fixtures_ecg import synthetic_ecg
 from torchrun_check import run_two_ranks
 
 from cardiosynth.data.ludb import FAMILIES, families_of, make_split
-from cardiosynth.data.pairing import pairing_statistics, pseudo_pairs, subjects_from_cines
+from cardiosynth.data.pairing import (
+    pairing_statistics,
+    pseudo_pairs,
+    subjects_from_cines,
+)
 from cardiosynth.ecg import Ecg, EcgError, process_ecg, read_ecg
 from cardiosynth.models import ecg_flow as flow_module
 from cardiosynth.models import ecg_mae as mae_module
 from cardiosynth.models.ecg_flow import EcgFlow
-from cardiosynth.models.ecg_mae import (EcgMAE, find_cycles, normalise_leads, resample_cycle,
-                                        select_cycle, shift_batch, token_phase)
+from cardiosynth.models.ecg_mae import (
+    EcgMAE,
+    find_cycles,
+    normalise_leads,
+    resample_cycle,
+    select_cycle,
+    shift_batch,
+    token_phase,
+)
 from cardiosynth.paths import REPO_ROOT
 from cardiosynth.weights import WEIGHTS_DIR
 
@@ -382,7 +393,7 @@ def test_real_pairs_table_goes_through_the_same_training_path(tmp_path):
 
 def test_timing_control_statistics():
     """The shuffled-ECG control: a real association gives a small p-value and a null r near 0; none does not."""
-    from cardiosynth.measure.ecg_timing import heldout_records, shuffled_control
+    from evaluation.ecg_timing import heldout_records, shuffled_control
 
     rng = np.random.default_rng(0)
     y = rng.uniform(0.3, 0.6, 40)
@@ -404,7 +415,7 @@ def test_simulated_ecgs_span_heart_rates_with_qt_rr_rising():
     import neurokit2 as nk
 
     from cardiosynth.ecg.types import LEADS, N_SAMPLES
-    from cardiosynth.measure.ecg_timing import simulated_records
+    from evaluation.ecg_timing import simulated_records
 
     records = simulated_records(3, heart_rates=(50.0, 110.0))
     assert len(records) == 3 and records["record"].is_unique
@@ -423,7 +434,7 @@ def test_retiming_ceiling_with_a_perfect_reader_and_empty_frame_counts():
 
     from cardiosynth.data.dataset import PreparedDataset
     from cardiosynth.data.prepare import PrepareConfig
-    from cardiosynth.measure.ecg_timing import frames_without_lv, retiming_ceiling
+    from evaluation.ecg_timing import frames_without_lv, retiming_ceiling
 
     rng = np.random.default_rng(1)
     n = 30

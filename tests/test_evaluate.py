@@ -4,13 +4,18 @@ import json
 
 import numpy as np
 import pytest
-
 from acdc_fixture import write_acdc, write_split
+
 from cardiosynth.data.dataset import load_prepared
 from cardiosynth.data.prepare import CONFIGS, prepare_acdc
-from cardiosynth.measure import evaluate
-from cardiosynth.measure.generators import (GroupMeanCine, NearestTrainingCine, RealCines, build_generator,
-                                            check_conditions)
+from cardiosynth.measure.generators import (
+    GroupMeanCine,
+    NearestTrainingCine,
+    RealCines,
+    build_generator,
+    check_conditions,
+)
+from evaluation import evaluate
 
 
 @pytest.fixture(scope="module")

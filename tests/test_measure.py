@@ -3,9 +3,15 @@ import pandas as pd
 import pytest
 
 from cardiosynth.measure import metrics
-from cardiosynth.measure.bench import time_callable
-from cardiosynth.measure.curves import NOT_MEASURABLE, measure_labels, parabolic_minimum, readable, unreadable_reason
+from cardiosynth.measure.curves import (
+    NOT_MEASURABLE,
+    measure_labels,
+    parabolic_minimum,
+    readable,
+    unreadable_reason,
+)
 from cardiosynth.measure.estimator import PhenotypeEstimator
+from cardiosynth.measure.timing import time_callable
 
 SPACING = (2.2, 2.2)
 

@@ -12,12 +12,17 @@ import torch
 from cardiosynth.data.dataset import PreparedDataset
 from cardiosynth.data.prepare import PrepareConfig
 from cardiosynth.data.splits import load_split
-from cardiosynth.measure.pretraining import report, study
-from cardiosynth.measure.pretraining.folds import (Fold, FoldError, check_folds, generator_training_subjects,
-                                                   make_folds)
-from cardiosynth.measure.pretraining.synthetic import SyntheticPool
-from cardiosynth.measure.pretraining.train import GROUPS, TARGETS, StudyConfig, pretrain
 from cardiosynth.models.cine_vit import CineDiagnosisModel, CineMAE, CineViTConfig
+from evaluation.pretraining import report, study
+from evaluation.pretraining.folds import (
+    Fold,
+    FoldError,
+    check_folds,
+    generator_training_subjects,
+    make_folds,
+)
+from evaluation.pretraining.synthetic import SyntheticPool
+from evaluation.pretraining.train import GROUPS, TARGETS, StudyConfig, pretrain
 
 TINY = CineViTConfig(frames=4, size=16, patch=8, width=16, depth=1, heads=2, decoder_width=16, decoder_depth=1)
 TINY_STUDY = StudyConfig(model=TINY, pretrain_steps=3, pretrain_batch=4, finetune_steps=3, finetune_batch=4)
@@ -184,7 +189,7 @@ def test_macro_auc_skips_classes_a_fold_cannot_score():
 
 
 def test_the_command_runs_the_real_only_rows_on_the_prepared_data(prepared_default, tmp_path, monkeypatch):
-    from cardiosynth.measure.pretraining import __main__ as command
+    from evaluation.pretraining import __main__ as command
 
     monkeypatch.setattr(command, "load_or_prepare", lambda name: prepared_default)
     record = command.main(["--generator", "none", "--pretrain-steps", "2", "--finetune-steps", "2", "--threads", "1",
@@ -210,7 +215,7 @@ def test_the_rank_auc_agrees_with_sklearn():
 @pytest.mark.parametrize("generator, n", [("cpgg", 2), ("ecg", 1)])
 def test_the_pool_is_made_by_the_bundled_generator_then_read_back_from_its_cache(generator, n, acdc_root, ecg_root,
                                                                                   tmp_path, one_thread):
-    from cardiosynth.measure.pretraining.synthetic import synthetic_pool
+    from evaluation.pretraining.synthetic import synthetic_pool
 
     pool = synthetic_pool(generator, n, seed=0, folder=tmp_path, progress=False)
     assert pool.cines.shape == (n, 16, 64, 64) and pool.cines.dtype == np.float32

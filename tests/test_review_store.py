@@ -9,8 +9,8 @@ import pytest
 
 from cardiosynth.review import ReviewError, ReviewService, session
 from cardiosynth.review.access import display_code, new_token, token_hash
-from cardiosynth.review.loadtest import crash_check, fake_study, run_loadtest
 from cardiosynth.review.store import Store
+from evaluation.review_store_load import crash_check, fake_study, run_loadtest
 
 
 @pytest.fixture()

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cardiosynth.device import resolve_device
-
+from cardiosynth.weights import CONFIG_FILE, WEIGHTS_FILE, quantize_int8, sha256_of
 
 ACDC_LICENCE = """## Licence
 Trained on ACDC, which is licensed CC BY-NC-SA 4.0: these weights carry the same licence (non-commercial,
@@ -254,8 +254,6 @@ def store_compact(folder: str | Path) -> None:
     """Rewrite a saved weights folder compactly (large weight matrices as int8 rows with a scale each, other
     floating-point tensors as float16; ``cardiosynth.weights.load_state`` restores float32) and update its
     sha256. Metrics measured afterwards are for exactly these weights."""
-    from cardiosynth.weights import CONFIG_FILE, WEIGHTS_FILE, quantize_int8, sha256_of
-
     folder = Path(folder)
     save_file(quantize_int8(load_file(str(folder / WEIGHTS_FILE))), str(folder / WEIGHTS_FILE))
     payload = json.loads((folder / CONFIG_FILE).read_text())

@@ -13,7 +13,7 @@ The report round-trips held-out cines through the bundled representation (ED fra
 autoencoder, motion code fitted against the decoded ED frame), reads LVEF off both with the bundled
 measurer, and writes ``reports/anatomy_motion/<split>/metrics.json`` and a sheet (real | 3D-VAE | anatomy +
 motion at ED and ES for 6 cines of 6 patients). The realism figures (classifier two-sample test, anatomy
-checks) come from the evaluator: ``python -m cardiosynth.measure.evaluate --generator recon ...``.
+checks) come from the evaluator: ``python -m evaluation.evaluate --generator recon ...``.
 """
 
 from __future__ import annotations
@@ -32,12 +32,17 @@ from tqdm import tqdm
 
 from cardiosynth.cine import Cine
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
-from cardiosynth.measure.bench import time_callable
 from cardiosynth.measure.measurer import CineMeasurer
 from cardiosynth.measure.metrics import bootstrap_ci
+from cardiosynth.measure.timing import time_callable
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec, load_anatomy_motion
 from cardiosynth.models.motion import CONFIGS, MotionConfig, MotionModel, register, warp
-from cardiosynth.models.vae3d import decode_latents, encode_cines, load_vae3d, masked_metrics
+from cardiosynth.models.vae3d import (
+    decode_latents,
+    encode_cines,
+    load_vae3d,
+    masked_metrics,
+)
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import read_config, resolve, save_pretrained
 from training.common import ACDC_LICENCE, one_cine_per_patient, seed_everything

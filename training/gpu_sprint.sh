@@ -31,9 +31,9 @@ step() {  # step NAME COMMAND...: run, keep its output and exit status, go on ei
 
 nvidia-smi --query-gpu=name,memory.total --format=csv > "$OUT/gpu.csv" 2>&1
 # (1) generation speed with the bundled weights on the GPU
-step bench_cpgg_b1 "$PY" -m cardiosynth.measure.bench --generator cpgg --batch-size 1 --repeats 10 --device cuda
-step bench_cpgg_b16 "$PY" -m cardiosynth.measure.bench --generator cpgg --batch-size 16 --repeats 5 --device cuda
-step bench_ecg "$PY" -m cardiosynth.measure.bench --target ecg-to-cine --repeats 10 --device cuda
+step bench_cpgg_b1 "$PY" -m evaluation.bench --generator cpgg --batch-size 1 --repeats 10 --device cuda
+step bench_cpgg_b16 "$PY" -m evaluation.bench --generator cpgg --batch-size 16 --repeats 5 --device cuda
+step bench_ecg "$PY" -m evaluation.bench --target ecg-to-cine --repeats 10 --device cuda
 # (2) the paper-scale representation (the frame autoencoder's perceptual loss uses the bundled segmenter)
 step prepare_paper "$PY" -m cardiosynth.data prepare --config paper
 step frame_ae_paper "$PY" -m training.train_frame_ae --config paper --epochs "$AE_EPOCHS" --segmenter weights/segmenter \

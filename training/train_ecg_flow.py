@@ -41,16 +41,41 @@ import torch
 from tqdm import tqdm
 
 from cardiosynth.data.dataset import load_prepared
-from cardiosynth.data.pairing import pairing_statistics, pseudo_pairs, read_pairs, subjects_from_cines
+from cardiosynth.data.ludb import load_arrays
+from cardiosynth.data.pairing import (
+    pairing_statistics,
+    pseudo_pairs,
+    read_pairs,
+    subjects_from_cines,
+)
+from cardiosynth.ecg import read_ecg
 from cardiosynth.models.ecg_flow import CONFIGS, EcgFlow, EcgFlowConfig
 from cardiosynth.models.ecg_mae import load_ecg_mae
 from cardiosynth.paths import REPO_ROOT, cache_dir
+from cardiosynth.pipelines.ecg_to_cine import encode_ecg
 from cardiosynth.retime import retimed_dataset
 from cardiosynth.weights import read_config, resolve, save_pretrained
-from training.common import (ACDC_LICENCE, Budget, JsonlLog, adamw, barrier, checkpoint_exists, cosine_lr,
-                             distributed_trainer, ema_update, end_epoch, init_distributed, load_checkpoint,
-                             main_process_first, pick_device, rank_share, run_minutes, seed_everything, start_run,
-                             store_compact)
+from training.common import (
+    ACDC_LICENCE,
+    Budget,
+    JsonlLog,
+    adamw,
+    barrier,
+    checkpoint_exists,
+    cosine_lr,
+    distributed_trainer,
+    ema_update,
+    end_epoch,
+    init_distributed,
+    load_checkpoint,
+    main_process_first,
+    pick_device,
+    rank_share,
+    run_minutes,
+    seed_everything,
+    start_run,
+    store_compact,
+)
 from training.train_mar import compute_latents
 
 VAL_SEED = 4242
@@ -70,16 +95,12 @@ def make_pairs(cines: pd.DataFrame, frames: int, per_subject: int, seed: int, pa
             raise ValueError(f"{pairs_file}: subjects without cines in the prepared dataset: {unknown[:5]}")
         pairs["split"] = pairs["subject"].map(split)
         return pairs
-    from cardiosynth.data.ludb import load_arrays
 
     return pseudo_pairs(subjects_from_cines(cines, frames), load_arrays(progress=False).table, per_subject, seed)
 
 
 def ecg_cycles(mae_folder, paths: list[str], frames: int, progress: bool = True) -> dict[str, list[torch.Tensor]]:
     """For each ECG file: the (frames, D) features of every complete cycle; typical cycle first."""
-    from cardiosynth.ecg import read_ecg
-    from cardiosynth.pipelines.ecg_to_cine import encode_ecg
-
     mae = load_ecg_mae(str(mae_folder))
     out = {}
     for path in tqdm(sorted(set(paths)), desc="ECG cycles", unit="ecg", disable=not progress):
@@ -267,8 +288,6 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 
 def _ludb_table() -> pd.DataFrame:
-    from cardiosynth.data.ludb import load_arrays
-
     return load_arrays(progress=False).table
 
 

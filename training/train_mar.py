@@ -42,13 +42,32 @@ from tqdm import tqdm
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
+from cardiosynth.models.anatomy_motion import load_anatomy_motion
 from cardiosynth.models.mar import CONFIGS, MAR, MARConfig
+from cardiosynth.models.vae3d import encode_cines, load_vae3d
 from cardiosynth.paths import cache_dir
 from cardiosynth.weights import read_config, resolve, save_pretrained
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import (ACDC_LICENCE, Budget, JsonlLog, adamw, barrier, checkpoint_exists, cosine_lr,
-                             distributed_trainer, ema_update, end_epoch, init_distributed, load_checkpoint,
-                             main_process_first, pick_device, rank_share, seed_everything, start_run, store_compact)
+from training.common import (
+    ACDC_LICENCE,
+    Budget,
+    JsonlLog,
+    adamw,
+    barrier,
+    checkpoint_exists,
+    cosine_lr,
+    distributed_trainer,
+    ema_update,
+    end_epoch,
+    init_distributed,
+    load_checkpoint,
+    main_process_first,
+    pick_device,
+    rank_share,
+    seed_everything,
+    start_run,
+    store_compact,
+)
 
 VAL_SEED = 12345
 # where each config's weights go: the bundled editor (anatomy + motion), the bundled de novo MAR, the GPU-scale one
@@ -79,11 +98,9 @@ def representation_folders(config: MARConfig, frame_ae=None, motion=None, vae=No
 def _encoder(folders: dict[str, Path], device: torch.device):
     """cines (N, T, H, W) -> latents of the representation, 64 cines at a time."""
     if "vae3d" in folders:  # lazy imports: the MAR itself never needs the encoders
-        from cardiosynth.models.vae3d import encode_cines, load_vae3d
 
         vae = load_vae3d(str(folders["vae3d"])).to(device)
         return lambda cines: encode_cines(vae, cines)
-    from cardiosynth.models.anatomy_motion import load_anatomy_motion
 
     codec = load_anatomy_motion(str(folders["frame_ae"]), str(folders["motion"])).to(device)
     return lambda cines: torch.cat([codec.encode_codes(cines[i:i + 64]) for i in range(0, len(cines), 64)])

@@ -24,15 +24,30 @@ import torch
 from tqdm import tqdm
 
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
-from cardiosynth.measure.bench import time_callable
 from cardiosynth.measure.metrics import bootstrap_ci
-from cardiosynth.models.vae3d import (CONFIGS, VAE3D, VAE3DConfig, kl_divergence, load_vae3d, masked_metrics,
-                                      ssim_map)
+from cardiosynth.measure.timing import time_callable
+from cardiosynth.models.vae3d import (
+    CONFIGS,
+    VAE3D,
+    VAE3DConfig,
+    kl_divergence,
+    load_vae3d,
+    masked_metrics,
+    ssim_map,
+)
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import save_pretrained
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import (ACDC_LICENCE, JsonlLog, checkpoint_exists, load_checkpoint, one_cine_per_patient,
-                             pick_device, save_checkpoint, seed_everything)
+from training.common import (
+    ACDC_LICENCE,
+    JsonlLog,
+    checkpoint_exists,
+    load_checkpoint,
+    one_cine_per_patient,
+    pick_device,
+    save_checkpoint,
+    seed_everything,
+)
 
 REPORT_DIR = REPO_ROOT / "reports" / "vae3d"
 

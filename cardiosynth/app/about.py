@@ -1,5 +1,7 @@
 """Texts shown in the app (kept here so the layout code stays short)."""
 
+from cardiosynth.review.service import default_db
+
 CINE_NOTE_PHENOTYPE = (
     "Set or sample a phenotype set on the left, then press **Generate cine** below: the bundled CPGG model (masked "
     "autoregressive transformer drawing a heart's end-diastolic anatomy and its motion, trained on ACDC) makes one "
@@ -134,8 +136,6 @@ def about_markdown(review=None) -> str:
     where = DEFAULT_WHERE
     if review is not None:
         db = getattr(getattr(review, "store", None), "path", None)
-        from cardiosynth.review.service import default_db
-
         where = (f"On this server: the database is `{db or default_db()}` and the case files are under "
                  f"`{review.studies_dir}` (one folder per study). " + DEFAULT_WHERE.replace("Where: the", "The"))
     return _ABOUT_TEMPLATE.replace("{where}", where)

@@ -31,6 +31,8 @@ from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.export import display_frames, frame_interval, save_cine
 from cardiosynth.measure.curves import NOT_MEASURABLE, unreadable_reason
+from cardiosynth.measure.measurer import CineMeasurer
+from cardiosynth.pipelines import PhenotypeToCine
 
 from .compute import on_compute_thread
 from .player import frame_steps, image_frame, set_frame_time
@@ -70,16 +72,12 @@ class CineStudio:
     def _load(self) -> None:
         if self.pipeline is None:
             try:
-                from cardiosynth.pipelines import PhenotypeToCine
-
                 self.pipeline = PhenotypeToCine.from_pretrained(device=os.environ.get("CARDIOSYNTH_DEVICE", "auto"))
             except Exception as error:  # noqa: BLE001 - the rest of the app works without it
                 self.unavailable_reason = f"The phenotype\u2192cine weights could not be loaded: {error}"
                 log.warning(self.unavailable_reason)
         if self.measurer is None and self.pipeline is not None:
             try:
-                from cardiosynth.measure.measurer import CineMeasurer
-
                 self.measurer = CineMeasurer()
             except Exception:  # noqa: BLE001 - the curves are optional
                 log.warning("Measurement models not available: no area curves", exc_info=True)

@@ -22,7 +22,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from cardiosynth.ecg import EcgError, read_ecg
 from cardiosynth.export import save_cine
+from cardiosynth.pipelines.ecg_to_cine import MAX_STEPS, EcgToCine
+from cardiosynth.weights import WEIGHTS_DIR
 
 from .cine_view import checked_number, checked_whole, png_uris, sweep
 from .compute import on_compute_thread
@@ -80,9 +83,6 @@ class EcgCineStudio:
 
     def _load(self) -> None:
         try:
-            from cardiosynth.pipelines.ecg_to_cine import EcgToCine
-            from cardiosynth.weights import WEIGHTS_DIR
-
             self.pipeline = EcgToCine.from_pretrained(self.weights or WEIGHTS_DIR, anatomy=self.anatomy,
                                                       device=os.environ.get("CARDIOSYNTH_DEVICE", "auto"))
         except Exception as error:  # noqa: BLE001 - the rest of the app works without it
@@ -96,8 +96,6 @@ class EcgCineStudio:
     @property
     def defaults(self) -> dict:
         """The flow's own sampling settings, which the Advanced controls start from."""
-        from cardiosynth.pipelines.ecg_to_cine import MAX_STEPS
-
         c = self.pipeline.flow.config if self.available else None
         return {"steps": c.sampling_steps if c else 10, "cfg": c.cfg if c else 2.0, "max_steps": MAX_STEPS}
 
@@ -106,8 +104,6 @@ class EcgCineStudio:
         """The cycle "Generate cine from this ECG" animates (the pipeline's choice, the same for every seed and
         setting), so the ECG tab marks that one cycle before any cine exists; None when the model finds no
         complete heartbeat (generating then says why)."""
-        from cardiosynth.ecg import EcgError
-
         if not self.available:
             raise RuntimeError(self.unavailable_reason or "No ECG\u2192cine generator is bundled")
         try:
@@ -127,8 +123,6 @@ class EcgCineStudio:
         cfg = checked_number(cfg, "Guidance scale", 1.0, 20.0)
         position = checked_number(slice_position, "Slice position", 0.0, 1.0)
         if isinstance(ecg, (str, Path)):
-            from cardiosynth.ecg import read_ecg
-
             ecg, name, analysis = read_ecg(ecg), name or Path(ecg).name, None
         output = on_compute_thread(self.pipeline, ecg, seed=seed, steps=steps, cfg=cfg, slice_position=position,
                                    analysis=analysis)

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from cardiosynth.ecg import EcgError, plot_ecg, process_ecg, read_ecg
+from cardiosynth.ecg.readers.physionet import signal_file_names
+from cardiosynth.ecg.summary import ecg_report, fmt, quality_text
 from cardiosynth.paths import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -46,8 +49,6 @@ CYCLE_NOTE = {
 
 
 def _ecg_error(message: str) -> Exception:
-    from cardiosynth.ecg import EcgError
-
     return EcgError(message)
 
 
@@ -94,8 +95,6 @@ class EcgResult:
     def report(self) -> dict:
         """What a clinician checks first; the fields of ``python -m cardiosynth.ecg --json``, except that the cycle
         is the tab's one (``cycle_chosen_by`` says whose)."""
-        from cardiosynth.ecg.summary import ecg_report
-
         report = {"file": self.name, **ecg_report(self.ecg, self.analysis)}
         span = self.cycle_seconds()
         report["cycle_samples"] = None if span is None else [round(t * self.ecg.fs) for t in span]
@@ -105,8 +104,6 @@ class EcgResult:
         return report
 
     def summary_markdown(self) -> str:
-        from cardiosynth.ecg.summary import fmt, quality_text
-
         r = self.report()
 
         derived = f" (derived: {', '.join(r['derived_leads'])})" if r["derived_leads"] else ""
@@ -135,8 +132,6 @@ class EcgResult:
         return "\n".join(lines)
 
     def figure(self) -> "go.Figure":
-        from cardiosynth.ecg import plot_ecg
-
         name = "selected cycle" if self.cycle_by_model else "typical beat (neurokit2)"
         return plot_ecg(self.ecg, self.analysis, cycle=self.cycle_seconds(), cycle_name=name)
 
@@ -155,8 +150,6 @@ def analyse_path(path: str | Path, name: str | None = None, fs: float | None = N
                  leads: list[str] | None = None, cycle_of: CycleFinder | None = None) -> EcgResult:
     """Read and analyse one ECG file. ``cycle_of``: the ECG->cine model's cycle finder, when the app has that
     model: the tab then marks the cycle the cine is generated from (see :class:`EcgResult`)."""
-    from cardiosynth.ecg import process_ecg, read_ecg
-
     ecg = read_ecg(path, fs=fs, leads=leads)
     result = EcgResult(ecg, process_ecg(ecg), name or Path(path).name)
     if cycle_of is not None:
@@ -220,7 +213,5 @@ def wfdb_upload(paths: Sequence[Path]) -> tuple[Path, list[Path], list[Path]]:
 
 def _header_signal_names(header: Path) -> list[str]:
     """The signal files an uploaded header names; its first megabyte is plenty (a 12-lead header is ~2 kB)."""
-    from cardiosynth.ecg.readers.physionet import signal_file_names
-
     with header.open("rb") as f:
         return signal_file_names(f.read(1_000_000).decode("latin-1"))

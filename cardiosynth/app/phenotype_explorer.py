@@ -29,7 +29,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.models.phenotype_vae import Plausibility, PhenotypeVAE
+from cardiosynth.data.acdc import read_phenotype_csv
+from cardiosynth.data.splits import load_split
+from cardiosynth.models.phenotype_vae import PhenotypeVAE, Plausibility
+from cardiosynth.paths import data_root
 from cardiosynth.phenotypes import PhenotypeError
 
 log = logging.getLogger("cardiosynth.app")
@@ -287,10 +290,6 @@ def _seed(value) -> int:
 def _real_training_patients() -> pd.DataFrame | None:
     """The real ACDC training split's phenotypes when ../shared/data is present; None otherwise (no error)."""
     try:
-        from cardiosynth.data.acdc import read_phenotype_csv
-        from cardiosynth.data.splits import load_split
-        from cardiosynth.paths import data_root
-
         table = read_phenotype_csv(data_root() / "acdc")
         if table is None:
             return None

@@ -31,22 +31,24 @@ import os
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: no telemetry, no version check
 
+import inspect  # noqa: E402
+
 import gradio as gr  # noqa: E402
 from gradio.components.plot import PlotData  # noqa: E402
 
-import inspect  # noqa: E402
-
 from cardiosynth import phenotypes as ph  # noqa: E402
+from cardiosynth.pipelines.ecg_to_cine import PSEUDO_PAIRED_NOTE
+from cardiosynth.review import ReviewService
 
 from . import about  # noqa: E402
-from .ecg_view import CYCLE_NOTE, EXAMPLES, analyse_example, analyse_upload  # noqa: E402
-from .errors import error_box, user_message  # noqa: E402
-from .cine_view import CineStudio  # noqa: E402
-from .edit_view import edit_markdown, edit_real_cine  # noqa: E402
-from .ecg_cine import EcgCineStudio  # noqa: E402
 from .batch_view import BULK_HINT, MAX_CINES, BatchError, csv_batch, seed_grid  # noqa: E402
-from .player import pause_js, play_js  # noqa: E402
+from .cine_view import CineStudio  # noqa: E402
+from .ecg_cine import EcgCineStudio  # noqa: E402
+from .ecg_view import CYCLE_NOTE, EXAMPLES, analyse_example, analyse_upload  # noqa: E402
+from .edit_view import edit_markdown, edit_real_cine  # noqa: E402
+from .errors import error_box, user_message  # noqa: E402
 from .phenotype_explorer import KEEP_CHOICES, PhenotypeExplorer, Scored  # noqa: E402
+from .player import pause_js, play_js  # noqa: E402
 from .review_tab import add_review_admin_page, add_review_tab  # noqa: E402
 from .security import secure_launch_kwargs  # noqa: E402
 
@@ -349,7 +351,6 @@ def add_ecg_cine_panel(studio: EcgCineStudio, shown: gr.State) -> None:
         gr.Markdown(f"No ECG\u2192cine generator in this build: {studio.unavailable_reason}",
                     elem_classes=["cs-note"], elem_id="ecg-cine-unavailable")
         return
-    from cardiosynth.pipelines.ecg_to_cine import PSEUDO_PAIRED_NOTE
 
     gr.Markdown(f"**Note:** {PSEUDO_PAIRED_NOTE}", elem_classes=["cs-note"], elem_id="ecg-cine-note")
     defaults = studio.defaults
@@ -416,8 +417,6 @@ def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | No
     studio = studio if studio is not None else CineStudio()
     ecg_studio = ecg_studio if ecg_studio is not None else EcgCineStudio(anatomy=studio.pipeline)
     if review is None:
-        from cardiosynth.review import ReviewService
-
         review = ReviewService()
     start = explorer.score(explorer.start, note="Start: the VAE's most likely heart with normal ejection fractions "
                                                 "(LVEF 62 %, RVEF 55 %).")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cardiosynth.ecg import process_ecg, read_ecg
 from cardiosynth.paths import cache_dir, require_dataset
 
 SPLIT_FILE = Path(__file__).with_name("ludb_split.csv")
@@ -113,8 +114,6 @@ def timing_columns(analysis) -> dict[str, float]:
 
 def load_arrays(folder: str | Path | None = None, progress: bool = True) -> LudbArrays:
     """Read and process every record once (neurokit2, ~0.1 s each) and cache the arrays under the cache dir."""
-    from cardiosynth.ecg import process_ecg, read_ecg
-
     table = load_table(folder)
     path = cache_dir() / "ecg" / f"ludb_{len(table)}.npz"
     if path.is_file():

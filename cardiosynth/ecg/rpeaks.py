@@ -5,7 +5,7 @@ for beats. Running neurokit2's detector on each live lead and keeping a beat onl
 removes most of both errors; its position is taken from lead II when lead II is usable (the convention
 of the ECG model's phase), else from the lead that found most beats. On LUDB (170 records) this raised non-paced
 precision from 0.988 (neurokit2 on lead II alone) to 0.997 at sensitivity 1.0 and paced sensitivity
-from 0.64 to 0.91 (see ``cardiosynth.ecg.evaluate``); the vote fraction was chosen on LUDB itself.
+from 0.64 to 0.91 (see ``evaluation.ecg_evaluate``); the vote fraction was chosen on LUDB itself.
 """
 
 from __future__ import annotations

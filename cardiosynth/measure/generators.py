@@ -27,6 +27,7 @@ from cardiosynth.cine import Cine
 from cardiosynth.data.dataset import PreparedDataset
 from cardiosynth.models.anatomy_motion import load_anatomy_motion
 from cardiosynth.models.vae3d import decode_latents, encode_cines, load_vae3d
+from cardiosynth.pipelines import PhenotypeToCine
 
 
 class Generator(Protocol):
@@ -108,7 +109,6 @@ class EditedRealCines(RealCines):
 
     def __init__(self, dataset: PreparedDataset, split: str = "val", folder: str | None = None, device: str = "auto"):
         super().__init__(dataset, split)
-        from cardiosynth.pipelines import PhenotypeToCine
 
         self.pipe = PhenotypeToCine.from_pretrained(*([folder] if folder else []), device=device)
         self.name = f"edit-{split}"
@@ -190,7 +190,6 @@ def build_generator(name: str, dataset: PreparedDataset, split: str = "val", dev
     if name == "group-mean":
         return GroupMeanCine(train)
     if name == "cpgg" or name.startswith("cpgg:"):  # the trained phenotype -> cine pipeline (cpgg:<folder or hub id>)
-        from cardiosynth.pipelines import PhenotypeToCine
 
         pipe = PhenotypeToCine.from_pretrained(*name.split(":", 1)[1:], device=device)
         pipe.name = name

@@ -38,6 +38,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from cardiosynth.models.segmenter import load_segmenter
+
 FEATURES_C = 0.1  # inverse L2 strength of the linear classifier: strong regularisation, ~500 features, ~100 cines
 CNN_WIDTH = 24  # channels of every conv layer after the first
 CNN_EPOCHS = 30
@@ -282,8 +284,6 @@ def classifier_two_sample_test(first, second, first_groups, second_groups, segme
     labels = np.concatenate([np.zeros(len(first), int), np.ones(len(second), int)])
     splits = grouped_folds(labels, groups, folds, seed)
     if segmenter is None:
-        from cardiosynth.models.segmenter import load_segmenter
-
         segmenter = load_segmenter()
     result = {}
     for name, scores in (("cnn", cnn_scores(frames, labels, splits, seed)),

@@ -46,7 +46,7 @@ from torch import nn
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.phenotypes import PhenotypeError
-from cardiosynth.weights import config_from_dict
+from cardiosynth.weights import WeightsError, config_from_dict, load_state
 
 COORDINATES = ("log LVEDV", "logit(LVESV/LVEDV)", "log LVM", "log RVEDV", "logit(RVESV/RVEDV)")
 SIDES = {"LV": (0, 1), "RV": (3, 4)}  # the coordinate pair of each ventricle; LVM is coordinate 2
@@ -406,8 +406,6 @@ class PhenotypeVAE(nn.Module):
     def from_pretrained(cls, folder_or_name: str | Path = "phenotype_vae") -> "PhenotypeVAE":
         """Bundled weights (``weights/phenotype_vae``) or a folder; refuses weights whose sha256 differs from
         ``config.json``. Returned in eval mode, float64 (inference is tiny; float64 keeps sums exact)."""
-        from cardiosynth.weights import WeightsError, load_state
-
         state, payload = load_state(folder_or_name)
         config = PhenotypeVAEConfig.from_dict(payload["config"])
         if not config.scaler_mean or not config.calibration_log_density:

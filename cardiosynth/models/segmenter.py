@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cardiosynth.weights import config_from_dict
+from cardiosynth.weights import config_from_dict, load_state
 
 BACKGROUND, RV, MYO, LV = 0, 1, 2, 3
 LABEL_NAMES = {RV: "RV", MYO: "MYO", LV: "LV"}
@@ -164,8 +164,6 @@ def count_parameters(model: nn.Module) -> int:
 def load_segmenter(folder_or_name: str | Path = "segmenter", fuse: bool = True) -> Segmenter:
     """The bundled segmenter (``weights/segmenter``) or one in ``folder``; the weights' sha256 is checked and
     the config rebuilt from ``config.json``. Returned in eval mode (BatchNorm folded when ``fuse``)."""
-    from cardiosynth.weights import load_state
-
     state, payload = load_state(folder_or_name)
     config = SegmenterConfig.from_dict(payload["config"])
     model = Segmenter(config)

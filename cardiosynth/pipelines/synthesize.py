@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.export import atomic_path
+from cardiosynth.export import atomic_path, save_cine
 from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine
 from cardiosynth.weights import WEIGHTS_DIR
 
@@ -110,8 +110,6 @@ def synthesize(out: Path, n: int | None = None, phenotypes_csv: str | None = Non
                weights: str | Path = WEIGHTS_DIR, rank: int = 0, world_size: int = 1, progress: bool = True,
                pipe: PhenotypeToCine | None = None, device: str = "auto") -> dict:
     """Generate this rank's missing chunks; return counts. See the module docstring."""
-    from cardiosynth.export import save_cine
-
     if fmt not in OUTPUT_FORMATS:
         raise SynthesisError("--format must be one of " + ", ".join(OUTPUT_FORMATS))
     if chunk_size < 1:

@@ -1,12 +1,12 @@
 """Command line of the blinded reader study:
-``python -m cardiosynth.review {create,results,export,blinding-check,loadtest}``.
+``python -m cardiosynth.review {create,results,export,blinding-check}``.
 
     create          N real held-out cines + N synthetic ones through one rendering path -> study code + admin token
     results         per-reader and pooled statistics (JSON), optionally the figure (--plot)
     export          every answer with the truth as CSV
     blinding-check  can a script tell real from synthetic files without looking at the pixels? (exit 1 if so)
-    loadtest        30 concurrent simulated readers x 50 cases, a restart half-way, and a SIGKILL crash check
 
+The load and crash test of the store is ``python -m evaluation.review_store_load``.
 The admin token can also be given as $CARDIOSYNTH_REVIEW_TOKEN (keeps it out of the shell history).
 """
 
@@ -16,11 +16,13 @@ import argparse
 import json
 import os
 import sys
-import tempfile
-from pathlib import Path
 
+from cardiosynth.data.dataset import load_or_prepare, load_prepared
+from cardiosynth.data.prepare import CONFIGS
 from cardiosynth.paths import DataNotFoundError
 from cardiosynth.review.errors import ReviewError
+from cardiosynth.review.render import RenderSettings
+from cardiosynth.review.service import ReviewService
 
 
 def _admin_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,31 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", required=True, help="CSV file to write")
     blinding = commands.add_parser("blinding-check", help="compare real and synthetic case files (admin)")
     _admin_arguments(blinding)
-    load = commands.add_parser("loadtest", help="concurrent simulated readers, a restart and a crash")
-    load.add_argument("--readers", type=int, default=30)
-    load.add_argument("--cases", type=int, default=50)
-    load.add_argument("--no-crash", action="store_true", help="skip the SIGKILL crash check")
     args = parser.parse_args(argv)
 
     try:
-        if args.command == "loadtest":
-            from cardiosynth.review.loadtest import crash_check, run_loadtest
-
-            with tempfile.TemporaryDirectory(prefix="cardiosynth-loadtest-") as scratch:
-                report = run_loadtest(args.db or Path(scratch) / "load.sqlite", args.readers, args.cases)
-                if not args.no_crash:
-                    report["crash"] = crash_check(Path(scratch) / "crash.sqlite")
-            print(json.dumps(report, indent=2))
-            return 0 if not report["errors"] and report["lost"] == 0 and report["duplicates"] == 0 else 1
-
-        from cardiosynth.review.service import ReviewService
-
         service = ReviewService(args.db, getattr(args, "out", None) if args.command == "create" else None)
         if args.command == "create":
-            from cardiosynth.data.dataset import load_or_prepare, load_prepared
-            from cardiosynth.data.prepare import CONFIGS
-            from cardiosynth.review.render import RenderSettings
-
             settings = RenderSettings(args.size, args.frames_per_cycle, args.cycles, args.cycle_seconds)
             created = service.create_study(args.generator, args.real, args.synthetic, args.split, args.conditions,
                                            args.seed, settings, args.title,

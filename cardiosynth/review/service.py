@@ -20,9 +20,16 @@ import math
 import os
 from pathlib import Path
 
+from cardiosynth.data.dataset import load_or_prepare
+from cardiosynth.measure.generators import build_generator
 from cardiosynth.paths import cache_dir, private_folder
 from cardiosynth.review import session, stats
-from cardiosynth.review.access import check_admin, display_code, normalise_code, token_hash
+from cardiosynth.review.access import (
+    check_admin,
+    display_code,
+    normalise_code,
+    token_hash,
+)
 from cardiosynth.review.blinding import blinding_check
 from cardiosynth.review.errors import ReviewError
 from cardiosynth.review.ratelimit import FailureLimiter
@@ -123,13 +130,10 @@ class ReviewService:
         n_real = whole_number(n_real, "real cines", 1, 500)
         n_synthetic = whole_number(n_synthetic, "synthetic cines", 1, 500)
         if dataset is None:
-            from cardiosynth.data.dataset import load_or_prepare
-
             dataset = load_or_prepare("default", notify=notify)
         if isinstance(generator, str):
             if generator == "real":
                 raise ReviewError("The synthetic cases need a generator that makes cines, not 'real'.")
-            from cardiosynth.measure.generators import build_generator
 
             generator = build_generator(generator, dataset)
         return design_study(self.store, self.studies_dir, dataset, generator, n_real, n_synthetic, split,

@@ -1,8 +1,8 @@
 """Does synthetic data help? The papers' pretraining study on ACDC, as one command.
 
-    python -m cardiosynth.measure.pretraining --generator cpgg --mix 0 1 3 --folds 5        # the default
-    python -m cardiosynth.measure.pretraining --generator none                              # real-only rows
-    python -m cardiosynth.measure.pretraining --generator ecg --mix 0 1 2 3 --labelled-mix 3
+    python -m evaluation.pretraining --generator cpgg --mix 0 1 3 --folds 5        # the default
+    python -m evaluation.pretraining --generator none                              # real-only rows
+    python -m evaluation.pretraining --generator ecg --mix 0 1 2 3 --labelled-mix 3
 
 A small ViT masked autoencoder (time as channels) is pretrained on the real train-split cines, alone or with k
 times as many synthetic cines of the bundled generator; it is fine-tuned on real patients for the 5-class
@@ -24,12 +24,12 @@ import pandas as pd
 import torch
 
 from cardiosynth.data.dataset import load_or_prepare
-from cardiosynth.measure.pretraining import report
-from cardiosynth.measure.pretraining.folds import FoldError
-from cardiosynth.measure.pretraining.study import plan_study, run_study, target_scaler, truth
-from cardiosynth.measure.pretraining.synthetic import GENERATORS, pool_folder, synthetic_pool
-from cardiosynth.measure.pretraining.train import StudyConfig
 from cardiosynth.paths import REPO_ROOT, cache_dir
+from evaluation.pretraining import report
+from evaluation.pretraining.folds import FoldError
+from evaluation.pretraining.study import plan_study, run_study, target_scaler, truth
+from evaluation.pretraining.synthetic import GENERATORS, pool_folder, synthetic_pool
+from evaluation.pretraining.train import StudyConfig
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
         "patient_prediction": "mean over the patient's slices of the slice model's probabilities / phenotypes",
     }
     record = {
-        "command": "python -m cardiosynth.measure.pretraining " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m evaluation.pretraining " + " ".join(argv if argv is not None else sys.argv[1:]),
         "generator": args.generator, "generator_sha256": pool.sha if pool is not None else None,
         "rows": plan.rows, "design": design, "config": dataclasses.asdict(config), "seed": args.seed,
         "minutes": {"synthesis": round(pool_seconds / 60, 1), "pretraining_and_finetuning": round(study_seconds / 60, 1),

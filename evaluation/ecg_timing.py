@@ -1,6 +1,6 @@
 """Does the generated cine follow the ECG? Timing, a shuffled-ECG control, and realism of the ECG -> cine model.
 
-    python -m cardiosynth.measure.ecg_timing [--split test|val|heldout|simulated] [--weights weights]
+    python -m evaluation.ecg_timing [--split test|val|heldout|simulated] [--weights weights]
                                              [--out reports/ecg_flow/test]
 
 For every held-out LUDB record (not paced, with a QT/RR from neurokit2), or for ``--split simulated`` every
@@ -43,7 +43,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cardiosynth.data.dataset import load_prepared
+from cardiosynth.data.ludb import load_arrays, timing_columns
+from cardiosynth.ecg import process_ecg
+from cardiosynth.ecg.types import FS, LEADS, N_SAMPLES, Ecg
 from cardiosynth.measure import metrics
+from cardiosynth.measure.anatomy import check_anatomy, summarize_anatomy
+from cardiosynth.measure.measurer import CineMeasurer
+from cardiosynth.models.cine_encoder import encode_cines, load_cine_encoder
+from cardiosynth.pipelines.ecg_to_cine import EcgToCine
+from cardiosynth.retime import ES_FRACTION_RANGE, retime, retimed_dataset
+from cardiosynth.weights import WEIGHTS_DIR
+from evaluation.evaluate import Reference, TuringReference
 
 PERMUTATIONS = 2000
 
@@ -63,10 +74,6 @@ def simulated_records(n: int, heart_rates: tuple[float, float] = (45.0, 120.0), 
     import warnings
 
     import neurokit2 as nk
-
-    from cardiosynth.data.ludb import timing_columns
-    from cardiosynth.ecg import process_ecg
-    from cardiosynth.ecg.types import FS, LEADS, N_SAMPLES, Ecg
 
     rows = []
     for i, rate in enumerate(np.linspace(*heart_rates, n)):
@@ -94,14 +101,6 @@ def shuffled_control(x: np.ndarray, y: np.ndarray, observed: float, n: int = PER
 
 def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for_spread: int = 5,
         command: str = "", n_simulated: int = 60, seed: int = 0) -> dict:
-    from cardiosynth.data.dataset import load_prepared
-    from cardiosynth.data.ludb import load_arrays
-    from cardiosynth.measure.anatomy import check_anatomy, summarize_anatomy
-    from cardiosynth.measure.evaluate import Reference, TuringReference
-    from cardiosynth.measure.measurer import CineMeasurer
-    from cardiosynth.models.cine_encoder import encode_cines, load_cine_encoder
-    from cardiosynth.pipelines.ecg_to_cine import EcgToCine
-
     pipe = EcgToCine.from_pretrained(weights)
     measurer = CineMeasurer()
     records = (simulated_records(n_simulated) if split == "simulated"
@@ -201,7 +200,6 @@ def retiming_ceiling(real, measurer, canonical: float, qt_rr: np.ndarray, seed: 
 
     import torch
 
-    from cardiosynth.retime import ES_FRACTION_RANGE, retime, retimed_dataset
 
     target = np.clip(np.random.default_rng(seed).choice(qt_rr, len(real)), *ES_FRACTION_RANGE)
     canon = retimed_dataset(real, canonical)
@@ -291,9 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--acdc-split", choices=["val", "test"], default="test", help="real cines for the floor")
     parser.add_argument("--out", type=Path, default=Path("reports/ecg_flow/test"))
     args = parser.parse_args(argv)
-    from cardiosynth.weights import WEIGHTS_DIR
 
-    command = "python -m cardiosynth.measure.ecg_timing " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m evaluation.ecg_timing " + " ".join(argv if argv is not None else sys.argv[1:])
     report = run(args.split, args.weights or WEIGHTS_DIR, args.out, args.acdc_split, command=command,
                  n_simulated=args.n_simulated, seed=args.seed)
     print(json.dumps({k: report[k] for k in ("timing", "shuffled_control", "heart_rate", "realism")}, indent=2))

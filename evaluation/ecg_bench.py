@@ -1,6 +1,6 @@
 """Parse + process time for one 12-lead 10 s ECG, as JSON (median of repeats after warm-up).
 
-``python -m cardiosynth.ecg.bench [FILE ...] [--repeats 20] [--warmup 3]``; without files: the first LUDB
+``python -m evaluation.ecg_bench [FILE ...] [--repeats 20] [--warmup 3]``; without files: the first LUDB
 record and every example in ``<data>/ecg/formats``.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import neurokit2
 
-from ..paths import data_root
-from . import EcgError, read_ecg
-from .process import process_ecg
+from cardiosynth.ecg import EcgError, read_ecg
+from cardiosynth.ecg.process import process_ecg
+from cardiosynth.paths import data_root
 
 GOAL_S = 0.3  # parse + process per 10-s 12-lead ECG (issue "Clinical interop")
 
@@ -56,7 +56,7 @@ def default_files() -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cardiosynth.ecg.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m evaluation.ecg_bench", description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", type=Path)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)

@@ -1,5 +1,7 @@
 """Load and durability test of the reader flow on one database (no web server, no rendering).
 
+    python -m evaluation.review_store_load [--readers 30] [--cases 50] [--no-crash] [--db FILE]   # JSON out
+
 ``run_loadtest``: N simulated readers (threads) answer M cases each through the session layer, concurrently;
 some answers are sent twice (double clicks) and every reader also tries a case that is not theirs and a wrong
 resume code. Half-way the store is closed and reopened (a server restart) and every reader resumes with their
@@ -12,18 +14,22 @@ told had been saved must be in the database afterwards.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import random
 import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from cardiosynth.paths import REPO_ROOT
 from cardiosynth.review import session
 from cardiosynth.review.access import new_study_code, new_token, token_hash
 from cardiosynth.review.errors import ReviewError
@@ -133,9 +139,9 @@ def crash_check(db: str | Path, n_cases: int = 400, kill_after: int = 40) -> dic
     """Kill a process that is answering with SIGKILL; check that every answer it had confirmed survived."""
     store = Store(db)
     code = fake_study(store, n_cases)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
                                                                        os.environ.get("PYTHONPATH")]))}
-    child = subprocess.Popen([sys.executable, "-m", "cardiosynth.review.loadtest", str(db), code],
+    child = subprocess.Popen([sys.executable, "-m", "evaluation.review_store_load", "child", str(db), code],
                              stdout=subprocess.PIPE, text=True, env=env)
     token, saved = None, []
     for words in map(str.split, child.stdout):
@@ -160,5 +166,25 @@ def crash_check(db: str | Path, n_cases: int = 400, kill_after: int = 40) -> dic
     return result
 
 
-if __name__ == "__main__":  # the crash-check child: python -m cardiosynth.review.loadtest DB CODE
-    _child(sys.argv[1], sys.argv[2])
+def main(argv: list[str] | None = None) -> int:
+    """Both checks on scratch databases (or ``--db``), one JSON report; exit 1 if an answer was lost or doubled."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["child"]:  # the crash check's child process: child DB CODE
+        _child(argv[1], argv[2])
+        return 0
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--readers", type=int, default=30)
+    parser.add_argument("--cases", type=int, default=50)
+    parser.add_argument("--no-crash", action="store_true", help="skip the SIGKILL crash check")
+    parser.add_argument("--db", help="database file for the load test (default: a scratch file)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="cardiosynth-loadtest-") as scratch:
+        report = run_loadtest(args.db or Path(scratch) / "load.sqlite", args.readers, args.cases)
+        if not args.no_crash:
+            report["crash"] = crash_check(Path(scratch) / "crash.sqlite")
+    print(json.dumps(report, indent=2))
+    return 0 if not report["errors"] and report["lost"] == 0 and report["duplicates"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,6 +1,6 @@
 """Evaluate any generator (conditions in -> cines out) and write a report: JSON + Markdown + PNG plots.
 
-    python -m cardiosynth.measure.evaluate --generator real --generator nearest-train --generator group-mean \
+    python -m evaluation.evaluate --generator real --generator nearest-train --generator group-mean \
         --split val --out reports/ceiling
 
 Realism first, by an automated Turing test (``cardiosynth.measure.turing``): a classifier two-sample test
@@ -42,7 +42,12 @@ from cardiosynth import phenotypes as ph  # noqa: E402
 from cardiosynth.data.dataset import PreparedDataset, load_prepared  # noqa: E402
 from cardiosynth.measure import metrics, turing  # noqa: E402
 from cardiosynth.measure.anatomy import CHECKS, check_anatomy, summarize_anatomy  # noqa: E402
-from cardiosynth.measure.generators import Generator, RealCines, build_generator, check_conditions  # noqa: E402
+from cardiosynth.measure.generators import (  # noqa: E402
+    Generator,
+    RealCines,
+    build_generator,
+    check_conditions,
+)
 from cardiosynth.measure.measurer import CineMeasurer, stack_frames  # noqa: E402
 from cardiosynth.models.cine_encoder import CineEncoder, encode_cines, load_cine_encoder  # noqa: E402
 
@@ -347,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-c2st", action="store_true",
                         help="skip the automated Turing test (quick runs; the anatomy checks still run)")
     args = parser.parse_args(argv)
-    command = "python -m cardiosynth.measure.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m evaluation.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
     report = run(args.generator or ["real", "nearest-train", "group-mean"], args.split, Path(args.out),
                  args.dataset, command, args.seed, c2st=not args.no_c2st)
     control = report["turing_control_real_train_vs_heldout"] or {}

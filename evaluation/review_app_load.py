@@ -1,4 +1,4 @@
-"""``python -m cardiosynth.app.review_load``: many readers answering at once through the running app; JSON out.
+"""``python -m evaluation.review_app_load``: many readers answering at once through the running app; JSON out.
 
 Creates a real study (real val cines + group-mean synthetic ones, small videos) in a temporary database,
 starts ``python app.py`` on it, and lets N simulated readers (one gradio_client session each, in threads) join
@@ -24,8 +24,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from cardiosynth.app.bench import _stats, _wait_for_page, free_port
 from cardiosynth.paths import REPO_ROOT
+from cardiosynth.review import ReviewService
+from cardiosynth.review.render import RenderSettings
+from evaluation.app_bench import free_port, latency_stats, wait_for_page
 
 
 class Server:
@@ -40,7 +42,7 @@ class Server:
         self.process = subprocess.Popen([sys.executable, str(REPO_ROOT / "app.py"), "--port", str(self.port)],
                                         cwd=REPO_ROOT, env=self.env, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
-        _wait_for_page(self.url, self.process, timeout)
+        wait_for_page(self.url, self.process, timeout)
         self.up.set()
 
     def stop(self) -> None:
@@ -95,9 +97,6 @@ def _probe(server: Server, stop: threading.Event, page_ms: list, failures: list)
 
 
 def run(readers: int, cases: int, restart: bool) -> dict:
-    from cardiosynth.review import ReviewService
-    from cardiosynth.review.render import RenderSettings
-
     folder = Path(tempfile.mkdtemp(prefix="cardiosynth-review-load-"))
     db, studies = folder / "review.sqlite", folder / "studies"
     service = ReviewService(db, studies)
@@ -136,8 +135,8 @@ def run(readers: int, cases: int, restart: bool) -> dict:
         "lost_confirmed_but_not_stored": sum(max(0, c - stored.get(n, 0)) for n, c in confirmed.items()),
         "duplicated_rows": _duplicates(db),
         "errors_shown_to_readers": sum(len(r["errors"]) for r in results.values()),
-        "answer_ms": _stats([x for r in results.values() for x in r["latencies"]]),
-        "page_load_ms_during_load": _stats(page_ms) if page_ms else None,
+        "answer_ms": latency_stats([x for r in results.values() for x in r["latencies"]]),
+        "page_load_ms_during_load": latency_stats(page_ms) if page_ms else None,
         "page_load_failures_outside_restart": len(probe_failures),
         "seconds": round(seconds, 1),
     }

@@ -1,6 +1,6 @@
 """Does editing a real heart's LVEF move what is measured on it? Each held-out cine edited to two LVEFs.
 
-    python -m cardiosynth.measure.edit_control --split val --low 30 --high 60 --out reports/mar/edit_val.json
+    python -m evaluation.edit_control --split val --low 30 --high 60 --out reports/mar/edit_val.json
 
 For every real held-out cine: ``PhenotypeToCine.edit`` with its own LVEDV, LVM and RVEDV (the anatomy kept)
 and LVEF = ``low``, then = ``high`` (same seed). The bundled measurer reads LVEF back from the real cine and
@@ -17,7 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cardiosynth.data.dataset import load_prepared
 from cardiosynth.measure import metrics
+from cardiosynth.measure.measurer import CineMeasurer
+from cardiosynth.pipelines import PhenotypeToCine
 
 
 def mean_ci(values: np.ndarray, groups: np.ndarray) -> dict:
@@ -30,10 +33,6 @@ def mean_ci(values: np.ndarray, groups: np.ndarray) -> dict:
 
 def run(split: str = "val", low: float = 30.0, high: float = 60.0, seed: int = 0, dataset_name: str = "default",
         command: str = "") -> dict:
-    from cardiosynth.data.dataset import load_prepared
-    from cardiosynth.measure.measurer import CineMeasurer
-    from cardiosynth.pipelines import PhenotypeToCine
-
     if not 0 < low < high < 100:
         raise ValueError(f"need 0 < low < high < 100 (LVEF %), got {low}, {high}")
     heldout = load_prepared(dataset_name).split(split)
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    command = "python -m cardiosynth.measure.edit_control " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m evaluation.edit_control " + " ".join(argv if argv is not None else sys.argv[1:])
     report = run(args.split, args.low, args.high, args.seed, command=command)
     text = json.dumps(report, indent=2)
     if args.out:

@@ -1,4 +1,4 @@
-"""``python -m cardiosynth.app.bench``: time the app as a user meets it; prints JSON.
+"""``python -m evaluation.app_bench``: time the app as a user meets it; prints JSON.
 
 - ``cold_start_s``: from spawning ``python app.py --port P`` to the first ``GET /`` answered 200 (page served).
 - ``client_ms``: gradio_client round trips (queue included) for ``/sample``, ``/plausibility`` and
@@ -29,7 +29,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from cardiosynth import phenotypes as ph
+from cardiosynth.app.ui import launch_kwargs
 from cardiosynth.paths import REPO_ROOT
+from cardiosynth.weights import read_config
 
 CHROMIUM = os.environ.get("CARDIOSYNTH_CHROMIUM", "/usr/bin/chromium")  # Debian's; never a downloaded one
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -46,8 +49,6 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serve_in_process(demo):
     """Serve ``demo`` (the app's Blocks) on a free loopback port in this process; yields its URL (for tests)."""
-    from cardiosynth.app.ui import launch_kwargs
-
     port = free_port()
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_kwargs())
     try:
@@ -56,13 +57,15 @@ def serve_in_process(demo):
         demo.close()
 
 
-def _stats(ms: list[float]) -> dict:
+def latency_stats(ms: list[float]) -> dict:
+    """Count, median, min, p90 and max of latencies in milliseconds (shared by the app's load tests)."""
     ordered = sorted(ms)
     return {"n": len(ms), "median": round(statistics.median(ms), 1), "min": round(ordered[0], 1),
             "p90": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 1), "max": round(ordered[-1], 1)}
 
 
-def _wait_for_page(url: str, process: subprocess.Popen, timeout: float) -> None:
+def wait_for_page(url: str, process: subprocess.Popen, timeout: float) -> None:
+    """Block until ``app.py`` (started as ``process``) serves ``url``; a clear error if it exits or times out."""
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
         if process.poll() is not None:
@@ -80,7 +83,6 @@ def _wait_for_page(url: str, process: subprocess.Popen, timeout: float) -> None:
 def _client_latency(url: str, repeats: int) -> dict:
     from gradio_client import Client
 
-    from cardiosynth import phenotypes as ph
 
     client = Client(url, verbose=False, download_files=False)
     sample_ms, score_ms, ecg_ms = [], [], []
@@ -100,11 +102,10 @@ def _client_latency(url: str, repeats: int) -> dict:
         t = time.perf_counter()
         client.predict(example, api_name="/ecg_example")
         ecg_ms.append(1000 * (time.perf_counter() - t))
-    report = {"sample": _stats(sample_ms), "plausibility": _stats(score_ms),
-              "ecg_example_first": round(ecg_ms[0], 1), "ecg_example": _stats(ecg_ms[1:])}
+    report = {"sample": latency_stats(sample_ms), "plausibility": latency_stats(score_ms),
+              "ecg_example_first": round(ecg_ms[0], 1), "ecg_example": latency_stats(ecg_ms[1:])}
     endpoints = client.view_api(print_info=False, return_format="dict").get("named_endpoints", {})
     if "/ecg_generate" in endpoints:  # a cine from the ECG just read (kept in this client's session)
-        from cardiosynth.weights import read_config
 
         flow = read_config(REPO_ROOT / "weights" / "ecg_flow")["config"]  # the settings the app's controls start at
         ecg_cine_ms = []
@@ -112,14 +113,14 @@ def _client_latency(url: str, repeats: int) -> dict:
             t = time.perf_counter()
             client.predict(i, flow["sampling_steps"], flow["cfg"], 0.5, api_name="/ecg_generate")
             ecg_cine_ms.append(1000 * (time.perf_counter() - t))
-        report["ecg_generate"] = _stats(ecg_cine_ms)
+        report["ecg_generate"] = latency_stats(ecg_cine_ms)
     if "/generate" in endpoints:
         generate_ms = []
         for i in range(repeats):
             t = time.perf_counter()
             client.predict(*values, i, 8, 3.0, 0.5, api_name="/generate")
             generate_ms.append(1000 * (time.perf_counter() - t))
-        report["generate"] = _stats(generate_ms)
+        report["generate"] = latency_stats(generate_ms)
     return report
 
 
@@ -171,14 +172,14 @@ def _browser_latency(url: str, repeats: int, chromium: str) -> dict:
                     settled.append(1000 * (time.perf_counter() - t))
         finally:
             browser.close()
-    return {"page_load_to_indicator_ms": round(first_paint, 1), "sample_click_to_indicator_ms": _stats(clicks),
-            "sample_click_to_plot_ms": _stats(plots),
-            **({"generate_click_to_animation_ms": _stats(generated),
-                "generate_click_to_figure_and_downloads_ms": _stats(settled)} if generated else {})}
+    return {"page_load_to_indicator_ms": round(first_paint, 1), "sample_click_to_indicator_ms": latency_stats(clicks),
+            "sample_click_to_plot_ms": latency_stats(plots),
+            **({"generate_click_to_animation_ms": latency_stats(generated),
+                "generate_click_to_figure_and_downloads_ms": latency_stats(settled)} if generated else {})}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cardiosynth.app.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m evaluation.app_bench", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20, help="calls per endpoint (default 20)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for app.py (default: its own)")
     parser.add_argument("--browser", action="store_true", help="also time clicks in headless Chromium")
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for_page(url, process, args.timeout)
+        wait_for_page(url, process, args.timeout)
         report["cold_start_s"] = round(time.perf_counter() - t0, 2)
         report["client_ms"] = _client_latency(url, args.repeats)
         if args.browser:

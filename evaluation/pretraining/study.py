@@ -28,10 +28,23 @@ from tqdm import tqdm
 
 from cardiosynth.data.dataset import PreparedDataset
 from cardiosynth.export import atomic_path
-from cardiosynth.measure.pretraining.folds import Fold, check_folds, generator_training_subjects, make_folds
-from cardiosynth.measure.pretraining.synthetic import SyntheticPool
-from cardiosynth.measure.pretraining.train import (GROUPS, NO_GROUP, TARGETS, Labelled, StudyConfig, finetune,
-                                                   predict_slices, pretrain)
+from evaluation.pretraining.folds import (
+    Fold,
+    check_folds,
+    generator_training_subjects,
+    make_folds,
+)
+from evaluation.pretraining.synthetic import SyntheticPool
+from evaluation.pretraining.train import (
+    GROUPS,
+    NO_GROUP,
+    TARGETS,
+    Labelled,
+    StudyConfig,
+    finetune,
+    predict_slices,
+    pretrain,
+)
 
 REFERENCE_ROW = "mix 0"
 

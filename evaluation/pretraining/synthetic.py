@@ -16,8 +16,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.export import load_npz_cine
+from cardiosynth.data.ludb import load_table
+from cardiosynth.ecg import process_ecg, read_ecg
+from cardiosynth.export import load_npz_cine, save_cine
 from cardiosynth.paths import cache_dir
+from cardiosynth.pipelines.ecg_to_cine import EcgToCine
+from cardiosynth.pipelines.synthesize import CONDITIONS_FILE, synthesize
 from cardiosynth.weights import WEIGHTS_DIR
 
 GENERATORS = ("cpgg", "ecg", "none")
@@ -50,8 +54,6 @@ def synthetic_pool(generator: str, n: int, seed: int = 0, weights: str | Path = 
 
 
 def _phenotype_pool(folder: Path, n: int, seed: int, weights, progress: bool, device: str) -> SyntheticPool:
-    from cardiosynth.pipelines.synthesize import CONDITIONS_FILE, synthesize
-
     summary = synthesize(folder, n=n, seed=seed, fmt="npz", chunk_size=16, weights=weights, progress=progress,
                          device=device)
     if not summary["complete"]:
@@ -65,11 +67,6 @@ def _phenotype_pool(folder: Path, n: int, seed: int, weights, progress: bool, de
 def _ecg_pool(folder: Path, n: int, seed: int, weights, progress: bool, device: str) -> SyntheticPool:
     """Cine i: LUDB training ECG i mod (number of them), generation seed ``seed * 1_000_003 + i``, slice position
     drawn uniform base..apex from ``seed``; its anatomy from a phenotype VAE sample (the pipeline's default)."""
-    from cardiosynth.data.ludb import load_table
-    from cardiosynth.ecg import process_ecg, read_ecg
-    from cardiosynth.export import save_cine
-    from cardiosynth.pipelines.ecg_to_cine import EcgToCine
-
     records = load_table()
     records = records[records["split"] == "train"].reset_index(drop=True)
     positions = np.random.default_rng(seed).uniform(0, 1, n)

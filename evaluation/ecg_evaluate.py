@@ -1,6 +1,6 @@
 """R-peak accuracy (and QT agreement) on LUDB against the cardiologists' annotations (lead ii), as JSON.
 
-``python -m cardiosynth.ecg.evaluate [--ludb FOLDER] [--records 1 2 3] [--per-record]``
+``python -m evaluation.ecg_evaluate [--ludb FOLDER] [--records 1 2 3] [--per-record]``
 
 Rule (DESIGN.md): a detection matches an annotated QRS peak within +-75 ms (one-to-one, nearest first);
 only the annotated span of each record counts (``annotated_from_s``..``annotated_to_s`` in records.csv,
@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import wfdb
 
-from ..paths import require_dataset
-from . import read_ecg
-from .process import process_ecg
+from cardiosynth.ecg import read_ecg
+from cardiosynth.ecg.process import process_ecg
+from cardiosynth.paths import require_dataset
 
 TOLERANCE_S = 0.075
 PACED = {34, 45, 74, 90, 93, 95, 104, 111}
@@ -124,7 +124,7 @@ def evaluate(folder: Path, records: list[str] | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cardiosynth.ecg.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m evaluation.ecg_evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--ludb", type=Path, default=None, help="LUDB folder (default: <data>/ecg/ludb)")
     parser.add_argument("--records", nargs="*", default=None, help="only these records")
     parser.add_argument("--per-record", action="store_true", help="include every record's counts")

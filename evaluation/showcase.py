@@ -1,6 +1,6 @@
 """The README's picture: generated cines for five phenotype sets, small to large LVEDV and normal to low EF.
 
-    python -m cardiosynth.pipelines.showcase --out reports/mar/showcase.png [--weights weights] [--seed 0]
+    python -m evaluation.showcase --out reports/mar/showcase.png [--weights weights] [--seed 0]
 
 Each row is one cine (mid-ventricle) across the cardiac cycle (frame 0 = end-diastole); the row label gives
 the requested LVEDV / LVEF beside what the measurement pipeline (segmenter + phenotype estimator) reads off
@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from cardiosynth.measure.measurer import CineMeasurer
 from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine  # noqa: E402
 from cardiosynth.weights import WEIGHTS_DIR  # noqa: E402
 
@@ -27,8 +28,6 @@ SETS = ((90.0, 65.0), (130.0, 60.0), (170.0, 50.0), (230.0, 35.0), (300.0, 20.0)
 
 
 def showcase(pipe: PhenotypeToCine, out: Path, seed: int = 0, slice_position: float = 0.5, columns: int = 8) -> dict:
-    from cardiosynth.measure.measurer import CineMeasurer
-
     requests = pd.DataFrame({"LVEDV": [s[0] for s in SETS], "LVEF": [s[1] for s in SETS]})
     result = pipe(requests, n=1, seed=seed, slice_position=slice_position)
     measured, _ = CineMeasurer().measure(result.cines)

@@ -17,8 +17,8 @@ from scipy import stats
 from sklearn.metrics import r2_score
 
 from cardiosynth.measure.metrics import bootstrap_ci
-from cardiosynth.measure.pretraining.study import REFERENCE_ROW
-from cardiosynth.measure.pretraining.train import GROUPS, TARGETS
+from evaluation.pretraining.study import REFERENCE_ROW
+from evaluation.pretraining.train import GROUPS, TARGETS
 
 
 def patient_frame(results: dict[str, dict], truth: pd.DataFrame) -> pd.DataFrame:
