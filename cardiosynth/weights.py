@@ -3,6 +3,12 @@
 ``config.json`` holds the model's config dataclass (so training and inference cannot drift), anything else
 inference needs (scalers, latent scales), the sha256 of the weights file and of every model this one depends
 on. Loading refuses a hash mismatch and never unpickles anything.
+
+Every model loads and saves one way, through :class:`Pretrained` (diffusers-style)::
+
+    segmenter = Segmenter.from_pretrained()            # the bundled weights/segmenter
+    vae = VAE3D.from_pretrained("runs/vae3d_paper")    # or any folder
+    vae.save_pretrained(folder, card, extra={...})     # safetensors + config.json + model card
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ def resolve(folder_or_name: str | Path) -> Path:
                        "Train them with the command in training/ or pass the right folder.")
 
 
-def save_pretrained(
+def write_weights(
     folder: str | Path,
     model: torch.nn.Module | dict[str, torch.Tensor],
     config: Any,
@@ -57,7 +63,8 @@ def save_pretrained(
     depends_on: dict[str, str | Path] | None = None,
 ) -> Path:
     """Write weights (a module or a dict of tensors), config (+ ``extra`` and dependency hashes) and model
-    card; return the folder."""
+    card; return the folder. Models call it through :meth:`Pretrained.save_pretrained`; this is the writer
+    for what is not a model class (a fitted estimator's arrays, test fixtures)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = model.state_dict() if isinstance(model, torch.nn.Module) else model
@@ -134,20 +141,45 @@ def load_state(folder_or_name: str | Path) -> tuple[dict[str, torch.Tensor], dic
     return dequantize(load_file(str(weights))), payload
 
 
-def load_module(model_cls, config_cls, folder_or_name: str | Path) -> torch.nn.Module:
-    """``model_cls(config)`` with the folder's weights (sha256 checked, float32), in eval mode; ``sha256``,
-    ``depends_on`` and ``metrics`` (the config's ``extra``) attached for provenance."""
-    state, payload = load_state(folder_or_name)
-    model = model_cls(config_from_dict(config_cls, payload["config"]))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    model.sha256, model.depends_on = payload["sha256"], payload.get("depends_on", {})
-    model.metrics = payload.get("extra", {})
-    return model.eval()
-
-
 def check_dependency(payload: dict, name: str, folder_or_name: str | Path) -> None:
     """Refuse to combine a model with a different version of a model it was trained with."""
     expected = payload.get("depends_on", {}).get(name)
     actual = read_config(folder_or_name)["sha256"]
     if expected is not None and expected != actual:
         raise WeightsError(f"This model was trained with {name} {expected[:12]}…, but {folder_or_name} is {actual[:12]}…")
+
+
+class Pretrained:
+    """The one way a model is saved and loaded. A model class mixes this in beside ``nn.Module`` and names its
+    ``config_class`` and ``default_weights`` (the bundled folder's name); checks that belong to one model (a
+    scaler that must be there, a dependency that must match) go in :meth:`_check_loaded`.
+
+    ``from_pretrained`` rebuilds the config dataclass from ``config.json``, refuses weights whose sha256
+    differs, loads them as float32, attaches ``sha256``, ``depends_on`` and ``metrics`` (the config's
+    ``extra``) for provenance and returns the model in eval mode."""
+
+    config_class: type
+    default_weights: str
+
+    @classmethod
+    def from_pretrained(cls, folder_or_name: str | Path | None = None, **options):
+        folder_or_name = cls.default_weights if folder_or_name is None else folder_or_name
+        state, payload = load_state(folder_or_name)
+        model = cls(config_from_dict(cls.config_class, payload["config"]))
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        model.sha256, model.depends_on = payload["sha256"], payload.get("depends_on", {})
+        model.metrics = payload.get("extra", {})
+        return model.eval()._check_loaded(folder_or_name, **options)
+
+    def _check_loaded(self, folder_or_name: str | Path, **options):
+        """Model-specific checks and conversions after loading (none by default); returns the model to use."""
+        if options:
+            raise TypeError(f"{type(self).__name__}.from_pretrained takes no options {sorted(options)}")
+        return self
+
+    def save_pretrained(self, folder: str | Path, card: str, extra: dict | None = None,
+                        depends_on: dict[str, str | Path] | None = None,
+                        state: dict[str, torch.Tensor] | None = None) -> Path:
+        """Write this model's folder: its weights (or ``state``, e.g. an EMA's or a quantised copy of them),
+        its config, ``extra`` and the sha256 of every model it ``depends_on``; return the folder."""
+        return write_weights(folder, self if state is None else state, self.config, card, extra, depends_on)

@@ -50,7 +50,7 @@ from cardiosynth.ecg.types import FS, LEADS, N_SAMPLES, Ecg
 from cardiosynth.measure import metrics
 from cardiosynth.measure.anatomy import check_anatomy, summarize_anatomy
 from cardiosynth.measure.measurer import CineMeasurer
-from cardiosynth.models.cine_encoder import encode_cines, load_cine_encoder
+from cardiosynth.models.cine_encoder import CineEncoder, encode_cines
 from cardiosynth.pipelines.ecg_to_cine import EcgToCine
 from cardiosynth.retime import ES_FRACTION_RANGE, retime, retimed_dataset
 from cardiosynth.weights import WEIGHTS_DIR
@@ -135,7 +135,7 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
                   "rr_used_vs_neurokit_median_abs_ms": round(float(np.median(np.abs(used - neurokit))) * 1000, 1)}
     # realism against the real floor
     dataset = load_prepared(str(pipe.flow.metrics.get("dataset", "default")))
-    reference = Reference(dataset.split("train"), dataset.split(acdc_split), load_cine_encoder())
+    reference = Reference(dataset.split("train"), dataset.split(acdc_split), CineEncoder.from_pretrained())
     generated = encode_cines(reference.encoder, np.stack([c.frames for c in cines]))
     fid = metrics.frechet_with_ci(generated, reference.train_features)
     floor = reference.floor

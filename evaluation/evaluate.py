@@ -49,7 +49,7 @@ from cardiosynth.measure.generators import (  # noqa: E402
     check_conditions,
 )
 from cardiosynth.measure.measurer import CineMeasurer, stack_frames  # noqa: E402
-from cardiosynth.models.cine_encoder import CineEncoder, encode_cines, load_cine_encoder  # noqa: E402
+from cardiosynth.models.cine_encoder import CineEncoder, encode_cines  # noqa: E402
 
 HEADLINE = ("LVEDV", "LVESV", "LVEF", "LVM", "RVEDV", "RVEF")
 TURING_SEED = 0  # the instrument's own seed (folds, CNN init, bootstrap, control draw): not the generation seed
@@ -312,7 +312,7 @@ def run(generator_names: list[str], split: str, out: Path, dataset_name: str = "
     ``c2st``: run the Turing test (the anatomy checks always run)."""
     started = time.perf_counter()
     dataset = load_prepared(dataset_name)
-    reference = Reference(dataset.split("train"), dataset.split(split), load_cine_encoder())
+    reference = Reference(dataset.split("train"), dataset.split(split), CineEncoder.from_pretrained())
     measurer = CineMeasurer()
     realism = TuringReference(reference, measurer, c2st=c2st)
     conditions = RealCines(dataset, split).conditions().assign(seed=int(seed))

@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from cardiosynth.models.anatomy_motion import AnatomyMotionCodec, load_anatomy_motion
-from cardiosynth.models.frame_ae import (CONFIGS, FrameAutoencoder, decode_latents, encode_frames, kl_per_element,
-                                         perceptual_distance)
+from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
+from cardiosynth.models.frame_ae import (
+    CONFIGS,
+    FrameAutoencoder,
+    decode_latents,
+    encode_frames,
+    kl_per_element,
+    perceptual_distance,
+)
 from cardiosynth.models.motion import CONFIGS as MOTION_CONFIGS
 from cardiosynth.models.motion import MotionModel
 from cardiosynth.models.segmenter import Segmenter
@@ -81,7 +87,7 @@ def test_codec_round_trip_shapes_and_bad_cines(one_thread):
 def test_bundled_representation_rebuilds_a_real_cine(prepared_default, one_thread):
     """The bundled weights load (sha256 checked) and rebuild a real validation cine: sharp ED anatomy and a
     contracting LV, within the representation's measured quality (PSNR well above a static ED frame)."""
-    codec = load_anatomy_motion()
+    codec = AnatomyMotionCodec.from_pretrained()
     val = prepared_default.split("val")
     i = int(np.argmin(np.abs(val.table["slice_position"].to_numpy() - 0.5)))
     real = torch.from_numpy(val.frames(i))[None]
@@ -101,9 +107,10 @@ def test_train_frame_ae_runs_and_resumes(tmp_path, monkeypatch, one_thread):
     import json
 
     from acdc_fixture import write_acdc, write_split
+
     from cardiosynth.data.prepare import CONFIGS as PREPARE
     from cardiosynth.data.prepare import prepare_acdc
-    from cardiosynth.models.frame_ae import load_frame_ae
+    from cardiosynth.models.frame_ae import FrameAutoencoder
     from training import train_frame_ae
 
     monkeypatch.setenv("CARDIOSYNTH_CACHE", str(tmp_path / "cache"))
@@ -118,5 +125,5 @@ def test_train_frame_ae_runs_and_resumes(tmp_path, monkeypatch, one_thread):
                                    True, "cpu", "test")
     log = [json.loads(line) for line in (tmp_path / "cache" / "runs" / "fae" / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [0, 1, 2] and "train_g_adv" in log[1] and "train_g_adv" not in log[0]
-    model = load_frame_ae(tmp_path / "fae")
+    model = FrameAutoencoder.from_pretrained(tmp_path / "fae")
     assert model.config.latent_scale > 0 and summary["steps"] == log[-1]["step"]

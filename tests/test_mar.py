@@ -11,9 +11,16 @@ import torch
 from torchrun_check import run_two_ranks
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.models.mar import (CONFIGS, MAR, MARConfig, decoding_schedule, load_mar, patchify,
-                                    sample_mask_ratio, unpatchify)
-from cardiosynth.weights import WeightsError, save_pretrained
+from cardiosynth.models.mar import (
+    CONFIGS,
+    MAR,
+    MARConfig,
+    decoding_schedule,
+    patchify,
+    sample_mask_ratio,
+    unpatchify,
+)
+from cardiosynth.weights import WeightsError, write_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -217,14 +224,14 @@ def test_fit_bundle_resume_and_load(tmp_path):
     ema, best = fit(dataclasses.replace(config, epochs=3), train, conditions, val, val_conditions, run, resume=True,
                     device="cpu", progress=False)
     assert len((run / "log.jsonl").read_text().splitlines()) == 3
-    frame_ae = save_pretrained(tmp_path / "frame_ae", torch.nn.Linear(2, 2), {"latent_scale": 1.0}, "")
-    motion = save_pretrained(tmp_path / "motion", torch.nn.Linear(2, 2), {}, "")
-    other = save_pretrained(tmp_path / "other_motion", torch.nn.Linear(3, 3), {}, "")
-    folder = save_pretrained(tmp_path / "mar", ema, config, "# card", depends_on={"frame_ae": frame_ae, "motion": motion})
-    loaded = load_mar(folder, frame_ae=frame_ae, motion=motion)
+    frame_ae = write_weights(tmp_path / "frame_ae", torch.nn.Linear(2, 2), {"latent_scale": 1.0}, "")
+    motion = write_weights(tmp_path / "motion", torch.nn.Linear(2, 2), {}, "")
+    other = write_weights(tmp_path / "other_motion", torch.nn.Linear(3, 3), {}, "")
+    folder = ema.save_pretrained(tmp_path / "mar", "# card", depends_on={"frame_ae": frame_ae, "motion": motion})
+    loaded = MAR.from_pretrained(folder, frame_ae=frame_ae, motion=motion)
     assert torch.equal(loaded.generate(rows([0.0], [0.5]), seed=3), ema.generate(rows([0.0], [0.5]), seed=3))
     with pytest.raises(WeightsError, match="was trained with motion"):
-        load_mar(folder, frame_ae=frame_ae, motion=other)
+        MAR.from_pretrained(folder, frame_ae=frame_ae, motion=other)
 
 
 def test_a_time_budget_stops_training_after_the_first_step_and_still_selects(tmp_path):
@@ -269,7 +276,7 @@ def test_zoom_augmentation_scales_volumes_not_ejection_fraction():
 
 def test_missing_weights_say_how_to_train(tmp_path):
     with pytest.raises(WeightsError, match="python -m training.train_mar"):
-        load_mar(tmp_path / "nothing")
+        MAR.from_pretrained(tmp_path / "nothing")
 
 
 def test_fit_runs_under_torchrun_ddp_on_cpu(tmp_path):

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from cardiosynth.models.motion import CONFIGS, MotionModel, identity_grid, register, warp
+from cardiosynth.models.motion import (
+    CONFIGS,
+    MotionModel,
+    identity_grid,
+    register,
+    warp,
+)
 
 SMALL = dataclasses.replace(CONFIGS["default"], frames=4, size=32, grid=8, temporal_components=2, register_iterations=150,
                             register_lr=0.02, encode_iterations=80)
@@ -88,9 +94,10 @@ def test_fit_motion_command_resumes_from_its_registration_cache(tmp_path, monkey
     """``training.fit_motion``: registrations cached per batch (a rerun reads them instead of registering
     again), the bundle loads with its sha256, and the same data give the same weights."""
     from acdc_fixture import write_acdc, write_split
+
     from cardiosynth.data.prepare import CONFIGS as PREPARE
     from cardiosynth.data.prepare import prepare_acdc
-    from cardiosynth.models.motion import load_motion
+    from cardiosynth.models.motion import MotionModel
     from cardiosynth.weights import read_config
     from training import fit_motion
 
@@ -107,4 +114,4 @@ def test_fit_motion_command_resumes_from_its_registration_cache(tmp_path, monkey
     sha = read_config(tmp_path / "motion")["sha256"]
     fit_motion.fit(config, tmp_path / "motion", str(tmp_path / "prepared"), "test")
     assert read_config(tmp_path / "motion")["sha256"] == sha
-    assert load_motion(tmp_path / "motion").temporal_basis.shape == (5, 16)
+    assert MotionModel.from_pretrained(tmp_path / "motion").temporal_basis.shape == (5, 16)

@@ -21,7 +21,7 @@ from cardiosynth.models.mar import MAR, MARConfig
 from cardiosynth.models.motion import MotionConfig, MotionModel
 from cardiosynth.pipelines import PhenotypeToCine
 from cardiosynth.pipelines.synthesize import CONDITIONS_FILE, SynthesisError, synthesize
-from cardiosynth.weights import WEIGHTS_DIR, WeightsError, save_pretrained
+from cardiosynth.weights import WEIGHTS_DIR, WeightsError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -35,13 +35,13 @@ def tiny_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pipeline")
     torch.manual_seed(0)
     ae_config = FrameAEConfig(size=16, channels=(8, 16), latent_channels=2, norm_groups=4)
-    save_pretrained(folder / "frame_ae", FrameAutoencoder(ae_config), ae_config, "tiny test frame autoencoder")
+    FrameAutoencoder(ae_config).save_pretrained(folder / "frame_ae", "tiny test frame autoencoder")
     motion_config = MotionConfig(frames=8, size=16, grid=8, temporal_components=2, encode_iterations=3)
     motion = MotionModel(motion_config)
     motion.temporal_basis.normal_(0, 0.3)
     motion.temporal_basis[:, 0] = 0.0  # frame 0 (ED) never moves, as in a fitted model
     motion.code_std.fill_(0.05)
-    save_pretrained(folder / "motion", motion, motion_config, "tiny test motion model")
+    motion.save_pretrained(folder / "motion", "tiny test motion model")
     typical = ph.complete_derived(pd.DataFrame([HEALTHY])).iloc[0]
     mar_config = MARConfig(latent_channels=6, latent_frames=1, latent_size=8, patch_t=1, width=64, encoder_depth=1,
                            decoder_depth=1, heads=2, buffer_size=2, dropout=0.0, denoiser_width=64, denoiser_blocks=2,
@@ -51,8 +51,8 @@ def tiny_folder(tmp_path_factory):
     with torch.no_grad():  # zero-initialised output layers would make every condition look alike
         for parameter in mar.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
-    save_pretrained(folder / "mar", mar, mar_config, "tiny test MAR", extra={"dataset": "default"},
-                    depends_on={"frame_ae": folder / "frame_ae", "motion": folder / "motion"})
+    mar.save_pretrained(folder / "mar", "tiny test MAR", extra={"dataset": "default"},
+                        depends_on={"frame_ae": folder / "frame_ae", "motion": folder / "motion"})
     shutil.copytree(WEIGHTS_DIR / "phenotype_vae", folder / "phenotype_vae")
     return folder
 
@@ -73,11 +73,11 @@ def tiny_two(tiny_folder, tiny, tmp_path_factory):
     torch.manual_seed(1)
     vae_config = VAE3DConfig(frames=8, size=16, latent_channels=4, f_t=2, f_s=4, channels=(8, 16, 16), groups=4,
                              crop_frames=8, crop_size=16)
-    save_pretrained(folder / "vae3d", VAE3D(vae_config), vae_config, "tiny test 3D-VAE")
+    VAE3D(vae_config).save_pretrained(folder / "vae3d", "tiny test 3D-VAE")
     mar_config = dataclasses.replace(tiny.mar.config, representation="vae3d", latent_channels=4, latent_frames=4,
                                      latent_size=4, patch_t=4)
-    save_pretrained(folder / "mar", MAR(mar_config), mar_config, "tiny 3D-VAE MAR", extra={"dataset": "default"},
-                    depends_on={"vae3d": folder / "vae3d"})
+    MAR(mar_config).save_pretrained(folder / "mar", "tiny 3D-VAE MAR", extra={"dataset": "default"},
+                                    depends_on={"vae3d": folder / "vae3d"})
     return PhenotypeToCine.from_pretrained(folder)
 
 

@@ -9,8 +9,12 @@ import pytest
 
 from cardiosynth.cine import Cine
 from cardiosynth.export import save_cine
-from cardiosynth.models.segmenter import load_segmenter, segment_cine
-from cardiosynth.pipelines.real_cine import RealCineError, prepare_real_slice, read_cine_file
+from cardiosynth.models.segmenter import Segmenter, segment_cine
+from cardiosynth.pipelines.real_cine import (
+    RealCineError,
+    prepare_real_slice,
+    read_cine_file,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -19,7 +23,7 @@ def test_an_acdc_nifti_gives_a_prepared_slice_with_the_heart_centred(acdc_root):
     path = next(acdc_root.glob("patient*/patient*_4d.nii.gz"))
     volume = read_cine_file(path)
     assert volume.frames.ndim == 4 and volume.n_slices >= 3 and min(volume.spacing_mm) > 0.5
-    segmenter = load_segmenter()
+    segmenter = Segmenter.from_pretrained()
     cine = prepare_real_slice(volume, volume.n_slices // 2, segmenter=segmenter)
     assert cine.shape == (16, 64, 64) and cine.spacing_mm == (2.2, 2.2) and 0 < cine.slice_position < 1
     assert 0 <= cine.frames.min() and cine.frames.max() <= 1 and cine.frames.std() > 0.05

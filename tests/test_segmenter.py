@@ -9,8 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from cardiosynth.models.segmenter import (CONFIGS, LV, MYO, RV, Segmenter, SegmenterConfig, dice_per_class,
-                                          load_segmenter, segment_cine)
+from cardiosynth.models.segmenter import (
+    CONFIGS,
+    LV,
+    MYO,
+    RV,
+    Segmenter,
+    SegmenterConfig,
+    dice_per_class,
+    segment_cine,
+)
 from cardiosynth.weights import WeightsError, resolve
 from training.train_segmenter import augment, loss_fn
 
@@ -141,7 +149,7 @@ def test_dice_per_class():
 
 
 def test_bundled_weights_load_and_refuse_tampering(tmp_path):
-    model = load_segmenter()  # sha256 checked inside
+    model = Segmenter.from_pretrained()  # sha256 checked inside
     assert isinstance(model, Segmenter) and not model.training and model.config.image_size == 64
     metrics = model.metrics["metrics"]
     assert {"val", "test"} <= set(metrics) and metrics["val"]["LV"]["dice"] > 0.8
@@ -151,7 +159,7 @@ def test_bundled_weights_load_and_refuse_tampering(tmp_path):
     data[-1] ^= 0xFF
     (folder / "model.safetensors").write_bytes(bytes(data))
     with pytest.raises(WeightsError, match="sha256"):
-        load_segmenter(folder)
+        Segmenter.from_pretrained(folder)
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +170,7 @@ def val_subset(prepared_default):
 
 
 def test_bundled_segmenter_on_real_val_cines(val_subset):
-    model = load_segmenter()
+    model = Segmenter.from_pretrained()
     labels = segment_cine(model, val_subset.cines.astype(np.float32) / 255.0)  # (N, T, H, W)
     assert labels.shape == val_subset.cines.shape
     ed = dice_per_class(labels[:, 0], val_subset.ed_masks)

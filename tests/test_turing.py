@@ -11,7 +11,7 @@ from scipy.ndimage import gaussian_filter
 from sklearn.metrics import roc_auc_score
 
 from cardiosynth.measure import turing
-from cardiosynth.models.segmenter import load_segmenter
+from cardiosynth.models.segmenter import Segmenter
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -42,7 +42,7 @@ def moving_hearts(patients: int = 12, per_patient: int = 3, frames: int = 16, si
 
 @pytest.fixture(scope="module")
 def segmenter():
-    return load_segmenter()
+    return Segmenter.from_pretrained()
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from cardiosynth.models.vae3d import (CONFIGS, VAE3D, VAE3DConfig, decode_latents, encode_cines, load_vae3d,
-                                      masked_metrics)
+from cardiosynth.models.vae3d import (
+    CONFIGS,
+    VAE3D,
+    VAE3DConfig,
+    decode_latents,
+    encode_cines,
+    masked_metrics,
+)
 from cardiosynth.weights import WeightsError, resolve
 from training.common import seed_everything
 from training.train_vae3d import augment, loss_terms
@@ -169,7 +175,7 @@ def test_decode_and_encode_reject_bad_shapes():
 
 
 def test_bundled_weights_load_and_refuse_tampering(tmp_path):
-    model = load_vae3d()  # sha256 checked inside
+    model = VAE3D.from_pretrained()  # sha256 checked inside
     assert isinstance(model, VAE3D) and not model.training
     assert model.config.latent_shape == CONFIGS["default"].latent_shape
     assert model.config.latent_scale != 1.0 and np.isfinite(model.config.latent_scale)
@@ -181,14 +187,14 @@ def test_bundled_weights_load_and_refuse_tampering(tmp_path):
     data[-1] ^= 0xFF
     (folder / "model.safetensors").write_bytes(bytes(data))
     with pytest.raises(WeightsError, match="sha256"):
-        load_vae3d(folder)
+        VAE3D.from_pretrained(folder)
 
 
 def test_bundled_weights_reconstruct_real_val_cines(prepared_default):
     val = prepared_default.split("val")
     idx = np.arange(len(val))[:4]
     frames = val.cines[idx].astype(np.float32) / 255.0
-    model = load_vae3d()
+    model = VAE3D.from_pretrained()
     z = encode_cines(model, frames)
     assert 0.3 < float(z.std()) < 3.0  # scaled latents are roughly unit-scale
     recon = decode_latents(model, z)

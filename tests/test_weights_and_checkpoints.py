@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cardiosynth.weights import WeightsError, check_dependency, load_state, read_config, save_pretrained
+from cardiosynth.weights import WeightsError, check_dependency, load_state, read_config, write_weights
 from training.common import load_checkpoint, save_checkpoint, store_compact
 
 
@@ -16,7 +16,7 @@ class TinyConfig:
 
 def test_save_and_load_pretrained_checks_sha256(tmp_path):
     model = torch.nn.Linear(3, 2)
-    folder = save_pretrained(tmp_path / "m", model, TinyConfig(), "# card\n", extra={"scale": 0.5})
+    folder = write_weights(tmp_path / "m", model, TinyConfig(), "# card\n", extra={"scale": 0.5})
     state, payload = load_state(folder)
     assert torch.equal(state["weight"], model.weight.detach())
     assert payload["config"] == {"width": 3} and payload["extra"] == {"scale": 0.5}
@@ -29,11 +29,11 @@ def test_save_and_load_pretrained_checks_sha256(tmp_path):
 
 
 def test_dependency_hash_is_pinned(tmp_path):
-    base = save_pretrained(tmp_path / "base", torch.nn.Linear(2, 2), TinyConfig(), "")
-    child = save_pretrained(tmp_path / "child", torch.nn.Linear(2, 2), TinyConfig(), "", depends_on={"base": base})
+    base = write_weights(tmp_path / "base", torch.nn.Linear(2, 2), TinyConfig(), "")
+    child = write_weights(tmp_path / "child", torch.nn.Linear(2, 2), TinyConfig(), "", depends_on={"base": base})
     payload = read_config(child)
     check_dependency(payload, "base", base)
-    save_pretrained(tmp_path / "base", torch.nn.Linear(2, 2), TinyConfig(), "")  # retrained base
+    write_weights(tmp_path / "base", torch.nn.Linear(2, 2), TinyConfig(), "")  # retrained base
     with pytest.raises(WeightsError, match="was trained with base"):
         check_dependency(payload, "base", base)
 
@@ -68,7 +68,7 @@ def test_checkpoint_round_trip_resumes_optimizer(tmp_path):
 def test_compact_store_loads_back_within_int8_rounding(tmp_path):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(512, 256), torch.nn.Linear(256, 4))  # one matrix big enough
-    folder = save_pretrained(tmp_path / "m", model, TinyConfig(), "# card\n")
+    folder = write_weights(tmp_path / "m", model, TinyConfig(), "# card\n")
     store_compact(folder)
     stored = load_file(str(folder / "model.safetensors"))
     assert stored["0.weight"].dtype == torch.int8 and stored["1.weight"].dtype == torch.float16

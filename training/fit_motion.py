@@ -35,16 +35,11 @@ from cardiosynth.data.dataset import PreparedDataset, load_prepared
 from cardiosynth.measure.measurer import CineMeasurer
 from cardiosynth.measure.metrics import bootstrap_ci
 from cardiosynth.measure.timing import time_callable
-from cardiosynth.models.anatomy_motion import AnatomyMotionCodec, load_anatomy_motion
+from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
 from cardiosynth.models.motion import CONFIGS, MotionConfig, MotionModel, register, warp
-from cardiosynth.models.vae3d import (
-    decode_latents,
-    encode_cines,
-    load_vae3d,
-    masked_metrics,
-)
+from cardiosynth.models.vae3d import VAE3D, decode_latents, encode_cines, masked_metrics
 from cardiosynth.paths import REPO_ROOT, cache_dir
-from cardiosynth.weights import read_config, resolve, save_pretrained
+from cardiosynth.weights import read_config, resolve
 from training.common import ACDC_LICENCE, one_cine_per_patient, seed_everything
 
 REPORT_DIR = REPO_ROOT / "reports" / "anatomy_motion"
@@ -83,7 +78,7 @@ def fit(config: MotionConfig, out: Path, dataset_name: str, command: str) -> dic
                                                               for i in range(0, len(cines), 64)]), cines),
              "train_pca_psnr_db": psnr_db(torch.cat([model_warp(cines[i:i + 64], rebuilt[i:i + 64])
                                                      for i in range(0, len(cines), 64)]), cines)}
-    save_pretrained(out, model, config, model_card(config, extra), extra=extra)
+    model.save_pretrained(out, model_card(config, extra), extra=extra)
     return extra
 
 
@@ -122,7 +117,7 @@ def lvef_readings(measurer: CineMeasurer, frames: np.ndarray, part: PreparedData
 
 def report(split: str, dataset_name: str = "default", report_dir: Path = REPORT_DIR) -> dict:
     """Round trip of one held-out split: PSNR / SSIM, LVEF read off real vs reconstructed, speed, sheet."""
-    codec, vae = load_anatomy_motion(), load_vae3d()
+    codec, vae = AnatomyMotionCodec.from_pretrained(), VAE3D.from_pretrained()
     part = load_prepared(dataset_name).split(split)
     real = part.cines.astype(np.float32) / 255.0
     recon = codec.reconstruct(real).numpy()
@@ -286,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     if args.bench:
-        print(json.dumps(bench(load_anatomy_motion()), indent=2))
+        print(json.dumps(bench(AnatomyMotionCodec.from_pretrained()), indent=2))
         return
     if args.report:
         print(json.dumps(report(args.split, args.dataset or "default"), indent=2))

@@ -58,7 +58,7 @@ validation cines is the **ceiling** any generator's control adherence can reach.
 ## Licence
 Fitted on ACDC (CC BY-NC-SA 4.0): the coefficients carry the same licence. Cite Bernard et al., IEEE TMI 2018.
 """
-    estimator.save(out, card, extra={"val_scores": scores}, depends_on={"segmenter": resolve(segmenter)})
+    estimator.save_pretrained(out, card, extra={"val_scores": scores}, depends_on={"segmenter": resolve(segmenter)})
     return scores
 
 

@@ -21,7 +21,6 @@ from tqdm import tqdm
 from cardiosynth.data.dataset import load_prepared
 from cardiosynth.paths import cache_dir
 from cardiosynth.models.cine_encoder import CONFIGS, GROUPS, CineEncoder, CineEncoderConfig
-from cardiosynth.weights import save_pretrained
 from training.augment import jitter_intensity, random_affine, warp
 from training.common import ACDC_LICENCE, JsonlLog, checkpoint_exists, load_checkpoint, pick_device, save_checkpoint, seed_everything
 
@@ -118,8 +117,8 @@ def train(config: CineEncoderConfig, out: Path, dataset_name: str = "default", r
     load_checkpoint(run_dir / "best", model)
     minutes = (time.perf_counter() - started) / 60
     card = model_card(config, best, minutes, dataset_name)
-    save_pretrained(out, model.cpu(), config, card,
-                    extra={"phenotype_scaler": {k: v.tolist() for k, v in scaler.items()}, "groups": GROUPS,
+    model.cpu().save_pretrained(out, card,
+                                extra={"phenotype_scaler": {k: v.tolist() for k, v in scaler.items()}, "groups": GROUPS,
                            "selected": best, "train_minutes": round(minutes, 1), "dataset": dataset_name})
     return best
 

@@ -50,11 +50,11 @@ from cardiosynth.data.pairing import (
 )
 from cardiosynth.ecg import read_ecg
 from cardiosynth.models.ecg_flow import CONFIGS, EcgFlow, EcgFlowConfig
-from cardiosynth.models.ecg_mae import load_ecg_mae
+from cardiosynth.models.ecg_mae import EcgMAE
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.pipelines.ecg_to_cine import encode_ecg
 from cardiosynth.retime import retimed_dataset
-from cardiosynth.weights import read_config, resolve, save_pretrained
+from cardiosynth.weights import read_config, resolve
 from training.common import (
     ACDC_LICENCE,
     Budget,
@@ -101,7 +101,7 @@ def make_pairs(cines: pd.DataFrame, frames: int, per_subject: int, seed: int, pa
 
 def ecg_cycles(mae_folder, paths: list[str], frames: int, progress: bool = True) -> dict[str, list[torch.Tensor]]:
     """For each ECG file: the (frames, D) features of every complete cycle; typical cycle first."""
-    mae = load_ecg_mae(str(mae_folder))
+    mae = EcgMAE.from_pretrained(str(mae_folder))
     out = {}
     for path in tqdm(sorted(set(paths)), desc="ECG cycles", unit="ecg", disable=not progress):
         encoded = encode_ecg(mae, read_ecg(path))
@@ -270,8 +270,8 @@ def train(config: EcgFlowConfig, out: Path, frame_ae, motion, mae_folder, pairs_
                "n_train_cines": int(keep_train.sum()), "n_val_cines": int(keep_val.sum()),
                "parameters": model.count_parameters(), "command": command, "threads": torch.get_num_threads()}
     card = model_card(config, summary, stats, frame_ae, motion, mae_folder)
-    save_pretrained(out, model, config, card, depends_on={"frame_ae": frame_ae, "motion": motion, "ecg_mae": mae_folder},
-                    extra=summary)
+    model.save_pretrained(out, card, depends_on={"frame_ae": frame_ae, "motion": motion, "ecg_mae": mae_folder},
+                          extra=summary)
     store_compact(out)  # int8 weight matrices: what is bundled, and what the reports measure
     if report is not None:
         report.mkdir(parents=True, exist_ok=True)

@@ -32,13 +32,35 @@ import torch
 from tqdm import tqdm
 
 from cardiosynth.data.ludb import LudbArrays, load_arrays
-from cardiosynth.models.ecg_mae import (CONFIGS, EcgMAE, EcgMAEConfig, augment, find_cycles, load_ecg_mae,
-                                        normalise_leads, phase_error, shift_batch, token_phase)
+from cardiosynth.models.ecg_mae import (
+    CONFIGS,
+    EcgMAE,
+    EcgMAEConfig,
+    augment,
+    find_cycles,
+    normalise_leads,
+    phase_error,
+    shift_batch,
+    token_phase,
+)
 from cardiosynth.paths import REPO_ROOT, cache_dir
-from cardiosynth.weights import save_pretrained
-from training.common import (JsonlLog, adamw, barrier, checkpoint_exists, cosine_lr, distributed_trainer, ema_update,
-                             end_epoch, init_distributed, load_checkpoint, main_process_first, pick_device, rank_share,
-                             seed_everything, start_run)
+from training.common import (
+    JsonlLog,
+    adamw,
+    barrier,
+    checkpoint_exists,
+    cosine_lr,
+    distributed_trainer,
+    ema_update,
+    end_epoch,
+    init_distributed,
+    load_checkpoint,
+    main_process_first,
+    pick_device,
+    rank_share,
+    seed_everything,
+    start_run,
+)
 
 MATCH_TOLERANCE_S = 0.075  # the R-peak scoring rule of DESIGN.md
 
@@ -207,7 +229,7 @@ def write_outputs(out: Path, model: EcgMAE, config: EcgMAEConfig, arrays: LudbAr
     metrics = {**run, "val": evaluate(model, arrays.split("val"), config),
                "test": evaluate(model, arrays.split("test"), config), "n_train": len(arrays.split("train"))}
     card = model_card(config, metrics, run["train_minutes"], run["command"], model.count_parameters())
-    save_pretrained(out, model, config, card, extra=metrics)
+    model.save_pretrained(out, card, extra=metrics)
     if report is not None:
         report.mkdir(parents=True, exist_ok=True)
         (report / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -234,7 +256,7 @@ def main() -> None:
     report = args.report or (REPO_ROOT / "reports" / "ecg_mae" if args.config == "default" and not args.max_steps else None)
     out = Path(args.out or f"weights/ecg_mae{suffix}")
     if args.evaluate:
-        model = load_ecg_mae(str(out))
+        model = EcgMAE.from_pretrained(str(out))
         run = {k: model.metrics[k] for k in ("selected", "train_minutes", "command", "threads")}
         metrics = write_outputs(out, model, model.config, load_arrays(), run, report)
     else:

@@ -27,14 +27,28 @@ from monai.networks.nets import PatchDiscriminator
 from tqdm import tqdm
 
 from cardiosynth.data.dataset import load_prepared
-from cardiosynth.models.frame_ae import (CONFIGS, FrameAEConfig, FrameAutoencoder, encode_frames, kl_per_element,
-                                         load_frame_ae, perceptual_distance)
-from cardiosynth.models.segmenter import load_segmenter
+from cardiosynth.models.frame_ae import (
+    CONFIGS,
+    FrameAEConfig,
+    FrameAutoencoder,
+    encode_frames,
+    kl_per_element,
+    perceptual_distance,
+)
+from cardiosynth.models.segmenter import Segmenter
 from cardiosynth.paths import cache_dir
-from cardiosynth.weights import save_pretrained
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import (ACDC_LICENCE, JsonlLog, checkpoint_exists, cosine_lr, ema_update, load_checkpoint,
-                             pick_device, save_checkpoint, seed_everything)
+from training.common import (
+    ACDC_LICENCE,
+    JsonlLog,
+    checkpoint_exists,
+    cosine_lr,
+    ema_update,
+    load_checkpoint,
+    pick_device,
+    save_checkpoint,
+    seed_everything,
+)
 
 
 def augment(frames: torch.Tensor, config: FrameAEConfig, generator: torch.Generator) -> torch.Tensor:
@@ -68,7 +82,7 @@ def train(config: FrameAEConfig, out: Path, dataset_name: str, resume: bool, dev
     dataset = load_prepared(dataset_name)
     train_frames = torch.from_numpy(dataset.split("train").cines.astype(np.float32) / 255.0).flatten(0, 1)[:, None]
     val_frames = torch.from_numpy(dataset.split("val").cines[:, ::4].astype(np.float32) / 255.0).flatten(0, 1)[:, None]
-    segmenter = load_segmenter(segmenter_folder, fuse=True).to(device).requires_grad_(False)
+    segmenter = Segmenter.from_pretrained(segmenter_folder, fuse=True).to(device).requires_grad_(False)
     model, disc = FrameAutoencoder(config).to(device), discriminator(config).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt_g = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0, betas=(0.5, 0.9))
@@ -138,8 +152,8 @@ def train(config: FrameAEConfig, out: Path, dataset_name: str, resume: bool, dev
              "val_psnr_ema_frames": val_psnr(ema, val_frames),
              "weights_dtype": "float16 (cast to float32 on load)"}
     state = {k: v.half() if v.is_floating_point() else v for k, v in ema.state_dict().items()}
-    save_pretrained(out, state, ema.config, model_card(ema.config, extra), extra=extra,
-                    depends_on={"segmenter": segmenter_folder})
+    ema.save_pretrained(out, model_card(ema.config, extra), extra=extra, state=state,
+                        depends_on={"segmenter": segmenter_folder})
     return extra
 
 
@@ -194,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     segmenter = args.segmenter or ("segmenter" if args.config == "default" else f"segmenter_{args.config}")
     summary = train(config, out, args.dataset or config.data_config, args.resume, args.device, command, segmenter)
     print(json.dumps(summary, indent=2))
-    load_frame_ae(out)  # the bundle loads (sha256 checked)
+    FrameAutoencoder.from_pretrained(out)  # the bundle loads (sha256 checked)
 
 
 if __name__ == "__main__":

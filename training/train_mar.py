@@ -42,11 +42,11 @@ from tqdm import tqdm
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
-from cardiosynth.models.anatomy_motion import load_anatomy_motion
+from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
 from cardiosynth.models.mar import CONFIGS, MAR, MARConfig
-from cardiosynth.models.vae3d import encode_cines, load_vae3d
+from cardiosynth.models.vae3d import VAE3D, encode_cines
 from cardiosynth.paths import cache_dir
-from cardiosynth.weights import read_config, resolve, save_pretrained
+from cardiosynth.weights import read_config, resolve
 from training.augment import jitter_intensity, random_affine, warp
 from training.common import (
     ACDC_LICENCE,
@@ -99,10 +99,10 @@ def _encoder(folders: dict[str, Path], device: torch.device):
     """cines (N, T, H, W) -> latents of the representation, 64 cines at a time."""
     if "vae3d" in folders:  # lazy imports: the MAR itself never needs the encoders
 
-        vae = load_vae3d(str(folders["vae3d"])).to(device)
+        vae = VAE3D.from_pretrained(str(folders["vae3d"])).to(device)
         return lambda cines: encode_cines(vae, cines)
 
-    codec = load_anatomy_motion(str(folders["frame_ae"]), str(folders["motion"])).to(device)
+    codec = AnatomyMotionCodec.from_pretrained(str(folders["frame_ae"]), str(folders["motion"])).to(device)
     return lambda cines: torch.cat([codec.encode_codes(cines[i:i + 64]) for i in range(0, len(cines), 64)])
 
 
@@ -282,8 +282,8 @@ def train(config: MARConfig, out: Path, folders: dict[str, Path], dataset_name: 
         return best
     card = model_card(config, best, minutes, dataset_name, command, ema.count_parameters(), len(train_set),
                       len(val_set), folders)
-    save_pretrained(out, ema, config, card, depends_on=folders,
-                    extra={"selected": best, "train_minutes": round(minutes, 1), "dataset": str(dataset_name),
+    ema.save_pretrained(out, card, depends_on=folders,
+                        extra={"selected": best, "train_minutes": round(minutes, 1), "dataset": str(dataset_name),
                            **{f"{name}_folder": str(folder) for name, folder in folders.items()},
                            "train_latent_std": latent_std, "n_train": len(train_set), "n_val": len(val_set),
                            "parameters": ema.count_parameters(), "command": command, "device": str(device),

@@ -42,7 +42,6 @@ from cardiosynth.measure.metrics import bootstrap_ci, frechet_distance
 from cardiosynth.models.phenotype_vae import (SIDES, PhenotypeVAE, PhenotypeVAEConfig, from_coordinates,
                                               to_coordinates)
 from cardiosynth.paths import REPO_ROOT, cache_dir, require_dataset
-from cardiosynth.weights import save_pretrained
 from training.common import JsonlLog, seed_everything
 
 N_BOOT = 1000
@@ -556,8 +555,8 @@ def main(argv=None) -> int:
                     "total_seconds": time.perf_counter() - started})
     metrics = json.loads(json.dumps(metrics, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
     command = "python -m training.train_phenotype_vae " + " ".join(sys.argv[1:] if argv is None else argv)
-    folder = save_pretrained(args.out, model.float(), config, model_card(config, metrics, command.strip()),
-                             extra={"metrics": metrics})
+    folder = model.float().save_pretrained(args.out, model_card(config, metrics, command.strip()),
+                                           extra={"metrics": metrics})
     print(f"wrote {folder} in {metrics['total_seconds']:.0f} s")
     return 0
 

@@ -31,12 +31,25 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
-from cardiosynth.models.segmenter import (CONFIGS, LABEL_NAMES, STRUCTURES, Segmenter, SegmenterConfig,
-                                          count_parameters, dice_per_class, segment_cine)
+from cardiosynth.models.segmenter import (
+    CONFIGS,
+    LABEL_NAMES,
+    STRUCTURES,
+    Segmenter,
+    SegmenterConfig,
+    count_parameters,
+    dice_per_class,
+    segment_cine,
+)
 from cardiosynth.paths import REPO_ROOT, cache_dir
-from cardiosynth.weights import save_pretrained
-from training.common import (JsonlLog, checkpoint_exists, load_checkpoint, pick_device, save_checkpoint,
-                             seed_everything)
+from training.common import (
+    JsonlLog,
+    checkpoint_exists,
+    load_checkpoint,
+    pick_device,
+    save_checkpoint,
+    seed_everything,
+)
 
 BOOTSTRAP_SAMPLES = 2000
 
@@ -240,7 +253,7 @@ def train(config: SegmenterConfig, out: Path, run_dir: Path, resume: bool = Fals
     metrics["parameters"] = count_parameters(model)
     log.write(event="done", **metrics)
     if write_weights:
-        save_pretrained(out, model, config, model_card(config, metrics, command), extra={"metrics": metrics})
+        model.save_pretrained(out, model_card(config, metrics, command), extra={"metrics": metrics})
     return metrics
 
 
@@ -258,8 +271,8 @@ every frame of a short-axis cine: 0 background, 1 RV (right-ventricular cavity),
 myocardium), 3 LV (left-ventricular cavity). Used by `cardiosynth.measure` to measure real and synthetic cines.
 
 ```python
-from cardiosynth.models.segmenter import load_segmenter, segment_cine
-labels = segment_cine(load_segmenter(), cine.frames)  # (T, {config.image_size}, {config.image_size}) float32 in [0, 1] -> uint8
+from cardiosynth.models.segmenter import Segmenter, segment_cine
+labels = segment_cine(Segmenter.from_pretrained(), cine.frames)  # (T, {config.image_size}, {config.image_size}) float32 in [0, 1] -> uint8
 ```
 
 ## Data

@@ -31,12 +31,10 @@ from cardiosynth.models.vae3d import (
     VAE3D,
     VAE3DConfig,
     kl_divergence,
-    load_vae3d,
     masked_metrics,
     ssim_map,
 )
 from cardiosynth.paths import REPO_ROOT, cache_dir
-from cardiosynth.weights import save_pretrained
 from training.augment import jitter_intensity, random_affine, warp
 from training.common import (
     ACDC_LICENCE,
@@ -210,8 +208,8 @@ def train(config: VAE3DConfig, out: Path, dataset_name: str = "default", resume:
     minutes = (time.perf_counter() - started) / 60
     load_checkpoint(run_dir / "best", model)
     model = model.cpu().eval()
-    save_pretrained(out, model, config, "(model card written by --report)",
-                    extra={"selected": best, "train_minutes": round(minutes, 1), "dataset": dataset_name,
+    model.save_pretrained(out, "(model card written by --report)",
+                          extra={"selected": best, "train_minutes": round(minutes, 1), "dataset": dataset_name,
                            "command": command_line(config, out, config_name), "train_threads": torch.get_num_threads()})
     return report(out, dataset_name, train_minutes=minutes)
 
@@ -227,7 +225,7 @@ def report(out: Path, dataset_name: str = "default", train_minutes: float | None
     the latent scale on the training split with the rounded weights, then val/test metrics with CIs, speed and
     the reconstruction sheet on exactly the weights that are bundled; rewrites weights, config and model card.
     Idempotent: rounding rounded weights changes nothing."""
-    model = load_vae3d(out)
+    model = VAE3D.from_pretrained(out)
     with torch.no_grad():
         for tensor in model.state_dict().values():
             if tensor.is_floating_point():
@@ -250,7 +248,7 @@ def report(out: Path, dataset_name: str = "default", train_minutes: float | None
     extra.update(metrics=results, speed=speed)
     report_dir.mkdir(parents=True, exist_ok=True)
     sheet = reconstruction_sheet(model, dataset.split("val"), report_dir / "reconstructions.png")
-    save_pretrained(out, state, model.config, model_card(model.config, extra), extra=extra)
+    model.save_pretrained(out, model_card(model.config, extra), extra=extra, state=state)
     summary = {"weights_sha256": json.loads((Path(out) / "config.json").read_text())["sha256"],
                "latent_shape": list(model.config.latent_shape), "latent_scale": model.config.latent_scale,
                **extra, "sheet": sheet}
@@ -359,7 +357,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.bench:
         torch.set_flush_denormal(True)
-        print(json.dumps(bench(load_vae3d(out)), indent=2))
+        print(json.dumps(bench(VAE3D.from_pretrained(out)), indent=2))
         return
     if args.report:
         torch.set_flush_denormal(True)

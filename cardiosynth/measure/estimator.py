@@ -17,7 +17,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import GroupKFold
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.weights import load_state, save_pretrained
+from cardiosynth.weights import load_state, write_weights
 
 AREA_FEATURES = ("lv_area_ed_mm2", "lv_area_es_mm2", "myo_area_ed_mm2", "rv_area_ed_mm2", "rv_area_es_mm2")
 LOG_TARGETS = ("LVEDV", "LVESV", "LVSV", "LVM", "RVEDV", "RVESV", "RVSV")  # positive, multiplicative errors
@@ -86,14 +86,16 @@ class PhenotypeEstimator:
         return pd.DataFrame({name: self._inverse(name, raw[:, k]) for k, name in enumerate(self.config.targets)},
                             index=measurements.index)
 
-    def save(self, folder, card: str, extra: dict | None = None, depends_on: dict | None = None):
+    def save_pretrained(self, folder, card: str, extra: dict | None = None, depends_on: dict | None = None):
+        """The same folder layout as every model (:class:`~cardiosynth.weights.Pretrained`): the fitted arrays as
+        safetensors, the config and chosen alphas in config.json, a card."""
         tensors = {name: torch.from_numpy(np.ascontiguousarray(getattr(self, name), dtype=np.float64))
                    for name in ("mean", "scale", "coef", "intercept")}
         extra = {"chosen_alpha": self.chosen_alpha, **(extra or {})}
-        return save_pretrained(folder, tensors, self.config, card, extra=extra, depends_on=depends_on)
+        return write_weights(folder, tensors, self.config, card, extra=extra, depends_on=depends_on)
 
     @classmethod
-    def load(cls, folder_or_name="phenotype_estimator") -> "PhenotypeEstimator":
+    def from_pretrained(cls, folder_or_name="phenotype_estimator") -> "PhenotypeEstimator":
         state, payload = load_state(folder_or_name)
         config = payload["config"]
         estimator = cls(EstimatorConfig(tuple(config["targets"]), tuple(config["alphas"]), config["cv_folds"]))

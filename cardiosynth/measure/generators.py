@@ -25,8 +25,8 @@ import pandas as pd
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.data.dataset import PreparedDataset
-from cardiosynth.models.anatomy_motion import load_anatomy_motion
-from cardiosynth.models.vae3d import decode_latents, encode_cines, load_vae3d
+from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
+from cardiosynth.models.vae3d import VAE3D, decode_latents, encode_cines
 from cardiosynth.pipelines import PhenotypeToCine
 
 
@@ -77,7 +77,7 @@ class VaeReconstructedCines(RealCines):
 
     def __init__(self, dataset: PreparedDataset, split: str = "val", folder: str = "vae3d"):
         super().__init__(dataset, split)
-        self.vae = load_vae3d(folder)
+        self.vae = VAE3D.from_pretrained(folder)
         self.name = f"vae-recon-{split}"
 
     def generate(self, conditions: pd.DataFrame) -> list[Cine]:
@@ -92,7 +92,7 @@ class AnatomyMotionReconstructedCines(RealCines):
 
     def __init__(self, dataset: PreparedDataset, split: str = "val", folders: str = "frame_ae,motion"):
         super().__init__(dataset, split)
-        self.codec = load_anatomy_motion(*folders.split(","))
+        self.codec = AnatomyMotionCodec.from_pretrained(*folders.split(","))
         self.name = f"recon-{split}"
 
     def generate(self, conditions: pd.DataFrame) -> list[Cine]:

@@ -10,16 +10,16 @@ import pandas as pd
 from cardiosynth.cine import Cine
 from cardiosynth.measure.curves import CineMeasurements, measure_labels
 from cardiosynth.measure.estimator import PhenotypeEstimator
-from cardiosynth.models.segmenter import load_segmenter, segment_cine
+from cardiosynth.models.segmenter import Segmenter, segment_cine
 
 
 class CineMeasurer:
     """Holds the bundled segmenter (and phenotype estimator, when fitted) and measures lists of cines."""
 
     def __init__(self, segmenter="segmenter", estimator: str | PhenotypeEstimator | None = "phenotype_estimator"):
-        self.segmenter = load_segmenter(segmenter) if isinstance(segmenter, str) else segmenter
+        self.segmenter = Segmenter.from_pretrained(segmenter) if isinstance(segmenter, str) else segmenter
         if isinstance(estimator, str):
-            estimator = PhenotypeEstimator.load(estimator)
+            estimator = PhenotypeEstimator.from_pretrained(estimator)
         self.estimator = estimator
 
     def segment(self, cines: Sequence[Cine]) -> list[np.ndarray]:

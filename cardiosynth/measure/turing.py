@@ -38,7 +38,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from cardiosynth.models.segmenter import load_segmenter
+from cardiosynth.models.segmenter import Segmenter
 
 FEATURES_C = 0.1  # inverse L2 strength of the linear classifier: strong regularisation, ~500 features, ~100 cines
 CNN_WIDTH = 24  # channels of every conv layer after the first
@@ -88,7 +88,7 @@ def cine_features(segmenter, frames, batch_frames: int = 256) -> np.ndarray:
     frames (the SD carries the motion: a still cine has SD 0)."""
     frames = _check_set(frames, "frames")
     if segmenter.training:
-        raise ValueError("cine_features needs the segmenter in eval mode (use load_segmenter)")
+        raise ValueError("cine_features needs the segmenter in eval mode (use Segmenter.from_pretrained)")
     n, t, h, w = frames.shape
     size = segmenter.config.image_size
     if (h, w) != (size, size):
@@ -284,7 +284,7 @@ def classifier_two_sample_test(first, second, first_groups, second_groups, segme
     labels = np.concatenate([np.zeros(len(first), int), np.ones(len(second), int)])
     splits = grouped_folds(labels, groups, folds, seed)
     if segmenter is None:
-        segmenter = load_segmenter()
+        segmenter = Segmenter.from_pretrained()
     result = {}
     for name, scores in (("cnn", cnn_scores(frames, labels, splits, seed)),
                          ("features", features_scores(cine_features(segmenter, frames), labels, splits))):

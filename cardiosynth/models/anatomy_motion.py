@@ -1,6 +1,6 @@
 """The anatomy + motion representation of a cine: ED-frame latent (anatomy) + motion code (motion).
 
-    codec = load_anatomy_motion()                        # weights/frame_ae + weights/motion, sha256 checked
+    codec = AnatomyMotionCodec.from_pretrained()                        # weights/frame_ae + weights/motion, sha256 checked
     anatomy, motion = codec.encode(frames)               # (N, T, H, W) -> (N, 8, 16, 16), (N, 5, 2, 16, 16)
     frames = codec.decode(anatomy, motion)               # -> (N, T, H, W) in [0, 1], frame 0 = ED
     codes = codec.encode_codes(frames)                   # -> (N, 8 + 2k, 1, 16, 16): both on one grid, what the MAR draws
@@ -20,15 +20,24 @@ and a generator that knows the anatomy channels can draw the motion channels alo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
 
-from cardiosynth.models.frame_ae import FrameAutoencoder, decode_latents, encode_frames, load_frame_ae
-from cardiosynth.models.motion import MotionModel, load_motion
+from cardiosynth.models.frame_ae import FrameAutoencoder, decode_latents, encode_frames
+from cardiosynth.models.motion import MotionModel
 
 
 class AnatomyMotionCodec(nn.Module):
+    """A cine as its ED frame's autoencoder latent (anatomy) and a motion code; two weight folders, not one."""
+
+    @classmethod
+    def from_pretrained(cls, frame_ae: str | Path = "frame_ae", motion: str | Path = "motion") -> "AnatomyMotionCodec":
+        """The bundled representation (or the given weight folders)."""
+        return cls(FrameAutoencoder.from_pretrained(frame_ae), MotionModel.from_pretrained(motion))
+
     def __init__(self, frame_ae: FrameAutoencoder, motion: MotionModel):
         super().__init__()
         if frame_ae.config.size != motion.config.size:
@@ -115,8 +124,3 @@ class AnatomyMotionCodec(nn.Module):
 
     def reconstruct(self, frames) -> torch.Tensor:
         return self.decode(*self.encode(frames))
-
-
-def load_anatomy_motion(frame_ae: str = "frame_ae", motion: str = "motion") -> AnatomyMotionCodec:
-    """The bundled representation (or the given weight folders)."""
-    return AnatomyMotionCodec(load_frame_ae(frame_ae), load_motion(motion))

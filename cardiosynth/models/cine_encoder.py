@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.weights import load_module
+from cardiosynth.weights import Pretrained
 
 
 @dataclass
@@ -50,7 +50,12 @@ def conv_block(c_in: int, c_out: int, stride) -> nn.Sequential:
     )
 
 
-class CineEncoder(nn.Module):
+class CineEncoder(nn.Module, Pretrained):
+    """Loads and saves through :class:`~cardiosynth.weights.Pretrained` (bundled as ``weights/cine_encoder``)."""
+
+    config_class = CineEncoderConfig
+    default_weights = "cine_encoder"
+
     def __init__(self, config: CineEncoderConfig):
         super().__init__()
         self.config = config
@@ -81,10 +86,6 @@ class CineEncoder(nn.Module):
             "phenotypes": self.phenotype_head(h),
             "shuffled": self.shuffle_head(h).squeeze(-1),
         }
-
-
-def load_cine_encoder(folder_or_name: str = "cine_encoder") -> CineEncoder:
-    return load_module(CineEncoder, CineEncoderConfig, folder_or_name)
 
 
 @torch.inference_mode()

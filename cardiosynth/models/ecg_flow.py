@@ -1,7 +1,7 @@
 """Anatomy-motion disentangled rectified flow (ECGFlowCMR): a DiT that moves a noisy template to a cine's motion
 code under the guidance of one ECG cycle, for a given anatomy.
 
-    model = load_ecg_flow("ecg_flow")
+    model = EcgFlow.from_pretrained("ecg_flow")
     codes = model.sample(ecg_frames, slice_position, steps=25, cfg=2.0, generator=g, known=anatomy_codes)
     # packed anatomy + motion codes (cardiosynth.models.anatomy_motion): the anatomy channels as given
 
@@ -43,7 +43,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cardiosynth.models.ecg_mae import sinusoidal_positions
-from cardiosynth.weights import load_module
+from cardiosynth.weights import Pretrained
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,12 @@ class Block(nn.Module):
         return x + (gate * self.mlp(h)).reshape(b, f, s, d)
 
 
-class EcgFlow(nn.Module):
+class EcgFlow(nn.Module, Pretrained):
+    """Loads and saves through :class:`~cardiosynth.weights.Pretrained` (bundled as ``weights/ecg_flow``)."""
+
+    config_class = EcgFlowConfig
+    default_weights = "ecg_flow"
+
     def __init__(self, config: EcgFlowConfig):
         super().__init__()
         self.config = c = config
@@ -314,8 +319,3 @@ class EcgFlow(nn.Module):
 
     def count_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-
-def load_ecg_flow(folder_or_name: str = "ecg_flow") -> EcgFlow:
-    """Bundled or saved ECG flow (sha256 checked; the template travels in the weights), eval mode."""
-    return load_module(EcgFlow, EcgFlowConfig, folder_or_name)

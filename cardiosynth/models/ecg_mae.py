@@ -1,6 +1,6 @@
 """Phase-aware ECG masked autoencoder (ECGFlowCMR's ECG encoder), and finding one cardiac cycle with it.
 
-    model = load_ecg_mae("ecg_mae")
+    model = EcgMAE.from_pretrained("ecg_mae")
     features, phase = model.encode(normalise_leads(signals))      # (B, 625, D), (B, 625) radians
     cycle = select_cycle(find_cycles(phase[0], valid_tokens=625)) # (start, end) in tokens, R peak to R peak
     per_frame = resample_cycle(features[0], *cycle, frames=16)    # (16, D): frame 0 = R peak ~ end-diastole
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from cardiosynth.weights import load_module
+from cardiosynth.weights import Pretrained
 
 TWO_PI = 2 * math.pi
 
@@ -98,7 +98,12 @@ def sinusoidal_positions(n: int, dim: int) -> torch.Tensor:
     return table
 
 
-class EcgMAE(nn.Module):
+class EcgMAE(nn.Module, Pretrained):
+    """Loads and saves through :class:`~cardiosynth.weights.Pretrained` (bundled as ``weights/ecg_mae``)."""
+
+    config_class = EcgMAEConfig
+    default_weights = "ecg_mae"
+
     def __init__(self, config: EcgMAEConfig):
         super().__init__()
         self.config = c = config
@@ -206,11 +211,6 @@ def resample_cycle(features: torch.Tensor, start: float, end: float, frames: int
     return features[lo] * (1 - w) + features[hi] * w
 
 
-def load_ecg_mae(folder_or_name: str = "ecg_mae") -> EcgMAE:
-    """Bundled or saved ECG MAE (sha256 checked), eval mode."""
-    return load_module(EcgMAE, EcgMAEConfig, folder_or_name)
-
-
 def shift_batch(x: torch.Tensor, phase: torch.Tensor, valid: torch.Tensor, shifts: torch.Tensor, patch: int):
     """Move each record by ``shifts`` tokens (positive = later), zero-padding the signal and marking padded
     tokens' phase invalid: training sees R peaks anywhere in the window."""
@@ -242,4 +242,3 @@ def phase_error(predicted: np.ndarray, target: np.ndarray, valid: np.ndarray) ->
     """Mean absolute circular difference (radians) over valid tokens."""
     d = np.angle(np.exp(1j * (np.asarray(predicted) - np.nan_to_num(np.asarray(target)))))
     return float(np.abs(d)[np.asarray(valid, bool)].mean())
-

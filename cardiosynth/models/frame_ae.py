@@ -13,7 +13,7 @@ frames do; a 2D model sees 16x more examples per parameter and never has to aver
 The generators work on *scaled* latents (posterior mean x ``latent_scale``; scale = 1 / std of the
 training-set means, computed after training and stored in ``config.json``).
 
-    ae = load_frame_ae()                          # bundled weights/frame_ae, sha256 checked
+    ae = FrameAutoencoder.from_pretrained()                          # bundled weights/frame_ae, sha256 checked
     z = encode_frames(ae, frames)                 # (N, H, W) in [0, 1] -> (N, 8, 16, 16) scaled
     frames = decode_latents(ae, z)                # -> (N, H, W) in [0, 1]
 """
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from monai.networks.nets import AutoencoderKL
 from torch import nn
 
-from cardiosynth.weights import config_from_dict, load_module
+from cardiosynth.weights import Pretrained, config_from_dict
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,12 @@ CONFIGS = {
 }
 
 
-class FrameAutoencoder(nn.Module):
+class FrameAutoencoder(nn.Module, Pretrained):
     """(N, 1, H, W) in [0, 1] <-> (N, C, H/f, W/f). No attention blocks: at 16 x 16 latents on a CPU budget
     they cost more than they give (MONAI's defaults put attention at the deepest levels)."""
+
+    config_class = FrameAEConfig
+    default_weights = "frame_ae"
 
     def __init__(self, config: FrameAEConfig = CONFIGS["default"]):
         super().__init__()
@@ -169,8 +172,3 @@ def decode_latents(model: FrameAutoencoder, latents, batch_size: int = 64) -> to
     z = latents.float() / model.config.latent_scale
     out = [model.decode(z[i:i + batch_size].to(device))[:, 0].cpu() for i in range(0, len(z), batch_size)]
     return torch.cat(out).clamp(0, 1)
-
-
-def load_frame_ae(folder_or_name: str = "frame_ae") -> FrameAutoencoder:
-    """Bundled or saved frame autoencoder (sha256 checked, config incl. latent_scale from config.json), eval mode."""
-    return load_module(FrameAutoencoder, FrameAEConfig, folder_or_name)

@@ -10,7 +10,7 @@ no vector quantisation. Generation starts fully masked and unmasks the tokens ov
 schedule, sampling each newly unmasked token with the denoiser; classifier-free guidance uses a learned null
 condition. With ``known`` channels (a real heart's anatomy), only the others are drawn: editing.
 
-    model = load_mar("mar")                                   # EMA weights, sha256-checked
+    model = MAR.from_pretrained("mar")                                   # EMA weights, sha256-checked
     codes = model.generate(table, num_iter=8, cfg=3.0, seed=0)    # (B, C, 1, g, g) packed codes
     # cines = codec.decode_codes(codes)                       # with the representation it was trained on
 
@@ -46,7 +46,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.weights import WeightsError, check_dependency, load_module
+from cardiosynth.weights import Pretrained, WeightsError, check_dependency
 
 TRAIN_COMMAND = "python -m training.train_mar --config vae3d (weights/mar) or --config default (weights/mar_motion)"
 
@@ -328,7 +328,32 @@ class Denoiser(nn.Module):
 # MAR
 
 
-class MAR(nn.Module):
+class MAR(nn.Module, Pretrained):
+    """The masked autoregressive transformer with a per-token diffusion head. Loaded with its EMA weights and
+    the phenotype scaler from ``config.json``; ``MAR.from_pretrained(folder, frame_ae=..., motion=...)`` also
+    refuses a representation other than the one it was trained on."""
+
+    config_class = MARConfig
+    default_weights = "mar"
+
+    @classmethod
+    def from_pretrained(cls, folder_or_name: str | Path | None = None, **representation: str | Path) -> "MAR":
+        folder_or_name = cls.default_weights if folder_or_name is None else folder_or_name
+        try:
+            return super().from_pretrained(folder_or_name, **representation)
+        except WeightsError as error:
+            if "No weights found" in str(error):
+                raise WeightsError(f"No MAR weights at {folder_or_name} (nor bundled as weights/{folder_or_name}). "
+                                   f"Train them (after frame_ae and motion) with: {TRAIN_COMMAND}") from None
+            raise
+
+    def _check_loaded(self, folder_or_name: str | Path, **representation: str | Path) -> "MAR":
+        if not self.config.phenotype_mean:
+            raise WeightsError(f"{folder_or_name}: config.json lacks the phenotype scaler")
+        for name, folder in representation.items():
+            check_dependency({"depends_on": self.depends_on}, name, folder)
+        return self
+
     def __init__(self, config: MARConfig):
         super().__init__()
         self.config = c = config
@@ -596,25 +621,3 @@ class MAR(nn.Module):
             if on_step is not None:
                 on_step(step, len(schedule))
         return self.unpatchify(tokens)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Loading
-
-
-def load_mar(folder_or_name: str | Path = "mar", **representation: str | Path) -> MAR:
-    """The trained MAR (EMA weights; sha256 checked; config incl. the phenotype scaler from ``config.json``), in
-    eval mode. With ``frame_ae=...`` and ``motion=...`` (folders or names), also refuse a representation other
-    than the one it was trained on."""
-    try:
-        model = load_module(MAR, MARConfig, folder_or_name)
-    except WeightsError as error:
-        if "No weights found" in str(error):
-            raise WeightsError(f"No MAR weights at {folder_or_name} (nor bundled as weights/{folder_or_name}). "
-                               f"Train them (after frame_ae and motion) with: {TRAIN_COMMAND}") from None
-        raise
-    if not model.config.phenotype_mean:
-        raise WeightsError(f"{folder_or_name}: config.json lacks the phenotype scaler")
-    for name, folder in representation.items():
-        check_dependency({"depends_on": model.depends_on}, name, folder)
-    return model

@@ -23,7 +23,7 @@ No intensity residual: one was measured on val (a low-resolution residual on the
 raised PSNR (28.2-28.8 dB against 26.9) but not realism (classifier two-sample test CNN AUC 0.91-0.93
 against 0.85-0.90 without; ``reports/anatomy_motion/README.md``), so it would only add values to generate.
 
-    motion = load_motion()                              # bundled weights/motion (temporal modes), sha256 checked
+    motion = MotionModel.from_pretrained()                              # bundled weights/motion (temporal modes), sha256 checked
     code = motion.encode(frames, ed)                    # (N, T, H, W), (N, H, W) -> (N, k, 2, g, g)
     cines = motion.decode(ed, code)                     # -> (N, T, H, W)
 """
@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cardiosynth.weights import config_from_dict, load_module
+from cardiosynth.weights import Pretrained, config_from_dict
 
 
 @dataclass(frozen=True)
@@ -159,9 +159,12 @@ def register(frames: torch.Tensor, config: MotionConfig, ed: torch.Tensor | None
 
 
 # ------------------------------------------------------------------------------------------ the model
-class MotionModel(nn.Module):
+class MotionModel(nn.Module, Pretrained):
     """control[t] = mean_field[t] + sum_k (code[k] x code_std[k]) x temporal_basis[k, t]. Buffers only: the
     mean field and the temporal modes come from the training cines' registrations (:meth:`fit`)."""
+
+    config_class = MotionConfig
+    default_weights = "motion"
 
     def __init__(self, config: MotionConfig = CONFIGS["default"]):
         super().__init__()
@@ -237,8 +240,3 @@ class MotionModel(nn.Module):
                 loss.backward()
                 optimiser.step()
         return code.detach()
-
-
-def load_motion(folder_or_name: str = "motion") -> MotionModel:
-    """Bundled or saved motion model (sha256 checked), eval mode."""
-    return load_module(MotionModel, MotionConfig, folder_or_name)

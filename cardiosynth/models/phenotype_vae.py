@@ -46,7 +46,7 @@ from torch import nn
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.phenotypes import PhenotypeError
-from cardiosynth.weights import WeightsError, config_from_dict, load_state
+from cardiosynth.weights import Pretrained, WeightsError, config_from_dict
 
 COORDINATES = ("log LVEDV", "logit(LVESV/LVEDV)", "log LVM", "log RVEDV", "logit(RVESV/RVEDV)")
 SIDES = {"LV": (0, 1), "RV": (3, 4)}  # the coordinate pair of each ventricle; LVM is coordinate 2
@@ -334,8 +334,11 @@ class Plausibility:
         return dataclasses.asdict(self)
 
 
-class PhenotypeVAE(nn.Module):
+class PhenotypeVAE(nn.Module, Pretrained):
     """MLP VAE over the standardised coordinates ``u`` of the five independent phenotypes."""
+
+    config_class = PhenotypeVAEConfig
+    default_weights = "phenotype_vae"
 
     def __init__(self, config: PhenotypeVAEConfig = PhenotypeVAEConfig()):
         super().__init__()
@@ -402,21 +405,16 @@ class PhenotypeVAE(nn.Module):
         return self.log_likelihood(s[:, None], mean), log_prior - log_mix, mean
 
     # ---------------------------------------------------------------- loading
-    @classmethod
-    def from_pretrained(cls, folder_or_name: str | Path = "phenotype_vae") -> "PhenotypeVAE":
-        """Bundled weights (``weights/phenotype_vae``) or a folder; refuses weights whose sha256 differs from
-        ``config.json``. Returned in eval mode, float64 (inference is tiny; float64 keeps sums exact)."""
-        state, payload = load_state(folder_or_name)
-        config = PhenotypeVAEConfig.from_dict(payload["config"])
+    def _check_loaded(self, folder_or_name: str | Path) -> "PhenotypeVAE":
+        """Refuse weights without their scaler and calibration, or trained on another phenotype schema; run in
+        float64 (inference is tiny; float64 keeps sums exact)."""
+        config = self.config
         if not config.scaler_mean or not config.calibration_log_density:
             raise WeightsError(f"{folder_or_name}: config.json lacks the scaler or the plausibility calibration")
         if tuple(config.phenotypes) != ph.NAMES:
             raise WeightsError(f"{folder_or_name} was trained on phenotypes {config.phenotypes}, "
                                f"but the schema is {ph.NAMES}")
-        model = cls(config)
-        model.load_state_dict(state)
-        model.metrics = payload.get("extra", {})
-        return model.double().eval()
+        return self.double().eval()
 
     # ---------------------------------------------------------------- helpers in numpy / units
     @property

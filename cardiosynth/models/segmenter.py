@@ -6,7 +6,7 @@ and applied to every frame of a cine in one batched forward pass.
 
 Use::
 
-    model = load_segmenter()                     # bundled weights/segmenter, sha256 checked
+    model = Segmenter.from_pretrained()                     # bundled weights/segmenter, sha256 checked
     labels = segment_cine(model, cine.frames)    # (T, H, W) float32 in [0, 1] -> (T, H, W) uint8
 
 The config is a dataclass saved beside the weights (``config.json``), read by both training and inference, so
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cardiosynth.weights import config_from_dict, load_state
+from cardiosynth.weights import Pretrained, config_from_dict
 
 BACKGROUND, RV, MYO, LV = 0, 1, 2, 3
 LABEL_NAMES = {RV: "RV", MYO: "MYO", LV: "LV"}
@@ -100,9 +100,16 @@ class Block(nn.Sequential):
         super().__init__(*[conv_bn_relu(c_in if i == 0 else c_out, c_out) for i in range(n)])
 
 
-class Segmenter(nn.Module):
+class Segmenter(nn.Module, Pretrained):
     """2D U-Net: encoder (block, then 2x2 max-pool), bottleneck, decoder (2x upsample by transposed conv,
-    concatenate the skip, block), 1x1 head to per-class logits. Input (N, 1, H, W) in [0, 1]."""
+    concatenate the skip, block), 1x1 head to per-class logits. Input (N, 1, H, W) in [0, 1].
+    ``Segmenter.from_pretrained(folder, fuse=True)`` returns it with BatchNorm folded for inference."""
+
+    config_class = SegmenterConfig
+    default_weights = "segmenter"
+
+    def _check_loaded(self, folder_or_name: str | Path, fuse: bool = True) -> "Segmenter":
+        return self.fuse() if fuse else self
 
     def __init__(self, config: SegmenterConfig = CONFIGS["default"]):
         super().__init__()
@@ -161,18 +168,6 @@ def count_parameters(model: nn.Module) -> int:
 
 
 # --------------------------------------------------------------------------------------------- inference
-def load_segmenter(folder_or_name: str | Path = "segmenter", fuse: bool = True) -> Segmenter:
-    """The bundled segmenter (``weights/segmenter``) or one in ``folder``; the weights' sha256 is checked and
-    the config rebuilt from ``config.json``. Returned in eval mode (BatchNorm folded when ``fuse``)."""
-    state, payload = load_state(folder_or_name)
-    config = SegmenterConfig.from_dict(payload["config"])
-    model = Segmenter(config)
-    model.load_state_dict(state)
-    model.eval()
-    model.metrics = payload.get("extra", {})
-    return model.fuse() if fuse else model
-
-
 def _as_frames(frames, size: int) -> tuple[torch.Tensor, tuple[int, ...]]:
     """Validate and convert to a float32 (N, 1, H, W) tensor; returns it and the leading shape."""
     if isinstance(frames, torch.Tensor):
@@ -207,7 +202,7 @@ def segment_cine(model: Segmenter, frames, valid: np.ndarray | None = None, max_
     padded pixels to background.
     """
     if model.training:
-        raise ValueError("segment_cine needs the model in eval mode (call model.eval(), or use load_segmenter)")
+        raise ValueError("segment_cine needs the model in eval mode (call model.eval(), or use Segmenter.from_pretrained)")
     x, lead = _as_frames(frames, model.config.image_size)
     device = next(model.parameters()).device
     with torch.inference_mode():

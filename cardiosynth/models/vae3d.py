@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cardiosynth.weights import load_module
+from cardiosynth.weights import Pretrained
 
 
 @dataclass
@@ -155,10 +155,13 @@ class Decoder(nn.Module):
         return self.conv_out(F.silu(self.norm_out(self.body(self.conv_in(z)))))
 
 
-class VAE3D(nn.Module):
+class VAE3D(nn.Module, Pretrained):
     """``encode`` -> (mean, logvar); ``decode`` latent -> cine in roughly [0, 1] (unclipped).
 
     Inputs are cines in [0, 1]; internally they are mapped to [-1, 1] and back."""
+
+    config_class = VAE3DConfig
+    default_weights = "vae3d"
 
     def __init__(self, config: VAE3DConfig):
         super().__init__()
@@ -259,11 +262,6 @@ def decode_latents(model: VAE3D, latents, batch_size: int = 16) -> torch.Tensor:
     z = latents.float() / model.config.latent_scale
     out = [model.decode(z[i:i + batch_size].to(device))[:, 0].cpu() for i in range(0, len(z), batch_size)]
     return torch.cat(out).clamp(0, 1)
-
-
-def load_vae3d(folder_or_name: str = "vae3d") -> VAE3D:
-    """Bundled or saved 3D-VAE (sha256 checked, config incl. latent_scale rebuilt from config.json), eval mode."""
-    return load_module(VAE3D, VAE3DConfig, folder_or_name)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -29,11 +29,19 @@ from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.device import autocast, resolve_device
 from cardiosynth.ecg import Ecg, EcgError, process_ecg, read_ecg
-from cardiosynth.models.ecg_flow import EcgFlow, load_ecg_flow
-from cardiosynth.models.ecg_mae import EcgMAE, find_cycles, load_ecg_mae, normalise_leads, resample_cycle, select_cycle
+from cardiosynth.models.ecg_flow import EcgFlow
+from cardiosynth.models.ecg_mae import (
+    EcgMAE,
+    find_cycles,
+    normalise_leads,
+    resample_cycle,
+    select_cycle,
+)
 from cardiosynth.pipelines import hub
 from cardiosynth.pipelines.phenotype_to_cine import COMPONENTS as ANATOMY_COMPONENTS
-from cardiosynth.pipelines.phenotype_to_cine import OPTIONAL_COMPONENTS as OPTIONAL_ANATOMY_COMPONENTS
+from cardiosynth.pipelines.phenotype_to_cine import (
+    OPTIONAL_COMPONENTS as OPTIONAL_ANATOMY_COMPONENTS,
+)
 from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine, spacing_of
 from cardiosynth.pipelines.requests import check_sampling
 from cardiosynth.retime import retime, systolic_fraction
@@ -134,8 +142,8 @@ class EcgToCine:
         device = resolve_device(device)
         folder = hub.resolve_folder(folder_or_hub_id, COMPONENTS, revision=revision, local_files_only=local_files_only,
                                     optional=OPTIONAL_ANATOMY_COMPONENTS)
-        mae = load_ecg_mae(str(folder / "ecg_mae"))
-        flow = load_ecg_flow(str(folder / "ecg_flow"))
+        mae = EcgMAE.from_pretrained(str(folder / "ecg_mae"))
+        flow = EcgFlow.from_pretrained(str(folder / "ecg_flow"))
         for name in ("ecg_mae", "frame_ae", "motion"):  # the flow refuses models it was not trained with
             check_dependency({"depends_on": flow.depends_on}, name, folder / name)
         anatomy = anatomy or PhenotypeToCine.from_pretrained(folder, device=device)

@@ -35,10 +35,10 @@ from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
 from cardiosynth.device import autocast, resolve_device
-from cardiosynth.models.anatomy_motion import AnatomyMotionCodec, load_anatomy_motion
-from cardiosynth.models.mar import MAR, load_mar
+from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
+from cardiosynth.models.mar import MAR
 from cardiosynth.models.phenotype_vae import PhenotypeVAE
-from cardiosynth.models.vae3d import VAE3D, decode_latents, load_vae3d
+from cardiosynth.models.vae3d import VAE3D, decode_latents
 from cardiosynth.pipelines import hub
 from cardiosynth.pipelines.requests import check_sampling
 from cardiosynth.weights import WEIGHTS_DIR, WeightsError, read_config
@@ -294,10 +294,10 @@ def _load_generator(folder: Path, name: str) -> tuple[MAR, "AnatomyMotionCodec |
     if missing:
         raise WeightsError(f"{folder} lacks {', '.join(missing)}, which {name}/ ({representation} representation) "
                            "decodes with; see training/reproduce_all.py")
-    mar = load_mar(folder / name, **{c: folder / c for c in needs})  # sha256 of what it was trained with
+    mar = MAR.from_pretrained(folder / name, **{c: folder / c for c in needs})  # sha256 of what it was trained with
     if needs == ("vae3d",):
-        return mar, Vae3dDecoder(load_vae3d(str(folder / "vae3d")))
-    return mar, load_anatomy_motion(str(folder / "frame_ae"), str(folder / "motion"))
+        return mar, Vae3dDecoder(VAE3D.from_pretrained(str(folder / "vae3d")))
+    return mar, AnatomyMotionCodec.from_pretrained(str(folder / "frame_ae"), str(folder / "motion"))
 
 
 def spacing_of(model) -> float:

@@ -24,9 +24,15 @@ from scipy import ndimage
 from cardiosynth.cine import Cine, CineError
 from cardiosynth.data.acdc import LABEL_LV, LABEL_MYO, to_rows_cols
 from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
-from cardiosynth.data.prepare import PrepareConfig, normalise, resample_cycle, resample_plane, sampling_grid
+from cardiosynth.data.prepare import (
+    PrepareConfig,
+    normalise,
+    resample_cycle,
+    resample_plane,
+    sampling_grid,
+)
 from cardiosynth.export import load_npz_cine
-from cardiosynth.models.segmenter import Segmenter, load_segmenter, segment_cine
+from cardiosynth.models.segmenter import Segmenter, segment_cine
 
 MIN_FRAMES = 8  # fewer time points cannot show a cardiac cycle
 HEART_MIN_PIXELS = 30  # LV + MYO + RV pixels (2.2 mm) at ED for "a heart was found" ...
@@ -162,7 +168,7 @@ def prepare_real_slice(volume: CineVolume, slice_index: int | None = None, confi
     frames = volume.frames[z].astype(np.float32)
     if float(frames.max() - frames.min()) <= 0:
         raise RealCineError(f"slice {z} of {volume.name} is blank")
-    segmenter = segmenter or load_segmenter()
+    segmenter = segmenter or Segmenter.from_pretrained()
     centre = find_heart(frames, volume.spacing_mm, segmenter, config)
     planes, valid, _ = _crop(frames, volume.spacing_mm, centre, config)
     cine, _, _ = normalise(resample_cycle(planes, config.frames), valid, config.intensity_percentiles)
