@@ -1,4 +1,5 @@
-"""What every training script shares: seeding, device, torchrun (DDP), a JSONL log, and resumable checkpoints.
+"""What every training script shares: its command line, seeding, device, torchrun (DDP), a JSONL log, and
+resumable checkpoints.
 
 Checkpoints hold model and optimizer tensors in safetensors and the scalar optimizer state in JSON, so
 resuming never unpickles anything.
@@ -6,12 +7,17 @@ resuming never unpickles anything.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import math
 import os
 import random
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -24,6 +30,69 @@ ACDC_LICENCE = """## Licence
 Trained on ACDC, which is licensed CC BY-NC-SA 4.0: these weights carry the same licence (non-commercial,
 share-alike). Cite Bernard et al., IEEE TMI 37(11):2514-2525, 2018.
 """
+
+
+def training_parser(doc: str, configs: dict, weights_name: str, *, dataset: bool = True, epochs: bool = True,
+                    resume: bool = True, device: bool = True, max_steps: bool = False, max_minutes: bool = False,
+                    threads: bool = False, out_help: str | None = None) -> argparse.ArgumentParser:
+    """The flags every ``python -m training.<model>`` shares, spelled and explained the same way in each; the
+    trainer adds its own (the models it depends on, ``--report``, ...) to the parser it gets back."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", choices=sorted(configs), default="default")
+    if dataset:
+        parser.add_argument("--dataset", default=None, help="prepared dataset name or folder (default: the config's)")
+    parser.add_argument("--out", help=out_help or f"weights folder (default weights/{weights_name}, or "
+                                                  f"weights/{weights_name}_<config>)")
+    if epochs:
+        parser.add_argument("--epochs", type=int, help="override the config's epochs")
+    if max_steps:
+        parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
+    if max_minutes:
+        parser.add_argument("--max-minutes", type=float, help="stop after this much training time (a lent GPU)")
+    if resume:
+        parser.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    if device:
+        parser.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu or cuda")
+    if threads:
+        parser.add_argument("--threads", type=int, help="CPU threads (results are bit-reproducible for a fixed "
+                            "count; 1 thread is much faster than 2 when another job shares the cores)")
+    return parser
+
+
+@dataclass
+class TrainingRun:
+    """A parsed training command: its arguments, the config they select, where the weights go, and the command
+    line that reproduces the run (without ``--resume``), for the model card."""
+
+    args: argparse.Namespace
+    config: Any
+    out: Path
+    command: str
+
+
+def config_suffix(config_name: str) -> str:
+    """``""`` for the default config, ``"_<name>"`` otherwise: how weight folders of other configs are named."""
+    return "" if config_name == "default" else f"_{config_name}"
+
+
+def parse_training_run(parser: argparse.ArgumentParser, configs: dict, weights_name: str, module: str,
+                       argv: list[str] | None = None,
+                       default_out: Callable[[argparse.Namespace], str | Path] | None = None) -> TrainingRun:
+    """Parse, set the CPU threads (``--threads``), select the config (``--epochs`` overrides its epochs) and
+    the weights folder (``--out``, else ``default_out(args)``, else ``weights/<weights_name>[_<config>]``)."""
+    args = parser.parse_args(argv)
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    config = configs[args.config]
+    if getattr(args, "epochs", None):
+        config = dataclasses.replace(config, epochs=args.epochs)
+    if args.out:
+        out = Path(args.out)
+    else:
+        out = Path(default_out(args) if default_out else f"weights/{weights_name}{config_suffix(args.config)}")
+    words = sys.argv[1:] if argv is None else argv
+    command = f"python -m training.{module} " + " ".join(word for word in words if word != "--resume")
+    return TrainingRun(args, config, out, command.strip())
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -18,7 +18,6 @@ checks) come from the evaluator: ``python -m evaluation.evaluate --generator rec
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -40,7 +39,13 @@ from cardiosynth.models.motion import CONFIGS, MotionConfig, MotionModel, regist
 from cardiosynth.models.vae3d import VAE3D, decode_latents, encode_cines, masked_metrics
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import read_config, resolve
-from training.common import ACDC_LICENCE, one_cine_per_patient, seed_everything
+from training.common import (
+    ACDC_LICENCE,
+    one_cine_per_patient,
+    parse_training_run,
+    seed_everything,
+    training_parser,
+)
 
 REPORT_DIR = REPO_ROOT / "reports" / "anatomy_motion"
 BATCH = 32  # cines registered together (one cached file each)
@@ -265,20 +270,13 @@ nothing here is trained by SGD.
 
 
 def main(argv: list[str] | None = None) -> None:
-    import sys
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
-    parser.add_argument("--dataset", help="prepared dataset name or folder (default: the config's data_config)")
-    parser.add_argument("--out", help="weights folder (default weights/motion, or motion_<config>)")
+    parser = training_parser(__doc__, CONFIGS, "motion", epochs=False, resume=False, device=False, threads=True)
     parser.add_argument("--temporal-components", type=int, help="override the number of temporal modes")
-    parser.add_argument("--threads", type=int)
     parser.add_argument("--report", action="store_true", help="round-trip a held-out split through the bundle")
     parser.add_argument("--split", choices=["val", "test"], default="val")
     parser.add_argument("--bench", action="store_true", help="encode + decode seconds per cine, batch 1 (JSON)")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    run = parse_training_run(parser, CONFIGS, "motion", "fit_motion", argv)
+    args, config = run.args, run.config
     torch.set_flush_denormal(True)
     if args.bench:
         print(json.dumps(bench(AnatomyMotionCodec.from_pretrained()), indent=2))
@@ -286,12 +284,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.report:
         print(json.dumps(report(args.split, args.dataset or "default"), indent=2))
         return
-    config = CONFIGS[args.config]
     if args.temporal_components:
         config = dataclasses.replace(config, temporal_components=args.temporal_components)
-    out = Path(args.out or ("weights/motion" + ("" if args.config == "default" else f"_{args.config}")))
-    command = "python -m training.fit_motion " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(json.dumps(fit(config, out, args.dataset or config.data_config, command), indent=2))
+    print(json.dumps(fit(config, run.out, args.dataset or config.data_config, run.command), indent=2))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ writes safetensors + config + model card.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import time
 from pathlib import Path
 
@@ -19,10 +17,25 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from cardiosynth.data.dataset import load_prepared
+from cardiosynth.models.cine_encoder import (
+    CONFIGS,
+    GROUPS,
+    CineEncoder,
+    CineEncoderConfig,
+)
 from cardiosynth.paths import cache_dir
-from cardiosynth.models.cine_encoder import CONFIGS, GROUPS, CineEncoder, CineEncoderConfig
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import ACDC_LICENCE, JsonlLog, checkpoint_exists, load_checkpoint, pick_device, save_checkpoint, seed_everything
+from training.common import (
+    ACDC_LICENCE,
+    JsonlLog,
+    checkpoint_exists,
+    load_checkpoint,
+    parse_training_run,
+    pick_device,
+    save_checkpoint,
+    seed_everything,
+    training_parser,
+)
 
 
 def tensors(dataset, config: CineEncoderConfig, scaler: dict) -> dict[str, torch.Tensor]:
@@ -142,21 +155,10 @@ when computing Fréchet distances between sets of cines.
 {ACDC_LICENCE}"""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
-    parser.add_argument("--dataset", default=None, help="prepared dataset name or folder (default: the config's)")
-    parser.add_argument("--out", help="weights folder (default weights/cine_encoder, or cine_encoder_<config>)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
-    config = CONFIGS[args.config]
-    if args.epochs:
-        config = dataclasses.replace(config, epochs=args.epochs)
-    out = Path(args.out or ("weights/cine_encoder" + ("" if args.config == "default" else f"_{args.config}")))
-    best = train(config, out, args.dataset or args.config, args.resume, args.device)
-    print(best)
+def main(argv: list[str] | None = None) -> None:
+    run = parse_training_run(training_parser(__doc__, CONFIGS, "cine_encoder"), CONFIGS, "cine_encoder",
+                             "train_cine_encoder", argv)
+    print(train(run.config, run.out, run.args.dataset or run.args.config, run.args.resume, run.args.device))
 
 
 if __name__ == "__main__":

@@ -27,11 +27,8 @@ Several GPUs (or CPU workers): ``torchrun --nproc-per-node 4 -m training.train_e
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -62,6 +59,7 @@ from training.common import (
     adamw,
     barrier,
     checkpoint_exists,
+    config_suffix,
     cosine_lr,
     distributed_trainer,
     ema_update,
@@ -69,12 +67,14 @@ from training.common import (
     init_distributed,
     load_checkpoint,
     main_process_first,
+    parse_training_run,
     pick_device,
     rank_share,
     run_minutes,
     seed_everything,
     start_run,
     store_compact,
+    training_parser,
 )
 from training.train_mar import compute_latents
 
@@ -335,31 +335,20 @@ diagnosis.
 """
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
+def main(argv: list[str] | None = None) -> None:
+    parser = training_parser(__doc__, CONFIGS, "ecg_flow", max_steps=True, max_minutes=True)
     parser.add_argument("--pairs", type=Path, help="CSV of real pairs (subject, ecg_path); default: pseudo-pairs")
     parser.add_argument("--frame-ae", default=None, help="frame autoencoder folder (default weights/frame_ae[_<config>])")
     parser.add_argument("--motion", default=None, help="motion model folder (default weights/motion[_<config>])")
     parser.add_argument("--ecg-mae", default=None, help="ECG MAE folder (default weights/ecg_mae, or ecg_mae_<config>)")
-    parser.add_argument("--dataset", default=None, help="prepared dataset name or folder (default: the config's)")
-    parser.add_argument("--out", help="weights folder (default weights/ecg_flow, or ecg_flow_<config>)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
-    parser.add_argument("--max-minutes", type=float, help="stop after this much training time (a lent GPU)")
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
-    config = CONFIGS[args.config]
-    if args.epochs:
-        config = dataclasses.replace(config, epochs=args.epochs)
-    suffix = "" if args.config == "default" else f"_{args.config}"
+    run = parse_training_run(parser, CONFIGS, "ecg_flow", "train_ecg_flow", argv)
+    args = run.args
+    suffix = config_suffix(args.config)
     bundled = args.config == "default" and not args.max_steps and args.out is None
     report = REPO_ROOT / "reports" / "ecg_flow" if bundled else None  # other runs never overwrite the bundled reports
-    summary = train(config, Path(args.out or f"weights/ecg_flow{suffix}"), args.frame_ae or f"weights/frame_ae{suffix}",
-                    args.motion or f"weights/motion{suffix}", args.ecg_mae or f"weights/ecg_mae{suffix}", args.pairs,
-                    args.dataset or args.config, args.resume, args.device, args.max_steps, "python -m training.train_ecg_flow " + " ".join(sys.argv[1:]), report,
-                    max_minutes=args.max_minutes)
+    summary = train(run.config, run.out, args.frame_ae or f"weights/frame_ae{suffix}", args.motion or f"weights/motion{suffix}",
+                    args.ecg_mae or f"weights/ecg_mae{suffix}", args.pairs, args.dataset or args.config, args.resume,
+                    args.device, args.max_steps, run.command, report, max_minutes=args.max_minutes)
     if summary:
         print(json.dumps(summary["selected"]))
 

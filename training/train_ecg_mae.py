@@ -19,11 +19,8 @@ Several GPUs (or CPU workers): ``torchrun --nproc-per-node 4 -m training.train_e
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -56,10 +53,12 @@ from training.common import (
     init_distributed,
     load_checkpoint,
     main_process_first,
+    parse_training_run,
     pick_device,
     rank_share,
     seed_everything,
     start_run,
+    training_parser,
 )
 
 MATCH_TOLERANCE_S = 0.075  # the R-peak scoring rule of DESIGN.md
@@ -236,32 +235,21 @@ def write_outputs(out: Path, model: EcgMAE, config: EcgMAEConfig, arrays: LudbAr
     return metrics
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
-    parser.add_argument("--out", help="weights folder (default weights/ecg_mae, or ecg_mae_<config>)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--device", default="auto")
+def main(argv: list[str] | None = None) -> None:
+    parser = training_parser(__doc__, CONFIGS, "ecg_mae", dataset=False, max_steps=True)
     parser.add_argument("--evaluate", action="store_true", help="only re-evaluate the weights in --out (no training) "
                         "and rewrite their metrics, model card and report")
     parser.add_argument("--report", type=Path, default=None, help="also write metrics.json here "
                         "(default reports/ecg_mae for the default config)")
-    args = parser.parse_args()
-    config = CONFIGS[args.config]
-    if args.epochs:
-        config = dataclasses.replace(config, epochs=args.epochs)
-    suffix = "" if args.config == "default" else f"_{args.config}"
+    run = parse_training_run(parser, CONFIGS, "ecg_mae", "train_ecg_mae", argv)
+    args, out = run.args, run.out
     report = args.report or (REPO_ROOT / "reports" / "ecg_mae" if args.config == "default" and not args.max_steps else None)
-    out = Path(args.out or f"weights/ecg_mae{suffix}")
     if args.evaluate:
         model = EcgMAE.from_pretrained(str(out))
-        run = {k: model.metrics[k] for k in ("selected", "train_minutes", "command", "threads")}
-        metrics = write_outputs(out, model, model.config, load_arrays(), run, report)
+        trained = {k: model.metrics[k] for k in ("selected", "train_minutes", "command", "threads")}
+        metrics = write_outputs(out, model, model.config, load_arrays(), trained, report)
     else:
-        metrics = train(config, out, args.resume, args.device, args.max_steps,
-                        "python -m training.train_ecg_mae " + " ".join(sys.argv[1:]), report)
+        metrics = train(run.config, out, args.resume, args.device, args.max_steps, run.command, report)
     if metrics:
         print(json.dumps({k: metrics[k] for k in ("val", "test", "train_minutes")}, indent=2))
 

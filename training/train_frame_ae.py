@@ -13,7 +13,6 @@ optimizers and the random state are in the checkpoint).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json
@@ -42,12 +41,15 @@ from training.common import (
     ACDC_LICENCE,
     JsonlLog,
     checkpoint_exists,
+    config_suffix,
     cosine_lr,
     ema_update,
     load_checkpoint,
+    parse_training_run,
     pick_device,
     save_checkpoint,
     seed_everything,
+    training_parser,
 )
 
 
@@ -184,31 +186,16 @@ It codes a cine's end-diastolic frame (the anatomy); the motion model warps that
 
 
 def main(argv: list[str] | None = None) -> None:
-    import sys
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
-    parser.add_argument("--dataset", help="prepared dataset name or folder (default: the config's data_config)")
-    parser.add_argument("--out", help="weights folder (default weights/frame_ae, or frame_ae_<config>)")
+    parser = training_parser(__doc__, CONFIGS, "frame_ae", threads=True)
     parser.add_argument("--segmenter", help="segmenter of the perceptual loss (default weights/segmenter, or "
                         "segmenter_<config>)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, help="CPU threads (bit-reproducible for a fixed count)")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    config = CONFIGS[args.config]
-    if args.epochs:
-        config = dataclasses.replace(config, epochs=args.epochs)
-    out = Path(args.out or ("weights/frame_ae" + ("" if args.config == "default" else f"_{args.config}")))
-    command = "python -m training.train_frame_ae " + " ".join(a for a in (argv if argv is not None else sys.argv[1:])
-                                                              if a != "--resume")
-    segmenter = args.segmenter or ("segmenter" if args.config == "default" else f"segmenter_{args.config}")
-    summary = train(config, out, args.dataset or config.data_config, args.resume, args.device, command, segmenter)
+    run = parse_training_run(parser, CONFIGS, "frame_ae", "train_frame_ae", argv)
+    args, config = run.args, run.config
+    segmenter = args.segmenter or f"segmenter{config_suffix(args.config)}"
+    summary = train(config, run.out, args.dataset or config.data_config, args.resume, args.device, run.command,
+                    segmenter)
     print(json.dumps(summary, indent=2))
-    FrameAutoencoder.from_pretrained(out)  # the bundle loads (sha256 checked)
+    FrameAutoencoder.from_pretrained(run.out)  # the bundle loads (sha256 checked)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ disjoint share of every epoch, the global batch is ``batch_size`` x processes; r
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -62,11 +61,13 @@ from training.common import (
     init_distributed,
     load_checkpoint,
     main_process_first,
+    parse_training_run,
     pick_device,
     rank_share,
     seed_everything,
     start_run,
     store_compact,
+    training_parser,
 )
 
 VAL_SEED = 12345
@@ -330,31 +331,21 @@ MICCAI 2025). It generates {what}
 {ACDC_LICENCE}"""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
+def main(argv: list[str] | None = None) -> None:
+    parser = training_parser(__doc__, CONFIGS, "mar", max_steps=True, max_minutes=True,
+                             out_help="weights folder (default: weights/mar_motion, weights/mar for vae3d, "
+                                      "weights/mar_paper)")
     parser.add_argument("--frame-ae", default=None, help="frame autoencoder folder (default weights/frame_ae[_<config>])")
     parser.add_argument("--motion", default=None, help="motion model folder (default weights/motion[_<config>])")
     parser.add_argument("--vae", default=None, help="3D-VAE folder, for the vae3d config (default weights/vae3d)")
-    parser.add_argument("--dataset", default=None, help="prepared dataset name or folder (default: the config's)")
-    parser.add_argument("--out", help="weights folder (default: weights/mar_motion, weights/mar for vae3d, "
-                                      "weights/mar_paper)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
-    parser.add_argument("--max-minutes", type=float, help="stop after this much training time (a lent GPU)")
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
-    config = CONFIGS[args.config]
-    if args.epochs:
-        config = dataclasses.replace(config, epochs=args.epochs)
+    run = parse_training_run(parser, CONFIGS, "mar", "train_mar", argv, default_out=lambda a: DEFAULT_OUT[a.config])
+    args, config = run.args, run.config
     paper = args.config == "paper"
     suffix = "_paper" if paper else ""
     folders = representation_folders(config, args.frame_ae or f"weights/frame_ae{suffix}",
                                      args.motion or f"weights/motion{suffix}", args.vae or f"weights/vae3d{suffix}")
-    best = train(config, Path(args.out or DEFAULT_OUT[args.config]), folders,
-                 args.dataset or ("paper" if paper else "default"), args.resume, args.device, args.max_steps,
-                 command="python -m training.train_mar " + " ".join(sys.argv[1:]), max_minutes=args.max_minutes)
+    best = train(config, run.out, folders, args.dataset or ("paper" if paper else "default"), args.resume, args.device,
+                 args.max_steps, command=run.command, max_minutes=args.max_minutes)
     print(json.dumps(best))
 
 

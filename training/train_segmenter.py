@@ -15,7 +15,6 @@ whose Dice figures (per patient, bootstrap 95 % CIs over patients) are also stor
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -45,10 +44,13 @@ from cardiosynth.paths import REPO_ROOT, cache_dir
 from training.common import (
     JsonlLog,
     checkpoint_exists,
+    config_suffix,
     load_checkpoint,
+    parse_training_run,
     pick_device,
     save_checkpoint,
     seed_everything,
+    training_parser,
 )
 
 BOOTSTRAP_SAMPLES = 2000
@@ -319,43 +321,27 @@ Diagnosis: Is the Problem Solved?", IEEE TMI 37(11), 2018).
 """
 
 
+def run_folder(args) -> Path:
+    """Checkpoints and log of a run; a smoke run (``--max-steps``) never overwrites the real ones."""
+    smoke = "_smoke" if args.max_steps is not None else ""
+    return Path(args.run_dir) if args.run_dir else cache_dir() / "runs" / f"segmenter_{args.config}{smoke}"
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="default", choices=sorted(CONFIGS))
-    parser.add_argument("--out", default=None, help="weights folder (default weights/segmenter, or "
-                                                    "weights/segmenter_<config> for non-default configs)")
+    parser = training_parser(__doc__.split("\n\n")[0], CONFIGS, "segmenter", dataset=False, max_steps=True,
+                             threads=True)
     parser.add_argument("--run-dir", default=None, help="checkpoints and log.jsonl (default .cache/runs/segmenter_<config>)")
-    parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --run-dir")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads (results are reproducible for a fixed seed and thread count; 1 thread "
-                             "is the robust choice on a CPU shared with other jobs)")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke test)")
     parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    config = CONFIGS[args.config]
-    if args.epochs is not None:
-        config = dataclasses.replace(config, epochs=args.epochs)
-    smoke = "_smoke" if args.max_steps is not None else ""  # a smoke run never overwrites the real ones
-    run_dir = Path(args.run_dir) if args.run_dir else cache_dir() / "runs" / f"segmenter_{args.config}{smoke}"
-    if args.out:
-        out = Path(args.out)
-    elif smoke:
-        out = run_dir / "weights"
-    else:
-        out = REPO_ROOT / "weights" / ("segmenter" if args.config == "default" else f"segmenter_{args.config}")
-    command = "python -m training.train_segmenter " + " ".join(
-        a for a in (argv if argv is not None else sys.argv[1:]) if a != "--resume")
-    metrics = train(config, out, run_dir, resume=args.resume, device=args.device, max_steps=args.max_steps,
-                    progress=not args.no_progress, command=command.strip())
+    run = parse_training_run(parser, CONFIGS, "segmenter", "train_segmenter", argv, default_out=lambda a: (
+        run_folder(a) / "weights" if a.max_steps is not None else REPO_ROOT / "weights" / f"segmenter{config_suffix(a.config)}"))
+    args, run_dir = run.args, run_folder(run.args)
+    metrics = train(run.config, run.out, run_dir, resume=args.resume, device=args.device, max_steps=args.max_steps,
+                    progress=not args.no_progress, command=run.command)
     for split in ("val", "test"):
         m = metrics[split]
         print(f"{split}: " + ", ".join(f"{k} {m[k]['dice']:.3f} [{m[k]['ci95'][0]:.3f}, {m[k]['ci95'][1]:.3f}]"
                                        for k in ("LV", "MYO", "RV", "mean")))
-    print(f"weights: {out}")
+    print(f"weights: {run.out}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ validation and test PSNR/SSIM (bootstrap 95 % CIs over patients), a reconstructi
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -42,9 +41,11 @@ from training.common import (
     checkpoint_exists,
     load_checkpoint,
     one_cine_per_patient,
+    parse_training_run,
     pick_device,
     save_checkpoint,
     seed_everything,
+    training_parser,
 )
 
 REPORT_DIR = REPO_ROOT / "reports" / "vae3d"
@@ -339,22 +340,12 @@ loss, ECG rectified flow) work on *scaled* latents: posterior mean x latent_scal
 {ACDC_LICENCE}"""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
-    parser.add_argument("--dataset", default=None, help="prepared dataset name or folder (default: the config's)")
-    parser.add_argument("--out", help="weights folder (default weights/vae3d, or vae3d_<config>)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, help="CPU threads (results are bit-reproducible for a fixed count; "
-                        "1 thread is much faster than 2 when another job shares the cores)")
+def main(argv: list[str] | None = None) -> None:
+    parser = training_parser(__doc__, CONFIGS, "vae3d", threads=True)
     parser.add_argument("--report", action="store_true", help="only evaluate saved weights (metrics, sheet, card)")
     parser.add_argument("--bench", action="store_true", help="only time encode/decode of saved weights; print JSON")
-    args = parser.parse_args()
-    out = Path(args.out or ("weights/vae3d" + ("" if args.config == "default" else f"_{args.config}")))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    run = parse_training_run(parser, CONFIGS, "vae3d", "train_vae3d", argv)
+    args, out = run.args, run.out
     if args.bench:
         torch.set_flush_denormal(True)
         print(json.dumps(bench(VAE3D.from_pretrained(out)), indent=2))
@@ -363,10 +354,7 @@ def main() -> None:
         torch.set_flush_denormal(True)
         print(json.dumps(report(out, args.dataset or args.config), indent=2))
         return
-    config = CONFIGS[args.config]
-    if args.epochs:
-        config = dataclasses.replace(config, epochs=args.epochs)
-    summary = train(config, out, args.dataset or args.config, args.resume, args.device, args.config)
+    summary = train(run.config, out, args.dataset or args.config, args.resume, args.device, args.config)
     print(json.dumps({k: summary[k] for k in ("latent_shape", "latent_scale", "metrics", "speed", "selected")}, indent=2))
 
 

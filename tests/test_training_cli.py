@@ -1,0 +1,58 @@
+"""The trainers' shared command line (training.common.training_parser / parse_training_run)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.common import config_suffix, parse_training_run, training_parser
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyConfig:
+    name: str = "default"
+    epochs: int = 10
+
+
+CONFIGS = {"default": TinyConfig(), "paper": TinyConfig(name="paper", epochs=99)}
+
+
+def test_a_run_selects_config_epochs_out_and_the_command_without_resume():
+    parser = training_parser("doc", CONFIGS, "thing", max_steps=True)
+    run = parse_training_run(parser, CONFIGS, "thing", "train_thing", ["--config", "paper", "--epochs", "3", "--resume"])
+    assert run.config == TinyConfig(name="paper", epochs=3)
+    assert run.out == Path("weights/thing_paper")
+    assert run.command == "python -m training.train_thing --config paper --epochs 3"
+    assert run.args.resume and run.args.max_steps is None and run.args.device == "auto"
+    default = parse_training_run(parser, CONFIGS, "thing", "train_thing", [])
+    assert default.config == CONFIGS["default"] and default.out == Path("weights/thing")
+    chosen = parse_training_run(parser, CONFIGS, "thing", "train_thing", ["--out", "/tmp/x"],
+                                default_out=lambda args: "never used")
+    assert chosen.out == Path("/tmp/x")
+    assert config_suffix("default") == "" and config_suffix("paper") == "_paper"
+
+
+def test_threads_are_set_and_unknown_configs_refused():
+    parser = training_parser("doc", CONFIGS, "thing", threads=True)
+    before = torch.get_num_threads()
+    try:
+        parse_training_run(parser, CONFIGS, "thing", "train_thing", ["--threads", "1"])
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(SystemExit):
+        parse_training_run(parser, CONFIGS, "thing", "train_thing", ["--config", "huge"])
+
+
+@pytest.mark.parametrize("module", ["train_cine_encoder", "train_vae3d", "train_ecg_mae", "train_mar", "train_frame_ae",
+                                    "train_segmenter", "train_ecg_flow", "fit_motion"])
+def test_every_trainer_explains_its_flags(module, capsys):
+    with pytest.raises(SystemExit) as done:
+        importlib.import_module(f"training.{module}").main(["--help"])
+    assert done.value.code == 0
+    shown = capsys.readouterr().out
+    assert "--config" in shown and "--out" in shown
