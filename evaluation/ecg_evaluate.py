@@ -2,7 +2,7 @@
 
 ``python -m evaluation.ecg_evaluate [--ludb FOLDER] [--records 1 2 3] [--per-record]``
 
-Rule (DESIGN.md): a detection matches an annotated QRS peak within +-75 ms (one-to-one, nearest first);
+Rule (docs/design.md): a detection matches an annotated QRS peak within +-75 ms (one-to-one, nearest first);
 only the annotated span of each record counts (``annotated_from_s``..``annotated_to_s`` in records.csv,
 else the first/last lead-ii annotation), widened by the tolerance so a beat on the edge is not lost;
 paced records are reported separately. Our copy holds 170 of LUDB's 200 records: all present are scored.

@@ -61,7 +61,7 @@ from training.common import (
     training_parser,
 )
 
-MATCH_TOLERANCE_S = 0.075  # the R-peak scoring rule of DESIGN.md
+MATCH_TOLERANCE_S = 0.075  # the R-peak scoring rule of docs/design.md
 
 
 def tensors(arrays: LudbArrays, config: EcgMAEConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

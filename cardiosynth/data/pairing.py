@@ -1,6 +1,6 @@
 """Pseudo-pairs of cines and ECGs, because no public data pairs a 12-lead ECG with the same person's cine MRI.
 
-The rule (DESIGN.md, "Honest pairing"), applied per ACDC subject (all slices of one heart share its ECGs):
+The rule (docs/design.md, "Honest pairing"), applied per ACDC subject (all slices of one heart share its ECGs):
 
 1. Diagnosis family: the subject's ACDC group chooses the LUDB pool (:data:`GROUP_TO_FAMILY`; pools are defined
    by header labels in :mod:`cardiosynth.data.ludb`): NOR -> normal, MINF -> infarction / ischaemia / scar,

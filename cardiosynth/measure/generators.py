@@ -1,6 +1,6 @@
 """Generators behind the evaluator, and the references every real generator must beat.
 
-The contract (DESIGN.md): ``generate(conditions) -> list[Cine]``, where ``conditions`` is a DataFrame with
+The contract (docs/design.md): ``generate(conditions) -> list[Cine]``, where ``conditions`` is a DataFrame with
 the schema's phenotype columns, ``slice_position`` and ``seed`` (one row per requested cine).
 
 - ``RealCines``: real held-out cines, requested with their own phenotypes -> the real-data ceilings.

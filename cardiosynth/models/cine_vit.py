@@ -15,7 +15,6 @@ instrument, not part of the product, and bundles no weights. Models take tensors
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -139,10 +138,3 @@ class CineDiagnosisModel(nn.Module):
         pooled = self.encoder(cines).mean(dim=1)
         features = self.dropout(torch.cat([pooled, slice_position.reshape(-1, 1).to(pooled.dtype)], dim=1))
         return self.diagnosis(features), self.phenotypes(features)
-
-
-def cosine_lr(step: int, steps: int, peak: float, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to zero."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    return 0.5 * peak * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))

@@ -13,12 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cardiosynth.models.cine_vit import (
-    CineDiagnosisModel,
-    CineMAE,
-    CineViTConfig,
-    cosine_lr,
-)
+from cardiosynth.models.cine_vit import CineDiagnosisModel, CineMAE, CineViTConfig
+from training.common import cosine_lr
 
 GROUPS = ("DCM", "HCM", "MINF", "NOR", "RV")
 TARGETS = ("LVEDV", "LVEF", "LVM", "RVEDV", "RVEF")
