@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +57,6 @@ def run(split: str = "val", low: float = 30.0, high: float = 60.0, seed: int = 0
 
 
 def main(argv: list[str] | None = None) -> None:
-    import sys
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", choices=["val", "test"], default="val")
     parser.add_argument("--low", type=float, default=30.0)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ from cardiosynth.measure.anatomy import CHECKS, check_anatomy, summarize_anatomy
 from cardiosynth.measure.generators import (  # noqa: E402
     Generator,
     RealCines,
+    Sampler,
     build_generator,
     check_conditions,
 )
@@ -307,20 +309,22 @@ def markdown(report: dict) -> str:
 
 
 def run(generator_names: list[str], split: str, out: Path, dataset_name: str = "default", command: str = "",
-        seed: int = 0, c2st: bool = True) -> dict:
+        seed: int = 0, c2st: bool = True, sampler: Sampler = Sampler()) -> dict:
     """``seed``: the generation seed of every request, to see how far a figure moves with the draw alone.
-    ``c2st``: run the Turing test (the anatomy checks always run)."""
+    ``c2st``: run the Turing test (the anatomy checks always run). ``sampler``: the trained generators' sampler
+    settings instead of the defaults saved with their weights."""
     started = time.perf_counter()
     dataset = load_prepared(dataset_name)
     reference = Reference(dataset.split("train"), dataset.split(split), CineEncoder.from_pretrained())
     measurer = CineMeasurer()
     realism = TuringReference(reference, measurer, c2st=c2st)
     conditions = RealCines(dataset, split).conditions().assign(seed=int(seed))
-    results = [evaluate_generator(build_generator(name, dataset, split), conditions, reference, measurer, realism)
+    results = [evaluate_generator(build_generator(name, dataset, split, sampler=sampler), conditions, reference,
+                                  measurer, realism)
                for name in generator_names]
     real_features = reference.heldout_features
     report = {
-        "command": command, "split": split, "dataset": dataset_name, "seed": int(seed),
+        "command": command, "split": split, "dataset": dataset_name, "seed": int(seed), "sampler": sampler.given(),
         "n_train": len(reference.train), "n_heldout": len(reference.heldout),
         "turing_control_real_train_vs_heldout": realism.control,
         "anatomy_real_heldout": realism.anatomy,
@@ -340,8 +344,6 @@ def run(generator_names: list[str], split: str, out: Path, dataset_name: str = "
 
 
 def main(argv: list[str] | None = None) -> None:
-    import sys
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--generator", action="append",
                         help="real, vae-recon[:folder], nearest-train, group-mean, cpgg[:folder] (repeatable)")
@@ -351,10 +353,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="generation seed of every request (default 0)")
     parser.add_argument("--no-c2st", action="store_true",
                         help="skip the automated Turing test (quick runs; the anatomy checks still run)")
+    parser.add_argument("--steps", type=int, help="MAR decoding steps K of cpgg / edit (default: the weights')")
+    parser.add_argument("--cfg", type=float, help="guidance scale of cpgg / edit (default: the weights')")
+    parser.add_argument("--temperature", type=float, help="sampling temperature of cpgg / edit (default: the weights')")
     args = parser.parse_args(argv)
     command = "python -m evaluation.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
     report = run(args.generator or ["real", "nearest-train", "group-mean"], args.split, Path(args.out),
-                 args.dataset, command, args.seed, c2st=not args.no_c2st)
+                 args.dataset, command, args.seed, c2st=not args.no_c2st,
+                 sampler=Sampler(args.steps, args.cfg, args.temperature))
     control = report["turing_control_real_train_vs_heldout"] or {}
     print(json.dumps({"control_real_vs_real_max_auc": control.get("max_auc"),
                       **{r["generator"]: {"c2st_max_auc": r["turing"].get("max_auc"),

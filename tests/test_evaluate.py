@@ -113,7 +113,7 @@ def test_seed_reaches_every_request(tiny_dataset, tmp_path, monkeypatch):
             seen.append(conditions["seed"].tolist())
             return super().generate(conditions)
 
-    monkeypatch.setattr(evaluate, "build_generator", lambda name, dataset, split: Spy(dataset, split))
+    monkeypatch.setattr(evaluate, "build_generator", lambda name, dataset, split, **options: Spy(dataset, split))
     for seed in (0, 7):
         report = evaluate.run(["spy"], "val", tmp_path / str(seed), str(tiny_dataset), seed=seed)
         assert report["seed"] == seed
@@ -124,3 +124,19 @@ def test_seed_reaches_every_request(tiny_dataset, tmp_path, monkeypatch):
     saved = json.loads((tmp_path / "cli" / "report.json").read_text())
     assert saved["seed"] == 3 and saved["generators"][0]["turing"] == {"skipped": "--no-c2st"}
     assert saved["turing_control_real_train_vs_heldout"] is None and "all" in saved["generators"][0]["anatomy"]
+
+
+def test_sampler_settings_reach_the_pipeline_and_name_the_row():
+    from cardiosynth.measure.generators import SampledPipeline, Sampler
+
+    class FakePipe:
+        def generate(self, conditions, **settings):
+            self.settings = settings
+            return []
+
+    pipe = FakePipe()
+    sampled = SampledPipeline(pipe, "cpgg", Sampler(steps=16, temperature=0.5))
+    sampled.generate(None)
+    assert pipe.settings == {"steps": 16, "temperature": 0.5}
+    assert sampled.name == "cpgg@steps=16,temperature=0.5"
+    assert SampledPipeline(pipe, "cpgg").name == "cpgg" and Sampler().given() == {}

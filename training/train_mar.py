@@ -98,8 +98,7 @@ def representation_folders(config: MARConfig, frame_ae=None, motion=None, vae=No
 
 def _encoder(folders: dict[str, Path], device: torch.device):
     """cines (N, T, H, W) -> latents of the representation, 64 cines at a time."""
-    if "vae3d" in folders:  # lazy imports: the MAR itself never needs the encoders
-
+    if "vae3d" in folders:
         vae = VAE3D.from_pretrained(str(folders["vae3d"])).to(device)
         return lambda cines: encode_cines(vae, cines)
 

@@ -17,6 +17,7 @@ the schema's phenotype columns, ``slice_position`` and ``seed`` (one row per req
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Protocol
 
 import numpy as np
@@ -34,6 +35,23 @@ class Generator(Protocol):
     name: str
 
     def generate(self, conditions: pd.DataFrame) -> list[Cine]: ...
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """Sampler settings a command asks for instead of the defaults saved with the weights (``None``: keep the
+    default): MAR decoding steps K, guidance scale, temperature. Only the trained generators draw samples."""
+
+    steps: int | None = None
+    cfg: float | None = None
+    temperature: float | None = None
+
+    def given(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def label(self) -> str:
+        """``@steps=16,cfg=3.0`` (empty for the defaults): appended to the generator's name in reports."""
+        return "@" + ",".join(f"{k}={v}" for k, v in self.given().items()) if self.given() else ""
 
 
 def check_conditions(conditions: pd.DataFrame, needed: tuple[str, ...] = ph.NAMES) -> pd.DataFrame:
@@ -107,21 +125,34 @@ class EditedRealCines(RealCines):
     motion the phenotype -> cine MAR draws for its values. The motion half of the generator, judged on real
     anatomy; ``recon`` (the same anatomy with the heart's own motion, encoded) is its ceiling."""
 
-    def __init__(self, dataset: PreparedDataset, split: str = "val", folder: str | None = None, device: str = "auto"):
+    def __init__(self, dataset: PreparedDataset, split: str = "val", folder: str | None = None, device: str = "auto",
+                 sampler: Sampler = Sampler()):
         super().__init__(dataset, split)
-
         self.pipe = PhenotypeToCine.from_pretrained(*([folder] if folder else []), device=device)
-        self.name = f"edit-{split}"
+        self.sampler = sampler
+        self.name = f"edit-{split}{sampler.label()}"
 
     def generate(self, conditions: pd.DataFrame) -> list[Cine]:
         real = super().generate(conditions)
         seed = int(conditions["seed"].iloc[0]) if "seed" in conditions and len(conditions) else 0
         out = []
         for cine, (_, row) in zip(real, conditions.iterrows()):
-            edited = self.pipe.edit(cine, {"LVEF": float(row["LVEF"])}, phenotypes=row.to_dict(), seed=seed).cines[0]
+            edited = self.pipe.edit(cine, {"LVEF": float(row["LVEF"])}, phenotypes=row.to_dict(), seed=seed,
+                                    **self.sampler.given()).cines[0]
             edited.source = f"edit:{cine.source}"
             out.append(edited)
         return out
+
+
+class SampledPipeline:
+    """The trained phenotype -> cine pipeline (``cpgg[:folder]``) with the command's sampler settings."""
+
+    def __init__(self, pipe: PhenotypeToCine, name: str, sampler: Sampler = Sampler()):
+        self.pipe, self.sampler = pipe, sampler
+        self.name = name + sampler.label()
+
+    def generate(self, conditions: pd.DataFrame) -> list[Cine]:
+        return self.pipe.generate(conditions, **self.sampler.given())
 
 
 class _TrainingReference:
@@ -174,8 +205,9 @@ class GroupMeanCine(_TrainingReference):
         return out
 
 
-def build_generator(name: str, dataset: PreparedDataset, split: str = "val", device: str = "auto") -> Generator:
-    """Generators the evaluation command knows by name (``device`` for the trained ones)."""
+def build_generator(name: str, dataset: PreparedDataset, split: str = "val", device: str = "auto",
+                    sampler: Sampler = Sampler()) -> Generator:
+    """Generators the evaluation command knows by name (``device`` and ``sampler`` for the trained ones)."""
     if name == "real":
         return RealCines(dataset, split)
     if name == "vae-recon" or name.startswith("vae-recon:"):
@@ -183,16 +215,13 @@ def build_generator(name: str, dataset: PreparedDataset, split: str = "val", dev
     if name == "recon" or name.startswith("recon:"):
         return AnatomyMotionReconstructedCines(dataset, split, *name.split(":", 1)[1:])
     if name == "edit" or name.startswith("edit:"):
-        return EditedRealCines(dataset, split, *name.split(":", 1)[1:], device=device)
+        return EditedRealCines(dataset, split, *name.split(":", 1)[1:], device=device, sampler=sampler)
     train = dataset.split("train")
     if name == "nearest-train":
         return NearestTrainingCine(train)
     if name == "group-mean":
         return GroupMeanCine(train)
     if name == "cpgg" or name.startswith("cpgg:"):  # the trained phenotype -> cine pipeline (cpgg:<folder or hub id>)
-
-        pipe = PhenotypeToCine.from_pretrained(*name.split(":", 1)[1:], device=device)
-        pipe.name = name
-        return pipe
+        return SampledPipeline(PhenotypeToCine.from_pretrained(*name.split(":", 1)[1:], device=device), name, sampler)
     raise ValueError(f"Unknown generator {name!r}; known: real, vae-recon[:folder], recon[:ae,motion], edit[:folder], "
                      "nearest-train, group-mean, cpgg[:folder]")

@@ -257,10 +257,12 @@ class PhenotypeToCine:
         return result
 
     # The evaluator's generator contract: conditions table in (one row per cine), cines out.
-    def generate(self, conditions: pd.DataFrame) -> list[Cine]:
+    def generate(self, conditions: pd.DataFrame, steps: int | None = None, cfg: float | None = None,
+                 temperature: float | None = None) -> list[Cine]:
         seed = int(conditions["seed"].iloc[0]) if "seed" in conditions and len(conditions) else 0
         columns = [n for n in ph.NAMES if n in conditions] + ["slice_position"]
-        return self(conditions[columns].reset_index(drop=True), n=1, seed=seed).cines
+        return self(conditions[columns].reset_index(drop=True), n=1, seed=seed, steps=steps, cfg=cfg,
+                    temperature=temperature).cines
 
 
 # ---------------------------------------------------------------------------------------------- loading
