@@ -1,7 +1,11 @@
 """The CardioSynth web app (Gradio): ``build_app()`` returns the Blocks; ``python app.py`` serves it.
 
-Layout and wiring live in :mod:`.ui`; the logic behind each tab in :mod:`.phenotype_explorer`, :mod:`.cine_view`,
-:mod:`.ecg_view` and :mod:`.ecg_cine`, which do not import Gradio.
+:mod:`.ui` holds the theme, the CSS and ``build_app``, which lays out the tabs in order; each tab's layout and
+wiring is one module: :mod:`.phenotype_tab`, :mod:`.ecg_tab`, :mod:`.review_tab` and :mod:`.about_tab`. The two
+"Generate cine" panels (phenotypes -> cine, ECG -> cine) are one panel, :mod:`.generation_panel`, over one studio
+base, :mod:`.studio`; small Gradio pieces several tabs use are in :mod:`.widgets`. The logic behind the tabs is in
+:mod:`.phenotype_explorer`, :mod:`.cine_view`, :mod:`.batch_view`, :mod:`.edit_view`, :mod:`.ecg_view` and
+:mod:`.ecg_cine`, which do not import Gradio.
 """
 
 import os

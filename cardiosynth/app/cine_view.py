@@ -1,6 +1,7 @@
 """The "Generate cine" panel's logic (no Gradio here): phenotypes -> cine with the bundled PhenotypeToCine,
 the measured LV/RV area curves of the result, the side-by-side comparison with the previous result, and the
-download files.
+download files. What it shares with the ECG -> cine studio (settings checks, file names, downloads) is
+:class:`.studio.GeneratorStudio`.
 
 Gradio's plot component renders plotly figures without animation frames, so the cine plays as an animated
 GIF (an <img>, plays everywhere), and a plotly figure steps through the frames with a slider, in sync with the
@@ -9,16 +10,11 @@ area curves and with the previous result.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import logging
 import math
-import os
 import tempfile
-import time
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +25,14 @@ from plotly.subplots import make_subplots
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
-from cardiosynth.export import display_frames, frame_interval, save_cine
+from cardiosynth.export import frame_interval, save_cine
 from cardiosynth.measure.curves import NOT_MEASURABLE, unreadable_reason
 from cardiosynth.measure.measurer import CineMeasurer
 from cardiosynth.pipelines import PhenotypeToCine
 
 from .compute import on_compute_thread
 from .player import frame_steps, image_frame, set_frame_time
+from .studio import GeneratorStudio, png_uris
 
 log = logging.getLogger("cardiosynth.app")
 
@@ -60,9 +57,13 @@ class CineResult:
         return f"LVEDV {c['LVEDV']:.0f} mL, LVEF {c['LVEF']:.0f} %, seed {c['seed']}"
 
 
-class CineStudio:
+class CineStudio(GeneratorStudio):
     """Holds the phenotype -> cine pipeline and the measurer; ``available`` is False (with the reason) when
     the generator is not bundled, and the tab says so instead of failing."""
+
+    missing = "No phenotype\u2192cine generator is bundled"
+    steps_name = "Decoding steps"
+    formats = ("mp4", "gif", "nii.gz", "dcm", "json", "csv")
 
     def __init__(self, pipeline=None, measurer=None, load: bool = True):
         self.pipeline, self.measurer, self.unavailable_reason = pipeline, measurer, ""
@@ -71,21 +72,13 @@ class CineStudio:
 
     def _load(self) -> None:
         if self.pipeline is None:
-            try:
-                self.pipeline = PhenotypeToCine.from_pretrained(device=os.environ.get("CARDIOSYNTH_DEVICE", "auto"))
-            except Exception as error:  # noqa: BLE001 - the rest of the app works without it
-                self.unavailable_reason = f"The phenotype\u2192cine weights could not be loaded: {error}"
-                log.warning(self.unavailable_reason)
+            self.load_pipeline(lambda device: PhenotypeToCine.from_pretrained(device=device), "phenotype\u2192cine")
         if self.measurer is None and self.pipeline is not None:
             try:
                 self.measurer = CineMeasurer()
             except Exception:  # noqa: BLE001 - the curves are optional
                 log.warning("Measurement models not available: no area curves", exc_info=True)
         self.folder = Path(tempfile.mkdtemp(prefix="cardiosynth-cines-"))
-
-    @property
-    def available(self) -> bool:
-        return self.pipeline is not None
 
     @property
     def defaults(self) -> dict:
@@ -100,12 +93,8 @@ class CineStudio:
         the panel shows beside the cine. ``progress(stage, fraction)`` hears the real stages: each MAR decoding
         step, the decode to frames, the measurement of the areas."""
         tell = progress or (lambda stage, fraction: None)
-        if not self.available:
-            raise RuntimeError(self.unavailable_reason or "No phenotype\u2192cine generator is bundled")
-        seed = checked_whole(seed, "Seed", 0, 2 ** 31 - 1)
-        steps = checked_whole(steps, "Decoding steps", 1, self.defaults["max_steps"])
-        cfg = checked_number(cfg, "Guidance scale", 1.0, 20.0)
-        position = checked_number(slice_position, "Slice position", 0.0, 1.0)
+        self.require_pipeline()
+        seed, steps, cfg, position = self.checked_settings(seed, steps, cfg, slice_position)
         independent = {n: float(values[n]) for n in ph.INDEPENDENT}  # SV / EF follow from the volumes
         result, caught = on_compute_thread(_recording_warnings, self.pipeline, independent, n=1, seed=seed,
                                            steps=steps, cfg=cfg, slice_position=position,
@@ -117,9 +106,7 @@ class CineStudio:
         generated = CineResult(result.cines[0], conditions, notes=plausibility_notes(plausibility) + caught)
         tell("Measuring the LV and RV areas frame by frame", GENERATION_SHARE)
         generated.measured = on_compute_thread(self.measure, generated.cine)
-        # a fresh name per result: users generating at the same time never overwrite each other's files
-        generated.files["stem"] = f"cardiosynth_seed{seed}_{uuid.uuid4().hex[:10]}"
-        sweep(self.folder)
+        self.name_files(generated, seed)
         return generated
 
     def measure(self, cine: Cine) -> dict:
@@ -141,25 +128,19 @@ class CineStudio:
                 measured["not_measurable"][key] = reason
         return measured
 
-    def file(self, result: CineResult, fmt: str) -> str:
-        """Path of the result as ``fmt`` (gif, mp4, nii.gz, dcm, json, csv), written once."""
-        if fmt not in result.files:
-            path = self.folder / f"{result.files['stem']}.{fmt}"
-            measured = {k: v for k, v in result.measured.items() if k.startswith("est_") or k == "not_measurable"}
-            metadata = {**result.conditions, "measured": measured}
-            if fmt == "json":
-                path.write_text(json.dumps(metadata, indent=2))
-            elif fmt == "csv":
-                import pandas as pd
+    def write(self, result: CineResult, fmt: str, path: Path) -> None:
+        """The result as ``fmt`` (gif, mp4, nii.gz, dcm, json, csv) at ``path``, with its conditions and what
+        was measured on it."""
+        measured = {k: v for k, v in result.measured.items() if k.startswith("est_") or k == "not_measurable"}
+        metadata = {**result.conditions, "measured": measured}
+        if fmt == "json":
+            path.write_text(json.dumps(metadata, indent=2))
+        elif fmt == "csv":
+            import pandas as pd
 
-                pd.DataFrame([{k: v for k, v in metadata.items() if k != "measured"}]).to_csv(path, index=False)
-            else:
-                save_cine(result.cine, path, metadata if fmt in ("nii.gz", "dcm") else None)
-            result.files[fmt] = str(path)
-        return result.files[fmt]
-
-    def downloads(self, result: CineResult) -> list[str]:
-        return [self.file(result, fmt) for fmt in ("mp4", "gif", "nii.gz", "dcm", "json", "csv")]
+            pd.DataFrame([{k: v for k, v in metadata.items() if k != "measured"}]).to_csv(path, index=False)
+        else:
+            save_cine(result.cine, path, metadata if fmt in ("nii.gz", "dcm") else None)
 
     # ----------------------------------------------------------------------------------------- views
     def values_markdown(self, now: CineResult, previous: CineResult | None) -> str:
@@ -276,44 +257,3 @@ def notes_markdown(result: CineResult) -> str:
     return (f'<div class="cs-warning" role="status" id="cine-warnings"><b>Note on this cine:</b>'
             f'<ul>{items}</ul></div>\n\n')
 
-
-def sweep(folder: Path, max_age_s: float = 3600.0) -> None:
-    """Delete this app's result files older than an hour (Gradio keeps its own copies of shown files)."""
-    now = time.time()
-    for path in folder.glob("cardiosynth_*"):
-        try:
-            if now - path.stat().st_mtime > max_age_s:
-                path.unlink()
-        except OSError:
-            pass
-
-
-def png_uris(cine: Cine) -> list[str]:
-    """Every frame as a PNG data URI, for plotly Image traces (the figure then needs no file server)."""
-    import imageio.v3 as iio
-
-    uris = []
-    for pixels in display_frames(cine, scale=2):
-        buffer = io.BytesIO()
-        iio.imwrite(buffer, pixels, extension=".png")
-        uris.append("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())
-    return uris
-
-
-def checked_number(value, name: str, low: float, high: float) -> float:
-    """``value`` as a float within [low, high], else a ValueError the page shows as it is."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not (math.isfinite(number) and low <= number <= high):
-        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
-    return number
-
-
-def checked_whole(value, name: str, low: int, high: int) -> int:
-    """``value`` as a whole number within [low, high] (Gradio number boxes send floats), else a ValueError."""
-    number = checked_number(value, name, low, high)
-    if number != int(number):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    return int(number)

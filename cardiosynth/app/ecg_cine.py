@@ -5,16 +5,14 @@ The figure: left the cine frame, right lead II from the cycle's R peak to the ne
 the frame shown. Play / Pause (buttons beside the plot) and a frame slider step frame k and the cursor (at
 ``cycle['frame_times_s'][k]``) together, through :mod:`.player` (it says why the frames switch opacity and
 plotly's own ``animate`` is not used: during Play the pane was blank). The GIF, at the ECG's own heart rate,
-is what animates without a click.
+is what animates without a click. What it shares with the phenotype -> cine studio (settings checks, file names,
+downloads) is :class:`.studio.GeneratorStudio`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
 import tempfile
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,11 +25,9 @@ from cardiosynth.export import save_cine
 from cardiosynth.pipelines.ecg_to_cine import MAX_STEPS, EcgToCine
 from cardiosynth.weights import WEIGHTS_DIR
 
-from .cine_view import checked_number, checked_whole, png_uris, sweep
 from .compute import on_compute_thread
 from .player import frame_steps, image_frame, set_frame_time
-
-log = logging.getLogger("cardiosynth.app")
+from .studio import GeneratorStudio, png_uris
 
 CURSOR_COLOUR = "#c62828"
 FORMATS = ("mp4", "gif", "nii.gz", "dcm", "json")
@@ -67,9 +63,14 @@ class EcgCineResult:
         return np.arange(first, last) / fs, self.ecg.lead("II")[first:last]
 
 
-class EcgCineStudio:
+class EcgCineStudio(GeneratorStudio):
     """Holds the ECG -> cine pipeline; ``available`` is False (with the reason) when its weights are not bundled,
     and the ECG tab says so instead of failing: reading and analysing ECGs works without them."""
+
+    missing = "No ECG\u2192cine generator is bundled"
+    steps_name = "Sampling steps"
+    formats = FORMATS
+    stem_kind = "ecg_"
 
     def __init__(self, pipeline=None, weights: str | Path | None = None, load: bool = True, anatomy=None):
         """``anatomy``: the app's phenotype -> cine pipeline, shared rather than loaded a second time."""
@@ -82,16 +83,8 @@ class EcgCineStudio:
             self.unavailable_reason = "the ECG\u2192cine pipeline was not loaded"
 
     def _load(self) -> None:
-        try:
-            self.pipeline = EcgToCine.from_pretrained(self.weights or WEIGHTS_DIR, anatomy=self.anatomy,
-                                                      device=os.environ.get("CARDIOSYNTH_DEVICE", "auto"))
-        except Exception as error:  # noqa: BLE001 - the rest of the app works without it
-            self.unavailable_reason = f"The ECG\u2192cine weights could not be loaded: {error}"
-            log.warning(self.unavailable_reason)
-
-    @property
-    def available(self) -> bool:
-        return self.pipeline is not None
+        self.load_pipeline(lambda device: EcgToCine.from_pretrained(self.weights or WEIGHTS_DIR, anatomy=self.anatomy,
+                                                                    device=device), "ECG\u2192cine")
 
     @property
     def defaults(self) -> dict:
@@ -104,8 +97,7 @@ class EcgCineStudio:
         """The cycle "Generate cine from this ECG" animates (the pipeline's choice, the same for every seed and
         setting), so the ECG tab marks that one cycle before any cine exists; None when the model finds no
         complete heartbeat (generating then says why)."""
-        if not self.available:
-            raise RuntimeError(self.unavailable_reason or "No ECG\u2192cine generator is bundled")
+        self.require_pipeline()
         try:
             return on_compute_thread(self.pipeline.selected_cycle, ecg)
         except EcgError:
@@ -114,42 +106,29 @@ class EcgCineStudio:
     def generate(self, ecg, seed, steps, cfg, slice_position, name: str = "", analysis=None) -> EcgCineResult:
         """One cine for ``ecg`` (an Ecg or a path; ``analysis``: its neurokit2 analysis, already shown in the tab);
         bad settings and unusable ECGs raise readable errors."""
-        if not self.available:
-            raise RuntimeError(self.unavailable_reason or "No ECG\u2192cine generator is bundled")
+        self.require_pipeline()
         if ecg is None:
             raise ValueError("Load an ECG first: upload a file or pick a bundled example above.")
-        seed = checked_whole(seed, "Seed", 0, 2 ** 31 - 1)
-        steps = checked_whole(steps, "Sampling steps", 1, self.defaults["max_steps"])
-        cfg = checked_number(cfg, "Guidance scale", 1.0, 20.0)
-        position = checked_number(slice_position, "Slice position", 0.0, 1.0)
+        seed, steps, cfg, position = self.checked_settings(seed, steps, cfg, slice_position)
         if isinstance(ecg, (str, Path)):
             ecg, name, analysis = read_ecg(ecg), name or Path(ecg).name, None
         output = on_compute_thread(self.pipeline, ecg, seed=seed, steps=steps, cfg=cfg, slice_position=position,
                                    analysis=analysis)
         result = EcgCineResult(output, ecg, name)
-        # a fresh name per result: users generating at the same time never overwrite each other's files
-        result.files["stem"] = f"cardiosynth_ecg_seed{seed}_{uuid.uuid4().hex[:10]}"
-        sweep(self.folder)
+        self.name_files(result, seed)
         return result
 
     def metadata(self, result: EcgCineResult) -> dict:
         """What made the cine (settings, model, source ECG) and the cycle it follows: the JSON download."""
         return {"conditions": {**result.output.conditions, "ecg_file": result.name}, "cycle": result.cycle}
 
-    def file(self, result: EcgCineResult, fmt: str) -> str:
-        """Path of the result as ``fmt`` (gif, mp4, nii.gz, dcm, json), written once; frames run at the ECG's rate."""
-        if fmt not in result.files:
-            path = self.folder / f"{result.files['stem']}.{fmt}"
-            if fmt == "json":
-                path.write_text(json.dumps(self.metadata(result), indent=2))
-            else:
-                info = self.metadata(result) if fmt in ("nii.gz", "dcm") else None
-                save_cine(result.cine, path, info, frame_seconds=result.frame_seconds)
-            result.files[fmt] = str(path)
-        return result.files[fmt]
-
-    def downloads(self, result: EcgCineResult) -> list[str]:
-        return [self.file(result, fmt) for fmt in FORMATS]
+    def write(self, result: EcgCineResult, fmt: str, path: Path) -> None:
+        """The result as ``fmt`` (gif, mp4, nii.gz, dcm, json) at ``path``; frames run at the ECG's rate."""
+        if fmt == "json":
+            path.write_text(json.dumps(self.metadata(result), indent=2))
+        else:
+            info = self.metadata(result) if fmt in ("nii.gz", "dcm") else None
+            save_cine(result.cine, path, info, frame_seconds=result.frame_seconds)
 
     # ----------------------------------------------------------------------------------------- views
     def summary_markdown(self, result: EcgCineResult) -> str:

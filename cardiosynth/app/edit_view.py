@@ -9,20 +9,19 @@ and the new LVEF sets the contraction the MAR draws (pipelines.PhenotypeToCine.e
 from __future__ import annotations
 
 import math
-import uuid
 from pathlib import Path
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.pipelines.phenotype_to_cine import ANATOMY_PHENOTYPES
 from cardiosynth.pipelines.real_cine import RealCineError, prepare_real_slice, read_cine_file
 
-from .cine_view import CineResult, CineStudio, checked_number, checked_whole
+from .cine_view import CineResult, CineStudio
 from .compute import on_compute_thread
+from .studio import checked_number, checked_whole, fresh_stem
 
 def edit_real_cine(studio: CineStudio, path: str | Path | None, slice_index, lvef, seed) -> tuple[CineResult, CineResult]:
     """(the real slice, the edited one) as CineResults; every problem is one readable ValueError."""
-    if not studio.available:
-        raise RuntimeError(studio.unavailable_reason or "No phenotype\u2192cine generator is bundled")
+    studio.require_pipeline()
     if studio.measurer is None:
         raise RuntimeError("Editing needs the bundled segmenter and phenotype estimator, which could not be loaded")
     if not path:
@@ -46,7 +45,7 @@ def _edit(studio: CineStudio, path: Path, index: int | None, lvef: float, seed: 
                             "nearer the mid-ventricle")
     result = studio.pipeline.edit(cine, {"LVEF": lvef}, phenotypes=known, seed=seed)
     row = result.conditions.iloc[0]
-    stem = f"cardiosynth_edit_seed{seed}_{uuid.uuid4().hex[:10]}"
+    stem = fresh_stem(seed, "edit_")
     real = CineResult(cine, {**{n: round(float(read[f"est_{n}"]), 2) for n in ph.NAMES},
                              "slice_position": round(cine.slice_position, 2), "seed": seed,
                              "model": cine.source}, files={"stem": stem + "_real"})

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import html
 import logging
-import sys
 
+from cardiosynth.ecg import EcgError
 from cardiosynth.paths import DataNotFoundError
 from cardiosynth.phenotypes import PhenotypeError
 
@@ -18,11 +18,9 @@ log = logging.getLogger("cardiosynth.app")
 
 
 def expected_errors() -> tuple[type[BaseException], ...]:
-    """PhenotypeError, ValueError, DataNotFoundError (a missing data folder: its message says where we looked
-    and how to point elsewhere) and, once cardiosynth.ecg is imported (it is imported lazily: neurokit2
-    takes seconds to import), EcgError; an EcgError cannot be raised before its module is loaded."""
-    ecg = sys.modules.get("cardiosynth.ecg")
-    return (PhenotypeError, ValueError, DataNotFoundError) + ((ecg.EcgError,) if ecg is not None else ())
+    """PhenotypeError, ValueError, EcgError and DataNotFoundError (a missing data folder: its message says where
+    we looked and how to point elsewhere): errors whose messages are written for the user."""
+    return PhenotypeError, ValueError, EcgError, DataNotFoundError
 
 
 def user_message(err: BaseException, action: str) -> str:
