@@ -350,3 +350,14 @@ def test_bundled_weights_generate_a_real_size_cine():
     real = Cine(cine.frames, cine.spacing_mm, 0.5)
     edited = pipe.edit(real, {"LVEF": 30}, phenotypes={"LVEDV": 150.0}, seed=0).cines[0]
     assert edited.shape == cine.shape and 0 <= edited.frames.min() and edited.frames.max() <= 1
+
+
+def test_generate_draws_the_rows_of_one_seed_as_one_call(tiny):
+    """The seed contract: rows sharing a seed are one call (in table order); another seed is another call."""
+    table = ph.complete_derived(pd.DataFrame([HEALTHY] * 3)).assign(slice_position=[0.3, 0.5, 0.7], seed=[5, 9, 5])
+    cines = tiny.generate(table)
+    together = tiny(table.iloc[[0, 2]][list(ph.NAMES) + ["slice_position"]].reset_index(drop=True), n=1, seed=5).cines
+    alone = tiny(table.iloc[[1]][list(ph.NAMES) + ["slice_position"]].reset_index(drop=True), n=1, seed=9).cines
+    assert np.array_equal(cines[0].frames, together[0].frames) and np.array_equal(cines[2].frames, together[1].frames)
+    assert np.array_equal(cines[1].frames, alone[0].frames)
+    assert [c.slice_position for c in cines] == [0.3, 0.5, 0.7]

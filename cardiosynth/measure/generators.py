@@ -1,7 +1,9 @@
 """Generators behind the evaluator, and the references every real generator must beat.
 
 The contract (docs/design.md): ``generate(conditions) -> list[Cine]``, where ``conditions`` is a DataFrame with
-the schema's phenotype columns, ``slice_position`` and ``seed`` (one row per requested cine).
+the schema's phenotype columns, ``slice_position`` and ``seed`` (one row per requested cine). The seed
+contract: a seed seeds one call of a trained generator, so the rows that share a seed are drawn together (in
+table order) and the same table always gives the same cines; on CPU, bit for bit.
 
 - ``RealCines``: real held-out cines, requested with their own phenotypes -> the real-data ceilings.
 - ``VaeReconstructedCines`` (``vae-recon``): the same cines through the 3D-VAE -> the ceiling of any
@@ -134,11 +136,10 @@ class EditedRealCines(RealCines):
 
     def generate(self, conditions: pd.DataFrame) -> list[Cine]:
         real = super().generate(conditions)
-        seed = int(conditions["seed"].iloc[0]) if "seed" in conditions and len(conditions) else 0
         out = []
         for cine, (_, row) in zip(real, conditions.iterrows()):
-            edited = self.pipe.edit(cine, {"LVEF": float(row["LVEF"])}, phenotypes=row.to_dict(), seed=seed,
-                                    **self.sampler.given()).cines[0]
+            edited = self.pipe.edit(cine, {"LVEF": float(row["LVEF"])}, phenotypes=row.to_dict(),
+                                    seed=int(row.get("seed", 0)), **self.sampler.given()).cines[0]
             edited.source = f"edit:{cine.source}"
             out.append(edited)
         return out

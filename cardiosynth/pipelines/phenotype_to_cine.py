@@ -259,10 +259,19 @@ class PhenotypeToCine:
     # The evaluator's generator contract: conditions table in (one row per cine), cines out.
     def generate(self, conditions: pd.DataFrame, steps: int | None = None, cfg: float | None = None,
                  temperature: float | None = None) -> list[Cine]:
-        seed = int(conditions["seed"].iloc[0]) if "seed" in conditions and len(conditions) else 0
+        """One cine per row, in row order. The seed contract: a call's ``seed`` seeds every draw of that call, so
+        the rows that share a ``seed`` value are drawn together as one call (in table order), and rows with
+        another seed are another call; without a ``seed`` column every row is seed 0."""
         columns = [n for n in ph.NAMES if n in conditions] + ["slice_position"]
-        return self(conditions[columns].reset_index(drop=True), n=1, seed=seed, steps=steps, cfg=cfg,
-                    temperature=temperature).cines
+        seeds = conditions["seed"].to_numpy(int) if "seed" in conditions else np.zeros(len(conditions), int)
+        cines: list[Cine | None] = [None] * len(conditions)
+        for seed in dict.fromkeys(seeds.tolist()):
+            rows = np.flatnonzero(seeds == seed)
+            drawn = self(conditions[columns].iloc[rows].reset_index(drop=True), n=1, seed=int(seed), steps=steps,
+                         cfg=cfg, temperature=temperature).cines
+            for row, cine in zip(rows, drawn):
+                cines[row] = cine
+        return cines
 
 
 # ---------------------------------------------------------------------------------------------- loading
