@@ -361,3 +361,14 @@ def test_generate_draws_the_rows_of_one_seed_as_one_call(tiny):
     assert np.array_equal(cines[0].frames, together[0].frames) and np.array_equal(cines[2].frames, together[1].frames)
     assert np.array_equal(cines[1].frames, alone[0].frames)
     assert [c.slice_position for c in cines] == [0.3, 0.5, 0.7]
+
+
+def test_the_pixel_spacing_comes_from_the_weights():
+    from types import SimpleNamespace
+
+    from cardiosynth.pipelines.phenotype_to_cine import spacing_of
+
+    assert spacing_of(SimpleNamespace(metrics={"spacing_mm": 1.25, "dataset": "default"})) == 1.25
+    assert spacing_of(SimpleNamespace(metrics={"dataset": "paper"})) == 1.5  # saved before spacing was recorded
+    for name in ("mar", "mar_motion", "ecg_flow"):  # every bundled generator records it
+        assert json.loads((WEIGHTS_DIR / name / "config.json").read_text())["extra"]["spacing_mm"] == 2.2

@@ -265,6 +265,7 @@ def train(config: EcgFlowConfig, out: Path, frame_ae, motion, mae_folder, pairs_
         return {}  # rank 0 writes the weights and the report
     minutes = run_minutes(run_dir / "log.jsonl")  # all segments of a resumed run
     summary = {"selected": best, "train_minutes": round(minutes, 1), "dataset": str(dataset_name),
+               "spacing_mm": dataset.config.spacing_mm,
                "pairs": "given" if pairs_file else "pseudo-pairs (diagnosis family + QT/RR)",
                "n_pairs": len(pairs), "n_ecgs_with_cycles": len(cycles), "n_ecgs_paired": pairs["ecg_path"].nunique(),
                "n_train_cines": int(keep_train.sum()), "n_val_cines": int(keep_val.sum()),

@@ -284,6 +284,7 @@ def train(config: MARConfig, out: Path, folders: dict[str, Path], dataset_name: 
                       len(val_set), folders)
     ema.save_pretrained(out, card, depends_on=folders,
                         extra={"selected": best, "train_minutes": round(minutes, 1), "dataset": str(dataset_name),
+                               "spacing_mm": dataset.config.spacing_mm,
                            **{f"{name}_folder": str(folder) for name, folder in folders.items()},
                            "train_latent_std": latent_std, "n_train": len(train_set), "n_val": len(val_set),
                            "parameters": ema.count_parameters(), "command": command, "device": str(device),

@@ -312,7 +312,10 @@ def _load_generator(folder: Path, name: str) -> tuple[MAR, "AnatomyMotionCodec |
 
 
 def spacing_of(model) -> float:
-    """Pixel size (mm) of the prepared dataset a model was trained on (its ``dataset`` in config.json)."""
+    """Pixel size (mm) of the cines a generator was trained on, as its weights record it (``spacing_mm`` in
+    config.json); folders saved before it was recorded name their prepared dataset instead."""
+    if "spacing_mm" in model.metrics:
+        return float(model.metrics["spacing_mm"])
     dataset = model.metrics.get("dataset", "default")
     return PREPARE_CONFIGS.get(dataset, PREPARE_CONFIGS["default"]).spacing_mm
 
