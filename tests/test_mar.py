@@ -34,10 +34,11 @@ def tiny(**changes) -> MARConfig:
     return MARConfig(**{**base, **changes})
 
 
-def rows(values: list[float], positions: list[float]) -> pd.DataFrame:
-    """Schema-unit conditions; with the identity scaler, value v is v SD from the mean for every phenotype."""
-    return pd.DataFrame([{**{n: v for n, v in zip(ph.NAMES, [value] * 9)}, "slice_position": p}
-                         for value, p in zip(values, positions)])
+def rows(values: list[float], positions: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Schema-unit conditions (phenotypes (N, 9), positions (N,)); with the identity scaler, value v is v SD
+    from the mean for every phenotype."""
+    return (torch.tensor([[value] * len(ph.NAMES) for value in values], dtype=torch.float64),
+            torch.tensor(positions, dtype=torch.float64))
 
 
 def train_steps(model: MAR, latents, phen, pos, steps: int, lr: float) -> None:
@@ -81,7 +82,7 @@ def test_default_shapes_and_paper_config():
     model = MAR(small_paper)
     loss = model.loss(torch.randn(1, 20, 1, 24, 24), torch.randn(1, 9), torch.rand(1))
     assert torch.isfinite(loss)
-    out = model.eval().generate(rows([0.0], [0.5]), num_iter=2, cfg=2.0, sampling_steps=2, seed=0)
+    out = model.eval().generate(*rows([0.0], [0.5]), num_iter=2, cfg=2.0, sampling_steps=2, seed=0)
     assert out.shape == (1, 20, 1, 24, 24)
 
 
@@ -121,14 +122,14 @@ def test_generation_is_deterministic_and_cfg_runs():
     torch.manual_seed(0)
     model = MAR(tiny()).eval()
     conditions = rows([0.5, -0.5], [0.2, 0.8])
-    a = model.generate(conditions, cfg=3.0, seed=0)
+    a = model.generate(*conditions, cfg=3.0, seed=0)
     assert a.shape == (2, 4, 4, 4, 4) and torch.isfinite(a).all()
-    assert torch.equal(a, model.generate(conditions, cfg=3.0, seed=0))
-    assert not torch.allclose(a, model.generate(conditions, cfg=3.0, seed=1))
+    assert torch.equal(a, model.generate(*conditions, cfg=3.0, seed=0))
+    assert not torch.allclose(a, model.generate(*conditions, cfg=3.0, seed=1))
     for cfg, schedule in ((1.0, "linear"), (2.0, "constant")):
-        assert model.generate(conditions, cfg=cfg, cfg_schedule=schedule, seed=0).shape == a.shape
+        assert model.generate(*conditions, cfg=cfg, cfg_schedule=schedule, seed=0).shape == a.shape
     assert model.generate(None, num_samples=3, seed=0).shape == (3, 4, 4, 4, 4)
-    one = model.generate(dict(conditions.iloc[0]), seed=0)  # a dict is one condition
+    one = model.generate(conditions[0][:1].numpy(), [0.2], seed=0)  # arrays work as well as tensors
     assert one.shape == (1, 4, 4, 4, 4)
 
 
@@ -138,12 +139,12 @@ def test_known_channels_are_kept_exactly_and_the_rest_drawn():
     model = MAR(tiny()).eval()
     conditions = rows([0.5, -0.5], [0.2, 0.8])
     known = torch.randn(2, 4, 4, 4, 4)
-    a = model.generate(conditions, seed=0, known=known, known_channels=1)
-    b = model.generate(conditions, seed=1, known=known, known_channels=1)
+    a = model.generate(*conditions, seed=0, known=known, known_channels=1)
+    b = model.generate(*conditions, seed=1, known=known, known_channels=1)
     assert torch.allclose(a[:, :1], known[:, :1], atol=1e-5) and torch.allclose(b[:, :1], known[:, :1], atol=1e-5)
     assert not torch.allclose(a[:, 1:], b[:, 1:]) and torch.isfinite(a).all()
     with pytest.raises(ValueError, match="known_channels"):
-        model.generate(conditions, known=known, known_channels=4)
+        model.generate(*conditions, known=known, known_channels=4)
 
 
 @pytest.mark.parametrize("order", ["temporal", "reverse"])
@@ -155,7 +156,7 @@ def test_temporal_decoding_orders_fill_one_time_step_after_another(order, monkey
     model = MAR(tiny(latent_frames=8, num_iter=6, decoding_order=order)).eval()  # 4 time steps x 2 x 2 = 16 tokens
     masks, mask_by_order = [], mar_module.mask_by_order
     monkeypatch.setattr(mar_module, "mask_by_order", lambda *args: masks.append(mask_by_order(*args)) or masks[-1])
-    model.generate(rows([0.0], [0.5]), cfg=1.0, seed=0)
+    model.generate(*rows([0.0], [0.5]), cfg=1.0, seed=0)
     time_step = torch.arange(model.config.num_tokens) // (model.config.grid[1] * model.config.grid[2])
     if order == "reverse":
         time_step = time_step.max() - time_step
@@ -173,15 +174,17 @@ def test_temporal_decoding_orders_fill_one_time_step_after_another(order, monkey
 
 def test_conditions_missing_or_nan_are_clear_errors():
     model = MAR(tiny()).eval()
-    good = rows([0.0], [0.5])
-    with pytest.raises(ValueError, match="lack the phenotypes.*LVM"):
-        model.generate(good.drop(columns=["LVM"]))
-    bad = good.copy()
-    bad.loc[0, "RVEF"] = np.nan
+    phenotypes, position = rows([0.0], [0.5])
+    with pytest.raises(ValueError, match=r"Expected phenotypes \(N, 9\).*LVEDV"):
+        model.generate(phenotypes[:, :8], position)
+    bad = phenotypes.clone()
+    bad[0, ph.NAMES.index("RVEF")] = float("nan")
     with pytest.raises(ValueError, match="NaN.*RVEF"):
-        model.generate(bad)
+        model.generate(bad, position)
     with pytest.raises(ValueError, match="slice_position"):
-        model.generate(good.assign(slice_position=1.5))
+        model.generate(phenotypes, torch.tensor([1.5]))
+    with pytest.raises(ValueError, match="1 phenotype rows but 2 slice positions"):
+        model.generate(phenotypes, torch.tensor([0.2, 0.4]))
     with pytest.raises(ValueError, match="NaN"):
         model.loss(torch.randn(1, 4, 4, 4, 4), torch.full((1, 9), float("nan")), torch.rand(1))
     with pytest.raises(ValueError, match="expects scaled latents"):
@@ -189,8 +192,8 @@ def test_conditions_missing_or_nan_are_clear_errors():
     with pytest.raises(ValueError, match="num_samples"):
         model.generate(None)
     with pytest.raises(ValueError, match="no phenotype scaler"):
-        MAR(tiny(phenotype_mean=(), phenotype_std=())).generate(good)
-    assert model.generate(good.drop(columns=["slice_position"]), seed=0).shape[0] == 1  # default 0.5
+        MAR(tiny(phenotype_mean=(), phenotype_std=())).generate(phenotypes, position)
+    assert torch.equal(model.generate(phenotypes, seed=0), model.generate(phenotypes, position, seed=0))  # default 0.5
 
 
 def test_conditioning_steers_generation():
@@ -199,9 +202,9 @@ def test_conditioning_steers_generation():
     model = MAR(tiny(condition_dropout=0.1, diffusion_batch_mul=8))
     targets = torch.randn(2, 4, 4, 4, 4)
     conditions = rows([1.0, -1.0], [0.2, 0.8])
-    phen, pos = model.standardise(conditions)
+    phen, pos = model.standardise(*conditions)
     train_steps(model, targets, phen, pos, steps=400, lr=2e-3)
-    out = model.generate(pd.concat([conditions, conditions], ignore_index=True), cfg=2.0, temperature=0.5, seed=0)
+    out = model.generate(torch.cat([conditions[0]] * 2), torch.cat([conditions[1]] * 2), cfg=2.0, temperature=0.5, seed=0)
     distance = torch.cdist(out.flatten(1), targets.flatten(1))  # (4 samples, 2 targets)
     assert (distance[[0, 2], 0] < distance[[0, 2], 1]).all() and (distance[[1, 3], 1] < distance[[1, 3], 0]).all()
 
@@ -229,7 +232,7 @@ def test_fit_bundle_resume_and_load(tmp_path):
     other = write_weights(tmp_path / "other_motion", torch.nn.Linear(3, 3), {}, "")
     folder = ema.save_pretrained(tmp_path / "mar", "# card", depends_on={"frame_ae": frame_ae, "motion": motion})
     loaded = MAR.from_pretrained(folder, frame_ae=frame_ae, motion=motion)
-    assert torch.equal(loaded.generate(rows([0.0], [0.5]), seed=3), ema.generate(rows([0.0], [0.5]), seed=3))
+    assert torch.equal(loaded.generate(*rows([0.0], [0.5]), seed=3), ema.generate(*rows([0.0], [0.5]), seed=3))
     with pytest.raises(WeightsError, match="was trained with motion"):
         MAR.from_pretrained(folder, frame_ae=frame_ae, motion=other)
 

@@ -42,7 +42,7 @@ from tqdm import tqdm
 from cardiosynth import phenotypes as ph
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
-from cardiosynth.models.mar import CONFIGS, MAR, MARConfig
+from cardiosynth.models.mar import CONFIGS, MAR, MARConfig, standardise_phenotypes
 from cardiosynth.models.vae3d import VAE3D, encode_cines
 from cardiosynth.paths import cache_dir
 from cardiosynth.weights import read_config, resolve
@@ -150,8 +150,7 @@ def condition_tensors(table, config: MARConfig, area_factor: np.ndarray | None =
     if area_factor is not None:
         scales = np.array([n in ph.AREA_SCALED for n in config.phenotypes])
         values = values * np.where(scales, np.asarray(area_factor, np.float64)[..., None], 1.0)
-    standardised = (values - np.asarray(config.phenotype_mean)) / np.asarray(config.phenotype_std)
-    return (torch.tensor(standardised, dtype=torch.float32),
+    return (torch.tensor(standardise_phenotypes(values, config), dtype=torch.float32),
             torch.tensor(table["slice_position"].to_numpy(np.float32)))
 
 

@@ -11,13 +11,14 @@ schedule, sampling each newly unmasked token with the denoiser; classifier-free 
 condition. With ``known`` channels (a real heart's anatomy), only the others are drawn: editing.
 
     model = MAR.from_pretrained("mar")                                   # EMA weights, sha256-checked
-    codes = model.generate(table, num_iter=8, cfg=3.0, seed=0)    # (B, C, 1, g, g) packed codes
+    codes = model.generate(phenotypes, slice_position, num_iter=8, cfg=3.0, seed=0)  # (B, C, 1, g, g) codes
     # cines = codec.decode_codes(codes)                       # with the representation it was trained on
 
 The model knows nothing about the representation: it takes and returns latent tensors (C, t, h, w) whose
 shape is in the config (the 3D-VAE latents of the first rounds had t = 8; reports/mar/README.md).
-Conditions are the schema phenotypes (standardised by a scaler fitted once on the training split and stored
-in the config, never refit at load) plus slice position (0 base ... 1 apex).
+Conditions are tensors: the schema phenotypes (B, P) in the config's order (standardised by a scaler fitted
+once on the training split and stored in the config, never refit at load: :func:`standardise_phenotypes`) plus
+slice position (B,) (0 base ... 1 apex). Tables and requests are the pipeline's business.
 
 Departures from LTH14/mar (each for a reason):
 - the denoiser predicts v (Salimans & Ho 2022) instead of epsilon with learned variances: the cosine
@@ -37,10 +38,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -328,6 +328,12 @@ class Denoiser(nn.Module):
 # MAR
 
 
+def standardise_phenotypes(values: np.ndarray, config: MARConfig) -> np.ndarray:
+    """Phenotypes (..., P) in schema units, in ``config.phenotypes`` order -> standardised by the scaler fitted
+    on the training split (float64). The one place the scaler is applied: training, generation, warnings."""
+    return (np.asarray(values, np.float64) - np.asarray(config.phenotype_mean)) / np.asarray(config.phenotype_std)
+
+
 class MAR(nn.Module, Pretrained):
     """The masked autoregressive transformer with a per-token diffusion head. Loaded with its EMA weights and
     the phenotype scaler from ``config.json``; ``MAR.from_pretrained(folder, frame_ae=..., motion=...)`` also
@@ -422,42 +428,30 @@ class MAR(nn.Module, Pretrained):
         x = torch.cat([phenotypes_std, (2 * slice_position - 1)[:, None]], dim=1).to(self.null_condition.dtype)
         return self.condition_mlp(x)
 
-    def standardise(self, conditions) -> tuple[torch.Tensor, torch.Tensor]:
-        """Conditions in schema units (DataFrame, dict, or list of dicts; columns = the config's phenotypes and
-        optionally ``slice_position``, default 0.5 = mid-ventricle) -> (phenotypes_std, slice_position) tensors.
-        Uses the scaler stored in the config; missing, NaN or out-of-range values are a ValueError."""
+    def standardise(self, phenotypes, slice_position=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Phenotypes (N, P) in schema units, columns in the config's ``phenotypes`` order, and slice positions
+        (N,) in [0, 1] (default 0.5 = mid-ventricle) -> (phenotypes_std, slice_position) float32 tensors, with
+        the scaler stored in the config. Wrong shapes, NaN and out-of-range positions are a ValueError."""
         c = self.config
         if not c.phenotype_mean:
             raise ValueError("This MAR config has no phenotype scaler (phenotype_mean/std): it was not trained by "
                              f"training.train_mar. Train it with: {TRAIN_COMMAND}")
-        if isinstance(conditions, Mapping):
-            table = pd.DataFrame([dict(conditions)])
-        elif isinstance(conditions, pd.DataFrame):
-            table = conditions
-        elif isinstance(conditions, Sequence) and conditions and all(isinstance(r, Mapping) for r in conditions):
-            table = pd.DataFrame([dict(r) for r in conditions])
-        else:
-            raise ValueError("Conditions must be a DataFrame, a dict or a list of dicts keyed by schema phenotype "
-                             f"names {c.phenotypes} (+ optional slice_position); got {type(conditions).__name__}")
-        if len(table) == 0:
-            raise ValueError("No conditions given (empty table)")
-        missing = [n for n in c.phenotypes if n not in table.columns]
-        if missing:
-            raise ValueError(f"Conditions lack the phenotypes {missing}; this model is conditioned on exactly "
-                             f"{c.phenotypes} (complete a partial set with the phenotype VAE first)")
-        try:
-            values = table[list(c.phenotypes)].to_numpy(dtype=np.float64)
-            position = (table["slice_position"].to_numpy(dtype=np.float64) if "slice_position" in table.columns
-                        else np.full(len(table), 0.5))
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"Phenotypes and slice_position must be numbers: {error}") from None
+        values = np.asarray(phenotypes.cpu() if isinstance(phenotypes, torch.Tensor) else phenotypes, np.float64)
+        if values.ndim != 2 or values.shape[0] == 0 or values.shape[1] != len(c.phenotypes):
+            raise ValueError(f"Expected phenotypes (N, {len(c.phenotypes)}) in schema units, in the order "
+                             f"{c.phenotypes}; got shape {values.shape}")
+        position = (np.full(len(values), 0.5) if slice_position is None else
+                    np.asarray(slice_position.cpu() if isinstance(slice_position, torch.Tensor) else slice_position,
+                               np.float64).reshape(-1))
+        if len(position) != len(values):
+            raise ValueError(f"{len(values)} phenotype rows but {len(position)} slice positions")
         bad = [(int(i), c.phenotypes[j]) for i, j in zip(*np.nonzero(~np.isfinite(values)))]
         if bad:
             raise ValueError(f"Missing (NaN) or infinite phenotype values at (row, name): {bad[:10]}")
         if not np.isfinite(position).all() or (position < 0).any() or (position > 1).any():
             raise ValueError("slice_position must be a number in [0, 1] (0 base, 1 apex) in every row")
-        standardised = (values - np.asarray(c.phenotype_mean)) / np.asarray(c.phenotype_std)
-        return torch.tensor(standardised, dtype=torch.float32), torch.tensor(position, dtype=torch.float32)
+        return (torch.tensor(standardise_phenotypes(values, c), dtype=torch.float32),
+                torch.tensor(position, dtype=torch.float32))
 
     # --- MAE encoder / decoder ----------------------------------------------------------------------
 
@@ -556,13 +550,13 @@ class MAR(nn.Module, Pretrained):
         return x
 
     @torch.no_grad()
-    def generate(self, conditions=None, num_samples: int | None = None, num_iter: int | None = None,
+    def generate(self, phenotypes=None, slice_position=None, num_samples: int | None = None, num_iter: int | None = None,
                  cfg: float | None = None, cfg_schedule: str | None = None, temperature: float | None = None,
                  seed: int | None = 0, generator: torch.Generator | None = None,
                  sampling_steps: int | None = None, known: torch.Tensor | None = None,
                  known_channels: int = 0, on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
-        """Scaled latents (B, C, t, h, w) for conditions in schema units (see :meth:`standardise`), or
-        ``num_samples`` unconditional ones when ``conditions`` is None. With ``known`` latents (B, C, t, h, w)
+        """Scaled latents (B, C, t, h, w) for phenotypes (B, P) in schema units and slice positions (B,) (see
+        :meth:`standardise`), or ``num_samples`` unconditional ones when ``phenotypes`` is None. With ``known`` latents (B, C, t, h, w)
         and ``known_channels`` > 0, their first ``known_channels`` channels are kept exactly and only the
         others drawn (a real heart's anatomy with motion for new conditions). ``on_step(k, K)`` is called after
         each decoding step (progress for a user who waits; it does not touch the draws).
@@ -582,13 +576,13 @@ class MAR(nn.Module, Pretrained):
         device = self.null_condition.device
         if generator is None and seed is not None:
             generator = torch.Generator(device="cpu").manual_seed(int(seed))
-        if conditions is None:
+        if phenotypes is None:
             if not num_samples:
-                raise ValueError("Give conditions, or num_samples for unconditional generation")
+                raise ValueError("Give phenotypes, or num_samples for unconditional generation")
             condition = self.null_condition.expand(num_samples, -1)
             cfg = 1.0  # nothing to guide towards
         else:
-            phenotypes_std, position = self.standardise(conditions)
+            phenotypes_std, position = self.standardise(phenotypes, slice_position)
             condition = self.embed_condition(phenotypes_std.to(device), position.to(device))
         guided = cfg != 1.0
         b, n = len(condition), c.num_tokens

@@ -36,7 +36,7 @@ from cardiosynth.cine import Cine
 from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
 from cardiosynth.device import autocast, resolve_device
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
-from cardiosynth.models.mar import MAR
+from cardiosynth.models.mar import MAR, standardise_phenotypes
 from cardiosynth.models.phenotype_vae import PhenotypeVAE
 from cardiosynth.models.vae3d import VAE3D, decode_latents
 from cardiosynth.pipelines import hub
@@ -139,7 +139,7 @@ class PhenotypeToCine:
 
     def _warn_far_from_training(self, full: pd.DataFrame) -> None:
         c = self.mar.config
-        z = (full[list(c.phenotypes)].to_numpy(float) - np.asarray(c.phenotype_mean)) / np.asarray(c.phenotype_std)
+        z = standardise_phenotypes(full[list(c.phenotypes)].to_numpy(float), c)
         far = sorted({c.phenotypes[j] for j in np.nonzero(np.abs(z) > FAR_FROM_TRAINING_Z)[1]})
         if far:
             warnings.warn(f"Requested {', '.join(far)}: more than {FAR_FROM_TRAINING_Z:g} SD from the training data "
@@ -196,6 +196,8 @@ class PhenotypeToCine:
         if known is not None:
             known = known.repeat_interleave(int(n), dim=0) if len(known) == len(sets) else known
         generator = torch.Generator().manual_seed(int(seed))  # on the CPU: the same draws on every device
+        phenotypes = conditions[list(c.phenotypes)].to_numpy(np.float64)  # the request, as the MAR's tensors
+        positions = conditions["slice_position"].to_numpy(np.float64)
         starts = range(0, len(conditions), batch_size)
 
         def on_step(batch: int):
@@ -206,7 +208,8 @@ class PhenotypeToCine:
                                              DRAWN_SHARE * (batch + k / total) / len(starts))
 
         with autocast(self.device):
-            latents = [self.mar.generate(conditions.iloc[i:i + batch_size], num_iter=int(steps), cfg=float(cfg),
+            latents = [self.mar.generate(phenotypes[i:i + batch_size], positions[i:i + batch_size],
+                                         num_iter=int(steps), cfg=float(cfg),
                                          temperature=float(temperature), generator=generator,
                                          known=None if known is None else known[i:i + batch_size],
                                          known_channels=known_channels, on_step=on_step(b))
