@@ -68,9 +68,15 @@ def true_class_probability(frame: pd.DataFrame) -> np.ndarray:
     return probs[np.arange(len(frame)), frame["label"].to_numpy()]
 
 
+def fold_scores(frame: pd.DataFrame, scaler_sd: np.ndarray) -> pd.DataFrame:
+    """Every metric of each fold's test patients (index: fold, in order): what the folds' mean ± SD and the
+    paired t-tests are computed from."""
+    return pd.DataFrame.from_dict({fold: {**scores(f), "zMAE": float(standardised_errors(f, scaler_sd).mean())}
+                                   for fold, f in frame.groupby("fold")}, orient="index")
+
+
 def row_summary(frame: pd.DataFrame, scaler_sd: np.ndarray, seed: int = 0) -> dict:
-    per_fold = pd.DataFrame([{**scores(f), "zMAE": float(standardised_errors(f, scaler_sd).mean())}
-                             for _, f in frame.groupby("fold")])
+    per_fold = fold_scores(frame, scaler_sd)
     pooled = {**scores(frame), "zMAE": float(standardised_errors(frame, scaler_sd).mean())}
     probs, labels = frame[[f"p_{g}" for g in GROUPS]].to_numpy(), frame["label"].to_numpy()
     pooled_ci = {"AUC": bootstrap_ci(lambda i: macro_auc(labels[i], probs[i]), len(frame), seed=seed),
@@ -86,11 +92,10 @@ def row_summary(frame: pd.DataFrame, scaler_sd: np.ndarray, seed: int = 0) -> di
 def paired_tests(frame: pd.DataFrame, reference: pd.DataFrame, scaler_sd: np.ndarray) -> dict:
     """This row against real-only on the same patients: fold-level paired t-tests, patient-level Wilcoxon."""
     frame, reference = frame.set_index("subject"), reference.set_index("subject").loc[frame["subject"]]
-    folds = sorted(frame["fold"].unique())
+    mine_folds, ref_folds = fold_scores(frame, scaler_sd), fold_scores(reference, scaler_sd)
     out = {}
     for metric in ("AUC", "ACC", "zMAE"):
-        mine = np.array([_fold_metric(frame[frame["fold"] == k], metric, scaler_sd) for k in folds])
-        ref = np.array([_fold_metric(reference[reference["fold"] == k], metric, scaler_sd) for k in folds])
+        mine, ref = mine_folds[metric].to_numpy(float), ref_folds[metric].to_numpy(float)
         ok = np.isfinite(mine) & np.isfinite(ref)
         difference = float(np.mean(mine[ok] - ref[ok]))
         p = float(stats.ttest_rel(mine[ok], ref[ok]).pvalue) if ok.sum() > 1 and np.any(mine[ok] != ref[ok]) else 1.0
@@ -101,11 +106,6 @@ def paired_tests(frame: pd.DataFrame, reference: pd.DataFrame, scaler_sd: np.nda
         p = float(stats.wilcoxon(mine, ref).pvalue) if np.any(mine != ref) else 1.0
         out[f"{name} patients"] = {"mean_difference": round(float(np.mean(mine - ref)), 4), "p_wilcoxon": round(p, 4)}
     return out
-
-
-def _fold_metric(part: pd.DataFrame, metric: str, scaler_sd: np.ndarray) -> float:
-    part = part.reset_index()
-    return float(standardised_errors(part, scaler_sd).mean()) if metric == "zMAE" else scores(part)[metric]
 
 
 def summarise(results: dict[str, dict[str, dict]], truth: pd.DataFrame, scaler_sd: np.ndarray, seed: int = 0) -> dict:
