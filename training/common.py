@@ -8,6 +8,7 @@ resuming never unpickles anything.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import math
@@ -22,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from tqdm import tqdm
 
 from cardiosynth.device import resolve_device
 from cardiosynth.weights import CONFIG_FILE, WEIGHTS_FILE, quantize_int8, sha256_of
@@ -276,8 +278,6 @@ def start_run(model: torch.nn.Module, optimizer: torch.optim.Optimizer, run_dir:
               best: dict) -> tuple[torch.nn.Module, torch.nn.ModuleDict, int, int, dict]:
     """An EMA copy of ``model`` and, with ``resume``, the state of ``run_dir/last``: returns ``(ema, both,
     start_epoch, step, best)``, ``both`` being what every checkpoint of the run holds (model and EMA)."""
-    import copy
-
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     both = torch.nn.ModuleDict({"model": model, "ema": ema})
     start_epoch, step = 0, 0
@@ -298,6 +298,93 @@ def end_epoch(run_dir: Path, both: torch.nn.Module, optimizer: torch.optim.Optim
     log.write(**record)
     save_checkpoint(run_dir / "last", both, optimizer, step, extra={"epoch": epoch, "step": step, "best": best})
     return best
+
+
+@dataclass
+class EpochLoop:
+    """The epoch loop every EMA-selected trainer shares (the MAR, the ECG flow, the ECG MAE): what differs between
+    them is the batch loss (:attr:`step_loss`) and the validation (:attr:`validate`); the rest is here once.
+
+    Each epoch draws its own generator from ``seed`` and the epoch number (so a resumed run continues the same
+    run), a permutation of the ``n`` training items and, with ``versions``, which augmented version of each
+    item it sees, then takes each rank's share (DDP). Each step sets the cosine learning rate, steps the
+    optimizer on ``step_loss(idx, version, generator)`` (a dict of scalar tensors whose ``"loss"`` is
+    minimised, the rest logged), clips the gradient and updates the EMA. Every ``eval_every`` epochs, at the
+    last one and when the budget is spent, rank 0 calls ``validate(ema)`` -> (fields for the log, the scores
+    whose ``key`` (lower is better) selects the checkpoint) and saves "best" and "last"."""
+
+    model: torch.nn.Module
+    trainer: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    run_dir: Path
+    key: str
+    n: int
+    batch_size: int
+    epochs: int
+    seed: int
+    lr: Callable[[int, int], float]  # (step, total_steps) -> learning rate
+    grad_clip: float
+    ema_decay: float
+    eval_every: int
+    step_loss: Callable[[torch.Tensor, torch.Tensor | None, torch.Generator], dict]
+    validate: Callable[[torch.nn.Module], tuple[dict, dict]]
+    versions: int = 0
+    rank: int = 0
+    world: int = 1
+    desc: str = "train"
+
+    def run(self, resume: bool = False, budget: Budget | None = None, progress: bool = True
+            ) -> tuple[torch.nn.Module, dict]:
+        """Train (from ``run_dir/last`` with ``resume``); the EMA of the best validated epoch, on the CPU, and its
+        scores with ``epoch`` and ``step``."""
+        budget = budget or Budget()
+        main_process = self.rank == 0
+        steps_per_epoch = math.ceil(self.n // self.world / self.batch_size)  # the same on every rank (DDP)
+        total_steps = self.epochs * steps_per_epoch
+        log = JsonlLog(self.run_dir / "log.jsonl") if main_process else None
+        ema, both, start_epoch, step, best = start_run(self.model, self.optimizer, self.run_dir, resume,
+                                                       {self.key: float("inf")})
+        self.model.train()
+        bar = tqdm(range(start_epoch, self.epochs), desc=self.desc, unit="epoch", disable=not (progress and main_process))
+        for epoch in bar:
+            epoch_seed = self.seed * 100_003 + epoch
+            generator = torch.Generator().manual_seed(epoch_seed)
+            order = torch.randperm(self.n, generator=generator)
+            version = torch.randint(0, self.versions, (self.n,), generator=generator) if self.versions else None
+            order, generator = rank_share(order, generator, self.rank, self.world, epoch_seed)
+            losses, started = [], time.perf_counter()
+            for k in range(steps_per_epoch):
+                idx = order[k * self.batch_size:(k + 1) * self.batch_size]
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.lr(step, total_steps)
+                out = self.step_loss(idx, version, generator)
+                self.optimizer.zero_grad(set_to_none=True)
+                out["loss"].backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+                self.optimizer.step()
+                ema_update(ema, self.model, self.ema_decay, step)
+                step += 1
+                losses.append({name: value.item() for name, value in out.items()})
+                if budget.spent(step):
+                    break
+            stop = budget.spent(step)
+            if main_process:  # rank 0 validates, logs and checkpoints; the others wait at the next all-reduce
+                record = {"epoch": epoch, "step": step, **{name: float(np.mean([l[name] for l in losses]))
+                                                           for name in losses[0]},
+                          "grad_norm": float(grad_norm), "lr": self.optimizer.param_groups[0]["lr"],
+                          "s_per_step": (time.perf_counter() - started) / len(losses)}
+                scores = None
+                if (epoch + 1) % self.eval_every == 0 or epoch == self.epochs - 1 or stop:
+                    fields, scores = self.validate(ema)
+                    record.update(fields)
+                best = end_epoch(self.run_dir, both, self.optimizer, log, record, best, self.key, scores)
+                bar.set_postfix(loss=f"{record['loss']:.3f}", best=f"{best[self.key]:.3f}")
+            if stop:
+                break
+        barrier(self.world)  # rank 0's last checkpoint is on disk before any rank reads "best"
+        if checkpoint_exists(self.run_dir / "best"):
+            load_checkpoint(self.run_dir / "best", both)
+        return ema.cpu().eval(), best
 
 
 def one_cine_per_patient(table, n: int, near: float = 0.5) -> list[int]:

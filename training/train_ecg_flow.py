@@ -28,8 +28,6 @@ Several GPUs (or CPU workers): ``torchrun --nproc-per-node 4 -m training.train_e
 from __future__ import annotations
 
 import json
-import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -55,24 +53,17 @@ from cardiosynth.weights import read_config, resolve
 from training.common import (
     ACDC_LICENCE,
     Budget,
-    JsonlLog,
+    EpochLoop,
     adamw,
-    barrier,
-    checkpoint_exists,
     config_suffix,
     cosine_lr,
     distributed_trainer,
-    ema_update,
-    end_epoch,
     init_distributed,
-    load_checkpoint,
     main_process_first,
     parse_training_run,
     pick_device,
-    rank_share,
     run_minutes,
     seed_everything,
-    start_run,
     store_compact,
     training_parser,
 )
@@ -161,58 +152,27 @@ def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[lis
     """Train on ``train_latents`` (versions, N, C, F, H, W; version 0 clean, whose mean is the template); return
     the EMA model of the best validation epoch and that epoch's record."""
     seed_everything(config.seed)
-    budget = Budget(max_steps, max_minutes)
     rank, world, device = init_distributed(pick_device(device))  # torchrun: one process per GPU (or CPU worker)
-    main_process = rank == 0
     model = EcgFlow(config)
     model.template.copy_(train_latents[0].mean(0))
     model = model.to(device)
     trainer = distributed_trainer(model, device, world)
-    optimizer = adamw(model, config.lr, config.weight_decay)
-    n = train_latents.shape[1]
-    steps_per_epoch = math.ceil(n // world / config.batch_size)  # the same on every rank (DDP needs it)
-    total_steps = config.epochs * steps_per_epoch
-    log = JsonlLog(run_dir / "log.jsonl") if main_process else None
-    ema, both, start_epoch, step, best = start_run(model, optimizer, run_dir, resume, {"val_loss": float("inf")})
-    model.train()
-    bar = tqdm(range(start_epoch, config.epochs), desc="ECG flow", unit="epoch", disable=not (progress and main_process))
-    for epoch in bar:
-        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=generator)
-        version = torch.randint(0, train_latents.shape[0], (n,), generator=generator)
-        order, generator = rank_share(order, generator, rank, world, config.seed * 100_003 + epoch)
-        losses, started = [], time.perf_counter()
-        for k in range(steps_per_epoch):
-            idx = order[k * config.batch_size:(k + 1) * config.batch_size]
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(step, total_steps, config.lr, config.warmup_steps, 0.05)
-            loss = trainer(train_latents[version[idx], idx].to(device), draw_batch(train_ecgs, idx, generator).to(device),
-                           train_positions[idx].to(device), generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            ema_update(ema, model, config.ema_decay, step)
-            step += 1
-            losses.append(loss.item())
-            if budget.spent(step):
-                break
-        stop = budget.spent(step)
-        if main_process:  # rank 0 validates, logs and checkpoints; the others wait at the next all-reduce
-            record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)),
-                      "lr": optimizer.param_groups[0]["lr"], "s_per_step": (time.perf_counter() - started) / len(losses)}
-            scores = None
-            if (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1 or stop:
-                record["val_loss"] = validation_loss(ema, val_latents, val_ecgs, val_positions, config.batch_size)
-                scores = {"val_loss": record["val_loss"]}
-            best = end_epoch(run_dir, both, optimizer, log, record, best, "val_loss", scores)
-            bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{best['val_loss']:.3f}")
-        if stop:
-            break
-    barrier(world)  # rank 0's last checkpoint is on disk before any rank reads "best"
-    if checkpoint_exists(run_dir / "best"):
-        load_checkpoint(run_dir / "best", both)
-    return ema.cpu().eval(), best
+
+    def step_loss(idx: torch.Tensor, version: torch.Tensor, generator: torch.Generator) -> dict:
+        return {"loss": trainer(train_latents[version[idx], idx].to(device), draw_batch(train_ecgs, idx, generator).to(device),
+                                train_positions[idx].to(device), generator)}
+
+    def validate(ema: EcgFlow) -> tuple[dict, dict]:
+        scores = {"val_loss": validation_loss(ema, val_latents, val_ecgs, val_positions, config.batch_size)}
+        return scores, scores
+
+    loop = EpochLoop(model, trainer, adamw(model, config.lr, config.weight_decay), run_dir, "val_loss",
+                     n=train_latents.shape[1], batch_size=config.batch_size, epochs=config.epochs, seed=config.seed,
+                     lr=lambda step, total: cosine_lr(step, total, config.lr, config.warmup_steps, 0.05),
+                     grad_clip=config.grad_clip, ema_decay=config.ema_decay, eval_every=config.eval_every,
+                     step_loss=step_loss, validate=validate, versions=train_latents.shape[0], rank=rank, world=world,
+                     desc="ECG flow")
+    return loop.run(resume, Budget(max_steps, max_minutes), progress)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from cardiosynth.data.ludb import LudbArrays, load_arrays
 from cardiosynth.models.ecg_mae import (
@@ -42,22 +41,16 @@ from cardiosynth.models.ecg_mae import (
 )
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from training.common import (
-    JsonlLog,
+    Budget,
+    EpochLoop,
     adamw,
-    barrier,
-    checkpoint_exists,
     cosine_lr,
     distributed_trainer,
-    ema_update,
-    end_epoch,
     init_distributed,
-    load_checkpoint,
     main_process_first,
     parse_training_run,
     pick_device,
-    rank_share,
     seed_everything,
-    start_run,
     training_parser,
 )
 
@@ -122,56 +115,26 @@ def fit(config: EcgMAEConfig, train: LudbArrays, val: LudbArrays, run_dir: Path,
     """Train; return the EMA model of the epoch with the lowest validation phase error, and that evaluation."""
     seed_everything(config.seed)
     rank, world, device = init_distributed(pick_device(device))  # torchrun: one process per GPU (or CPU worker)
-    main_process = rank == 0
     model = EcgMAE(config).to(device)
     trainer = distributed_trainer(model, device, world)
-    optimizer = adamw(model, config.lr, config.weight_decay)
     x, phase, valid = tensors(train, config)
-    n = len(x)
-    steps_per_epoch = math.ceil(n // world / config.batch_size)  # the same on every rank (DDP needs it)
-    total_steps = config.epochs * steps_per_epoch
-    log = JsonlLog(run_dir / "log.jsonl") if main_process else None
-    ema, both, start_epoch, step, best = start_run(model, optimizer, run_dir, resume, {"phase_error_rad": float("inf")})
-    model.train()
-    bar = tqdm(range(start_epoch, config.epochs), desc="ECG MAE", unit="epoch", disable=not (progress and main_process))
-    for epoch in bar:
-        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        order, generator = rank_share(torch.randperm(n, generator=generator), generator, rank, world,
-                                      config.seed * 100_003 + epoch)
-        losses, started = [], time.perf_counter()
-        for k in range(steps_per_epoch):
-            idx = order[k * config.batch_size:(k + 1) * config.batch_size]
-            shifts = torch.randint(-config.shift_tokens, config.shift_tokens + 1, (len(idx),), generator=generator)
-            xb, pb, vb = shift_batch(x[idx], phase[idx], valid[idx], shifts, config.patch)
-            xb = augment(xb, config, generator)
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(step, total_steps, config.lr, config.warmup_steps, 0.05)
-            out = trainer(xb.to(device), pb.to(device), vb.to(device), generator)
-            optimizer.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            ema_update(ema, model, config.ema_decay, step)
-            step += 1
-            losses.append({k: v.item() for k, v in out.items()})
-            if max_steps is not None and step >= max_steps:
-                break
-        stop = max_steps is not None and step >= max_steps
-        if main_process:  # rank 0 validates, logs and checkpoints; the others wait at the next all-reduce
-            record = {"epoch": epoch, "step": step, **{k: float(np.mean([l[k] for l in losses])) for k in losses[0]},
-                      "s_per_step": (time.perf_counter() - started) / len(losses)}
-            if (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1 or stop:
-                record["val"] = evaluate(ema.cpu(), val, config)
-                ema.to(device)
-            best = end_epoch(run_dir, both, optimizer, log, record, best, "phase_error_rad", record.get("val"))
-            bar.set_postfix(loss=f"{record['loss']:.3f}", phase=f"{record['phase']:.3f}",
-                            val=f"{best['phase_error_rad']:.3f}")
-        if stop:
-            break
-    barrier(world)  # rank 0's last checkpoint is on disk before any rank reads "best"
-    if checkpoint_exists(run_dir / "best"):
-        load_checkpoint(run_dir / "best", both)
-    return ema.cpu().eval(), best
+
+    def step_loss(idx: torch.Tensor, version: None, generator: torch.Generator) -> dict:
+        shifts = torch.randint(-config.shift_tokens, config.shift_tokens + 1, (len(idx),), generator=generator)
+        xb, pb, vb = shift_batch(x[idx], phase[idx], valid[idx], shifts, config.patch)
+        return trainer(augment(xb, config, generator).to(device), pb.to(device), vb.to(device), generator)
+
+    def validate(ema: EcgMAE) -> tuple[dict, dict]:
+        scores = evaluate(ema.cpu(), val, config)
+        ema.to(device)
+        return {"val": scores}, scores
+
+    loop = EpochLoop(model, trainer, adamw(model, config.lr, config.weight_decay), run_dir, "phase_error_rad", n=len(x),
+                     batch_size=config.batch_size, epochs=config.epochs, seed=config.seed,
+                     lr=lambda step, total: cosine_lr(step, total, config.lr, config.warmup_steps, 0.05),
+                     grad_clip=config.grad_clip, ema_decay=config.ema_decay, eval_every=config.eval_every,
+                     step_loss=step_loss, validate=validate, rank=rank, world=world, desc="ECG MAE")
+    return loop.run(resume, Budget(max_steps), progress)
 
 
 def model_card(config: EcgMAEConfig, metrics: dict, minutes: float, command: str, parameters: int) -> str:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -50,22 +49,15 @@ from training.augment import jitter_intensity, random_affine, warp
 from training.common import (
     ACDC_LICENCE,
     Budget,
-    JsonlLog,
+    EpochLoop,
     adamw,
-    barrier,
-    checkpoint_exists,
     cosine_lr,
     distributed_trainer,
-    ema_update,
-    end_epoch,
     init_distributed,
-    load_checkpoint,
     main_process_first,
     parse_training_run,
     pick_device,
-    rank_share,
     seed_everything,
-    start_run,
     store_compact,
     training_parser,
 )
@@ -194,59 +186,26 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
     (versions, N, P) when they differ per version, and positions (N,)); return the EMA model of the best
     validation epoch and its metrics. Checkpoints (model + EMA + optimizer) go to ``run_dir``, the log to ``run_dir/log.jsonl``."""
     seed_everything(config.seed)
-    budget = Budget(max_steps, max_minutes)
     device = pick_device(device) if isinstance(device, str) else device
     rank, world, device = init_distributed(device)  # torchrun: one process per GPU (or CPU worker)
-    main_process = rank == 0
     model = MAR(config).to(device)
     trainer = distributed_trainer(model, device, world)
-    optimizer = make_optimizer(model, config)
-    n = train_latents.shape[1]
-    per_rank = n // world  # every rank takes the same number of steps (DDP needs it)
-    steps_per_epoch = math.ceil(per_rank / config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
-    log = JsonlLog(run_dir / "log.jsonl") if main_process else None
-    ema, both, start_epoch, step, best = start_run(model, optimizer, run_dir, resume, {"val_loss": float("inf")})
     phenotypes, positions = train_conditions
-    model.train()
-    epochs = tqdm(range(start_epoch, config.epochs), desc="MAR", unit="epoch", disable=not (progress and main_process))
-    for epoch in epochs:
-        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=generator)
-        version = torch.randint(0, train_latents.shape[0], (n,), generator=generator)
-        order, generator = rank_share(order, generator, rank, world, config.seed * 100_003 + epoch)
-        losses, started = [], time.perf_counter()
-        for k in range(steps_per_epoch):
-            idx = order[k * config.batch_size:(k + 1) * config.batch_size]
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, total_steps, config)
-            conditions = phenotypes[version[idx], idx] if phenotypes.dim() == 3 else phenotypes[idx]
-            loss = trainer(train_latents[version[idx], idx].to(device), conditions, positions[idx], generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            ema_update(ema, model, config.ema_decay, step)
-            step += 1
-            losses.append(loss.item())
-            if budget.spent(step):
-                break
-        stop = budget.spent(step)
-        if main_process:  # rank 0 validates, logs and checkpoints; the others wait at the next all-reduce
-            record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)), "grad_norm": float(grad_norm),
-                      "lr": optimizer.param_groups[0]["lr"], "s_per_step": (time.perf_counter() - started) / len(losses)}
-            scores = None
-            if (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1 or stop:
-                record["val_loss"] = validation_loss(ema, val_latents, *val_conditions, config.batch_size)
-                scores = {"val_loss": record["val_loss"]}
-            best = end_epoch(run_dir, both, optimizer, log, record, best, "val_loss", scores)
-            epochs.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{best['val_loss']:.3f}")
-        if stop:
-            break
-    barrier(world)  # rank 0's last checkpoint is on disk before any rank reads "best"
-    if checkpoint_exists(run_dir / "best"):
-        load_checkpoint(run_dir / "best", both)
-    return ema.cpu().eval(), best
+
+    def step_loss(idx: torch.Tensor, version: torch.Tensor, generator: torch.Generator) -> dict:
+        conditions = phenotypes[version[idx], idx] if phenotypes.dim() == 3 else phenotypes[idx]
+        return {"loss": trainer(train_latents[version[idx], idx].to(device), conditions, positions[idx], generator)}
+
+    def validate(ema: MAR) -> tuple[dict, dict]:
+        scores = {"val_loss": validation_loss(ema, val_latents, *val_conditions, config.batch_size)}
+        return scores, scores
+
+    loop = EpochLoop(model, trainer, make_optimizer(model, config), run_dir, "val_loss", n=train_latents.shape[1],
+                     batch_size=config.batch_size, epochs=config.epochs, seed=config.seed,
+                     lr=lambda step, total: learning_rate(step, total, config), grad_clip=config.grad_clip,
+                     ema_decay=config.ema_decay, eval_every=config.eval_every, step_loss=step_loss, validate=validate,
+                     versions=train_latents.shape[0], rank=rank, world=world, desc="MAR")
+    return loop.run(resume, Budget(max_steps, max_minutes), progress)
 
 
 # ---------------------------------------------------------------------------------------------------------
