@@ -1,7 +1,7 @@
 """Does the generated cine follow the ECG? Timing, a shuffled-ECG control, and realism of the ECG -> cine model.
 
     python -m evaluation.ecg_timing [--split test|val|heldout|simulated] [--weights weights]
-                                             [--out reports/ecg_flow/test]
+                                    [--out reports/ecg_flow/test]
 
 For every held-out LUDB record (not paced, with a QT/RR from neurokit2), or for ``--split simulated`` every
 ECGSYN ECG of :func:`simulated_records` (45-120 bpm, a wider QT/RR range), one cine is generated (``--seed``,

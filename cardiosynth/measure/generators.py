@@ -166,17 +166,18 @@ class _TrainingReference:
         self.z = (values - self.mean) / self.std
         self.position = train.table["slice_position"].to_numpy(float)
 
-    def standardise(self, conditions: pd.DataFrame) -> np.ndarray:
-        return (conditions[list(ph.NAMES)].to_numpy(float) - self.mean) / self.std
+    def requests(self, conditions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The checked requests as (standardised phenotypes (N, 9), slice positions (N,))."""
+        check_conditions(conditions)
+        z = (conditions[list(ph.NAMES)].to_numpy(float) - self.mean) / self.std
+        return z, conditions["slice_position"].to_numpy(float)
 
 
 class NearestTrainingCine(_TrainingReference):
     name = "nearest-train"
 
     def generate(self, conditions: pd.DataFrame) -> list[Cine]:
-        check_conditions(conditions)
-        z = self.standardise(conditions)
-        position = conditions["slice_position"].to_numpy(float)
+        z, position = self.requests(conditions)
         out = []
         for k in range(len(conditions)):
             distance = ((self.z - z[k]) ** 2).sum(1) + ((self.position - position[k]) / 0.1) ** 2
@@ -190,9 +191,7 @@ class GroupMeanCine(_TrainingReference):
     name = "group-mean"
 
     def generate(self, conditions: pd.DataFrame) -> list[Cine]:
-        check_conditions(conditions)
-        z = self.standardise(conditions)
-        position = conditions["slice_position"].to_numpy(float)
+        z, position = self.requests(conditions)
         groups = self.train.table["group"].to_numpy()
         spacing = (self.train.config.spacing_mm, self.train.config.spacing_mm)
         out = []
