@@ -40,7 +40,7 @@ from cardiosynth.models.mar import MAR, standardise_phenotypes
 from cardiosynth.models.phenotype_vae import PhenotypeVAE
 from cardiosynth.models.vae3d import VAE3D, decode_latents
 from cardiosynth.pipelines import hub
-from cardiosynth.pipelines.requests import check_sampling
+from cardiosynth.pipelines.requests import PhenotypeRequest, check_sampling
 from cardiosynth.weights import WEIGHTS_DIR, WeightsError, read_config
 
 # The sub-folders of a pipeline folder (the bundled ``weights/`` or a Hub snapshot): always these two, and the
@@ -118,22 +118,11 @@ class PhenotypeToCine:
         full, consistent phenotype sets the MAR will see, one row per set, with ``completed`` naming the
         phenotypes the VAE filled in. Out-of-range values are a PhenotypeError naming the phenotype and its
         plausible range, or with ``clamp=True`` are moved to the range's edge with a warning."""
-        table = _as_table(phenotypes)
-        positions = _positions(table, slice_position)
-        table = table.drop(columns=[c for c in table.columns if c in ("slice_position", "seed")])
-        if clamp:
-            table = _clamp(table)
-        given = _schema_view(table)
-        missing = [(i, name) for name in given.columns for i in np.flatnonzero(given[name].isna())]
-        if missing:
-            raise ph.PhenotypeError("Missing (empty or NaN) phenotype values: " + ", ".join(
-                f"{name} in set {i + 1}" for i, name in missing[:10]) + ". Give a number, or leave the phenotype "
-                "out altogether to have the phenotype VAE complete it")
-        completed = ", ".join(n for n in ph.NAMES if n not in given.columns)
-        full = self.phenotype_vae.complete(table, temperature=0.0).reset_index(drop=True)
+        request = PhenotypeRequest.parse(phenotypes, slice_position, clamp)
+        full = self.phenotype_vae.complete(request.given, temperature=0.0).reset_index(drop=True)
         full = full[list(ph.NAMES)]
-        full["slice_position"] = positions
-        full["completed"] = completed
+        full["slice_position"] = request.slice_position
+        full["completed"] = ", ".join(request.missing)
         self._warn_far_from_training(full)
         return full
 
@@ -321,48 +310,3 @@ def spacing_of(model) -> float:
         return float(model.metrics["spacing_mm"])
     dataset = model.metrics.get("dataset", "default")
     return PREPARE_CONFIGS.get(dataset, PREPARE_CONFIGS["default"]).spacing_mm
-
-
-# ---------------------------------------------------------------------------------------------- helpers
-def _as_table(phenotypes) -> pd.DataFrame:
-    if isinstance(phenotypes, pd.DataFrame):
-        table = phenotypes.reset_index(drop=True)
-    elif isinstance(phenotypes, Mapping):
-        table = pd.DataFrame([dict(phenotypes)])
-    elif isinstance(phenotypes, (list, tuple)) and phenotypes and all(isinstance(r, Mapping) for r in phenotypes):
-        table = pd.DataFrame([dict(r) for r in phenotypes])
-    else:
-        raise ph.PhenotypeError("Phenotypes must be a dict (one set), a list of dicts or a table (one set per row) "
-                                f"keyed by phenotype names such as LVEDV, LVEF; got {type(phenotypes).__name__}")
-    if len(table) == 0:
-        raise ph.PhenotypeError("No phenotype sets given")
-    ids = [c for c in table.columns if str(c).lower() in ("subject", "patient", "eid", "group", "index", "sample")]
-    return table.drop(columns=ids)
-
-
-def _schema_view(table: pd.DataFrame) -> pd.DataFrame:
-    mapping, _ = ph.map_columns([str(c) for c in table.columns])
-    return table[list(mapping)].rename(columns=mapping)
-
-
-def _positions(table: pd.DataFrame, default: float | None) -> np.ndarray:
-    position = table["slice_position"] if "slice_position" in table else pd.Series([default] * len(table))
-    values = pd.to_numeric(position, errors="coerce").to_numpy(float)
-    if not np.isfinite(values).all() or (values < 0).any() or (values > 1).any():
-        raise ValueError("slice_position must be a number from 0 (base) to 1 (apex); 0.5 is mid-ventricle")
-    return values
-
-
-def _clamp(table: pd.DataFrame) -> pd.DataFrame:
-    """Move numeric values outside a phenotype's plausible range to its edge, warning once per phenotype."""
-    mapping, _ = ph.map_columns([str(c) for c in table.columns])
-    table = table.copy()
-    for column, name in mapping.items():
-        low, high = ph.BY_NAME[name].plausible_range
-        values = pd.to_numeric(table[column], errors="coerce")
-        outside = (values < low) | (values > high)
-        if outside.any():
-            warnings.warn(f"{name} clamped to its plausible range {low:g}-{high:g} {ph.BY_NAME[name].unit} "
-                          f"in {int(outside.sum())} set(s)", stacklevel=4)
-            table[column] = values.clip(low, high)
-    return table
