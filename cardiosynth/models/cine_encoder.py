@@ -51,7 +51,8 @@ def conv_block(c_in: int, c_out: int, stride) -> nn.Sequential:
 
 
 class CineEncoder(nn.Module, Pretrained):
-    """Loads and saves through :class:`~cardiosynth.weights.Pretrained` (bundled as ``weights/cine_encoder``)."""
+    """3D-CNN trunk (B, 1, T, H, W) -> ``feature_dim`` features, with the four training heads (group, slice
+    position, phenotypes, shuffled frames); only the features define the Fréchet distance."""
 
     config_class = CineEncoderConfig
     default_weights = "cine_encoder"

@@ -179,7 +179,8 @@ class Block(nn.Module):
 
 
 class EcgFlow(nn.Module, Pretrained):
-    """Loads and saves through :class:`~cardiosynth.weights.Pretrained` (bundled as ``weights/ecg_flow``)."""
+    """The DiT velocity model v(z_t, t | ECG cycle, slice position, anatomy) and its sampler, with the
+    template (mean training code) it starts from stored as a buffer in the weights."""
 
     config_class = EcgFlowConfig
     default_weights = "ecg_flow"

@@ -99,7 +99,8 @@ def sinusoidal_positions(n: int, dim: int) -> torch.Tensor:
 
 
 class EcgMAE(nn.Module, Pretrained):
-    """Loads and saves through :class:`~cardiosynth.weights.Pretrained` (bundled as ``weights/ecg_mae``)."""
+    """Transformer encoder over 12-lead ECG tokens with a reconstruction head (masked tokens) and a phase head
+    ((sin phi, cos phi) per token); ``encode`` returns the features and the phase that finds the cycles."""
 
     config_class = EcgMAEConfig
     default_weights = "ecg_mae"
