@@ -7,14 +7,8 @@ import pytest
 import torch
 
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
-from cardiosynth.models.frame_ae import (
-    CONFIGS,
-    FrameAutoencoder,
-    decode_latents,
-    encode_frames,
-    kl_per_element,
-    perceptual_distance,
-)
+from cardiosynth.models.frame_ae import (CONFIGS, FrameAutoencoder, decode_latents, encode_frames, kl_per_element,
+                                         perceptual_distance)
 from cardiosynth.models.motion import CONFIGS as MOTION_CONFIGS
 from cardiosynth.models.motion import MotionModel
 from cardiosynth.models.segmenter import Segmenter

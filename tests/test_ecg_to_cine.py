@@ -15,24 +15,13 @@ from fixtures_ecg import synthetic_ecg
 from torchrun_check import run_two_ranks
 
 from cardiosynth.data.ludb import FAMILIES, families_of, make_split
-from cardiosynth.data.pairing import (
-    pairing_statistics,
-    pseudo_pairs,
-    subjects_from_cines,
-)
+from cardiosynth.data.pairing import pairing_statistics, pseudo_pairs, subjects_from_cines
 from cardiosynth.ecg import Ecg, EcgError, process_ecg, read_ecg
 from cardiosynth.models import ecg_flow as flow_module
 from cardiosynth.models import ecg_mae as mae_module
 from cardiosynth.models.ecg_flow import EcgFlow
-from cardiosynth.models.ecg_mae import (
-    EcgMAE,
-    find_cycles,
-    normalise_leads,
-    resample_cycle,
-    select_cycle,
-    shift_batch,
-    token_phase,
-)
+from cardiosynth.models.ecg_mae import (EcgMAE, find_cycles, normalise_leads, resample_cycle, select_cycle, shift_batch,
+                                        token_phase)
 from cardiosynth.paths import REPO_ROOT
 from cardiosynth.weights import WEIGHTS_DIR
 

@@ -8,13 +8,8 @@ from acdc_fixture import write_acdc, write_split
 
 from cardiosynth.data.dataset import load_prepared
 from cardiosynth.data.prepare import CONFIGS, prepare_acdc
-from cardiosynth.measure.generators import (
-    GroupMeanCine,
-    NearestTrainingCine,
-    RealCines,
-    build_generator,
-    check_conditions,
-)
+from cardiosynth.measure.generators import (GroupMeanCine, NearestTrainingCine, RealCines, build_generator,
+                                            check_conditions)
 from evaluation import evaluate
 
 

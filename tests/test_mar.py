@@ -11,15 +11,7 @@ import torch
 from torchrun_check import run_two_ranks
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.models.mar import (
-    CONFIGS,
-    MAR,
-    MARConfig,
-    decoding_schedule,
-    patchify,
-    sample_mask_ratio,
-    unpatchify,
-)
+from cardiosynth.models.mar import CONFIGS, MAR, MARConfig, decoding_schedule, patchify, sample_mask_ratio, unpatchify
 from cardiosynth.weights import WeightsError, write_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -3,13 +3,7 @@ import pandas as pd
 import pytest
 
 from cardiosynth.measure import metrics
-from cardiosynth.measure.curves import (
-    NOT_MEASURABLE,
-    measure_labels,
-    parabolic_minimum,
-    readable,
-    unreadable_reason,
-)
+from cardiosynth.measure.curves import NOT_MEASURABLE, measure_labels, parabolic_minimum, readable, unreadable_reason
 from cardiosynth.measure.estimator import PhenotypeEstimator
 from cardiosynth.measure.timing import time_callable
 

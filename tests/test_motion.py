@@ -6,13 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cardiosynth.models.motion import (
-    CONFIGS,
-    MotionModel,
-    identity_grid,
-    register,
-    warp,
-)
+from cardiosynth.models.motion import CONFIGS, MotionModel, identity_grid, register, warp
 
 SMALL = dataclasses.replace(CONFIGS["default"], frames=4, size=32, grid=8, temporal_components=2, register_iterations=150,
                             register_lr=0.02, encode_iterations=80)

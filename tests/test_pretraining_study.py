@@ -14,13 +14,7 @@ from cardiosynth.data.prepare import PrepareConfig
 from cardiosynth.data.splits import load_split
 from cardiosynth.models.cine_vit import CineDiagnosisModel, CineMAE, CineViTConfig
 from evaluation.pretraining import report, study
-from evaluation.pretraining.folds import (
-    Fold,
-    FoldError,
-    check_folds,
-    generator_training_subjects,
-    make_folds,
-)
+from evaluation.pretraining.folds import Fold, FoldError, check_folds, generator_training_subjects, make_folds
 from evaluation.pretraining.synthetic import SyntheticPool
 from evaluation.pretraining.train import GROUPS, TARGETS, StudyConfig, pretrain
 

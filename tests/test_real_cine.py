@@ -10,11 +10,7 @@ import pytest
 from cardiosynth.cine import Cine
 from cardiosynth.export import save_cine
 from cardiosynth.models.segmenter import Segmenter, segment_cine
-from cardiosynth.pipelines.real_cine import (
-    RealCineError,
-    prepare_real_slice,
-    read_cine_file,
-)
+from cardiosynth.pipelines.real_cine import RealCineError, prepare_real_slice, read_cine_file
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

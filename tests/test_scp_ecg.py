@@ -8,18 +8,8 @@ import struct
 import numpy as np
 import pytest
 from fixtures_ecg import LEADS, synthetic_ecg
-from fuzz.scp_writer import (
-    CUSTOM_TABLES,
-    FILE_ORDER,
-    build_record,
-    huffman_section,
-    patched,
-    pointer_offset,
-    reseal,
-    scp_bytes,
-    scp_sections,
-    section_offset,
-)
+from fuzz.scp_writer import (CUSTOM_TABLES, FILE_ORDER, build_record, huffman_section, patched, pointer_offset, reseal,
+                             scp_bytes, scp_sections, section_offset)
 
 from cardiosynth.ecg import N_SAMPLES, EcgError, read_ecg
 from cardiosynth.ecg.readers.scp import read_scp

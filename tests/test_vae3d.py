@@ -10,14 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from cardiosynth.models.vae3d import (
-    CONFIGS,
-    VAE3D,
-    VAE3DConfig,
-    decode_latents,
-    encode_cines,
-    masked_metrics,
-)
+from cardiosynth.models.vae3d import CONFIGS, VAE3D, VAE3DConfig, decode_latents, encode_cines, masked_metrics
 from cardiosynth.weights import WeightsError, resolve
 from training.common import seed_everything
 from training.train_vae3d import augment, loss_terms

@@ -39,13 +39,7 @@ from cardiosynth.models.motion import CONFIGS, MotionConfig, MotionModel, regist
 from cardiosynth.models.vae3d import VAE3D, decode_latents, encode_cines, masked_metrics
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.weights import read_config, resolve
-from training.common import (
-    ACDC_LICENCE,
-    one_cine_per_patient,
-    parse_training_run,
-    seed_everything,
-    training_parser,
-)
+from training.common import ACDC_LICENCE, one_cine_per_patient, parse_training_run, seed_everything, training_parser
 
 REPORT_DIR = REPO_ROOT / "reports" / "anatomy_motion"
 BATCH = 32  # cines registered together (one cached file each)

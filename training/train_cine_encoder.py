@@ -17,25 +17,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from cardiosynth.data.dataset import load_prepared
-from cardiosynth.models.cine_encoder import (
-    CONFIGS,
-    GROUPS,
-    CineEncoder,
-    CineEncoderConfig,
-)
+from cardiosynth.models.cine_encoder import CONFIGS, GROUPS, CineEncoder, CineEncoderConfig
 from cardiosynth.paths import cache_dir
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import (
-    ACDC_LICENCE,
-    JsonlLog,
-    checkpoint_exists,
-    load_checkpoint,
-    parse_training_run,
-    pick_device,
-    save_checkpoint,
-    seed_everything,
-    training_parser,
-)
+from training.common import (ACDC_LICENCE, JsonlLog, checkpoint_exists, load_checkpoint, parse_training_run,
+                             pick_device, save_checkpoint, seed_everything, training_parser)
 
 
 def tensors(dataset, config: CineEncoderConfig, scaler: dict) -> dict[str, torch.Tensor]:

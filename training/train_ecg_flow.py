@@ -37,12 +37,7 @@ from tqdm import tqdm
 
 from cardiosynth.data.dataset import load_prepared
 from cardiosynth.data.ludb import load_arrays
-from cardiosynth.data.pairing import (
-    pairing_statistics,
-    pseudo_pairs,
-    read_pairs,
-    subjects_from_cines,
-)
+from cardiosynth.data.pairing import pairing_statistics, pseudo_pairs, read_pairs, subjects_from_cines
 from cardiosynth.ecg import read_ecg
 from cardiosynth.models.ecg_flow import CONFIGS, EcgFlow, EcgFlowConfig
 from cardiosynth.models.ecg_mae import EcgMAE
@@ -50,23 +45,9 @@ from cardiosynth.paths import REPO_ROOT, cache_dir
 from cardiosynth.pipelines.ecg_to_cine import encode_ecg
 from cardiosynth.retime import retimed_dataset
 from cardiosynth.weights import read_config, resolve
-from training.common import (
-    ACDC_LICENCE,
-    Budget,
-    EpochLoop,
-    adamw,
-    config_suffix,
-    cosine_lr,
-    distributed_trainer,
-    init_distributed,
-    main_process_first,
-    parse_training_run,
-    pick_device,
-    run_minutes,
-    seed_everything,
-    store_compact,
-    training_parser,
-)
+from training.common import (ACDC_LICENCE, Budget, EpochLoop, adamw, config_suffix, cosine_lr, distributed_trainer,
+                             init_distributed, main_process_first, parse_training_run, pick_device, run_minutes,
+                             seed_everything, store_compact, training_parser)
 from training.train_mar import compute_latents
 
 VAL_SEED = 4242

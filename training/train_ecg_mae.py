@@ -28,31 +28,11 @@ import numpy as np
 import torch
 
 from cardiosynth.data.ludb import LudbArrays, load_arrays
-from cardiosynth.models.ecg_mae import (
-    CONFIGS,
-    EcgMAE,
-    EcgMAEConfig,
-    augment,
-    find_cycles,
-    normalise_leads,
-    phase_error,
-    shift_batch,
-    token_phase,
-)
+from cardiosynth.models.ecg_mae import (CONFIGS, EcgMAE, EcgMAEConfig, augment, find_cycles, normalise_leads,
+                                        phase_error, shift_batch, token_phase)
 from cardiosynth.paths import REPO_ROOT, cache_dir
-from training.common import (
-    Budget,
-    EpochLoop,
-    adamw,
-    cosine_lr,
-    distributed_trainer,
-    init_distributed,
-    main_process_first,
-    parse_training_run,
-    pick_device,
-    seed_everything,
-    training_parser,
-)
+from training.common import (Budget, EpochLoop, adamw, cosine_lr, distributed_trainer, init_distributed,
+                             main_process_first, parse_training_run, pick_device, seed_everything, training_parser)
 
 MATCH_TOLERANCE_S = 0.075  # the R-peak scoring rule of docs/design.md
 

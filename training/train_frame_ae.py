@@ -26,31 +26,14 @@ from monai.networks.nets import PatchDiscriminator
 from tqdm import tqdm
 
 from cardiosynth.data.dataset import load_prepared
-from cardiosynth.models.frame_ae import (
-    CONFIGS,
-    FrameAEConfig,
-    FrameAutoencoder,
-    encode_frames,
-    kl_per_element,
-    perceptual_distance,
-)
+from cardiosynth.models.frame_ae import (CONFIGS, FrameAEConfig, FrameAutoencoder, encode_frames, kl_per_element,
+                                         perceptual_distance)
 from cardiosynth.models.segmenter import Segmenter
 from cardiosynth.paths import cache_dir
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import (
-    ACDC_LICENCE,
-    JsonlLog,
-    checkpoint_exists,
-    config_suffix,
-    cosine_lr,
-    ema_update,
-    load_checkpoint,
-    parse_training_run,
-    pick_device,
-    save_checkpoint,
-    seed_everything,
-    training_parser,
-)
+from training.common import (ACDC_LICENCE, JsonlLog, checkpoint_exists, config_suffix, cosine_lr, ema_update,
+                             load_checkpoint, parse_training_run, pick_device, save_checkpoint, seed_everything,
+                             training_parser)
 
 
 def augment(frames: torch.Tensor, config: FrameAEConfig, generator: torch.Generator) -> torch.Tensor:

@@ -46,21 +46,9 @@ from cardiosynth.models.vae3d import VAE3D, encode_cines
 from cardiosynth.paths import cache_dir
 from cardiosynth.weights import read_config, resolve
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import (
-    ACDC_LICENCE,
-    Budget,
-    EpochLoop,
-    adamw,
-    cosine_lr,
-    distributed_trainer,
-    init_distributed,
-    main_process_first,
-    parse_training_run,
-    pick_device,
-    seed_everything,
-    store_compact,
-    training_parser,
-)
+from training.common import (ACDC_LICENCE, Budget, EpochLoop, adamw, cosine_lr, distributed_trainer, init_distributed,
+                             main_process_first, parse_training_run, pick_device, seed_everything, store_compact,
+                             training_parser)
 
 VAL_SEED = 12345
 # where each config's weights go: the bundled editor (anatomy + motion), the bundled de novo MAR, the GPU-scale one

@@ -39,13 +39,7 @@ from cardiosynth import phenotypes as ph
 from cardiosynth.data.acdc import read_phenotype_csv
 from cardiosynth.data.splits import load_split
 from cardiosynth.measure.metrics import bootstrap_ci, frechet_distance
-from cardiosynth.models.phenotype_vae import (
-    SIDES,
-    PhenotypeVAE,
-    PhenotypeVAEConfig,
-    from_coordinates,
-    to_coordinates,
-)
+from cardiosynth.models.phenotype_vae import SIDES, PhenotypeVAE, PhenotypeVAEConfig, from_coordinates, to_coordinates
 from cardiosynth.paths import REPO_ROOT, cache_dir, require_dataset
 from training.common import JsonlLog, seed_everything
 

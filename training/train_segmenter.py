@@ -30,28 +30,11 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
-from cardiosynth.models.segmenter import (
-    CONFIGS,
-    LABEL_NAMES,
-    STRUCTURES,
-    Segmenter,
-    SegmenterConfig,
-    count_parameters,
-    dice_per_class,
-    segment_cine,
-)
+from cardiosynth.models.segmenter import (CONFIGS, LABEL_NAMES, STRUCTURES, Segmenter, SegmenterConfig,
+                                          count_parameters, dice_per_class, segment_cine)
 from cardiosynth.paths import REPO_ROOT, cache_dir
-from training.common import (
-    JsonlLog,
-    checkpoint_exists,
-    config_suffix,
-    load_checkpoint,
-    parse_training_run,
-    pick_device,
-    save_checkpoint,
-    seed_everything,
-    training_parser,
-)
+from training.common import (JsonlLog, checkpoint_exists, config_suffix, load_checkpoint, parse_training_run,
+                             pick_device, save_checkpoint, seed_everything, training_parser)
 
 BOOTSTRAP_SAMPLES = 2000
 

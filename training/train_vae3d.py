@@ -25,28 +25,11 @@ from tqdm import tqdm
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
 from cardiosynth.measure.metrics import bootstrap_ci
 from cardiosynth.measure.timing import time_callable
-from cardiosynth.models.vae3d import (
-    CONFIGS,
-    VAE3D,
-    VAE3DConfig,
-    kl_divergence,
-    masked_metrics,
-    ssim_map,
-)
+from cardiosynth.models.vae3d import CONFIGS, VAE3D, VAE3DConfig, kl_divergence, masked_metrics, ssim_map
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import (
-    ACDC_LICENCE,
-    JsonlLog,
-    checkpoint_exists,
-    load_checkpoint,
-    one_cine_per_patient,
-    parse_training_run,
-    pick_device,
-    save_checkpoint,
-    seed_everything,
-    training_parser,
-)
+from training.common import (ACDC_LICENCE, JsonlLog, checkpoint_exists, load_checkpoint, one_cine_per_patient,
+                             parse_training_run, pick_device, save_checkpoint, seed_everything, training_parser)
 
 REPORT_DIR = REPO_ROOT / "reports" / "vae3d"
 

@@ -30,18 +30,10 @@ from cardiosynth.cine import Cine
 from cardiosynth.device import autocast, resolve_device
 from cardiosynth.ecg import Ecg, EcgError, process_ecg, read_ecg
 from cardiosynth.models.ecg_flow import EcgFlow
-from cardiosynth.models.ecg_mae import (
-    EcgMAE,
-    find_cycles,
-    normalise_leads,
-    resample_cycle,
-    select_cycle,
-)
+from cardiosynth.models.ecg_mae import EcgMAE, find_cycles, normalise_leads, resample_cycle, select_cycle
 from cardiosynth.pipelines import hub
 from cardiosynth.pipelines.phenotype_to_cine import COMPONENTS as ANATOMY_COMPONENTS
-from cardiosynth.pipelines.phenotype_to_cine import (
-    OPTIONAL_COMPONENTS as OPTIONAL_ANATOMY_COMPONENTS,
-)
+from cardiosynth.pipelines.phenotype_to_cine import OPTIONAL_COMPONENTS as OPTIONAL_ANATOMY_COMPONENTS
 from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine, spacing_of
 from cardiosynth.pipelines.requests import check_sampling
 from cardiosynth.retime import retime, systolic_fraction

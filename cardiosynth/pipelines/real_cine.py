@@ -24,13 +24,7 @@ from scipy import ndimage
 from cardiosynth.cine import Cine, CineError
 from cardiosynth.data.acdc import LABEL_LV, LABEL_MYO, to_rows_cols
 from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
-from cardiosynth.data.prepare import (
-    PrepareConfig,
-    normalise,
-    resample_cycle,
-    resample_plane,
-    sampling_grid,
-)
+from cardiosynth.data.prepare import PrepareConfig, normalise, resample_cycle, resample_plane, sampling_grid
 from cardiosynth.export import load_npz_cine
 from cardiosynth.models.segmenter import Segmenter, segment_cine
 

@@ -24,12 +24,7 @@ from cardiosynth.data.dataset import load_or_prepare
 from cardiosynth.measure.generators import build_generator
 from cardiosynth.paths import cache_dir, private_folder
 from cardiosynth.review import session, stats
-from cardiosynth.review.access import (
-    check_admin,
-    display_code,
-    normalise_code,
-    token_hash,
-)
+from cardiosynth.review.access import check_admin, display_code, normalise_code, token_hash
 from cardiosynth.review.blinding import blinding_check
 from cardiosynth.review.errors import ReviewError
 from cardiosynth.review.ratelimit import FailureLimiter

@@ -21,12 +21,7 @@ from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.data.dataset import PreparedDataset
 from cardiosynth.models.phenotype_vae import PhenotypeVAE
-from cardiosynth.review.access import (
-    display_code,
-    new_study_code,
-    new_token,
-    token_hash,
-)
+from cardiosynth.review.access import display_code, new_study_code, new_token, token_hash
 from cardiosynth.review.errors import ReviewError
 from cardiosynth.review.render import RenderSettings, render_case
 from cardiosynth.review.store import Store

@@ -28,23 +28,10 @@ from tqdm import tqdm
 
 from cardiosynth.data.dataset import PreparedDataset
 from cardiosynth.export import atomic_path
-from evaluation.pretraining.folds import (
-    Fold,
-    check_folds,
-    generator_training_subjects,
-    make_folds,
-)
+from evaluation.pretraining.folds import Fold, check_folds, generator_training_subjects, make_folds
 from evaluation.pretraining.synthetic import SyntheticPool
-from evaluation.pretraining.train import (
-    GROUPS,
-    NO_GROUP,
-    TARGETS,
-    Labelled,
-    StudyConfig,
-    finetune,
-    predict_slices,
-    pretrain,
-)
+from evaluation.pretraining.train import (GROUPS, NO_GROUP, TARGETS, Labelled, StudyConfig, finetune, predict_slices,
+                                          pretrain)
 
 REFERENCE_ROW = "mix 0"
 
