@@ -7,6 +7,7 @@ import io
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -347,9 +348,25 @@ def test_a_dicom_group_length_that_is_not_a_number_is_refused_before_pydicom_for
     content = bytearray((REPO_ROOT / "assets" / "ecg" / "waveform_ecg.dcm").read_bytes())
     assert content[128:138] == b"DICM\x02\x00\x00\x00UL"
     content[136:138] = b"SQ"
-    with pytest.raises(EcgError, match=re.escape("(0002,0000) is declared as SQ instead of a number (UL)")) as info:
+    with pytest.raises(EcgError, match=re.escape("(0002,0000) is declared as SQ")) as info:
         read_ecg(bytes(content))
     _check_message(info.value)
+
+
+def test_a_dicom_group_length_sequence_anywhere_in_the_file_meta_is_refused(writes_nothing):
+    """Found by the fuzzer (the check above only looked at the first element): (0002,0000) declared as a sequence
+    of undefined length after two valid file meta elements; pydicom took minutes and gigabytes to format it."""
+    asset = (REPO_ROOT / "assets" / "ecg" / "waveform_ecg.dcm").read_bytes()
+    meta = (b"\x02\x00\x26\x00UL\x04\x00" + (176).to_bytes(4, "little")   # (0002,0026) UL
+            + b"\x02\x00\x01\x00OB\x00\x00\x02\x00\x00\x00\x00\x01"           # (0002,0001) OB, version 0001
+            + b"\x02\x00\x00\x00SQ\x00\x00\xff\xff\xff\xff")                   # (0002,0000) SQ, undefined length
+    content = asset[:132] + meta + asset[132:]
+    started = time.perf_counter()
+    with pytest.raises(EcgError, match=re.escape("(0002,0000) is declared as SQ")) as info:
+        read_ecg(content)
+    assert time.perf_counter() - started < 1.0
+    _check_message(info.value)
+    assert read_ecg(asset).signal.shape[0] == 12  # the valid file still reads
 
 
 def test_a_library_error_with_a_huge_message_is_cut_before_it_is_cleaned():

@@ -125,13 +125,35 @@ def _samples(group, keep: list[int]) -> np.ndarray:
     return out
 
 
+LONG_LENGTH_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())  # explicit VR with a 4-byte length
+
+
 def check_file_meta(content: bytes) -> None:
-    """Refuse a File Meta Information Group Length (0002,0000) that is not a UL: pydicom formats its value into
-    a log message whether or not it logs, and a sequence there took 4-16 s to format (fuzzer finding)."""
-    vr = content[136:138]
-    if content[128:136] == b"DICM\x02\x00\x00\x00" and vr.isalpha() and vr.isupper() and vr != b"UL":
-        raise EcgError("This DICOM file's header is damaged: its File Meta Information Group Length (0002,0000) "
-                       f"is declared as {vr.decode()} instead of a number (UL).")
+    """Refuse a File Meta Information group (0002,xxxx) that holds a sequence or an undefined length, or whose
+    Group Length (0002,0000) is not a 4-byte number, wherever in the group it stands: pydicom formats the Group
+    Length's value into a log message whether or not it logs, and a sequence there took seconds to minutes to
+    format (fuzzer findings). A valid file meta group never has either."""
+    if content[128:132] != b"DICM":
+        return  # no preamble: pydicom refuses the file itself
+    position = 132
+    while position + 8 <= len(content):
+        group, element = int.from_bytes(content[position:position + 2], "little"), \
+            int.from_bytes(content[position + 2:position + 4], "little")
+        if group != 0x0002:
+            return
+        vr = content[position + 4:position + 6]
+        explicit = vr.isalpha() and vr.isupper()
+        if explicit and vr in LONG_LENGTH_VRS:
+            header, length = 12, int.from_bytes(content[position + 8:position + 12], "little")
+        elif explicit:
+            header, length = 8, int.from_bytes(content[position + 6:position + 8], "little")
+        else:  # implicit VR: a 4-byte length after the tag
+            header, length, vr = 8, int.from_bytes(content[position + 4:position + 8], "little"), b"UL"
+        if vr == b"SQ" or length == 0xFFFFFFFF or (element == 0 and (vr != b"UL" or length != 4)):
+            raise EcgError(f"This DICOM file's header is damaged: its File Meta Information element "
+                           f"(0002,{element:04X}) is declared as {vr.decode(errors='replace')} of {length} bytes, "
+                           "which a DICOM header never holds.")
+        position += header + length
 
 
 def read_dicom(content: bytes) -> Recording:
