@@ -11,6 +11,7 @@ cycle, not a recording.
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 import pydicom
@@ -137,18 +138,19 @@ def check_file_meta(content: bytes) -> None:
         return  # no preamble: pydicom refuses the file itself
     position = 132
     while position + 8 <= len(content):
-        group, element = int.from_bytes(content[position:position + 2], "little"), \
-            int.from_bytes(content[position + 2:position + 4], "little")
+        group, element = struct.unpack_from("<HH", content, position)
         if group != 0x0002:
             return
         vr = content[position + 4:position + 6]
         explicit = vr.isalpha() and vr.isupper()
         if explicit and vr in LONG_LENGTH_VRS:
-            header, length = 12, int.from_bytes(content[position + 8:position + 12], "little")
+            if position + 12 > len(content):
+                return  # cut off inside the element: pydicom refuses the file itself
+            header, length = 12, struct.unpack_from("<I", content, position + 8)[0]
         elif explicit:
-            header, length = 8, int.from_bytes(content[position + 6:position + 8], "little")
+            header, length = 8, struct.unpack_from("<H", content, position + 6)[0]
         else:  # implicit VR: a 4-byte length after the tag
-            header, length, vr = 8, int.from_bytes(content[position + 4:position + 8], "little"), b"UL"
+            header, length, vr = 8, struct.unpack_from("<I", content, position + 4)[0], b"UL"
         if vr == b"SQ" or length == 0xFFFFFFFF or (element == 0 and (vr != b"UL" or length != 4)):
             raise EcgError(f"This DICOM file's header is damaged: its File Meta Information element "
                            f"(0002,{element:04X}) is declared as {vr.decode(errors='replace')} of {length} bytes, "
