@@ -121,3 +121,16 @@ def test_train_frame_ae_runs_and_resumes(tmp_path, monkeypatch, one_thread):
     assert [r["epoch"] for r in log] == [0, 1, 2] and "train_g_adv" in log[1] and "train_g_adv" not in log[0]
     model = FrameAutoencoder.from_pretrained(tmp_path / "fae")
     assert model.config.latent_scale > 0 and summary["steps"] == log[-1]["step"]
+
+    # a decoder fine-tune (CONFIGS["decoder_ft"]) from it: the encoder and the latent scale stay bit for bit
+    tuned_config = dataclasses.replace(config, name="decoder_ft", init_from=str(tmp_path / "fae"), freeze_encoder=True,
+                                       epochs=1, adversarial_start_epoch=0)
+    train_frame_ae.train(tuned_config, tmp_path / "tuned", str(tmp_path / "prepared"), False, "cpu", "test")
+    tuned = FrameAutoencoder.from_pretrained(tmp_path / "tuned")
+    assert all(torch.equal(a, b) for a, b in zip(tuned.encoder_parameters(), model.encoder_parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(tuned.net.decoder.parameters(), model.net.decoder.parameters()))
+    assert tuned.config.latent_scale == model.config.latent_scale
+    assert tuned.depends_on["encoder_of"] == model.sha256
+    with pytest.raises(ValueError, match="architecture"):
+        initial = dataclasses.replace(tuned_config, latent_channels=config.latent_channels + 1)
+        train_frame_ae.initial_model(initial)

@@ -60,6 +60,23 @@ def latent_std(model: FrameAutoencoder, frames: torch.Tensor) -> float:
     return float(encode_frames(model, frames[:, 0]).std())
 
 
+def initial_model(config: FrameAEConfig) -> FrameAutoencoder:
+    """A fresh autoencoder, or (``init_from``) the weights of a trained one, its encoder frozen with
+    ``freeze_encoder`` so its latent space stays exactly as it was."""
+    if not config.init_from:
+        return FrameAutoencoder(config)
+    start = FrameAutoencoder.from_pretrained(config.init_from)
+    kept = ("size", "channels", "res_blocks", "latent_channels", "norm_groups")
+    if any(getattr(start.config, k) != getattr(config, k) for k in kept):
+        raise ValueError(f"{config.init_from} does not have the architecture of config {config.name!r}")
+    model = FrameAutoencoder(dataclasses.replace(config, latent_scale=start.config.latent_scale))
+    model.load_state_dict(start.state_dict())
+    if config.freeze_encoder:
+        for parameter in model.encoder_parameters():
+            parameter.requires_grad_(False)
+    return model
+
+
 def train(config: FrameAEConfig, out: Path, dataset_name: str, resume: bool, device: str, command: str,
           segmenter_folder: str = "segmenter") -> dict:
     generator = seed_everything(config.seed)
@@ -68,9 +85,11 @@ def train(config: FrameAEConfig, out: Path, dataset_name: str, resume: bool, dev
     train_frames = torch.from_numpy(dataset.split("train").cines.astype(np.float32) / 255.0).flatten(0, 1)[:, None]
     val_frames = torch.from_numpy(dataset.split("val").cines[:, ::4].astype(np.float32) / 255.0).flatten(0, 1)[:, None]
     segmenter = Segmenter.from_pretrained(segmenter_folder, fuse=True).to(device).requires_grad_(False)
-    model, disc = FrameAutoencoder(config).to(device), discriminator(config).to(device)
+    model = initial_model(config).to(device)
+    disc = discriminator(config).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt_g = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0, betas=(0.5, 0.9))
+    trained = [p for p in model.parameters() if p.requires_grad]
+    opt_g = torch.optim.AdamW(trained, lr=config.lr, weight_decay=0.0, betas=(0.5, 0.9))
     opt_d = torch.optim.AdamW(disc.parameters(), lr=config.disc_lr, weight_decay=0.0, betas=(0.5, 0.9))
     adversarial = PatchAdversarialLoss(criterion="least_squares")
     steps_per_epoch = len(train_frames) // config.batch_size
@@ -131,19 +150,23 @@ def train(config: FrameAEConfig, out: Path, dataset_name: str, resume: bool, dev
         for tensor in ema.state_dict().values():
             if tensor.is_floating_point():
                 tensor.copy_(tensor.half().float())
-    ema.config = dataclasses.replace(config, latent_scale=1.0 / latent_std(ema, train_frames))
+    if not config.freeze_encoder:  # a frozen encoder keeps the scale the latents were drawn in
+        ema.config = dataclasses.replace(config, latent_scale=1.0 / latent_std(ema, train_frames))
     extra = {"train_minutes": round(minutes, 1), "train_threads": torch.get_num_threads(), "dataset": dataset_name,
              "command": command, "n_train_frames": len(train_frames), "steps": step,
              "val_psnr_ema_frames": val_psnr(ema, val_frames),
              "weights_dtype": "float16 (cast to float32 on load)"}
     state = {k: v.half() if v.is_floating_point() else v for k, v in ema.state_dict().items()}
-    ema.save_pretrained(out, model_card(ema.config, extra), extra=extra, state=state,
-                        depends_on={"segmenter": segmenter_folder})
+    depends_on = {"segmenter": segmenter_folder, **({"encoder_of": config.init_from} if config.init_from else {})}
+    ema.save_pretrained(out, model_card(ema.config, extra), extra=extra, state=state, depends_on=depends_on)
     return extra
 
 
 def model_card(config: FrameAEConfig, extra: dict) -> str:
     c, h, w = config.latent_shape
+    stage = (f"- Second stage: started from `weights/{config.init_from}`"
+             + (", its encoder frozen (same latents, same scale); only the decoder trained.\n" if config.freeze_encoder
+                else ".\n")) if config.init_from else ""
     return f"""# CardioSynth frame autoencoder (anatomy)
 
 A 2D KL autoencoder (MONAI `AutoencoderKL`, no attention) for single short-axis frames 1 x {config.size} x
@@ -157,7 +180,7 @@ It codes a cine's end-diastolic frame (the anatomy); the motion model warps that
 - Loss: L1 + {config.perceptual_weight} x perceptual (LPIPS-style distance on the bundled segmenter's encoder
   features) + {config.kl_weight:g} x KL; from epoch {config.adversarial_start_epoch} + {config.adversarial_weight} x
   least-squares patch-adversarial (MONAI `PatchDiscriminator`, {config.disc_layers} layers, {config.disc_channels} channels).
-- Schedule: {config.epochs} epochs ({extra.get("steps")} steps of {config.batch_size}), AdamW lr {config.lr:g} cosine,
+{stage}- Schedule: {config.epochs} epochs ({extra.get("steps")} steps of {config.batch_size}), AdamW lr {config.lr:g} cosine,
   EMA {config.ema_decay}; the EMA after the last epoch is bundled (nothing selected on validation).
 - Command: `{extra.get("command")}` ({extra.get("train_minutes")} min on {extra.get("train_threads")} CPU thread(s)).
 - Validation frames (every 4th frame of the val cines), posterior mean: PSNR {extra.get("val_psnr_ema_frames", float("nan")):.2f} dB.
@@ -174,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
                         "segmenter_<config>)")
     run = parse_training_run(parser, CONFIGS, "frame_ae", "train_frame_ae", argv)
     args, config = run.args, run.config
-    segmenter = args.segmenter or f"segmenter{config_suffix(args.config)}"
+    segmenter = args.segmenter or f"segmenter{config_suffix(config.data_config)}"
     summary = train(config, run.out, args.dataset or config.data_config, args.resume, args.device, run.command,
                     segmenter)
     print(json.dumps(summary, indent=2))

@@ -20,6 +20,7 @@ training-set means, computed after training and stored in ``config.json``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ import torch.nn.functional as F
 from monai.networks.nets import AutoencoderKL
 from torch import nn
 
+from cardiosynth.models.latents import decode_in_batches, encode_in_batches
 from cardiosynth.weights import Pretrained, config_from_dict
 
 
@@ -57,6 +59,10 @@ class FrameAEConfig:
     disc_layers: int = 3
     ema_decay: float = 0.999
     seed: int = 0
+    # decoder fine-tune (a second stage): start from the weights folder ``init_from`` and train the decoder
+    # only, so the latent space (and every model trained on it) stays as it is
+    init_from: str = ""
+    freeze_encoder: bool = False
     # augmentation: one random affine + intensity jitter per frame
     aug_rotate_deg: float = 12.0
     aug_scale: tuple[float, float] = (0.9, 1.1)
@@ -88,6 +94,11 @@ CONFIGS = {
     "paper": FrameAEConfig(name="paper", size=96, data_config="paper", channels=(64, 128, 256),
                            latent_channels=8, epochs=60, batch_size=64),
 }
+# The bundled autoencoder's decoder trained further under a 5x stronger patch-adversarial term: its frames
+# read sharper while its encoder (and so the MAR trained on its latents) stays bit for bit the same.
+CONFIGS["decoder_ft"] = dataclasses.replace(CONFIGS["default"], name="decoder_ft", init_from="frame_ae",
+                                            freeze_encoder=True, epochs=16, lr=1e-4, adversarial_weight=0.1,
+                                            adversarial_start_epoch=0)
 
 
 class FrameAutoencoder(nn.Module, Pretrained):
@@ -112,6 +123,11 @@ class FrameAutoencoder(nn.Module, Pretrained):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.net.decode(z)
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """What maps a frame to its posterior (frozen by a decoder fine-tune)."""
+        net = self.net
+        return [*net.encoder.parameters(), *net.quant_conv_mu.parameters(), *net.quant_conv_log_sigma.parameters()]
 
     def forward(self, x: torch.Tensor, sample: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mean, std = self.encode(x)
@@ -151,24 +167,10 @@ def _check_frames(frames, size: int) -> torch.Tensor:
 @torch.inference_mode()
 def encode_frames(model: FrameAutoencoder, frames, batch_size: int = 64) -> torch.Tensor:
     """(N, H, W) in [0, 1] -> *scaled* latents (N, C, h, w): posterior mean x latent_scale."""
-    frames = _check_frames(frames, model.config.size)
-    device = next(model.parameters()).device
-    out = [model.encode(frames[i:i + batch_size, None].to(device))[0].cpu() for i in range(0, len(frames), batch_size)]
-    return torch.cat(out) * model.config.latent_scale
+    return encode_in_batches(model, _check_frames(frames, model.config.size), batch_size)
 
 
 @torch.inference_mode()
 def decode_latents(model: FrameAutoencoder, latents, batch_size: int = 64) -> torch.Tensor:
     """*Scaled* latents (N, C, h, w) -> frames (N, H, W) float32 clipped to [0, 1]."""
-    if isinstance(latents, np.ndarray):
-        latents = torch.from_numpy(np.asarray(latents, dtype=np.float32))
-    expected = model.config.latent_shape
-    if not torch.is_tensor(latents) or latents.dim() != 4 or tuple(latents.shape[1:]) != expected:
-        raise ValueError(f"Expected scaled latents (N, {', '.join(map(str, expected))}); got "
-                         f"{tuple(latents.shape) if torch.is_tensor(latents) else type(latents).__name__}")
-    if not torch.isfinite(latents).all():
-        raise ValueError("Latents contain NaN or infinite values")
-    device = next(model.parameters()).device
-    z = latents.float() / model.config.latent_scale
-    out = [model.decode(z[i:i + batch_size].to(device))[:, 0].cpu() for i in range(0, len(z), batch_size)]
-    return torch.cat(out).clamp(0, 1)
+    return decode_in_batches(model, latents, batch_size)
