@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cardiosynth.models.latents import decode_in_batches, encode_in_batches
 from cardiosynth.weights import Pretrained
 
 
@@ -240,28 +241,13 @@ def _check_frames(frames, config: VAE3DConfig) -> torch.Tensor:
 @torch.inference_mode()
 def encode_cines(model: VAE3D, frames, batch_size: int = 16) -> torch.Tensor:
     """(N, T, H, W) float in [0, 1] -> *scaled* latents (N, C, T/f_t, H/f_s, W/f_s): posterior mean x latent_scale."""
-    frames = _check_frames(frames, model.config)
-    device = next(model.parameters()).device
-    out = [model.encode(frames[i:i + batch_size, None].to(device))[0].cpu() for i in range(0, len(frames), batch_size)]
-    return torch.cat(out) * model.config.latent_scale
+    return encode_in_batches(model, _check_frames(frames, model.config), batch_size)
 
 
 @torch.inference_mode()
 def decode_latents(model: VAE3D, latents, batch_size: int = 16) -> torch.Tensor:
     """*Scaled* latents (N, C, t, h, w) -> cines (N, T, H, W) float32 clipped to [0, 1]."""
-    if isinstance(latents, np.ndarray):
-        latents = torch.from_numpy(np.asarray(latents, dtype=np.float32))
-    if not torch.is_tensor(latents) or not latents.is_floating_point():
-        raise ValueError("Latents must be a float numpy array or torch tensor")
-    expected = model.config.latent_shape
-    if latents.dim() != 5 or tuple(latents.shape[1:]) != expected:
-        raise ValueError(f"Expected scaled latents (N, {', '.join(map(str, expected))}); got {tuple(latents.shape)}")
-    if not torch.isfinite(latents).all():
-        raise ValueError("Latents contain NaN or infinite values")
-    device = next(model.parameters()).device
-    z = latents.float() / model.config.latent_scale
-    out = [model.decode(z[i:i + batch_size].to(device))[:, 0].cpu() for i in range(0, len(z), batch_size)]
-    return torch.cat(out).clamp(0, 1)
+    return decode_in_batches(model, latents, batch_size)
 
 
 # ---------------------------------------------------------------------------------------------------------
