@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from cardiosynth.data.dataset import load_prepared
 from cardiosynth.data.ludb import load_arrays, timing_columns
@@ -224,12 +225,8 @@ def frames_without_lv(curves) -> dict:
 
 
 def plot_timing(good: pd.DataFrame, path: Path, r: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+    fig = Figure(figsize=(4.5, 4))
+    ax = fig.subplots()
     ax.scatter(good["qt_rr"], good["es_fraction_generated"], s=14)
     lo, hi = 0.25, 0.75
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="identity")
@@ -239,24 +236,19 @@ def plot_timing(good: pd.DataFrame, path: Path, r: float) -> None:
     ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_examples(table: pd.DataFrame, cines: list, curves: list, ok: np.ndarray, path: Path,
                   source: str = "held-out LUDB", seed: int = 0) -> None:
     """Three generated cines, for the held-out ECGs at the 10th, 50th and 90th percentile of QT/RR (chosen by
     rank, not by look): every other frame, and the LV area curve with the measured ES and the ECG's QT/RR."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = table[ok].reset_index(drop=True)
     order = np.argsort(rows["qt_rr"].to_numpy(float))
     picks = [int(order[int(round(q * (len(order) - 1)))]) for q in (0.1, 0.5, 0.9)]
     frames = cines[0].n_frames
-    fig, axes = plt.subplots(len(picks), frames // 2 + 1, figsize=(1.3 * (frames // 2 + 1) + 1.5, 1.6 * len(picks)),
-                             gridspec_kw={"width_ratios": [1] * (frames // 2) + [2.2]})
+    fig = Figure(figsize=(1.3 * (frames // 2 + 1) + 1.5, 1.6 * len(picks)))
+    axes = fig.subplots(len(picks), frames // 2 + 1,
+                        gridspec_kw={"width_ratios": [1] * (frames // 2) + [2.2]})
     for row, i in enumerate(picks):
         for k in range(frames // 2):
             ax = axes[row, k]
@@ -276,7 +268,6 @@ def plot_examples(table: pd.DataFrame, cines: list, curves: list, ok: np.ndarray
                  f"(seed {seed}, mid-ventricle)", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,15 +13,12 @@ import argparse
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import pandas as pd
+from matplotlib.figure import Figure
 
 from cardiosynth.measure.measurer import CineMeasurer
-from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine  # noqa: E402
-from cardiosynth.weights import WEIGHTS_DIR  # noqa: E402
+from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine
+from cardiosynth.weights import WEIGHTS_DIR
 
 # (LVEDV mL, LVEF %): the other seven phenotypes are completed by the phenotype VAE.
 SETS = ((90.0, 65.0), (130.0, 60.0), (170.0, 50.0), (230.0, 35.0), (300.0, 20.0))
@@ -33,7 +30,8 @@ def showcase(pipe: PhenotypeToCine, out: Path, seed: int = 0, slice_position: fl
     measured, _ = CineMeasurer().measure(result.cines)
     n_frames = result.cines[0].n_frames
     frames = [round(k * n_frames / columns) for k in range(columns)]
-    fig, axes = plt.subplots(len(SETS), columns, figsize=(1.5 * columns + 1.6, 1.5 * len(SETS)), squeeze=False)
+    fig = Figure(figsize=(1.5 * columns + 1.6, 1.5 * len(SETS)))
+    axes = fig.subplots(len(SETS), columns, squeeze=False)
     for row, cine in enumerate(result.cines):
         asked = result.conditions.iloc[row]
         got = measured.iloc[row]
@@ -49,7 +47,6 @@ def showcase(pipe: PhenotypeToCine, out: Path, seed: int = 0, slice_position: fl
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     table = result.conditions[["LVEDV", "LVEF"]].rename(columns=lambda c: f"asked_{c}")
     table[["read_LVEDV", "read_LVEF"]] = measured[["est_LVEDV", "est_LVEF"]].to_numpy()
     return {"png": str(out), "rows": table.round(1).to_dict(orient="records")}

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gradio_client
 import numpy as np
 import pytest
 
 from cardiosynth import phenotypes as ph
-
-gradio_client = pytest.importorskip("gradio_client")
-
-from cardiosynth.app import build_app  # noqa: E402
-from cardiosynth.app.cine_view import CineStudio  # noqa: E402
-from cardiosynth.app.ecg_view import EXAMPLE_DIR  # noqa: E402
-from cardiosynth.app.phenotype_explorer import PhenotypeExplorer  # noqa: E402
-from evaluation.app_bench import serve_in_process  # noqa: E402
+from cardiosynth.app import build_app
+from cardiosynth.app.cine_view import CineStudio
+from cardiosynth.app.ecg_view import EXAMPLE_DIR
+from cardiosynth.app.phenotype_explorer import PhenotypeExplorer
+from evaluation.app_bench import serve_in_process
 
 N = len(ph.NAMES)
 SINUS = "LUDB record 2: sinus rhythm (WFDB)"

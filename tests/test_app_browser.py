@@ -14,13 +14,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from playwright import sync_api
 
-sync_api = pytest.importorskip("playwright.sync_api")
-
-from cardiosynth.app import build_app  # noqa: E402
-from cardiosynth.app.review_tab import ADMIN_PATH  # noqa: E402
-from cardiosynth.paths import REPO_ROOT  # noqa: E402
-from evaluation.app_bench import CHROMIUM, CHROMIUM_ARGS, serve_in_process  # noqa: E402
+from cardiosynth.app import build_app
+from cardiosynth.app.review_tab import ADMIN_PATH
+from cardiosynth.paths import REPO_ROOT
+from evaluation.app_bench import CHROMIUM, CHROMIUM_ARGS, serve_in_process
 
 SCREENSHOTS = Path(os.environ.get("CARDIOSYNTH_SCREENSHOTS", REPO_ROOT / "outputs" / "screenshots"))
 TIMEOUT_MS = 20_000

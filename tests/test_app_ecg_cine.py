@@ -8,20 +8,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gradio_client
 import numpy as np
 import pytest
 from ecg_cine_fixture import tiny_ecg_to_cine
 
+from cardiosynth.app import build_app
 from cardiosynth.app.cine_view import CineStudio, png_uris
 from cardiosynth.app.ecg_cine import EcgCineStudio
 from cardiosynth.app.errors import user_message
 from cardiosynth.ecg import Ecg, EcgError
 from cardiosynth.paths import REPO_ROOT
-
-gradio_client = pytest.importorskip("gradio_client")
-
-from cardiosynth.app import build_app  # noqa: E402
-from evaluation.app_bench import serve_in_process  # noqa: E402
+from evaluation.app_bench import serve_in_process
 
 LUDB_2 = REPO_ROOT / "assets" / "ecg" / "ludb" / "2.hea"
 SINUS = "LUDB record 2: sinus rhythm (WFDB)"

@@ -10,17 +10,16 @@ import re
 import urllib.request
 from pathlib import Path
 
+import gradio_client
 import pytest
 
-gradio_client = pytest.importorskip("gradio_client")
-
-from cardiosynth.app import build_app  # noqa: E402
-from cardiosynth.app.cine_view import CineStudio  # noqa: E402
-from cardiosynth.app.phenotype_explorer import PhenotypeExplorer  # noqa: E402
-from cardiosynth.app.review_tab import ADMIN_PATH  # noqa: E402
-from cardiosynth.review import ReviewService  # noqa: E402
-from cardiosynth.review.render import RenderSettings  # noqa: E402
-from evaluation.app_bench import serve_in_process  # noqa: E402
+from cardiosynth.app import build_app
+from cardiosynth.app.cine_view import CineStudio
+from cardiosynth.app.phenotype_explorer import PhenotypeExplorer
+from cardiosynth.app.review_tab import ADMIN_PATH
+from cardiosynth.review import ReviewService
+from cardiosynth.review.render import RenderSettings
+from evaluation.app_bench import serve_in_process
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

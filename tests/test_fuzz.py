@@ -7,13 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-pytest.importorskip("atheris")
-
-from fuzz.campaign import run_target  # noqa: E402
-from fuzz.seeds import seeds  # noqa: E402
-from fuzz.targets import TARGETS, make_target  # noqa: E402
-
-from cardiosynth.ecg import EcgError  # noqa: E402
+from cardiosynth.ecg import EcgError
+from fuzz.campaign import run_target
+from fuzz.seeds import seeds
+from fuzz.targets import TARGETS, make_target
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
@@ -205,16 +206,12 @@ def sheet(part: PreparedDataset, real: np.ndarray, vae_recon: np.ndarray, recon:
           measurer: CineMeasurer, n_cines: int = 6) -> dict:
     """Rows: cines of different patients (nearest mid-ventricle first); columns: real | 3D-VAE | anatomy +
     motion, at ED (frame 0) and ES (the real cine's smallest LV, read by the measurer)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     table = part.table
     chosen = one_cine_per_patient(table, n_cines)
     es_frames = [curve.es_frame for curve in measurer.curves([part.cine(i) for i in chosen])]
     columns = [("real", real), ("3D-VAE", vae_recon), ("anatomy+motion", recon)]
-    fig, axes = plt.subplots(len(chosen), 6, figsize=(6 * 1.45, len(chosen) * 1.5))
+    fig = Figure(figsize=(6 * 1.45, len(chosen) * 1.5))
+    axes = fig.subplots(len(chosen), 6)
     for r, (i, es) in enumerate(zip(chosen, es_frames)):
         for c, (phase, t) in enumerate((("ED", 0), ("ES", es))):
             for k, (label, frames) in enumerate(columns):
@@ -230,7 +227,6 @@ def sheet(part: PreparedDataset, real: np.ndarray, vae_recon: np.ndarray, recon:
                  "reconstruction", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return {"path": str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path),
             "rows": [f"{table['subject'].iloc[i]}/slice{int(table['slice'].iloc[i])}" for i in chosen],
             "es_frames": es_frames}

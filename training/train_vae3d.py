@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
@@ -242,11 +243,6 @@ def report(out: Path, dataset_name: str = "default", train_minutes: float | None
 
 def reconstruction_sheet(model: VAE3D, dataset: PreparedDataset, path: Path, n_cines: int = 6) -> dict:
     """Rows: val cines from different patients (mid-ventricular first); columns: frames, original | reconstruction."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     table = dataset.table
     chosen = one_cine_per_patient(table, n_cines)
     target = dataset.cines[chosen].astype(np.float32) / 255.0
@@ -255,7 +251,8 @@ def reconstruction_sheet(model: VAE3D, dataset: PreparedDataset, path: Path, n_c
     t = target.shape[1]
     frames = sorted({0, t // 4, t // 2, 3 * t // 4})
     cols = len(frames) * 2 + 1
-    fig, axes = plt.subplots(len(chosen), cols, figsize=(cols * 1.5, len(chosen) * 1.6))
+    fig = Figure(figsize=(cols * 1.5, len(chosen) * 1.6))
+    axes = fig.subplots(len(chosen), cols)
     for r, i in enumerate(chosen):
         for c, f in enumerate(frames):
             for k, (img, label) in enumerate(((target[r, f], "orig"), (recon[r, f], "recon"))):
@@ -275,7 +272,6 @@ def reconstruction_sheet(model: VAE3D, dataset: PreparedDataset, path: Path, n_c
     fig.suptitle("3D-VAE reconstructions of validation cines (posterior mean); PSNR / SSIM on valid pixels", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return {"path": str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path),
             "rows": [f"{table['subject'].iloc[i]}/slice{int(table['slice'].iloc[i])}" for i in chosen], "frames": frames}
 

@@ -8,13 +8,9 @@ base, :mod:`.studio`; small Gradio pieces several tabs use are in :mod:`.widgets
 :mod:`.ecg_cine`, which do not import Gradio.
 """
 
-import os
+from .security import prepare_gradio_environment
 
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported anywhere: no telemetry
-
-from .security import use_private_gradio_temp  # noqa: E402
-
-use_private_gradio_temp()  # before gradio is imported too: it reads the folder once
+prepare_gradio_environment()  # before any module of this package imports gradio
 
 from .ui import CSS, THEME, build_app, launch_kwargs  # noqa: E402
 

@@ -49,9 +49,13 @@ class SecurityHeaders:
         return await self.app(scope, receive, send_with_headers)
 
 
-def use_private_gradio_temp() -> None:
-    """Gradio copies every file it serves (answer CSVs with the truth among them) into its temp folder,
-    by default a world-readable one under /tmp; point it at a private folder unless the operator chose one."""
+def prepare_gradio_environment() -> None:
+    """Run before gradio is first imported (it reads both variables once, at import).
+
+    - No analytics and no version check (the app makes no network calls).
+    - Gradio copies every file it serves (answer CSVs with the truth among them) into its temp folder, by
+      default a world-readable one under /tmp; point it at a private folder unless the operator chose one."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     if "GRADIO_TEMP_DIR" not in os.environ:
         os.environ["GRADIO_TEMP_DIR"] = str(private_folder(cache_dir() / "gradio"))
 

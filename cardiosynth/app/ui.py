@@ -29,23 +29,19 @@ Endpoints for ``gradio_client`` (``Client(url).predict(..., api_name=...)``):
 
 from __future__ import annotations
 
-import os
+import gradio as gr  # the package's __init__ has set Gradio's environment before this runs
 
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: no telemetry, no version check
+from cardiosynth.review import ReviewService
 
-import gradio as gr  # noqa: E402
-
-from cardiosynth.review import ReviewService  # noqa: E402
-
-from . import about  # noqa: E402
-from .about_tab import add_about_tab  # noqa: E402
-from .cine_view import CineStudio  # noqa: E402
-from .ecg_cine import EcgCineStudio  # noqa: E402
-from .ecg_tab import add_ecg_tab  # noqa: E402
-from .phenotype_explorer import PhenotypeExplorer  # noqa: E402
-from .phenotype_tab import add_phenotype_tab  # noqa: E402
-from .review_tab import add_review_admin_page, add_review_tab  # noqa: E402
-from .security import secure_launch_kwargs  # noqa: E402
+from . import about
+from .about_tab import add_about_tab
+from .cine_view import CineStudio
+from .ecg_cine import EcgCineStudio
+from .ecg_tab import add_ecg_tab
+from .phenotype_explorer import PhenotypeExplorer
+from .phenotype_tab import add_phenotype_tab
+from .review_tab import add_review_admin_page, add_review_tab
+from .security import secure_launch_kwargs
 
 CSS = """
 .cs-note { border-left: 4px solid #1565c0; background: #e3f2fd; padding: 8px 12px; border-radius: 4px; color: #0d2b4e; }

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from cardiosynth.data.acdc import LABEL_LV, LABEL_MYO, LABEL_RV  # noqa: E402
-from cardiosynth.data.dataset import PreparedDataset  # noqa: E402
+from cardiosynth.data.acdc import LABEL_LV, LABEL_MYO, LABEL_RV
+from cardiosynth.data.dataset import PreparedDataset
 
 OUTLINES = ((LABEL_MYO, "lime"), (LABEL_RV, "deepskyblue"), (LABEL_LV, "red"))  # LV last: its edge stays visible
 
@@ -46,7 +43,8 @@ def write_contact_sheet(dataset: PreparedDataset, path: str | Path, n: int = 20,
     """ED | ES pairs for ``n`` cines; red LV, green myocardium, blue RV; padding tinted orange."""
     rows = pick_rows(dataset, n)
     n_rows = int(np.ceil(len(rows) / columns))
-    fig, axes = plt.subplots(n_rows, 2 * columns, figsize=(2 * columns * 1.3, n_rows * 1.45), dpi=130)
+    fig = Figure(figsize=(2 * columns * 1.3, n_rows * 1.45), dpi=130)
+    axes = fig.subplots(n_rows, 2 * columns)
     axes = np.atleast_2d(axes)
     for ax in axes.flat:
         ax.set_axis_off()
@@ -64,5 +62,4 @@ def write_contact_sheet(dataset: PreparedDataset, path: str | Path, n: int = 20,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
-
-from cardiosynth.export import atomic_path  # noqa: E402
-from cardiosynth.review.stats import rating_score  # noqa: E402
+from cardiosynth.export import atomic_path
+from cardiosynth.review.stats import rating_score
 
 CSV_COLUMNS = ["reader", "reader_id", "position", "case_id", "file", "truth", "answer", "confidence", "score",
                "correct", "seconds", "shown_at_utc", "answered_at_utc", "comment"]
@@ -54,7 +51,8 @@ def write_answers_csv(table: pd.DataFrame, path: str | Path) -> Path:
 def plot_results(table: pd.DataFrame, statistics: dict, path: str | Path) -> Path:
     """ROC curves (pooled and per reader) beside each reader's accuracy with its exact 95 % interval."""
     path = Path(path)
-    fig, (roc_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 5))
+    fig = Figure(figsize=(11, 5))
+    roc_ax, acc_ax = fig.subplots(1, 2)
     y = table["truth"].to_numpy() == "synthetic"
     score = rating_score(table["answer"], table["confidence"]) if len(table) else np.array([])
     for reader_id, rows in table.groupby("reader_id", sort=False):
@@ -90,5 +88,4 @@ def plot_results(table: pd.DataFrame, statistics: dict, path: str | Path) -> Pat
     fig.tight_layout()
     with atomic_path(path) as temporary:
         fig.savefig(temporary, dpi=110, format="png")
-    plt.close(fig)
     return path

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from scipy import stats
 from sklearn.metrics import r2_score
 
@@ -149,13 +150,9 @@ def markdown_tables(summary: dict) -> str:
 
 def plot(summary: dict, path) -> None:
     """AUC and standardised phenotype MAE against the mix ratio (mean ± SD over folds); none and mix* as markers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     mixes = sorted(int(r.split()[1]) for r in summary if r.startswith("mix "))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig = Figure(figsize=(9, 3.4))
+    axes = fig.subplots(1, 2)
     for ax, metric, label in ((axes[0], "AUC", "diagnosis ROC AUC (macro)"),
                               (axes[1], "zMAE", "phenotype MAE / train SD (mean of 5)")):
         means = [summary[f"mix {k}"]["folds_mean"][metric] for k in mixes]
@@ -172,4 +169,3 @@ def plot(summary: dict, path) -> None:
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
