@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -82,17 +83,24 @@ def write_weights(
 
 
 def config_from_dict(cls, values: dict):
-    """Rebuild a config dataclass from ``config.json``: lists back to tuples; unknown keys are an error,
-    not silently ignored, so a config written by other code cannot load as something it is not."""
+    """Rebuild a config dataclass from ``config.json``: lists back to tuples, a nested config (a field whose
+    type is itself a config dataclass) from its own dict; unknown keys are an error, not silently ignored, so
+    a config written by other code cannot load as something it is not."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
     if unknown:
         raise ValueError(f"Unknown {cls.__name__} fields in config.json: {sorted(unknown)}")
+    types = typing.get_type_hints(cls)
+
+    def rebuild(name, value):
+        if dataclasses.is_dataclass(types[name]) and isinstance(value, dict):
+            return config_from_dict(types[name], value)
+        return tuples(value)
 
     def tuples(value):
         return tuple(tuples(v) for v in value) if isinstance(value, list) else value
 
-    return cls(**{k: tuples(v) for k, v in values.items()})
+    return cls(**{k: rebuild(k, v) for k, v in values.items()})
 
 
 INT8_SCALE = ".int8_scale"  # companion tensor of a weight matrix stored as int8 rows

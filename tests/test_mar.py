@@ -11,19 +11,23 @@ import torch
 from torchrun_check import run_two_ranks
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.models.mar import CONFIGS, MAR, MARConfig, decoding_schedule, patchify, sample_mask_ratio, unpatchify
+from cardiosynth.models.mar import (CONFIGS, MAR, MARConfig, MARRecipe, MARSampler, PhenotypeScaler, decoding_schedule,
+                                    patchify, sample_mask_ratio, unpatchify)
 from cardiosynth.weights import WeightsError, write_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def tiny(**changes) -> MARConfig:
+def tiny(sampler: dict | None = None, recipe: dict | None = None, scaler: PhenotypeScaler | None = None,
+         **architecture) -> MARConfig:
     """Latent 4x4x4x4, patch 2x2x2 -> 8 tokens of 32; one layer each side; scaler = identity."""
     base = dict(latent_channels=4, latent_frames=4, latent_size=4, patch_t=2, patch_s=2, width=64, encoder_depth=1,
-                decoder_depth=1, heads=2, buffer_size=2, dropout=0.0, denoiser_width=64, denoiser_blocks=2,
-                sampling_steps=10, num_iter=4, phenotype_mean=(0.0,) * 9, phenotype_std=(1.0,) * 9, epochs=2,
-                batch_size=2, warmup_steps=5, eval_every=1, augment_copies=0)
-    return MARConfig(**{**base, **changes})
+                decoder_depth=1, heads=2, buffer_size=2, dropout=0.0, denoiser_width=64, denoiser_blocks=2)
+    return MARConfig(**{**base, **architecture},
+                     sampler=MARSampler(**{"sampling_steps": 10, "num_iter": 4, **(sampler or {})}),
+                     recipe=MARRecipe(**{"epochs": 2, "batch_size": 2, "warmup_steps": 5, "eval_every": 1,
+                                         "augment_copies": 0, **(recipe or {})}),
+                     scaler=PhenotypeScaler(mean=(0.0,) * 9, std=(1.0,) * 9) if scaler is None else scaler)
 
 
 def rows(values: list[float], positions: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,7 +74,8 @@ def test_default_shapes_and_paper_config():
     assert 12e6 < full_default < 17e6  # DESIGN budget ~10 M, + the 512-wide denoiser
     assert 150e6 < paper < 230e6  # MAR-B-like: 24 blocks of 768 + denoiser 3 x 1024
     small_paper = dataclasses.replace(CONFIGS["paper"], encoder_depth=1, decoder_depth=1, width=96, heads=4,
-                                      denoiser_width=64, buffer_size=4, phenotype_mean=(0.0,) * 9, phenotype_std=(1.0,) * 9)
+                                      denoiser_width=64, buffer_size=4,
+                                      scaler=PhenotypeScaler(mean=(0.0,) * 9, std=(1.0,) * 9))
     model = MAR(small_paper)
     loss = model.loss(torch.randn(1, 20, 1, 24, 24), torch.randn(1, 9), torch.rand(1))
     assert torch.isfinite(loss)
@@ -97,7 +102,7 @@ def test_decoding_schedule():
 
 def test_training_loss_decreases_on_tiny_overfit():
     torch.manual_seed(0)
-    model = MAR(tiny(condition_dropout=0.0))
+    model = MAR(tiny(recipe={"condition_dropout": 0.0}))
     latents, phen, pos = torch.randn(2, 4, 4, 4, 4), torch.randn(2, 9), torch.rand(2)
 
     def fixed_loss():
@@ -145,7 +150,7 @@ def test_temporal_decoding_orders_fill_one_time_step_after_another(order, monkey
     the last one first. Checked on the masks each decoding step leaves."""
     from cardiosynth.models import mar as mar_module
 
-    model = MAR(tiny(latent_frames=8, num_iter=6, decoding_order=order)).eval()  # 4 time steps x 2 x 2 = 16 tokens
+    model = MAR(tiny(latent_frames=8, sampler={"num_iter": 6, "decoding_order": order})).eval()  # 4 time steps x 2 x 2 = 16 tokens
     masks, mask_by_order = [], mar_module.mask_by_order
     monkeypatch.setattr(mar_module, "mask_by_order", lambda *args: masks.append(mask_by_order(*args)) or masks[-1])
     model.generate(*rows([0.0], [0.5]), cfg=1.0, seed=0)
@@ -161,7 +166,7 @@ def test_temporal_decoding_orders_fill_one_time_step_after_another(order, monkey
     earlier = time_step[:, None] < time_step[None, :]
     assert (decoded_when[:, None] <= decoded_when[None, :])[earlier].all()  # an earlier time step is never later
     with pytest.raises(ValueError, match="decoding_order"):
-        tiny(decoding_order="raster")
+        tiny(sampler={"decoding_order": "raster"})
 
 
 def test_conditions_missing_or_nan_are_clear_errors():
@@ -184,14 +189,14 @@ def test_conditions_missing_or_nan_are_clear_errors():
     with pytest.raises(ValueError, match="num_samples"):
         model.generate(None)
     with pytest.raises(ValueError, match="no phenotype scaler"):
-        MAR(tiny(phenotype_mean=(), phenotype_std=())).generate(phenotypes, position)
+        MAR(tiny(scaler=PhenotypeScaler())).generate(phenotypes, position)
     assert torch.equal(model.generate(phenotypes, seed=0), model.generate(phenotypes, position, seed=0))  # default 0.5
 
 
 def test_conditioning_steers_generation():
     """Two latents with opposite conditions, overfitted: each condition must generate latents nearer its own."""
     torch.manual_seed(0)
-    model = MAR(tiny(condition_dropout=0.1, diffusion_batch_mul=8))
+    model = MAR(tiny(recipe={"condition_dropout": 0.1, "diffusion_batch_mul": 8}))
     targets = torch.randn(2, 4, 4, 4, 4)
     conditions = rows([1.0, -1.0], [0.2, 0.8])
     phen, pos = model.standardise(*conditions)
@@ -204,7 +209,7 @@ def test_conditioning_steers_generation():
 def test_fit_bundle_resume_and_load(tmp_path):
     from training.train_mar import fit
 
-    config = tiny(epochs=2, ema_decay=0.9)
+    config = tiny(recipe={"epochs": 2, "ema_decay": 0.9})
     generator = torch.Generator().manual_seed(0)
     train = torch.randn(2, 6, 4, 4, 4, 4, generator=generator)  # 2 versions (clean + 1 augmented) of 6 cines
     val = torch.randn(3, 4, 4, 4, 4, generator=generator)
@@ -216,8 +221,8 @@ def test_fit_bundle_resume_and_load(tmp_path):
     log = [line for line in (run / "log.jsonl").read_text().splitlines() if line]
     assert len(log) == 2
     # resume from "last": continues at epoch 2 of 3
-    ema, best = fit(dataclasses.replace(config, epochs=3), train, conditions, val, val_conditions, run, resume=True,
-                    device="cpu", progress=False)
+    longer = dataclasses.replace(config, recipe=dataclasses.replace(config.recipe, epochs=3))
+    ema, best = fit(longer, train, conditions, val, val_conditions, run, resume=True, device="cpu", progress=False)
     assert len((run / "log.jsonl").read_text().splitlines()) == 3
     frame_ae = write_weights(tmp_path / "frame_ae", torch.nn.Linear(2, 2), {"latent_scale": 1.0}, "")
     motion = write_weights(tmp_path / "motion", torch.nn.Linear(2, 2), {}, "")
@@ -232,7 +237,7 @@ def test_fit_bundle_resume_and_load(tmp_path):
 def test_a_time_budget_stops_training_after_the_first_step_and_still_selects(tmp_path):
     from training.train_mar import fit
 
-    config = tiny(epochs=50)
+    config = tiny(recipe={"epochs": 50})
     generator = torch.Generator().manual_seed(0)
     train, val = torch.randn(1, 6, 4, 4, 4, 4, generator=generator), torch.randn(3, 4, 4, 4, 4, generator=generator)
     conditions = (torch.randn(6, 9, generator=generator), torch.rand(6, generator=generator))
@@ -256,7 +261,7 @@ def test_zoom_augmentation_scales_volumes_not_ejection_fraction():
     assert factors.min() < 0.9 and factors.max() > 1.1  # the draw zooms both ways
     assert torch.allclose(measured, factors, rtol=0.03)
 
-    config = tiny(phenotype_mean=(0.0,) * 9, phenotype_std=(1.0,) * 9)
+    config = tiny()  # the identity scaler
     table = pd.DataFrame([{"LVEDV": 150.0, "LVESV": 60.0, "LVSV": 90.0, "LVEF": 60.0, "LVM": 120.0, "RVEDV": 140.0,
                            "RVESV": 70.0, "RVSV": 70.0, "RVEF": 50.0, "slice_position": 0.4}])
     versions = np.array([[1.0], [1.21]])
@@ -282,7 +287,7 @@ from training.train_mar import fit
 g = torch.Generator().manual_seed(0)
 train = torch.randn(1, 8, 4, 4, 4, 4, generator=g)
 conditions = (torch.randn(8, 9, generator=g), torch.rand(8, generator=g))
-ema, best = fit(tiny(epochs=2, batch_size=2), train, conditions, train[0, :2], (conditions[0][:2], conditions[1][:2]),
+ema, best = fit(tiny(recipe={"epochs": 2, "batch_size": 2}), train, conditions, train[0, :2], (conditions[0][:2], conditions[1][:2]),
                 RUN, device="cpu", progress=False)
 """, tmp_path)
     assert len(log) == 2 and log[-1]["step"] == 4

@@ -17,7 +17,7 @@ from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.export import load_npz_cine
 from cardiosynth.models.frame_ae import FrameAEConfig, FrameAutoencoder
-from cardiosynth.models.mar import MAR, MARConfig
+from cardiosynth.models.mar import MAR, MARConfig, MARSampler, PhenotypeScaler
 from cardiosynth.models.motion import MotionConfig, MotionModel
 from cardiosynth.pipelines import PhenotypeToCine
 from cardiosynth.pipelines.synthesize import CONDITIONS_FILE, SynthesisError, synthesize
@@ -45,8 +45,8 @@ def tiny_folder(tmp_path_factory):
     typical = ph.complete_derived(pd.DataFrame([HEALTHY])).iloc[0]
     mar_config = MARConfig(latent_channels=6, latent_frames=1, latent_size=8, patch_t=1, width=64, encoder_depth=1,
                            decoder_depth=1, heads=2, buffer_size=2, dropout=0.0, denoiser_width=64, denoiser_blocks=2,
-                           sampling_steps=5, num_iter=4, phenotype_mean=tuple(float(typical[n]) for n in ph.NAMES),
-                           phenotype_std=(40.0,) * 9)
+                           sampler=MARSampler(sampling_steps=5, num_iter=4),
+                           scaler=PhenotypeScaler(mean=tuple(float(typical[n]) for n in ph.NAMES), std=(40.0,) * 9))
     mar = MAR(mar_config)
     with torch.no_grad():  # zero-initialised output layers would make every condition look alike
         for parameter in mar.parameters():

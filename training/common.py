@@ -87,7 +87,7 @@ def parse_training_run(parser: argparse.ArgumentParser, configs: dict, weights_n
         torch.set_num_threads(args.threads)
     config = configs[args.config]
     if getattr(args, "epochs", None):
-        config = dataclasses.replace(config, epochs=args.epochs)
+        config = with_epochs(config, args.epochs)
     if args.out:
         out = Path(args.out)
     else:
@@ -95,6 +95,13 @@ def parse_training_run(parser: argparse.ArgumentParser, configs: dict, weights_n
     words = sys.argv[1:] if argv is None else argv
     command = f"python -m training.{module} " + " ".join(word for word in words if word != "--resume")
     return TrainingRun(args, config, out, command.strip())
+
+
+def with_epochs(config, epochs: int):
+    """The config with another number of epochs, whether it keeps them itself or in a nested ``recipe``."""
+    if hasattr(config, "recipe"):
+        return dataclasses.replace(config, recipe=dataclasses.replace(config.recipe, epochs=epochs))
+    return dataclasses.replace(config, epochs=epochs)
 
 
 def seed_everything(seed: int) -> torch.Generator:

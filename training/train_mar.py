@@ -41,7 +41,7 @@ from tqdm import tqdm
 from cardiosynth import phenotypes as ph
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
-from cardiosynth.models.mar import CONFIGS, MAR, MARConfig, standardise_phenotypes
+from cardiosynth.models.mar import CONFIGS, MAR, MARConfig, MARRecipe, PhenotypeScaler, standardise_phenotypes
 from cardiosynth.models.vae3d import VAE3D, encode_cines
 from cardiosynth.paths import cache_dir
 from cardiosynth.weights import read_config, resolve
@@ -117,8 +117,8 @@ def compute_latents(folders: dict[str, Path], dataset: PreparedDataset, dataset_
 def fit_scaler(dataset: PreparedDataset, config: MARConfig) -> MARConfig:
     """The config with the train split's phenotype mean / SD (one row per slice cine, as trained on)."""
     values = dataset.split("train").table[list(config.phenotypes)].to_numpy(np.float64)
-    return dataclasses.replace(config, phenotype_mean=tuple(values.mean(0).tolist()),
-                               phenotype_std=tuple(values.std(0).tolist()))
+    return dataclasses.replace(config, scaler=PhenotypeScaler(mean=tuple(values.mean(0).tolist()),
+                                                              std=tuple(values.std(0).tolist())))
 
 
 def condition_tensors(table, config: MARConfig, area_factor: np.ndarray | None = None
@@ -138,13 +138,13 @@ def condition_tensors(table, config: MARConfig, area_factor: np.ndarray | None =
 # Training loop (independent of the representation and of the dataset files, so tests can run it on random latents)
 
 
-def learning_rate(step: int, total_steps: int, config: MARConfig) -> float:
+def learning_rate(step: int, total_steps: int, recipe: MARRecipe) -> float:
     """Linear warmup, then cosine decay to ``lr * min_lr_ratio``."""
-    return cosine_lr(step, total_steps, config.lr, config.warmup_steps, config.min_lr_ratio)
+    return cosine_lr(step, total_steps, recipe.lr, recipe.warmup_steps, recipe.min_lr_ratio)
 
 
-def make_optimizer(model: nn.Module, config: MARConfig) -> torch.optim.AdamW:
-    return adamw(model, config.lr, config.weight_decay, config.betas)
+def make_optimizer(model: nn.Module, recipe: MARRecipe) -> torch.optim.AdamW:
+    return adamw(model, recipe.lr, recipe.weight_decay, recipe.betas)
 
 
 @torch.no_grad()
@@ -173,7 +173,8 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
     """Train on ``train_latents`` (versions, N, C, t, h, w) with ``train_conditions`` = (phenotypes (N, P), or
     (versions, N, P) when they differ per version, and positions (N,)); return the EMA model of the best
     validation epoch and its metrics. Checkpoints (model + EMA + optimizer) go to ``run_dir``, the log to ``run_dir/log.jsonl``."""
-    seed_everything(config.seed)
+    recipe = config.recipe
+    seed_everything(recipe.seed)
     device = pick_device(device) if isinstance(device, str) else device
     rank, world, device = init_distributed(device)  # torchrun: one process per GPU (or CPU worker)
     model = MAR(config).to(device)
@@ -185,13 +186,13 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
         return {"loss": trainer(train_latents[version[idx], idx].to(device), conditions, positions[idx], generator)}
 
     def validate(ema: MAR) -> tuple[dict, dict]:
-        scores = {"val_loss": validation_loss(ema, val_latents, *val_conditions, config.batch_size)}
+        scores = {"val_loss": validation_loss(ema, val_latents, *val_conditions, recipe.batch_size)}
         return scores, scores
 
-    loop = EpochLoop(model, trainer, make_optimizer(model, config), run_dir, "val_loss", n=train_latents.shape[1],
-                     batch_size=config.batch_size, epochs=config.epochs, seed=config.seed,
-                     lr=lambda step, total: learning_rate(step, total, config), grad_clip=config.grad_clip,
-                     ema_decay=config.ema_decay, eval_every=config.eval_every, step_loss=step_loss, validate=validate,
+    loop = EpochLoop(model, trainer, make_optimizer(model, recipe), run_dir, "val_loss", n=train_latents.shape[1],
+                     batch_size=recipe.batch_size, epochs=recipe.epochs, seed=recipe.seed,
+                     lr=lambda step, total: learning_rate(step, total, recipe), grad_clip=recipe.grad_clip,
+                     ema_decay=recipe.ema_decay, eval_every=recipe.eval_every, step_loss=step_loss, validate=validate,
                      versions=train_latents.shape[0], rank=rank, world=world, desc="MAR")
     return loop.run(resume, Budget(max_steps, max_minutes), progress)
 
@@ -208,7 +209,8 @@ def train(config: MARConfig, out: Path, folders: dict[str, Path], dataset_name: 
     dataset = load_prepared(dataset_name)
     config = fit_scaler(dataset, config)
     arrays = main_process_first(rank, world, lambda: compute_latents(folders, dataset, dataset_name,
-                                                                     config.augment_copies, config.seed, device))
+                                                                     config.recipe.augment_copies,
+                                                                     config.recipe.seed, device))
     if tuple(arrays["val"].shape[1:]) != config.latent_shape:
         raise ValueError(f"{', '.join(map(str, folders.values()))} give latents {tuple(arrays['val'].shape[1:])}, "
                          f"but the MAR config expects {config.latent_shape}: use the matching --config")
@@ -241,7 +243,7 @@ def train(config: MARConfig, out: Path, folders: dict[str, Path], dataset_name: 
 
 def model_card(config: MARConfig, best: dict, minutes: float, dataset_name: str, command: str, parameters: int,
                n_train: int, n_val: int, folders: dict[str, Path]) -> str:
-    c = config
+    c, sampler, recipe = config, config.sampler, config.recipe
     if c.representation == "vae3d":
         what = (f"*scaled* 3D-VAE latents ({' x '.join(map(str, c.latent_shape))}) of short-axis slice cines; the "
                 f"3D-VAE it was trained with (`{folders['vae3d']}`, pinned by sha256 in `config.json`) decodes them.")
@@ -256,15 +258,15 @@ Masked autoregressive transformer with a per-token diffusion loss (Li et al. 202
 MICCAI 2025). It generates {what}
 
 - Conditions: {", ".join(c.phenotypes)} (standardised with the training split's scaler, stored in
-  `config.json`) and slice position (0 base ... 1 apex); condition dropout {c.condition_dropout} for guidance.
+  `config.json`) and slice position (0 base ... 1 apex); condition dropout {recipe.condition_dropout} for guidance.
 - Architecture: patch {c.patch_t}x{c.patch_s}x{c.patch_s} -> {c.num_tokens} tokens of {c.token_dim}; encoder + decoder
   {c.encoder_depth} + {c.decoder_depth} layers of width {c.width}; {c.buffer_size} condition tokens.
 - Denoiser: MLP {c.denoiser_blocks} x {c.denoiser_width} with AdaLN, v-prediction, cosine schedule of
-  {c.diffusion_steps} steps, sampled in {c.sampling_steps}; {parameters / 1e6:.1f} M parameters in all.
-- Weights: EMA (decay {c.ema_decay}). Generation defaults: K = {c.num_iter}, CFG {c.cfg} ({c.cfg_schedule}),
-  temperature {c.temperature}, decoding order {c.decoding_order}.
+  {c.diffusion_steps} steps, sampled in {sampler.sampling_steps}; {parameters / 1e6:.1f} M parameters in all.
+- Weights: EMA (decay {recipe.ema_decay}). Generation defaults: K = {sampler.num_iter}, CFG {sampler.cfg}
+  ({sampler.cfg_schedule}), temperature {sampler.temperature}, decoding order {sampler.decoding_order}.
 - Data: ACDC subset, training split ({n_train} slice cines, prepared dataset `{dataset_name}`), each also
-  encoded in {c.augment_copies} augmented versions (rotation, zoom, shift, intensity); a copy zoomed by s is
+  encoded in {recipe.augment_copies} augmented versions (rotation, zoom, shift, intensity); a copy zoomed by s is
   conditioned on volumes and mass x s^2 (EF unchanged). Model selection: EMA validation diffusion loss on the
   validation split ({n_val} cines).
 - Command: `{command or "python -m training.train_mar"}` ({minutes:.1f} min).

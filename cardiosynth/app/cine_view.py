@@ -83,7 +83,9 @@ class CineStudio(GeneratorStudio):
     @property
     def defaults(self) -> dict:
         c = self.pipeline.mar.config if self.available else None
-        return {"steps": c.num_iter if c else 8, "cfg": c.cfg if c else 3.0, "max_steps": c.num_tokens if c else 64}
+        if c is None:
+            return {"steps": 8, "cfg": 3.0, "max_steps": 64}
+        return {"steps": c.sampler.num_iter, "cfg": c.sampler.cfg, "max_steps": c.num_tokens}
 
     # ----------------------------------------------------------------------------------------- actions
     def generate(self, values: Mapping[str, float], seed, steps, cfg, slice_position,

@@ -36,7 +36,7 @@ Departures from LTH14/mar (each for a reason):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -55,9 +55,61 @@ DECODING_ORDERS = ("random", "temporal", "reverse")
 REPRESENTATIONS = ("anatomy_motion", "vae3d")
 
 
+@dataclass(frozen=True)
+class PhenotypeScaler:
+    """Fitted statistics: the mean and SD of each conditioning phenotype over the training split (filled by
+    training.train_mar, never refit at load)."""
+
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class MARSampler:
+    """Sampler defaults: what :meth:`MAR.generate` uses when a call does not say (chosen on val)."""
+
+    num_iter: int = 8  # K decoding steps
+    cfg: float = 3.0
+    cfg_schedule: str = "constant"  # chosen on val over "linear" (LTH14's), see reports/mar/README.md
+    temperature: float = 0.25  # chosen on val (reports/mar/README.md)
+    decoding_order: str = "random"  # LTH14's; or "temporal" (by latent time step, first one (ED) first), "reverse"
+    sampling_steps: int = 25  # respaced DDPM steps of the per-token denoiser (sized for a CPU)
+
+    def __post_init__(self):
+        if self.cfg_schedule not in ("linear", "constant"):
+            raise ValueError("cfg_schedule must be 'linear' or 'constant'")
+        if self.decoding_order not in DECODING_ORDERS:
+            raise ValueError(f"decoding_order must be one of {DECODING_ORDERS}")
+
+
+@dataclass(frozen=True)
+class MARRecipe:
+    """The training recipe (training.train_mar): nothing here changes a trained model's outputs."""
+
+    condition_dropout: float = 0.1  # share of training examples given the null condition (for CFG)
+    # masking (LTH14): ratio ~ truncated normal, mean 1, std 0.25, on [mask_ratio_min, 1]
+    mask_ratio_min: float = 0.7
+    mask_ratio_std: float = 0.25
+    diffusion_batch_mul: int = 4  # noise levels drawn per masked token and step (the denoiser is cheap)
+    epochs: int = 120  # 20 steps an epoch at batch 16 on ~320 cines: ~45 min on 2 CPU cores (see train_mar)
+    batch_size: int = 16
+    lr: float = 4e-4
+    min_lr_ratio: float = 0.1  # cosine decay to lr * min_lr_ratio
+    warmup_steps: int = 200
+    weight_decay: float = 0.02
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 3.0
+    ema_decay: float = 0.998  # averages ~the last 500 of 2,000 steps; the paper config uses LTH14's 0.9999
+    augment_copies: int = 8  # augmented encodings per training cine (cached), besides the clean one; a zoomed
+    # copy is conditioned on volumes and mass x zoom^2, so the copies also spread the conditions (train_mar)
+    eval_every: int = 5  # epochs between validation losses (model selection on the EMA model)
+    seed: int = 0
+
+
 @dataclass
 class MARConfig:
-    """Architecture, conditions (with their scaler), diffusion and training recipe; saved in ``config.json``."""
+    """The architecture and its conditions, then (one dataclass each) the fitted phenotype scaler, the sampler
+    defaults and the training recipe; saved, nested the same way, in ``config.json``."""
 
     # what the latents are: "anatomy_motion" (packed codes, cardiosynth.models.anatomy_motion) or "vae3d" (the
     # first rounds' 3D-VAE latents, 4 x 8 x 16 x 16, still bundled for de novo generation; reports/mar/README.md)
@@ -76,40 +128,15 @@ class MARConfig:
     mlp_ratio: float = 4.0
     dropout: float = 0.1  # attention and projection dropout (LTH14 uses 0.1); we have ~300 training cines
     buffer_size: int = 4  # condition tokens prepended to the sequence (LTH14: 64 copies of the class token)
-    # conditions: exactly these schema phenotypes (standardised) + slice position
+    # conditions: exactly these schema phenotypes (standardised by ``scaler``) + slice position
     phenotypes: tuple[str, ...] = ph.NAMES
-    phenotype_mean: tuple[float, ...] = ()  # scaler fitted on the training split by training.train_mar
-    phenotype_std: tuple[float, ...] = ()
-    condition_dropout: float = 0.1  # share of training examples given the null condition (for CFG)
-    # masking (LTH14): ratio ~ truncated normal, mean 1, std 0.25, on [mask_ratio_min, 1]
-    mask_ratio_min: float = 0.7
-    mask_ratio_std: float = 0.25
     # per-token denoiser (SimpleMLPAdaLN) and its diffusion
     denoiser_width: int = 512  # 4x the token (128 values)
     denoiser_blocks: int = 3
     diffusion_steps: int = 1000  # training timesteps, cosine schedule
-    sampling_steps: int = 25  # respaced DDPM steps at generation (sized for a CPU)
-    diffusion_batch_mul: int = 4  # noise levels drawn per masked token and step (the denoiser is cheap)
-    # generation defaults
-    num_iter: int = 8  # K decoding steps
-    cfg: float = 3.0
-    cfg_schedule: str = "constant"  # chosen on val over "linear" (LTH14's), see README
-    temperature: float = 0.25  # chosen on val (reports/mar/README.md)
-    decoding_order: str = "random"  # LTH14's; or "temporal" (by latent time step, first one (ED) first), "reverse"
-    # training
-    epochs: int = 120  # 20 steps an epoch at batch 16 on ~320 cines: ~45 min on 2 CPU cores (see train_mar)
-    batch_size: int = 16
-    lr: float = 4e-4
-    min_lr_ratio: float = 0.1  # cosine decay to lr * min_lr_ratio
-    warmup_steps: int = 200
-    weight_decay: float = 0.02
-    betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float = 3.0
-    ema_decay: float = 0.998  # averages ~the last 500 of 2,000 steps; the paper config uses LTH14's 0.9999
-    augment_copies: int = 8  # augmented encodings per training cine (cached), besides the clean one; a zoomed
-    # copy is conditioned on volumes and mass x zoom^2, so the copies also spread the conditions (train_mar)
-    eval_every: int = 5  # epochs between validation losses (model selection on the EMA model)
-    seed: int = 0
+    scaler: PhenotypeScaler = field(default_factory=PhenotypeScaler)
+    sampler: MARSampler = field(default_factory=MARSampler)
+    recipe: MARRecipe = field(default_factory=MARRecipe)
 
     def __post_init__(self):
         if self.latent_frames % self.patch_t or self.latent_size % self.patch_s:
@@ -120,15 +147,11 @@ class MARConfig:
         unknown = [n for n in self.phenotypes if n not in ph.NAMES]
         if unknown:
             raise ValueError(f"Unknown phenotypes {unknown}; the schema names are {ph.NAMES}")
-        for name in ("phenotype_mean", "phenotype_std"):
-            if len(getattr(self, name)) not in (0, len(self.phenotypes)):
-                raise ValueError(f"{name} needs one value per phenotype ({len(self.phenotypes)})")
-        if self.cfg_schedule not in ("linear", "constant"):
-            raise ValueError("cfg_schedule must be 'linear' or 'constant'")
+        for name in ("mean", "std"):
+            if len(getattr(self.scaler, name)) not in (0, len(self.phenotypes)):
+                raise ValueError(f"The scaler's {name} needs one value per phenotype ({len(self.phenotypes)})")
         if self.representation not in REPRESENTATIONS:
             raise ValueError(f"representation must be one of {REPRESENTATIONS}; got {self.representation!r}")
-        if self.decoding_order not in DECODING_ORDERS:
-            raise ValueError(f"decoding_order must be one of {DECODING_ORDERS}")
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -160,9 +183,11 @@ CONFIGS = {
     # 400 epochs; MAR-B's 64 buffer tokens and 100 sampling steps.
     "paper": MARConfig(latent_channels=20, latent_frames=1, latent_size=24, patch_t=1, patch_s=2, width=768,
                        encoder_depth=12, decoder_depth=12, heads=12, buffer_size=64, denoiser_width=1024,
-                       denoiser_blocks=3, sampling_steps=100, num_iter=16, epochs=400, batch_size=64, lr=8e-4,
-                       warmup_steps=2000, ema_decay=0.9999, augment_copies=0, eval_every=10,
-                       temperature=1.0),  # LTH14's; choose the sampler on val once trained, as for the default
+                       denoiser_blocks=3,
+                       # temperature: LTH14's; choose the sampler on val once trained, as for the default
+                       sampler=MARSampler(sampling_steps=100, num_iter=16, temperature=1.0),
+                       recipe=MARRecipe(epochs=400, batch_size=64, lr=8e-4, warmup_steps=2000, ema_decay=0.9999,
+                                        augment_copies=0, eval_every=10)),
 }
 
 
@@ -331,7 +356,7 @@ class Denoiser(nn.Module):
 def standardise_phenotypes(values: np.ndarray, config: MARConfig) -> np.ndarray:
     """Phenotypes (..., P) in schema units, in ``config.phenotypes`` order -> standardised by the scaler fitted
     on the training split (float64). The one place the scaler is applied: training, generation, warnings."""
-    return (np.asarray(values, np.float64) - np.asarray(config.phenotype_mean)) / np.asarray(config.phenotype_std)
+    return (np.asarray(values, np.float64) - np.asarray(config.scaler.mean)) / np.asarray(config.scaler.std)
 
 
 class MAR(nn.Module, Pretrained):
@@ -354,7 +379,7 @@ class MAR(nn.Module, Pretrained):
             raise
 
     def _check_loaded(self, folder_or_name: str | Path, **representation: str | Path) -> "MAR":
-        if not self.config.phenotype_mean:
+        if not self.config.scaler.mean:
             raise WeightsError(f"{folder_or_name}: config.json lacks the phenotype scaler")
         for name, folder in representation.items():
             check_dependency({"depends_on": self.depends_on}, name, folder)
@@ -433,8 +458,8 @@ class MAR(nn.Module, Pretrained):
         (N,) in [0, 1] (default 0.5 = mid-ventricle) -> (phenotypes_std, slice_position) float32 tensors, with
         the scaler stored in the config. Wrong shapes, NaN and out-of-range positions are a ValueError."""
         c = self.config
-        if not c.phenotype_mean:
-            raise ValueError("This MAR config has no phenotype scaler (phenotype_mean/std): it was not trained by "
+        if not c.scaler.mean:
+            raise ValueError("This MAR config has no phenotype scaler (scaler.mean/std): it was not trained by "
                              f"training.train_mar. Train it with: {TRAIN_COMMAND}")
         values = np.asarray(phenotypes.cpu() if isinstance(phenotypes, torch.Tensor) else phenotypes, np.float64)
         if values.ndim != 2 or values.shape[0] == 0 or values.shape[1] != len(c.phenotypes):
@@ -494,15 +519,15 @@ class MAR(nn.Module, Pretrained):
         tokens = self.patchify(latents)
         b, n, _ = tokens.shape
         condition = self.embed_condition(phenotypes_std.to(device), slice_position.to(device))
-        if self.training and c.condition_dropout > 0:
-            drop = _rand((b, 1), generator, device) < c.condition_dropout
+        if self.training and c.recipe.condition_dropout > 0:
+            drop = _rand((b, 1), generator, device) < c.recipe.condition_dropout
             condition = torch.where(drop, self.null_condition.to(condition.dtype), condition)
-        ratio = float(sample_mask_ratio(1, generator, c.mask_ratio_min, c.mask_ratio_std))
+        ratio = float(sample_mask_ratio(1, generator, c.recipe.mask_ratio_min, c.recipe.mask_ratio_std))
         orders = torch.argsort(_rand((b, n), generator, device), dim=1)
         mask = mask_by_order(min(n, max(1, math.ceil(n * ratio))), orders)
         z = self.decode(self.encode(tokens, mask, condition), mask)
-        target = tokens[mask].repeat(c.diffusion_batch_mul, 1)
-        z = z[mask].repeat(c.diffusion_batch_mul, 1)
+        target = tokens[mask].repeat(c.recipe.diffusion_batch_mul, 1)
+        z = z[mask].repeat(c.recipe.diffusion_batch_mul, 1)
         t = (_rand(len(target), generator, device) * c.diffusion_steps).long().clamp(max=c.diffusion_steps - 1)
         noise = _randn(target.shape, generator, device)
         a = self.alphas_cumprod[t][:, None]
@@ -565,12 +590,12 @@ class MAR(nn.Module, Pretrained):
         at this step (cosine schedule; order from the config's ``decoding_order``). CFG "constant" guides every
         step by ``cfg``; "linear" raises it from 1 to ``cfg`` as tokens are decoded (early tokens stay diverse).
         Deterministic on CPU for a given ``seed`` (or ``generator``); defaults come from the config."""
-        c = self.config
-        num_iter = num_iter or c.num_iter
-        cfg = c.cfg if cfg is None else float(cfg)
-        cfg_schedule = cfg_schedule or c.cfg_schedule
-        temperature = c.temperature if temperature is None else float(temperature)
-        steps = sampling_steps or c.sampling_steps
+        c, defaults = self.config, self.config.sampler
+        num_iter = num_iter or defaults.num_iter
+        cfg = defaults.cfg if cfg is None else float(cfg)
+        cfg_schedule = cfg_schedule or defaults.cfg_schedule
+        temperature = defaults.temperature if temperature is None else float(temperature)
+        steps = sampling_steps or defaults.sampling_steps
         if cfg_schedule not in ("linear", "constant"):
             raise ValueError("cfg_schedule must be 'linear' or 'constant'")
         device = self.null_condition.device
@@ -596,9 +621,9 @@ class MAR(nn.Module, Pretrained):
         tokens = torch.zeros(b, n, c.token_dim, device=device)
         mask = torch.ones(b, n, dtype=torch.bool, device=device)
         keys = _rand((b, n), generator, device)
-        if c.decoding_order != "random":  # the tail of an order is decoded first; tokens are in (t, h, w) order
+        if defaults.decoding_order != "random":  # the tail of an order is decoded first; tokens are in (t, h, w) order
             time_step = torch.arange(n, device=device) // (c.grid[1] * c.grid[2])
-            keys = keys + (time_step if c.decoding_order == "reverse" else -time_step)
+            keys = keys + (time_step if defaults.decoding_order == "reverse" else -time_step)
         orders = torch.argsort(keys, dim=1)
         pair = (lambda x: torch.cat([x, x])) if guided else (lambda x: x)  # [conditional; null] halves for CFG
         schedule = decoding_schedule(n, num_iter)

@@ -172,9 +172,9 @@ class PhenotypeToCine:
         if isinstance(n, bool) or int(n) != n or n < 1:
             raise ValueError(f"n must be a positive whole number of cines; got {n!r}")
         c = self.mar.config
-        steps = c.num_iter if steps is None else steps
-        cfg = c.cfg if cfg is None else cfg
-        temperature = c.temperature if temperature is None else temperature
+        steps = c.sampler.num_iter if steps is None else steps
+        cfg = c.sampler.cfg if cfg is None else cfg
+        temperature = c.sampler.temperature if temperature is None else temperature
         check_sampling(seed, steps, cfg, max_steps=c.num_tokens)
         if not (np.isfinite(temperature) and 0.0 < temperature <= 5.0):
             raise ValueError(f"temperature must be in (0, 5]; got {temperature!r}")
