@@ -20,7 +20,7 @@ import pandas as pd
 
 from cardiosynth.data.dataset import load_prepared
 from cardiosynth.ecg import read_ecg
-from cardiosynth.measure.generators import RealCines, build_generator
+from cardiosynth.measure.generators import KNOWN_GENERATORS, RealCines, build_generator
 from cardiosynth.measure.measurer import CineMeasurer
 from cardiosynth.measure.timing import time_callable
 from cardiosynth.paths import REPO_ROOT
@@ -45,7 +45,7 @@ def benchmark_ecg_to_cine(warmup: int = 2, repeats: int = 5, ecg_file: str | Non
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", choices=["generator", "measure", "ecg-to-cine"], default="generator")
-    parser.add_argument("--generator", default="group-mean", help="real, nearest-train, group-mean, cpgg[:folder]")
+    parser.add_argument("--generator", default="group-mean", help=KNOWN_GENERATORS)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)

@@ -32,26 +32,24 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from cardiosynth import phenotypes as ph  # noqa: E402
-from cardiosynth.data.dataset import PreparedDataset, load_prepared  # noqa: E402
-from cardiosynth.measure import metrics, turing  # noqa: E402
-from cardiosynth.measure.anatomy import CHECKS, check_anatomy, summarize_anatomy  # noqa: E402
-from cardiosynth.measure.generators import (  # noqa: E402
+from cardiosynth import phenotypes as ph
+from cardiosynth.data.dataset import PreparedDataset, load_prepared
+from cardiosynth.measure import metrics, turing
+from cardiosynth.measure.anatomy import CHECKS, check_anatomy, summarize_anatomy
+from cardiosynth.measure.generators import (
+    KNOWN_GENERATORS,
     Generator,
     RealCines,
     Sampler,
     build_generator,
     check_conditions,
 )
-from cardiosynth.measure.measurer import CineMeasurer, stack_frames  # noqa: E402
-from cardiosynth.models.cine_encoder import CineEncoder, encode_cines  # noqa: E402
+from cardiosynth.measure.measurer import CineMeasurer, stack_frames
+from cardiosynth.models.cine_encoder import CineEncoder, encode_cines
 
 HEADLINE = ("LVEDV", "LVESV", "LVEF", "LVM", "RVEDV", "RVEF")
 TURING_SEED = 0  # the instrument's own seed (folds, CNN init, bootstrap, control draw): not the generation seed
@@ -181,7 +179,8 @@ def evaluate_generator(generator: Generator, conditions: pd.DataFrame, reference
 # -------------------------------------------------------------------------------------------- report
 def plot_adherence(results: list[dict], path: Path) -> None:
     names = [n for n in HEADLINE if n in results[0]["adherence"]]
-    fig, axes = plt.subplots(len(results), len(names), figsize=(2.3 * len(names), 2.3 * len(results)), squeeze=False)
+    fig = Figure(figsize=(2.3 * len(names), 2.3 * len(results)))
+    axes = fig.subplots(len(results), len(names), squeeze=False)
     for row, result in enumerate(results):
         requested, measured = result["_arrays"]["requested"], result["_arrays"]["measured"]
         for col, name in enumerate(names):
@@ -199,11 +198,11 @@ def plot_adherence(results: list[dict], path: Path) -> None:
                 ax.set_ylabel("measured", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_curves(results: list[dict], path: Path, n: int = 12) -> None:
-    fig, axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 2.6), squeeze=False)
+    fig = Figure(figsize=(3.2 * len(results), 2.6))
+    axes = fig.subplots(1, len(results), squeeze=False)
     for ax, result in zip(axes[0], results):
         curves = result["_arrays"]["curves"]
         for i in np.unique(np.linspace(0, len(curves) - 1, n).round().astype(int)):  # spread over subjects
@@ -219,11 +218,11 @@ def plot_curves(results: list[dict], path: Path, n: int = 12) -> None:
         ax.tick_params(labelsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_nearest(results: list[dict], reference: Reference, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(4.5, 3))
+    fig = Figure(figsize=(4.5, 3))
+    ax = fig.subplots()
     bins = np.linspace(0, max(r["_arrays"]["nn_rmse"].max() for r in results) * 1.05, 30)
     ax.hist(reference.heldout_nn_rmse, bins=bins, alpha=0.5, label="real held-out -> train", density=True, color="k")
     for result in results:
@@ -233,7 +232,6 @@ def plot_nearest(results: list[dict], reference: Reference, path: Path) -> None:
     ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _auc_cell(entry: dict | None, key: str) -> str:
@@ -346,7 +344,7 @@ def run(generator_names: list[str], split: str, out: Path, dataset_name: str = "
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--generator", action="append",
-                        help="real, vae-recon[:folder], nearest-train, group-mean, cpgg[:folder] (repeatable)")
+                        help=f"{KNOWN_GENERATORS} (repeatable)")
     parser.add_argument("--split", choices=["val", "test"], default="val")
     parser.add_argument("--dataset", default="default")
     parser.add_argument("--out", default="reports/ceiling")

@@ -17,15 +17,14 @@ from cardiosynth.phenotypes import PhenotypeError
 log = logging.getLogger("cardiosynth.app")
 
 
-def expected_errors() -> tuple[type[BaseException], ...]:
-    """PhenotypeError, ValueError, EcgError and DataNotFoundError (a missing data folder: its message says where
-    we looked and how to point elsewhere): errors whose messages are written for the user."""
-    return PhenotypeError, ValueError, EcgError, DataNotFoundError
+#: Errors whose messages are written for the user: PhenotypeError, ValueError, EcgError and DataNotFoundError
+#: (a missing data folder: its message says where we looked and how to point elsewhere).
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (PhenotypeError, ValueError, EcgError, DataNotFoundError)
 
 
 def user_message(err: BaseException, action: str) -> str:
     """The sentence the page shows for ``err`` raised while ``action`` (e.g. "sampling a heart")."""
-    if isinstance(err, expected_errors()):
+    if isinstance(err, EXPECTED_ERRORS):
         log.info("%s: %s: %s", action, type(err).__name__, err)
         return str(err) or f"{type(err).__name__} while {action}"
     log.exception("Unexpected error while %s", action)

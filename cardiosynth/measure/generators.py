@@ -32,6 +32,10 @@ from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
 from cardiosynth.models.vae3d import VAE3D, decode_latents, encode_cines
 from cardiosynth.pipelines import PhenotypeToCine
 
+#: every name build_generator knows, with its optional weights argument
+KNOWN_GENERATORS = ("real, vae-recon[:folder], recon[:ae,motion], edit[:folder], nearest-train, group-mean, "
+                    "cpgg[:folder]")
+
 
 class Generator(Protocol):
     name: str
@@ -223,5 +227,4 @@ def build_generator(name: str, dataset: PreparedDataset, split: str = "val", dev
         return GroupMeanCine(train)
     if name == "cpgg" or name.startswith("cpgg:"):  # the trained phenotype -> cine pipeline (cpgg:<folder or hub id>)
         return SampledPipeline(PhenotypeToCine.from_pretrained(*name.split(":", 1)[1:], device=device), name, sampler)
-    raise ValueError(f"Unknown generator {name!r}; known: real, vae-recon[:folder], recon[:ae,motion], edit[:folder], "
-                     "nearest-train, group-mean, cpgg[:folder]")
+    raise ValueError(f"Unknown generator {name!r}; known: {KNOWN_GENERATORS}")

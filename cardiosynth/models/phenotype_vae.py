@@ -162,6 +162,18 @@ def in_plausible_range(table: pd.DataFrame) -> np.ndarray:
     return ok
 
 
+def draw_plausible(draw) -> pd.DataFrame | None:
+    """Call ``draw()`` (a table of n sets) until every set lies in the schema's plausible ranges, keeping the
+    sets already plausible and replacing only the others from each new draw; None after MAX_REDRAWS draws."""
+    out = draw()
+    for _ in range(MAX_REDRAWS - 1):
+        bad = ~in_plausible_range(out)
+        if not bad.any():
+            return out
+        out = out.where(np.repeat(~bad[:, None], out.shape[1], 1), draw())
+    return out if in_plausible_range(out).all() else None
+
+
 # --------------------------------------------------------------------------------------------- input checks
 def _fmt(name: str, value: float) -> str:
     p = ph.BY_NAME[name]
@@ -467,16 +479,14 @@ class PhenotypeVAE(nn.Module, Pretrained):
         if not (np.isfinite(temperature) and temperature >= 0):
             raise ValueError(f"temperature must be >= 0, got {temperature!r}")
         g = torch.Generator().manual_seed(int(seed))
-        out = None
-        for _ in range(MAX_REDRAWS):  # sets outside the schema's plausible ranges are drawn again
+
+        def draw() -> pd.DataFrame:
             z = temperature * torch.randn((int(n), self.config.latent_dim), generator=g, dtype=self._dtype)
             eps = torch.randn((int(n), len(self.config.coordinates)), generator=g, dtype=self._dtype)
-            draw = from_coordinates(self._unstandardise(self.decode_tensor(z) + temperature * self.sigma() * eps))
-            out = draw if out is None else out.where(np.repeat(~bad[:, None], out.shape[1], 1), draw)
-            bad = ~in_plausible_range(out)
-            if not bad.any():
-                break
-        else:
+            return from_coordinates(self._unstandardise(self.decode_tensor(z) + temperature * self.sigma() * eps))
+
+        out = draw_plausible(draw)
+        if out is None:
             raise RuntimeError(f"Could not draw {n} phenotype sets inside the plausible ranges at temperature "
                                f"{temperature}; lower the temperature")
         return out
@@ -688,13 +698,9 @@ class PhenotypeVAE(nn.Module, Pretrained):
             u = self._posterior_mean(states, lvm, mu, grids, w)
             return from_coordinates(np.repeat(u[None], n, 0), exact)
         rng = np.random.default_rng(int(seed))
-        out = None
-        for _ in range(MAX_REDRAWS):  # sets outside the schema's plausible ranges are drawn again
-            draw = self._draw(states, lvm, exact, mu, grids, w, sigma, grid_t, n, rng)
-            out = draw if out is None else out.where(np.repeat(~bad[:, None], out.shape[1], 1), draw)
-            bad = ~in_plausible_range(out)
-            if not bad.any():
-                return out
+        out = draw_plausible(lambda: self._draw(states, lvm, exact, mu, grids, w, sigma, grid_t, n, rng))
+        if out is not None:
+            return out
         raise PhenotypeError("These locked values leave almost no plausible completion; lower the temperature "
                              "or change the locks")
 
