@@ -102,7 +102,7 @@ class VaeReconstructedCines(RealCines):
     def __init__(self, dataset: PreparedDataset, split: str = "val", folder: str = "vae3d"):
         super().__init__(dataset, split)
         self.vae = VAE3D.from_pretrained(folder)
-        self.name = f"vae-recon-{split}"
+        self.name = f"vae-recon-{split}" + ("" if folder == "vae3d" else f":{folder}")
 
     def generate(self, conditions: pd.DataFrame) -> list[Cine]:
         real = super().generate(conditions)
@@ -117,7 +117,7 @@ class AnatomyMotionReconstructedCines(RealCines):
     def __init__(self, dataset: PreparedDataset, split: str = "val", folders: str = "frame_ae,motion"):
         super().__init__(dataset, split)
         self.codec = AnatomyMotionCodec.from_pretrained(*folders.split(","))
-        self.name = f"recon-{split}"
+        self.name = f"recon-{split}" + ("" if folders == "frame_ae,motion" else f":{folders}")
 
     def generate(self, conditions: pd.DataFrame) -> list[Cine]:
         real = super().generate(conditions)
@@ -136,7 +136,7 @@ class EditedRealCines(RealCines):
         super().__init__(dataset, split)
         self.pipe = PhenotypeToCine.from_pretrained(*([folder] if folder else []), device=device)
         self.sampler = sampler
-        self.name = f"edit-{split}{sampler.label()}"
+        self.name = f"edit-{split}" + (f":{folder}" if folder else "") + sampler.label()
 
     def generate(self, conditions: pd.DataFrame) -> list[Cine]:
         real = super().generate(conditions)
