@@ -1,5 +1,5 @@
-"""Phenotype VAE: shapes, training signal, determinism, exact consistency, completion, plausibility, bad input,
-bundled weights (sha256)."""
+"""Phenotype VAE (the tensor model) and its prior over phenotype sets: shapes, training signal, determinism, exact
+consistency, completion, plausibility, bad input, bundled weights (sha256)."""
 
 import shutil
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.models.phenotype_vae import (PhenotypeVAE, PhenotypeVAEConfig, from_coordinates,
-                                              in_plausible_range, to_coordinates)
+from cardiosynth.models.phenotype_vae import PhenotypeVAE, PhenotypeVAEConfig
+from cardiosynth.pipelines.phenotype_prior import PhenotypePrior, from_coordinates, in_plausible_range, to_coordinates
 from cardiosynth.phenotypes import PhenotypeError
 from cardiosynth.weights import WeightsError
 
@@ -18,8 +18,8 @@ NORMAL = {"LVEDV": 140.0, "LVESV": 55.0, "LVM": 110.0, "RVEDV": 150.0, "RVESV": 
 
 
 @pytest.fixture(scope="module")
-def vae():
-    return PhenotypeVAE.from_pretrained()
+def prior():
+    return PhenotypePrior.from_pretrained()
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +81,9 @@ def test_tiny_overfit_loss_decreases(one_thread):
 
 
 # ----------------------------------------------------------------------------------------- bundled weights
-def test_bundled_weights_load_and_refuse_tampering(vae, tmp_path):
-    assert vae.config.phenotypes == ph.NAMES
-    assert len(vae.config.scaler_mean) == 5 and len(vae.config.calibration_log_density) > 50
+def test_bundled_weights_load_and_refuse_tampering(prior, tmp_path):
+    assert prior.config.phenotypes == ph.NAMES
+    assert len(prior.config.scaler_mean) == 5 and len(prior.config.calibration_log_density) > 50
     folder = tmp_path / "tampered"
     shutil.copytree(vae_folder(), folder)
     data = bytearray((folder / "model.safetensors").read_bytes())
@@ -98,29 +98,29 @@ def vae_folder():
     return resolve("phenotype_vae")
 
 
-def test_sampling_is_deterministic_consistent_and_in_range(vae):
-    a, b, c = vae.sample(64, 1.0, seed=5), vae.sample(64, 1.0, seed=5), vae.sample(64, 1.0, seed=6)
+def test_sampling_is_deterministic_consistent_and_in_range(prior):
+    a, b, c = prior.sample(64, 1.0, seed=5), prior.sample(64, 1.0, seed=5), prior.sample(64, 1.0, seed=6)
     pd.testing.assert_frame_equal(a, b)
     assert not np.allclose(a.to_numpy(), c.to_numpy())
     assert list(a.columns) == list(ph.NAMES)
     assert_consistent(a)
-    assert in_plausible_range(vae.sample(500, 1.5, seed=1)).all()
-    mean_heart = vae.sample(3, 0.0, seed=0)
+    assert in_plausible_range(prior.sample(500, 1.5, seed=1)).all()
+    mean_heart = prior.sample(3, 0.0, seed=0)
     assert np.allclose(mean_heart.to_numpy(), mean_heart.iloc[[0]].to_numpy())
     # temperature controls the spread
-    assert vae.sample(400, 0.5, seed=2)["LVEDV"].std() < vae.sample(400, 1.0, seed=2)["LVEDV"].std()
+    assert prior.sample(400, 0.5, seed=2)["LVEDV"].std() < prior.sample(400, 1.0, seed=2)["LVEDV"].std()
 
 
-def test_encode_decode(vae, acdc_table):
-    z = vae.encode(acdc_table)
-    assert z.shape == (len(acdc_table), vae.config.latent_dim)
-    rec = vae.decode(z)
+def test_encode_decode(prior, acdc_table):
+    z = prior.encode(acdc_table)
+    assert z.shape == (len(acdc_table), prior.config.latent_dim)
+    rec = prior.decode(z)
     assert rec.shape == (len(acdc_table), len(ph.NAMES))
     assert_consistent(rec)
     # reconstruction is far better than the population spread
     err = np.abs(np.log(rec["LVEDV"].to_numpy() / acdc_table["LVEDV"].to_numpy()))
     assert np.median(err) < 0.15
-    np.testing.assert_array_equal(vae.encode(dict(NORMAL)), vae.encode(pd.DataFrame([NORMAL])))
+    np.testing.assert_array_equal(prior.encode(dict(NORMAL)), prior.encode(pd.DataFrame([NORMAL])))
 
 
 # ----------------------------------------------------------------------------------------- completion
@@ -131,31 +131,31 @@ def test_encode_decode(vae, acdc_table):
     {"LVM": 190.0, "RVEDV": 200.0, "RVESV": 120.0},
     {"LVEDV": 150.0, "LVESV": 60.0, "LVEF": 60.0, "LVM": 120.0, "RVEDV": 150.0, "RVESV": 70.0},
 ])
-def test_completion_honours_locks_and_stays_consistent(vae, locks):
-    best = vae.complete(locks, seed=0)
-    draws = vae.complete(locks, n=6, temperature=1.0, seed=3)
+def test_completion_honours_locks_and_stays_consistent(prior, locks):
+    best = prior.complete(locks, seed=0)
+    draws = prior.complete(locks, n=6, temperature=1.0, seed=3)
     for table in (best, draws):
         assert_consistent(table)
         assert in_plausible_range(table).all()
         for name, value in locks.items():
             np.testing.assert_allclose(table[name].to_numpy(), value, rtol=1e-9)
-    pd.testing.assert_frame_equal(draws, vae.complete(locks, n=6, temperature=1.0, seed=3))
-    pd.testing.assert_frame_equal(best, vae.complete(locks, seed=0))
+    pd.testing.assert_frame_equal(draws, prior.complete(locks, n=6, temperature=1.0, seed=3))
+    pd.testing.assert_frame_equal(best, prior.complete(locks, seed=0))
     if "LVM" not in locks:
         assert draws["LVM"].nunique() == 6  # the rest is resampled
 
 
-def test_completion_follows_the_locks(vae):
+def test_completion_follows_the_locks(prior):
     """Locking a dilated, poorly contracting LV should complete a heavier LV than a small normal one."""
-    dcm = vae.complete({"LVEDV": 300.0, "LVEF": 15.0})
-    small = vae.complete({"LVEDV": 110.0, "LVEF": 65.0})
+    dcm = prior.complete({"LVEDV": 300.0, "LVEF": 15.0})
+    small = prior.complete({"LVEDV": 110.0, "LVEF": 65.0})
     assert dcm["LVM"].iloc[0] > small["LVM"].iloc[0]
 
 
-def test_completion_of_a_table_with_missing_cells(vae, acdc_table):
+def test_completion_of_a_table_with_missing_cells(prior, acdc_table):
     locked = acdc_table.copy()
     locked.loc[:, [n for n in ph.NAMES if n not in ("LVEDV", "LVEF")]] = np.nan
-    done = vae.complete(locked)
+    done = prior.complete(locked)
     assert done.shape == acdc_table.shape and not done.isna().any().any()
     np.testing.assert_allclose(done["LVEDV"], acdc_table["LVEDV"], rtol=1e-12)
     np.testing.assert_allclose(done["LVEF"], acdc_table["LVEF"], rtol=1e-9)
@@ -163,27 +163,27 @@ def test_completion_of_a_table_with_missing_cells(vae, acdc_table):
 
 
 # ----------------------------------------------------------------------------------------- plausibility
-def test_plausibility_orders_real_above_absurd(vae, acdc_table):
-    real = vae.plausibility(acdc_table)
+def test_plausibility_orders_real_above_absurd(prior, acdc_table):
+    real = prior.plausibility(acdc_table)
     assert list(real.columns) == ["percentile", "log_density", "status", "reasons"]
     assert (real["status"] != "red").mean() >= 0.9
-    absurd = vae.plausibility({"LVEDV": 90, "LVESV": 40, "LVM": 420, "RVEDV": 100, "RVESV": 45})
+    absurd = prior.plausibility({"LVEDV": 90, "LVESV": 40, "LVM": 420, "RVEDV": 100, "RVESV": 45})
     assert absurd.status == "red" and absurd.percentile == 0.0
     assert absurd.log_density < real["log_density"].min()
     assert any("LVM" in r and "high" in r for r in absurd.reasons)
-    normal = vae.plausibility(NORMAL)
+    normal = prior.plausibility(NORMAL)
     assert normal.status == "green" and normal.percentile > 20 and not normal.reasons
     assert set(normal.conditional_z) == {"LVEDV", "LVEF", "LVM", "RVEDV", "RVEF"}
 
 
-def test_plausibility_reports_inconsistent_ef(vae):
-    result = vae.plausibility({**NORMAL, "LVEF": 30.0})
+def test_plausibility_reports_inconsistent_ef(prior):
+    result = prior.plausibility({**NORMAL, "LVEF": 30.0})
     assert result.status == "red"
     assert any("LVEF 30 % is inconsistent with LVEDV 140 mL and LVESV 55 mL" in r for r in result.reasons)
 
 
-def test_plausibility_is_deterministic(vae):
-    assert vae.plausibility(NORMAL).as_dict() == vae.plausibility(NORMAL).as_dict()
+def test_plausibility_is_deterministic(prior):
+    assert prior.plausibility(NORMAL).as_dict() == prior.plausibility(NORMAL).as_dict()
 
 
 # ----------------------------------------------------------------------------------------- bad input
@@ -200,11 +200,11 @@ def test_plausibility_is_deterministic(vae):
     ("complete", {"RVEF": "high"}, "not a number"),
     ("complete", {"LVEDV": None}, "LVEDV is missing"),
 ])
-def test_bad_input_gives_clear_phenotype_error(vae, call, values, message):
+def test_bad_input_gives_clear_phenotype_error(prior, call, values, message):
     with pytest.raises(PhenotypeError, match=message):
-        getattr(vae, call)(values)
+        getattr(prior, call)(values)
 
 
-def test_bad_table_column(vae):
+def test_bad_table_column(prior):
     with pytest.raises(PhenotypeError, match="Unknown phenotype columns: LVmass"):
-        vae.plausibility(pd.DataFrame([{**NORMAL, "LVmass": 1.0}]))
+        prior.plausibility(pd.DataFrame([{**NORMAL, "LVmass": 1.0}]))

@@ -95,7 +95,7 @@ def test_a_3d_vae_generator_edits_through_its_anatomy_motion_editor(tiny_two, ti
 
 
 def test_a_pipeline_without_an_anatomy_motion_model_says_it_cannot_edit(tiny_two, tiny):
-    bare = PhenotypeToCine(tiny_two.phenotype_vae, tiny_two.mar, tiny_two.decoder, 2.2)
+    bare = PhenotypeToCine(tiny_two.phenotype_prior, tiny_two.mar, tiny_two.decoder, 2.2)
     with pytest.raises(WeightsError, match="cannot edit real hearts"):
         bare.edit(_real_like_cine(tiny), {"LVEF": 40})
 

@@ -39,7 +39,8 @@ from cardiosynth import phenotypes as ph
 from cardiosynth.data.acdc import read_phenotype_csv
 from cardiosynth.data.splits import load_split
 from cardiosynth.measure.metrics import bootstrap_ci, frechet_distance
-from cardiosynth.models.phenotype_vae import SIDES, PhenotypeVAE, PhenotypeVAEConfig, from_coordinates, to_coordinates
+from cardiosynth.models.phenotype_vae import SIDES, PhenotypeVAE, PhenotypeVAEConfig
+from cardiosynth.pipelines.phenotype_prior import PhenotypePrior, from_coordinates, to_coordinates
 from cardiosynth.paths import REPO_ROOT, cache_dir, require_dataset
 from training.common import JsonlLog, seed_everything
 
@@ -147,11 +148,11 @@ def frechet_report(sets: dict[str, pd.DataFrame], real: pd.DataFrame, train: pd.
     return out
 
 
-def matched_size_fd(model: PhenotypeVAE, real: pd.DataFrame, train: pd.DataFrame, featurize, draws: int = 200) -> dict:
+def matched_size_fd(prior: PhenotypePrior, real: pd.DataFrame, train: pd.DataFrame, featurize, draws: int = 200) -> dict:
     """FD of sample sets the size of the training split (60) to the reference: the like-for-like floor
     comparison (FD is biased upwards for small sets)."""
     ref = featurize(real, train)
-    values = [frechet_distance(featurize(model.sample(len(train), 1.0, seed=10_000 + k), train), ref)
+    values = [frechet_distance(featurize(prior.sample(len(train), 1.0, seed=10_000 + k), train), ref)
               for k in range(draws)]
     return {"mean": float(np.mean(values)), "p2.5": float(np.percentile(values, 2.5)),
             "p97.5": float(np.percentile(values, 97.5)), "draws": draws, "set_size": len(train)}
@@ -163,8 +164,8 @@ def gaussian_baseline(u_train: np.ndarray, n: int, seed: int) -> pd.DataFrame:
     return from_coordinates(rng.multivariate_normal(u_train.mean(0), np.cov(u_train, rowvar=False), size=n))
 
 
-def reconstruction_mae(model: PhenotypeVAE, table: pd.DataFrame, train: pd.DataFrame) -> dict:
-    rec = model.reconstruct(table[list(ph.NAMES)])
+def reconstruction_mae(prior: PhenotypePrior, table: pd.DataFrame, train: pd.DataFrame) -> dict:
+    rec = prior.reconstruct(table[list(ph.NAMES)])
     out = {}
     for name in ph.NAMES:
         err = np.abs(rec[name].to_numpy() - table[name].to_numpy())
@@ -249,13 +250,13 @@ def baseline_completion(locks_names: tuple[str, ...], train: pd.DataFrame, table
     return pd.DataFrame(rows).reset_index(drop=True)
 
 
-def completion_report(model: PhenotypeVAE, train: pd.DataFrame, table: pd.DataFrame) -> dict:
+def completion_report(prior: PhenotypePrior, train: pd.DataFrame, table: pd.DataFrame) -> dict:
     out = {}
     sd = train[list(ph.NAMES)].std()
     for locks_names in LOCK_SETS:
         locked = table[list(ph.NAMES)].copy()
         locked.loc[:, [n for n in ph.NAMES if n not in locks_names]] = np.nan
-        preds = {"vae": model.complete(locked).reset_index(drop=True),
+        preds = {"vae": prior.complete(locked).reset_index(drop=True),
                  "train_mean": baseline_completion(locks_names, train, table, "mean"),
                  "regression": baseline_completion(locks_names, train, table, "regression")}
         # phenotypes the locks do not determine
@@ -279,17 +280,17 @@ def completion_report(model: PhenotypeVAE, train: pd.DataFrame, table: pd.DataFr
     return out
 
 
-def plausibility_report(model: PhenotypeVAE, tables: dict[str, pd.DataFrame]) -> dict:
+def plausibility_report(prior: PhenotypePrior, tables: dict[str, pd.DataFrame]) -> dict:
     out = {}
     for split in ("train", "val", "test"):
-        res = model.plausibility(tables[split][list(ph.NAMES)])
+        res = prior.plausibility(tables[split][list(ph.NAMES)])
         out[split] = {"median_percentile": float(res["percentile"].median()),
                       "mean_log_density": float(res["log_density"].mean()),
                       "status_counts": {s: int((res["status"] == s).sum()) for s in ("green", "amber", "red")}}
         out[split]["flagged"] = {tables[split]["patient"][i] + f" ({tables[split]['group'][i]})": res["reasons"][i]
                                  for i in range(len(res)) if res["status"][i] != "green"}
-    samples = model.sample(500, 1.0, seed=7)
-    res = model.plausibility(samples)
+    samples = prior.sample(500, 1.0, seed=7)
+    res = prior.plausibility(samples)
     out["samples_T1"] = {"status_counts": {s: int((res["status"] == s).sum()) for s in ("green", "amber", "red")},
                          "median_percentile": float(res["percentile"].median())}
     absurd = {
@@ -300,13 +301,13 @@ def plausibility_report(model: PhenotypeVAE, tables: dict[str, pd.DataFrame]) ->
     }
     out["absurd"] = {}
     for label, values in absurd.items():
-        p = model.plausibility(values)
+        p = prior.plausibility(values)
         out["absurd"][label] = {"status": p.status, "percentile": p.percentile, "reasons": p.reasons}
     return out
 
 
-def sample_sanity(model: PhenotypeVAE, train: pd.DataFrame) -> dict:
-    s = model.sample(N_SAMPLES, 1.0, seed=3)
+def sample_sanity(prior: PhenotypePrior, train: pd.DataFrame) -> dict:
+    s = prior.sample(N_SAMPLES, 1.0, seed=3)
     outside = sum(bool(ph.out_of_range(row)) for row in s.to_dict("records"))
     lo, hi = train[list(ph.NAMES)].min(), train[list(ph.NAMES)].max()
     beyond = ((s < lo) | (s > hi)).any(axis=1).mean()
@@ -315,10 +316,10 @@ def sample_sanity(model: PhenotypeVAE, train: pd.DataFrame) -> dict:
             "sample_sd": s.std().round(2).to_dict(), "train_sd": train[list(ph.NAMES)].std().round(2).to_dict()}
 
 
-def evaluate(model: PhenotypeVAE, tables: dict[str, pd.DataFrame], u_train: np.ndarray) -> dict:
+def evaluate(prior: PhenotypePrior, tables: dict[str, pd.DataFrame], u_train: np.ndarray) -> dict:
     train = tables["train"]
     metrics = {}
-    samples = model.sample(N_SAMPLES, 1.0, seed=1)
+    samples = prior.sample(N_SAMPLES, 1.0, seed=1)
     gauss = gaussian_baseline(u_train, N_SAMPLES, seed=1)
     for split in ("val", "test"):
         real = tables[split]
@@ -326,12 +327,12 @@ def evaluate(model: PhenotypeVAE, tables: dict[str, pd.DataFrame], u_train: np.n
         metrics[f"frechet_{split}"] = {
             "log5_standardised": frechet_report(sets, real, train, features_log5),
             "all9_standardised": frechet_report(sets, real, train, features_all9),
-            "vae_matched_size_log5": matched_size_fd(model, real, train, features_log5),
+            "vae_matched_size_log5": matched_size_fd(prior, real, train, features_log5),
         }
-        metrics[f"reconstruction_{split}"] = reconstruction_mae(model, real, train)
-        metrics[f"completion_{split}"] = completion_report(model, train, real)
-    metrics["plausibility"] = plausibility_report(model, tables)
-    metrics["samples"] = sample_sanity(model, train)
+        metrics[f"reconstruction_{split}"] = reconstruction_mae(prior, real, train)
+        metrics[f"completion_{split}"] = completion_report(prior, train, real)
+    metrics["plausibility"] = plausibility_report(prior, tables)
+    metrics["samples"] = sample_sanity(prior, train)
     return metrics
 
 
@@ -398,11 +399,11 @@ consistent phenotype sets; encoding, decoding, a plausibility score with reasons
 locked sets serve the app's sliders ("Sample a heart", lock + "Complete the rest", the plausibility light).
 
 ```python
-from cardiosynth.models.phenotype_vae import PhenotypeVAE
-vae = PhenotypeVAE.from_pretrained()                       # this folder, sha256 checked
-vae.sample(8, temperature=1.0, seed=0)                     # DataFrame with {', '.join(ph.NAMES)}
-vae.complete({{"LVEDV": 250, "LVEF": 25}}, seed=0)           # the rest, consistent with the locks
-vae.plausibility({{"LVEDV": 150, "LVESV": 60, "LVM": 120, "RVEDV": 150, "RVESV": 70}})  # percentile, status, reasons
+from cardiosynth.pipelines.phenotype_prior import PhenotypePrior
+prior = PhenotypePrior.from_pretrained()                   # this folder, sha256 checked
+prior.sample(8, temperature=1.0, seed=0)                   # DataFrame with {', '.join(ph.NAMES)}
+prior.complete({{"LVEDV": 250, "LVEF": 25}}, seed=0)         # the rest, consistent with the locks
+prior.plausibility({{"LVEDV": 150, "LVESV": 60, "LVM": 120, "RVEDV": 150, "RVESV": 70}})  # percentile, status, reasons
 ```
 
 ## Model
@@ -542,11 +543,11 @@ def main(argv=None) -> int:
     model.config = config
     model = model.double().eval()
     with torch.no_grad():
-        ref_lp = model.log_density(reference[list(ph.NAMES)])
+        ref_lp = PhenotypePrior(model).log_density(reference[list(ph.NAMES)])
     config = dataclasses.replace(config, calibration_log_density=tuple(float(x) for x in ref_lp),
                                  calibration_source="train + val")
     model.config = config
-    metrics = evaluate(model, tables, u["train"])
+    metrics = evaluate(PhenotypePrior(model), tables, u["train"])
     metrics.update({"fit": info, "search": search, "train_seconds": train_seconds, "threads": args.threads,
                     "parameters": sum(p.numel() for p in model.parameters()),
                     "n_patients": {k: len(t) for k, t in tables.items()},

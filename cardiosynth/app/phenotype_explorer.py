@@ -31,7 +31,7 @@ from plotly.subplots import make_subplots
 from cardiosynth import phenotypes as ph
 from cardiosynth.data.acdc import read_phenotype_csv
 from cardiosynth.data.splits import load_split
-from cardiosynth.models.phenotype_vae import PhenotypeVAE, Plausibility
+from cardiosynth.pipelines.phenotype_prior import Plausibility, PhenotypePrior
 from cardiosynth.paths import data_root
 from cardiosynth.phenotypes import PhenotypeError
 
@@ -142,19 +142,19 @@ class Scored:
 class PhenotypeExplorer:
     """The phenotype VAE plus what the tab needs around it (start set, population, plot, indicator)."""
 
-    def __init__(self, vae: PhenotypeVAE | None = None, population_size: int = POPULATION_SIZE):
-        self.vae = vae if vae is not None else PhenotypeVAE.from_pretrained()
-        self.population = self.vae.sample(population_size, temperature=1.0, seed=POPULATION_SEED)
+    def __init__(self, prior: PhenotypePrior | None = None, population_size: int = POPULATION_SIZE):
+        self.prior = prior if prior is not None else PhenotypePrior.from_pretrained()
+        self.population = self.prior.sample(population_size, temperature=1.0, seed=POPULATION_SEED)
         self.population_label = f"VAE samples (temperature 1, n = {population_size})"
         self.real = _real_training_patients()
         self._bins = {name: self._histogram(name) for name in ph.NAMES}
         self._base = json.loads(self.figure(None).to_json())  # population only; figure_json adds this heart
-        self.start = consistent(self.vae.complete(HEALTHY_LOCKS, temperature=0.0, seed=0).iloc[0].to_dict())
+        self.start = consistent(self.prior.complete(HEALTHY_LOCKS, temperature=0.0, seed=0).iloc[0].to_dict())
 
     # ------------------------------------------------------------------ actions
     def score(self, values: Mapping[str, float], edited: str | Sequence[str] | None = None, note: str = "") -> Scored:
         values = consistent(values, edited)
-        return Scored(values, self.vae.plausibility({n: values[n] for n in ph.INDEPENDENT}), note)
+        return Scored(values, self.prior.plausibility({n: values[n] for n in ph.INDEPENDENT}), note)
 
     def move_edv(self, values: Mapping[str, float], side: str, keep: str = "EF",
                  locked: Sequence[str] = ()) -> Scored:
@@ -165,7 +165,7 @@ class PhenotypeExplorer:
 
     def sample(self, temperature: float, seed: int) -> Scored:
         temperature, seed = _temperature(temperature), _seed(seed)
-        row = self.vae.sample(1, temperature=temperature, seed=seed).iloc[0].to_dict()
+        row = self.prior.sample(1, temperature=temperature, seed=seed).iloc[0].to_dict()
         return self.score(row, note=f"Sampled from the phenotype VAE at temperature {temperature:g}, seed {seed}.")
 
     def complete(self, values: Mapping[str, float], locked: Sequence[str], random: bool = False,
@@ -179,7 +179,7 @@ class PhenotypeExplorer:
         locks = {n: float(values[n]) for n in locked}
         t = _temperature(temperature) if random else 0.0
         s = _seed(seed)
-        row = self.vae.complete(locks, n=1, temperature=t, seed=s).iloc[0].to_dict()
+        row = self.prior.complete(locks, n=1, temperature=t, seed=s).iloc[0].to_dict()
         # the VAE returns locked independent values exactly and locked SV / EF to float precision; let a locked
         # SV / EF set ESV after rounding (unless ESV itself is locked), so the lock survives the rounding to 0.01
         edited = [n for n in locked if n in ph.DERIVED and f"{n[:2]}ESV" not in locked]
@@ -191,7 +191,7 @@ class PhenotypeExplorer:
 
     # ------------------------------------------------------------------ views
     def status_html(self, scored: Scored) -> str:
-        p, cfg = scored.plausibility, self.vae.config
+        p, cfg = scored.plausibility, self.prior.config
         n_ref = len(cfg.calibration_log_density)
         colour = STATUS_COLOURS[p.status]
         key = ",".join(f"{scored.values[n]:.2f}" for n in ph.NAMES)
@@ -206,7 +206,7 @@ class PhenotypeExplorer:
             f'<ul class="cs-reasons">{reasons}</ul>{note}</div>')
 
     def legend_markdown(self) -> str:
-        cfg = self.vae.config
+        cfg = self.prior.config
         return (f"**Green**: like the real patients. **Amber**: unusual: less likely than "
                 f"{100 - cfg.amber_percentile:g} % of the real reference patients, a phenotype more than "
                 f"{cfg.amber_z:g} SD from what the others predict, or beyond every training patient. **Red**: "

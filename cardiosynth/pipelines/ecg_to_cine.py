@@ -191,7 +191,7 @@ class EcgToCine:
                                  "cines: prepare it with cardiosynth.pipelines.real_cine")
             return codec.encode_anatomy_codes(torch.from_numpy(heart.frames[None])), {"source": heart.source}
         if phenotypes is None:
-            phenotypes = self.anatomy.phenotype_vae.sample(1, temperature=1.0, seed=int(seed)).iloc[0]
+            phenotypes = self.anatomy.phenotype_prior.sample(1, temperature=1.0, seed=int(seed)).iloc[0]
             phenotypes = {n: float(phenotypes[n]) for n in ph.INDEPENDENT}
             how = f"phenotype VAE sample (temperature 1, seed {int(seed)})"
         else:

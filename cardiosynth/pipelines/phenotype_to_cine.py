@@ -37,9 +37,9 @@ from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
 from cardiosynth.device import autocast, resolve_device
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
 from cardiosynth.models.mar import MAR, standardise_phenotypes
-from cardiosynth.models.phenotype_vae import PhenotypeVAE
 from cardiosynth.models.vae3d import VAE3D, decode_latents
 from cardiosynth.pipelines import hub
+from cardiosynth.pipelines.phenotype_prior import PhenotypePrior
 from cardiosynth.pipelines.requests import PhenotypeRequest, check_sampling
 from cardiosynth.weights import WEIGHTS_DIR, WeightsError, read_config
 
@@ -65,12 +65,12 @@ class PhenotypeToCineOutput:
 class PhenotypeToCine:
     """The phenotype -> cine generator. Deterministic on CPU: the same request and seed give identical cines."""
 
-    def __init__(self, phenotype_vae: PhenotypeVAE, mar: MAR, decoder: "AnatomyMotionCodec | Vae3dDecoder",
+    def __init__(self, phenotype_prior: PhenotypePrior, mar: MAR, decoder: "AnatomyMotionCodec | Vae3dDecoder",
                  spacing_mm: float, name: str = "cpgg", sha: str = "", editor: "PhenotypeToCine | None" = None):
         if tuple(decoder.code_shape) != tuple(mar.config.latent_shape):
             raise ValueError(f"the MAR draws codes {mar.config.latent_shape}, its decoder takes "
                              f"{decoder.code_shape}: they were not trained together")
-        self.phenotype_vae, self.mar, self.decoder = phenotype_vae, mar, decoder
+        self.phenotype_prior, self.mar, self.decoder = phenotype_prior, mar, decoder
         # the anatomy + motion generator that edits real hearts: this one, if it works in that space
         self.editor = self if isinstance(decoder, AnatomyMotionCodec) else editor
         self.spacing_mm = float(spacing_mm)
@@ -96,15 +96,15 @@ class PhenotypeToCine:
         device = resolve_device(device)
         folder = hub.resolve_folder(folder_or_hub_id, COMPONENTS, revision=revision, local_files_only=local_files_only,
                                     optional=OPTIONAL_COMPONENTS)
-        phenotype_vae = PhenotypeVAE.from_pretrained(folder / "phenotype_vae")
+        phenotype_prior = PhenotypePrior.from_pretrained(folder / "phenotype_vae")
         sha = hub.folder_fingerprint(folder, present_components(folder))
         mar, decoder = _load_generator(folder, "mar")
         editor = None
         if mar.config.representation != "anatomy_motion" and hub.has_component(folder, EDITOR):
             motion_mar, codec = _load_generator(folder, EDITOR)
-            editor = cls(phenotype_vae, motion_mar.to(device), codec.to(device), spacing_of(motion_mar),
+            editor = cls(phenotype_prior, motion_mar.to(device), codec.to(device), spacing_of(motion_mar),
                          name="cpgg-editor", sha=sha)
-        return cls(phenotype_vae, mar.to(device), decoder.to(device), spacing_of(mar), sha=sha, editor=editor)
+        return cls(phenotype_prior, mar.to(device), decoder.to(device), spacing_of(mar), sha=sha, editor=editor)
 
     def push_to_hub(self, repo_id: str, folder: str | Path = WEIGHTS_DIR, private: bool = True, token: str | None = None,
                     commit_message: str = "Upload CardioSynth phenotype-to-cine weights") -> str:
@@ -119,7 +119,7 @@ class PhenotypeToCine:
         phenotypes the VAE filled in. Out-of-range values are a PhenotypeError naming the phenotype and its
         plausible range, or with ``clamp=True`` are moved to the range's edge with a warning."""
         request = PhenotypeRequest.parse(phenotypes, slice_position, clamp)
-        full = self.phenotype_vae.complete(request.given, temperature=0.0).reset_index(drop=True)
+        full = self.phenotype_prior.complete(request.given, temperature=0.0).reset_index(drop=True)
         full = full[list(ph.NAMES)]
         full["slice_position"] = request.slice_position
         full["completed"] = ", ".join(request.missing)

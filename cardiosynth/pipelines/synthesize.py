@@ -57,7 +57,7 @@ def plan(pipe: PhenotypeToCine, n: int | None, phenotypes_csv: str | None, seed:
     else:
         if not n:
             raise SynthesisError("Give --n (how many cines) or --phenotypes (a CSV with one set per row)")
-        sets = pipe.phenotype_vae.sample(n, temperature=phenotype_temperature, seed=seed)[list(ph.NAMES)]
+        sets = pipe.phenotype_prior.sample(n, temperature=phenotype_temperature, seed=seed)[list(ph.NAMES)]
         sets["slice_position"] = rng.uniform(0, 1, n)
         sets["completed"] = ""
     sets = sets.reset_index(drop=True)

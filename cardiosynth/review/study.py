@@ -20,7 +20,7 @@ import pandas as pd
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.data.dataset import PreparedDataset
-from cardiosynth.models.phenotype_vae import PhenotypeVAE
+from cardiosynth.pipelines.phenotype_prior import PhenotypePrior
 from cardiosynth.review.access import display_code, new_study_code, new_token, token_hash
 from cardiosynth.review.errors import ReviewError
 from cardiosynth.review.render import RenderSettings, render_case
@@ -83,7 +83,7 @@ def synthetic_conditions(mode: str, n: int, real_table: pd.DataFrame, seed: int 
         rows = np.resize(rng.permutation(len(real_table)), n)
         table = real_table.iloc[rows][[*ph.NAMES, "slice_position"]].reset_index(drop=True)
     else:
-        table = PhenotypeVAE.from_pretrained().sample(n, temperature=temperature, seed=seed)[list(ph.NAMES)]
+        table = PhenotypePrior.from_pretrained().sample(n, temperature=temperature, seed=seed)[list(ph.NAMES)]
         table = table.reset_index(drop=True)
         table["slice_position"] = rng.choice(real_table["slice_position"].to_numpy(float), n)
     table["seed"] = seed * 100_003 + np.arange(n)
