@@ -154,11 +154,17 @@ def test_generate_a_cine_then_compare_with_the_previous(browser_page):
     assert "change" in page.locator("#cine-values").inner_text()
     page.wait_for_function("() => { const gd = document.querySelector('#cine-plot .js-plotly-plot');"
                            " return gd && gd.data && gd.data.filter(t => t.type === 'image').length === 32; }")
-    page.locator("#cine-files").get_by_text(".mp4").first.wait_for()
+    finish_generation_panel(page, "cine", "phenotype_to_cine.png", outside)
+
+
+def finish_generation_panel(page, prefix: str, screenshot: str, outside: list) -> None:
+    """A generation panel's last checks: its MP4 offered, the page idle with no error, a full-page screenshot,
+    and no request that left 127.0.0.1."""
+    page.locator(f"#{prefix}-files").get_by_text(".mp4").first.wait_for()
     wait_until_idle(page)
-    assert page.locator("#cine-message .cs-error").count() == 0
-    page.locator("#cine-heading").scroll_into_view_if_needed()
-    page.screenshot(path=str(SCREENSHOTS / "phenotype_to_cine.png"), full_page=True)
+    assert page.locator(f"#{prefix}-message .cs-error").count() == 0
+    page.locator(f"#{prefix}-heading").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / screenshot), full_page=True)
     assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
 
 
@@ -377,9 +383,4 @@ def test_generate_a_cine_from_the_ecg_and_play_it(browser_page):
         " return [gd.layout.shapes[0].x0, gd._fullLayout.sliders[0].active,"
         " gd.layout.sliders[0].steps.map(s => s.args[1].shapes[0].x0)]; }")
     assert cursor == times[shown] and active == shown  # image, cursor and slider on the same frame
-    page.locator("#ecg-cine-files").get_by_text(".mp4").first.wait_for()
-    wait_until_idle(page)
-    assert page.locator("#ecg-cine-message .cs-error").count() == 0
-    page.locator("#ecg-cine-heading").scroll_into_view_if_needed()
-    page.screenshot(path=str(SCREENSHOTS / "ecg_to_cine.png"), full_page=True)
-    assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
+    finish_generation_panel(page, "ecg-cine", "ecg_to_cine.png", outside)

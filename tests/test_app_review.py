@@ -126,20 +126,25 @@ def test_results_need_the_admin_token_and_password(url, study, service):
     assert len(rows) == details["n_answers"] and {r["truth"] for r in rows} == {"real", "synthetic"}
 
 
+def create_study_in_a_fresh_app(tmp_path) -> str:
+    """The administrator's "Create study" (2 + 2 group-mean cases, val) on a new app with its own review store,
+    as the page sends it; returns the status the page shows."""
+    svc = ReviewService(db=tmp_path / "review.sqlite", studies_dir=tmp_path / "studies",
+                        admin_password=ADMIN_PASSWORD)
+    try:
+        with serve_in_process(build_app(PhenotypeExplorer(), CineStudio(load=False), svc)) as address:
+            created, _ = reader(address).predict(2, 2, "Group-mean cine (a trivial baseline)", "val", "matched", 1.0,
+                                                 1, "", ADMIN_PASSWORD, api_name="/review_create")
+    finally:
+        svc.close()
+    return created
+
+
 def test_create_study_without_the_data_folder_is_one_clear_message(tmp_path, monkeypatch):
     """Fresh install, no data folder: Create study names where it looked and CARDIOSYNTH_DATA, not a bug."""
     monkeypatch.setenv("CARDIOSYNTH_DATA", str(tmp_path / "nowhere"))
     monkeypatch.setenv("CARDIOSYNTH_CACHE", str(tmp_path / "cache"))
-    svc = ReviewService(db=tmp_path / "review.sqlite", studies_dir=tmp_path / "studies",
-                        admin_password=ADMIN_PASSWORD)
-    try:
-        demo = build_app(PhenotypeExplorer(), CineStudio(load=False), svc)
-        with serve_in_process(demo) as address:
-            created, password = reader(address).predict(2, 2, "Group-mean cine (a trivial baseline)", "val",
-                                                        "matched", 1.0, 1, "", ADMIN_PASSWORD,
-                                                        api_name="/review_create")
-    finally:
-        svc.close()
+    created = create_study_in_a_fresh_app(tmp_path)
     assert "cs-error" in created and "CARDIOSYNTH_DATA" in created
     assert str(tmp_path / "nowhere" / "acdc") in created
     assert "This is a bug" not in created and "Traceback" not in created and "DataNotFoundError" not in created
@@ -152,16 +157,7 @@ def test_create_study_on_a_fresh_install_prepares_the_cines_first(tmp_path, monk
     monkeypatch.setenv("CARDIOSYNTH_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("CARDIOSYNTH_CACHE", str(tmp_path / "cache"))
     write_acdc(tmp_path / "data" / "acdc", {"patient002": "DCM", "patient004": "DCM"})  # train + val
-    svc = ReviewService(db=tmp_path / "review.sqlite", studies_dir=tmp_path / "studies",
-                        admin_password=ADMIN_PASSWORD)
-    try:
-        demo = build_app(PhenotypeExplorer(), CineStudio(load=False), svc)
-        with serve_in_process(demo) as address:
-            created, password = reader(address).predict(2, 2, "Group-mean cine (a trivial baseline)", "val",
-                                                        "matched", 1.0, 1, "", ADMIN_PASSWORD,
-                                                        api_name="/review_create")
-    finally:
-        svc.close()
+    created = create_study_in_a_fresh_app(tmp_path)
     assert "cs-error" not in created, created
     assert "prepared on first use" in created and "Study created" in created
 
