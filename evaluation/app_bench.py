@@ -106,7 +106,7 @@ def _client_latency(url: str, repeats: int) -> dict:
               "ecg_example_first": round(ecg_ms[0], 1), "ecg_example": latency_stats(ecg_ms[1:])}
     endpoints = client.view_api(print_info=False, return_format="dict").get("named_endpoints", {})
     if "/ecg_generate" in endpoints:  # a cine from the ECG just read (kept in this client's session)
-        flow = read_config(REPO_ROOT / "weights" / "ecg_flow")["config"]  # the settings the app's controls start at
+        flow = read_config(REPO_ROOT / "weights" / "ecg_flow")["config"]["sampler"]  # where the app's controls start
         ecg_cine_ms = []
         for i in range(repeats):
             t = time.perf_counter()

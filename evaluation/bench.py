@@ -37,8 +37,8 @@ def benchmark_generator(generator, conditions: pd.DataFrame, batch_size: int, wa
 def benchmark_ecg_to_cine(warmup: int = 2, repeats: int = 5, ecg_file: str | None = None, device: str = "auto") -> dict:
     pipe = EcgToCine.from_pretrained(device=device)
     ecg = read_ecg(ecg_file or REPO_ROOT / "assets" / "ecg" / "ludb" / "2.hea")
-    c = pipe.flow.config
-    return {"target": f"ecg-to-cine ({c.sampling_steps} {c.sampler} steps, cfg {c.cfg}; ECG {ecg_file or 'LUDB 2'})",
+    s = pipe.flow.config.sampler
+    return {"target": f"ecg-to-cine ({s.sampling_steps} {s.method} steps, cfg {s.cfg}; ECG {ecg_file or 'LUDB 2'})",
             **time_callable(lambda: pipe(ecg, seed=0), 1, warmup, repeats)}
 
 

@@ -9,17 +9,26 @@ would give; a flat line still has no heartbeat and still fails as a real model w
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
 from cardiosynth.ecg import Ecg, process_ecg
-from cardiosynth.models.ecg_flow import EcgFlow, EcgFlowConfig
+from cardiosynth.models.ecg_flow import EcgFlow, EcgFlowConfig, EcgFlowSampler
 from cardiosynth.models.ecg_mae import EcgMAE, EcgMAEConfig, token_phase
 from cardiosynth.pipelines import PhenotypeToCine
 from cardiosynth.pipelines.ecg_to_cine import EcgToCine
 
 TINY_MAE = EcgMAEConfig(width=32, depth=1, heads=2, stem=8)
-TINY_FLOW = EcgFlowConfig(width=32, depth=1, heads=2, ecg_dim=32, sampling_steps=2, canonical_es_fraction=0.38)
+TINY_FLOW = EcgFlowConfig(width=32, depth=1, heads=2, ecg_dim=32, canonical_es_fraction=0.38,
+                          sampler=EcgFlowSampler(sampling_steps=2))
+
+
+def short_run(config):
+    """``config`` (a flow's or an MAE's) with the training tests' recipe: 2 epochs of batch 2, validated each epoch."""
+    return dataclasses.replace(config, recipe=dataclasses.replace(config.recipe, epochs=2, batch_size=2, eval_every=1,
+                                                                  warmup_steps=1))
 
 
 class OracleMAE(EcgMAE):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from ecg_cine_fixture import TINY_FLOW, TINY_MAE, tiny_ecg_to_cine
+from ecg_cine_fixture import TINY_FLOW, TINY_MAE, short_run, tiny_ecg_to_cine
 from fixtures_ecg import synthetic_ecg
 from torchrun_check import run_two_ranks
 
@@ -19,7 +19,7 @@ from cardiosynth.data.pairing import pairing_statistics, pseudo_pairs, subjects_
 from cardiosynth.ecg import Ecg, EcgError, process_ecg, read_ecg
 from cardiosynth.models import ecg_flow as flow_module
 from cardiosynth.models import ecg_mae as mae_module
-from cardiosynth.models.ecg_flow import EcgFlow
+from cardiosynth.models.ecg_flow import EcgFlow, EcgFlowSampler
 from cardiosynth.models.ecg_mae import (EcgMAE, find_cycles, normalise_leads, resample_cycle, select_cycle, shift_batch,
                                         token_phase)
 from cardiosynth.paths import REPO_ROOT
@@ -64,7 +64,7 @@ def test_mae_learns_the_phase_of_a_simulated_ecg(one_thread):
     analysis = process_ecg(ecg)
     phase, valid = token_phase(analysis.phase[None], analysis.phase_valid[None], 8)
     x = normalise_leads(ecg.signal)[None]
-    model = EcgMAE(dataclasses.replace(TINY_MAE, mask_ratio=0.25))
+    model = EcgMAE(dataclasses.replace(TINY_MAE, recipe=dataclasses.replace(TINY_MAE.recipe, mask_ratio=0.25)))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     target, mask = torch.from_numpy(phase).float(), torch.from_numpy(valid)
     for step in range(120):
@@ -287,10 +287,11 @@ def test_mae_fit_runs_and_resumes(tmp_path, one_thread):
     table = pd.DataFrame({"record": [1, 2], "rr_s": [0.86, 0.86]})
     arrays = LudbArrays(table, np.stack([ecg.signal] * 2), np.stack([analysis.phase] * 2).astype(np.float32),
                         np.stack([analysis.phase_valid] * 2), np.array([5000, 5000]))
-    config = dataclasses.replace(TINY_MAE, epochs=2, batch_size=2, eval_every=1, warmup_steps=1)
+    config = short_run(TINY_MAE)
     model, best = fit(config, arrays, arrays, tmp_path / "run", progress=False)
     assert best["epoch"] in (0, 1) and np.isfinite(best["phase_error_rad"])
-    again, _ = fit(dataclasses.replace(config, epochs=3), arrays, arrays, tmp_path / "run", resume=True, progress=False)
+    longer = dataclasses.replace(config, recipe=dataclasses.replace(config.recipe, epochs=3))
+    again, _ = fit(longer, arrays, arrays, tmp_path / "run", resume=True, progress=False)
     log = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
     assert len(log) == 3  # two epochs, then one more after resuming
 
@@ -298,7 +299,7 @@ def test_mae_fit_runs_and_resumes(tmp_path, one_thread):
 def test_flow_fit_runs_on_random_latents(tmp_path, one_thread):
     from training.train_ecg_flow import fit
 
-    config = dataclasses.replace(TINY_FLOW, epochs=2, batch_size=2, eval_every=1, warmup_steps=1)
+    config = short_run(TINY_FLOW)
     latents = torch.randn(2, 3, *config.latent_shape)  # versions x cines
     ecgs = [[[torch.randn(16, 32), torch.randn(16, 32)]] for _ in range(3)]
     model, best = fit(config, latents, ecgs, torch.rand(3), latents[0], ecgs, torch.rand(3), tmp_path / "run",
@@ -309,10 +310,10 @@ def test_flow_fit_runs_on_random_latents(tmp_path, one_thread):
 def test_flow_fit_runs_under_torchrun_ddp_on_cpu(tmp_path):
     """Two Gloo processes end with the same weights; 8 cines / 2 ranks / batch 2 = 2 steps an epoch."""
     log = run_two_ranks("""
-from ecg_cine_fixture import TINY_FLOW
+from ecg_cine_fixture import TINY_FLOW, short_run
 from training.train_ecg_flow import fit
 g = torch.Generator().manual_seed(0)
-config = dataclasses.replace(TINY_FLOW, epochs=2, batch_size=2, eval_every=1, warmup_steps=1)
+config = short_run(TINY_FLOW)
 latents = torch.randn(1, 8, *config.latent_shape, generator=g)
 ecgs = [[[torch.randn(16, 32, generator=g)]] for _ in range(8)]
 ema, best = fit(config, latents, ecgs, torch.rand(8, generator=g), latents[0, :2], ecgs[:2], torch.rand(2, generator=g),
@@ -325,7 +326,7 @@ def test_mae_fit_runs_under_torchrun_ddp_on_cpu(tmp_path):
     """Two Gloo processes end with the same weights; 4 records / 2 ranks / batch 2 = 1 step an epoch."""
     log = run_two_ranks("""
 import numpy as np, pandas as pd
-from ecg_cine_fixture import TINY_MAE
+from ecg_cine_fixture import TINY_MAE, short_run
 from fixtures_ecg import synthetic_ecg
 from cardiosynth.data.ludb import LudbArrays
 from cardiosynth.ecg import process_ecg, read_ecg
@@ -335,7 +336,7 @@ analysis = process_ecg(ecg)
 arrays = LudbArrays(pd.DataFrame({"record": [1, 2, 3, 4], "rr_s": [0.86] * 4}), np.stack([ecg.signal] * 4),
                     np.stack([analysis.phase] * 4).astype(np.float32), np.stack([analysis.phase_valid] * 4),
                     np.array([5000] * 4))
-config = dataclasses.replace(TINY_MAE, epochs=2, batch_size=2, eval_every=1, warmup_steps=1)
+config = short_run(TINY_MAE)
 ema, best = fit(config, arrays, arrays, RUN, device="cpu", progress=False)
 """, tmp_path)
     assert len(log) == 2 and log[-1]["step"] == 2
@@ -456,7 +457,7 @@ def test_retiming_ceiling_with_a_perfect_reader_and_empty_frame_counts():
 def test_samplers_land_on_the_clean_estimate(sampler, monkeypatch):
     """With x1 prediction both samplers end exactly on the network's last clean estimate: a network that always
     predicts the same latent generates that latent, whatever the noise or the guidance."""
-    model = EcgFlow(dataclasses.replace(TINY_FLOW, sampler=sampler)).eval()
+    model = EcgFlow(dataclasses.replace(TINY_FLOW, sampler=EcgFlowSampler(sampling_steps=2, method=sampler))).eval()
     target = torch.randn(1, *TINY_FLOW.latent_shape)
     monkeypatch.setattr(model, "forward", lambda z, *args, **kwargs: target.expand(z.shape[0], -1, -1, -1, -1))
     anatomy = torch.randn(2, *TINY_FLOW.latent_shape)
@@ -465,6 +466,8 @@ def test_samplers_land_on_the_clean_estimate(sampler, monkeypatch):
     k = TINY_FLOW.known_channels
     assert torch.allclose(out[:, k:], target.expand(2, -1, -1, -1, -1)[:, k:], atol=1e-5)
     assert torch.equal(out[:, :k], anatomy[:, :k])
+    with pytest.raises(ValueError, match="sampler method"):
+        EcgFlowSampler(method="heun")
 
 
 # ------------------------------------------------------------------------------------------ timing

@@ -310,14 +310,15 @@ def end_epoch(run_dir: Path, both: torch.nn.Module, optimizer: torch.optim.Optim
 @dataclass
 class EpochLoop:
     """The epoch loop every EMA-selected trainer shares (the MAR, the ECG flow, the ECG MAE): what differs between
-    them is the batch loss (:attr:`step_loss`) and the validation (:attr:`validate`); the rest is here once.
+    them is the batch loss (:attr:`step_loss`) and the validation (:attr:`validate`); the rest is here once, set
+    by the model's training ``recipe``.
 
-    Each epoch draws its own generator from ``seed`` and the epoch number (so a resumed run continues the same
-    run), a permutation of the ``n`` training items and, with ``versions``, which augmented version of each
+    Each epoch draws its own generator from ``recipe.seed`` and the epoch number (so a resumed run continues the
+    same run), a permutation of the ``n`` training items and, with ``versions``, which augmented version of each
     item it sees, then takes each rank's share (DDP). Each step sets the cosine learning rate, steps the
     optimizer on ``step_loss(idx, version, generator)`` (a dict of scalar tensors whose ``"loss"`` is
-    minimised, the rest logged), clips the gradient and updates the EMA. Every ``eval_every`` epochs, at the
-    last one and when the budget is spent, rank 0 calls ``validate(ema)`` -> (fields for the log, the scores
+    minimised, the rest logged), clips the gradient and updates the EMA. Every ``recipe.eval_every`` epochs, at
+    the last one and when the budget is spent, rank 0 calls ``validate(ema)`` -> (fields for the log, the scores
     whose ``key`` (lower is better) selects the checkpoint) and saves "best" and "last"."""
 
     model: torch.nn.Module
@@ -326,13 +327,8 @@ class EpochLoop:
     run_dir: Path
     key: str
     n: int
-    batch_size: int
-    epochs: int
-    seed: int
+    recipe: Any  # the model's training recipe: batch_size, epochs, seed, grad_clip, ema_decay, eval_every
     lr: Callable[[int, int], float]  # (step, total_steps) -> learning rate
-    grad_clip: float
-    ema_decay: float
-    eval_every: int
     step_loss: Callable[[torch.Tensor, torch.Tensor | None, torch.Generator], dict]
     validate: Callable[[torch.nn.Module], tuple[dict, dict]]
     versions: int = 0
@@ -346,30 +342,30 @@ class EpochLoop:
         scores with ``epoch`` and ``step``."""
         budget = budget or Budget()
         main_process = self.rank == 0
-        steps_per_epoch = math.ceil(self.n // self.world / self.batch_size)  # the same on every rank (DDP)
-        total_steps = self.epochs * steps_per_epoch
+        steps_per_epoch = math.ceil(self.n // self.world / self.recipe.batch_size)  # the same on every rank (DDP)
+        total_steps = self.recipe.epochs * steps_per_epoch
         log = JsonlLog(self.run_dir / "log.jsonl") if main_process else None
         ema, both, start_epoch, step, best = start_run(self.model, self.optimizer, self.run_dir, resume,
                                                        {self.key: float("inf")})
         self.model.train()
-        bar = tqdm(range(start_epoch, self.epochs), desc=self.desc, unit="epoch", disable=not (progress and main_process))
+        bar = tqdm(range(start_epoch, self.recipe.epochs), desc=self.desc, unit="epoch", disable=not (progress and main_process))
         for epoch in bar:
-            epoch_seed = self.seed * 100_003 + epoch
+            epoch_seed = self.recipe.seed * 100_003 + epoch
             generator = torch.Generator().manual_seed(epoch_seed)
             order = torch.randperm(self.n, generator=generator)
             version = torch.randint(0, self.versions, (self.n,), generator=generator) if self.versions else None
             order, generator = rank_share(order, generator, self.rank, self.world, epoch_seed)
             losses, started = [], time.perf_counter()
             for k in range(steps_per_epoch):
-                idx = order[k * self.batch_size:(k + 1) * self.batch_size]
+                idx = order[k * self.recipe.batch_size:(k + 1) * self.recipe.batch_size]
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.lr(step, total_steps)
                 out = self.step_loss(idx, version, generator)
                 self.optimizer.zero_grad(set_to_none=True)
                 out["loss"].backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
                 self.optimizer.step()
-                ema_update(ema, self.model, self.ema_decay, step)
+                ema_update(ema, self.model, self.recipe.ema_decay, step)
                 step += 1
                 losses.append({name: value.item() for name, value in out.items()})
                 if budget.spent(step):
@@ -381,7 +377,7 @@ class EpochLoop:
                           "grad_norm": float(grad_norm), "lr": self.optimizer.param_groups[0]["lr"],
                           "s_per_step": (time.perf_counter() - started) / len(losses)}
                 scores = None
-                if (epoch + 1) % self.eval_every == 0 or epoch == self.epochs - 1 or stop:
+                if (epoch + 1) % self.recipe.eval_every == 0 or epoch == self.recipe.epochs - 1 or stop:
                     fields, scores = self.validate(ema)
                     record.update(fields)
                 best = end_epoch(self.run_dir, both, self.optimizer, log, record, best, self.key, scores)

@@ -132,7 +132,8 @@ def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[lis
         max_minutes: float | None = None) -> tuple[EcgFlow, dict]:
     """Train on ``train_latents`` (versions, N, C, F, H, W; version 0 clean, whose mean is the template); return
     the EMA model of the best validation epoch and that epoch's record."""
-    seed_everything(config.seed)
+    recipe = config.recipe
+    seed_everything(recipe.seed)
     rank, world, device = init_distributed(pick_device(device))  # torchrun: one process per GPU (or CPU worker)
     model = EcgFlow(config)
     model.template.copy_(train_latents[0].mean(0))
@@ -144,13 +145,12 @@ def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[lis
                                 train_positions[idx].to(device), generator)}
 
     def validate(ema: EcgFlow) -> tuple[dict, dict]:
-        scores = {"val_loss": validation_loss(ema, val_latents, val_ecgs, val_positions, config.batch_size)}
+        scores = {"val_loss": validation_loss(ema, val_latents, val_ecgs, val_positions, recipe.batch_size)}
         return scores, scores
 
-    loop = EpochLoop(model, trainer, adamw(model, config.lr, config.weight_decay), run_dir, "val_loss",
-                     n=train_latents.shape[1], batch_size=config.batch_size, epochs=config.epochs, seed=config.seed,
-                     lr=lambda step, total: cosine_lr(step, total, config.lr, config.warmup_steps, 0.05),
-                     grad_clip=config.grad_clip, ema_decay=config.ema_decay, eval_every=config.eval_every,
+    loop = EpochLoop(model, trainer, adamw(model, recipe.lr, recipe.weight_decay), run_dir, "val_loss",
+                     n=train_latents.shape[1], recipe=recipe,
+                     lr=lambda step, total: cosine_lr(step, total, recipe.lr, recipe.warmup_steps, 0.05),
                      step_loss=step_loss, validate=validate, versions=train_latents.shape[0], rank=rank, world=world,
                      desc="ECG flow")
     return loop.run(resume, Budget(max_steps, max_minutes), progress)
@@ -172,8 +172,8 @@ def train(config: EcgFlowConfig, out: Path, frame_ae, motion, mae_folder, pairs_
     if frames != config.ecg_frames:
         raise ValueError(f"The cines have {frames} frames; the flow config expects {config.ecg_frames}")
     rank, world, torch_device = init_distributed(pick_device(device))  # under torchrun rank 0 fills the caches
-    pairs = main_process_first(rank, world, lambda: make_pairs(dataset.table, frames, config.pairs_per_subject,
-                                                               config.seed, pairs_file))
+    pairs = main_process_first(rank, world, lambda: make_pairs(dataset.table, frames, config.recipe.pairs_per_subject,
+                                                               config.recipe.seed, pairs_file))
     stats = pairing_statistics(pairs, None if pairs_file else _ludb_table())
     if rank == 0:
         print("Pairs (" + ("given: " + str(pairs_file) if pairs_file else "pseudo-pairs: family + QT/RR") + ")")
@@ -234,7 +234,7 @@ def _ludb_table() -> pd.DataFrame:
 
 
 def model_card(config: EcgFlowConfig, summary: dict, stats: pd.DataFrame, frame_ae, motion, mae_folder) -> str:
-    c = config
+    c, s, r = config, config.sampler, config.recipe  # short names keep the card's lines within 120 characters
     retiming = ("not re-timed: the flow sets end-systole itself." if c.canonical_es_fraction is None else
                 f"every training cine was re-timed so that end-systole (the expert ES frame) falls at\n"
                 f"  {c.canonical_es_fraction:g} of the cycle; sampling re-times the flow's cine from there to the ECG's "
@@ -255,7 +255,7 @@ This model can learn timing and coarse, group-linked appearance from the ECG; it
   motion code along a straight path (rectified flow); a DiT ({c.depth} blocks of width {c.width}: spatial,
   temporal and cross-attention to the ECG cycle's {c.ecg_frames} per-frame features, AdaLN-Zero on time and
   slice position) predicts the clean latent ({c.prediction}; velocity v = (x1 - z_t) / (1 - t)); sampling:
-  {c.sampler}, {c.sampling_steps} steps, CFG {c.cfg} on the ECG (condition dropout {c.condition_dropout}).
+  {s.method}, {s.sampling_steps} steps, CFG {s.cfg} on the ECG (condition dropout {r.condition_dropout}).
   {summary['parameters'] / 1e6:.1f} M parameters.
 - Timing: {retiming}
 - Depends on (pinned by sha256 in `config.json`): the frame autoencoder `{frame_ae}`, the motion model

@@ -93,14 +93,15 @@ def evaluate(model: EcgMAE, arrays: LudbArrays, config: EcgMAEConfig) -> dict:
 def fit(config: EcgMAEConfig, train: LudbArrays, val: LudbArrays, run_dir: Path, resume: bool = False,
         device: str = "auto", max_steps: int | None = None, progress: bool = True) -> tuple[EcgMAE, dict]:
     """Train; return the EMA model of the epoch with the lowest validation phase error, and that evaluation."""
-    seed_everything(config.seed)
+    recipe = config.recipe
+    seed_everything(recipe.seed)
     rank, world, device = init_distributed(pick_device(device))  # torchrun: one process per GPU (or CPU worker)
     model = EcgMAE(config).to(device)
     trainer = distributed_trainer(model, device, world)
     x, phase, valid = tensors(train, config)
 
     def step_loss(idx: torch.Tensor, version: None, generator: torch.Generator) -> dict:
-        shifts = torch.randint(-config.shift_tokens, config.shift_tokens + 1, (len(idx),), generator=generator)
+        shifts = torch.randint(-recipe.shift_tokens, recipe.shift_tokens + 1, (len(idx),), generator=generator)
         xb, pb, vb = shift_batch(x[idx], phase[idx], valid[idx], shifts, config.patch)
         return trainer(augment(xb, config, generator).to(device), pb.to(device), vb.to(device), generator)
 
@@ -109,16 +110,14 @@ def fit(config: EcgMAEConfig, train: LudbArrays, val: LudbArrays, run_dir: Path,
         ema.to(device)
         return {"val": scores}, scores
 
-    loop = EpochLoop(model, trainer, adamw(model, config.lr, config.weight_decay), run_dir, "phase_error_rad", n=len(x),
-                     batch_size=config.batch_size, epochs=config.epochs, seed=config.seed,
-                     lr=lambda step, total: cosine_lr(step, total, config.lr, config.warmup_steps, 0.05),
-                     grad_clip=config.grad_clip, ema_decay=config.ema_decay, eval_every=config.eval_every,
+    loop = EpochLoop(model, trainer, adamw(model, recipe.lr, recipe.weight_decay), run_dir, "phase_error_rad", n=len(x),
+                     recipe=recipe, lr=lambda step, total: cosine_lr(step, total, recipe.lr, recipe.warmup_steps, 0.05),
                      step_loss=step_loss, validate=validate, rank=rank, world=world, desc="ECG MAE")
     return loop.run(resume, Budget(max_steps), progress)
 
 
 def model_card(config: EcgMAEConfig, metrics: dict, minutes: float, command: str, parameters: int) -> str:
-    c, val, test = config, metrics["val"], metrics["test"]
+    c, r, val, test = config, config.recipe, metrics["val"], metrics["test"]  # r: the training recipe
     return f"""# CardioSynth ECG MAE: phase-aware ECG masked autoencoder (ECGFlowCMR's ECG encoder)
 
 Encodes a 12-lead, 10 s, 500 Hz ECG (leads normalised at the input) into {c.tokens} tokens of {c.patch} samples
@@ -128,8 +127,8 @@ flow consumes one cycle's features resampled to the cine's frames.
 
 - Architecture: Conv1d patch embedding, {c.depth} pre-norm transformer layers of width {c.width} ({c.heads} heads),
   reconstruction head and (sin, cos) phase head; {parameters / 1e6:.2f} M parameters.
-- Training: masked reconstruction (mask ratio {c.mask_ratio}) + phase loss (weight {c.phase_weight}); random time
-  shift, noise, baseline wander and lead dropout; AdamW lr {c.lr}, {c.epochs} epochs, EMA {c.ema_decay}.
+- Training: masked reconstruction (mask ratio {r.mask_ratio}) + phase loss (weight {r.phase_weight}); random time
+  shift, noise, baseline wander and lead dropout; AdamW lr {r.lr}, {r.epochs} epochs, EMA {r.ema_decay}.
 - Data: LUDB v1.0.1 (Kalyakulina et al., IEEE Access 2020; PhysioNet), {metrics['n_train']} training records of
   the committed split (`cardiosynth/data/ludb_split.csv`); phase targets from neurokit2 R peaks.
 - Selected on validation phase error (epoch {metrics['selected'].get('epoch')}).

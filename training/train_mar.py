@@ -190,9 +190,8 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
         return scores, scores
 
     loop = EpochLoop(model, trainer, make_optimizer(model, recipe), run_dir, "val_loss", n=train_latents.shape[1],
-                     batch_size=recipe.batch_size, epochs=recipe.epochs, seed=recipe.seed,
-                     lr=lambda step, total: learning_rate(step, total, recipe), grad_clip=recipe.grad_clip,
-                     ema_decay=recipe.ema_decay, eval_every=recipe.eval_every, step_loss=step_loss, validate=validate,
+                     recipe=recipe, lr=lambda step, total: learning_rate(step, total, recipe), step_loss=step_loss,
+                     validate=validate,
                      versions=train_latents.shape[0], rank=rank, world=world, desc="MAR")
     return loop.run(resume, Budget(max_steps, max_minutes), progress)
 

@@ -90,7 +90,9 @@ class EcgCineStudio(GeneratorStudio):
     def defaults(self) -> dict:
         """The flow's own sampling settings, which the Advanced controls start from."""
         c = self.pipeline.flow.config if self.available else None
-        return {"steps": c.sampling_steps if c else 10, "cfg": c.cfg if c else 2.0, "max_steps": MAX_STEPS}
+        if c is None:
+            return {"steps": 10, "cfg": 2.0, "max_steps": MAX_STEPS}
+        return {"steps": c.sampler.sampling_steps, "cfg": c.sampler.cfg, "max_steps": MAX_STEPS}
 
     # ----------------------------------------------------------------------------------------- actions
     def selected_cycle(self, ecg) -> dict | None:

@@ -18,7 +18,7 @@ code under the guidance of one ECG cycle, for a given anatomy.
   (rectified-flow loss) or, by default, the clean latent x1 with v = (x1 - z_t) / (1 - t): with a few thousand
   CPU steps a velocity network left visible noise in every sample (it must cancel the noise token by token),
   while an x1 network's errors are blur, and its last Euler step lands exactly on its prediction.
-- Sampling: Euler steps on the ODE, or (default, see ``sampler``) re-noising each step's clean estimate.
+- Sampling: Euler steps on the ODE, or (default, see ``sampler.method``) re-noising each step's clean estimate.
 - alpha: 0.5 by default. With 319 training cines and ~1,200 CPU steps, samples from alpha = 1 kept the noise's
   structure as blotchy pseudo-anatomy; starting closer to the template trades diversity for realism. The
   paper config keeps the paper's 1.0.
@@ -26,17 +26,18 @@ code under the guidance of one ECG cycle, for a given anatomy.
   temporal attention (across frames at one place), cross-attention to the per-frame ECG features and an MLP,
   modulated by AdaLN-Zero on (flow time + slice position). The ECG features are also pooled to the latent
   frames and added to that frame's tokens, a direct path for timing.
-- Classifier-free guidance: the ECG features are replaced by a learned null sequence for ``condition_dropout``
-  of the training examples; at sampling v = v_null + cfg * (v_ecg - v_null).
+- Classifier-free guidance: the ECG features are replaced by a learned null sequence for
+  ``recipe.condition_dropout`` of the training examples; at sampling v = v_null + cfg * (v_ecg - v_null).
 
-Every choice (alpha, steps, cfg, sizes) lives in :class:`EcgFlowConfig`, saved with the weights and read by both
-training and sampling (ECGFlowCMR's published code trained with noise 0.8 and sampled with 0.6).
+Every choice (alpha, steps, cfg, sizes) lives in :class:`EcgFlowConfig` (steps and cfg in its ``sampler``), saved
+with the weights and read by both training and sampling (ECGFlowCMR's published code trained with noise 0.8 and
+sampled with 0.6).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -45,9 +46,50 @@ import torch.nn.functional as F
 from cardiosynth.models.ecg_mae import sinusoidal_positions
 from cardiosynth.weights import Pretrained
 
+SAMPLERS = ("euler", "renoise")  # EcgFlowSampler.method
+
+
+@dataclass(frozen=True)
+class EcgFlowSampler:
+    """Sampler defaults: what :meth:`EcgFlow.sample` (and the pipeline, the app's controls) use when a call does
+    not say (chosen on the validation split)."""
+
+    # 25 chosen on the validation split: at 10 steps the segmenter lost the LV in a median 8 of 16 frames of every
+    # val cine, at 25 only 4 of 25 cines had such a frame (README, ECG -> cine)
+    sampling_steps: int = 25
+    # "euler" (the ODE) or "renoise" (x1 estimate, fresh template noise at the next time). The bundled model uses
+    # renoise, chosen on the validation split: Frechet ratio 9.9 vs 20.2 with Euler (whose samples keep blotchy
+    # noise), at 10 steps.
+    method: str = "renoise"
+    cfg: float = 2.0
+
+    def __post_init__(self):
+        if self.method not in SAMPLERS:
+            raise ValueError(f"sampler method must be 'euler' or 'renoise'; got {self.method!r}")
+
+
+@dataclass(frozen=True)
+class EcgFlowRecipe:
+    """The training recipe (training.train_ecg_flow): nothing here changes a trained model's outputs."""
+
+    condition_dropout: float = 0.1  # share of training examples given the null ECG (for CFG)
+    epochs: int = 150
+    batch_size: int = 16
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    ema_decay: float = 0.998
+    grad_clip: float = 1.0
+    eval_every: int = 3
+    pairs_per_subject: int = 4  # pseudo-pairs: LUDB ECGs per ACDC subject (cardiosynth.data.pairing)
+    seed: int = 0
+
 
 @dataclass(frozen=True)
 class EcgFlowConfig:
+    """The architecture and representation (what the model outputs, its re-timing included), then (one dataclass
+    each) the sampler defaults and the training recipe; saved, nested the same way, in ``config.json``."""
+
     latent_channels: int = 18  # packed code: 8 anatomy + 5 x 2 motion channels
     latent_frames: int = 1
     latent_size: int = 16
@@ -61,36 +103,16 @@ class EcgFlowConfig:
     ecg_frames: int = 16  # the cine's frames: one ECG feature vector per frame
     alpha: float = 0.5  # template noise scale (ECGFlowCMR found 1.0 best at UK Biobank scale; see the module doc)
     prediction: str = "x1"  # network output: "x1" (the clean latent; v = (x1 - z_t) / (1 - t)) or "velocity"
-    condition_dropout: float = 0.1
-    # 25 chosen on the validation split: at 10 steps the segmenter lost the LV in a median 8 of 16 frames of every
-    # val cine, at 25 only 4 of 25 cines had such a frame (README, ECG -> cine)
-    sampling_steps: int = 25
-    # "euler" (the ODE) or "renoise" (x1 estimate, fresh template noise at the next time). The bundled model uses
-    # renoise, chosen on the validation split: Frechet ratio 9.9 vs 20.2 with Euler (whose samples keep blotchy
-    # noise), at 10 steps.
-    sampler: str = "renoise"
-    cfg: float = 2.0
-    # training
-    epochs: int = 150
-    batch_size: int = 16
-    lr: float = 3e-4
-    weight_decay: float = 1e-4
-    warmup_steps: int = 100
-    ema_decay: float = 0.998
-    grad_clip: float = 1.0
-    eval_every: int = 3
-    pairs_per_subject: int = 4
     # Timing made explicit (cardiosynth.retime): the training cines are re-timed so that end-systole falls at this
     # fraction of the cycle, and samples are re-timed from it to the input ECG's QT / RR. None: no re-timing (the
     # flow must learn timing from the ECG features, which 47 pseudo-paired subjects did not teach it).
     canonical_es_fraction: float | None = None
-    seed: int = 0
+    sampler: EcgFlowSampler = field(default_factory=EcgFlowSampler)
+    recipe: EcgFlowRecipe = field(default_factory=EcgFlowRecipe)
 
     def __post_init__(self):
         if self.prediction not in ("x1", "velocity"):
             raise ValueError(f"prediction must be 'x1' or 'velocity'; got {self.prediction!r}")
-        if self.sampler not in ("euler", "renoise"):
-            raise ValueError(f"sampler must be 'euler' or 'renoise'; got {self.sampler!r}")
         if not 0 <= self.known_channels < self.latent_channels:
             raise ValueError(f"known_channels must be from 0 to {self.latent_channels - 1}; got {self.known_channels}")
         if self.canonical_es_fraction is not None and not 0.0 < self.canonical_es_fraction < 1.0:
@@ -110,8 +132,9 @@ CONFIGS = {
     # ECGFlowCMR's paper setting (a GPU) on the paper representation (packed code (8 + 6 x 2) x 1 x 24 x 24):
     # AdamW 1e-4, wd 1e-4, batch 4
     "paper": EcgFlowConfig(latent_channels=20, latent_frames=1, latent_size=24, patch=2, width=768, depth=12, heads=12,
-                           ecg_dim=384, ecg_frames=50, epochs=10, batch_size=4, lr=1e-4, weight_decay=1e-4,
-                           sampling_steps=25, alpha=1.0, sampler="euler", canonical_es_fraction=0.38),
+                           ecg_dim=384, ecg_frames=50, alpha=1.0, canonical_es_fraction=0.38,
+                           sampler=EcgFlowSampler(sampling_steps=25, method="euler"),
+                           recipe=EcgFlowRecipe(epochs=10, batch_size=4, lr=1e-4, weight_decay=1e-4)),
 }
 
 
@@ -274,7 +297,7 @@ class EcgFlow(nn.Module, Pretrained):
         device = z1.device
         eps = torch.randn(z1.shape, generator=generator).to(device)
         t = torch.rand(b, generator=generator).to(device)
-        drop = (torch.rand(b, generator=generator) < self.config.condition_dropout).to(device)
+        drop = (torch.rand(b, generator=generator) < self.config.recipe.condition_dropout).to(device)
         z0 = self.template + self.config.alpha * eps
         zt = self.hold_known((1 - t)[:, None, None, None, None] * z0 + t[:, None, None, None, None] * z1, z1)
         target = z1 - z0 if self.config.prediction == "velocity" else z1
@@ -290,7 +313,7 @@ class EcgFlow(nn.Module, Pretrained):
         z = (1 - t') (template + alpha eps') + t' x1, so the network always sees inputs of the kind it was
         trained on (the multistep sampler of consistency models)."""
         c = self.config
-        steps, cfg = steps or c.sampling_steps, c.cfg if cfg is None else cfg
+        steps, cfg = steps or c.sampler.sampling_steps, c.sampler.cfg if cfg is None else cfg
         b = ecg.shape[0]
         device = self.template.device
         ecg, slice_position = ecg.to(device).float(), slice_position.to(device).float()
@@ -310,7 +333,7 @@ class EcgFlow(nn.Module, Pretrained):
                 v = v_null + cfg * (v_ecg - v_null)
             else:
                 v = self.velocity(z, t, ecg, slice_position)
-            if c.sampler == "euler":
+            if c.sampler.method == "euler":
                 z = self.hold_known(z + v / steps, known)
                 continue
             x1 = z + (1 - i / steps) * v  # the clean estimate: the output at the last step, re-noised before

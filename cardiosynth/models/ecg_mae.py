@@ -6,7 +6,7 @@
     per_frame = resample_cycle(features[0], *cycle, frames=16)    # (16, D): frame 0 = R peak ~ end-diastole
 
 A 12 x 5000 ECG (10 s at 500 Hz) is cut into tokens of ``patch`` samples (8 -> 625 tokens of 16 ms). Training
-hides ``mask_ratio`` of the tokens (their embeddings replaced by a learned mask token, SimMIM-style, so the same
+hides ``recipe.mask_ratio`` of the tokens (their embeddings replaced by a learned mask token, SimMIM-style, so the same
 encoder runs unmasked at inference) and minimises the masked tokens' reconstruction MSE plus the MSE of a phase
 head that predicts (sin phi, cos phi) for every token, phi rising 0 -> 2 pi from one R peak to the next
 (neurokit2 R peaks, :mod:`cardiosynth.ecg.phase`). Leads are normalised at the input (median removed, divided by
@@ -16,7 +16,7 @@ their SD), so uncalibrated LUDB amplitudes and clinical millivolts look alike to
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -28,22 +28,12 @@ TWO_PI = 2 * math.pi
 
 
 @dataclass(frozen=True)
-class EcgMAEConfig:
-    leads: int = 12
-    samples: int = 5000
-    fs: int = 500
-    patch: int = 8  # samples per token (8x temporal downsampling)
-    stem: int = 64  # channels of the convolutional stem (QRS-scale filters at 500 and 250 Hz)
-    stem_kernel: int = 15
-    position_scale: float = 1.0  # sinusoidal positions x this, added to the token embeddings
-    width: int = 128
-    depth: int = 4
-    heads: int = 4
-    mlp_ratio: float = 4.0
-    dropout: float = 0.0
-    mask_ratio: float = 0.5
+class EcgMAERecipe:
+    """The training recipe (training.train_ecg_mae: the masking, the loss weights, the augmentation and the
+    optimiser), read only by the training loss and loop: nothing here changes what a trained model encodes."""
+
+    mask_ratio: float = 0.5  # share of the tokens hidden behind the mask token
     phase_weight: float = 1.0
-    # training
     epochs: int = 150
     batch_size: int = 16
     lr: float = 2e-3
@@ -58,6 +48,26 @@ class EcgMAEConfig:
     lead_dropout: float = 0.1
     seed: int = 0
 
+
+@dataclass(frozen=True)
+class EcgMAEConfig:
+    """The architecture (what inference runs), then the training recipe as its own dataclass; saved, nested the
+    same way, in ``config.json``."""
+
+    leads: int = 12
+    samples: int = 5000
+    fs: int = 500
+    patch: int = 8  # samples per token (8x temporal downsampling)
+    stem: int = 64  # channels of the convolutional stem (QRS-scale filters at 500 and 250 Hz)
+    stem_kernel: int = 15
+    position_scale: float = 1.0  # sinusoidal positions x this, added to the token embeddings
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    recipe: EcgMAERecipe = field(default_factory=EcgMAERecipe)
+
     @property
     def tokens(self) -> int:
         return self.samples // self.patch
@@ -70,7 +80,7 @@ class EcgMAEConfig:
 CONFIGS = {
     "default": EcgMAEConfig(),
     # paper scale (ViT-S-like encoder); sized for a GPU
-    "paper": EcgMAEConfig(width=384, depth=8, heads=6, epochs=400, batch_size=64, lr=5e-4),
+    "paper": EcgMAEConfig(width=384, depth=8, heads=6, recipe=EcgMAERecipe(epochs=400, batch_size=64, lr=5e-4)),
 }
 
 
@@ -140,11 +150,11 @@ class EcgMAE(nn.Module, Pretrained):
     def loss(self, x: torch.Tensor, phase: torch.Tensor, phase_valid: torch.Tensor,
              generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Normalised signals (B, 12, S), token phase (B, N) radians and its mask (B, N) -> the losses."""
-        c = self.config
+        c, recipe = self.config, self.config.recipe
         b, n = x.shape[0], c.tokens
         order = torch.rand(b, n, generator=generator).argsort(dim=1)
         mask = torch.zeros(b, n, dtype=torch.bool)
-        mask.scatter_(1, order[:, :int(round(c.mask_ratio * n))], True)
+        mask.scatter_(1, order[:, :int(round(recipe.mask_ratio * n))], True)
         mask = mask.to(x.device)
         _, recon, phase_pred = self(x, mask)
         recon_loss = ((recon - self.patches(x)) ** 2).mean(-1)[mask].mean()
@@ -152,7 +162,7 @@ class EcgMAE(nn.Module, Pretrained):
         valid = phase_valid & torch.isfinite(phase)
         per_token = ((phase_pred - torch.nan_to_num(target)) ** 2).sum(-1)
         phase_loss = (per_token * valid).sum() / valid.sum().clamp_min(1)
-        return {"loss": recon_loss + c.phase_weight * phase_loss, "recon": recon_loss, "phase": phase_loss}
+        return {"loss": recon_loss + recipe.phase_weight * phase_loss, "recon": recon_loss, "phase": phase_loss}
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -228,14 +238,15 @@ def shift_batch(x: torch.Tensor, phase: torch.Tensor, valid: torch.Tensor, shift
 
 
 def augment(x: torch.Tensor, config: EcgMAEConfig, generator: torch.Generator) -> torch.Tensor:
-    """Noise, baseline wander and dropped leads on normalised signals (B, 12, S)."""
+    """Noise, baseline wander and dropped leads (as the config's recipe says) on normalised signals (B, 12, S)."""
+    recipe = config.recipe
     b, leads, s = x.shape
     t = torch.arange(s, dtype=torch.float32) / config.fs
     freq = 0.05 + 0.45 * torch.rand(b, leads, 1, generator=generator)
     phase = TWO_PI * torch.rand(b, leads, 1, generator=generator)
-    amplitude = config.wander_max * torch.rand(b, leads, 1, generator=generator)
-    x = x + amplitude * torch.sin(TWO_PI * freq * t + phase) + config.noise_std * torch.randn(x.shape, generator=generator)
-    keep = (torch.rand(b, leads, 1, generator=generator) >= config.lead_dropout).float()
+    amplitude = recipe.wander_max * torch.rand(b, leads, 1, generator=generator)
+    x = x + amplitude * torch.sin(TWO_PI * freq * t + phase) + recipe.noise_std * torch.randn(x.shape, generator=generator)
+    keep = (torch.rand(b, leads, 1, generator=generator) >= recipe.lead_dropout).float()
     return x * keep
 
 

@@ -217,8 +217,8 @@ class EcgToCine:
         whose slice position is then used), else the MAR's for ``phenotypes`` (completed by the phenotype VAE),
         else for a set the phenotype VAE samples at temperature 1 from ``seed``."""
         c = self.flow.config
-        steps = c.sampling_steps if steps is None else steps
-        cfg = c.cfg if cfg is None else cfg
+        steps = c.sampler.sampling_steps if steps is None else steps
+        cfg = c.sampler.cfg if cfg is None else cfg
         check_sampling(seed, steps, cfg, max_steps=MAX_STEPS)
         if not (np.isfinite(slice_position) and 0.0 <= slice_position <= 1.0):
             raise ValueError(f"slice_position must be between 0 (base) and 1 (apex); got {slice_position!r}")
@@ -244,7 +244,7 @@ class EcgToCine:
             cycle_info.update(es_fraction=round(timing["fraction"], 4), es_s=round(timing["fraction"] * (end - start), 4),
                               qt_s=timing["qt_s"], timing_source=timing["source"])
         frames = frames.numpy()
-        conditions = {"seed": int(seed), "steps": int(steps), "sampler": c.sampler, "cfg": float(cfg),
+        conditions = {"seed": int(seed), "steps": int(steps), "sampler": c.sampler.method, "cfg": float(cfg),
                       "slice_position": float(slice_position),
                       "model": f"{self.name}@{self.sha[:12]}", "ecg_format": ecg.source_format,
                       "anatomy": anatomy_source, "note": "trained on pseudo-pairs; the ECG sets motion and timing, "
