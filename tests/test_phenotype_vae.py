@@ -1,6 +1,8 @@
 """Phenotype VAE (the tensor model) and its prior over phenotype sets: shapes, training signal, determinism, exact
 consistency, completion, plausibility, bad input, bundled weights (sha256)."""
 
+import dataclasses
+import json
 import shutil
 
 import numpy as np
@@ -9,10 +11,12 @@ import pytest
 import torch
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.models.phenotype_vae import PhenotypeVAE, PhenotypeVAEConfig
+from cardiosynth.models.phenotype_vae import (CoordinateScaler, PhenotypeVAE, PhenotypeVAEConfig, PhenotypeVAEInference,
+                                             PhenotypeVAERecipe, PlausibilityCalibration)
 from cardiosynth.pipelines.phenotype_prior import PhenotypePrior, from_coordinates, in_plausible_range, to_coordinates
 from cardiosynth.phenotypes import PhenotypeError
 from cardiosynth.weights import WeightsError
+from training.common import with_epochs
 
 NORMAL = {"LVEDV": 140.0, "LVESV": 55.0, "LVM": 110.0, "RVEDV": 150.0, "RVESV": 70.0}
 
@@ -83,7 +87,7 @@ def test_tiny_overfit_loss_decreases(one_thread):
 # ----------------------------------------------------------------------------------------- bundled weights
 def test_bundled_weights_load_and_refuse_tampering(prior, tmp_path):
     assert prior.config.phenotypes == ph.NAMES
-    assert len(prior.config.scaler_mean) == 5 and len(prior.config.calibration_log_density) > 50
+    assert len(prior.config.scaler.mean) == 5 and len(prior.config.calibration.log_density) > 50
     folder = tmp_path / "tampered"
     shutil.copytree(vae_folder(), folder)
     data = bytearray((folder / "model.safetensors").read_bytes())
@@ -91,6 +95,25 @@ def test_bundled_weights_load_and_refuse_tampering(prior, tmp_path):
     (folder / "model.safetensors").write_bytes(bytes(data))
     with pytest.raises(WeightsError, match="sha256"):
         PhenotypeVAE.from_pretrained(folder)
+
+
+def test_config_keeps_its_parts_apart(prior):
+    """Architecture at the top; the fitted scaler and calibration, the inference settings and the training recipe
+    one dataclass each, nested the same way in config.json; --epochs reaches the recipe."""
+    config = prior.config
+    assert isinstance(config.scaler, CoordinateScaler) and isinstance(config.calibration, PlausibilityCalibration)
+    assert isinstance(config.inference, PhenotypeVAEInference) and isinstance(config.recipe, PhenotypeVAERecipe)
+    saved = json.loads((vae_folder() / "config.json").read_text())["config"]
+    assert set(saved["scaler"]) == {"mean", "std"}
+    assert set(saved["calibration"]) == {"log_density", "source", "training_range"}
+    assert "importance_samples" in saved["inference"] and "epochs" in saved["recipe"]
+    assert PhenotypeVAEConfig.from_dict(dataclasses.asdict(config)) == config
+    assert len(config.calibration.training_range) == len(ph.NAMES)
+    shorter = with_epochs(config, 7)
+    assert shorter.recipe.epochs == 7 and shorter.recipe.lr == config.recipe.lr
+    assert shorter.inference == config.inference and shorter.scaler == config.scaler
+    with pytest.raises(ValueError, match="one value per coordinate"):
+        PhenotypeVAEConfig(scaler=CoordinateScaler(mean=(0.0,) * 4, std=(1.0,) * 4))
 
 
 def vae_folder():

@@ -39,10 +39,11 @@ from cardiosynth import phenotypes as ph
 from cardiosynth.data.acdc import read_phenotype_csv
 from cardiosynth.data.splits import load_split
 from cardiosynth.measure.metrics import bootstrap_ci, frechet_distance
-from cardiosynth.models.phenotype_vae import SIDES, PhenotypeVAE, PhenotypeVAEConfig
+from cardiosynth.models.phenotype_vae import (SIDES, CoordinateScaler, PhenotypeVAE, PhenotypeVAEConfig,
+                                             PlausibilityCalibration)
 from cardiosynth.pipelines.phenotype_prior import PhenotypePrior, from_coordinates, to_coordinates
 from cardiosynth.paths import REPO_ROOT, cache_dir, require_dataset
-from training.common import JsonlLog, seed_everything
+from training.common import JsonlLog, seed_everything, with_epochs
 
 N_BOOT = 1000
 N_SAMPLES = 2000
@@ -54,7 +55,7 @@ LOCK_SETS = (  # which phenotypes a clinician locks; the rest is completed
     ("LVEDV", "LVESV", "LVM"),
     ("RVEDV", "RVEF"),
 )
-SEARCH_GRID = {"latent_dim": (2, 3, 4), "hidden": (32, 64), "min_sigma": (0.05, 0.2)}
+SEARCH_GRID = {"latent_dim": (2, 3, 4), "hidden": (32, 64), "min_sigma": (0.05, 0.2)}  # architecture fields
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -73,43 +74,45 @@ def load_tables(root=None) -> dict[str, pd.DataFrame]:
 # --------------------------------------------------------------------------------------------- training
 def fit(config: PhenotypeVAEConfig, u_train: np.ndarray, u_val: np.ndarray, log: JsonlLog | None = None,
         verbose: bool = False) -> tuple[PhenotypeVAE, dict]:
-    """Full-batch training with KL warm-up, AdamW and early stopping on the val IWAE NLL."""
-    seed_everything(config.seed)
+    """Full-batch training (as ``config.recipe`` says, on coordinates standardised by ``config.scaler``) with KL
+    warm-up, AdamW and early stopping on the val IWAE NLL."""
+    recipe = config.recipe
+    seed_everything(recipe.seed)
     model = PhenotypeVAE(config)
-    mean, std = np.asarray(config.scaler_mean), np.asarray(config.scaler_std)
+    mean, std = np.asarray(config.scaler.mean), np.asarray(config.scaler.std)
     s_train = torch.tensor((u_train - mean) / std, dtype=torch.float32)
     s_val = torch.tensor((u_val - mean) / std, dtype=torch.float32)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    g = torch.Generator().manual_seed(config.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    g = torch.Generator().manual_seed(recipe.seed)
     best = {"val_nll": math.inf, "step": 0, "state": None}
-    for step in range(1, config.epochs + 1):
+    for step in range(1, recipe.epochs + 1):
         model.train()
-        beta = config.beta * min(1.0, step / max(1, config.kl_warmup))
+        beta = recipe.beta * min(1.0, step / max(1, recipe.kl_warmup))
         x = s_train
-        if config.input_noise > 0:
-            x = x + config.input_noise * torch.randn(x.shape, generator=g)
-        out = model.loss(x, beta, samples=config.train_samples, generator=g)
+        if recipe.input_noise > 0:
+            x = x + recipe.input_noise * torch.randn(x.shape, generator=g)
+        out = model.loss(x, beta, samples=recipe.train_samples, generator=g)
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
-        if step % config.eval_every == 0 or step == config.epochs:
+        if step % recipe.eval_every == 0 or step == recipe.epochs:
             model.eval()
             with torch.no_grad():
                 ge = torch.Generator().manual_seed(1234)  # the same importance samples every evaluation
-                val_nll = -model.log_density_tensor(s_val, config.eval_importance_samples, ge).mean().item()
+                val_nll = -model.log_density_tensor(s_val, recipe.eval_importance_samples, ge).mean().item()
                 ge = torch.Generator().manual_seed(1234)
-                train_nll = -model.log_density_tensor(s_train, config.eval_importance_samples, ge).mean().item()
+                train_nll = -model.log_density_tensor(s_train, recipe.eval_importance_samples, ge).mean().item()
             record = {"step": step, "loss": out["loss"].item(), "recon": out["recon"].item(), "kl": out["kl"].item(),
                       "beta": beta, "train_nll": train_nll, "val_nll": val_nll}
             if log is not None:
                 log.write(**record)
-            if verbose and step % (10 * config.eval_every) == 0:
+            if verbose and step % (10 * recipe.eval_every) == 0:
                 print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
             # only select once the KL weight has reached its final value
-            if step >= config.kl_warmup and val_nll < best["val_nll"]:
+            if step >= recipe.kl_warmup and val_nll < best["val_nll"]:
                 best = {"val_nll": val_nll, "train_nll": train_nll, "step": step,
                         "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-            elif step - best["step"] > config.patience and best["state"] is not None:
+            elif step - best["step"] > recipe.patience and best["state"] is not None:
                 break
     model.load_state_dict(best["state"])
     model.eval()
@@ -349,6 +352,8 @@ def _fd_rows(m: dict) -> str:
 
 
 def model_card(config: PhenotypeVAEConfig, metrics: dict, command: str) -> str:
+    # the card prints the config as trained: recipe, inference settings (infer) and calibration
+    recipe, infer, calibration = config.recipe, config.inference, config.calibration
     fit_info = metrics["fit"]
     lines = []
     for split in ("val", "test"):
@@ -417,24 +422,24 @@ prior.plausibility({{"LVEDV": 150, "LVESV": 60, "LVM": 120, "RVEDV": 150, "RVESV
   ({config.negative_slope}), latent dimension {config.latent_dim}; Gaussian decoder with one learned noise
   scale per coordinate (floor {config.min_sigma}); {metrics['parameters']} parameters. Small on purpose:
   60 training patients in 5 very different diagnostic groups.
-- **Training.** Full batch, AdamW (lr {config.lr}, weight decay {config.weight_decay}), {config.train_samples}
-  latent samples per patient per step, KL weight annealed 0 → {config.beta} over {config.kl_warmup} steps, early
-  stopping on the val importance-weighted NLL ({config.eval_importance_samples} samples) with patience
-  {config.patience}; selected step {fit_info['selected_step']} (stopped at {fit_info['stopped_at']}), val NLL
+- **Training.** Full batch, AdamW (lr {recipe.lr}, weight decay {recipe.weight_decay}), {recipe.train_samples}
+  latent samples per patient per step, KL weight annealed 0 → {recipe.beta} over {recipe.kl_warmup} steps, early
+  stopping on the val importance-weighted NLL ({recipe.eval_importance_samples} samples) with patience
+  {recipe.patience}; selected step {fit_info['selected_step']} (stopped at {fit_info['stopped_at']}), val NLL
   {fit_info['val_nll']:.3f}, train NLL {fit_info['train_nll']:.3f} nats per patient (standardised coordinates).{search}
 - **Sampling.** z ~ N(0, T²I), u = decoder(z) + T·σ·ε. T = 0 gives the mean heart; T > 1 more extreme hearts.
-- **Plausibility.** log p(u) estimated by importance sampling ({config.importance_samples} samples, proposal
-  half widened encoder posterior, half prior), shown as the percentile among the {len(config.calibration_log_density)}
-  real {config.calibration_source} patients (share of them that are less likely). Reasons: each phenotype
+- **Plausibility.** log p(u) estimated by importance sampling ({infer.importance_samples} samples, proposal
+  half widened encoder posterior, half prior), shown as the percentile among the {len(calibration.log_density)}
+  real {calibration.source} patients (share of them that are less likely). Reasons: each phenotype
   against its expectation given the other four (the decoder factorises, so leaving one coordinate out of the
   importance weights gives the exact conditional under the model), phenotypes beyond the training range, and
   given SV/EF that contradict the volumes. Status: red if the given values contradict each other, a phenotype
-  is > {config.red_z} SD from its conditional expectation, or log p is {config.red_nats_below_reference} nats below the
-  least likely reference patient; amber if percentile < {config.amber_percentile}, a phenotype is > {config.amber_z} SD
-  off, or beyond the training range by more than {100 * config.range_margin:.0f} % of its width; else green.
+  is > {infer.red_z} SD from its conditional expectation, or log p is {infer.red_nats_below_reference} nats below the
+  least likely reference patient; amber if percentile < {infer.amber_percentile}, a phenotype is > {infer.amber_z} SD
+  off, or beyond the training range by more than {100 * infer.range_margin:.0f} % of its width; else green.
 - **Completion.** Exact conditioning of the model, not a penalty fit: locked values fix coordinates
   (LVEDV + LVEF fix the LV pair; LVEDV alone fixes u₁; a lone LVESV or LVSV is a curve in (u₁, u₂), integrated on
-  a {config.completion_grid}-point grid); the latent is integrated by self-normalised importance sampling (a prior
+  a {infer.completion_grid}-point grid); the latent is integrated by self-normalised importance sampling (a prior
   pass, then a Gaussian refitted to the weighted latents, mixed 80/20 with the prior). T = 0 returns the
   posterior mean of the free coordinates; T > 0 draws. More than two locked values of one ventricle must
   agree (tolerance 0.5 mL or 0.5 %, 0.5 EF points) or PhenotypeError explains which disagree.
@@ -518,10 +523,10 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     tables = load_tables(args.data)
     u = {k: to_coordinates(t) for k, t in tables.items()}
-    base = PhenotypeVAEConfig(scaler_mean=tuple(u["train"].mean(0).tolist()),
-                              scaler_std=tuple(u["train"].std(0).tolist()))
+    base = PhenotypeVAEConfig(scaler=CoordinateScaler(mean=tuple(u["train"].mean(0).tolist()),
+                                                      std=tuple(u["train"].std(0).tolist())))
     if args.epochs:
-        base = dataclasses.replace(base, epochs=args.epochs)
+        base = with_epochs(base, args.epochs)
     search = []
     if args.search:
         for values in itertools.product(*SEARCH_GRID.values()):
@@ -536,16 +541,16 @@ def main(argv=None) -> int:
     model, info = fit(base, u["train"], u["val"], log=log, verbose=True)
     train_seconds = time.perf_counter() - t0
     print(json.dumps(info))
-    # calibrate the plausibility percentile on the real patients the model has seen (train + val)
+    # calibrate the plausibility percentile on the real patients the model has seen (train + val), with the
+    # estimator (inference.importance_samples) the prior scores with; the training range on the training split
     reference = pd.concat([tables["train"], tables["val"]], ignore_index=True)
     lo, hi = tables["train"][list(ph.NAMES)].min(), tables["train"][list(ph.NAMES)].max()
-    config = dataclasses.replace(base, training_range=tuple((float(lo[n]), float(hi[n])) for n in ph.NAMES))
-    model.config = config
     model = model.double().eval()
     with torch.no_grad():
         ref_lp = PhenotypePrior(model).log_density(reference[list(ph.NAMES)])
-    config = dataclasses.replace(config, calibration_log_density=tuple(float(x) for x in ref_lp),
-                                 calibration_source="train + val")
+    config = dataclasses.replace(base, calibration=PlausibilityCalibration(
+        log_density=tuple(float(x) for x in ref_lp), source="train + val",
+        training_range=tuple((float(lo[n]), float(hi[n])) for n in ph.NAMES)))
     model.config = config
     metrics = evaluate(PhenotypePrior(model), tables, u["train"])
     metrics.update({"fit": info, "search": search, "train_seconds": train_seconds, "threads": args.threads,

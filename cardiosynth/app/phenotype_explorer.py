@@ -191,8 +191,8 @@ class PhenotypeExplorer:
 
     # ------------------------------------------------------------------ views
     def status_html(self, scored: Scored) -> str:
-        p, cfg = scored.plausibility, self.prior.config
-        n_ref = len(cfg.calibration_log_density)
+        p, calibration = scored.plausibility, self.prior.config.calibration
+        n_ref = len(calibration.log_density)
         colour = STATUS_COLOURS[p.status]
         key = ",".join(f"{scored.values[n]:.2f}" for n in ph.NAMES)
         reasons = "".join(f"<li>{html.escape(r)}</li>" for r in p.reasons) or "<li>No phenotype stands out given the others.</li>"
@@ -202,17 +202,17 @@ class PhenotypeExplorer:
             f'<div class="cs-plaus-head"><span class="cs-light" style="background:{colour}"></span>'
             f'<span class="cs-plaus-word" style="color:{colour}">{STATUS_WORDS[p.status]} ({p.status})</span>'
             f'<span class="cs-plaus-pct">more likely than {p.percentile:.0f} % of the {n_ref} real reference '
-            f'patients ({html.escape(cfg.calibration_source or "ACDC")})</span></div>'
+            f'patients ({html.escape(calibration.source or "ACDC")})</span></div>'
             f'<ul class="cs-reasons">{reasons}</ul>{note}</div>')
 
     def legend_markdown(self) -> str:
-        cfg = self.prior.config
+        inference, calibration = self.prior.config.inference, self.prior.config.calibration
         return (f"**Green**: like the real patients. **Amber**: unusual: less likely than "
-                f"{100 - cfg.amber_percentile:g} % of the real reference patients, a phenotype more than "
-                f"{cfg.amber_z:g} SD from what the others predict, or beyond every training patient. **Red**: "
-                f"values that contradict each other, more than {cfg.red_z:g} SD off, or far less likely than any "
-                f"real patient. The percentile is the share of real reference patients (ACDC "
-                f"{cfg.calibration_source or ''}) whose phenotype set the VAE finds less likely than this one.")
+                f"{100 - inference.amber_percentile:g} % of the real reference patients, a phenotype more than "
+                f"{inference.amber_z:g} SD from what the others predict, or beyond every training patient. **Red**: "
+                f"values that contradict each other, more than {inference.red_z:g} SD off, or far less likely than "
+                f"any real patient. The percentile is the share of real reference patients (ACDC "
+                f"{calibration.source or ''}) whose phenotype set the VAE finds less likely than this one.")
 
     def figure(self, scored: Scored | None) -> go.Figure:
         """This set (red line) against the population: one histogram per phenotype."""

@@ -5,8 +5,8 @@ consistent by construction::
 
     u = (log LVEDV, logit(LVESV / LVEDV), log LVM, log RVEDV, logit(RVESV / RVEDV))
 
-standardised with a scaler fitted on the training split and saved in ``config.json``. Decoding any ``u``
-gives volumes > 0 with 0 < ESV < EDV, and the derived phenotypes are computed exactly from them
+standardised with a scaler fitted on the training split and saved in ``config.json`` (``scaler``). Decoding
+any ``u`` gives volumes > 0 with 0 < ESV < EDV, and the derived phenotypes are computed exactly from them
 (``SV = EDV - ESV``, ``EF = 100 * SV / EDV``), so a sampled or completed set never contradicts itself.
 
 Network: MLP encoder and decoder with LeakyReLU, a small latent (``latent_dim``), and a Gaussian decoder with
@@ -24,7 +24,7 @@ keyed by schema names, locks, plausibility in words) is
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -40,23 +40,48 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass(frozen=True)
-class PhenotypeVAEConfig:
-    """Architecture, scaler, calibration and training recipe; saved in ``config.json`` beside the weights."""
+class CoordinateScaler:
+    """Fitted statistics: the mean and SD of each coordinate ``u`` over the training split (filled by
+    training.train_phenotype_vae before it fits the network, never refit at load). The network only ever sees
+    coordinates standardised with these, so they are as much a part of the trained model as its weights."""
 
-    name: str = "default"
-    phenotypes: tuple[str, ...] = ph.NAMES  # every phenotype the model reads and returns, in this order
-    modelled: tuple[str, ...] = ph.INDEPENDENT  # what the network models (the rest is derived exactly)
-    coordinates: tuple[str, ...] = COORDINATES
-    # architecture
-    latent_dim: int = 3
-    hidden: int = 32
-    layers: int = 2  # hidden layers in the encoder and in the decoder
-    negative_slope: float = 0.1  # LeakyReLU
-    min_sigma: float = 0.03  # floor of the decoder noise scale (standardised units)
-    # scaler of the coordinates, fitted on the training split (filled by training)
-    scaler_mean: tuple[float, ...] = ()
-    scaler_std: tuple[float, ...] = ()
-    # training recipe
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlausibilityCalibration:
+    """Fitted statistics of the plausibility score, measured with the trained network on real patients (filled by
+    training.train_phenotype_vae after the fit): what a percentile and a "beyond the training range" are read
+    against. Refitting them changes every plausibility verdict, not the network."""
+
+    # log p(u) of each real reference patient: a set's percentile is the share of these below its own
+    log_density: tuple[float, ...] = ()
+    source: str = ""  # which patients ``log_density`` holds, in words ("train + val")
+    training_range: tuple[tuple[float, float], ...] = ()  # (min, max) per phenotype over the training split only
+
+
+@dataclass(frozen=True)
+class PhenotypeVAEInference:
+    """Inference settings of :class:`cardiosynth.pipelines.phenotype_prior.PhenotypePrior`: the Monte Carlo sizes
+    of its estimates and the thresholds of the plausibility light. Chosen, not fitted: changing one changes the
+    prior's answers, not the network (the calibration's log-densities were estimated with ``importance_samples``,
+    so a percentile compares like with like only at that value)."""
+
+    importance_samples: int = 4096  # plausibility and completion
+    completion_grid: int = 121  # grid points for a lone locked ESV or SV
+    # plausibility: percentile among real reference patients (``PlausibilityCalibration``)
+    amber_percentile: float = 2.0  # below this percentile of real patients: amber
+    red_nats_below_reference: float = 3.0  # this far below the least likely real patient: red
+    amber_z: float = 3.0  # a phenotype this many SDs from its expectation given the others: amber
+    red_z: float = 4.5
+    range_margin: float = 0.1  # beyond the training range by this share of its width: amber
+
+
+@dataclass(frozen=True)
+class PhenotypeVAERecipe:
+    """The training recipe (training.train_phenotype_vae): nothing here changes a trained model's outputs."""
+
     epochs: int = 4000  # full-batch steps (60 patients)
     lr: float = 3e-3
     weight_decay: float = 1e-3
@@ -68,24 +93,40 @@ class PhenotypeVAEConfig:
     patience: int = 1500  # steps without val improvement before stopping
     eval_importance_samples: int = 256  # importance samples for the val NLL used for early stopping
     seed: int = 0
-    # inference
-    importance_samples: int = 4096  # plausibility and completion
-    completion_grid: int = 121  # grid points for a lone locked ESV or SV
-    # plausibility: percentile among real reference patients (filled by training)
-    calibration_log_density: tuple[float, ...] = ()
-    calibration_source: str = ""
-    training_range: tuple[tuple[float, float], ...] = ()  # (min, max) per phenotype in training patients
-    amber_percentile: float = 2.0  # below this percentile of real patients: amber
-    red_nats_below_reference: float = 3.0  # this far below the least likely real patient: red
-    amber_z: float = 3.0  # a phenotype this many SDs from its expectation given the others: amber
-    red_z: float = 4.5
-    range_margin: float = 0.1  # beyond the training range by this share of its width: amber
+
+
+@dataclass(frozen=True)
+class PhenotypeVAEConfig:
+    """The architecture (what the network is and what it reads), then (one dataclass each) the fitted coordinate
+    scaler, the fitted plausibility calibration, the inference settings and the training recipe; saved, nested
+    the same way, in ``config.json`` beside the weights."""
+
+    name: str = "default"
+    phenotypes: tuple[str, ...] = ph.NAMES  # every phenotype the model reads and returns, in this order
+    modelled: tuple[str, ...] = ph.INDEPENDENT  # what the network models (the rest is derived exactly)
+    coordinates: tuple[str, ...] = COORDINATES
+    # architecture
+    latent_dim: int = 3
+    hidden: int = 32
+    layers: int = 2  # hidden layers in the encoder and in the decoder
+    negative_slope: float = 0.1  # LeakyReLU
+    min_sigma: float = 0.03  # floor of the decoder noise scale (standardised units)
+    scaler: CoordinateScaler = field(default_factory=CoordinateScaler)
+    calibration: PlausibilityCalibration = field(default_factory=PlausibilityCalibration)
+    inference: PhenotypeVAEInference = field(default_factory=PhenotypeVAEInference)
+    recipe: PhenotypeVAERecipe = field(default_factory=PhenotypeVAERecipe)
 
     def __post_init__(self):
         if tuple(self.modelled) != ph.INDEPENDENT:
             raise ValueError(f"modelled must be the schema's independent phenotypes {ph.INDEPENDENT}")
         if self.latent_dim < 1 or self.hidden < 1 or self.layers < 1:
             raise ValueError("latent_dim, hidden and layers must be positive")
+        for name in ("mean", "std"):
+            if len(getattr(self.scaler, name)) not in (0, len(self.coordinates)):
+                raise ValueError(f"The scaler's {name} needs one value per coordinate ({len(self.coordinates)})")
+        if len(self.calibration.training_range) not in (0, len(self.phenotypes)):
+            raise ValueError(f"The calibration's training_range needs one (min, max) per phenotype "
+                             f"({len(self.phenotypes)})")
 
     @classmethod
     def from_dict(cls, values: dict) -> "PhenotypeVAEConfig":
@@ -115,8 +156,8 @@ class PhenotypeVAE(nn.Module, Pretrained):
         self.encoder = _mlp(d, 2 * config.latent_dim, h, n, config.negative_slope)
         self.decoder = _mlp(config.latent_dim, d, h, n, config.negative_slope)
         self.decoder_log_sigma = nn.Parameter(torch.full((d,), math.log(0.3)))
-        mean = config.scaler_mean or (0.0,) * d
-        std = config.scaler_std or (1.0,) * d
+        mean = config.scaler.mean or (0.0,) * d
+        std = config.scaler.std or (1.0,) * d
         self.register_buffer("scaler_mean", torch.tensor(mean, dtype=torch.float32), persistent=False)
         self.register_buffer("scaler_std", torch.tensor(std, dtype=torch.float32), persistent=False)
 
@@ -177,7 +218,7 @@ class PhenotypeVAE(nn.Module, Pretrained):
         """Refuse weights without their scaler and calibration, or trained on another phenotype schema; run in
         float64 (inference is tiny; float64 keeps sums exact)."""
         config = self.config
-        if not config.scaler_mean or not config.calibration_log_density:
+        if not config.scaler.mean or not config.calibration.log_density:
             raise WeightsError(f"{folder_or_name}: config.json lacks the scaler or the plausibility calibration")
         if tuple(config.phenotypes) != ph.NAMES:
             raise WeightsError(f"{folder_or_name} was trained on phenotypes {config.phenotypes}, "

@@ -350,11 +350,11 @@ class PhenotypePrior:
         """Importance-weighted log p(u) (standardised coordinates) of complete sets; contradictions raise."""
         s = self._standardise(self.coordinates_of(values))
         g = torch.Generator().manual_seed(int(seed))
-        return self.vae.log_density_tensor(s, self.config.importance_samples, g).double().numpy()
+        return self.vae.log_density_tensor(s, self.config.inference.importance_samples, g).double().numpy()
 
     def percentile(self, log_density: np.ndarray | float) -> np.ndarray:
-        """% of the real reference patients (stored in the config) whose log-density is lower."""
-        ref = np.asarray(self.config.calibration_log_density)
+        """% of the real reference patients (the config's ``calibration``) whose log-density is lower."""
+        ref = np.asarray(self.config.calibration.log_density)
         x = np.atleast_1d(np.asarray(log_density, np.float64))
         below = (ref[None, :] < x[:, None]).mean(1)
         ties = (ref[None, :] == x[:, None]).mean(1)
@@ -377,10 +377,10 @@ class PhenotypePrior:
         return out
 
     def _plausibility(self, u: np.ndarray, rows: list[dict], notes: list[list[str]], seed: int) -> list[Plausibility]:
-        cfg = self.config
+        inference, calibration = self.config.inference, self.config.calibration
         s = self._standardise(u)
         g = torch.Generator().manual_seed(int(seed))
-        ll, log_iw, mean = self.vae.importance(s, cfg.importance_samples, g)
+        ll, log_iw, mean = self.vae.importance(s, inference.importance_samples, g)
         total = ll.sum(-1)
         log_p = (torch.logsumexp(total + log_iw, 1) - math.log(ll.shape[1])).double().numpy()
         pct = self.percentile(log_p)
@@ -395,7 +395,7 @@ class PhenotypePrior:
             second = (w * (mean_raw[..., i] ** 2 + sigma_raw[i] ** 2)).sum(1)
             cond_mean[:, i], cond_sd[:, i] = m, np.sqrt(np.maximum(second - m ** 2, 1e-12))
         z = (u - cond_mean) / cond_sd
-        ref_min = min(cfg.calibration_log_density)
+        ref_min = min(calibration.log_density)
         results = []
         for k in range(len(u)):
             reasons, red, amber = [], False, False
@@ -406,27 +406,26 @@ class PhenotypePrior:
             phrases = self._coordinate_phrases(u[k], cond_mean[k], cond_sd[k], z[k])
             for i in np.argsort(-np.abs(z[k])):  # the most surprising phenotype first
                 name, (sentence, rng) = phrases[i]
-                if abs(z[k, i]) > cfg.amber_z:
+                if abs(z[k, i]) > inference.amber_z:
                     reasons.append(sentence)
-                    red |= abs(z[k, i]) > cfg.red_z
+                    red |= abs(z[k, i]) > inference.red_z
                     amber = True
             for i, (name, (_, rng)) in enumerate(phrases):
                 zs[name], expected[name] = float(z[k, i]), rng
             values = from_coordinates(u[k:k + 1]).iloc[0]
             for j, name in enumerate(ph.NAMES):
-                low, high = cfg.training_range[j]
-                v, margin = float(values[name]), cfg.range_margin * (cfg.training_range[j][1] - cfg.training_range[j][0])
+                low, high = calibration.training_range[j]
+                v, margin = float(values[name]), inference.range_margin * (high - low)
                 if v < low - margin or v > high + margin:
                     amber = True
                     reasons.append(f"{_fmt(name, v)} is well {'below' if v < low else 'above'} every training patient "
                                    f"(range {low:.3g}-{high:.3g} {ph.BY_NAME[name].unit})")
-            if log_p[k] < ref_min - cfg.red_nats_below_reference:
+            n_ref = len(calibration.log_density)
+            if log_p[k] < ref_min - inference.red_nats_below_reference:
                 red = True
-                reasons.append(f"This combination is far less likely than any of the {len(cfg.calibration_log_density)} "
-                               f"real reference patients")
-            elif pct[k] < cfg.amber_percentile:
+                reasons.append(f"This combination is far less likely than any of the {n_ref} real reference patients")
+            elif pct[k] < inference.amber_percentile:
                 amber = True
-                n_ref = len(cfg.calibration_log_density)
                 reasons.append(f"This combination is less likely than {100 - pct[k]:.0f} % of the {n_ref} real reference patients"
                                if pct[k] > 0 else
                                f"This combination is less likely than any of the {n_ref} real reference patients "
@@ -493,10 +492,10 @@ class PhenotypePrior:
         cfg = self.config
         t_model = temperature if temperature > 0 else 1.0
         g = torch.Generator().manual_seed(int(seed))
-        K, dim = cfg.importance_samples, cfg.latent_dim
+        K, dim = cfg.inference.importance_samples, cfg.latent_dim
         std_raw, mean_raw = self.vae.scaler_std.double().numpy(), self.vae.scaler_mean.double().numpy()
         sigma = self.vae.sigma().double().numpy() * std_raw * t_model
-        grid_t = np.linspace(-6.0, 6.0, cfg.completion_grid)
+        grid_t = np.linspace(-6.0, 6.0, cfg.inference.completion_grid)
         log_phi = -0.5 * grid_t ** 2 - 0.5 * LOG_2PI + math.log(grid_t[1] - grid_t[0])
 
         def lognorm(x, m, sd):
