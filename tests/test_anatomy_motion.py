@@ -16,6 +16,11 @@ from cardiosynth.models.segmenter import Segmenter
 TINY = dataclasses.replace(CONFIGS["default"], size=32, channels=(8, 16), norm_groups=4)
 
 
+def with_recipe(config, **changes):
+    """``config`` (a frame autoencoder's) with its training recipe changed as given."""
+    return dataclasses.replace(config, recipe=dataclasses.replace(config.recipe, **changes))
+
+
 def test_frame_autoencoder_shapes_and_a_tiny_overfit(one_thread):
     torch.manual_seed(0)
     model = FrameAutoencoder(TINY)
@@ -60,7 +65,7 @@ def test_bad_frames_get_one_clear_error(one_thread):
 
 def test_codec_round_trip_shapes_and_bad_cines(one_thread):
     motion_config = dataclasses.replace(MOTION_CONFIGS["default"], frames=4, size=32, grid=8, temporal_components=3,
-                                        encode_iterations=3)
+                                        encoder=dataclasses.replace(MOTION_CONFIGS["default"].encoder, iterations=3))
     codec = AnatomyMotionCodec(FrameAutoencoder(TINY).eval(), MotionModel(motion_config))
     cines = torch.rand(2, 4, 32, 32)
     anatomy, motion = codec.encode(cines)
@@ -113,23 +118,23 @@ def test_train_frame_ae_runs_and_resumes(tmp_path, monkeypatch, one_thread):
     split = write_split(tmp_path / "split.csv", patients)
     split.write_text(split.read_text().replace("patient003,NOR,train", "patient003,NOR,val"))
     prepare_acdc(root, PREPARE["default"], tmp_path / "prepared", split, progress=False)
-    config = dataclasses.replace(CONFIGS["default"], epochs=2, adversarial_start_epoch=1, batch_size=16)
+    config = with_recipe(CONFIGS["default"], epochs=2, adversarial_start_epoch=1, batch_size=16)
     train_frame_ae.train(config, tmp_path / "fae", str(tmp_path / "prepared"), False, "cpu", "test")
-    summary = train_frame_ae.train(dataclasses.replace(config, epochs=3), tmp_path / "fae", str(tmp_path / "prepared"),
+    summary = train_frame_ae.train(with_recipe(config, epochs=3), tmp_path / "fae", str(tmp_path / "prepared"),
                                    True, "cpu", "test")
     log = [json.loads(line) for line in (tmp_path / "cache" / "runs" / "fae" / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [0, 1, 2] and "train_g_adv" in log[1] and "train_g_adv" not in log[0]
     model = FrameAutoencoder.from_pretrained(tmp_path / "fae")
-    assert model.config.latent_scale > 0 and summary["steps"] == log[-1]["step"]
+    assert model.config.stats.latent_scale > 0 and summary["steps"] == log[-1]["step"]
 
     # a decoder fine-tune (CONFIGS["decoder_ft"]) from it: the encoder and the latent scale stay bit for bit
-    tuned_config = dataclasses.replace(config, name="decoder_ft", init_from=str(tmp_path / "fae"), freeze_encoder=True,
-                                       epochs=1, adversarial_start_epoch=0)
+    tuned_config = with_recipe(dataclasses.replace(config, name="decoder_ft"), init_from=str(tmp_path / "fae"),
+                               freeze_encoder=True, epochs=1, adversarial_start_epoch=0)
     train_frame_ae.train(tuned_config, tmp_path / "tuned", str(tmp_path / "prepared"), False, "cpu", "test")
     tuned = FrameAutoencoder.from_pretrained(tmp_path / "tuned")
     assert all(torch.equal(a, b) for a, b in zip(tuned.encoder_parameters(), model.encoder_parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(tuned.net.decoder.parameters(), model.net.decoder.parameters()))
-    assert tuned.config.latent_scale == model.config.latent_scale
+    assert tuned.config.stats.latent_scale == model.config.stats.latent_scale
     assert tuned.depends_on["encoder_of"] == model.sha256
     with pytest.raises(ValueError, match="architecture"):
         initial = dataclasses.replace(tuned_config, latent_channels=config.latent_channels + 1)

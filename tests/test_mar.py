@@ -224,7 +224,7 @@ def test_fit_bundle_resume_and_load(tmp_path):
     longer = dataclasses.replace(config, recipe=dataclasses.replace(config.recipe, epochs=3))
     ema, best = fit(longer, train, conditions, val, val_conditions, run, resume=True, device="cpu", progress=False)
     assert len((run / "log.jsonl").read_text().splitlines()) == 3
-    frame_ae = write_weights(tmp_path / "frame_ae", torch.nn.Linear(2, 2), {"latent_scale": 1.0}, "")
+    frame_ae = write_weights(tmp_path / "frame_ae", torch.nn.Linear(2, 2), {"stats": {"latent_scale": 1.0}}, "")
     motion = write_weights(tmp_path / "motion", torch.nn.Linear(2, 2), {}, "")
     other = write_weights(tmp_path / "other_motion", torch.nn.Linear(3, 3), {}, "")
     folder = ema.save_pretrained(tmp_path / "mar", "# card", depends_on={"frame_ae": frame_ae, "motion": motion})

@@ -18,7 +18,7 @@ from cardiosynth.cine import Cine
 from cardiosynth.export import load_npz_cine
 from cardiosynth.models.frame_ae import FrameAEConfig, FrameAutoencoder
 from cardiosynth.models.mar import MAR, MARConfig, MARSampler, PhenotypeScaler
-from cardiosynth.models.motion import MotionConfig, MotionModel
+from cardiosynth.models.motion import MotionConfig, MotionEncoding, MotionModel
 from cardiosynth.pipelines import PhenotypeToCine
 from cardiosynth.pipelines.synthesize import CONDITIONS_FILE, SynthesisError, synthesize
 from cardiosynth.weights import WEIGHTS_DIR, WeightsError
@@ -36,7 +36,7 @@ def tiny_folder(tmp_path_factory):
     torch.manual_seed(0)
     ae_config = FrameAEConfig(size=16, channels=(8, 16), latent_channels=2, norm_groups=4)
     FrameAutoencoder(ae_config).save_pretrained(folder / "frame_ae", "tiny test frame autoencoder")
-    motion_config = MotionConfig(frames=8, size=16, grid=8, temporal_components=2, encode_iterations=3)
+    motion_config = MotionConfig(frames=8, size=16, grid=8, temporal_components=2, encoder=MotionEncoding(iterations=3))
     motion = MotionModel(motion_config)
     motion.temporal_basis.normal_(0, 0.3)
     motion.temporal_basis[:, 0] = 0.0  # frame 0 (ED) never moves, as in a fitted model
@@ -65,14 +65,14 @@ def tiny(tiny_folder):
 @pytest.fixture(scope="module")
 def tiny_two(tiny_folder, tiny, tmp_path_factory):
     """The bundled layout: a 3D-VAE MAR as ``mar`` (de novo) and the anatomy + motion MAR as ``mar_motion``."""
-    from cardiosynth.models.vae3d import VAE3D, VAE3DConfig
+    from cardiosynth.models.vae3d import VAE3D, VAE3DConfig, VAE3DRecipe
 
     folder = tmp_path_factory.mktemp("two") / "weights"
     shutil.copytree(tiny_folder, folder)
     (folder / "mar").rename(folder / "mar_motion")
     torch.manual_seed(1)
     vae_config = VAE3DConfig(frames=8, size=16, latent_channels=4, f_t=2, f_s=4, channels=(8, 16, 16), groups=4,
-                             crop_frames=8, crop_size=16)
+                             recipe=VAE3DRecipe(crop_frames=8, crop_size=16))
     VAE3D(vae_config).save_pretrained(folder / "vae3d", "tiny test 3D-VAE")
     mar_config = dataclasses.replace(tiny.mar.config, representation="vae3d", latent_channels=4, latent_frames=4,
                                      latent_size=4, patch_t=4)

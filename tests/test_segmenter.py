@@ -48,7 +48,7 @@ def test_forward_shapes_default_and_paper():
 def test_paper_config_takes_a_training_step():
     config = CONFIGS["paper"]
     model = Segmenter(config).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.recipe.lr)
     images, labels = phantom(2, size=config.image_size)
     loss = loss_fn(model(torch.from_numpy(images)[:, None]), torch.from_numpy(labels).long(), config)
     loss.backward()
@@ -77,8 +77,10 @@ def test_tiny_overfit_on_disc_phantom():
 def test_augmentation_keeps_labels_on_their_pixels():
     images, labels = phantom(16, size=64)
     valid = torch.ones(16, 1, 64, 64)
-    config = dataclasses.replace(CONFIGS["default"], aug_gamma=(1.0, 1.0), aug_contrast=(1.0, 1.0),
-                                 aug_brightness=0.0, aug_noise_std=0.0, aug_probability=1.0)
+    default = CONFIGS["default"]
+    config = dataclasses.replace(default, recipe=dataclasses.replace(
+        default.recipe, aug_gamma=(1.0, 1.0), aug_contrast=(1.0, 1.0), aug_brightness=0.0, aug_noise_std=0.0,
+        aug_probability=1.0))
     x, y = augment(torch.from_numpy(images)[:, None], torch.from_numpy(labels).long(), valid, config,
                    torch.Generator().manual_seed(0))
     assert x.shape == (16, 1, 64, 64) and y.shape == (16, 64, 64) and y.dtype == torch.int64

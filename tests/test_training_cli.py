@@ -13,18 +13,23 @@ from training.common import config_suffix, parse_training_run, training_parser
 
 
 @dataclasses.dataclass(frozen=True)
-class TinyConfig:
-    name: str = "default"
+class TinyRecipe:
     epochs: int = 10
 
 
-CONFIGS = {"default": TinyConfig(), "paper": TinyConfig(name="paper", epochs=99)}
+@dataclasses.dataclass(frozen=True)
+class TinyConfig:
+    name: str = "default"
+    recipe: TinyRecipe = TinyRecipe()
+
+
+CONFIGS = {"default": TinyConfig(), "paper": TinyConfig(name="paper", recipe=TinyRecipe(epochs=99))}
 
 
 def test_a_run_selects_config_epochs_out_and_the_command_without_resume():
     parser = training_parser("doc", CONFIGS, "thing", max_steps=True)
     run = parse_training_run(parser, CONFIGS, "thing", "train_thing", ["--config", "paper", "--epochs", "3", "--resume"])
-    assert run.config == TinyConfig(name="paper", epochs=3)
+    assert run.config == TinyConfig(name="paper", recipe=TinyRecipe(epochs=3))
     assert run.out == Path("weights/thing_paper")
     assert run.command == "python -m training.train_thing --config paper --epochs 3"
     assert run.args.resume and run.args.max_steps is None and run.args.device == "auto"

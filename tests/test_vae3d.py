@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from cardiosynth.models.vae3d import CONFIGS, VAE3D, VAE3DConfig, decode_latents, encode_cines, masked_metrics
+from cardiosynth.models.latents import LatentStats
+from cardiosynth.models.vae3d import (CONFIGS, VAE3D, VAE3DConfig, VAE3DRecipe, decode_latents, encode_cines,
+                                      masked_metrics)
 from cardiosynth.weights import WeightsError, resolve
 from training.common import seed_everything
 from training.train_vae3d import augment, loss_terms
 
 TINY = VAE3DConfig(frames=8, size=16, latent_channels=4, f_t=2, f_s=4, channels=(8, 16, 16), enc_blocks=(0, 1, 1),
-                   dec_blocks=(1, 1, 1), groups=4, crop_frames=8, crop_size=16, aug_noise_std=0.0)
+                   dec_blocks=(1, 1, 1), groups=4, recipe=VAE3DRecipe(crop_frames=8, crop_size=16, aug_noise_std=0.0))
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -53,10 +55,10 @@ def test_paper_config_builds_and_takes_a_training_step():
         assert mean.shape == (1, 16, 25, 12, 12)
         assert meta.decode(mean).shape == (1, 1, 50, 96, 96)
     model = VAE3D(config).train()  # one training step as the trainer takes it (random crops of augmented cines)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.recipe.lr)
     generator = torch.Generator().manual_seed(0)
     x, v = augment(torch.rand(1, 50, 96, 96), torch.ones(1, 96, 96, dtype=torch.bool), config, generator)
-    assert x.shape == (1, config.crop_frames, config.crop_size, config.crop_size)
+    assert x.shape == (1, config.recipe.crop_frames, config.recipe.crop_size, config.recipe.crop_size)
     terms = loss_terms(model, x, v, generator)
     optimizer.zero_grad()
     terms["total"].backward()
@@ -134,7 +136,7 @@ def test_round_trip_helpers_shape_range_and_scale():
     assert z.shape == (3, *TINY.latent_shape) and z.dtype == torch.float32
     out = decode_latents(model, z)
     assert out.shape == (3, 8, 16, 16) and out.dtype == torch.float32 and out.min() >= 0 and out.max() <= 1
-    scaled = VAE3D(dataclasses.replace(TINY, latent_scale=2.0)).eval()
+    scaled = VAE3D(dataclasses.replace(TINY, stats=LatentStats(latent_scale=2.0))).eval()
     scaled.load_state_dict(model.state_dict())
     assert torch.allclose(encode_cines(scaled, frames), 2 * z, atol=1e-6)
     assert torch.allclose(decode_latents(scaled, 2 * z), out, atol=1e-5)
@@ -171,7 +173,7 @@ def test_bundled_weights_load_and_refuse_tampering(tmp_path):
     model = VAE3D.from_pretrained()  # sha256 checked inside
     assert isinstance(model, VAE3D) and not model.training
     assert model.config.latent_shape == CONFIGS["default"].latent_shape
-    assert model.config.latent_scale != 1.0 and np.isfinite(model.config.latent_scale)
+    assert model.config.stats.latent_scale != 1.0 and np.isfinite(model.config.stats.latent_scale)
     metrics = model.metrics["metrics"]
     assert metrics["val"]["psnr"]["mean"] > 22 and metrics["test"]["ssim"]["mean"] > 0.75
     folder = shutil.copytree(resolve("vae3d"), tmp_path / "vae3d")

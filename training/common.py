@@ -98,10 +98,8 @@ def parse_training_run(parser: argparse.ArgumentParser, configs: dict, weights_n
 
 
 def with_epochs(config, epochs: int):
-    """The config with another number of epochs, whether it keeps them itself or in a nested ``recipe``."""
-    if hasattr(config, "recipe"):
-        return dataclasses.replace(config, recipe=dataclasses.replace(config.recipe, epochs=epochs))
-    return dataclasses.replace(config, epochs=epochs)
+    """The config with another number of epochs (they live in its training ``recipe``)."""
+    return dataclasses.replace(config, recipe=dataclasses.replace(config.recipe, epochs=epochs))
 
 
 def seed_everything(seed: int) -> torch.Generator:

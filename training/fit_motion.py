@@ -84,9 +84,11 @@ def fit(config: MotionConfig, out: Path, dataset_name: str, command: str) -> dic
 
 def registration_key(config: MotionConfig, dataset_name: str) -> str:
     """Names the registration cache by everything the registrations depend on, so changed settings never
-    reuse stale batches."""
-    settings = {k: getattr(config, k) for k in ("frames", "size", "grid", "register_iterations", "register_lr",
-                                                "smoothness_weight")}
+    reuse stale batches. The keys are the settings' flat names, so caches written before the config was nested
+    (recipe) keep their names."""
+    settings = {"frames": config.frames, "size": config.size, "grid": config.grid,
+                "register_iterations": config.recipe.register_iterations, "register_lr": config.recipe.register_lr,
+                "smoothness_weight": config.smoothness_weight}
     digest = hashlib.sha256(json.dumps({**settings, "dataset": str(dataset_name)}, sort_keys=True).encode())
     return f"{config.name}_{digest.hexdigest()[:10]}"
 
@@ -234,6 +236,7 @@ def sheet(part: PreparedDataset, real: np.ndarray, vae_recon: np.ndarray, recon:
 
 def model_card(config: MotionConfig, extra: dict) -> str:
     k, _, g, _ = config.code_shape
+    r, e = config.recipe, config.encoder  # the registration recipe, the encoding defaults
     return f"""# CardioSynth motion model (motion)
 
 The motion half of the anatomy + motion representation: a cine is its end-diastolic frame warped through the
@@ -243,14 +246,14 @@ a {k} x 2 x {g} x {g} field of mode amplitudes (standardised to unit variance pe
 nothing here is trained by SGD.
 
 - Fitted on the ACDC training split ({extra.get("n_training_cines")} cines of the `{extra.get("dataset")}`
-  prepared set): each cine registered to its ED frame ({config.register_iterations} Adam steps, lr
-  {config.register_lr}, MSE + {config.smoothness_weight} x control-point smoothness), then a PCA of the
+  prepared set): each cine registered to its ED frame ({r.register_iterations} Adam steps, lr
+  {r.register_lr}, MSE + {config.smoothness_weight} x control-point smoothness), then a PCA of the
   trajectories: {k} modes explain {100 * extra.get("temporal_explained_variance", float("nan")):.1f} % of their
   variance about the mean field. Training cines re-warped with their own registrations: PSNR
   {extra.get("train_registration_psnr_db", float("nan")):.2f} dB; through the {k} modes:
   {extra.get("train_pca_psnr_db", float("nan")):.2f} dB.
-- Encoding a cine fits its code directly ({config.encode_iterations} Adam steps on the code, lr {config.encode_lr},
-  the same smoothness term, prior weight {config.code_prior_weight:g}) against its ED frame as decoded by
+- Encoding a cine fits its code directly ({e.iterations} Adam steps on the code, lr {e.lr},
+  the same smoothness term, prior weight {e.code_prior_weight:g}) against its ED frame as decoded by
   `weights/frame_ae`. Grid, modes and encoding steps were chosen on validation cines
   (`reports/anatomy_motion/README.md`).
 - No intensity residual: one raised PSNR on val but not realism (`reports/anatomy_motion/README.md`).

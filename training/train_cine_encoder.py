@@ -75,7 +75,8 @@ def evaluate(model: CineEncoder, data: dict, seed: int = 123) -> dict:
 
 def train(config: CineEncoderConfig, out: Path, dataset_name: str = "default", resume: bool = False,
           device: str = "auto") -> dict:
-    generator = seed_everything(config.seed)
+    recipe = config.recipe
+    generator = seed_everything(recipe.seed)
     device = pick_device(device)
     dataset = load_prepared(dataset_name)
     train_set, val_set = dataset.split("train"), dataset.split("val")
@@ -84,9 +85,9 @@ def train(config: CineEncoderConfig, out: Path, dataset_name: str = "default", r
     train_data, val_data = tensors(train_set, config, scaler), tensors(val_set, config, scaler)
 
     model = CineEncoder(config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = int(np.ceil(len(train_set) / config.batch_size))
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.epochs * steps_per_epoch)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    steps_per_epoch = int(np.ceil(len(train_set) / recipe.batch_size))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=recipe.epochs * steps_per_epoch)
     run_dir = cache_dir() / "runs" / out.name
     log = JsonlLog(run_dir / "log.jsonl")
     start_epoch, best = 0, {"val_loss": float("inf")}
@@ -96,10 +97,10 @@ def train(config: CineEncoderConfig, out: Path, dataset_name: str = "default", r
         for _ in range(start_epoch * steps_per_epoch):
             schedule.step()
     started = time.perf_counter()
-    for epoch in tqdm(range(start_epoch, config.epochs), desc="cine encoder", unit="epoch"):
+    for epoch in tqdm(range(start_epoch, recipe.epochs), desc="cine encoder", unit="epoch"):
         order = torch.randperm(len(train_set), generator=generator)
         for k in range(steps_per_epoch):
-            idx = order[k * config.batch_size:(k + 1) * config.batch_size]
+            idx = order[k * recipe.batch_size:(k + 1) * recipe.batch_size]
             batch = {key: value[idx].to(device) for key, value in train_data.items()}
             terms = losses(model, batch, generator, augment=True)
             optimizer.zero_grad(set_to_none=True)

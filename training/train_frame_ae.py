@@ -4,9 +4,10 @@
 
 Every frame of every training-split cine is a training example (5,104 frames for the default config),
 augmented by one random affine and an intensity jitter each. Loss: L1 + perceptual (bundled segmenter's
-encoder features) + KL, and from ``adversarial_start_epoch`` on a least-squares patch-adversarial term
-(MONAI ``PatchDiscriminator`` + ``PatchAdversarialLoss``). The EMA of the weights after the last epoch is
-bundled: a fixed schedule, so validation only reports (val PSNR per epoch in the log), it selects nothing.
+encoder features) + KL, and from ``recipe.adversarial_start_epoch`` on a least-squares patch-adversarial term
+(MONAI ``PatchDiscriminator`` + ``PatchAdversarialLoss``). Everything the loop reads is the config's ``recipe``;
+what it fits is ``stats`` (the latent scale, after the last epoch). The EMA of the weights after the last epoch
+is bundled: a fixed schedule, so validation only reports (val PSNR per epoch in the log), it selects nothing.
 Resumable: ``--resume`` continues from the last finished epoch (autoencoder, EMA, discriminator, both
 optimizers and the random state are in the checkpoint).
 """
@@ -26,8 +27,9 @@ from monai.networks.nets import PatchDiscriminator
 from tqdm import tqdm
 
 from cardiosynth.data.dataset import load_prepared
-from cardiosynth.models.frame_ae import (CONFIGS, FrameAEConfig, FrameAutoencoder, encode_frames, kl_per_element,
-                                         perceptual_distance)
+from cardiosynth.models.frame_ae import (CONFIGS, FrameAEConfig, FrameAERecipe, FrameAutoencoder, encode_frames,
+                                         kl_per_element, perceptual_distance)
+from cardiosynth.models.latents import LatentStats
 from cardiosynth.models.segmenter import Segmenter
 from cardiosynth.paths import cache_dir
 from training.augment import jitter_intensity, random_affine, warp
@@ -36,15 +38,15 @@ from training.common import (ACDC_LICENCE, JsonlLog, checkpoint_exists, config_s
                              training_parser)
 
 
-def augment(frames: torch.Tensor, config: FrameAEConfig, generator: torch.Generator) -> torch.Tensor:
-    """(B, 1, H, W) -> the same frames, each under its own random affine and intensity jitter."""
-    theta = random_affine(len(frames), generator, config.aug_rotate_deg, config.aug_scale, config.aug_shift)
-    return jitter_intensity(warp(frames, theta), generator, noise_std=config.aug_noise_std)
+def augment(frames: torch.Tensor, recipe: FrameAERecipe, generator: torch.Generator) -> torch.Tensor:
+    """(B, 1, H, W) -> the same frames, each under its own random affine and intensity jitter (as the recipe says)."""
+    theta = random_affine(len(frames), generator, recipe.aug_rotate_deg, recipe.aug_scale, recipe.aug_shift)
+    return jitter_intensity(warp(frames, theta), generator, noise_std=recipe.aug_noise_std)
 
 
-def discriminator(config: FrameAEConfig) -> PatchDiscriminator:
-    return PatchDiscriminator(spatial_dims=2, channels=config.disc_channels, in_channels=1,
-                              num_layers_d=config.disc_layers)
+def discriminator(recipe: FrameAERecipe) -> PatchDiscriminator:
+    return PatchDiscriminator(spatial_dims=2, channels=recipe.disc_channels, in_channels=1,
+                              num_layers_d=recipe.disc_layers)
 
 
 @torch.inference_mode()
@@ -61,17 +63,18 @@ def latent_std(model: FrameAutoencoder, frames: torch.Tensor) -> float:
 
 
 def initial_model(config: FrameAEConfig) -> FrameAutoencoder:
-    """A fresh autoencoder, or (``init_from``) the weights of a trained one, its encoder frozen with
-    ``freeze_encoder`` so its latent space stays exactly as it was."""
-    if not config.init_from:
+    """A fresh autoencoder, or (the recipe's ``init_from``) the weights of a trained one with its fitted
+    statistics, its encoder frozen with ``freeze_encoder`` so its latent space stays exactly as it was."""
+    recipe = config.recipe
+    if not recipe.init_from:
         return FrameAutoencoder(config)
-    start = FrameAutoencoder.from_pretrained(config.init_from)
+    start = FrameAutoencoder.from_pretrained(recipe.init_from)
     kept = ("size", "channels", "res_blocks", "latent_channels", "norm_groups")
     if any(getattr(start.config, k) != getattr(config, k) for k in kept):
-        raise ValueError(f"{config.init_from} does not have the architecture of config {config.name!r}")
-    model = FrameAutoencoder(dataclasses.replace(config, latent_scale=start.config.latent_scale))
+        raise ValueError(f"{recipe.init_from} does not have the architecture of config {config.name!r}")
+    model = FrameAutoencoder(dataclasses.replace(config, stats=start.config.stats))
     model.load_state_dict(start.state_dict())
-    if config.freeze_encoder:
+    if recipe.freeze_encoder:
         for parameter in model.encoder_parameters():
             parameter.requires_grad_(False)
     return model
@@ -79,21 +82,22 @@ def initial_model(config: FrameAEConfig) -> FrameAutoencoder:
 
 def train(config: FrameAEConfig, out: Path, dataset_name: str, resume: bool, device: str, command: str,
           segmenter_folder: str = "segmenter") -> dict:
-    generator = seed_everything(config.seed)
+    recipe = config.recipe
+    generator = seed_everything(recipe.seed)
     device = pick_device(device)
     dataset = load_prepared(dataset_name)
     train_frames = torch.from_numpy(dataset.split("train").cines.astype(np.float32) / 255.0).flatten(0, 1)[:, None]
     val_frames = torch.from_numpy(dataset.split("val").cines[:, ::4].astype(np.float32) / 255.0).flatten(0, 1)[:, None]
     segmenter = Segmenter.from_pretrained(segmenter_folder, fuse=True).to(device).requires_grad_(False)
     model = initial_model(config).to(device)
-    disc = discriminator(config).to(device)
+    disc = discriminator(recipe).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     trained = [p for p in model.parameters() if p.requires_grad]
-    opt_g = torch.optim.AdamW(trained, lr=config.lr, weight_decay=0.0, betas=(0.5, 0.9))
-    opt_d = torch.optim.AdamW(disc.parameters(), lr=config.disc_lr, weight_decay=0.0, betas=(0.5, 0.9))
+    opt_g = torch.optim.AdamW(trained, lr=recipe.lr, weight_decay=0.0, betas=(0.5, 0.9))
+    opt_d = torch.optim.AdamW(disc.parameters(), lr=recipe.disc_lr, weight_decay=0.0, betas=(0.5, 0.9))
     adversarial = PatchAdversarialLoss(criterion="least_squares")
-    steps_per_epoch = len(train_frames) // config.batch_size
-    total_steps = config.epochs * steps_per_epoch
+    steps_per_epoch = len(train_frames) // recipe.batch_size
+    total_steps = recipe.epochs * steps_per_epoch
     run_dir = cache_dir() / "runs" / out.name
     log = JsonlLog(run_dir / "log.jsonl")
     both = torch.nn.ModuleDict({"model": model, "ema": ema})
@@ -104,28 +108,28 @@ def train(config: FrameAEConfig, out: Path, dataset_name: str, resume: bool, dev
         start_epoch, step, spent = meta["extra"]["epoch"] + 1, meta["extra"]["step"], meta["extra"]["seconds"]
         generator.set_state(torch.tensor(meta["extra"]["generator_state"], dtype=torch.uint8))
     started = time.perf_counter() - spent
-    for epoch in tqdm(range(start_epoch, config.epochs), desc="frame AE", unit="epoch", initial=start_epoch,
-                      total=config.epochs):
+    for epoch in tqdm(range(start_epoch, recipe.epochs), desc="frame AE", unit="epoch", initial=start_epoch,
+                      total=recipe.epochs):
         model.train(), disc.train()
-        use_adversarial = epoch >= config.adversarial_start_epoch
+        use_adversarial = epoch >= recipe.adversarial_start_epoch
         order = torch.randperm(len(train_frames), generator=generator)
         sums: dict[str, float] = {}
         for k in range(steps_per_epoch):
             for group in opt_g.param_groups:
-                group["lr"] = cosine_lr(step, total_steps, config.lr, warmup_steps=100, min_ratio=0.1)
-            x = augment(train_frames[order[k * config.batch_size:(k + 1) * config.batch_size]], config, generator)
+                group["lr"] = cosine_lr(step, total_steps, recipe.lr, warmup_steps=100, min_ratio=0.1)
+            x = augment(train_frames[order[k * recipe.batch_size:(k + 1) * recipe.batch_size]], recipe, generator)
             x = x.to(device)
             recon, mean, std = model(x)
             terms = {"l1": (recon - x).abs().mean(), "perceptual": perceptual_distance(segmenter, recon, x),
                      "kl": kl_per_element(mean, std)}
-            loss = terms["l1"] + config.perceptual_weight * terms["perceptual"] + config.kl_weight * terms["kl"]
+            loss = terms["l1"] + recipe.perceptual_weight * terms["perceptual"] + recipe.kl_weight * terms["kl"]
             if use_adversarial:
                 terms["g_adv"] = adversarial(disc(recon)[-1], target_is_real=True, for_discriminator=False)
-                loss = loss + config.adversarial_weight * terms["g_adv"]
+                loss = loss + recipe.adversarial_weight * terms["g_adv"]
             opt_g.zero_grad(set_to_none=True)
             loss.backward()
             opt_g.step()
-            ema_update(ema, model, config.ema_decay, step)
+            ema_update(ema, model, recipe.ema_decay, step)
             if use_adversarial:
                 d_loss = 0.5 * (adversarial(disc(recon.detach())[-1], target_is_real=False, for_discriminator=True)
                                 + adversarial(disc(x)[-1], target_is_real=True, for_discriminator=True))
@@ -150,40 +154,42 @@ def train(config: FrameAEConfig, out: Path, dataset_name: str, resume: bool, dev
         for tensor in ema.state_dict().values():
             if tensor.is_floating_point():
                 tensor.copy_(tensor.half().float())
-    if not config.freeze_encoder:  # a frozen encoder keeps the scale the latents were drawn in
-        ema.config = dataclasses.replace(config, latent_scale=1.0 / latent_std(ema, train_frames))
+    if not recipe.freeze_encoder:  # a frozen encoder keeps the scale the latents were drawn in
+        ema.config = dataclasses.replace(config, stats=LatentStats(latent_scale=1.0 / latent_std(ema, train_frames)))
     extra = {"train_minutes": round(minutes, 1), "train_threads": torch.get_num_threads(), "dataset": dataset_name,
              "command": command, "n_train_frames": len(train_frames), "steps": step,
              "val_psnr_ema_frames": val_psnr(ema, val_frames),
              "weights_dtype": "float16 (cast to float32 on load)"}
     state = {k: v.half() if v.is_floating_point() else v for k, v in ema.state_dict().items()}
-    depends_on = {"segmenter": segmenter_folder, **({"encoder_of": config.init_from} if config.init_from else {})}
+    depends_on = {"segmenter": segmenter_folder, **({"encoder_of": recipe.init_from} if recipe.init_from else {})}
     ema.save_pretrained(out, model_card(ema.config, extra), extra=extra, state=state, depends_on=depends_on)
     return extra
 
 
 def model_card(config: FrameAEConfig, extra: dict) -> str:
     c, h, w = config.latent_shape
-    stage = (f"- Second stage: started from `weights/{config.init_from}`"
-             + (", its encoder frozen (same latents, same scale); only the decoder trained.\n" if config.freeze_encoder
-                else ".\n")) if config.init_from else ""
+    r = config.recipe  # short names keep the card's lines within 120 characters
+    val_psnr_frames = extra.get("val_psnr_ema_frames", float("nan"))
+    stage = (f"- Second stage: started from `weights/{r.init_from}`"
+             + (", its encoder frozen (same latents, same scale); only the decoder trained.\n" if r.freeze_encoder
+                else ".\n")) if r.init_from else ""
     return f"""# CardioSynth frame autoencoder (anatomy)
 
 A 2D KL autoencoder (MONAI `AutoencoderKL`, no attention) for single short-axis frames 1 x {config.size} x
 {config.size} in [0, 1]; latent {c} x {h} x {w} (f = {config.factor}; channels {", ".join(map(str, config.channels))}).
 It codes a cine's end-diastolic frame (the anatomy); the motion model warps that frame through the cycle
-(`weights/motion`). Generators work on scaled latents: posterior mean x latent_scale = {config.latent_scale:.5f}.
+(`weights/motion`). Generators work on scaled latents: posterior mean x latent_scale = {config.stats.latent_scale:.5f}.
 
 - Data: every frame of the ACDC training-split cines ({extra.get("n_train_frames")} frames of the
-  `{extra.get("dataset")}` prepared set), one random affine (rotation +-{config.aug_rotate_deg} deg, scale
-  {config.aug_scale[0]}-{config.aug_scale[1]}, shift) and intensity jitter per frame.
-- Loss: L1 + {config.perceptual_weight} x perceptual (LPIPS-style distance on the bundled segmenter's encoder
-  features) + {config.kl_weight:g} x KL; from epoch {config.adversarial_start_epoch} + {config.adversarial_weight} x
-  least-squares patch-adversarial (MONAI `PatchDiscriminator`, {config.disc_layers} layers, {config.disc_channels} channels).
-{stage}- Schedule: {config.epochs} epochs ({extra.get("steps")} steps of {config.batch_size}), AdamW lr {config.lr:g} cosine,
-  EMA {config.ema_decay}; the EMA after the last epoch is bundled (nothing selected on validation).
+  `{extra.get("dataset")}` prepared set), one random affine (rotation +-{r.aug_rotate_deg} deg, scale
+  {r.aug_scale[0]}-{r.aug_scale[1]}, shift) and intensity jitter per frame.
+- Loss: L1 + {r.perceptual_weight} x perceptual (LPIPS-style distance on the bundled segmenter's encoder
+  features) + {r.kl_weight:g} x KL; from epoch {r.adversarial_start_epoch} + {r.adversarial_weight} x
+  least-squares patch-adversarial (MONAI `PatchDiscriminator`, {r.disc_layers} layers, {r.disc_channels} channels).
+{stage}- Schedule: {r.epochs} epochs ({extra.get("steps")} steps of {r.batch_size}), AdamW lr {r.lr:g} cosine,
+  EMA {r.ema_decay}; the EMA after the last epoch is bundled (nothing selected on validation).
 - Command: `{extra.get("command")}` ({extra.get("train_minutes")} min on {extra.get("train_threads")} CPU thread(s)).
-- Validation frames (every 4th frame of the val cines), posterior mean: PSNR {extra.get("val_psnr_ema_frames", float("nan")):.2f} dB.
+- Validation frames (every 4th frame of the val cines), posterior mean: PSNR {val_psnr_frames:.2f} dB.
   What the whole representation does to held-out cines (automated Turing test, anatomy checks, LVEF,
   PSNR, speed) is in `weights/motion/README.md` and `reports/anatomy_motion/`.
 - Weights stored as float16 (cast to float32 on load); every figure is for exactly these weights.

@@ -8,8 +8,8 @@ choosing the epoch, test split reported once at the end. Augmentation suits shor
 scale and translation, gamma / contrast / brightness jitter and noise; no flips, because the RV lies on the
 same side of the LV in every ACDC slice, so a mirrored heart is anatomy the model will never be shown.
 
-Resumable (``--resume``) from the checkpoint in ``--run-dir``; every epoch's randomness comes from
-``seed`` and the epoch number, so a resumed run is the same run. Writes the bundled weights with a model card
+Resumable (``--resume``) from the checkpoint in ``--run-dir``; every epoch's randomness comes from the
+recipe's ``seed`` and the epoch number, so a resumed run is the same run. Writes the bundled weights with a model card
 whose Dice figures (per patient, bootstrap 95 % CIs over patients) are also stored in ``config.json``.
 """
 
@@ -55,14 +55,16 @@ def frames_and_masks(ds: PreparedDataset) -> dict[str, torch.Tensor | np.ndarray
 def augment(x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, config: SegmenterConfig,
             generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Random similarity transform (images bilinear, labels nearest; outside the field of view stays padding),
-    then intensity jitter and noise on the real pixels only (padding stays 0, as in prepared cines)."""
+    then intensity jitter and noise on the real pixels only (padding stays 0, as in prepared cines); the
+    ranges are the config's recipe's."""
+    recipe = config.recipe
     n = x.shape[0]
     u = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
-    angle = (2 * u(n) - 1) * math.radians(config.aug_rotate_deg)
-    lo, hi = config.aug_scale
+    angle = (2 * u(n) - 1) * math.radians(recipe.aug_rotate_deg)
+    lo, hi = recipe.aug_scale
     scale = lo + (hi - lo) * u(n)
-    shift = (2 * u(n, 2) - 1) * config.aug_translate_px * 2 / x.shape[-1]  # pixels -> [-1, 1] units
-    apply = (u(n) < config.aug_probability).float()
+    shift = (2 * u(n, 2) - 1) * recipe.aug_translate_px * 2 / x.shape[-1]  # pixels -> [-1, 1] units
+    apply = (u(n) < recipe.aug_probability).float()
     angle, scale, shift = angle * apply, 1 + (scale - 1) * apply, shift * apply[:, None]
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
@@ -71,27 +73,27 @@ def augment(x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, config: Segme
     y = F.grid_sample(y[:, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
     valid = F.grid_sample(valid, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
-    lo, hi = config.aug_gamma
+    lo, hi = recipe.aug_gamma
     gamma = torch.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u(n, 1, 1, 1))
     x = x.clamp(0, 1) ** gamma
-    lo, hi = config.aug_contrast
+    lo, hi = recipe.aug_contrast
     contrast = lo + (hi - lo) * u(n, 1, 1, 1)
-    brightness = (2 * u(n, 1, 1, 1) - 1) * config.aug_brightness
+    brightness = (2 * u(n, 1, 1, 1) - 1) * recipe.aug_brightness
     mean = (x * valid).sum((2, 3), keepdim=True) / valid.sum((2, 3), keepdim=True).clamp_min(1)
     x = (x - mean) * contrast + mean + brightness
-    noise = torch.randn(x.shape, generator=generator) * config.aug_noise_std * u(n, 1, 1, 1)
+    noise = torch.randn(x.shape, generator=generator) * recipe.aug_noise_std * u(n, 1, 1, 1)
     x = ((x + noise).clamp(0, 1) * valid).contiguous()
     return x, y[:, 0].long()
 
 
 def loss_fn(logits: torch.Tensor, target: torch.Tensor, config: SegmenterConfig) -> torch.Tensor:
-    """Cross-entropy + soft Dice loss over the foreground classes (batch-level sums)."""
+    """Cross-entropy + soft Dice loss over the foreground classes (batch-level sums), weighted by the recipe."""
     ce = F.cross_entropy(logits, target)
     prob = logits.softmax(dim=1)[:, 1:]
     onehot = F.one_hot(target, config.classes).permute(0, 3, 1, 2)[:, 1:].float()
     inter = (prob * onehot).sum((0, 2, 3))
     dice = (2 * inter + 1) / (prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3)) + 1)
-    return ce + config.dice_weight * (1 - dice.mean())
+    return ce + config.recipe.dice_weight * (1 - dice.mean())
 
 
 # --------------------------------------------------------------------------------------------- evaluation
@@ -154,7 +156,8 @@ def train(config: SegmenterConfig, out: Path, run_dir: Path, resume: bool = Fals
           max_steps: int | None = None, checkpoint_every: int = 5, progress: bool = True,
           write_weights: bool = True, command: str = "") -> dict:
     started = time.perf_counter()
-    seed_everything(config.seed)
+    recipe = config.recipe
+    seed_everything(recipe.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     dev = pick_device(device)
     ds = load_prepared(config.data_config)
@@ -162,12 +165,12 @@ def train(config: SegmenterConfig, out: Path, run_dir: Path, resume: bool = Fals
         raise ValueError(f"prepared data '{config.data_config}' is {ds.cines.shape[-1]} px, config wants {config.image_size}")
     train_data, val_data = frames_and_masks(ds.split("train")), frames_and_masks(ds.split("val"))
     n_train = len(train_data["x"])
-    steps_per_epoch = n_train // config.batch_size  # drop_last: BatchNorm never sees a tiny batch
-    total_steps = steps_per_epoch * config.epochs
-    warmup = steps_per_epoch * config.warmup_epochs
+    steps_per_epoch = n_train // recipe.batch_size  # drop_last: BatchNorm never sees a tiny batch
+    total_steps = steps_per_epoch * recipe.epochs
+    warmup = steps_per_epoch * recipe.warmup_epochs
 
     model = Segmenter(config).to(dev)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     run_dir.mkdir(parents=True, exist_ok=True)
     log = JsonlLog(run_dir / "log.jsonl")
     ckpt, best_file = run_dir / "last", run_dir / "best.safetensors"
@@ -187,17 +190,17 @@ def train(config: SegmenterConfig, out: Path, run_dir: Path, resume: bool = Fals
     step = start_epoch * steps_per_epoch
     bar = tqdm(total=total_steps, initial=step, desc=f"segmenter[{config.name}]", unit="step",
                disable=not progress, dynamic_ncols=True)
-    for epoch in range(start_epoch, config.epochs):
-        epoch_gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)  # resume-proof randomness
-        torch.manual_seed(config.seed * 100_003 + epoch)  # dropout
+    for epoch in range(start_epoch, recipe.epochs):
+        epoch_gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)  # resume-proof randomness
+        torch.manual_seed(recipe.seed * 100_003 + epoch)  # dropout
         order = torch.randperm(n_train, generator=epoch_gen)
         model.train()
         losses = []
         for b in range(steps_per_epoch):
-            idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+            idx = order[b * recipe.batch_size:(b + 1) * recipe.batch_size]
             x, y = augment(train_data["x"][idx], train_data["y"][idx], train_data["valid"][idx], config, epoch_gen)
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, total_steps, warmup, config.lr)
+                group["lr"] = lr_at(step, total_steps, warmup, recipe.lr)
             loss = loss_fn(model(x.to(dev)), y.to(dev), config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -217,7 +220,7 @@ def train(config: SegmenterConfig, out: Path, run_dir: Path, resume: bool = Fals
                   **{f"val_{k}": val[k]["dice"] for k in ("RV", "MYO", "LV", "mean")}, "best": best}
         log.write(**record)
         bar.set_postfix(loss=record["train_loss"], val=score, best=best["score"])
-        if (epoch + 1) % checkpoint_every == 0 or epoch == config.epochs - 1 or max_steps is not None:
+        if (epoch + 1) % checkpoint_every == 0 or epoch == recipe.epochs - 1 or max_steps is not None:
             save_checkpoint(ckpt, model, optimizer, step,
                             extra={"epoch": epoch, "best": best, "config": dataclasses.asdict(config)})
         if max_steps is not None and step >= max_steps:
@@ -248,7 +251,7 @@ def model_card(config: SegmenterConfig, metrics: dict, command: str) -> str:
         cells = [f"{m[k]['dice']:.3f} [{m[k]['ci95'][0]:.3f}, {m[k]['ci95'][1]:.3f}]" for k in ("LV", "MYO", "RV", "mean")]
         return f"| {split} ({m['patients']} patients) | " + " | ".join(cells) + " |"
 
-    es = metrics["es_timing_val"]
+    es, r = metrics["es_timing_val"], config.recipe  # r: the training recipe
     return f"""# CardioSynth cine segmenter (`{config.name}` config)
 
 A small 2D U-Net ({metrics['parameters']:,} parameters, channels {list(config.channels)}, BatchNorm, ReLU) that labels
@@ -267,13 +270,13 @@ as prepared by `python -m cardiosynth.data prepare --config {config.data_config}
 pixels at {config.spacing_mm} mm/px, centred on the heart, intensities normalised to [0, 1] per cine. Only ED
 and ES frames are annotated, so no other frame is used for training. Model selection: mean Dice on the val split.
 
-Augmentation: rotation ±{config.aug_rotate_deg:g}°, scale {config.aug_scale[0]:g}-{config.aug_scale[1]:g},
-translation ±{config.aug_translate_px:g} px, gamma {config.aug_gamma[0]:g}-{config.aug_gamma[1]:g}, contrast
-{config.aug_contrast[0]:g}-{config.aug_contrast[1]:g}, brightness ±{config.aug_brightness:g}, Gaussian noise up to σ = {config.aug_noise_std:g}.
+Augmentation: rotation ±{r.aug_rotate_deg:g}°, scale {r.aug_scale[0]:g}-{r.aug_scale[1]:g},
+translation ±{r.aug_translate_px:g} px, gamma {r.aug_gamma[0]:g}-{r.aug_gamma[1]:g}, contrast
+{r.aug_contrast[0]:g}-{r.aug_contrast[1]:g}, brightness ±{r.aug_brightness:g}, Gaussian noise up to σ = {r.aug_noise_std:g}.
 No flips: the RV lies on a consistent side of the LV in ACDC's short-axis slices.
 
 ## Results
-Dice (higher is better), {metrics['definition']}. Selected epoch {metrics['selected_epoch']} of {config.epochs}.
+Dice (higher is better), {metrics['definition']}. Selected epoch {metrics['selected_epoch']} of {r.epochs}.
 
 | split | LV | MYO | RV | mean |
 |---|---|---|---|---|
@@ -293,7 +296,7 @@ ways these figures cannot show. With 10 patients per split, the intervals are wi
 ```
 {command}
 ```
-Deterministic on CPU for a fixed seed ({config.seed}) and thread count; trained in {metrics['train_seconds'] / 60:.1f} min
+Deterministic on CPU for a fixed seed ({r.seed}) and thread count; trained in {metrics['train_seconds'] / 60:.1f} min
 ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}).
 All hyperparameters are in `config.json` (`config`); the metrics above are in `extra.metrics`.
 

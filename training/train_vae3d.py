@@ -6,9 +6,10 @@
 
 Trains on the real training split only (augmented: one affine per cine, intensity jitter, random
 spatio-temporal crops), loss = L1 + ssim_weight * (1 - SSIM) on valid (non-padded) pixels + kl_weight * KL
-(SD convention: summed KL over summed pixel loss). Selects the epoch with the best validation PSNR, computes
-the latent scale (1 / std of the training-set posterior means) and stores it in config.json, then reports
-validation and test PSNR/SSIM (bootstrap 95 % CIs over patients), a reconstruction sheet and CPU speed.
+(SD convention: summed KL over summed pixel loss); all of it is the config's ``recipe``. Selects the epoch with
+the best validation PSNR, computes the latent scale (1 / std of the training-set posterior means) and stores it
+in config.json (the config's ``stats``), then reports validation and test PSNR/SSIM (bootstrap 95 % CIs over
+patients), a reconstruction sheet and CPU speed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tqdm import tqdm
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
 from cardiosynth.measure.metrics import bootstrap_ci
 from cardiosynth.measure.timing import time_callable
+from cardiosynth.models.latents import LatentStats
 from cardiosynth.models.vae3d import CONFIGS, VAE3D, VAE3DConfig, kl_divergence, masked_metrics, ssim_map
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from training.augment import jitter_intensity, random_affine, warp
@@ -37,12 +39,14 @@ REPORT_DIR = REPO_ROOT / "reports" / "vae3d"
 
 def augment(cines: torch.Tensor, valid: torch.Tensor, config: VAE3DConfig, generator: torch.Generator
             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T, H, W) in [0, 1], (B, H, W) bool -> augmented and randomly cropped (B, Tc, Hc, Wc), (B, Hc, Wc)."""
+    """(B, T, H, W) in [0, 1], (B, H, W) bool -> augmented and randomly cropped (B, Tc, Hc, Wc), (B, Hc, Wc), as
+    the config's recipe says."""
+    recipe = config.recipe
     theta = random_affine(len(cines), generator)
     cines = warp(cines, theta)
     valid = warp(valid[:, None].float(), theta)[:, 0] > 0.5
-    cines = jitter_intensity(cines, generator, noise_std=config.aug_noise_std) * valid[:, None]
-    return random_crop(cines, valid, config.crop_frames, config.crop_size, generator)
+    cines = jitter_intensity(cines, generator, noise_std=recipe.aug_noise_std) * valid[:, None]
+    return random_crop(cines, valid, recipe.crop_frames, recipe.crop_size, generator)
 
 
 def random_crop(cines: torch.Tensor, valid: torch.Tensor, frames: int, size: int, generator: torch.Generator):
@@ -60,7 +64,7 @@ def random_crop(cines: torch.Tensor, valid: torch.Tensor, frames: int, size: int
 def loss_terms(model: VAE3D, cines: torch.Tensor, valid: torch.Tensor, generator: torch.Generator | None = None,
                sample: bool = True) -> dict[str, torch.Tensor]:
     """cines (B, T, H, W) in [0, 1], valid (B, H, W) bool. Padding is excluded from every reconstruction term."""
-    config = model.config
+    recipe = model.config.recipe
     recon, mean, logvar = model(cines[:, None], sample=sample, generator=generator)
     recon = recon[:, 0]
     v = valid[:, None].expand_as(cines).float()
@@ -70,7 +74,7 @@ def loss_terms(model: VAE3D, cines: torch.Tensor, valid: torch.Tensor, generator
     ssim = (ssim_map(pasted.flatten(0, 1), cines.flatten(0, 1)).view_as(cines) * v).sum() / n_valid
     kl_sum = kl_divergence(mean, logvar).sum()
     terms = {"l1": l1, "ssim": ssim, "kl_per_element": kl_sum.detach() / mean.numel(),
-             "total": l1 + config.ssim_weight * (1 - ssim) + config.kl_weight * kl_sum / n_valid}
+             "total": l1 + recipe.ssim_weight * (1 - ssim) + recipe.kl_weight * kl_sum / n_valid}
     return terms
 
 
@@ -142,7 +146,8 @@ def bench(model: VAE3D, repeats: int = 10, warmup: int = 3) -> dict:
 
 def train(config: VAE3DConfig, out: Path, dataset_name: str = "default", resume: bool = False,
           device: str = "auto", config_name: str = "default") -> dict:
-    generator = seed_everything(config.seed)
+    recipe = config.recipe
+    generator = seed_everything(recipe.seed)
     device = pick_device(device)
     dataset = load_prepared(dataset_name)
     train_set, val_set = dataset.split("train"), dataset.split("val")
@@ -150,9 +155,9 @@ def train(config: VAE3DConfig, out: Path, dataset_name: str = "default", resume:
     valid = torch.from_numpy(train_set.valid)
 
     model = VAE3D(config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = int(np.ceil(len(train_set) / config.batch_size))
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.epochs * steps_per_epoch,
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    steps_per_epoch = int(np.ceil(len(train_set) / recipe.batch_size))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=recipe.epochs * steps_per_epoch,
                                                    pct_start=0.1)
     run_dir = cache_dir() / "runs" / out.name
     log = JsonlLog(run_dir / "log.jsonl")
@@ -165,11 +170,11 @@ def train(config: VAE3DConfig, out: Path, dataset_name: str = "default", resume:
             schedule.step()
     started = time.perf_counter() - spent
     model.train()
-    for epoch in tqdm(range(start_epoch, config.epochs), desc="3D-VAE", unit="epoch"):
+    for epoch in tqdm(range(start_epoch, recipe.epochs), desc="3D-VAE", unit="epoch"):
         order = torch.randperm(len(train_set), generator=generator)
         sums: dict[str, float] = {}
         for k in range(steps_per_epoch):
-            idx = order[k * config.batch_size:(k + 1) * config.batch_size]
+            idx = order[k * recipe.batch_size:(k + 1) * recipe.batch_size]
             x, v = augment(cines[idx], valid[idx], config, generator)
             terms = loss_terms(model, x.to(device), v.to(device), generator)
             optimizer.zero_grad(set_to_none=True)
@@ -179,7 +184,7 @@ def train(config: VAE3DConfig, out: Path, dataset_name: str = "default", resume:
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach()) / steps_per_epoch
         record = {"epoch": epoch, **{f"train_{k}": round(v, 6) for k, v in sums.items()}}
-        if (epoch + 1) % config.eval_every == 0 or epoch == config.epochs - 1:
+        if (epoch + 1) % recipe.eval_every == 0 or epoch == recipe.epochs - 1:
             per_cine = evaluate(model, val_set)
             record.update(val_psnr=float(per_cine["psnr"].mean()), val_ssim=float(per_cine["ssim"].mean()))
             if record["val_psnr"] > best["val_psnr"]:
@@ -200,8 +205,9 @@ def train(config: VAE3DConfig, out: Path, dataset_name: str = "default", resume:
 
 
 def command_line(config: VAE3DConfig, out: Path, config_name: str) -> str:
-    epochs = "" if config.epochs == CONFIGS[config_name].epochs else f" --epochs {config.epochs}"
-    return f"python -m training.train_vae3d --config {config_name} --out {out}{epochs} --threads {torch.get_num_threads()}"
+    epochs, threads = config.recipe.epochs, torch.get_num_threads()
+    epochs = "" if epochs == CONFIGS[config_name].recipe.epochs else f" --epochs {epochs}"
+    return f"python -m training.train_vae3d --config {config_name} --out {out}{epochs} --threads {threads}"
 
 
 def report(out: Path, dataset_name: str = "default", train_minutes: float | None = None,
@@ -217,7 +223,7 @@ def report(out: Path, dataset_name: str = "default", train_minutes: float | None
                 tensor.copy_(tensor.half().float())
     dataset = load_prepared(dataset_name)
     stats = latent_statistics(model, dataset.split("train"))
-    model.config = dataclasses.replace(model.config, latent_scale=1.0 / stats["latent_std"])
+    model.config = dataclasses.replace(model.config, stats=LatentStats(latent_scale=1.0 / stats["latent_std"]))
     results = {}
     for split in ("val", "test"):
         part = dataset.split(split)
@@ -235,7 +241,7 @@ def report(out: Path, dataset_name: str = "default", train_minutes: float | None
     sheet = reconstruction_sheet(model, dataset.split("val"), report_dir / "reconstructions.png")
     model.save_pretrained(out, model_card(model.config, extra), extra=extra, state=state)
     summary = {"weights_sha256": json.loads((Path(out) / "config.json").read_text())["sha256"],
-               "latent_shape": list(model.config.latent_shape), "latent_scale": model.config.latent_scale,
+               "latent_shape": list(model.config.latent_shape), "latent_scale": model.config.stats.latent_scale,
                **extra, "sheet": sheet}
     (report_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -287,6 +293,7 @@ def model_card(config: VAE3DConfig, extra: dict) -> str:
         return f"{v['mean']:.{digits}f} (95 % CI {v['ci95'][0]:.{digits}f}-{v['ci95'][1]:.{digits}f})"
 
     c, t, h, w = config.latent_shape
+    r = config.recipe  # the training recipe
     return f"""# CardioSynth 3D-VAE (KL)
 
 The Stable Diffusion KL autoencoder with 3D convolutions, for short-axis cines 1 x {config.frames} x {config.size} x
@@ -294,14 +301,14 @@ The Stable Diffusion KL autoencoder with 3D convolutions, for short-axis cines 1
 {", ".join(map(str, config.channels))} from full resolution down). The cine generators (MAR with diffusion
 loss, ECG rectified flow) work on *scaled* latents: posterior mean x latent_scale.
 
-- Latent scale: {config.latent_scale:.5f} (= 1 / std {stats.get("latent_std", float("nan")):.4f} of the
+- Latent scale: {config.stats.latent_scale:.5f} (= 1 / std {stats.get("latent_std", float("nan")):.4f} of the
   training-set posterior means; stored in config.json and applied by `encode_cines` / `decode_latents`).
   Mean posterior std (unscaled) {stats.get("posterior_std_mean", float("nan")):.4f}.
 - Data: ACDC subset, training split only ({extra.get("dataset", "default")} prepared cines); epoch selected
   on validation PSNR (epoch {extra.get("selected", {}).get("epoch")}).
-- Loss: L1 + {config.ssim_weight} x (1 - SSIM) on valid (non-padded) pixels + KL with weight {config.kl_weight:g}
+- Loss: L1 + {r.ssim_weight} x (1 - SSIM) on valid (non-padded) pixels + KL with weight {r.kl_weight:g}
   (SD convention: summed KL over summed pixel loss). No adversarial or perceptual loss. Trained on random
-  {config.crop_frames} x {config.crop_size} x {config.crop_size} crops of augmented cines.
+  {r.crop_frames} x {r.crop_size} x {r.crop_size} crops of augmented cines.
 - Command: `{extra.get("command", "python -m training.train_vae3d")}`
   ({extra.get("train_minutes", float("nan"))} min wall time, {extra.get("train_threads", "?")} thread(s) on a 2-core CPU shared with
   other jobs; results are bit-reproducible for a fixed thread count).

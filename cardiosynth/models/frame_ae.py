@@ -10,7 +10,7 @@ autoencoder; the motion model (``cardiosynth.models.motion``) warps it through t
 Why 2D and not the 3D-VAE: a cine has 16 frames but only 319 training cines exist, while ~5,000 training
 frames do; a 2D model sees 16x more examples per parameter and never has to average motion into blur.
 
-The generators work on *scaled* latents (posterior mean x ``latent_scale``; scale = 1 / std of the
+The generators work on *scaled* latents (posterior mean x ``stats.latent_scale``; scale = 1 / std of the
 training-set means, computed after training and stored in ``config.json``).
 
     ae = FrameAutoencoder.from_pretrained()                          # bundled weights/frame_ae, sha256 checked
@@ -21,7 +21,7 @@ training-set means, computed after training and stored in ``config.json``).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -29,24 +29,16 @@ import torch.nn.functional as F
 from monai.networks.nets import AutoencoderKL
 from torch import nn
 
-from cardiosynth.models.latents import decode_in_batches, encode_in_batches
+from cardiosynth.models.latents import LatentStats, decode_in_batches, encode_in_batches
 from cardiosynth.weights import Pretrained, config_from_dict
 
 
 @dataclass(frozen=True)
-class FrameAEConfig:
-    """Architecture, scale and training recipe of the frame autoencoder (all saved in ``config.json``)."""
+class FrameAERecipe:
+    """The training recipe (training.train_frame_ae: schedule, loss weights, the patch discriminator, EMA,
+    augmentation, a second stage's start): read only by training, so nothing here changes what trained
+    weights encode or decode."""
 
-    name: str = "default"
-    size: int = 64  # H = W of the prepared frames (cardiosynth.data.prepare config ``data_config``)
-    data_config: str = "default"
-    channels: tuple[int, ...] = (16, 32, 64)  # per level, full resolution first; f = 2 ** (levels - 1)
-    # (thin at full resolution: (32, 64, 96) trained 2.5x slower on the 2 cores; that is where CPU time goes)
-    res_blocks: int = 1
-    latent_channels: int = 8  # 4 channels (12 epochs) decoded visibly blurred ED frames: 24.2 dB on val frames
-    norm_groups: int = 8
-    latent_scale: float = 1.0  # filled in after training
-    # training recipe
     epochs: int = 30  # 30 min on 2 free cores (55-60 s an epoch; 2-3x that when another job shares them)
     batch_size: int = 32
     lr: float = 3e-4
@@ -68,6 +60,24 @@ class FrameAEConfig:
     aug_scale: tuple[float, float] = (0.9, 1.1)
     aug_shift: float = 0.08  # in normalised coordinates (fraction of half the image)
     aug_noise_std: float = 0.01
+
+
+@dataclass(frozen=True)
+class FrameAEConfig:
+    """The architecture (what the weights' shapes and the frames they take depend on), then, one dataclass
+    each, the fitted latent statistics (``stats``) and the training recipe (``recipe``); saved, nested the same
+    way, in ``config.json``."""
+
+    name: str = "default"
+    size: int = 64  # H = W of the prepared frames (cardiosynth.data.prepare config ``data_config``)
+    data_config: str = "default"  # the prepare config of the frames it codes (size, spacing): its input contract
+    channels: tuple[int, ...] = (16, 32, 64)  # per level, full resolution first; f = 2 ** (levels - 1)
+    # (thin at full resolution: (32, 64, 96) trained 2.5x slower on the 2 cores; that is where CPU time goes)
+    res_blocks: int = 1
+    latent_channels: int = 8  # 4 channels (12 epochs) decoded visibly blurred ED frames: 24.2 dB on val frames
+    norm_groups: int = 8
+    stats: LatentStats = field(default_factory=LatentStats)  # latent_scale, filled in after training
+    recipe: FrameAERecipe = field(default_factory=FrameAERecipe)
 
     def __post_init__(self):
         if len(self.channels) < 2 or any(c % self.norm_groups for c in self.channels):
@@ -91,14 +101,15 @@ class FrameAEConfig:
 CONFIGS = {
     "default": FrameAEConfig(),
     # 96 px frames -> 8 x 24 x 24: the motion model's "paper" control grid, so the MAR's packed code lines up
-    "paper": FrameAEConfig(name="paper", size=96, data_config="paper", channels=(64, 128, 256),
-                           latent_channels=8, epochs=60, batch_size=64),
+    "paper": FrameAEConfig(name="paper", size=96, data_config="paper", channels=(64, 128, 256), latent_channels=8,
+                           recipe=FrameAERecipe(epochs=60, batch_size=64)),
 }
 # The bundled autoencoder's decoder trained further under a 5x stronger patch-adversarial term: its frames
 # read sharper while its encoder (and so the MAR trained on its latents) stays bit for bit the same.
-CONFIGS["decoder_ft"] = dataclasses.replace(CONFIGS["default"], name="decoder_ft", init_from="frame_ae",
-                                            freeze_encoder=True, epochs=16, lr=1e-4, adversarial_weight=0.1,
-                                            adversarial_start_epoch=0)
+CONFIGS["decoder_ft"] = dataclasses.replace(
+    CONFIGS["default"], name="decoder_ft",
+    recipe=dataclasses.replace(CONFIGS["default"].recipe, init_from="frame_ae", freeze_encoder=True, epochs=16, lr=1e-4,
+                               adversarial_weight=0.1, adversarial_start_epoch=0))
 
 
 class FrameAutoencoder(nn.Module, Pretrained):
@@ -166,7 +177,7 @@ def _check_frames(frames, size: int) -> torch.Tensor:
 
 @torch.inference_mode()
 def encode_frames(model: FrameAutoencoder, frames, batch_size: int = 64) -> torch.Tensor:
-    """(N, H, W) in [0, 1] -> *scaled* latents (N, C, h, w): posterior mean x latent_scale."""
+    """(N, H, W) in [0, 1] -> *scaled* latents (N, C, h, w): posterior mean x stats.latent_scale."""
     return encode_in_batches(model, _check_frames(frames, model.config.size), batch_size)
 
 

@@ -30,7 +30,7 @@ against 0.85-0.90 without; ``reports/anatomy_motion/README.md``), so it would on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -42,23 +42,43 @@ from cardiosynth.weights import Pretrained, config_from_dict
 
 
 @dataclass(frozen=True)
+class MotionRecipe:
+    """How the motion space is fitted (training.fit_motion): the registration of every training cine on the full
+    control grid, whose trajectories the PCA turns into the temporal modes. Read only when fitting
+    (:func:`register`): nothing here changes what a fitted model encodes or decodes (the modes are its buffers)."""
+
+    register_iterations: int = 300
+    register_lr: float = 0.01
+
+
+@dataclass(frozen=True)
+class MotionEncoding:
+    """Encoding defaults: how :meth:`MotionModel.encode` fits a cine's motion code at inference (Adam on the code,
+    from the mean motion); ``encode(..., iterations=)`` overrides the steps per call. Chosen on val."""
+
+    iterations: int = 50  # 50 at lr 0.1 read LVEF as well as 200 at 0.05 on val, in a quarter of the time
+    lr: float = 0.1
+    code_prior_weight: float = 1e-5  # pulls the standardised code towards the training distribution (|code|^2)
+
+
+@dataclass(frozen=True)
 class MotionConfig:
-    """Motion space and the registration settings used to fit it and to encode with it (``config.json``)."""
+    """The motion space (frames, grid, temporal modes) and the fitting objective that registration and encoding
+    share, then (one dataclass each) the registration recipe of the training cines and the encoding defaults;
+    saved, nested the same way, in ``config.json``. The fitted mean field, modes and code SDs are buffers in
+    ``model.safetensors``, not config."""
 
     name: str = "default"
     frames: int = 16
     size: int = 64
-    data_config: str = "default"
+    data_config: str = "default"  # the prepared-data config (cardiosynth.data.prepare.CONFIGS) it is fitted on
     grid: int = 16  # control points per side (8 read LVEF 5 points low on val: too coarse for the wall)
     temporal_components: int = 5  # temporal modes per control point and direction
-    # registration of the training cines (full control grid)
-    register_iterations: int = 300
-    register_lr: float = 0.01
+    # the objective both fits minimise, image MSE + smoothness_weight x smoothness: the registrations the modes
+    # come from (training) and the code fit of every encoded cine (inference), so it stays one value here
     smoothness_weight: float = 0.05  # squared control-point differences, relative to the image MSE
-    # encoding a cine (code-space registration)
-    encode_iterations: int = 50  # 50 at lr 0.1 read LVEF as well as 200 at 0.05 on val, in a quarter of the time
-    encode_lr: float = 0.1
-    code_prior_weight: float = 1e-5  # pulls the standardised code towards the training distribution (|code|^2)
+    recipe: MotionRecipe = field(default_factory=MotionRecipe)
+    encoder: MotionEncoding = field(default_factory=MotionEncoding)
 
     @property
     def control_shape(self) -> tuple[int, int, int, int]:
@@ -141,14 +161,15 @@ def _check_cines(frames, config: MotionConfig) -> torch.Tensor:
 def register(frames: torch.Tensor, config: MotionConfig, ed: torch.Tensor | None = None,
              iterations: int | None = None) -> torch.Tensor:
     """Registration of each cine's frames to its ED frame (frame 0, or ``ed`` (N, H, W)): Adam on the full
-    control grid, loss = per-frame MSE + smoothness_weight x smoothness. Returns (N, T, 2, g, g), frame 0 zero."""
+    control grid as the config's recipe says, loss = per-frame MSE + smoothness_weight x smoothness. Returns
+    (N, T, 2, g, g), frame 0 zero."""
     frames = _check_cines(frames, config)
     ed = frames[:, 0] if ed is None else ed.float()
     control = torch.zeros(len(frames), *config.control_shape, requires_grad=True)
-    optimiser = torch.optim.Adam([control], lr=config.register_lr)
+    optimiser = torch.optim.Adam([control], lr=config.recipe.register_lr)
     mask = torch.ones(config.frames, 1, 1, 1)
     mask[0] = 0  # ED stays the anchor: its displacement is zero by definition
-    for _ in range(iterations or config.register_iterations):
+    for _ in range(iterations or config.recipe.register_iterations):
         moved = control * mask
         loss = ((warp(ed, moved) - frames).pow(2).mean(dim=(1, 2, 3))
                 + config.smoothness_weight * smoothness(moved)).sum()
@@ -221,7 +242,8 @@ class MotionModel(nn.Module, Pretrained):
     def encode(self, frames, ed=None, iterations: int | None = None) -> torch.Tensor:
         """Cines (N, T, H, W) -> standardised codes (N, k, 2, g, g): Adam on the code, from the mean motion
         (code 0), minimising the MSE between ``ed`` (default frame 0) warped by the code and the cine's frames,
-        plus the registration's smoothness term and a small prior on the code.
+        plus the registration's smoothness term and a small prior on the code (steps, lr and prior weight: the
+        config's ``encoder`` settings; ``iterations`` overrides the steps).
 
         Pass the *decoded* ED frame as ``ed`` when the anatomy goes through the frame autoencoder: the code
         then fits the motion of the frame that will actually be warped."""
@@ -229,13 +251,14 @@ class MotionModel(nn.Module, Pretrained):
         frames = _check_cines(frames, self.config).to(device).clone()  # clone: inputs made under inference_mode
         ed = (frames[:, 0] if ed is None else torch.as_tensor(ed, dtype=torch.float32, device=device)).clone()  # are
         code = torch.zeros(len(frames), *self.config.code_shape, device=device, requires_grad=True)  # not differentiable
-        optimiser = torch.optim.Adam([code], lr=self.config.encode_lr)
+        settings = self.config.encoder
+        optimiser = torch.optim.Adam([code], lr=settings.lr)
         with torch.enable_grad():
-            for _ in range(self.config.encode_iterations if iterations is None else iterations):
+            for _ in range(settings.iterations if iterations is None else iterations):
                 control = self.control(code)
                 loss = ((warp(ed, control) - frames).pow(2).mean(dim=(1, 2, 3))
                         + self.config.smoothness_weight * smoothness(control)
-                        + self.config.code_prior_weight * code.pow(2).mean(dim=(1, 2, 3, 4))).sum()
+                        + settings.code_prior_weight * code.pow(2).mean(dim=(1, 2, 3, 4))).sum()
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()

@@ -15,7 +15,7 @@ the two cannot drift. Inference folds each BatchNorm into the convolution before
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -32,20 +32,10 @@ STRUCTURES = (RV, MYO, LV)
 
 
 @dataclass(frozen=True)
-class SegmenterConfig:
-    """Architecture, the data it expects, and the training recipe (all saved in ``config.json``)."""
+class SegmenterRecipe:
+    """The training recipe (training.train_segmenter: optimiser, schedule, loss weight, augmentation), read only
+    by the training loop and loss: nothing here changes what a trained segmenter outputs."""
 
-    name: str = "default"
-    # what the network sees
-    image_size: int = 64  # H = W of the input frames
-    spacing_mm: float = 2.2  # pixel size it was trained at (informative: inputs must be resampled to it)
-    data_config: str = "default"  # the prepared-data config (cardiosynth.data.prepare.CONFIGS) it trains on
-    classes: int = 4  # background, RV, MYO, LV
-    # architecture: channels per level, finest first; depth = len(channels) - 1 downsamplings
-    channels: tuple[int, ...] = (8, 16, 32, 64, 128)  # thin at full resolution: that is where CPU time goes
-    convs_per_block: int = 2
-    dropout: float = 0.1  # in the bottleneck only
-    # training recipe
     epochs: int = 120
     batch_size: int = 16
     lr: float = 2e-3
@@ -62,6 +52,25 @@ class SegmenterConfig:
     aug_brightness: float = 0.08
     aug_noise_std: float = 0.03
     aug_probability: float = 0.9  # share of training images that get the geometric transform
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """The frames the network expects (``image_size``, checked by segment_cine and the Turing test's features;
+    ``spacing_mm`` and ``data_config`` name the prepared grid they come from) and its architecture, then the
+    training recipe as its own dataclass; saved, nested the same way, in ``config.json``."""
+
+    name: str = "default"
+    # what the network sees
+    image_size: int = 64  # H = W of the input frames
+    spacing_mm: float = 2.2  # pixel size it was trained at (informative: inputs must be resampled to it)
+    data_config: str = "default"  # the prepared-data config (cardiosynth.data.prepare.CONFIGS) it trains on
+    classes: int = 4  # background, RV, MYO, LV
+    # architecture: channels per level, finest first; depth = len(channels) - 1 downsamplings
+    channels: tuple[int, ...] = (8, 16, 32, 64, 128)  # thin at full resolution: that is where CPU time goes
+    convs_per_block: int = 2
+    dropout: float = 0.1  # in the bottleneck only
+    recipe: SegmenterRecipe = field(default_factory=SegmenterRecipe)
 
     @property
     def depth(self) -> int:
@@ -84,7 +93,7 @@ CONFIGS = {
     "default": SegmenterConfig(),
     # the paper-size data: 96 x 96 frames at 1.5 mm/px, one more level, wider
     "paper": SegmenterConfig(name="paper", image_size=96, spacing_mm=1.5, data_config="paper",
-                             channels=(16, 32, 64, 128, 256), epochs=300, batch_size=32),
+                             channels=(16, 32, 64, 128, 256), recipe=SegmenterRecipe(epochs=300, batch_size=32)),
 }
 
 

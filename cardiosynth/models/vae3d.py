@@ -2,8 +2,8 @@
 
 A cine 1 x T x H x W maps to a latent C x T/f_t x H/f_s x W/f_s (default 4 x 8 x 16 x 16 for 16 x 64 x 64).
 The generators (MAR with diffusion loss, ECG rectified flow) work on *scaled* latents: posterior means times
-``latent_scale`` (1 / std of the training-set posterior means), which is computed once after training and
-stored in ``config.json`` beside the weights, so training and sampling cannot use different scales.
+``stats.latent_scale`` (1 / std of the training-set posterior means), which is computed once after training
+and stored in ``config.json`` beside the weights, so training and sampling cannot use different scales.
 
 Layout (per level: ResBlocks, then a strided-conv downsample): channels grow as resolution shrinks; the
 decoder mirrors it with "conv at low resolution, then nearest upsample", so the thin full-resolution layers
@@ -13,30 +13,22 @@ decoder mirrors it with "conv at low resolution, then nearest upsample", so the 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cardiosynth.models.latents import decode_in_batches, encode_in_batches
+from cardiosynth.models.latents import LatentStats, decode_in_batches, encode_in_batches
 from cardiosynth.weights import Pretrained
 
 
-@dataclass
-class VAE3DConfig:
-    frames: int = 16
-    size: int = 64
-    latent_channels: int = 4
-    f_t: int = 2  # temporal downsampling factor (power of 2)
-    f_s: int = 4  # spatial downsampling factor (power of 2)
-    channels: tuple[int, ...] = (32, 64, 128)  # one per level: full resolution, /2, /4, ... (log2(f_s) + 1)
-    enc_blocks: tuple[int, ...] = (0, 1, 1)  # ResBlocks per encoder level
-    dec_blocks: tuple[int, ...] = (1, 1, 1)  # ResBlocks per decoder level
-    mid_blocks: int = 1  # ResBlocks at the latent resolution (encoder and decoder each)
-    groups: int = 8  # GroupNorm groups
-    # training
+@dataclass(frozen=True)
+class VAE3DRecipe:
+    """The training recipe (training.train_vae3d: loss weights, schedule, augmentation and crops): read only by
+    training, so nothing here changes what trained weights encode or decode."""
+
     kl_weight: float = 1e-5  # SD convention: weight of the summed KL relative to the summed pixel loss
     ssim_weight: float = 0.2  # weight of (1 - SSIM) on valid pixels, added to the L1 term
     epochs: int = 14
@@ -48,8 +40,27 @@ class VAE3DConfig:
     crop_size: int = 48
     eval_every: int = 3  # epochs between validation passes (full cines)
     seed: int = 0
+
+
+@dataclass
+class VAE3DConfig:
+    """The architecture (the cine shape it codes and the network's shapes), then, one dataclass each, the
+    fitted latent statistics (``stats``) and the training recipe (``recipe``); saved, nested the same way, in
+    ``config.json``. The crops are checked here, against the cine shape and the downsampling factors."""
+
+    frames: int = 16
+    size: int = 64
+    latent_channels: int = 4
+    f_t: int = 2  # temporal downsampling factor (power of 2)
+    f_s: int = 4  # spatial downsampling factor (power of 2)
+    channels: tuple[int, ...] = (32, 64, 128)  # one per level: full resolution, /2, /4, ... (log2(f_s) + 1)
+    enc_blocks: tuple[int, ...] = (0, 1, 1)  # ResBlocks per encoder level
+    dec_blocks: tuple[int, ...] = (1, 1, 1)  # ResBlocks per decoder level
+    mid_blocks: int = 1  # ResBlocks at the latent resolution (encoder and decoder each)
+    groups: int = 8  # GroupNorm groups
     # filled in after training: 1 / std of the training-set posterior means (scaled latent has unit std)
-    latent_scale: float = 1.0
+    stats: LatentStats = field(default_factory=LatentStats)
+    recipe: VAE3DRecipe = field(default_factory=VAE3DRecipe)
 
     def __post_init__(self):
         levels = len(self.channels)
@@ -65,9 +76,9 @@ class VAE3DConfig:
             raise ValueError("enc_blocks and dec_blocks need one entry per level of channels")
         if self.frames % self.f_t or self.size % self.f_s:
             raise ValueError(f"frames {self.frames} must be divisible by f_t {self.f_t} and size {self.size} by f_s {self.f_s}")
-        if self.crop_frames % self.f_t or self.crop_size % self.f_s or self.crop_frames > self.frames \
-                or self.crop_size > self.size:
-            raise ValueError("crop_frames / crop_size must fit the cine and be divisible by f_t / f_s")
+        crop_frames, crop_size = self.recipe.crop_frames, self.recipe.crop_size
+        if crop_frames % self.f_t or crop_size % self.f_s or crop_frames > self.frames or crop_size > self.size:
+            raise ValueError("the recipe's crop_frames / crop_size must fit the cine and be divisible by f_t / f_s")
         if any(c % self.groups for c in self.channels):
             raise ValueError(f"every channel count must be divisible by groups={self.groups}")
 
@@ -86,8 +97,8 @@ CONFIGS = {
     "default": VAE3DConfig(),
     # CPGG paper setting (UK Biobank four-chamber cines): |x| = 16, f_t = 2, f_s = 8 -> 16 x 25 x 12 x 12.
     "paper": VAE3DConfig(frames=50, size=96, latent_channels=16, f_t=2, f_s=8, channels=(32, 64, 128, 256),
-                         enc_blocks=(0, 1, 1, 1), dec_blocks=(1, 1, 1, 1), epochs=100, batch_size=4, lr=4e-4,
-                         crop_frames=16, crop_size=64),
+                         enc_blocks=(0, 1, 1, 1), dec_blocks=(1, 1, 1, 1),
+                         recipe=VAE3DRecipe(epochs=100, batch_size=4, lr=4e-4, crop_frames=16, crop_size=64)),
 }
 
 
@@ -240,7 +251,8 @@ def _check_frames(frames, config: VAE3DConfig) -> torch.Tensor:
 
 @torch.inference_mode()
 def encode_cines(model: VAE3D, frames, batch_size: int = 16) -> torch.Tensor:
-    """(N, T, H, W) float in [0, 1] -> *scaled* latents (N, C, T/f_t, H/f_s, W/f_s): posterior mean x latent_scale."""
+    """(N, T, H, W) float in [0, 1] -> *scaled* latents (N, C, T/f_t, H/f_s, W/f_s): posterior mean x
+    stats.latent_scale."""
     return encode_in_batches(model, _check_frames(frames, model.config), batch_size)
 
 
