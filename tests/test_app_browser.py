@@ -206,8 +206,12 @@ def test_a_grid_of_seeds_plays_side_by_side_with_a_zip(browser_page):
     page, outside = browser_page
     page.get_by_role("tab", name="Phenotype explorer").click()
     page.locator("#batch").get_by_text("Several cines").first.click()
-    page.locator("#grid-seeds input[type=number]").fill("3")
-    page.locator("#grid-seeds input[type=number]").press("Enter")
+    seeds = page.locator("#grid-seeds input[type=number]")
+    seeds.wait_for(state="visible")
+    wait_until_idle(page)  # the accordion's content mounted: a value typed before that was reset to the default
+    seeds.fill("3")
+    seeds.press("Enter")
+    page.wait_for_function("() => document.querySelector('#grid-seeds input[type=range]').value === '3'")
     page.locator("#grid-btn").click()
     page.wait_for_function("() => document.querySelectorAll('#batch-gallery img').length === 3"
                            " || document.querySelector('#batch-message .cs-error')", timeout=GENERATE_TIMEOUT_MS)
