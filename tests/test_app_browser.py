@@ -95,6 +95,27 @@ def wait_until_idle(page) -> None:
                            " && !/processing \\|/.test(document.body.innerText)")
 
 
+def set_slider(page, elem_id: str, value: str, tries: int = 10) -> None:
+    """Type ``value`` into a slider's number box until the slider holds it. A slider inside an accordion that has
+    just opened can be reset to its default once its content mounts and syncs (seen only with a loaded CPU, as
+    a grid of 6 cines where 3 were typed), so a value typed too early is typed again."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.wait_for(state="visible")
+    held = f"() => document.querySelector('#{elem_id} input[type=range]').value === '{value}'"
+    for _ in range(tries):
+        wait_until_idle(page)
+        box.fill(value)
+        box.press("Enter")
+        try:
+            page.wait_for_function(held, timeout=1000)
+            page.wait_for_timeout(300)  # and it stays
+            if page.evaluate(held):
+                return
+        except sync_api.TimeoutError:
+            pass
+    raise AssertionError(f"#{elem_id} did not keep {value} after {tries} tries: it reads {box.input_value()}")
+
+
 def test_phenotype_explorer_edit_and_sample(browser_page):
     page, outside = browser_page
     box = page.locator("#plausibility .cs-plaus")
@@ -206,12 +227,7 @@ def test_a_grid_of_seeds_plays_side_by_side_with_a_zip(browser_page):
     page, outside = browser_page
     page.get_by_role("tab", name="Phenotype explorer").click()
     page.locator("#batch").get_by_text("Several cines").first.click()
-    seeds = page.locator("#grid-seeds input[type=number]")
-    seeds.wait_for(state="visible")
-    wait_until_idle(page)  # the accordion's content mounted: a value typed before that was reset to the default
-    seeds.fill("3")
-    seeds.press("Enter")
-    page.wait_for_function("() => document.querySelector('#grid-seeds input[type=range]').value === '3'")
+    set_slider(page, "grid-seeds", "3")
     page.locator("#grid-btn").click()
     page.wait_for_function("() => document.querySelectorAll('#batch-gallery img').length === 3"
                            " || document.querySelector('#batch-message .cs-error')", timeout=GENERATE_TIMEOUT_MS)
