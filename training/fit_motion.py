@@ -19,7 +19,6 @@ checks) come from the evaluator: ``python -m evaluation.evaluate --generator rec
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -27,8 +26,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 
 from cardiosynth.cine import Cine
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
@@ -36,31 +33,14 @@ from cardiosynth.measure.measurer import CineMeasurer
 from cardiosynth.measure.metrics import bootstrap_ci
 from cardiosynth.measure.timing import time_callable
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
-from cardiosynth.models.motion import CONFIGS, MotionConfig, MotionModel, register, warp
+from cardiosynth.models.motion import CONFIGS, MotionConfig, MotionModel, warp
+from cardiosynth.render.registration import registered_controls
 from cardiosynth.models.vae3d import VAE3D, decode_latents, encode_cines, masked_metrics
-from cardiosynth.paths import REPO_ROOT, cache_dir
+from cardiosynth.paths import REPO_ROOT
 from cardiosynth.weights import read_config, resolve
 from training.common import ACDC_LICENCE, one_cine_per_patient, parse_training_run, seed_everything, training_parser
 
 REPORT_DIR = REPO_ROOT / "reports" / "anatomy_motion"
-BATCH = 32  # cines registered together (one cached file each)
-
-
-def registered_controls(cines: torch.Tensor, config: MotionConfig, run_dir: Path) -> torch.Tensor:
-    """Controls of every cine, one cached batch at a time (a rerun skips the batches already on disk)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    out = []
-    for start in tqdm(range(0, len(cines), BATCH), desc="registration", unit="batch"):
-        path = run_dir / f"controls_{start:05d}.safetensors"
-        if path.is_file():
-            out.append(load_file(str(path))["controls"])
-            continue
-        controls = register(cines[start:start + BATCH], config)
-        tmp = path.with_suffix(".tmp")
-        save_file({"controls": controls.contiguous()}, str(tmp))
-        tmp.replace(path)
-        out.append(controls)
-    return torch.cat(out)
 
 
 def fit(config: MotionConfig, out: Path, dataset_name: str, command: str) -> dict:
@@ -68,7 +48,7 @@ def fit(config: MotionConfig, out: Path, dataset_name: str, command: str) -> dic
     train = load_prepared(dataset_name).split("train")
     cines = torch.from_numpy(train.cines.astype(np.float32) / 255.0)
     started = time.perf_counter()
-    controls = registered_controls(cines, config, cache_dir() / "runs" / f"{out.name}_{registration_key(config, dataset_name)}")
+    controls = registered_controls(cines, config, out.name, dataset_name)
     model = MotionModel(config)
     explained = model.fit(controls)
     rebuilt = model.control(model.project(controls))
@@ -80,17 +60,6 @@ def fit(config: MotionConfig, out: Path, dataset_name: str, command: str) -> dic
                                                      for i in range(0, len(cines), 64)]), cines)}
     model.save_pretrained(out, model_card(config, extra), extra=extra)
     return extra
-
-
-def registration_key(config: MotionConfig, dataset_name: str) -> str:
-    """Names the registration cache by everything the registrations depend on, so changed settings never
-    reuse stale batches. The keys are the settings' flat names, so caches written before the config was nested
-    (recipe) keep their names."""
-    settings = {"frames": config.frames, "size": config.size, "grid": config.grid,
-                "register_iterations": config.recipe.register_iterations, "register_lr": config.recipe.register_lr,
-                "smoothness_weight": config.smoothness_weight}
-    digest = hashlib.sha256(json.dumps({**settings, "dataset": str(dataset_name)}, sort_keys=True).encode())
-    return f"{config.name}_{digest.hexdigest()[:10]}"
 
 
 def model_warp(cines: torch.Tensor, controls: torch.Tensor) -> torch.Tensor:

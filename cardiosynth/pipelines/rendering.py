@@ -1,0 +1,111 @@
+"""Requests in, cines of real pixels out: the default path of both pipelines.
+
+A de novo cine is an exemplar of the anatomy bank (drawn from the request's seed among those nearest to its
+LVEDV, LVM, RVEDV, LVEF and slice position), deformed toward the requested anatomy and away from its exemplar,
+moved by a motion and rendered from its real ED frame (``cardiosynth.render``). The motion is either
+
+- ``exemplar``: the exemplar's own registered motion, scaled so its slice contracts as the requested LVEF asks
+  (for the ECG path: re-timed so end-systole falls at the ECG's QT / RR), or
+- a generator's: the phenotype MAR (CPGG) or the ECG rectified flow (ECGFlowCMR) draws a motion code for the
+  new heart's anatomy (its ED frame encoded by the frame autoencoder: encoded only, never decoded), which the
+  motion model turns into control grids.
+
+Which one a pipeline uses is measured on val (reports/renderer/README.md). Editing a real heart renders the
+uploaded heart's own ED frame the same way. Every cine's ``source`` names the bank and the exemplar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cardiosynth.cine import Cine
+from cardiosynth.models.frame_ae import encode_frames
+from cardiosynth.render.bank import AnatomyBank
+from cardiosynth.models.motion import register
+from cardiosynth.render.renderer import Renderer, RenderSettings, motion_scale, slice_ejection
+from cardiosynth.render.sampling import identity_positions, resample
+
+ANATOMY_REQUEST = ("LVEDV", "LVM", "RVEDV", "LVEF")
+
+
+@dataclass
+class RenderedHeart:
+    """One new heart before motion: its exemplar, the anatomy map into the exemplar and the seed's generator."""
+
+    exemplar: int
+    anatomy: torch.Tensor  # (H, W, 2) pixels, new heart -> exemplar
+    scales: dict
+    generator: torch.Generator
+
+
+class ExemplarRendering:
+    """Anatomy from the bank, motion from the exemplar or a generator, pixels from the renderer."""
+
+    def __init__(self, bank: AnatomyBank, settings: RenderSettings = RenderSettings()):
+        self.bank, self.renderer = bank, Renderer(bank, settings)
+        self.name = f"anatomy_bank@{bank.sha256[:12]}" if hasattr(bank, "sha256") else "anatomy_bank"
+
+    @property
+    def settings(self) -> RenderSettings:
+        return self.renderer.settings
+
+    def hearts(self, conditions: pd.DataFrame, seed: int, exclude_subjects: tuple[str, ...] = ()) -> list[RenderedHeart]:
+        """One new heart per row of a conditions table (full phenotype sets + slice_position): the rows of one
+        call draw in order from one generator seeded by ``seed``."""
+        generator = torch.Generator().manual_seed(int(seed))
+        out = []
+        for _, row in conditions.iterrows():
+            request = {n: float(row[n]) for n in ANATOMY_REQUEST if n in row}
+            index = self.bank.choose(request, float(row["slice_position"]), generator, exclude_subjects)
+            anatomy, scales = self.renderer.anatomy_map(index, request, generator)
+            out.append(RenderedHeart(index, anatomy, scales, generator))
+        return out
+
+    def ed_frames(self, hearts: list[RenderedHeart]) -> np.ndarray:
+        """The new hearts' ED frames (N, H, W) (no motion, no noise restored: what the frame autoencoder encodes
+        so a motion generator sees the anatomy it draws for)."""
+        frames = []
+        for heart in hearts:
+            positions = identity_positions(self.renderer.size) + heart.anatomy
+            frames.append(resample(self.bank.ed_frame(heart.exemplar), positions[None],
+                                   self.bank.valid_mask(heart.exemplar), kernel=self.settings.kernel,
+                                   restore_noise=False)[0])
+        return np.stack(frames)
+
+    def exemplar_motion(self, heart: RenderedHeart, lvef: float | None) -> tuple[torch.Tensor, float]:
+        return self.renderer.exemplar_motion(heart.exemplar, lvef)
+
+    def render(self, heart: RenderedHeart, control: torch.Tensor, motion_in: str, spacing_mm: float,
+               slice_position: float, source: str, metadata: dict) -> Cine:
+        """A Cine of the heart moved by ``control`` (T, 2, g, g); provenance in ``source`` and ``metadata``."""
+        frames = self.renderer.render_exemplar(heart.exemplar, heart.anatomy, control, heart.generator, motion_in)
+        exemplar = self.bank.exemplar_id(heart.exemplar)
+        metadata = {**metadata, "exemplar": exemplar, "anatomy_bank": self.name, "anatomy_scales": heart.scales,
+                    "derived_from": f"real training slice {exemplar} (ACDC, CC BY-NC-SA 4.0), deformed and moved"}
+        return Cine(frames, (spacing_mm, spacing_mm), float(slice_position), self.bank.valid_mask(heart.exemplar),
+                    source=f"{source}; exemplar {exemplar}", metadata=metadata)
+
+
+def real_heart_motion(cine: Cine, motion_config) -> torch.Tensor:
+    """An uploaded heart's own motion: its frames registered to its ED frame (T, 2, g, g)."""
+    frames = torch.from_numpy(np.asarray(cine.frames, np.float32)[None])
+    return register(frames, motion_config)[0].double()
+
+
+def edit_scale(cine: Cine, known_lvef: float, requested_lvef: float, labels: np.ndarray | None) -> float:
+    """Motion factor for editing a real heart from its known LVEF to the requested one; ``labels`` (T, H, W)
+    its segmentation, whose ED and smallest-LV frames give the slice's own contraction."""
+    fraction = None
+    if labels is not None:
+        areas = (labels == 3).reshape(len(labels), -1).sum(1)
+        if areas[0] >= 4:
+            fraction = slice_ejection(labels[0], labels[int(np.argmin(areas))])
+    return motion_scale(known_lvef, requested_lvef, fraction)
+
+
+__all__ = ["ExemplarRendering", "RenderedHeart", "RenderSettings", "encode_frames", "real_heart_motion",
+           "edit_scale"]
