@@ -36,11 +36,17 @@ from cardiosynth.pipelines.phenotype_to_cine import COMPONENTS as ANATOMY_COMPON
 from cardiosynth.pipelines.phenotype_to_cine import OPTIONAL_COMPONENTS as OPTIONAL_ANATOMY_COMPONENTS
 from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine, spacing_of
 from cardiosynth.pipelines.requests import check_sampling
+from cardiosynth.models.frame_ae import encode_frames
+from cardiosynth.pipelines.rendering import real_heart_motion, strongest_motion_fraction
+from cardiosynth.render.fields import motion_displacement
+from cardiosynth.render.sampling import identity_positions
 from cardiosynth.retime import retime, systolic_fraction
 from cardiosynth.weights import WEIGHTS_DIR, WeightsError, check_dependency
 
 COMPONENTS = ("ecg_mae", "ecg_flow") + ANATOMY_COMPONENTS  # the anatomy comes from the phenotype -> cine chain
 MAX_STEPS = 200  # sampling steps a request may ask for
+MOTIONS = ("flow", "exemplar")  # where a rendered cine's motion comes from (reports/renderer/README.md)
+DEFAULT_MOTION = "flow"
 PSEUDO_PAIRED_NOTE = ("What the ECG controls: the heartbeat's motion and its timing; each cine is re-timed so that "
                       "systole lasts the ECG's QT (the dashed line). What it does not: the anatomy, which comes from "
                       "a phenotype set (sampled by the phenotype VAE from the seed) through the phenotype \u2192 cine "
@@ -206,16 +212,88 @@ class EcgToCine:
         row = conditions.iloc[0]
         return codes, {"source": how, **{n: round(float(row[n]), 2) for n in ph.NAMES}}
 
+    def _render(self, ecg: Ecg, encoded: EncodedEcg, features: torch.Tensor, cycle_info: dict, timing: dict,
+                seed: int, steps: int, cfg: float, slice_position: float, phenotypes: dict | None,
+                heart: Cine | None, motion: str) -> EcgToCineOutput:
+        """The default path: real pixels (an exemplar deformed, or the real heart) moved for this heartbeat."""
+        if motion not in MOTIONS:
+            raise ValueError(f"motion must be one of {', '.join(MOTIONS)}; got {motion!r}")
+        rendering, codec, c = self.anatomy.rendering, self.anatomy.codec, self.flow.config
+        generator = torch.Generator().manual_seed(int(seed))
+        if heart is not None:
+            if not isinstance(heart, Cine) or heart.shape != codec.cine_shape:
+                raise ValueError(f"heart must be a prepared {codec.cine_shape} Cine (cardiosynth.pipelines.real_cine)")
+            slice_position, ed, valid = heart.slice_position, heart.frames[0], heart.valid
+            anatomy_source, hearts = {"source": heart.source}, None
+        else:
+            conditions, anatomy_source = self._anatomy_set(seed, slice_position, phenotypes)
+            hearts = rendering.hearts(conditions, seed)
+            ed = rendering.ed_frames(hearts)[0]
+            anatomy_source["exemplar"] = rendering.bank.exemplar_id(hearts[0].exemplar)
+        if motion == "flow":
+            known = codec.pack(encode_frames(codec.frame_ae, torch.from_numpy(ed[None])),
+                               torch.zeros(1, *codec.motion.config.code_shape))
+            with autocast(self.flow.template.device):
+                codes = self.flow.sample(features, torch.tensor([float(slice_position)]), int(steps), float(cfg),
+                                         generator, known=known).float()
+            control = codec.motion.control(codec.unpack(codes.cpu())[1])[0].double()
+            from_fraction, motion_in = c.canonical_es_fraction, "new"
+        elif heart is not None:
+            control = real_heart_motion(heart, codec.motion)
+            from_fraction, motion_in = strongest_motion_fraction(control), "new"
+        else:
+            control, _ = rendering.exemplar_motion(hearts[0], float(conditions["LVEF"].iloc[0]))
+            bank = rendering.bank
+            from_fraction, motion_in = (int(bank.es_frame[hearts[0].exemplar]) + 0.5) / self.frames, "exemplar"
+        if from_fraction is not None:
+            control = retime(control, timing["fraction"], from_fraction)
+            rr = cycle_info["rr_s"]
+            cycle_info.update(es_fraction=round(timing["fraction"], 4), es_s=round(timing["fraction"] * rr, 4),
+                              qt_s=timing["qt_s"], timing_source=timing["source"])
+        source = f"synthetic:{self.name}@{self.sha[:12]}"
+        metadata = {"seed": int(seed), "motion": motion, **cycle_info}
+        if hearts is not None:
+            cine = rendering.render(hearts[0], control, motion_in, self.spacing_mm, slice_position, source, metadata)
+        else:
+            positions = identity_positions(codec.motion.config.size) + motion_displacement(control, codec.motion.config.size)
+            frames = rendering.renderer.render(ed, valid, positions, generator)
+            cine = Cine(frames, (self.spacing_mm, self.spacing_mm), float(slice_position), valid.copy(),
+                        source=f"{source}; heart {heart.source}", metadata={**metadata, "heart": heart.source})
+        conditions = {"seed": int(seed), "steps": int(steps), "sampler": c.sampler.method, "cfg": float(cfg),
+                      "slice_position": float(slice_position), "motion": motion,
+                      "model": f"{self.name}@{self.sha[:12]}", "ecg_format": ecg.source_format,
+                      "anatomy": anatomy_source, "note": "trained on pseudo-pairs; the ECG sets motion and timing, "
+                                                          "not the anatomy; the pixels are a real exemplar's"}
+        return EcgToCineOutput(cine, cycle_info, conditions, encoded)
+
+    def _anatomy_set(self, seed: int, slice_position: float, phenotypes: dict | None):
+        """The full phenotype set the anatomy is drawn for (given and completed, or sampled), as a one-row table."""
+        if phenotypes is None:
+            sampled = self.anatomy.phenotype_prior.sample(1, temperature=1.0, seed=int(seed)).iloc[0]
+            phenotypes = {n: float(sampled[n]) for n in ph.INDEPENDENT}
+            how = f"phenotype VAE sample (temperature 1, seed {int(seed)})"
+        else:
+            how = "requested phenotypes, completed by the phenotype VAE"
+        conditions = self.anatomy.resolve_conditions(phenotypes, slice_position)
+        row = conditions.iloc[0]
+        return conditions, {"source": how, **{n: round(float(row[n]), 2) for n in ph.NAMES}}
+
     @torch.no_grad()
     def __call__(self, ecg, seed: int = 0, steps: int | None = None, cfg: float | None = None,
                  slice_position: float = 0.5, cycle: int | None = None, analysis=None,
-                 phenotypes: dict | None = None, heart: Cine | None = None) -> EcgToCineOutput:
+                 phenotypes: dict | None = None, heart: Cine | None = None,
+                 motion: str = DEFAULT_MOTION) -> EcgToCineOutput:
         """One cine for ``ecg`` (a path or an :class:`Ecg`). ``cycle`` picks one of the complete cycles found
         (default: the typical one); ``steps`` sampling steps (the flow's sampler) and ``cfg`` guidance default to
         the flow's config. ``analysis``: neurokit2's :class:`EcgAnalysis` of this ECG when the caller already has
         it (the app does), for its QT; computed here otherwise. The anatomy: a real ``heart`` (a prepared slice,
         whose slice position is then used), else the MAR's for ``phenotypes`` (completed by the phenotype VAE),
-        else for a set the phenotype VAE samples at temperature 1 from ``seed``."""
+        else for a set the phenotype VAE samples at temperature 1 from ``seed``.
+
+        With an anatomy bank (the default) the frames are rendered from real pixels: the heart is an exemplar of
+        the bank deformed toward the set (or the real ``heart``'s own ED frame), and its motion is drawn by the
+        flow for that anatomy (``motion="flow"``) or is the exemplar's own registered motion scaled to the set's
+        LVEF (``motion="exemplar"``); either is re-timed so end-systole falls at the ECG's QT / RR."""
         c = self.flow.config
         steps = c.sampler.sampling_steps if steps is None else steps
         cfg = c.sampler.cfg if cfg is None else cfg
@@ -227,6 +305,13 @@ class EcgToCine:
         if not 0 <= k < len(encoded.cycles):
             raise ValueError(f"cycle must be from 0 to {len(encoded.cycles) - 1}; got {cycle!r}")
         features = encoded.cycle_features(k, self.frames)[None]
+        start, end = encoded.cycle_seconds(k)
+        cycle_info = {**encoded.cycle_info(k),
+                      "frame_times_s": [round(start + (end - start) * f / self.frames, 4) for f in range(self.frames)]}
+        timing = systolic_fraction((analysis or process_ecg(ecg)).qt_s, end - start)
+        if self.anatomy.rendering is not None:
+            return self._render(ecg, encoded, features, cycle_info, timing, seed, steps, cfg, slice_position,
+                                phenotypes, heart, motion)
         known, anatomy_source = self.anatomy_codes(seed, slice_position, phenotypes, heart)
         if heart is not None:
             slice_position = heart.slice_position
@@ -235,11 +320,7 @@ class EcgToCine:
             codes = self.flow.sample(features, torch.tensor([float(slice_position)]), int(steps), float(cfg),
                                      generator, known=known).float()
         frames = self.anatomy.codec.decode_codes(codes.cpu())[0]
-        start, end = encoded.cycle_seconds(k)
-        cycle_info = {**encoded.cycle_info(k),
-                      "frame_times_s": [round(start + (end - start) * f / len(frames), 4) for f in range(len(frames))]}
         if c.canonical_es_fraction is not None:  # the flow's cines end systole at one fraction: move it to the ECG's
-            timing = systolic_fraction((analysis or process_ecg(ecg)).qt_s, end - start)
             frames = retime(frames, timing["fraction"], c.canonical_es_fraction)
             cycle_info.update(es_fraction=round(timing["fraction"], 4), es_s=round(timing["fraction"] * (end - start), 4),
                               qt_s=timing["qt_s"], timing_source=timing["source"])

@@ -36,17 +36,28 @@ from cardiosynth.cine import Cine
 from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
 from cardiosynth.device import autocast, resolve_device
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
+from cardiosynth.models.frame_ae import encode_frames
 from cardiosynth.models.mar import MAR, standardise_phenotypes
 from cardiosynth.models.vae3d import VAE3D, decode_latents
 from cardiosynth.pipelines import hub
 from cardiosynth.pipelines.phenotype_prior import PhenotypePrior
+from cardiosynth.pipelines.rendering import ExemplarRendering, RenderedHeart, real_heart_motion
+from cardiosynth.render.bank import AnatomyBank
+from cardiosynth.render.fields import motion_displacement
+from cardiosynth.render.renderer import motion_scale
+from cardiosynth.render.sampling import identity_positions
 from cardiosynth.pipelines.requests import PhenotypeRequest, check_sampling
 from cardiosynth.weights import WEIGHTS_DIR, WeightsError, read_config
 
 # The sub-folders of a pipeline folder (the bundled ``weights/`` or a Hub snapshot): always these two, and the
 # representation's models (``vae3d``, or ``frame_ae`` + ``motion``) plus the editor (``mar_motion``) when present.
 COMPONENTS = ("phenotype_vae", "mar")
-OPTIONAL_COMPONENTS = ("vae3d", "frame_ae", "motion", "mar_motion")
+OPTIONAL_COMPONENTS = ("vae3d", "frame_ae", "motion", "mar_motion", "anatomy_bank")
+BANK = "anatomy_bank"
+#: where a rendered cine's motion comes from: the exemplar's own (scaled to the requested LVEF) or the MAR's draw
+MOTIONS = ("exemplar", "mar")
+DEFAULT_MOTION = "exemplar"  # measured on val: reports/renderer/README.md
+EDIT_MOTIONS = ("mar", "own")
 EDITOR = "mar_motion"
 # What a heart's ED anatomy fixes: an edit keeps these and changes only contraction.
 ANATOMY_PHENOTYPES = ("LVEDV", "LVM", "RVEDV")
@@ -66,7 +77,8 @@ class PhenotypeToCine:
     """The phenotype -> cine generator. Deterministic on CPU: the same request and seed give identical cines."""
 
     def __init__(self, phenotype_prior: PhenotypePrior, mar: MAR, decoder: "AnatomyMotionCodec | Vae3dDecoder",
-                 spacing_mm: float, name: str = "cpgg", sha: str = "", editor: "PhenotypeToCine | None" = None):
+                 spacing_mm: float, name: str = "cpgg", sha: str = "", editor: "PhenotypeToCine | None" = None,
+                 rendering: ExemplarRendering | None = None):
         if tuple(decoder.code_shape) != tuple(mar.config.latent_shape):
             raise ValueError(f"the MAR draws codes {mar.config.latent_shape}, its decoder takes "
                              f"{decoder.code_shape}: they were not trained together")
@@ -75,6 +87,8 @@ class PhenotypeToCine:
         self.editor = self if isinstance(decoder, AnatomyMotionCodec) else editor
         self.spacing_mm = float(spacing_mm)
         self.name, self.sha = name, sha  # sha: fingerprint of the weights, recorded in every cine's source
+        # the default path: cines rendered from real exemplars (None: the published path, decoded from latents)
+        self.rendering = rendering
 
     @property
     def device(self) -> torch.device:
@@ -88,11 +102,15 @@ class PhenotypeToCine:
     # ------------------------------------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(cls, folder_or_hub_id: str | Path = WEIGHTS_DIR, revision: str | None = None,
-                        device: str | torch.device = "auto", local_files_only: bool | None = None) -> "PhenotypeToCine":
+                        device: str | torch.device = "auto", local_files_only: bool | None = None,
+                        decoded: bool = False) -> "PhenotypeToCine":
         """Load from a folder holding ``phenotype_vae/``, ``frame_ae/``, ``motion/`` and ``mar/`` (default: the
         bundled ``weights/``), or from a Hugging Face Hub repo id (``owner/name``) via ``huggingface_hub``. Every
         component's sha256 is checked, and the MAR refuses a representation other than the one it was trained on.
-        ``device``: ``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda``; bf16 autocast on CUDA."""
+        ``device``: ``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda``; bf16 autocast on CUDA.
+
+        With an ``anatomy_bank/`` in the folder every cine is rendered from a real exemplar (the default);
+        ``decoded=True`` gives the published path instead (every frame decoded from the MAR's latents)."""
         device = resolve_device(device)
         folder = hub.resolve_folder(folder_or_hub_id, COMPONENTS, revision=revision, local_files_only=local_files_only,
                                     optional=OPTIONAL_COMPONENTS)
@@ -104,7 +122,11 @@ class PhenotypeToCine:
             motion_mar, codec = _load_generator(folder, EDITOR)
             editor = cls(phenotype_prior, motion_mar.to(device), codec.to(device), spacing_of(motion_mar),
                          name="cpgg-editor", sha=sha)
-        return cls(phenotype_prior, mar.to(device), decoder.to(device), spacing_of(mar), sha=sha, editor=editor)
+        rendering = None
+        if not decoded and hub.has_component(folder, BANK):
+            rendering = ExemplarRendering(AnatomyBank.from_pretrained(folder / BANK))
+        return cls(phenotype_prior, mar.to(device), decoder.to(device), spacing_of(mar), sha=sha, editor=editor,
+                   name="cpgg" if rendering is None else "cpgg-render", rendering=rendering)
 
     def push_to_hub(self, repo_id: str, folder: str | Path = WEIGHTS_DIR, private: bool = True, token: str | None = None,
                     commit_message: str = "Upload CardioSynth phenotype-to-cine weights") -> str:
@@ -138,11 +160,17 @@ class PhenotypeToCine:
     @torch.no_grad()
     def __call__(self, phenotypes, n: int = 1, seed: int = 0, steps: int | None = None, cfg: float | None = None,
                  slice_position: float | None = 0.5, temperature: float | None = None, clamp: bool = False,
-                 batch_size: int = 16, progress: Progress | None = None) -> PhenotypeToCineOutput:
-        """``n`` cines per phenotype set (a dict, or one per table row). ``steps`` = MAR decoding steps K,
+                 batch_size: int = 16, progress: Progress | None = None,
+                 motion: str = DEFAULT_MOTION) -> PhenotypeToCineOutput:
+        """``n`` cines per phenotype set (a dict, or one per table row). Rendered from the anatomy bank when the
+        pipeline has one: ``motion`` ``exemplar`` (the exemplar's own, scaled to the requested LVEF) or ``mar``
+        (drawn by the MAR for the new heart's anatomy). ``steps`` = MAR decoding steps K,
         ``cfg`` = guidance scale, ``slice_position`` 0 base ... 1 apex (a table's ``slice_position`` column wins).
         Defaults come from the MAR's config. The whole call is seeded by ``seed``. ``progress(stage, fraction)``
         hears each decoding step and the decode to frames (it does not change the cines)."""
+        if self.rendering is not None:
+            return self._render(phenotypes, n, seed, steps, cfg, temperature, clamp, slice_position, batch_size,
+                                progress, motion)
         return self._generate_from(phenotypes, n, seed, steps, cfg, temperature, clamp, slice_position, batch_size,
                                    progress=progress)
 
@@ -162,6 +190,52 @@ class PhenotypeToCine:
                  for f, p, s in zip(frames, conditions["slice_position"], conditions["sample"])]
         return PhenotypeToCineOutput(cines, conditions)
 
+    def _render(self, phenotypes, n: int, seed: int, steps, cfg, temperature, clamp: bool, slice_position,
+                batch_size: int, progress: Progress | None, motion: str) -> PhenotypeToCineOutput:
+        """The default path: each cine an exemplar of the bank, deformed toward its set and moved."""
+        if motion not in MOTIONS:
+            raise ValueError(f"motion must be one of {', '.join(MOTIONS)}; got {motion!r}")
+        check_count(n)
+        sets = self.resolve_conditions(phenotypes, slice_position, clamp)
+        conditions = sets.loc[sets.index.repeat(int(n))].reset_index(drop=True)
+        conditions["sample"] = np.tile(np.arange(int(n)), len(sets))
+        conditions["seed"], conditions["motion"] = int(seed), motion
+        if progress is not None:
+            progress("Choosing real exemplars and deforming their anatomy", 0.05)
+        hearts = self.rendering.hearts(conditions, seed)
+        if motion == "mar":
+            controls = self._drawn_motion(hearts, conditions, seed, steps, cfg, temperature, batch_size, progress)
+            scales = [None] * len(hearts)
+        else:
+            controls, scales = zip(*(self.rendering.exemplar_motion(h, float(lvef))
+                                     for h, lvef in zip(hearts, conditions["LVEF"])))
+        if progress is not None:
+            progress("Rendering the frames from the exemplars' real pixels", DRAWN_SHARE)
+        source = f"synthetic:{self.name}@{self.sha[:12]}"
+        cines = [self.rendering.render(heart, control, "exemplar" if motion == "exemplar" else "new", self.spacing_mm,
+                                       float(row.slice_position), source,
+                                       {"seed": int(seed), "sample": int(row.sample), "motion": motion,
+                                        **({} if scale is None else {"motion_scale": round(float(scale), 4)})})
+                 for heart, control, scale, row in zip(hearts, controls, scales, conditions.itertuples())]
+        conditions["exemplar"] = [c.metadata["exemplar"] for c in cines]
+        if progress is not None:
+            progress("Frames rendered", 1.0)
+        return PhenotypeToCineOutput(cines, conditions)
+
+    def _drawn_motion(self, hearts: list[RenderedHeart], conditions: pd.DataFrame, seed: int, steps, cfg,
+                      temperature, batch_size: int, progress: Progress | None) -> list[torch.Tensor]:
+        """The MAR's motion for each new heart: its ED frame encoded (anatomy channels kept), motion drawn."""
+        if self.editor is None:
+            raise WeightsError("motion='mar' needs the anatomy + motion MAR (mar_motion/ beside mar/)")
+        codec = self.codec
+        anatomy = encode_frames(codec.frame_ae, torch.from_numpy(self.rendering.ed_frames(hearts)))
+        known = codec.pack(anatomy, torch.zeros(len(hearts), *codec.motion.config.code_shape))
+        table = conditions[list(ph.NAMES) + ["slice_position"]]
+        codes, _ = self.editor.draw_codes(table, 1, seed, steps, cfg, temperature, False, None, batch_size,
+                                          known=known, known_channels=codec.anatomy_channels, progress=progress)
+        _, motion_codes = codec.unpack(codes)
+        return list(codec.motion.control(motion_codes.to(codec.motion.mean_field.device)).cpu().double())
+
     @torch.no_grad()
     def draw_codes(self, phenotypes, n: int = 1, seed: int = 0, steps: int | None = None, cfg: float | None = None,
                    temperature: float | None = None, clamp: bool = False, slice_position: float | None = 0.5,
@@ -169,8 +243,7 @@ class PhenotypeToCine:
                    progress: Progress | None = None) -> tuple[torch.Tensor, pd.DataFrame]:
         """The MAR's packed anatomy + motion codes (N, C, 1, g, g) on the CPU for the request, and the
         conditions table; what ``__call__`` decodes (the ECG pipeline takes the anatomy channels from here)."""
-        if isinstance(n, bool) or int(n) != n or n < 1:
-            raise ValueError(f"n must be a positive whole number of cines; got {n!r}")
+        check_count(n)
         c = self.mar.config
         steps = c.sampler.num_iter if steps is None else steps
         cfg = c.sampler.cfg if cfg is None else cfg
@@ -208,38 +281,33 @@ class PhenotypeToCine:
     @torch.no_grad()
     def edit(self, cine: Cine, changes: Mapping[str, float], phenotypes: Mapping[str, float] | None = None,
              n: int = 1, seed: int = 0, steps: int | None = None, cfg: float | None = None,
-             temperature: float | None = None) -> PhenotypeToCineOutput:
-        """The same heart's ED anatomy with the motion of new values: ``changes`` (e.g. ``{"LVEF": 35}`` or
+             temperature: float | None = None, motion: str = "mar") -> PhenotypeToCineOutput:
+        """The same heart with the motion of new values: ``changes`` (e.g. ``{"LVEF": 35}`` or
         ``{"LVESV": 90}``) applied to the heart's ``phenotypes`` (what is known of it: its report, or what
         ``cardiosynth.measure.CineMeasurer`` reads off it; the phenotype VAE completes the rest). The ED
         volumes and mass stay those of the heart, only contraction changes; the result's first row of
-        ``conditions`` is the edited set. ``cine`` is a prepared slice (:mod:`cardiosynth.pipelines.real_cine`)."""
+        ``conditions`` is the edited set. ``cine`` is a prepared slice (:mod:`cardiosynth.pipelines.real_cine`).
+
+        With an anatomy bank (the default) every frame is the heart's own real ED frame, warped: by the motion
+        the anatomy + motion MAR draws for the new values (``motion="mar"``), or by the heart's own registered
+        motion scaled to the new LVEF (``motion="own"``, which needs the heart's LVEF in ``phenotypes``).
+        Without one, the published path decodes the ED frame through the frame autoencoder."""
         if not isinstance(cine, Cine):
             raise TypeError("edit needs a Cine: read a file with cardiosynth.pipelines.real_cine first")
         if self.editor is None:
             raise WeightsError("This pipeline cannot edit real hearts: it has no anatomy + motion generator "
                                f"(a {EDITOR}/ folder beside mar/)")
-        if self.editor is not self:
+        if self.rendering is None and self.editor is not self:
             return self.editor.edit(cine, changes, phenotypes, n, seed, steps, cfg, temperature)
         expected = self.codec.cine_shape
         if cine.shape != expected or not np.allclose(cine.spacing_mm, self.spacing_mm, rtol=0.02):
             raise ValueError(f"The cine is {cine.shape} at {cine.spacing_mm} mm; the generator edits {expected} "
                              f"at {self.spacing_mm} mm cines: prepare it with cardiosynth.pipelines.real_cine")
-        if not changes:
-            raise ph.PhenotypeError("Say what to change, e.g. {'LVEF': 35}")
-        mapping, unknown = ph.map_columns([str(k) for k in changes])
-        if unknown:
-            raise ph.PhenotypeError(f"Unknown phenotype(s) {', '.join(unknown)}; editable are LVEF, LVESV, LVSV, "
-                                    "RVEF, RVESV, RVSV (the ED volumes and mass belong to the anatomy)")
-        changes = {mapping[str(k)]: float(v) for k, v in changes.items()}
-        fixed = [name for name in changes if name in ANATOMY_PHENOTYPES]
-        if fixed:
-            raise ph.PhenotypeError(f"{', '.join(fixed)} belong to the heart's ED anatomy, which editing keeps; "
-                                    "change contraction instead (LVEF, LVESV, LVSV, RVEF, RVESV, RVSV)")
-        known = {name: float(v) for name, v in dict(phenotypes or {}).items() if name in ANATOMY_PHENOTYPES}
-        request = {**known, **changes}
-        codes = self.codec.encode_anatomy_codes(torch.from_numpy(cine.frames[None]))
+        request = edit_request(changes, phenotypes)
         table = pd.DataFrame([{**request, "slice_position": cine.slice_position}])
+        if self.rendering is not None:
+            return self._render_edit(cine, table, dict(phenotypes or {}), n, seed, steps, cfg, temperature, motion)
+        codes = self.codec.encode_anatomy_codes(torch.from_numpy(cine.frames[None]))
         result = self._generate_from(table, n, seed, steps, cfg, temperature, clamp=False,
                                      known=codes, known_channels=self.codec.anatomy_channels)
         for out in result.cines:
@@ -247,6 +315,43 @@ class PhenotypeToCine:
             out.frames[:, ~cine.valid] = 0.0
             out.metadata["edited_from"] = cine.source
         return result
+
+    def _render_edit(self, cine: Cine, table: pd.DataFrame, known: dict, n: int, seed: int, steps, cfg,
+                     temperature, motion: str) -> PhenotypeToCineOutput:
+        """An edit rendered from the heart's own ED frame (no autoencoder round trip)."""
+        if motion not in EDIT_MOTIONS:
+            raise ValueError(f"motion must be one of {', '.join(EDIT_MOTIONS)}; got {motion!r}")
+        check_count(n)
+        codec = self.codec
+        if motion == "mar":
+            known_codes = codec.encode_anatomy_codes(torch.from_numpy(cine.frames[None]))
+            codes, conditions = self.editor.draw_codes(table, n, seed, steps, cfg, temperature, known=known_codes,
+                                                       known_channels=codec.anatomy_channels)
+            controls = list(codec.motion.control(codec.unpack(codes)[1].to(codec.motion.mean_field.device))
+                            .cpu().double())
+        else:
+            if "LVEF" not in known:
+                raise ph.PhenotypeError("Editing with the heart's own motion needs its current LVEF (give it in "
+                                        "phenotypes, or measure it first)")
+            conditions = self.resolve_conditions(table, None)
+            conditions = conditions.loc[conditions.index.repeat(int(n))].reset_index(drop=True)
+            conditions["sample"], conditions["seed"] = np.arange(int(n)), int(seed)
+            own = real_heart_motion(cine, codec.motion)
+            scale = motion_scale(float(known["LVEF"]), float(conditions["LVEF"].iloc[0]), None)
+            controls = [own * scale] * int(n)
+        conditions["motion"] = motion
+        generator = torch.Generator().manual_seed(int(seed))
+        identity = identity_positions(codec.motion.config.size)
+        source = f"synthetic:{self.name}@{self.sha[:12]}"
+        cines = []
+        for sample, control in enumerate(controls):
+            positions = identity + motion_displacement(control, codec.motion.config.size)
+            frames = self.rendering.renderer.render(cine.frames[0], cine.valid, positions, generator)
+            cines.append(Cine(frames, cine.spacing_mm, cine.slice_position, cine.valid.copy(),
+                              source=f"{source}; edited from {cine.source}",
+                              metadata={"seed": int(seed), "sample": sample, "motion": motion,
+                                        "edited_from": cine.source}))
+        return PhenotypeToCineOutput(cines, conditions)
 
     # The evaluator's generator contract: conditions table in (one row per cine), cines out.
     def generate(self, conditions: pd.DataFrame, steps: int | None = None, cfg: float | None = None,
@@ -264,6 +369,29 @@ class PhenotypeToCine:
             for row, cine in zip(rows, drawn):
                 cines[row] = cine
         return cines
+
+
+def edit_request(changes: Mapping[str, float], phenotypes: Mapping[str, float] | None) -> dict:
+    """The set an edit asks for: the heart's known ED anatomy (LVEDV, LVM, RVEDV) and the contraction changes.
+    Anatomy in ``changes`` or unknown names are a PhenotypeError."""
+    if not changes:
+        raise ph.PhenotypeError("Say what to change, e.g. {'LVEF': 35}")
+    mapping, unknown = ph.map_columns([str(k) for k in changes])
+    if unknown:
+        raise ph.PhenotypeError(f"Unknown phenotype(s) {', '.join(unknown)}; editable are LVEF, LVESV, LVSV, "
+                                "RVEF, RVESV, RVSV (the ED volumes and mass belong to the anatomy)")
+    changes = {mapping[str(k)]: float(v) for k, v in changes.items()}
+    fixed = [name for name in changes if name in ANATOMY_PHENOTYPES]
+    if fixed:
+        raise ph.PhenotypeError(f"{', '.join(fixed)} belong to the heart's ED anatomy, which editing keeps; "
+                                "change contraction instead (LVEF, LVESV, LVSV, RVEF, RVESV, RVSV)")
+    known = {name: float(v) for name, v in dict(phenotypes or {}).items() if name in ANATOMY_PHENOTYPES}
+    return {**known, **changes}
+
+
+def check_count(n) -> None:
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"n must be a positive whole number of cines; got {n!r}")
 
 
 # ---------------------------------------------------------------------------------------------- loading

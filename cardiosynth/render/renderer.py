@@ -122,3 +122,4 @@ class Renderer:
                         motion_in: str = "exemplar") -> np.ndarray:
         return self.render(self.bank.ed_frame(index), self.bank.valid_mask(index),
                            self.positions(anatomy, control, motion_in), generator)
+
