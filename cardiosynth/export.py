@@ -186,9 +186,14 @@ def dicom_dataset(cine: Cine, info: dict, frame_seconds: float):
     return ds
 
 
+#: what a rendered cine was made of (the anatomy bank's exemplar, or the edited heart): written in every format
+PROVENANCE_KEYS = ("exemplar", "anatomy_bank", "derived_from", "edited_from")
+
+
 def save_cine(cine: Cine, path: str | Path, metadata: dict | None = None, frame_seconds: float | None = None) -> Path:
     """Write one cine; the format follows the extension (.nii.gz, .npz, .dcm, .gif, .mp4). ``metadata`` (e.g.
-    the conditions) goes into the npz, the NIfTI extension and the DICOM Image Comments; ``frame_seconds`` sets
+    the conditions) goes into the npz, the NIfTI extension and the DICOM Image Comments, with the cine's
+    provenance (:data:`PROVENANCE_KEYS`: the exemplar a rendered cine was made of); ``frame_seconds`` sets
     the frame interval (default :func:`frame_interval`: the cine's heartbeat, else 1 s, over its frames).
 
     DICOM: one multi-frame Secondary Capture file per slice, see :func:`dicom_dataset`.
@@ -201,7 +206,8 @@ def save_cine(cine: Cine, path: str | Path, metadata: dict | None = None, frame_
     the JSON extension records which."""
     fmt = cine_format(path)
     frame_seconds = frame_seconds or frame_interval(cine)
-    info = {"source": cine.source, "slice_position": cine.slice_position, **(metadata or {})}
+    provenance = {k: cine.metadata[k] for k in PROVENANCE_KEYS if k in (cine.metadata or {})}
+    info = {"source": cine.source, "slice_position": cine.slice_position, **provenance, **(metadata or {})}
     with atomic_path(path) as temporary:
         if fmt == "nii.gz":
             affine, code, thickness, where = nifti_geometry(cine)

@@ -52,7 +52,7 @@ from cardiosynth.measure import metrics
 from cardiosynth.measure.anatomy import check_anatomy, summarize_anatomy
 from cardiosynth.measure.measurer import CineMeasurer
 from cardiosynth.models.cine_encoder import CineEncoder, encode_cines
-from cardiosynth.pipelines.ecg_to_cine import EcgToCine
+from cardiosynth.pipelines.ecg_to_cine import DEFAULT_MOTION, MOTIONS, EcgToCine
 from cardiosynth.retime import ES_FRACTION_RANGE, retime, retimed_dataset
 from cardiosynth.weights import WEIGHTS_DIR
 from evaluation.evaluate import Reference, TuringReference
@@ -101,8 +101,12 @@ def shuffled_control(x: np.ndarray, y: np.ndarray, observed: float, n: int = PER
 
 
 def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for_spread: int = 5,
-        command: str = "", n_simulated: int = 60, seed: int = 0) -> dict:
-    pipe = EcgToCine.from_pretrained(weights)
+        command: str = "", n_simulated: int = 60, seed: int = 0, motion: str = DEFAULT_MOTION) -> dict:
+    loaded = EcgToCine.from_pretrained(weights)
+
+    def pipe(path, seed):
+        return loaded(path, seed=seed, motion=motion)
+    pipe.flow, pipe.sha = loaded.flow, loaded.sha
     measurer = CineMeasurer()
     records = (simulated_records(n_simulated) if split == "simulated"
                else heldout_records(load_arrays(progress=False).table, split))
@@ -159,6 +163,7 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
     seed_areas = measurer.measure(seed_cines)[0]["lv_area_ed_mm2"].to_numpy()
     report = {
         "command": command, "split": split, "seed": seed, "weights": str(weights), "model": pipe.sha[:12],
+        "motion": motion if loaded.anatomy.rendering is not None else "decoded",
         "timing": timing, "shuffled_control": shuffled_control(x, y, r), "timing_ceiling_real_cines": ceiling,
         "timing_ceiling_retimed_real_cines": retimed,
         "heart_rate": heart_rate,
@@ -279,12 +284,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights", type=Path, default=None, help="folder with ecg_mae/, ecg_flow/ and the phenotype -> cine components")
     parser.add_argument("--acdc-split", choices=["val", "test"], default="test", help="real cines for the floor")
     parser.add_argument("--out", type=Path, default=Path("reports/ecg_flow/test"))
+    parser.add_argument("--motion", choices=MOTIONS, default=DEFAULT_MOTION,
+                        help="rendered cines' motion: the flow's draw or the exemplar's own, re-timed")
     args = parser.parse_args(argv)
 
     command = "python -m evaluation.ecg_timing " + " ".join(argv if argv is not None else sys.argv[1:])
     report = run(args.split, args.weights or WEIGHTS_DIR, args.out, args.acdc_split, command=command,
-                 n_simulated=args.n_simulated, seed=args.seed)
+                 n_simulated=args.n_simulated, seed=args.seed, motion=args.motion)
     print(json.dumps({k: report[k] for k in ("timing", "shuffled_control", "heart_rate", "realism")}, indent=2))
+    for key in ("turing", "turing_a_heart_per_ecg"):
+        print(key, {k: report[key].get(k, {}).get("auc") for k in ("cnn", "features")})
 
 
 if __name__ == "__main__":

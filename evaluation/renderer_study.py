@@ -8,7 +8,8 @@ variants, each through the automated Turing test, the anatomy checks and the mea
 - shift: every real held-out cine moved by half a pixel (all frames): interpolation alone, on real motion.
 - denovo: each held-out request (its phenotypes and slice position) rendered from the training bank: the
   exemplar's own motion scaled to the requested LVEF, with and without the anatomy deformation and novelty.
-- motion: the same hearts with the phenotype MAR's motion drawn for the new anatomy instead.
+- motion: the default pipeline (deformation + novelty as bundled) with each motion: the exemplar's own scaled to
+  the requested LVEF, or the phenotype MAR's motion drawn for the new anatomy.
 
 Writes ``<out>/<split>/study.json`` (every figure with its CI, the command) and prints a summary.
 """
@@ -25,12 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.data.dataset import load_prepared
 from cardiosynth.measure.generators import RealCines
 from cardiosynth.measure.measurer import CineMeasurer
 from cardiosynth.models.cine_encoder import CineEncoder
 from cardiosynth.models.motion import CONFIGS as MOTION_CONFIGS
+from cardiosynth.pipelines.phenotype_to_cine import MOTIONS, PhenotypeToCine
 from cardiosynth.pipelines.rendering import ExemplarRendering
 from cardiosynth.render.bank import AnatomyBank
 from cardiosynth.render.fields import motion_positions
@@ -91,6 +94,14 @@ def de_novo(bank: AnatomyBank, settings: RenderSettings, spacing: float, seed: i
     return make
 
 
+def pipeline_motion(pipe, motion: str, seed: int = 0):
+    """The default pipeline's de novo cines with the given motion (one call per seed, rows in order)."""
+    def make(conditions):
+        columns = list(ph.NAMES) + ["slice_position"]
+        return pipe(conditions[columns].reset_index(drop=True), n=1, seed=seed, motion=motion).cines
+    return make
+
+
 def summary(result: dict) -> dict:
     t = result.get("turing", {})
     adherence = result["adherence"]
@@ -139,6 +150,10 @@ def main(argv: list[str] | None = None) -> None:
                         ("denovo-deformed+novelty0.5", dataclasses.replace(base, novelty_px=0.5)),
                         ("denovo-deformed+novelty1.0", dataclasses.replace(base, novelty_px=1.0))):
             generators.append(Rendered(name, de_novo(bank, s, spacing)))
+    if "motion" in parts:
+        pipe = PhenotypeToCine.from_pretrained(device="cpu")
+        for motion in MOTIONS:
+            generators.append(Rendered(f"pipeline-motion-{motion}", pipeline_motion(pipe, motion)))
     out = Path(args.out) / args.split
     out.mkdir(parents=True, exist_ok=True)
     path = out / "study.json"

@@ -57,6 +57,13 @@ class CineResult:
         return f"LVEDV {c['LVEDV']:.0f} mL, LVEF {c['LVEF']:.0f} %, seed {c['seed']}"
 
 
+#: what every rendered cine shares with its exemplar, said where the cine is shown
+PROVENANCE_NOTE = ("\n\n*Made of real pixels*: every frame is the real end-diastolic frame of one training slice "
+                   "({exemplar}, ACDC, CC BY-NC-SA 4.0), deformed toward these values and moved through a cycle. It "
+                   "shares that patient's image texture, noise and surroundings: treat it as derived from a real "
+                   "patient's image, not as anonymous.")
+
+
 class CineStudio(GeneratorStudio):
     """Holds the phenotype -> cine pipeline and the measurer; ``available`` is False (with the reason) when
     the generator is not bundled, and the tab says so instead of failing."""
@@ -104,7 +111,8 @@ class CineStudio(GeneratorStudio):
         row = result.conditions.iloc[0]
         conditions = {**{n: round(float(row[n]), 2) for n in ph.NAMES}, "slice_position": position, "seed": seed,
                       "steps": steps, "cfg": cfg, "temperature": float(row["temperature"]),
-                      "model": result.cines[0].source}
+                      "model": result.cines[0].source,
+                      **{k: row[k] for k in ("motion", "exemplar") if k in row}}
         generated = CineResult(result.cines[0], conditions, notes=plausibility_notes(plausibility) + caught)
         tell("Measuring the LV and RV areas frame by frame", GENERATION_SHARE)
         generated.measured = on_compute_thread(self.measure, generated.cine)
@@ -168,8 +176,11 @@ class CineStudio(GeneratorStudio):
 
         for name in ph.NAMES:
             lines.append(row(f"{name} ({ph.BY_NAME[name].unit})", name))
-        lines += [row("slice position", "slice_position", "{:.2f}"), row("seed", "seed", "{:d}"),
-                  row("decoding steps", "steps", "{:d}"), row("guidance scale", "cfg", "{:.1f}")]
+        lines += [row("slice position", "slice_position", "{:.2f}"), row("seed", "seed", "{:d}")]
+        if now.conditions.get("motion") in (None, "mar"):  # the MAR drew: its sampler settings matter
+            lines += [row("decoding steps", "steps", "{:d}"), row("guidance scale", "cfg", "{:.1f}")]
+        if "exemplar" in now.conditions:
+            lines += [row("made from (real exemplar)", "exemplar", "{}"), row("motion", "motion", "{}")]
         if now.measured:
             lines += [row("**read back** LVEDV (mL)", "est_LVEDV", source="measured"),
                       row("**read back** LVEF (%)", "est_LVEF", source="measured")]
@@ -181,6 +192,8 @@ class CineStudio(GeneratorStudio):
         if reasons:
             note += (f"\n\n*{NOT_MEASURABLE[0].upper() + NOT_MEASURABLE[1:]}*: " + "; ".join(reasons) +
                      ". Try a slice nearer the mid-ventricle, or another seed.")
+        if "exemplar" in now.conditions:
+            note += PROVENANCE_NOTE.format(exemplar=now.conditions["exemplar"])
         return notes_markdown(now) + "\n".join(lines) + (note if now.measured else "")
 
     def figure(self, now: CineResult, previous: CineResult | None = None) -> go.Figure:

@@ -196,5 +196,8 @@ def _anatomy_markdown(anatomy: dict | None) -> str:
         return ""
     values = "" if "LVEDV" not in anatomy else (f" with LVEDV {anatomy['LVEDV']:.0f} mL, LVM {anatomy['LVM']:.0f} g, "
                                                  f"RVEDV {anatomy['RVEDV']:.0f} mL")
-    return (f"\n\n**Anatomy** (not from the ECG): {anatomy['source']}{values}. The ECG sets the motion and its "
-            "timing; change the seed for another heart.")
+    made_of = ("" if "exemplar" not in anatomy else
+               f" Every frame is made of the real pixels of one training slice ({anatomy['exemplar']}, ACDC, "
+               "CC BY-NC-SA 4.0), deformed toward these values and moved: it shares that patient's image texture.")
+    return (f"\n\n**Anatomy** (not from the ECG): {anatomy['source']}{values}.{made_of} The ECG sets the motion and "
+            "its timing; change the seed for another heart.")

@@ -70,7 +70,8 @@ def edit_markdown(real: CineResult, edited: CineResult) -> str:
              f"| LVESV (mL) | {fmt(real.conditions['LVESV'])} (read) | {fmt(edited.conditions['LVESV'])} |",
              f"| **read back** LVEF (%) | {fmt(real.measured.get('est_LVEF'))} | {fmt(edited.measured.get('est_LVEF'))} |",
              f"| slice position | {real.conditions['slice_position']:.2f} | {edited.conditions['slice_position']:.2f} |"]
-    return ("\n".join(lines) + "\n\n*Kept*: the heart's ED frame (as the frame autoencoder decodes it) and the "
+    return ("\n".join(lines) + "\n\n*Kept*: the heart's own real ED frame (every edited frame is its pixels, warped "
+            "by the newly drawn motion; nothing is decoded) and the "
             "volumes the measurer reads off the slice (LVEDV, LVM, RVEDV); only contraction is drawn anew. "
             "*Read*: the bundled segmenter and phenotype estimator on one slice (their error on real validation "
             "cines: LVEDV MAE ~44 mL, LVEF MAE ~8 points), so the real slice's own values are estimates too.")

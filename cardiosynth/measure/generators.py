@@ -11,8 +11,12 @@ table order) and the same table always gives the same cines; on CPU, bit for bit
 - ``AnatomyMotionReconstructedCines`` (``recon``): the same cines through the anatomy + motion
   representation (ED frame through the frame autoencoder, warped by its fitted motion code) -> the ceiling of
   any generator that draws in that space.
+- ``RenderedRegistration`` (``render-recon``): each held-out cine's own real ED frame warped by its own full
+  registration through the renderer -> the ceiling of every rendered generator (no model involved).
 - ``NearestTrainingCine``: copies the training cine closest to the request (fails the memorisation check).
-- ``cpgg``: the trained PhenotypeToCine pipeline (``cardiosynth.pipelines``), the product itself.
+- ``cpgg``: the trained PhenotypeToCine pipeline (``cardiosynth.pipelines``), the product itself: cines rendered
+  from the anatomy bank's real exemplars (``cpgg-mar``: with the MAR's motion; ``cpgg-decoded``: the published
+  path, every frame decoded from the MAR's 3D-VAE latents).
 - ``GroupMeanCine``: the mean cine of the request's nearest diagnostic group at that slice level (no
   diversity: fails the Fréchet and adherence checks).
 """
@@ -24,17 +28,22 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
+import torch
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.data.dataset import PreparedDataset
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
 from cardiosynth.models.vae3d import VAE3D, decode_latents, encode_cines
+from cardiosynth.models.motion import CONFIGS as MOTION_CONFIGS
 from cardiosynth.pipelines import PhenotypeToCine
+from cardiosynth.render.fields import motion_positions
+from cardiosynth.render.registration import registered_controls
+from cardiosynth.render.sampling import resample
 
 #: every name build_generator knows, with its optional weights argument
-KNOWN_GENERATORS = ("real, vae-recon[:folder], recon[:ae,motion], edit[:folder], nearest-train, group-mean, "
-                    "cpgg[:folder]")
+KNOWN_GENERATORS = ("real, vae-recon[:folder], recon[:ae,motion], render-recon, edit[:folder], edit-own[:folder], "
+                    "nearest-train, group-mean, cpgg[:folder], cpgg-mar[:folder], cpgg-decoded[:folder]")
 
 
 class Generator(Protocol):
@@ -126,38 +135,61 @@ class AnatomyMotionReconstructedCines(RealCines):
                 for frames, c in zip(decoded, real)]
 
 
+class RenderedRegistration(RealCines):
+    """Real held-out cines rebuilt as their own real ED frame warped by their own full registration: the whole
+    split is registered once (cached, ``cardiosynth.render.registration``) and rows are looked up by ``index``."""
+
+    def __init__(self, dataset: PreparedDataset, split: str = "val", seed: int = 0):
+        super().__init__(dataset, split)
+        self.name, self.seed = f"render-recon-{split}", seed
+        cines = torch.from_numpy(self.dataset.cines.astype(np.float32) / 255.0)
+        self.controls = registered_controls(cines, MOTION_CONFIGS[dataset.config.name], f"registration_{split}",
+                                            dataset.config.name, progress=False)
+
+    def generate(self, conditions: pd.DataFrame) -> list[Cine]:
+        real = super().generate(conditions)
+        generator = torch.Generator().manual_seed(self.seed)
+        size = real[0].frames.shape[-1]
+        return [Cine(resample(c.frames[0], motion_positions(self.controls[int(i)], size), c.valid, generator=generator),
+                     c.spacing_mm, c.slice_position, c.valid, source=f"render-recon:{c.source}")
+                for c, i in zip(real, conditions["index"])]
+
+
 class EditedRealCines(RealCines):
     """Each real held-out cine edited to its own phenotypes (``edit[:folder]``): the heart's own ED anatomy with
     motion the phenotype -> cine MAR draws for its values. The motion half of the generator, judged on real
     anatomy; ``recon`` (the same anatomy with the heart's own motion, encoded) is its ceiling."""
 
     def __init__(self, dataset: PreparedDataset, split: str = "val", folder: str | None = None, device: str = "auto",
-                 sampler: Sampler = Sampler()):
+                 sampler: Sampler = Sampler(), motion: str = "mar"):
         super().__init__(dataset, split)
         self.pipe = PhenotypeToCine.from_pretrained(*([folder] if folder else []), device=device)
-        self.sampler = sampler
-        self.name = f"edit-{split}" + (f":{folder}" if folder else "") + sampler.label()
+        self.sampler, self.motion = sampler, motion
+        self.name = ("edit" if motion == "mar" else f"edit-{motion}") + f"-{split}" + (f":{folder}" if folder else "") \
+            + sampler.label()
 
     def generate(self, conditions: pd.DataFrame) -> list[Cine]:
         real = super().generate(conditions)
         out = []
         for cine, (_, row) in zip(real, conditions.iterrows()):
             edited = self.pipe.edit(cine, {"LVEF": float(row["LVEF"])}, phenotypes=row.to_dict(),
-                                    seed=int(row.get("seed", 0)), **self.sampler.given()).cines[0]
+                                    seed=int(row.get("seed", 0)), motion=self.motion, **self.sampler.given()).cines[0]
             edited.source = f"edit:{cine.source}"
             out.append(edited)
         return out
 
 
 class SampledPipeline:
-    """The trained phenotype -> cine pipeline (``cpgg[:folder]``) with the command's sampler settings."""
+    """The trained phenotype -> cine pipeline (``cpgg[:folder]``) with the command's sampler settings and, for
+    rendered cines, the motion (``cpgg-mar``)."""
 
-    def __init__(self, pipe: PhenotypeToCine, name: str, sampler: Sampler = Sampler()):
-        self.pipe, self.sampler = pipe, sampler
+    def __init__(self, pipe: PhenotypeToCine, name: str, sampler: Sampler = Sampler(), motion: str | None = None):
+        self.pipe, self.sampler, self.motion = pipe, sampler, motion
         self.name = name + sampler.label()
 
     def generate(self, conditions: pd.DataFrame) -> list[Cine]:
-        return self.pipe.generate(conditions, **self.sampler.given())
+        options = self.sampler.given() if self.motion != "exemplar" else {}
+        return self.pipe.generate(conditions, **options, **({"motion": self.motion} if self.motion else {}))
 
 
 class _TrainingReference:
@@ -218,13 +250,21 @@ def build_generator(name: str, dataset: PreparedDataset, split: str = "val", dev
         return VaeReconstructedCines(dataset, split, *name.split(":", 1)[1:])
     if name == "recon" or name.startswith("recon:"):
         return AnatomyMotionReconstructedCines(dataset, split, *name.split(":", 1)[1:])
+    if name == "render-recon":
+        return RenderedRegistration(dataset, split)
     if name == "edit" or name.startswith("edit:"):
         return EditedRealCines(dataset, split, *name.split(":", 1)[1:], device=device, sampler=sampler)
+    if name == "edit-own" or name.startswith("edit-own:"):
+        return EditedRealCines(dataset, split, *name.split(":", 1)[1:], device=device, sampler=sampler, motion="own")
     train = dataset.split("train")
     if name == "nearest-train":
         return NearestTrainingCine(train)
     if name == "group-mean":
         return GroupMeanCine(train)
-    if name == "cpgg" or name.startswith("cpgg:"):  # the trained phenotype -> cine pipeline (cpgg:<folder or hub id>)
-        return SampledPipeline(PhenotypeToCine.from_pretrained(*name.split(":", 1)[1:], device=device), name, sampler)
+    base, _, folder = name.partition(":")  # the trained phenotype -> cine pipeline (cpgg:<folder or hub id>)
+    if base in ("cpgg", "cpgg-mar", "cpgg-decoded"):
+        pipe = PhenotypeToCine.from_pretrained(*([folder] if folder else []), device=device,
+                                               decoded=base == "cpgg-decoded")
+        motion = {"cpgg-mar": "mar"}.get(base) if pipe.rendering is not None else None
+        return SampledPipeline(pipe, name, sampler, motion)
     raise ValueError(f"Unknown generator {name!r}; known: {KNOWN_GENERATORS}")

@@ -199,7 +199,11 @@ class PhenotypeToCine:
         sets = self.resolve_conditions(phenotypes, slice_position, clamp)
         conditions = sets.loc[sets.index.repeat(int(n))].reset_index(drop=True)
         conditions["sample"] = np.tile(np.arange(int(n)), len(sets))
+        sampler = self.mar.config.sampler  # recorded as resolved; only motion="mar" draws with them
         conditions["seed"], conditions["motion"] = int(seed), motion
+        conditions["steps"] = int(sampler.num_iter if steps is None else steps)
+        conditions["cfg"] = float(sampler.cfg if cfg is None else cfg)
+        conditions["temperature"] = float(sampler.temperature if temperature is None else temperature)
         if progress is not None:
             progress("Choosing real exemplars and deforming their anatomy", 0.05)
         hearts = self.rendering.hearts(conditions, seed)
@@ -355,7 +359,7 @@ class PhenotypeToCine:
 
     # The evaluator's generator contract: conditions table in (one row per cine), cines out.
     def generate(self, conditions: pd.DataFrame, steps: int | None = None, cfg: float | None = None,
-                 temperature: float | None = None) -> list[Cine]:
+                 temperature: float | None = None, motion: str = DEFAULT_MOTION) -> list[Cine]:
         """One cine per row, in row order. The seed contract: a call's ``seed`` seeds every draw of that call, so
         the rows that share a ``seed`` value are drawn together as one call (in table order), and rows with
         another seed are another call; without a ``seed`` column every row is seed 0."""
@@ -365,7 +369,7 @@ class PhenotypeToCine:
         for seed in dict.fromkeys(seeds.tolist()):
             rows = np.flatnonzero(seeds == seed)
             drawn = self(conditions[columns].iloc[rows].reset_index(drop=True), n=1, seed=int(seed), steps=steps,
-                         cfg=cfg, temperature=temperature).cines
+                         cfg=cfg, temperature=temperature, motion=motion).cines
             for row, cine in zip(rows, drawn):
                 cines[row] = cine
         return cines

@@ -31,6 +31,8 @@ from cardiosynth.render.fields import (
 )
 from cardiosynth.render.sampling import identity_positions, resample
 
+#: (scale, label, power): a structure's area grows as its scale to this power (radii for the cavities, area for the ring)
+AREA_CORRECTED = (("lv_cavity_scale", 3, 2.0), ("myocardium_area_scale", 2, 1.0), ("rv_scale", 1, 2.0))
 MOTION_SCALE_RANGE = (0.0, 2.5)  # beyond 2.5x its own motion an exemplar's tissue tears
 
 
@@ -67,6 +69,14 @@ def motion_scale(exemplar_lvef: float, requested_lvef: float, slice_fraction: fl
     return float(np.clip((1 - np.sqrt(residual)) / d_x, *MOTION_SCALE_RANGE))
 
 
+def structure_areas(mask: np.ndarray, field: torch.Tensor) -> dict[int, float]:
+    """Pixel area of each label of ``mask`` after the map ``field`` (new heart -> exemplar), by bilinear reading
+    of each label's indicator."""
+    positions = identity_positions(mask.shape[0], mask.shape[1])[None] + field[None]
+    return {label: float((resample((mask == label).astype(np.float64), positions, kernel="bilinear",
+                                   restore_noise=False)[0] > 0.5).sum()) for label in (1, 2, 3)}
+
+
 class Renderer:
     """Renders cines from the anatomy bank (or any real ED frame) and per-frame motion."""
 
@@ -79,16 +89,29 @@ class Renderer:
 
     def anatomy_map(self, index: int, request: Mapping[str, float], generator: torch.Generator) -> tuple[torch.Tensor, dict]:
         """Displacement (H, W, 2) new heart -> exemplar ``index`` toward the request's LVEDV, LVM, RVEDV, plus
-        novelty; and the scales used."""
+        novelty; and the scales used.
+
+        The novelty field changes areas too (a 0.5 px shift of control points 21 px apart is a ~5 % change of
+        length), so the scales are corrected once: the exemplar's masks are carried through the whole map, and
+        each structure's scale is multiplied by the square root of (target area / area it reached)."""
         bank, settings = self.bank, self.settings
-        scales = {"lv_cavity_scale": 1.0, "myocardium_area_scale": 1.0, "rv_scale": 1.0}
+        mask = bank.ed_mask[index].numpy()
+        targets = {"lv_cavity_scale": 1.0, "myocardium_area_scale": 1.0, "rv_scale": 1.0}
         if settings.deform_anatomy:
             for name, key, power in (("LVEDV", "lv_cavity_scale", 1 / 3), ("LVM", "myocardium_area_scale", 2 / 3),
                                      ("RVEDV", "rv_scale", 1 / 3)):
                 if name in request and np.isfinite(request[name]):
-                    scales[key] = float((float(request[name]) / max(bank.phenotype(index, name), 1e-3)) ** power)
-        field = anatomy_deformation(bank.ed_mask[index].numpy(), **scales)
-        field = field + novelty_field(self.size, settings.novelty_px, generator)
+                    targets[key] = float((float(request[name]) / max(bank.phenotype(index, name), 1e-3)) ** power)
+        novelty = novelty_field(self.size, settings.novelty_px, generator)
+        scales = dict(targets)
+        field = anatomy_deformation(mask, **scales) + novelty
+        if settings.novelty_px > 0:
+            reached = structure_areas(mask, field)
+            for key, label, area_power in AREA_CORRECTED:
+                wanted = (mask == label).sum() * targets[key] ** area_power
+                if reached[label] > 4 and wanted > 4:
+                    scales[key] *= float(np.clip((wanted / reached[label]) ** (1 / area_power), 0.8, 1.25))
+            field = anatomy_deformation(mask, **scales) + novelty
         return field, {k: round(v, 4) for k, v in scales.items()}
 
     def exemplar_motion(self, index: int, requested_lvef: float | None) -> tuple[torch.Tensor, float]:
