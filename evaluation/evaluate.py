@@ -172,7 +172,7 @@ def evaluate_generator(generator: Generator, conditions: pd.DataFrame, reference
             "share_closer_than_real_p05": float(np.mean(nn_rmse < copy_threshold)),
         },
         "_arrays": {"requested": conditions, "measured": measured, "curves": curves, "nn_rmse": nn_rmse,
-                    "frames": frames},
+                    "frames": frames, "sources": [c.source for c in cines]},
     }
 
 

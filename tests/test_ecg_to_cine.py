@@ -242,14 +242,17 @@ def test_pipeline_output_cycle_and_determinism(tiny_pipeline, one_thread):
     assert np.array_equal(out.cine.frames, again.cine.frames)
     other = tiny_pipeline(ecg, seed=2, steps=2)
     assert not np.array_equal(out.cine.frames, other.cine.frames)
-    # the anatomy of a requested phenotype set, or of a given heart: its ED frame as the codec decodes it
+    # rendered from real pixels: an exemplar of the anatomy bank, named in the cine's provenance
+    assert out.conditions["anatomy"]["exemplar"] in tiny_pipeline.anatomy.rendering.bank.ids
+    assert out.cine.metadata["exemplar"] == out.conditions["anatomy"]["exemplar"]
+    # the anatomy of a requested phenotype set, or of a given heart: its own real ED frame, bit for bit
     asked = tiny_pipeline(ecg, seed=1, steps=2, phenotypes={"LVEDV": 220.0})
     assert asked.conditions["anatomy"]["LVEDV"] == pytest.approx(220.0)
     heart = out.cine
-    codec = tiny_pipeline.anatomy.codec
-    ed = codec.decode_codes(codec.encode_codes(torch.from_numpy(heart.frames[None])))[0, 0].numpy()
     given = tiny_pipeline(ecg, seed=3, steps=2, heart=heart)
-    assert np.allclose(given.cine.frames[0], ed, atol=1e-4) and given.conditions["anatomy"]["source"] == heart.source
+    assert np.array_equal(given.cine.frames[0], np.where(heart.valid, heart.frames[0], 0))
+    assert given.conditions["anatomy"]["source"] == heart.source and not np.array_equal(given.cine.frames[5],
+                                                                                          given.cine.frames[0])
 
 
 def test_pipeline_errors_are_readable(tiny_pipeline, one_thread):
@@ -519,7 +522,9 @@ def test_retimed_dataset_puts_every_expert_end_systole_at_one_fraction():
 
 
 def test_pipeline_retimes_the_flow_output_to_the_ecgs_qt_rr(tiny_pipeline, monkeypatch, one_thread):
-    """The flow's cine ends systole at its canonical fraction; the output ends it at the ECG's QT / RR."""
+    """The flow's cine ends systole at its canonical fraction; the output ends it at the ECG's QT / RR (the
+    published, decoded path here; the rendered path re-times the motion: the next test)."""
+    monkeypatch.setattr(tiny_pipeline.anatomy, "rendering", None)
     canonical = tiny_pipeline.flow.config.canonical_es_fraction
     brightness = torch.tensor([abs(k - canonical * 16) / 16 for k in range(16)], dtype=torch.float32)
     monkeypatch.setattr(tiny_pipeline.anatomy.codec, "decode_codes",
@@ -534,3 +539,23 @@ def test_pipeline_retimes_the_flow_output_to_the_ecgs_qt_rr(tiny_pipeline, monke
     tiny_pipeline.flow.config = dataclasses.replace(tiny_pipeline.flow.config, canonical_es_fraction=None)
     plain = tiny_pipeline(ecg, seed=0, steps=1)
     assert "es_fraction" not in plain.cycle and np.allclose(plain.cine.frames[:, 0, 0], brightness.numpy())
+
+
+def test_rendered_motion_is_retimed_to_the_ecgs_qt_rr(tiny_pipeline, monkeypatch, one_thread):
+    """Rendered cines: the drawn motion (control grids) is re-timed, so the frame that moved most from ED falls at
+    the ECG's QT / RR, for the flow's motion and for the exemplar's own."""
+    canonical = tiny_pipeline.flow.config.canonical_es_fraction
+    motion = tiny_pipeline.anatomy.codec.motion
+    amplitude = torch.tensor([1 - abs(k - canonical * 16) / 16 for k in range(16)], dtype=torch.float64)
+    amplitude[0] = 0
+    monkeypatch.setattr(motion, "control", lambda code: (amplitude.view(1, 16, 1, 1, 1) * 0.05).expand(
+        len(code), 16, 2, *motion.config.code_shape[-2:]).float())
+    ecg = read_ecg(LUDB_2)
+    out = tiny_pipeline(ecg, seed=0, steps=1, motion="flow")
+    moved = np.abs(out.cine.frames - out.cine.frames[0]).mean(axis=(1, 2))
+    assert abs(int(np.argmax(moved)) - out.cycle["es_fraction"] * 16) <= 1.5
+    assert abs(out.cycle["es_fraction"] - canonical) > 0.05
+    exemplar = tiny_pipeline(ecg, seed=0, motion="exemplar")
+    assert exemplar.cycle["es_fraction"] == out.cycle["es_fraction"] and exemplar.conditions["motion"] == "exemplar"
+    with pytest.raises(ValueError, match="motion must be"):
+        tiny_pipeline(ecg, seed=0, motion="nope")

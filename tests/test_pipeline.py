@@ -372,3 +372,44 @@ def test_the_pixel_spacing_comes_from_the_weights():
     assert spacing_of(SimpleNamespace(metrics={"dataset": "paper"})) == 1.5  # saved before spacing was recorded
     for name in ("mar", "mar_motion", "ecg_flow"):  # every bundled generator records it
         assert json.loads((WEIGHTS_DIR / name / "config.json").read_text())["extra"]["spacing_mm"] == 2.2
+
+
+def test_bundled_default_renders_every_frame_from_a_real_exemplar():
+    """The default path: no pixel decoded. Each cine is one anatomy-bank exemplar's real ED frame, deformed and
+    moved, on the 8-bit levels of the source, zero outside the exemplar's field of view, named in its provenance;
+    the published path stays one argument away."""
+    pipe = PhenotypeToCine.from_pretrained(device="cpu")
+    out = pipe(HEALTHY, n=2, seed=3)
+    bank = pipe.rendering.bank
+    for cine, (_, row) in zip(out.cines, out.conditions.iterrows()):
+        index = bank.ids.index(cine.metadata["exemplar"])
+        assert row["exemplar"] == cine.metadata["exemplar"] and f"exemplar {row['exemplar']}" in cine.source
+        assert np.array_equal(cine.valid, bank.valid_mask(index)) and not cine.frames[:, ~cine.valid].any()
+        assert np.allclose(cine.frames * 255, np.round(cine.frames * 255), atol=1e-3)  # real pixel levels
+        assert "CC BY-NC-SA" in cine.metadata["derived_from"] and row["motion"] == "exemplar"
+    assert np.array_equal(out.cines[1].frames, pipe(HEALTHY, n=2, seed=3).cines[1].frames)
+    assert not np.array_equal(out.cines[0].frames, pipe(HEALTHY, n=2, seed=4).cines[0].frames)
+    assert PhenotypeToCine.from_pretrained(device="cpu", decoded=True).rendering is None
+    with pytest.raises(ValueError, match="motion must be"):
+        pipe(HEALTHY, motion="decoded")
+
+
+@pytest.mark.parametrize("motion", ["mar", "own"])
+def test_bundled_edit_renders_the_hearts_own_ed_frame(motion):
+    pipe = PhenotypeToCine.from_pretrained(device="cpu")
+    heart = pipe(HEALTHY, seed=1).cines[0]
+    real = Cine(heart.frames, heart.spacing_mm, 0.5, heart.valid, source="real:test")
+    known = {"LVEDV": 150.0, "LVM": 120.0, "RVEDV": 160.0, "LVEF": 60.0}
+    low = pipe.edit(real, {"LVEF": 30}, phenotypes=known, seed=0, steps=4, motion=motion).cines[0]
+    high = pipe.edit(real, {"LVEF": 70}, phenotypes=known, seed=0, steps=4, motion=motion).cines[0]
+    assert np.array_equal(low.frames[0], real.frames[0]) and np.array_equal(high.frames[0], real.frames[0])
+    assert not np.array_equal(low.frames[1:], high.frames[1:]) and low.metadata["edited_from"] == "real:test"
+
+
+def test_privacy_filter_redraws_hearts_matched_to_a_training_patient():
+    pipe = PhenotypeToCine.from_pretrained(device="cpu")
+    privacy = pipe.rendering.privacy
+    out = pipe(HEALTHY, n=4, seed=0, privacy_filter=True)
+    scores, redraws = out.conditions["reid_score"].to_numpy(), out.conditions["privacy_redraws"].to_numpy()
+    assert ((scores <= privacy.threshold + 1e-3) | (redraws == 10)).all()
+    assert np.array_equal(out.cines[3].frames, pipe(HEALTHY, n=4, seed=0, privacy_filter=True).cines[3].frames)

@@ -13,11 +13,16 @@ from pathlib import Path
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.pipelines.phenotype_to_cine import ANATOMY_PHENOTYPES
-from cardiosynth.pipelines.real_cine import RealCineError, prepare_real_slice, read_cine_file
+from cardiosynth.pipelines.real_cine import (
+    RealCineError,
+    prepare_real_slice,
+    read_cine_file,
+)
 
 from .cine_view import CineResult, CineStudio
 from .compute import on_compute_thread
 from .studio import checked_number, checked_whole, fresh_stem
+
 
 def edit_real_cine(studio: CineStudio, path: str | Path | None, slice_index, lvef, seed) -> tuple[CineResult, CineResult]:
     """(the real slice, the edited one) as CineResults; every problem is one readable ValueError."""

@@ -34,8 +34,8 @@ from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.data.dataset import PreparedDataset
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
-from cardiosynth.models.vae3d import VAE3D, decode_latents, encode_cines
 from cardiosynth.models.motion import CONFIGS as MOTION_CONFIGS
+from cardiosynth.models.vae3d import VAE3D, decode_latents, encode_cines
 from cardiosynth.pipelines import PhenotypeToCine
 from cardiosynth.render.fields import motion_positions
 from cardiosynth.render.registration import registered_controls

@@ -31,13 +31,13 @@ from cardiosynth.device import autocast, resolve_device
 from cardiosynth.ecg import Ecg, EcgError, process_ecg, read_ecg
 from cardiosynth.models.ecg_flow import EcgFlow
 from cardiosynth.models.ecg_mae import EcgMAE, find_cycles, normalise_leads, resample_cycle, select_cycle
+from cardiosynth.models.frame_ae import encode_frames
 from cardiosynth.pipelines import hub
 from cardiosynth.pipelines.phenotype_to_cine import COMPONENTS as ANATOMY_COMPONENTS
 from cardiosynth.pipelines.phenotype_to_cine import OPTIONAL_COMPONENTS as OPTIONAL_ANATOMY_COMPONENTS
 from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine, spacing_of
-from cardiosynth.pipelines.requests import check_sampling
-from cardiosynth.models.frame_ae import encode_frames
 from cardiosynth.pipelines.rendering import real_heart_motion, strongest_motion_fraction
+from cardiosynth.pipelines.requests import check_sampling
 from cardiosynth.render.fields import motion_displacement
 from cardiosynth.render.sampling import identity_positions
 from cardiosynth.retime import retime, systolic_fraction

@@ -38,21 +38,23 @@ from cardiosynth.device import autocast, resolve_device
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
 from cardiosynth.models.frame_ae import encode_frames
 from cardiosynth.models.mar import MAR, standardise_phenotypes
+from cardiosynth.models.reid import ReidNet
 from cardiosynth.models.vae3d import VAE3D, decode_latents
 from cardiosynth.pipelines import hub
 from cardiosynth.pipelines.phenotype_prior import PhenotypePrior
+from cardiosynth.pipelines.privacy import ReidentificationFilter
 from cardiosynth.pipelines.rendering import ExemplarRendering, RenderedHeart, real_heart_motion
+from cardiosynth.pipelines.requests import PhenotypeRequest, check_sampling
 from cardiosynth.render.bank import AnatomyBank
 from cardiosynth.render.fields import motion_displacement
 from cardiosynth.render.renderer import motion_scale
 from cardiosynth.render.sampling import identity_positions
-from cardiosynth.pipelines.requests import PhenotypeRequest, check_sampling
 from cardiosynth.weights import WEIGHTS_DIR, WeightsError, read_config
 
 # The sub-folders of a pipeline folder (the bundled ``weights/`` or a Hub snapshot): always these two, and the
 # representation's models (``vae3d``, or ``frame_ae`` + ``motion``) plus the editor (``mar_motion``) when present.
 COMPONENTS = ("phenotype_vae", "mar")
-OPTIONAL_COMPONENTS = ("vae3d", "frame_ae", "motion", "mar_motion", "anatomy_bank")
+OPTIONAL_COMPONENTS = ("vae3d", "frame_ae", "motion", "mar_motion", "anatomy_bank", "reid")
 BANK = "anatomy_bank"
 #: where a rendered cine's motion comes from: the exemplar's own (scaled to the requested LVEF) or the MAR's draw
 MOTIONS = ("exemplar", "mar")
@@ -124,7 +126,10 @@ class PhenotypeToCine:
                          name="cpgg-editor", sha=sha)
         rendering = None
         if not decoded and hub.has_component(folder, BANK):
-            rendering = ExemplarRendering(AnatomyBank.from_pretrained(folder / BANK))
+            bank = AnatomyBank.from_pretrained(folder / BANK)
+            privacy = (ReidentificationFilter(ReidNet.from_pretrained(folder / "reid"), bank)
+                       if hub.has_component(folder, "reid") else None)
+            rendering = ExemplarRendering(bank, privacy=privacy)
         return cls(phenotype_prior, mar.to(device), decoder.to(device), spacing_of(mar), sha=sha, editor=editor,
                    name="cpgg" if rendering is None else "cpgg-render", rendering=rendering)
 
@@ -161,16 +166,17 @@ class PhenotypeToCine:
     def __call__(self, phenotypes, n: int = 1, seed: int = 0, steps: int | None = None, cfg: float | None = None,
                  slice_position: float | None = 0.5, temperature: float | None = None, clamp: bool = False,
                  batch_size: int = 16, progress: Progress | None = None,
-                 motion: str = DEFAULT_MOTION) -> PhenotypeToCineOutput:
+                 motion: str = DEFAULT_MOTION, privacy_filter: bool = False) -> PhenotypeToCineOutput:
         """``n`` cines per phenotype set (a dict, or one per table row). Rendered from the anatomy bank when the
         pipeline has one: ``motion`` ``exemplar`` (the exemplar's own, scaled to the requested LVEF) or ``mar``
-        (drawn by the MAR for the new heart's anatomy). ``steps`` = MAR decoding steps K,
+        (drawn by the MAR for the new heart's anatomy); ``privacy_filter`` redraws any heart the re-identification
+        network matches to a training patient above the held-out threshold. ``steps`` = MAR decoding steps K,
         ``cfg`` = guidance scale, ``slice_position`` 0 base ... 1 apex (a table's ``slice_position`` column wins).
         Defaults come from the MAR's config. The whole call is seeded by ``seed``. ``progress(stage, fraction)``
         hears each decoding step and the decode to frames (it does not change the cines)."""
         if self.rendering is not None:
             return self._render(phenotypes, n, seed, steps, cfg, temperature, clamp, slice_position, batch_size,
-                                progress, motion)
+                                progress, motion, privacy_filter)
         return self._generate_from(phenotypes, n, seed, steps, cfg, temperature, clamp, slice_position, batch_size,
                                    progress=progress)
 
@@ -191,7 +197,8 @@ class PhenotypeToCine:
         return PhenotypeToCineOutput(cines, conditions)
 
     def _render(self, phenotypes, n: int, seed: int, steps, cfg, temperature, clamp: bool, slice_position,
-                batch_size: int, progress: Progress | None, motion: str) -> PhenotypeToCineOutput:
+                batch_size: int, progress: Progress | None, motion: str,
+                privacy_filter: bool = False) -> PhenotypeToCineOutput:
         """The default path: each cine an exemplar of the bank, deformed toward its set and moved."""
         if motion not in MOTIONS:
             raise ValueError(f"motion must be one of {', '.join(MOTIONS)}; got {motion!r}")
@@ -207,6 +214,9 @@ class PhenotypeToCine:
         if progress is not None:
             progress("Choosing real exemplars and deforming their anatomy", 0.05)
         hearts = self.rendering.hearts(conditions, seed)
+        if privacy_filter:
+            hearts, redraws, scores = self.rendering.filtered(hearts, conditions, seed)
+            conditions["privacy_redraws"], conditions["reid_score"] = redraws, np.round(scores, 4)
         if motion == "mar":
             controls = self._drawn_motion(hearts, conditions, seed, steps, cfg, temperature, batch_size, progress)
             scales = [None] * len(hearts)
@@ -222,6 +232,9 @@ class PhenotypeToCine:
                                         **({} if scale is None else {"motion_scale": round(float(scale), 4)})})
                  for heart, control, scale, row in zip(hearts, controls, scales, conditions.itertuples())]
         conditions["exemplar"] = [c.metadata["exemplar"] for c in cines]
+        if privacy_filter:
+            for cine, redraws, score in zip(cines, conditions["privacy_redraws"], conditions["reid_score"]):
+                cine.metadata.update(privacy_redraws=int(redraws), reid_score=float(score))
         if progress is not None:
             progress("Frames rendered", 1.0)
         return PhenotypeToCineOutput(cines, conditions)
@@ -359,7 +372,8 @@ class PhenotypeToCine:
 
     # The evaluator's generator contract: conditions table in (one row per cine), cines out.
     def generate(self, conditions: pd.DataFrame, steps: int | None = None, cfg: float | None = None,
-                 temperature: float | None = None, motion: str = DEFAULT_MOTION) -> list[Cine]:
+                 temperature: float | None = None, motion: str = DEFAULT_MOTION,
+                 privacy_filter: bool = False) -> list[Cine]:
         """One cine per row, in row order. The seed contract: a call's ``seed`` seeds every draw of that call, so
         the rows that share a ``seed`` value are drawn together as one call (in table order), and rows with
         another seed are another call; without a ``seed`` column every row is seed 0."""
@@ -369,7 +383,7 @@ class PhenotypeToCine:
         for seed in dict.fromkeys(seeds.tolist()):
             rows = np.flatnonzero(seeds == seed)
             drawn = self(conditions[columns].iloc[rows].reset_index(drop=True), n=1, seed=int(seed), steps=steps,
-                         cfg=cfg, temperature=temperature, motion=motion).cines
+                         cfg=cfg, temperature=temperature, motion=motion, privacy_filter=privacy_filter).cines
             for row, cine in zip(rows, drawn):
                 cines[row] = cine
         return cines

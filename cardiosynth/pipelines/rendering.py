@@ -23,9 +23,11 @@ import pandas as pd
 import torch
 
 from cardiosynth.cine import Cine
+from cardiosynth.pipelines.privacy import MAX_REDRAWS
 from cardiosynth.render.bank import AnatomyBank
 from cardiosynth.render.renderer import Renderer, RenderSettings, motion_scale, slice_ejection
 from cardiosynth.render.sampling import identity_positions, resample
+from cardiosynth.weights import WeightsError
 
 ANATOMY_REQUEST = ("LVEDV", "LVM", "RVEDV", "LVEF")
 
@@ -43,8 +45,8 @@ class RenderedHeart:
 class ExemplarRendering:
     """Anatomy from the bank, motion from the exemplar or a generator, pixels from the renderer."""
 
-    def __init__(self, bank: AnatomyBank, settings: RenderSettings = RenderSettings()):
-        self.bank, self.renderer = bank, Renderer(bank, settings)
+    def __init__(self, bank: AnatomyBank, settings: RenderSettings = RenderSettings(), privacy=None):
+        self.bank, self.renderer, self.privacy = bank, Renderer(bank, settings), privacy
         self.name = f"anatomy_bank@{bank.sha256[:12]}" if hasattr(bank, "sha256") else "anatomy_bank"
 
     @property
@@ -62,6 +64,23 @@ class ExemplarRendering:
             anatomy, scales = self.renderer.anatomy_map(index, request, generator)
             out.append(RenderedHeart(index, anatomy, scales, generator))
         return out
+
+    def filtered(self, hearts: list[RenderedHeart], conditions: pd.DataFrame, seed: int,
+                 max_redraws: int = MAX_REDRAWS) -> tuple[list[RenderedHeart], list[int], np.ndarray]:
+        """Hearts the re-identification filter does not match to a training patient: each matched one is drawn
+        again (a new exemplar and deformation, from a generator seeded by the seed, row and attempt) up to
+        ``max_redraws`` times; returns the hearts, the redraws of each and their final scores."""
+        if self.privacy is None:
+            raise WeightsError("privacy_filter needs the re-identification network (weights/reid/)")
+        hearts, redraws = list(hearts), [0] * len(hearts)
+        scores, _ = self.privacy.scores(self.ed_frames(hearts))
+        for row in range(len(hearts)):
+            while scores[row] > self.privacy.threshold and redraws[row] < max_redraws:
+                redraws[row] += 1
+                again = self.hearts(conditions.iloc[[row]], seed=int(seed) * 1_000_003 + row * 1_009 + redraws[row])
+                hearts[row] = again[0]
+                scores[row] = self.privacy.scores(self.ed_frames(again))[0][0]
+        return hearts, redraws, scores
 
     def ed_frames(self, hearts: list[RenderedHeart]) -> np.ndarray:
         """The new hearts' ED frames (N, H, W) (no motion, no noise restored: what the frame autoencoder encodes

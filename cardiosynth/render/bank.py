@@ -25,7 +25,6 @@ from torch import nn
 from cardiosynth import phenotypes as ph
 from cardiosynth.weights import Pretrained, config_from_dict, read_config, resolve
 
-
 DATA_LICENCE = """## Licence
 Made of ACDC images, which are licensed CC BY-NC-SA 4.0: this bank, and every synthetic cine rendered from it,
 carries the same licence (research, non-commercial, share-alike). Cite Bernard et al., IEEE TMI
