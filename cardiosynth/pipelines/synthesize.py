@@ -108,16 +108,17 @@ def synthesize(out: Path, n: int | None = None, phenotypes_csv: str | None = Non
                chunk_size: int = 8, steps: int | None = None, cfg: float | None = None,
                temperature: float | None = None, phenotype_temperature: float = 1.0,
                weights: str | Path = WEIGHTS_DIR, rank: int = 0, world_size: int = 1, progress: bool = True,
-               pipe: PhenotypeToCine | None = None, device: str = "auto") -> dict:
+               pipe: PhenotypeToCine | None = None, device: str = "auto", decoded: bool = False) -> dict:
     """Generate this rank's missing chunks; return counts. See the module docstring."""
     if fmt not in OUTPUT_FORMATS:
         raise SynthesisError("--format must be one of " + ", ".join(OUTPUT_FORMATS))
     if chunk_size < 1:
         raise SynthesisError("--chunk-size must be at least 1")
-    pipe = pipe or PhenotypeToCine.from_pretrained(weights, device=_rank_device(device, rank))
+    pipe = pipe or PhenotypeToCine.from_pretrained(weights, device=_rank_device(device, rank), decoded=decoded)
     settings = {"n": n, "phenotypes_csv": str(phenotypes_csv) if phenotypes_csv else None, "seed": seed,
                 "format": fmt, "chunk_size": chunk_size, "steps": steps, "cfg": cfg, "temperature": temperature,
-                "phenotype_temperature": phenotype_temperature, "weights_sha256": pipe.sha}
+                "phenotype_temperature": phenotype_temperature, "weights_sha256": pipe.sha,
+                "rendered": pipe.rendering is not None}
     table = prepare_folder(out, settings, lambda: plan(pipe, n, phenotypes_csv, seed, chunk_size, phenotype_temperature),
                            rank)
     chunks = [c for c in sorted(table["chunk"].unique()) if c % world_size == rank]
@@ -155,13 +156,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights", default=str(WEIGHTS_DIR), help="pipeline folder or Hugging Face Hub repo id")
     parser.add_argument("--threads", type=int, help="torch CPU threads per process (default: cores / processes)")
     parser.add_argument("--device", default="auto", help="auto (a GPU per rank when there are GPUs), cpu or cuda")
+    parser.add_argument("--decoded", action="store_true",
+                        help="the published path (frames decoded from the MAR's latents) instead of rendering")
     args = parser.parse_args(argv)
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // world_size))
     try:
         summary = synthesize(args.out, args.n, args.phenotypes, args.seed, args.format, args.chunk_size, args.steps,
                              args.cfg, args.temperature, args.phenotype_temperature, args.weights, rank, world_size,
-                             device=args.device)
+                             device=args.device, decoded=args.decoded)
     except (SynthesisError, ValueError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
     print(json.dumps(summary))

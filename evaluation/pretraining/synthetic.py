@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from cardiosynth import phenotypes as ph
@@ -21,10 +22,12 @@ from cardiosynth.ecg import process_ecg, read_ecg
 from cardiosynth.export import load_npz_cine, save_cine
 from cardiosynth.paths import cache_dir
 from cardiosynth.pipelines.ecg_to_cine import EcgToCine
+from cardiosynth.pipelines.rendering import ExemplarRendering, RenderedHeart
 from cardiosynth.pipelines.synthesize import CONDITIONS_FILE, synthesize
+from cardiosynth.render.bank import AnatomyBank
 from cardiosynth.weights import WEIGHTS_DIR
 
-GENERATORS = ("cpgg", "ecg", "none")
+GENERATORS = ("cpgg", "cpgg-decoded", "augmented", "ecg", "none")
 
 
 @dataclass
@@ -46,22 +49,50 @@ def synthetic_pool(generator: str, n: int, seed: int = 0, weights: str | Path = 
                    folder: Path | None = None, progress: bool = True, device: str = "cpu") -> SyntheticPool:
     """``n`` cines of ``generator`` (``cpgg`` or ``ecg``), made (or finished) now if the cache lacks them."""
     folder = folder or pool_folder(generator, n, seed)
-    if generator == "cpgg":
-        return _phenotype_pool(folder, n, seed, weights, progress, device)
+    if generator in ("cpgg", "cpgg-decoded"):
+        return _phenotype_pool(folder, n, seed, weights, progress, device, decoded=generator == "cpgg-decoded")
+    if generator == "augmented":
+        return _augmented_pool(folder, n, seed, progress)
     if generator == "ecg":
         return _ecg_pool(folder, n, seed, weights, progress, device)
     raise ValueError(f"generator must be one of {', '.join(GENERATORS[:2])} to make synthetic cines")
 
 
-def _phenotype_pool(folder: Path, n: int, seed: int, weights, progress: bool, device: str) -> SyntheticPool:
+def _phenotype_pool(folder: Path, n: int, seed: int, weights, progress: bool, device: str,
+                    decoded: bool = False) -> SyntheticPool:
     summary = synthesize(folder, n=n, seed=seed, fmt="npz", chunk_size=16, weights=weights, progress=progress,
-                         device=device)
+                         device=device, decoded=decoded)
     if not summary["complete"]:
         raise RuntimeError(f"synthesis in {folder} is incomplete: {summary}")
     table = pd.read_csv(folder / CONDITIONS_FILE, keep_default_na=False)
     cines = np.stack([load_npz_cine(folder / name)[0].frames for name in table["file"]]).astype(np.float32)
     sha = json.loads((folder / "synthesis.json").read_text())["weights_sha256"]
-    return SyntheticPool(cines, table[[*ph.NAMES, "slice_position"]].astype(float), "cpgg", sha)
+    return SyntheticPool(cines, table[[*ph.NAMES, "slice_position"]].astype(float),
+                         "cpgg-decoded" if decoded else "cpgg", sha)
+
+
+def _augmented_pool(folder: Path, n: int, seed: int, progress: bool) -> SyntheticPool:
+    """The "any extra data" control: the real training cines augmented by the renderer's own deformations, with
+    no generator. Cine i: a bank exemplar drawn uniformly, its anatomy scaled at random (each scale
+    log-normal, SD 0.1), the renderer's novelty deformation, its own registered motion scaled by a factor
+    uniform in [0.75, 1.25]; conditions: the exemplar's own phenotypes and slice position."""
+    bank = AnatomyBank.from_pretrained()
+    rendering = ExemplarRendering(bank)
+    generator = torch.Generator().manual_seed(seed)
+    cines, rows = [], []
+    for _ in tqdm(range(n), desc="augmented pool", unit="cine", disable=not progress):
+        index = int(torch.randint(len(bank), (1,), generator=generator))
+        request = {name: bank.phenotype(index, name) * float(torch.exp(torch.randn(1, generator=generator) * 0.3))
+                   for name in ("LVEDV", "LVM", "RVEDV")}  # volumes: 0.3 in log volume = 0.1 in log length
+        anatomy, scales = rendering.renderer.anatomy_map(index, request, generator)
+        heart = RenderedHeart(index, anatomy, scales, generator)
+        factor = 0.75 + 0.5 * float(torch.rand(1, generator=generator))
+        cine = rendering.render(heart, bank.control[index].double() * factor, "exemplar", bank.config.spacing_mm,
+                                float(bank.slice_position[index]), "augmented", {})
+        cines.append(cine.frames)
+        rows.append({**{name: bank.phenotype(index, name) for name in ph.NAMES},
+                     "slice_position": float(bank.slice_position[index])})
+    return SyntheticPool(np.stack(cines), pd.DataFrame(rows), "augmented", bank.sha256)
 
 
 def _ecg_pool(folder: Path, n: int, seed: int, weights, progress: bool, device: str) -> SyntheticPool:
