@@ -284,7 +284,13 @@ def test_generate_downloads_and_frame_figure(studio, explorer):
     assert dicom.pixel_array.shape == (16, 64, 64) and dicom.SyntheticData == "YES" and not str(dicom.PatientName)
     assert json.loads(dicom.ImageComments)["seed"] == 1
     conditions = json.loads(files[4].read_text())
-    assert conditions["seed"] == 1 and conditions["slice_position"] == 0.3 and conditions["model"].startswith("synthetic:cpgg@")
+    assert conditions["seed"] == 1 and conditions["slice_position"] == 0.3 and conditions["model"].startswith("synthetic:cpgg")
+    # provenance: the exemplar the cine's pixels come from, in every file and on the page
+    exemplar = conditions["exemplar"]
+    assert exemplar.startswith("patient") and exemplar in str(dicom.DerivationDescription)
+    assert json.loads(dicom.ImageComments)["exemplar"] == exemplar
+    assert exemplar in nib.load(files[2]).header["descrip"].item().decode()
+    assert "Made of real pixels" in studio.values_markdown(result, None) and exemplar in studio.values_markdown(result, None)
     figure = studio.figure(result, studio.generate(explorer.start, 2, 8, 3.0, 0.3))
     images = [t for t in figure.data if t.type == "image"]
     assert len(images) == 32 and sum(t.opacity == 1 for t in images) == 2  # frame 0 of both cines
@@ -300,9 +306,9 @@ def test_generation_reports_its_real_stages_and_the_cine_does_not_depend_on_list
     heard = []
     result = studio.generate(explorer.start, 4, 6, 3.0, 0.5, progress=lambda stage, f: heard.append((stage, f)))
     stages = [stage for stage, _ in heard]
-    assert stages[:6] == [f"MAR decoding step {k} of 6" for k in range(1, 7)]
-    assert stages[6:] == ["Decoding the anatomy and motion into frames", "Frames decoded",
-                          "Measuring the LV and RV areas frame by frame"]
+    assert stages == ["Choosing real exemplars and deforming their anatomy",
+                      "Rendering the frames from the exemplars' real pixels", "Frames rendered",
+                      "Measuring the LV and RV areas frame by frame"]
     fractions = [f for _, f in heard]
     assert fractions == sorted(fractions) and 0 < fractions[0] < 0.2 and fractions[-1] < 1
     assert np.array_equal(result.cine.frames, studio.generate(explorer.start, 4, 6, 3.0, 0.5).cine.frames)

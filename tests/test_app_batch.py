@@ -43,7 +43,7 @@ def test_a_seed_grid_is_the_single_generations_side_by_side_with_everything_in_o
         table = pd.read_csv(archive.open("conditions.csv"))
     assert table["seed"].tolist() == [7, 8, 9] and table["file"].tolist() == ["cine_01", "cine_02", "cine_03"]
     assert [caption for _, caption in batch.gallery][0].startswith("seed 7: LVEDV")
-    assert heard[0][0].startswith("Cine 1 of 3: MAR decoding step 1 of 4") and heard[-1][0] == "Writing the ZIP"
+    assert heard[0][0].startswith("Cine 1 of 3: Choosing real exemplars") and heard[-1][0] == "Writing the ZIP"
 
 
 def test_a_csv_batch_completes_each_row_and_honours_its_columns(studio, tmp_path):

@@ -43,6 +43,7 @@ class ExemplarChoice:
     from the request's seed. Chosen on val (reports/renderer/README.md)."""
 
     features: tuple[str, ...] = ("LVEDV", "LVM", "RVEDV", "LVEF")
+    weights: tuple[float, ...] = (1.0, 1.0, 1.0, 2.0)  # LVEF counts double: scaling an exemplar's motion far tears it
     position_sd: float = 0.1
     neighbours: int = 5
 
@@ -168,11 +169,13 @@ training patient, and the pipelines offer a filter that redraws those.
                   exclude_subjects: tuple[str, ...] = ()) -> np.ndarray:
         """Standardised distance of every exemplar to a request (inf for excluded subjects)."""
         choice = self.config.choice
-        columns = [self.config.phenotypes.index(n) for n in choice.features if n in request]
+        used = [k for k, n in enumerate(choice.features) if n in request]
+        columns = [self.config.phenotypes.index(choice.features[k]) for k in used]
         values = self.phenotypes[:, columns].double().numpy()
-        wanted = np.array([float(request[n]) for n in choice.features if n in request])
+        wanted = np.array([float(request[choice.features[k]]) for k in used])
+        weights = np.array([choice.weights[k] for k in used])
         spread = values.std(0) + 1e-6
-        squared = (((values - wanted) / spread) ** 2).sum(1)
+        squared = (weights * ((values - wanted) / spread) ** 2).sum(1)
         squared += ((self.slice_position.double().numpy() - float(slice_position)) / choice.position_sd) ** 2
         if exclude_subjects:
             squared[[i.split("/")[0] in exclude_subjects for i in self.ids]] = np.inf
