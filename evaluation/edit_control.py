@@ -33,21 +33,23 @@ def mean_ci(values: np.ndarray, groups: np.ndarray) -> dict:
 
 
 def run(split: str = "val", low: float = 30.0, high: float = 60.0, seed: int = 0, dataset_name: str = "default",
-        command: str = "") -> dict:
+        command: str = "", motion: str = "own") -> dict:
     if not 0 < low < high < 100:
         raise ValueError(f"need 0 < low < high < 100 (LVEF %), got {low}, {high}")
     heldout = load_prepared(dataset_name).split(split)
     pipe, measurer = PhenotypeToCine.from_pretrained(), CineMeasurer()
     real = [heldout.cine(i) for i in range(len(heldout))]
     table = heldout.table.reset_index(drop=True)
-    edited = {target: [pipe.edit(cine, {"LVEF": target}, phenotypes=row.to_dict(), seed=seed).cines[0]
+    edited = {target: [pipe.edit(cine, {"LVEF": target}, phenotypes=row.to_dict(), seed=seed,
+                                 motion=motion).cines[0]
                        for cine, (_, row) in zip(real, table.iterrows())] for target in (low, high)}
     read = {name: measurer.measure(cines)[0]["est_LVEF"].to_numpy(float)
             for name, cines in (("real", real), ("low", edited[low]), ("high", edited[high]))}
     groups = table["subject"].to_numpy()
     change = read["high"] - read["low"]
     report = {
-        "command": command, "split": split, "n": len(real), "seed": seed, "asked": {"low": low, "high": high},
+        "command": command, "split": split, "n": len(real), "seed": seed, "motion": motion,
+        "asked": {"low": low, "high": high},
         "read_back_mean": {name: mean_ci(values, groups) for name, values in read.items()},
         "change_read_vs_asked": {"asked": high - low, "read": mean_ci(change, groups)},
         "share_rising": round(float((change[np.isfinite(change)] > 0).mean()), 3),
@@ -63,9 +65,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--high", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--motion", choices=["own", "mar"], default="own",
+                        help="the heart's own registered motion scaled (default) or the MAR's draw")
     args = parser.parse_args(argv)
     command = "python -m evaluation.edit_control " + " ".join(argv if argv is not None else sys.argv[1:])
-    report = run(args.split, args.low, args.high, args.seed, command=command)
+    report = run(args.split, args.low, args.high, args.seed, command=command, motion=args.motion)
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

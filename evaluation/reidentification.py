@@ -31,7 +31,7 @@ from cardiosynth.models.reid import ReidNet
 from evaluation.evaluate import Reference, TuringReference, evaluate_generator
 from evaluation.renderer_study import summary
 
-GENERATORS = ("real", "nearest-train", "group-mean", "cpgg", "edit-own")
+GENERATORS = ("real", "nearest-train", "group-mean", "cpgg", "edit")
 
 
 class Filtered:

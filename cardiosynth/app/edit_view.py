@@ -48,7 +48,11 @@ def _edit(studio: CineStudio, path: Path, index: int | None, lvef: float, seed: 
     if "LVEDV" not in known:
         raise RealCineError("The LV could not be measured on this slice, so its volume is unknown: choose a slice "
                             "nearer the mid-ventricle")
-    result = studio.pipeline.edit(cine, {"LVEF": lvef}, phenotypes=known, seed=seed)
+    own_lvef = float(read.get("est_LVEF", math.nan))
+    if math.isfinite(own_lvef):
+        known["LVEF"] = own_lvef  # its own motion is scaled from this contraction to the one asked
+    result = studio.pipeline.edit(cine, {"LVEF": lvef}, phenotypes=known, seed=seed,
+                                  motion="own" if "LVEF" in known else "mar")
     row = result.conditions.iloc[0]
     stem = fresh_stem(seed, "edit_")
     real = CineResult(cine, {**{n: round(float(read[f"est_{n}"]), 2) for n in ph.NAMES},

@@ -42,7 +42,7 @@ from cardiosynth.render.registration import registered_controls
 from cardiosynth.render.sampling import resample
 
 #: every name build_generator knows, with its optional weights argument
-KNOWN_GENERATORS = ("real, vae-recon[:folder], recon[:ae,motion], render-recon, edit[:folder], edit-own[:folder], "
+KNOWN_GENERATORS = ("real, vae-recon[:folder], recon[:ae,motion], render-recon, edit[:folder], edit-mar[:folder], "
                     "nearest-train, group-mean, cpgg[:folder], cpgg-mar[:folder], cpgg-decoded[:folder]")
 
 
@@ -156,16 +156,16 @@ class RenderedRegistration(RealCines):
 
 
 class EditedRealCines(RealCines):
-    """Each real held-out cine edited to its own phenotypes (``edit[:folder]``): the heart's own ED anatomy with
-    motion the phenotype -> cine MAR draws for its values. The motion half of the generator, judged on real
-    anatomy; ``recon`` (the same anatomy with the heart's own motion, encoded) is its ceiling."""
+    """Each real held-out cine edited to its own phenotypes (``edit[:folder]``): the heart's own real ED frame with
+    its own registered motion scaled to the asked LVEF (``edit-mar``: the motion the anatomy + motion MAR draws
+    for its values). ``render-recon`` (the same frame with the same registration, unscaled) is its ceiling."""
 
     def __init__(self, dataset: PreparedDataset, split: str = "val", folder: str | None = None, device: str = "auto",
-                 sampler: Sampler = Sampler(), motion: str = "mar"):
+                 sampler: Sampler = Sampler(), motion: str = "own"):
         super().__init__(dataset, split)
         self.pipe = PhenotypeToCine.from_pretrained(*([folder] if folder else []), device=device)
         self.sampler, self.motion = sampler, motion
-        self.name = ("edit" if motion == "mar" else f"edit-{motion}") + f"-{split}" + (f":{folder}" if folder else "") \
+        self.name = ("edit" if motion == "own" else f"edit-{motion}") + f"-{split}" + (f":{folder}" if folder else "") \
             + sampler.label()
 
     def generate(self, conditions: pd.DataFrame) -> list[Cine]:
@@ -254,8 +254,8 @@ def build_generator(name: str, dataset: PreparedDataset, split: str = "val", dev
         return RenderedRegistration(dataset, split)
     if name == "edit" or name.startswith("edit:"):
         return EditedRealCines(dataset, split, *name.split(":", 1)[1:], device=device, sampler=sampler)
-    if name == "edit-own" or name.startswith("edit-own:"):
-        return EditedRealCines(dataset, split, *name.split(":", 1)[1:], device=device, sampler=sampler, motion="own")
+    if name == "edit-mar" or name.startswith("edit-mar:"):
+        return EditedRealCines(dataset, split, *name.split(":", 1)[1:], device=device, sampler=sampler, motion="mar")
     train = dataset.split("train")
     if name == "nearest-train":
         return NearestTrainingCine(train)

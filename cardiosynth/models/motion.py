@@ -50,10 +50,6 @@ class MotionRecipe:
 
     register_iterations: int = 300
     register_lr: float = 0.01
-    # penalty on folding: mean of relu(MIN_JACOBIAN - det(I + grad u))^2 over the image, relative to the image MSE.
-    # 0 for the motion model's fit (its modes were fitted so); the anatomy bank registers with it (rendering reads
-    # real pixels through these maps, and a folded map shows as smeared tissue)
-    fold_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -180,26 +176,11 @@ def register(frames: torch.Tensor, config: MotionConfig, ed: torch.Tensor | None
     for _ in range(iterations or config.recipe.register_iterations):
         moved = control * mask
         loss = ((warp(ed, moved) - frames).pow(2).mean(dim=(1, 2, 3))
-                + config.smoothness_weight * smoothness(moved))
-        if config.recipe.fold_weight > 0:
-            loss = loss + config.recipe.fold_weight * folding(moved, config.size)
+                + config.smoothness_weight * smoothness(moved)).sum()
         optimiser.zero_grad(set_to_none=True)
-        loss.sum().backward()
+        loss.backward()
         optimiser.step()
     return (control * mask).detach()
-
-
-FOLD_MIN_JACOBIAN = 0.3  # the area ratio below which a registration map is penalised (0 = folded)
-
-
-def folding(control: torch.Tensor, size: int) -> torch.Tensor:
-    """Per cine (N,): mean over frames and pixels of relu(FOLD_MIN_JACOBIAN - det J)^2, where J is the Jacobian
-    of the sampling map x -> x + u(x) in pixels (central differences)."""
-    u = displacement(control, size) * (size / 2.0)  # (N, T, H, W, 2) pixels, (x, y) order
-    du_dy = (u[:, :, 2:, 1:-1] - u[:, :, :-2, 1:-1]) / 2
-    du_dx = (u[:, :, 1:-1, 2:] - u[:, :, 1:-1, :-2]) / 2
-    det = (1 + du_dx[..., 0]) * (1 + du_dy[..., 1]) - du_dy[..., 0] * du_dx[..., 1]
-    return torch.relu(FOLD_MIN_JACOBIAN - det).pow(2).mean(dim=(1, 2, 3))
 
 
 # ------------------------------------------------------------------------------------------ the model

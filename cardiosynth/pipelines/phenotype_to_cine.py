@@ -59,7 +59,7 @@ BANK = "anatomy_bank"
 #: where a rendered cine's motion comes from: the exemplar's own (scaled to the requested LVEF) or the MAR's draw
 MOTIONS = ("exemplar", "mar")
 DEFAULT_MOTION = "exemplar"  # measured on val: reports/renderer/README.md
-EDIT_MOTIONS = ("mar", "own")
+EDIT_MOTIONS = ("own", "mar")
 EDITOR = "mar_motion"
 # What a heart's ED anatomy fixes: an edit keeps these and changes only contraction.
 ANATOMY_PHENOTYPES = ("LVEDV", "LVM", "RVEDV")
@@ -298,16 +298,17 @@ class PhenotypeToCine:
     @torch.no_grad()
     def edit(self, cine: Cine, changes: Mapping[str, float], phenotypes: Mapping[str, float] | None = None,
              n: int = 1, seed: int = 0, steps: int | None = None, cfg: float | None = None,
-             temperature: float | None = None, motion: str = "mar") -> PhenotypeToCineOutput:
+             temperature: float | None = None, motion: str | None = None) -> PhenotypeToCineOutput:
         """The same heart with the motion of new values: ``changes`` (e.g. ``{"LVEF": 35}`` or
         ``{"LVESV": 90}``) applied to the heart's ``phenotypes`` (what is known of it: its report, or what
         ``cardiosynth.measure.CineMeasurer`` reads off it; the phenotype VAE completes the rest). The ED
         volumes and mass stay those of the heart, only contraction changes; the result's first row of
         ``conditions`` is the edited set. ``cine`` is a prepared slice (:mod:`cardiosynth.pipelines.real_cine`).
 
-        With an anatomy bank (the default) every frame is the heart's own real ED frame, warped: by the motion
-        the anatomy + motion MAR draws for the new values (``motion="mar"``), or by the heart's own registered
-        motion scaled to the new LVEF (``motion="own"``, which needs the heart's LVEF in ``phenotypes``).
+        With an anatomy bank (the default) every frame is the heart's own real ED frame, warped: by the heart's
+        own registered motion scaled to the new LVEF (``motion="own"``: it needs the heart's current LVEF in
+        ``phenotypes``), or by the motion the anatomy + motion MAR draws for the new values (``motion="mar"``;
+        measured worse on val, reports/renderer/README.md). Default: ``own`` when the LVEF is known, else ``mar``.
         Without one, the published path decodes the ED frame through the frame autoencoder."""
         if not isinstance(cine, Cine):
             raise TypeError("edit needs a Cine: read a file with cardiosynth.pipelines.real_cine first")
@@ -323,7 +324,9 @@ class PhenotypeToCine:
         request = edit_request(changes, phenotypes)
         table = pd.DataFrame([{**request, "slice_position": cine.slice_position}])
         if self.rendering is not None:
-            return self._render_edit(cine, table, dict(phenotypes or {}), n, seed, steps, cfg, temperature, motion)
+            known = dict(phenotypes or {})
+            motion = motion or ("own" if "LVEF" in known else "mar")
+            return self._render_edit(cine, table, known, n, seed, steps, cfg, temperature, motion)
         codes = self.codec.encode_anatomy_codes(torch.from_numpy(cine.frames[None]))
         result = self._generate_from(table, n, seed, steps, cfg, temperature, clamp=False,
                                      known=codes, known_channels=self.codec.anatomy_channels)

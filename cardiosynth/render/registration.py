@@ -28,8 +28,6 @@ def registration_key(config: MotionConfig, dataset_name: str) -> str:
     settings = {"frames": config.frames, "size": config.size, "grid": config.grid,
                 "register_iterations": config.recipe.register_iterations, "register_lr": config.recipe.register_lr,
                 "smoothness_weight": config.smoothness_weight}
-    if config.recipe.fold_weight:  # named only when used, so the caches written before it keep their names
-        settings["fold_weight"] = config.recipe.fold_weight
     digest = hashlib.sha256(json.dumps({**settings, "dataset": str(dataset_name)}, sort_keys=True).encode())
     return f"{config.name}_{digest.hexdigest()[:10]}"
 

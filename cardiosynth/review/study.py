@@ -158,8 +158,9 @@ def design_study(store: Store, root: str | Path, dataset: PreparedDataset, gener
                        for _, row in real_table.iterrows()]
     generator_name = str(getattr(generator, "name", type(generator).__name__))
     synthetic_provenance = [{"generator": generator_name, "seed": int(row["seed"]),
-                             "phenotypes": {name: float(row[name]) for name in ph.NAMES}}
-                            for _, row in requests.iterrows()]
+                             "phenotypes": {name: float(row[name]) for name in ph.NAMES},
+                             **({"exemplar": cine.metadata["exemplar"]} if "exemplar" in cine.metadata else {})}
+                            for cine, (_, row) in zip(synthetic, requests.iterrows())]
     design = {"split": split, "generator": generator_name, "conditions": conditions, "seed": int(seed),
               "phenotype_temperature": float(temperature)}
     return create_study(store, root, real, synthetic, settings, title, design, real_provenance, synthetic_provenance)
