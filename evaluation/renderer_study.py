@@ -145,6 +145,16 @@ def main(argv: list[str] | None = None) -> None:
     if "denovo" in parts:
         bank = AnatomyBank.from_pretrained(args.bank)
         spacing = bank.config.spacing_mm
+        equal = dataclasses.replace(bank.config.choice, weights=(1.0, 1.0, 1.0, 1.0))
+        variants = (("denovo-lvef-weight1", base, equal), ("denovo-lvef-weight2", base, None))
+        for name, s, choice in variants:
+            chosen = AnatomyBank.from_pretrained(args.bank)
+            if choice is not None:
+                chosen.config = dataclasses.replace(chosen.config, choice=choice)
+            generators.append(Rendered(name, de_novo(chosen, s, spacing)))
+    if "denovo-history" in parts:  # the rows measured before the area correction, LVEF weight and limit
+        bank = AnatomyBank.from_pretrained(args.bank)
+        spacing = bank.config.spacing_mm
         for name, s in (("denovo-exemplar-only", dataclasses.replace(base, deform_anatomy=False, novelty_px=0.0)),
                         ("denovo-deformed", dataclasses.replace(base, novelty_px=0.0)),
                         ("denovo-deformed+novelty0.5", dataclasses.replace(base, novelty_px=0.5)),

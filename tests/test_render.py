@@ -150,11 +150,3 @@ def test_exemplar_choice_is_seeded_and_among_the_nearest():
 def test_motion_positions_of_zero_control_are_the_identity():
     assert torch.equal(motion_positions(torch.zeros(4, 2, 4, 4), 64), identity_positions(64)[None].expand(4, 64, 64, 2))
 
-
-def test_jacobian_sees_folds():
-    from cardiosynth.render.renderer import min_jacobian
-
-    assert min_jacobian(identity_positions(64)[None]) == pytest.approx(1.0)
-    control = torch.zeros(4, 2, 8, 8, dtype=torch.float64)
-    control[1:, 1, :, 3], control[1:, 1, :, 4] = 0.3, -0.3  # neighbouring columns cross: a fold
-    assert min_jacobian(motion_positions(control, 64)) < 0

@@ -217,6 +217,7 @@ class PhenotypeToCine:
         if privacy_filter:
             hearts, redraws, scores = self.rendering.filtered(hearts, conditions, seed)
             conditions["privacy_redraws"], conditions["reid_score"] = redraws, np.round(scores, 4)
+            conditions["reid_matched"] = scores > self.rendering.privacy.threshold
         if motion == "mar":
             controls = self._drawn_motion(hearts, conditions, seed, steps, cfg, temperature, batch_size, progress)
             scales = [None] * len(hearts)
@@ -234,7 +235,8 @@ class PhenotypeToCine:
         conditions["exemplar"] = [c.metadata["exemplar"] for c in cines]
         if privacy_filter:
             for cine, redraws, score in zip(cines, conditions["privacy_redraws"], conditions["reid_score"]):
-                cine.metadata.update(privacy_redraws=int(redraws), reid_score=float(score))
+                cine.metadata.update(privacy_redraws=int(redraws), reid_score=float(score),
+                                     reid_matched=bool(score > self.rendering.privacy.threshold))
         if progress is not None:
             progress("Frames rendered", 1.0)
         return PhenotypeToCineOutput(cines, conditions)

@@ -17,6 +17,7 @@ uploaded heart's own ED frame the same way. Every cine's ``source`` names the ba
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,6 +83,11 @@ class ExemplarRendering:
                 again = self.hearts(conditions.iloc[[row]], seed=int(seed) * 1_000_003 + row * 1_009 + redraws[row])
                 hearts[row] = again[0]
                 scores[row] = self.privacy.scores(self.ed_frames(again))[0][0]
+        matched = scores > self.privacy.threshold
+        if matched.any():
+            warnings.warn(f"{int(matched.sum())} of {len(hearts)} cines are still matched to a training patient by the "
+                          f"re-identification network after {max_redraws} redraws (every rendered cine is made of a "
+                          "training exemplar's pixels); they are kept and flagged (reid_matched)", stacklevel=3)
         return hearts, redraws, scores
 
     def ed_frames(self, hearts: list[RenderedHeart]) -> np.ndarray:
