@@ -3,9 +3,9 @@
 from cardiosynth.review.service import default_db
 
 CINE_NOTE_PHENOTYPE = (
-    "Set or sample a phenotype set on the left, then press **Generate cine** below: the bundled CPGG model (masked "
-    "autoregressive transformer drawing a heart's end-diastolic anatomy and its motion, trained on ACDC) makes one "
-    "short-axis slice cine with these values. Keep "
+    "Set or sample a phenotype set on the left, then press **Generate cine** below: one short-axis slice cine with "
+    "these values, **made of real pixels**: a real training slice (ACDC) near these values is deformed toward them "
+    "and moved through a cycle whose contraction follows the LVEF; the cine names the slice it came from. Keep "
     "the seed and change a value to see what that value does; the previous cine stays beside the new one. "
     "Without the generator weights the tab still samples, completes and scores phenotype sets."
 )
@@ -49,9 +49,14 @@ Fang, Ding et al.).
 ## What this build contains
 
 Phenotype \u2192 cine works (Phenotype explorer tab, with *Edit a real heart* below it) and ECG \u2192 cine works (ECG
-tab, *Generate cine from this ECG*). An automated Turing test (a classifier trained to tell generated from real
-held-out cines) still tells every de novo cine from real ones; an edited real heart comes closest (the heart's own
-end-diastolic frame, newly drawn motion). The ECG \u2192 cine model is **trained on pseudo-pairs** (ACDC cines matched
+tab, *Generate cine from this ECG*). **Every frame is real pixels, warped**: no frame is decoded from a latent. A
+de novo cine is one real training slice of the anatomy bank (`weights/anatomy_bank`, ACDC, CC BY-NC-SA 4.0),
+deformed toward the requested LVEDV, LVM and RVEDV and moved (its own motion scaled to the LVEF, or, for an ECG, the
+flow's motion timed to the ECG); an edited heart is the uploaded heart's own frame with its own motion rescaled. So
+a synthetic cine **shares its exemplar patient's image** (texture, surroundings, field of view): each names its
+exemplar, and a re-identification network recognises that patient in nearly every rendered cine
+(`reports/renderer/README.md`): treat them as derived from real patients' images, not as anonymous. The ECG \u2192
+cine model is **trained on pseudo-pairs** (ACDC cines matched
 to LUDB ECGs by diagnosis family and systolic timing; no public data pairs the two for one person): the ECG sets the
 heartbeat's motion and its timing (end-systole follows the ECG's QT/RR, r = 0.98 on held-out ECGs), never the
 anatomy, which comes from a phenotype set. The bundled models:
@@ -59,10 +64,11 @@ anatomy, which comes from a phenotype set. The bundled models:
 | bundled model | what it does here | model card |
 |---|---|---|
 | Phenotype VAE (CPGG stage 1) | samples consistent phenotype sets, completes partly locked sets, scores plausibility (Phenotype explorer tab) | `weights/phenotype_vae/README.md` |
-| 3D-VAE (CPGG stage 2 latent space) | compresses a 16 x 64 x 64 cine to a 4 x 8 x 16 x 16 latent and decodes generated latents to cines | `weights/vae3d/README.md` |
-| MAR: masked autoregressive transformer with per-token diffusion (CPGG stage 2) | generates cine latents conditioned on the nine phenotypes and the slice position; **still weak**: the ventricles are bright blobs without a clear wall, 8-pixel blocks show, and the cines follow the requested volumes and EF only loosely (README, "What the bundled MAR does today") | `weights/mar/README.md` |
-| Frame autoencoder + motion model (the anatomy + motion representation) | a cine = its end-diastolic frame (a 2D autoencoder latent) warped through the cycle by a smooth motion code | `weights/frame_ae/README.md`, `weights/motion/README.md` |
-| Editor MAR (the same method in the anatomy + motion space) | edits a real heart: keeps its end-diastolic frame and draws motion for a new LVEF; its motion follows the LVEF loosely (README, "Phenotype \u2192 cine") | `weights/mar_motion/README.md` |
+| Anatomy bank (319 real training slices) | the exemplars every de novo cine is rendered from: real end-diastolic frame, masks, phenotypes and registered motion of each | `weights/anatomy_bank/README.md` |
+| Re-identification network | the privacy test: how often a synthetic cine is matched to a training patient (and the optional filter) | `weights/reid/README.md` |
+| 3D-VAE + MAR (CPGG stage 2, the published path) | generates cine latents from the nine phenotypes and decodes them; kept as the `paper` / `cpgg-decoded` generator, not used by the app: its decoded cines are blobs a classifier tells from real every time | `weights/vae3d/README.md`, `weights/mar/README.md` |
+| Frame autoencoder + motion model (the anatomy + motion representation) | the motion model's temporal modes are the motion code the generators draw; the autoencoder only encodes the anatomy they see | `weights/frame_ae/README.md`, `weights/motion/README.md` |
+| Editor MAR (the same method in the anatomy + motion space) | draws motion for a new LVEF given a heart's anatomy (`motion="mar"`); measured worse than a heart's own motion rescaled, which the app uses | `weights/mar_motion/README.md` |
 | ECG MAE: phase-aware ECG masked autoencoder (ECGFlowCMR) | encodes a 12-lead ECG and predicts its cardiac phase, from which complete heartbeats are found (trained on LUDB) | `weights/ecg_mae/README.md` |
 | ECG flow: rectified flow with a DiT (ECGFlowCMR) | turns one heartbeat's ECG features into the motion of a given heart (anatomy from a phenotype set); **trained on pseudo-pairs**; the end-systole is re-timed to the ECG's QT / RR (README, "ECG \u2192 cine") | `weights/ecg_flow/README.md` |
 | Cine segmenter (2D U-Net, LV / MYO / RV) | measures the LV / RV area curves of each generated cine | `weights/segmenter/README.md` |

@@ -60,8 +60,9 @@ def _edit(studio: CineStudio, path: Path, index: int | None, lvef: float, seed: 
                              "model": cine.source}, files={"stem": stem + "_real"})
     edited = CineResult(result.cines[0], {**{n: round(float(row[n]), 2) for n in ph.NAMES},
                                           "slice_position": round(cine.slice_position, 2), "seed": seed,
-                                          "steps": int(row["steps"]), "cfg": float(row["cfg"]),
-                                          "temperature": float(row["temperature"]),
+                                          **{k: cast(row[k]) for k, cast in (("steps", int), ("cfg", float),
+                                                                             ("temperature", float)) if k in row},
+                                          "motion": str(row["motion"]),
                                           "model": result.cines[0].source, "edited_from": cine.source},
                         files={"stem": stem})
     real.measured, edited.measured = studio.measure(real.cine), studio.measure(edited.cine)

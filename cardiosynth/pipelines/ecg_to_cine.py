@@ -39,8 +39,9 @@ from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine, spacing_of
 from cardiosynth.pipelines.rendering import real_heart_motion, strongest_motion_fraction
 from cardiosynth.pipelines.requests import check_sampling
 from cardiosynth.render.fields import motion_displacement
+from cardiosynth.render.renderer import contraction_fraction
 from cardiosynth.render.sampling import identity_positions
-from cardiosynth.retime import retime, systolic_fraction
+from cardiosynth.retime import ES_FRACTION_RANGE, retime, systolic_fraction
 from cardiosynth.weights import WEIGHTS_DIR, WeightsError, check_dependency
 
 COMPONENTS = ("ecg_mae", "ecg_flow") + ANATOMY_COMPONENTS  # the anatomy comes from the phenotype -> cine chain
@@ -243,8 +244,9 @@ class EcgToCine:
             from_fraction, motion_in = strongest_motion_fraction(control), "new"
         else:
             control, _ = rendering.exemplar_motion(hearts[0], float(conditions["LVEF"].iloc[0]))
-            bank = rendering.bank
-            from_fraction, motion_in = (int(bank.es_frame[hearts[0].exemplar]) + 0.5) / self.frames, "exemplar"
+            mask = rendering.bank.ed_mask[hearts[0].exemplar].numpy()
+            from_fraction = float(np.clip(contraction_fraction(mask, control), *ES_FRACTION_RANGE))
+            motion_in = "exemplar"
         if from_fraction is not None:
             control = retime(control, timing["fraction"], from_fraction)
             rr = cycle_info["rr_s"]

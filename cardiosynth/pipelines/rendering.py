@@ -136,7 +136,7 @@ _REGISTERED: dict = {}  # the last hearts' registrations, by content hash (a dic
 def strongest_motion_fraction(control: torch.Tensor) -> float:
     """Cycle fraction of the frame that moved most from ED (a real heart's end-systole, when no mask says)."""
     magnitude = control.pow(2).sum(1).mean(dim=(1, 2))
-    return (int(torch.argmax(magnitude)) + 0.5) / len(control)
+    return int(torch.argmax(magnitude)) / len(control)
 
 
 def edit_scale(cine: Cine, known_lvef: float, requested_lvef: float, labels: np.ndarray | None) -> float:
