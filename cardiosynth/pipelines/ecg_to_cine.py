@@ -197,12 +197,7 @@ class EcgToCine:
                 raise ValueError(f"The heart's cine is {heart.shape}; the generator works on {codec.cine_shape} "
                                  "cines: prepare it with cardiosynth.pipelines.real_cine")
             return codec.encode_anatomy_codes(torch.from_numpy(heart.frames[None])), {"source": heart.source}
-        if phenotypes is None:
-            phenotypes = self.anatomy.phenotype_prior.sample(1, temperature=1.0, seed=int(seed)).iloc[0]
-            phenotypes = {n: float(phenotypes[n]) for n in ph.INDEPENDENT}
-            how = f"phenotype VAE sample (temperature 1, seed {int(seed)})"
-        else:
-            how = "requested phenotypes, completed by the phenotype VAE"
+        phenotypes, how = self._requested_set(seed, phenotypes)
         if self.anatomy.editor is self.anatomy:  # its MAR draws packed codes: take their anatomy channels
             codes, conditions = self.anatomy.draw_codes(phenotypes, n=1, seed=int(seed), slice_position=slice_position)
         else:  # a cine from the de novo generator, its ED frame encoded into the anatomy + motion space
@@ -268,14 +263,17 @@ class EcgToCine:
                                                           "not the anatomy; the pixels are a real exemplar's"}
         return EcgToCineOutput(cine, cycle_info, conditions, encoded)
 
+    def _requested_set(self, seed: int, phenotypes: dict | None) -> tuple[dict, str]:
+        """The phenotypes the anatomy follows (the given ones, or a phenotype VAE sample for the seed) and how."""
+        if phenotypes is not None:
+            return phenotypes, "requested phenotypes, completed by the phenotype VAE"
+        sampled = self.anatomy.phenotype_prior.sample(1, temperature=1.0, seed=int(seed)).iloc[0]
+        return ({n: float(sampled[n]) for n in ph.INDEPENDENT},
+                f"phenotype VAE sample (temperature 1, seed {int(seed)})")
+
     def _anatomy_set(self, seed: int, slice_position: float, phenotypes: dict | None):
         """The full phenotype set the anatomy is drawn for (given and completed, or sampled), as a one-row table."""
-        if phenotypes is None:
-            sampled = self.anatomy.phenotype_prior.sample(1, temperature=1.0, seed=int(seed)).iloc[0]
-            phenotypes = {n: float(sampled[n]) for n in ph.INDEPENDENT}
-            how = f"phenotype VAE sample (temperature 1, seed {int(seed)})"
-        else:
-            how = "requested phenotypes, completed by the phenotype VAE"
+        phenotypes, how = self._requested_set(seed, phenotypes)
         conditions = self.anatomy.resolve_conditions(phenotypes, slice_position)
         row = conditions.iloc[0]
         return conditions, {"source": how, **{n: round(float(row[n]), 2) for n in ph.NAMES}}
