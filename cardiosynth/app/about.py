@@ -13,9 +13,10 @@ CINE_NOTE_PHENOTYPE = (
 CINE_NOTE_ECG = (
     "Upload an ECG or pick a bundled example: the tab reads and analyses it (R peaks, heart rate, quality, QT/RR, "
     "cardiac phase). Then press **Generate cine from this ECG** below: the bundled ECGFlowCMR model (ECG masked "
-    "autoencoder + rectified flow on the heart's motion) finds one heartbeat in the ECG and makes a short-axis cine "
-    "of it, shown beside that beat's lead II with a cursor at each frame's time. The ECG sets the motion and its "
-    "timing; the anatomy comes from a phenotype set the phenotype VAE samples from the seed."
+    "autoencoder) finds one heartbeat in the ECG and makes a short-axis cine of it, shown beside that beat's lead II "
+    "with a cursor at each frame's time. The ECG sets the timing (end-systole at its QT / RR); the pixels are a real "
+    "training slice near a phenotype set the phenotype VAE samples from the seed, deformed and moved by its own "
+    "motion (the rectified flow's ECG-drawn motion read far less real)."
 )
 
 CINE_NOTE_ECG_MISSING = (

@@ -199,5 +199,5 @@ def _anatomy_markdown(anatomy: dict | None) -> str:
     made_of = ("" if "exemplar" not in anatomy else
                f" Every frame is made of the real pixels of one training slice ({anatomy['exemplar']}, ACDC, "
                "CC BY-NC-SA 4.0), deformed toward these values and moved: it shares that patient's image texture.")
-    return (f"\n\n**Anatomy** (not from the ECG): {anatomy['source']}{values}.{made_of} The ECG sets the motion and "
-            "its timing; change the seed for another heart.")
+    return (f"\n\n**Anatomy** (not from the ECG): {anatomy['source']}{values}.{made_of} The ECG sets the timing of "
+            "the beat; change the seed for another heart.")
