@@ -39,7 +39,6 @@ from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine, spacing_of
 from cardiosynth.pipelines.rendering import real_heart_motion, strongest_motion_fraction
 from cardiosynth.pipelines.requests import check_sampling
 from cardiosynth.render.fields import motion_displacement
-from cardiosynth.render.renderer import contraction_fraction
 from cardiosynth.render.sampling import identity_positions
 from cardiosynth.retime import ES_FRACTION_RANGE, retime, systolic_fraction
 from cardiosynth.weights import WEIGHTS_DIR, WeightsError, check_dependency
@@ -240,8 +239,10 @@ class EcgToCine:
             from_fraction, motion_in = strongest_motion_fraction(control), "new"
         else:
             control, _ = rendering.exemplar_motion(hearts[0], float(conditions["LVEF"].iloc[0]))
-            mask = rendering.bank.ed_mask[hearts[0].exemplar].numpy()
-            from_fraction = float(np.clip(contraction_fraction(mask, control), *ES_FRACTION_RANGE))
+            # the exemplar's expert end-systole (measured on val: where its motion makes the LV smallest, read
+            # worse: r -0.44 against 0.50; on a weakly contracting heart that minimum is noise)
+            es_frame = int(rendering.bank.es_frame[hearts[0].exemplar])
+            from_fraction = float(np.clip(es_frame / self.frames, *ES_FRACTION_RANGE))
             motion_in = "exemplar"
         if from_fraction is not None:
             control = retime(control, timing["fraction"], from_fraction)

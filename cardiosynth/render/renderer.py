@@ -23,7 +23,6 @@ import torch
 
 from cardiosynth.render.bank import AnatomyBank
 from cardiosynth.render.fields import (
-    motion_positions,
     LV_CAVITY,
     anatomy_deformation,
     compose,
@@ -76,24 +75,6 @@ def structure_areas(mask: np.ndarray, field: torch.Tensor) -> dict[int, float]:
     positions = identity_positions(mask.shape[0], mask.shape[1])[None] + field[None]
     return {label: float((resample((mask == label).astype(np.float64), positions, kernel="bilinear",
                                    restore_noise=False)[0] > 0.5).sum()) for label in (1, 2, 3)}
-
-
-def contraction_fraction(ed_mask: np.ndarray, control: torch.Tensor) -> float:
-    """Cycle fraction at which ``control`` (T, 2, g, g) makes the ED mask's LV cavity smallest (sub-frame: a
-    parabola through the smallest area and its neighbours): the end-systole of the motion as rendered, which the
-    ECG path moves to the ECG's QT / RR. The expert ES frame of the source cine can differ from it by frames
-    (registration smooths the cycle), and the measurer reads the rendered cine, not the expert's label."""
-    size = ed_mask.shape[-1]
-    cavity = (np.asarray(ed_mask) == LV_CAVITY).astype(np.float64)
-    if cavity.sum() < 4:
-        cavity = np.isin(ed_mask, (LV_CAVITY, 2)).astype(np.float64)
-    areas = resample(cavity, motion_positions(control, size), kernel="bilinear", restore_noise=False).sum(axis=(1, 2))
-    t = len(areas)
-    k = int(np.argmin(areas))
-    before, here, after = areas[(k - 1) % t], areas[k], areas[(k + 1) % t]
-    curvature = before - 2 * here + after
-    offset = 0.5 * (before - after) / curvature if curvature > 1e-9 else 0.0
-    return float(((k + np.clip(offset, -0.5, 0.5)) / t) % 1.0)
 
 
 class Renderer:
