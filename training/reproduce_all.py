@@ -4,7 +4,8 @@
 
 Steps (each is also its own command): prepare the ACDC cines -> segmenter -> cine encoder -> phenotype
 estimator (needs the segmenter) -> phenotype VAE -> frame autoencoder (anatomy; needs the segmenter for its
-perceptual loss) -> motion model (registration + PCA) -> 3D-VAE -> MAR (de novo, on 3D-VAE latents) -> editor MAR (needs the
+perceptual loss) -> motion model (registration + PCA) -> anatomy bank (the renderer's real exemplars:
+the training slices and their registrations) -> re-identification network (the privacy test) -> 3D-VAE -> MAR (de novo, on 3D-VAE latents) -> editor MAR (needs the
 frame autoencoder and the motion model) -> ECG MAE (LUDB) ->
 ECG flow (needs the frame autoencoder, the motion model and the ECG MAE; pseudo-pairs). Stops at the first failure; rerun with ``--from`` to go on.
 """
@@ -25,6 +26,8 @@ STEPS = {
     "phenotype_vae": ["-m", "training.train_phenotype_vae", "--out", "weights/phenotype_vae"],
     "frame_ae": ["-m", "training.train_frame_ae", "--config", "{config}", "--out", "weights/frame_ae{suffix}"],
     "motion": ["-m", "training.fit_motion", "--config", "{config}", "--out", "weights/motion{suffix}"],
+    "anatomy_bank": ["-m", "training.build_anatomy_bank", "--config", "{config}", "--out", "weights/anatomy_bank{suffix}"],
+    "reid": ["-m", "training.train_reid", "--out", "weights/reid"],
     "vae3d": ["-m", "training.train_vae3d", "--config", "{config}", "--out", "weights/vae3d{suffix}"],
     "mar": ["-m", "training.train_mar", "--config", "{mar_config}", "--vae", "weights/vae3d{suffix}",
             "--out", "weights/mar{suffix}"],
