@@ -28,7 +28,7 @@ from cardiosynth.cine import Cine
 from cardiosynth.models.motion import register
 from cardiosynth.pipelines.privacy import MAX_REDRAWS
 from cardiosynth.render.bank import AnatomyBank
-from cardiosynth.render.renderer import Renderer, RenderSettings, motion_scale, slice_ejection
+from cardiosynth.render.renderer import Renderer, RenderSettings
 from cardiosynth.render.sampling import identity_positions, resample
 from cardiosynth.weights import WeightsError
 
@@ -56,14 +56,14 @@ class ExemplarRendering:
     def settings(self) -> RenderSettings:
         return self.renderer.settings
 
-    def hearts(self, conditions: pd.DataFrame, seed: int, exclude_subjects: tuple[str, ...] = ()) -> list[RenderedHeart]:
+    def hearts(self, conditions: pd.DataFrame, seed: int) -> list[RenderedHeart]:
         """One new heart per row of a conditions table (full phenotype sets + slice_position): the rows of one
         call draw in order from one generator seeded by ``seed``."""
         generator = torch.Generator().manual_seed(int(seed))
         out = []
         for _, row in conditions.iterrows():
             request = {n: float(row[n]) for n in ANATOMY_REQUEST if n in row}
-            index = self.bank.choose(request, float(row["slice_position"]), generator, exclude_subjects)
+            index = self.bank.choose(request, float(row["slice_position"]), generator)
             anatomy, scales = self.renderer.anatomy_map(index, request, generator)
             out.append(RenderedHeart(index, anatomy, scales, generator))
         return out
@@ -137,16 +137,3 @@ def strongest_motion_fraction(control: torch.Tensor) -> float:
     """Cycle fraction of the frame that moved most from ED (a real heart's end-systole, when no mask says)."""
     magnitude = control.pow(2).sum(1).mean(dim=(1, 2))
     return int(torch.argmax(magnitude)) / len(control)
-
-
-def edit_scale(cine: Cine, known_lvef: float, requested_lvef: float, labels: np.ndarray | None) -> float:
-    """Motion factor for editing a real heart from its known LVEF to the requested one; ``labels`` (T, H, W)
-    its segmentation, whose ED and smallest-LV frames give the slice's own contraction."""
-    fraction = None
-    if labels is not None:
-        areas = (labels == 3).reshape(len(labels), -1).sum(1)
-        if areas[0] >= 4:
-            fraction = slice_ejection(labels[0], labels[int(np.argmin(areas))])
-    return motion_scale(known_lvef, requested_lvef, fraction)
-
-
