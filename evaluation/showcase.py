@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from cardiosynth import phenotypes as ph
 from cardiosynth.data.dataset import load_prepared
 from cardiosynth.measure.measurer import CineMeasurer
 from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine
@@ -71,6 +72,39 @@ def showcase(pipe: PhenotypeToCine, out: Path, seed: int = 0, slice_position: fl
     return {"png": str(out), "rows": table.round(1).to_dict(orient="records")}
 
 
+def blinded_sheet(pipe: PhenotypeToCine, real, out: Path, n: int = 8, seed: int = 0) -> dict:
+    """A reader-study sheet: ``n`` real held-out cines and ``n`` cines generated for their own phenotypes and slice
+    positions, shuffled (seeded), each shown at ED and at the frame the measurer calls ES, numbered; the key
+    (which number is which) is returned and written beside the PNG, never on it. For looking, as a reader
+    would, for a giveaway (field of view, padding, texture)."""
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(real), size=n, replace=False)
+    real_cines = [real.cine(int(i)) for i in rows]
+    requests = real.table.iloc[rows][[*ph.NAMES, "slice_position"]].reset_index(drop=True)
+    synthetic = pipe(requests, n=1, seed=seed).cines
+    cases = [(c, "real", c.source) for c in real_cines] + [(c, "synthetic", c.source) for c in synthetic]
+    order = rng.permutation(len(cases))
+    _, curves = CineMeasurer().measure([cases[k][0] for k in order])
+    columns = 8
+    fig = Figure(figsize=(1.6 * columns, 1.7 * 2 * len(order) / columns))
+    axes = fig.subplots(2 * len(order) // columns, columns, squeeze=False)
+    for number, (k, curve) in enumerate(zip(order, curves)):
+        cine = cases[k][0]
+        for half, frame in enumerate((0, int(curve.es_frame))):
+            ax = axes[2 * (number // columns) + half, number % columns]
+            ax.imshow(cine.frames[frame], cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(f"case {number + 1} {'ED' if half == 0 else 'ES'}", fontsize=7)
+    fig.suptitle(f"Blinded sheet: {n} real held-out + {n} synthetic cines, shuffled (seed {seed}); key in the JSON",
+                 fontsize=9)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    key = [{"case": number + 1, "truth": cases[k][1], "source": cases[k][2]} for number, k in enumerate(order)]
+    out.with_suffix(".json").write_text(json.dumps({"png": str(out), "key": key}, indent=2))
+    return {"png": str(out), "key": str(out.with_suffix(".json"))}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("reports/renderer/showcase.png"))
@@ -78,10 +112,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--slice-position", type=float, default=0.5)
     parser.add_argument("--beside-real", action="store_true", help="a real held-out cine under each generated one")
+    parser.add_argument("--blinded-sheet", type=Path, help="also write a shuffled real / synthetic sheet here")
     args = parser.parse_args(argv)
     real = load_prepared().split("val") if args.beside_real else None
-    print(json.dumps(showcase(PhenotypeToCine.from_pretrained(args.weights), args.out, args.seed, args.slice_position,
-                              real=real), indent=2))
+    pipe = PhenotypeToCine.from_pretrained(args.weights)
+    print(json.dumps(showcase(pipe, args.out, args.seed, args.slice_position, real=real), indent=2))
+    if args.blinded_sheet:
+        print(json.dumps(blinded_sheet(pipe, load_prepared().split("val"), args.blinded_sheet, seed=args.seed)))
 
 
 if __name__ == "__main__":
