@@ -106,7 +106,9 @@ def test_fit_motion_command_resumes_from_its_registration_cache(tmp_path, monkey
     first = fit_motion.fit(config, tmp_path / "motion", str(tmp_path / "prepared"), "test")
     cached = sorted((tmp_path / "cache" / "runs").glob("motion_*/controls_*.safetensors"))
     assert cached and first["n_training_cines"] >= 2
-    monkeypatch.setattr(fit_motion, "register", lambda *a, **k: pytest.fail("registered again despite the cache"))
+    from cardiosynth.render import registration
+
+    monkeypatch.setattr(registration, "register", lambda *a, **k: pytest.fail("registered again despite the cache"))
     sha = read_config(tmp_path / "motion")["sha256"]
     fit_motion.fit(config, tmp_path / "motion", str(tmp_path / "prepared"), "test")
     assert read_config(tmp_path / "motion")["sha256"] == sha
