@@ -125,22 +125,21 @@ def resample(source: np.ndarray, positions: torch.Tensor, valid: np.ndarray | No
     padded = np.pad(filled, _MARGIN, mode="symmetric")
     if kernel == "bspline":
         padded = ndimage.spline_filter(padded, order=3, mode="mirror")
-    coefficients = torch.from_numpy(np.ascontiguousarray(padded)).reshape(-1)
+    coefficients = torch.from_numpy(np.ascontiguousarray(padded, np.float32)).reshape(-1)
     stride = width + 2 * _MARGIN
 
     row, col = positions[..., 0].clamp(0, height - 1), positions[..., 1].clamp(0, width - 1)
     r0, c0 = row.floor(), col.floor()
-    fr, fc = row - r0, col - c0
-    wr, wc = WEIGHTS[kernel](fr), WEIGHTS[kernel](fc)  # (..., 4)
-    out = torch.zeros_like(row)
-    for i in range(4):
-        rows = (r0.long() + i - 1 + _MARGIN) * stride
-        for j in range(4):
-            cols = c0.long() + j - 1 + _MARGIN
-            out += wr[..., i] * wc[..., j] * coefficients[rows + cols]
+    fr, fc = (row - r0).float(), (col - c0).float()
+    wr, wc = WEIGHTS[kernel](fr), WEIGHTS[kernel](fc)  # (..., 4) each
+    offsets = torch.arange(-1, 3) + _MARGIN
+    rows = (r0.long()[..., None] + offsets) * stride  # (..., 4)
+    cols = c0.long()[..., None] + offsets
+    values = coefficients[rows[..., :, None] + cols[..., None, :]]  # (..., 4, 4): the 16 neighbours, one gather
+    out = torch.einsum("...i,...ij,...j->...", wr, values, wc).double()
     if restore_noise:
         level = noise_sigma(source, valid) if sigma is None else float(sigma)
-        missing = (1 - _sum_squared(kernel, fr) * _sum_squared(kernel, fc)).clamp_min(0)
+        missing = (1 - _sum_squared(kernel, fr.double()) * _sum_squared(kernel, fc.double())).clamp_min(0)
         noise = torch.randn(out.shape, generator=generator, dtype=torch.float32).double()
         out = out + level * missing.sqrt() * noise
     out = (out.clamp(0, 1) * LEVELS).round() / LEVELS
