@@ -8,6 +8,8 @@ variants, each through the automated Turing test, the anatomy checks and the mea
 - shift: every real held-out cine moved by half a pixel (all frames): interpolation alone, on real motion.
 - denovo: each held-out request (its phenotypes and slice position) rendered from the training bank: the
   exemplar's own motion scaled to the requested LVEF, with and without the anatomy deformation and novelty.
+- vae: the default pipeline on phenotype VAE samples (temperature 1) instead of the held-out cines' own sets
+  (positions and patient grouping kept); adherence is then to the sampled values.
 - motion: the default pipeline (deformation + novelty as bundled) with each motion: the exemplar's own scaled to
   the requested LVEF, or the phenotype MAR's motion drawn for the new anatomy.
 
@@ -160,6 +162,11 @@ def main(argv: list[str] | None = None) -> None:
                         ("denovo-deformed+novelty0.5", dataclasses.replace(base, novelty_px=0.5)),
                         ("denovo-deformed+novelty1.0", dataclasses.replace(base, novelty_px=1.0))):
             generators.append(Rendered(name, de_novo(bank, s, spacing)))
+    if "vae" in parts:  # requests the phenotype VAE samples (temperature 1), at the held-out cines' positions
+        pipe = PhenotypeToCine.from_pretrained(device="cpu")
+        sampled = pipe.phenotype_prior.sample(len(conditions), temperature=1.0, seed=0).reset_index(drop=True)
+        conditions = conditions.assign(**{name: sampled[name].to_numpy() for name in ph.NAMES})
+        generators.append(Rendered("pipeline-vae-samples", pipeline_motion(pipe, "exemplar")))
     if "motion" in parts:
         pipe = PhenotypeToCine.from_pretrained(device="cpu")
         for motion in MOTIONS:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from cardiosynth.data.dataset import load_prepared
 from cardiosynth.models.reid import ReidConfig, ReidNet, best_match
-from cardiosynth.render.fields import novelty_field
+from cardiosynth.render.fields import grid_sample_coordinates, novelty_field
 from cardiosynth.render.sampling import identity_positions
 from training.common import ACDC_LICENCE, parse_training_run, seed_everything, training_parser
 
@@ -32,7 +32,7 @@ def augment(frames: torch.Tensor, generator: torch.Generator, recipe) -> torch.T
     fields = torch.stack([novelty_field(size, recipe.deform_px, generator) for _ in range(n)]).float()
     shifts = torch.randint(-recipe.shift_px, recipe.shift_px + 1, (n, 1, 1, 2), generator=generator).float()
     positions = identity_positions(size).float()[None] + fields + shifts
-    grid = torch.stack([(positions[..., 1] + 0.5) * 2 / size - 1, (positions[..., 0] + 0.5) * 2 / size - 1], -1)
+    grid = grid_sample_coordinates(positions, size, size)
     out = F.grid_sample(frames[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
     gamma = torch.exp(torch.randn(n, 1, 1, generator=generator) * 0.2)
     out = out.clamp(0, 1) ** gamma

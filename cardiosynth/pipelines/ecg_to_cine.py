@@ -258,13 +258,17 @@ class EcgToCine:
             frames = rendering.renderer.render(ed, valid, positions, generator)
             cine = Cine(frames, (self.spacing_mm, self.spacing_mm), float(slice_position), valid.copy(),
                         source=f"{source}; heart {heart.source}", metadata={**metadata, "heart": heart.source})
-        conditions = {"seed": int(seed), "steps": int(steps), "sampler": c.sampler.method, "cfg": float(cfg),
-                      "slice_position": float(slice_position), "motion": motion,
-                      "model": f"{self.name}@{self.sha[:12]}", "ecg_format": ecg.source_format,
-                      "anatomy": anatomy_source,
-                      "note": ("trained on pseudo-pairs; the ECG sets the timing" + (" and the motion" if motion == "flow"
-                               else "; the motion is the exemplar's own") + "; the pixels are a real exemplar's")}
-        return EcgToCineOutput(cine, cycle_info, conditions, encoded)
+        note = ("trained on pseudo-pairs; the ECG sets the timing" + (" and the motion" if motion == "flow" else
+                "; the motion is the exemplar's own") + "; the pixels are a real exemplar's")
+        conditions = self._conditions(ecg, seed, steps, cfg, slice_position, anatomy_source, note)
+        return EcgToCineOutput(cine, cycle_info, {**conditions, "motion": motion}, encoded)
+
+    def _conditions(self, ecg: Ecg, seed: int, steps: int, cfg: float, slice_position: float, anatomy_source: dict,
+                    note: str) -> dict:
+        """What made a cine (settings, model, source ECG, anatomy): its JSON and the app's settings line."""
+        return {"seed": int(seed), "steps": int(steps), "sampler": self.flow.config.sampler.method, "cfg": float(cfg),
+                "slice_position": float(slice_position), "model": f"{self.name}@{self.sha[:12]}",
+                "ecg_format": ecg.source_format, "anatomy": anatomy_source, "note": note}
 
     def _requested_set(self, seed: int, phenotypes: dict | None) -> tuple[dict, str]:
         """The phenotypes the anatomy follows (the given ones, or a phenotype VAE sample for the seed) and how."""
@@ -329,11 +333,8 @@ class EcgToCine:
             cycle_info.update(es_fraction=round(timing["fraction"], 4), es_s=round(timing["fraction"] * (end - start), 4),
                               qt_s=timing["qt_s"], timing_source=timing["source"])
         frames = frames.numpy()
-        conditions = {"seed": int(seed), "steps": int(steps), "sampler": c.sampler.method, "cfg": float(cfg),
-                      "slice_position": float(slice_position),
-                      "model": f"{self.name}@{self.sha[:12]}", "ecg_format": ecg.source_format,
-                      "anatomy": anatomy_source, "note": "trained on pseudo-pairs; the ECG sets motion and timing, "
-                                                          "not the anatomy"}
+        conditions = self._conditions(ecg, seed, steps, cfg, slice_position, anatomy_source,
+                                      "trained on pseudo-pairs; the ECG sets motion and timing, not the anatomy")
         cine = Cine(frames, (self.spacing_mm, self.spacing_mm), float(slice_position),
                     source=f"synthetic:{self.name}@{self.sha[:12]}", metadata={"seed": int(seed), **cycle_info})
         return EcgToCineOutput(cine, cycle_info, conditions, encoded)

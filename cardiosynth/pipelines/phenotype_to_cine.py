@@ -38,7 +38,6 @@ from cardiosynth.device import autocast, resolve_device
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
 from cardiosynth.models.frame_ae import encode_frames
 from cardiosynth.models.mar import MAR, standardise_phenotypes
-from cardiosynth.models.reid import ReidNet
 from cardiosynth.models.vae3d import VAE3D, decode_latents
 from cardiosynth.pipelines import hub
 from cardiosynth.pipelines.phenotype_prior import PhenotypePrior
@@ -127,8 +126,7 @@ class PhenotypeToCine:
         rendering = None
         if not decoded and hub.has_component(folder, BANK):
             bank = AnatomyBank.from_pretrained(folder / BANK)
-            privacy = (ReidentificationFilter(ReidNet.from_pretrained(folder / "reid"), bank)
-                       if hub.has_component(folder, "reid") else None)
+            privacy = ReidentificationFilter(folder / "reid", bank) if hub.has_component(folder, "reid") else None
             rendering = ExemplarRendering(bank, privacy=privacy)
         return cls(phenotype_prior, mar.to(device), decoder.to(device), spacing_of(mar), sha=sha, editor=editor,
                    name="cpgg" if rendering is None else "cpgg-render", rendering=rendering)

@@ -7,30 +7,42 @@ is the one fitted with the network on held-out patients (``weights/reid/config.j
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import numpy as np
+import torch
 
 from cardiosynth.models.reid import ReidNet, best_match
 from cardiosynth.render.bank import AnatomyBank
-from cardiosynth.weights import WeightsError
+from cardiosynth.weights import WeightsError, read_config
 
 MAX_REDRAWS = 10  # after these the last draw is kept and flagged
 
 
 class ReidentificationFilter:
-    def __init__(self, reid: ReidNet, bank: AnatomyBank):
-        threshold = reid.metrics.get("threshold") if hasattr(reid, "metrics") else None
+    """Reads its threshold at construction (config.json only); loads the network and embeds the bank's 319 ED
+    frames on first use, so a pipeline that never filters pays nothing at start-up."""
+
+    def __init__(self, reid_folder: str | Path, bank: AnatomyBank):
+        threshold = read_config(reid_folder).get("extra", {}).get("threshold")
         if threshold is None:
             raise WeightsError("the re-identification network has no held-out threshold (retrain it with "
                                "python -m training.train_reid)")
-        self.reid, self.threshold = reid, float(threshold)
-        frames = bank.ed.float() / 255.0
-        self.embeddings = reid.embed(frames)
+        self.folder, self.bank, self.threshold = Path(reid_folder), bank, float(threshold)
         self.patients = np.array([i.split("/")[0] for i in bank.ids])
+        self._loaded: tuple[ReidNet, torch.Tensor] | None = None
+        self._lock = threading.Lock()
+
+    def _network(self) -> tuple[ReidNet, torch.Tensor]:
+        with self._lock:
+            if self._loaded is None:
+                reid = ReidNet.from_pretrained(self.folder)  # sha256 checked
+                self._loaded = (reid, reid.embed(self.bank.ed.float() / 255.0))
+            return self._loaded
 
     def scores(self, ed_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Best-match score and patient of each ED frame (N, H, W)."""
-        scores, patients = best_match(self.reid, np.asarray(ed_frames, np.float32), self.embeddings, self.patients)
+        reid, embeddings = self._network()
+        scores, patients = best_match(reid, np.asarray(ed_frames, np.float32), embeddings, self.patients)
         return scores, np.asarray(patients)
-
-    def matched(self, ed_frames: np.ndarray) -> np.ndarray:
-        return self.scores(ed_frames)[0] > self.threshold

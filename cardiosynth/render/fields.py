@@ -40,13 +40,18 @@ def motion_positions(control: torch.Tensor, size: int) -> torch.Tensor:
     return identity_positions(size) + motion_displacement(control, size)
 
 
+def grid_sample_coordinates(positions: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Pixel positions (..., 2) as (row, col) -> grid_sample's normalised (x, y), align_corners=False."""
+    return torch.stack([(positions[..., 1] + 0.5) * 2 / width - 1, (positions[..., 0] + 0.5) * 2 / height - 1], -1)
+
+
 def compose(field: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """A displacement ``field`` (..., H, W, 2) read at ``positions`` (..., H, W, 2) (bilinear, border repeated)."""
     height, width = field.shape[-3:-1]
     lead = torch.broadcast_shapes(field.shape[:-3], positions.shape[:-3])
     field = field.expand(*lead, height, width, 2).reshape(-1, height, width, 2).permute(0, 3, 1, 2)
     grid = positions.expand(*lead, height, width, 2).reshape(-1, height, width, 2)
-    normalised = torch.stack([(grid[..., 1] + 0.5) * 2 / width - 1, (grid[..., 0] + 0.5) * 2 / height - 1], -1)
+    normalised = grid_sample_coordinates(grid, height, width)
     out = F.grid_sample(field.double(), normalised.double(), mode="bilinear", padding_mode="border",
                         align_corners=False)
     return out.permute(0, 2, 3, 1).reshape(*lead, height, width, 2)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from cardiosynth.render.bank import AnatomyBank
 from cardiosynth.render.fields import (
+    grid_sample_coordinates,
     LV_CAVITY,
     anatomy_deformation,
     compose,
@@ -75,7 +76,7 @@ def structure_areas(mask: np.ndarray, field: torch.Tensor) -> dict[int, float]:
     of each label's indicator (one grid_sample for the three labels)."""
     height, width = mask.shape
     positions = (identity_positions(height, width) + field).float()
-    grid = torch.stack([(positions[..., 1] + 0.5) * 2 / width - 1, (positions[..., 0] + 0.5) * 2 / height - 1], -1)
+    grid = grid_sample_coordinates(positions, height, width)
     labels = (1, 2, 3)
     indicators = torch.from_numpy(np.stack([(mask == k) for k in labels]).astype(np.float32))[:, None]
     read = F.grid_sample(indicators, grid[None].expand(len(labels), -1, -1, -1), mode="bilinear",
