@@ -39,6 +39,12 @@ def parse_args(argv: list[str] | None = None, environ=os.environ) -> argparse.Na
                         help="torch CPU threads (default 2, or fewer cores: generation is faster with two)")
     parser.add_argument("--device", default=environ.get("CARDIOSYNTH_DEVICE", "auto"),
                         help="where the generators run: auto (CUDA when present, else CPU), cpu or cuda")
+    parser.add_argument("--trusted-proxy", default=environ.get("CARDIOSYNTH_TRUSTED_PROXIES", ""),
+                        help="address(es) of the reverse proxy whose X-Forwarded-For is believed (comma-separated; "
+                             "default: $CARDIOSYNTH_TRUSTED_PROXIES, else none)")
+    parser.add_argument("--allowed-hosts", default=environ.get("CARDIOSYNTH_ALLOWED_HOSTS", ""),
+                        help="host names the server answers to besides loopback (comma-separated; '*' for any; "
+                             "default: $CARDIOSYNTH_ALLOWED_HOSTS)")
     return parser.parse_args(argv)
 
 
@@ -58,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     log = logging.getLogger("cardiosynth.app")
     demo = build_app()
     demo.launch(server_name=args.host, server_port=args.port, prevent_thread_lock=True,
-                **launch_kwargs())
+                **launch_kwargs(demo, args.host, trusted_proxies=args.trusted_proxy, hosts=args.allowed_hosts))
     log.info("Serving on http://%s:%d (%.1f s after start)", args.host, args.port, time.perf_counter() - t0)
     log.info("Reader study administration (not linked from the app's pages): http://%s:%d%s", args.host, args.port,
              ADMIN_PATH)

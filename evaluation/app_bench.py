@@ -47,10 +47,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_in_process(demo):
-    """Serve ``demo`` (the app's Blocks) on a free loopback port in this process; yields its URL (for tests)."""
+def serve_in_process(demo, **security):
+    """Serve ``demo`` (the app's Blocks) on a free loopback port in this process; yields its URL (for tests).
+    ``security``: :func:`cardiosynth.app.security.secure_launch_kwargs`'s options (proxies, hosts, uploads)."""
     port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_kwargs())
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                **launch_kwargs(demo, "127.0.0.1", **security))
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

@@ -1,5 +1,5 @@
 """The "Review" tab and the study administration page: blinded real-vs-synthetic reader studies (wiring
-only; the logic is cardiosynth.review).
+only; the logic is cardiosynth.review, the routes that carry secrets are review_routes.py).
 
 Readers join with a study code and their name, then see one looping case at a time and answer real /
 synthetic with a confidence; their resume code brings them back where they stopped. Readers never see the
@@ -7,43 +7,40 @@ truth or anyone else's answers, and their page has nothing of the administration
 join / answer flow.
 
 The administrator works on a page of its own, ``/review-admin`` (:data:`ADMIN_PATH`, a Gradio route that no
-page links to; the navbar Gradio adds to multipage apps is hidden on both pages, so readers get no link to
-it). There the administrator creates a study (code + admin token, shown once) and, with the token, sees the
-statistics, the plot, the blinding check and the answers as CSV. The page is reachable by anyone who knows
-the address, so it is not what protects anything: the server's administrator password is
-(``$CARDIOSYNTH_REVIEW_ADMIN``, checked server-side on every call, with failures rate-limited). Without that
-password set, the page only says that administration is off and how to use the command line instead.
+page links to; the navbar Gradio adds to multipage apps is hidden on both pages). There the administrator
+signs in with the server's administrator password (``$CARDIOSYNTH_REVIEW_ADMIN``), creates a study (code +
+admin token, shown once) and, with the token, sees the statistics, the plot, the blinding check and the
+answers as CSV, and can remove a reader. Without the password set, the page only says that administration is
+off and how to use the command line instead.
 
-Endpoints (``gradio_client``; one client = one reader session): ``/review_join`` (code, name, resume code;
-returns the video, progress, message, resume code and the page's reader key), ``/review_answer`` (answer,
-confidence, comment, reader key), ``/review_create`` (..., administrator password), ``/review_results`` (code,
-admin token, administrator password). The two administrative endpoints exist whether administration is on or
-off, so a script gets the service's clear "switched off" message rather than "no such endpoint".
-
-Security: nothing secret lives in the server-side session state, which anyone who learns the session hash
-(it travels in query strings, so it lands in proxy logs) could drive. The reader's resume code is held by
-the reader's own page, in a hidden field, and sent with every answer, where the service checks it. The
-administrator password is asked for on every administrative call and cleared from the page after it.
+**Where secrets travel.** Gradio hands an event's outputs to anyone who polls its queue with the page's
+session hash, so no secret is ever an output or an input of a Gradio event here. Joining, signing in,
+collecting a new study's code and token, the results and their files go through :mod:`.review_routes` by
+the page's own JavaScript (``js=`` events that never reach Gradio's queue), which answer only to the caller
+and set HttpOnly, SameSite=Strict cookies. The Gradio events that remain (``/review_case``, ``/review_answer``,
+``/review_create``) read the reader's or the administrator's cookie server-side and output nothing secret:
+the case is an ``<img>`` whose address serves only the reader's cookie.
 """
 
 from __future__ import annotations
 
 import html
-import json
 
 import gradio as gr
 
 from cardiosynth.review import ReviewError, ReviewService
-from cardiosynth.review.service import whole_number
 from cardiosynth.review.render import RenderSettings
+from cardiosynth.review.service import whole_number
 
 from .errors import error_box, user_message
+from .review_routes import ADMIN_COOKIE, READER_COOKIE, ROUTE_PREFIX, cookie
 
 #: The administration page's address under the app's root (not linked from any page: see the module docstring).
 ADMIN_PATH = "/review-admin"
 ADMIN_PAGE_NAME = "Study administration"
 
 GENERATORS = {"CardioSynth phenotype\u2192cine (cpgg)": "cpgg", "Group-mean cine (a trivial baseline)": "group-mean"}
+DONE = "You have answered every case. Thank you!"
 
 READER_HELP = (
     "**Reader study.** Enter the study code you were given and your name, then press **Join**. Each case is a "
@@ -54,9 +51,9 @@ READER_HELP = (
 )
 
 ADMIN_INTRO = (
-    "Create a blinded reader study, then follow its results. Readers take part in the app's **Review** tab with "
-    "the study code; they see nothing of this page. Every action here needs the server's administrator password "
-    "(`CARDIOSYNTH_REVIEW_ADMIN`), asked for each time and cleared from the page afterwards."
+    "Sign in with the server's administrator password (`CARDIOSYNTH_REVIEW_ADMIN`), then create a blinded reader "
+    "study or follow its results. Readers take part in the app's **Review** tab with the study code; they see "
+    "nothing of this page. The sign-in lasts until you sign out or close the browser."
 )
 
 ADMIN_OFF = (
@@ -71,6 +68,79 @@ ADMIN_OFF = (
     "characters."
 )
 
+# The page's side of review_routes.py: every js= function below starts with these helpers. ``base`` is the
+# app's root whichever page runs it (the main page or /review-admin, under any root path).
+_JS_HELPERS = """
+  const base = window.location.pathname.replace(/\\/?review-admin\\/?$/, '').replace(/\\/$/, '');
+  const esc = (t) => String(t ?? '').replace(/[&<>"']/g,
+      (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c]));
+  const box = (t) => `<div class="cs-error" role="alert"><b>Cannot do this:</b> ${esc(t)}</div>`;
+  const call = async (path, body) => {
+    try {
+      const response = await fetch(base + '%s' + path, {method: body === undefined ? 'GET' : 'POST',
+          credentials: 'same-origin', headers: {'Content-Type': 'application/json'},
+          body: body === undefined ? undefined : JSON.stringify(body)});
+      const answer = await response.json();
+      return response.ok ? answer : {error: answer.error || 'The server refused the request.'};
+    } catch (e) {
+      return {error: 'The server could not be reached; check the connection and try again.'};
+    }
+  };
+""" % ROUTE_PREFIX
+
+
+def _js(arguments: str, body: str) -> str:
+    """A ``js=`` event function: the helpers, then ``body`` (which returns the outputs)."""
+    return f"async ({arguments}) => {{{_JS_HELPERS}{body}}}"
+
+
+JOIN_JS = _js("code, name, resume", """
+  const joined = await call('/join', {code, name, resume});
+  if (joined.error) return [box(joined.error), resume, 0];
+  const note = `Welcome, ${esc(joined.name)}. Your resume code is <b>${esc(joined.resume_code)}</b> (also in the `
+      + `box above): keep it to come back later.`;
+  return [`<p id="review-welcome">${note}</p>`, joined.resume_code, Date.now()];
+""")
+
+SIGN_IN_JS = _js("password", """
+  const signed = await call('/admin/sign-in', {password});
+  if (signed.error) return ['', box(signed.error)];
+  return ['', '<div class="cs-note" id="review-signed-in">Signed in as the study administrator.</div>'];
+""")
+
+SIGN_OUT_JS = _js("", """
+  await call('/admin/sign-out', {});
+  return ['<div class="cs-note">Signed out.</div>', '', '', '', ''];
+""")
+
+COLLECT_CREATED_JS = _js("", """
+  const study = await call('/admin/created');
+  if (study.error) return '';
+  return `<div class="cs-note" id="review-credentials">Study code <b id="review-new-code">${esc(study.code)}</b> `
+      + `for the readers; admin token <b id="review-new-token">${esc(study.admin_token)}</b> (copy it now: it is `
+      + `not shown again). ${study.n_real} real + ${study.n_synthetic} synthetic cases.</div>`;
+""")
+
+RESULTS_JS = _js("code, token", """
+  const r = await call('/admin/results', {code, token});
+  if (r.error) return [box(r.error), '', '', '', ''];
+  const files = `<img id="review-plot" src="${base}${r.plot}" alt="Results: ROC and accuracy per reader" `
+      + `style="max-width:100%"><p><a id="review-answers-csv" href="${base}${r.answers_csv}" download>All answers `
+      + `(CSV, with the truth)</a> &middot; <a id="review-blinding-json" href="${base}${r.blinding_json}" download>`
+      + `Blinding check (JSON)</a></p>`;
+  const readers = r.readers.length ? r.readers.map((n) => `<li>${esc(n)}</li>`).join('') : '<li>none yet</li>';
+  const details = `<p>Readers:</p><ul id="review-reader-list">${readers}</ul><details><summary>Full results (JSON)`
+      + `</summary><pre>${esc(JSON.stringify(r.details, null, 2))}</pre></details>`;
+  return ['', r.summary_html, files, details, ''];
+""")
+
+REMOVE_JS = _js("code, token, name", """
+  const r = await call('/admin/remove-reader', {code, token, name});
+  if (r.error) return [box(r.error), ''];
+  return [`<div class="cs-note" id="review-removed">${esc(name)} was removed from the study (${r.answers_removed} `
+      + `answers left the results; show the results again).</div>`, ''];
+""")
+
 
 def _progress_html(answered: int, total: int, text: str) -> str:
     share = 100.0 * answered / total if total else 0.0
@@ -78,6 +148,13 @@ def _progress_html(answered: int, total: int, text: str) -> str:
             f'<div style="background:#e0e0e0;border-radius:4px;height:10px">'
             f'<div style="background:#1565c0;width:{share:.1f}%;height:10px;border-radius:4px"></div></div>'
             f'<p>{html.escape(text)}</p></div>')
+
+
+def _case_html(case_id: str | None) -> str:
+    """The case as an image served only to the reader's cookie (relative to the main page, where the tab is)."""
+    if case_id is None:
+        return ""
+    return f'<img src="{ROUTE_PREFIX.lstrip("/")}/case/{html.escape(case_id)}.gif" alt="The case to judge (loops)">'
 
 
 def _client(request: gr.Request | None) -> str | None:
@@ -104,56 +181,53 @@ def add_review_tab(service: ReviewService) -> None:
             resume = gr.Textbox(label="Resume code (only when coming back)", elem_id="review-resume", max_lines=1)
             join_btn = gr.Button("Join", variant="primary", elem_id="review-join")
         progress = gr.HTML("", elem_id="review-status")
-        message = gr.Markdown("", elem_id="review-message")
+        message = gr.HTML("", elem_id="review-message")
         with gr.Row():
-            video = gr.Image(None, type="filepath", label="Case (loops)", interactive=False, height=360,
-                             elem_id="review-video", buttons=[])
+            with gr.Column():
+                gr.Markdown("**Case** (loops)")
+                video = gr.HTML("", elem_id="review-video")
             with gr.Column():
                 answer = gr.Radio(["real", "synthetic"], value=None, label="This cine is", elem_id="review-answer")
                 confidence = gr.Slider(1, 5, value=3, step=1, label="Confidence",
                                        info="1 = a guess ... 5 = certain", elem_id="review-confidence")
                 comment = gr.Textbox(label="Comment (optional)", lines=2, max_lines=4, elem_id="review-comment")
                 submit = gr.Button("Submit and next", variant="primary", elem_id="review-submit")
-        # the reader's resume code, held by this page only (see the module docstring)
-        reader_key = gr.Textbox("", visible=False, elem_id="review-reader-key")
+        joined = gr.Number(0, visible=False)  # set by the join script when the server accepted the reader
         case_id = gr.State(None)
 
-        def show(reader_token, done_text: str):
+        def show(reader_token: str):
             """The outputs for the reader's current case (or the end of the study)."""
             session = service.resume(reader_token)
             case = service.current_case(reader_token)
             if case is None:
-                return [None, _progress_html(session.answered, session.total, done_text), None]
-            return [str(case.path), _progress_html(session.answered, session.total,
-                                                   f"Case {case.position} of {case.total}"), case.case_id]
+                return ["", _progress_html(session.answered, session.total, DONE), None]
+            return [_case_html(case.case_id), _progress_html(session.answered, session.total,
+                                                             f"Case {case.position} of {case.total}"), case.case_id]
 
-        def join(study_code, reader_name, resume_code, request: gr.Request):
+        def current_case(joined_at, request: gr.Request):
+            if not joined_at:  # the join was refused: its message stays
+                return [gr.skip()] * 4
             try:
-                session = service.join(study_code, reader_name, (resume_code or "").strip() or None,
-                                       client=_client(request))
-                shown_video, shown_progress, shown_case = show(session.token, "You have answered every case. Thank you!")
-                note = (f"Welcome, {html.escape(session.name)}. Your resume code is **{session.token}**: "
-                        "keep it to come back later.")
-                return [shown_video, shown_progress, note, session.token, shown_case, session.token]
+                return [*show(cookie(request, READER_COOKIE)), gr.skip()]
             except Exception as err:  # noqa: BLE001 - every error becomes a message
-                return [gr.skip(), gr.skip(), error_box(user_message(err, "joining the study")), gr.skip(), gr.skip(),
-                        gr.skip()]
+                return [gr.skip(), gr.skip(), gr.skip(), error_box(user_message(err, "showing the case"))]
 
-        def submit_answer(shown_case, label, sure, remark, reader_token, request: gr.Request):
+        def submit_answer(shown_case, label, sure, remark, request: gr.Request):
             try:
+                reader_token = cookie(request, READER_COOKIE)
                 if not reader_token or shown_case is None:
                     raise ReviewError("Join a study first (study code and your name, then Join).")
                 if label not in ("real", "synthetic"):
                     raise ReviewError("Choose real or synthetic before submitting.")
                 service.answer(reader_token, shown_case, label, sure, remark or "", client=_client(request))
-                shown_video, shown_progress, next_case = show(reader_token, "You have answered every case. Thank you!")
+                shown_video, shown_progress, next_case = show(reader_token)
                 return [shown_video, shown_progress, "", next_case, None, 3, ""]
             except Exception as err:  # noqa: BLE001
                 return [gr.skip()] * 2 + [error_box(user_message(err, "saving the answer"))] + [gr.skip()] * 4
 
-        join_btn.click(join, inputs=[code, name, resume], outputs=[video, progress, message, reader_key, case_id, resume],
-                       api_name="review_join")
-        submit.click(submit_answer, inputs=[case_id, answer, confidence, comment, reader_key],
+        join_btn.click(None, inputs=[code, name, resume], outputs=[message, resume, joined], js=JOIN_JS).then(
+            current_case, inputs=[joined], outputs=[video, progress, case_id, message], api_name="review_case")
+        submit.click(submit_answer, inputs=[case_id, answer, confidence, comment],
                      outputs=[video, progress, message, case_id, answer, confidence, comment], api_name="review_answer",
                      trigger_mode="once")
 
@@ -169,8 +243,7 @@ def add_review_admin_page(demo: gr.Blocks, service: ReviewService) -> None:
     """The administration page at :data:`ADMIN_PATH`, a route of ``demo`` (call it once, after ``demo``'s own
     ``with`` block: Gradio adds routes outside it), and no navbar on either page, so nothing on the readers'
     page leads to it. Off (no administrator password on the server), the page only says so and names the
-    command line; the forms are then built hidden, never shown, so that the two endpoints still answer
-    scripts with the service's refusal."""
+    command line; the forms are then built hidden, never shown, and every route and event refuses."""
     with demo:  # still the main page (Gradio's current page until a route is added): its navbar goes
         _hidden_navbar()
     with demo.route(ADMIN_PAGE_NAME, ADMIN_PATH, show_in_navbar=False):
@@ -184,13 +257,17 @@ def add_review_admin_page(demo: gr.Blocks, service: ReviewService) -> None:
 
 
 def _admin_forms(service: ReviewService) -> None:
-    """Create a study; show a study's results (the password field serves both and is cleared after each)."""
-    admin_password = gr.Textbox(label="Administrator password", type="password", max_lines=1,
-                                elem_id="review-admin-password", info="for both actions below; cleared after each")
+    """Sign in; create a study; show a study's results; remove a reader."""
+    with gr.Row(equal_height=True):
+        admin_password = gr.Textbox(label="Administrator password", type="password", max_lines=1,
+                                    elem_id="review-admin-password", info="cleared once sent")
+        sign_in_btn = gr.Button("Sign in", elem_id="review-sign-in")
+        sign_out_btn = gr.Button("Sign out", elem_id="review-sign-out")
+    signed_in = gr.HTML("", elem_id="review-admin-status")
     gr.Markdown("## Create a study\nN real cines from a held-out split (never training cines) and N synthetic "
                 "ones, all rendered by one path (uncompressed looping GIFs: files identical byte for byte outside "
-                "the pixels; no metadata; random names). The admin token is shown **once**: with the administrator "
-                "password it is the key to the results.")
+                "the pixels; no metadata; random names; a fresh random draw of cases for every study). The admin "
+                "token is shown **once**: it is the key to the study's results.")
     with gr.Row():
         n_real = gr.Slider(2, 60, value=10, step=1, label="Real cines")
         n_synthetic = gr.Slider(2, 60, value=10, step=1, label="Synthetic cines")
@@ -205,25 +282,32 @@ def _admin_forms(service: ReviewService) -> None:
                            info="each case loops anyway; more beats = larger files")
     title = gr.Textbox(label="Title (optional)", max_lines=1)
     create_btn = gr.Button("Create study", elem_id="review-create")
-    created = gr.Markdown("", elem_id="review-created")
+    created = gr.HTML("", elem_id="review-created")
+    credentials = gr.HTML("", elem_id="review-new-study")
     gr.Markdown("## Results\nThe study code and its admin token (from Create study or the command line).")
     with gr.Row():
         admin_code = gr.Textbox(label="Study code", max_lines=1, elem_id="review-admin-code")
-        admin_token = gr.Textbox(label="Admin token", type="password", max_lines=1, elem_id="review-admin-token")
+        admin_token = gr.Textbox(label="Admin token", type="password", max_lines=1, elem_id="review-admin-token",
+                                 info="cleared once sent")
         results_btn = gr.Button("Show results", elem_id="review-results-btn")
-    results_message = gr.Markdown("", elem_id="review-results-message")
-    summary = gr.Markdown("", elem_id="review-summary")
-    with gr.Row():
-        plot = gr.Image(None, type="filepath", label="Results", interactive=False)
-        export = gr.File(None, label="All answers (CSV) and blinding check (JSON)", file_count="multiple",
-                         interactive=False)
-    with gr.Accordion("Full results (JSON)", open=False):
-        details = gr.JSON(None)
+    results_message = gr.HTML("", elem_id="review-results-message")
+    summary = gr.HTML("", elem_id="review-summary")
+    files = gr.HTML("", elem_id="review-files")
+    details = gr.HTML("", elem_id="review-details")
+    with gr.Accordion("Remove a reader", open=False):
+        gr.Markdown("Takes a reader's answers out of the results and the exports (they stay in the database, "
+                    "marked, for the audit trail) and stops them answering. Needs the study code and admin token "
+                    "above; the name exactly as the results list it.")
+        with gr.Row(equal_height=True):
+            reader_name = gr.Textbox(label="Reader's name", max_lines=1, elem_id="review-remove-name")
+            remove_btn = gr.Button("Remove reader", elem_id="review-remove-btn")
+        removed = gr.HTML("", elem_id="review-remove-message")
 
-    def create(real, synthetic, generator_label, split_name, how, seconds, beats, study_title, password,
+    def create(real, synthetic, generator_label, split_name, how, seconds, beats, study_title,
                request: gr.Request, progress_bar=gr.Progress()):
         try:
-            service.check_admin_password(password, _client(request))
+            session_id = cookie(request, ADMIN_COOKIE)
+            service.require_admin_session(session_id)
             real = whole_number(real, "real cines", 2, 60)
             synthetic = whole_number(synthetic, "synthetic cines", 2, 60)
             beats = whole_number(beats, "heartbeats per case", 1, 6)
@@ -240,64 +324,21 @@ def _admin_forms(service: ReviewService) -> None:
             settings = RenderSettings(cycles=int(beats), cycle_seconds=float(seconds))
             study = service.create_study(GENERATORS[generator_label], int(real), int(synthetic), split_name, how,
                                          settings=settings, title=study_title or "", notify=preparing)
-            return ((f"The ACDC cines were prepared on first use (once): {html.escape(prepared[0])}. "
+            service.admin_sessions.leave_notice(session_id, study)
+            return ((f"<p>The ACDC cines were prepared on first use (once): {html.escape(prepared[0])}.</p>"
                      if prepared else "")
-                    + f"Study created: code **{study.display_code}** for the readers; admin token "
-                    f"**{study.admin_token}** (copy it now: it is not shown again). "
-                    f"{study.n_real} real + {study.n_synthetic} synthetic cases."), ""
+                    + f"<p>Study created: {study.n_real} real + {study.n_synthetic} synthetic cases. Its code and "
+                    "admin token are shown below, on this page only.</p>")
         except Exception as err:  # noqa: BLE001
-            return error_box(user_message(err, "creating the study")), ""
+            return error_box(user_message(err, "creating the study"))
 
-    def results(study_code, secret, password, request: gr.Request):
-        try:
-            service.check_admin_password(password, _client(request))
-            report = service.results(study_code, secret, client=_client(request))
-            blinding = service.blinding_report(study_code, secret)
-            answers = service.export_csv(study_code, secret)
-            blinding_file = answers.with_name(answers.stem.replace("_answers", "") + "_blinding.json")
-            blinding_file.write_text(json.dumps(blinding, indent=2))
-            blinding_file.chmod(0o600)
-            plot_file = service.results_plot(study_code, secret)
-            return ["", _summary_markdown(report, blinding), str(plot_file), [str(answers), str(blinding_file)],
-                    report, "", ""]
-        except Exception as err:  # noqa: BLE001
-            return [error_box(user_message(err, "showing the results")), "", None, None, None, "", ""]
-
-    create_btn.click(create, inputs=[n_real, n_synthetic, generator, split, conditions, cycle_seconds, cycles, title,
-                                     admin_password],
-                     outputs=[created, admin_password], api_name="review_create", concurrency_limit=1)
-    results_btn.click(results, inputs=[admin_code, admin_token, admin_password],
-                      outputs=[results_message, summary, plot, export, details, admin_token, admin_password],
-                      api_name="review_results")
-
-
-def _fmt(value, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _summary_markdown(report: dict, blinding: dict) -> str:
-    pooled = report.get("pooled") or {}
-    if not pooled:
-        return f"Study {report['study']}: no answers yet."
-    accuracy, auc = pooled["accuracy"], pooled["auc"]
-    kappa = (report.get("agreement") or {}).get("fleiss_kappa")
-    lines = [
-        f"**Study {report['study']}**: {report['n_real']} real + {report['n_synthetic']} synthetic cases, "
-        f"{report['n_readers']} readers ({report['n_readers_finished']} finished), {report['n_answers']} answers.",
-        "",
-        "| | value | 95 % CI |",
-        "|---|---:|---|",
-        f"| pooled accuracy | {_fmt(accuracy['value'])} | {_fmt((accuracy.get('ci95_bootstrap') or [None])[0])}"
-        f"-{_fmt((accuracy.get('ci95_bootstrap') or [None, None])[1])} (bootstrap over readers and cases) |",
-        f"| binomial test vs 0.5 | p = {_fmt(accuracy.get('p_value'), 4)} | exact: {_fmt(accuracy['ci95'][0])}-"
-        f"{_fmt(accuracy['ci95'][1])} (answers taken as independent) |",
-        f"| sensitivity for synthetic | {_fmt(pooled['sensitivity']['value'])} | |",
-        f"| specificity | {_fmt(pooled['specificity']['value'])} | |",
-        f"| ROC AUC (confidence ratings) | {_fmt(auc['value'])} | {_fmt(auc['ci95'][0])}-{_fmt(auc['ci95'][1])} |",
-        f"| Fleiss' kappa | {_fmt(kappa)} | |",
-        "",
-        "Accuracy near 0.5 and AUC near 0.5 mean the readers could not tell real from synthetic. "
-        f"Blinding check of the files: **{'passed' if blinding.get('blinded') else 'FAILED'}**"
-        + (f" ({'; '.join(blinding.get('warnings', []))})" if blinding.get("warnings") else "") + ".",
-    ]
-    return "\n".join(lines)
+    sign_in_btn.click(None, inputs=[admin_password], outputs=[admin_password, signed_in], js=SIGN_IN_JS)
+    sign_out_btn.click(None, outputs=[signed_in, credentials, summary, files, details], js=SIGN_OUT_JS)
+    create_btn.click(None, outputs=[credentials], js="() => ''").then(
+        create, inputs=[n_real, n_synthetic, generator, split, conditions, cycle_seconds, cycles, title],
+        outputs=[created], api_name="review_create", concurrency_limit=1).then(
+        None, outputs=[credentials], js=COLLECT_CREATED_JS)
+    results_btn.click(None, inputs=[admin_code, admin_token],
+                      outputs=[results_message, summary, files, details, admin_token], js=RESULTS_JS)
+    remove_btn.click(None, inputs=[admin_code, admin_token, reader_name], outputs=[removed, admin_token],
+                     js=REMOVE_JS)

@@ -6,21 +6,41 @@
   localStorage, which would leave readers' resume codes and the administrator's password on a shared
   workstation for the next person.
 - Gradio's monitoring pages are off (they summarise every event to anyone who asks).
-- Uploads are capped by the server before anything reads them.
+- Uploads are capped by the server before anything reads them: per file (Gradio's own check), per request,
+  per client address and hour, and for the upload folder as a whole (:class:`UploadLimits`), so an anonymous
+  client cannot fill the disk.
+- Forwarded headers (``X-Forwarded-For``) are believed only from a proxy the operator names
+  (``--trusted-proxy`` / ``$CARDIOSYNTH_TRUSTED_PROXIES``): otherwise anyone on the machine could pick the
+  address that the reader study's rate limits count against. uvicorn trusts loopback by default; we do not.
+- Requests must name this server in their ``Host`` header (loopback names when it listens on loopback, plus
+  ``$CARDIOSYNTH_ALLOWED_HOSTS``): a DNS-rebinding page cannot reach the app through the user's browser.
 - Files the server writes for people (Gradio's copies of downloads, the review database and case files)
   are readable by this user only.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
 
 from starlette.middleware import Middleware
 
 from cardiosynth.paths import cache_dir, private_folder
 
-#: Largest upload accepted (ECG files are limited to 20 MB by the reader; a 4D NIfTI cine is a few MB).
+log = logging.getLogger("cardiosynth.app")
+
+#: Largest file accepted (ECG files are limited to 20 MB by the reader; a 4D NIfTI cine is a few MB).
 MAX_UPLOAD = "50mb"
+TRUSTED_PROXIES_ENV = "CARDIOSYNTH_TRUSTED_PROXIES"
+ALLOWED_HOSTS_ENV = "CARDIOSYNTH_ALLOWED_HOSTS"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+MB = 1_000_000
 SECURITY_HEADERS = {
     b"x-frame-options": b"DENY",
     b"content-security-policy": b"frame-ancestors 'none'",
@@ -49,6 +69,113 @@ class SecurityHeaders:
         return await self.app(scope, receive, send_with_headers)
 
 
+async def refuse(send, status: int, message: str) -> None:
+    """Answer an HTTP request with one JSON sentence, without reading its body."""
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close"), *SECURITY_HEADERS.items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class HostCheck:
+    """ASGI middleware refusing requests whose Host header names another server (``allowed`` None: any)."""
+
+    def __init__(self, app, allowed: frozenset[str] | None):
+        self.app, self.allowed = app, allowed
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket") and self.allowed is not None:
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").strip().lower()
+            name = host[1:host.index("]")] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
+            if name not in self.allowed:
+                if scope["type"] == "http":
+                    return await refuse(send, 400, "This server does not answer to that host name.")
+                return await send({"type": "websocket.close", "code": 1008})
+        return await self.app(scope, receive, send)
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one upload request, one client and the upload folder may hold (bytes)."""
+
+    per_request: int = int(float(os.environ.get("CARDIOSYNTH_UPLOAD_REQUEST_MB", 60)) * MB)
+    per_client_hour: int = int(float(os.environ.get("CARDIOSYNTH_UPLOAD_CLIENT_MB_PER_HOUR", 300)) * MB)
+    folder: int = int(float(os.environ.get("CARDIOSYNTH_UPLOAD_FOLDER_MB", 2000)) * MB)
+
+
+class UploadQuota:
+    """ASGI middleware bounding Gradio's upload route (``POST .../upload``) before a byte is read: a declared
+    length is required; past the per-request cap the answer is 413, past the client's hourly quota 429, and
+    when the upload folder would grow past its bound 507. What was allowed is charged to the client."""
+
+    def __init__(self, app, limits: UploadLimits, folder: str | Path | None = None, clock=time.monotonic):
+        self.app, self.limits, self.clock = app, limits, clock
+        self.folder = Path(folder) if folder else None
+        self._charged: dict[str, deque] = {}
+        self._folder_size = (-1e9, 0)  # (when measured, bytes)
+        self._lock = threading.Lock()
+
+    def _folder_bytes(self) -> int:
+        """The upload folder's size, measured at most every 5 s (plus what was let in since)."""
+        if self.folder is None:
+            from gradio.utils import get_upload_folder
+
+            self.folder = Path(get_upload_folder())
+        when, size = self._folder_size
+        if self.clock() - when > 5.0:
+            size = sum(f.stat().st_size for f in self.folder.rglob("*") if f.is_file()) if self.folder.is_dir() else 0
+            self._folder_size = (self.clock(), size)
+        return size
+
+    def _admit(self, client: str, length: int) -> tuple[int, str] | None:
+        if length > self.limits.per_request:
+            return 413, (f"One upload may hold at most {self.limits.per_request // MB} MB in all; send fewer or "
+                         "smaller files.")
+        with self._lock:
+            charged = self._charged.setdefault(client, deque())
+            while charged and self.clock() - charged[0][0] > 3600:
+                charged.popleft()
+            if sum(n for _, n in charged) + length > self.limits.per_client_hour:
+                return 429, (f"This computer has uploaded more than {self.limits.per_client_hour // MB} MB in the "
+                             "last hour; please wait and try again.")
+            if self._folder_bytes() + length > self.limits.folder:
+                return 507, "The server's upload space is full; please try again later."
+            charged.append((self.clock(), length))
+            when, size = self._folder_size
+            self._folder_size = (when, size + length)
+        return None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].rstrip("/").endswith("/upload"):
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is None or not declared.isdigit():
+            return await refuse(send, 411, "Uploads must declare their size.")
+        refusal = self._admit(str((scope.get("client") or ("?",))[0]), int(declared))
+        if refusal:
+            return await refuse(send, *refusal)
+        return await self.app(scope, receive, send)
+
+
+def trust_forwarded_headers(proxies: str) -> None:
+    """Believe X-Forwarded-For / -Proto only from ``proxies`` (comma-separated addresses; "" = from nobody).
+    uvicorn reads this variable when the server starts, so call it before ``launch``."""
+    os.environ["FORWARDED_ALLOW_IPS"] = proxies.strip()
+
+
+def allowed_hosts(host: str, extra: str = "") -> frozenset[str] | None:
+    """Host names the server answers to: the loopback names when it listens on loopback (plus ``extra``);
+    None (any) when it listens on every interface and the operator named none."""
+    named = {name.strip().lower().strip("[]") for name in extra.split(",") if name.strip()}
+    if "*" in named:
+        return None
+    if host in ("0.0.0.0", "::", "") and not named:
+        log.warning("Listening on every interface without %s: any Host header is accepted.", ALLOWED_HOSTS_ENV)
+        return None
+    return frozenset({*LOOPBACK_NAMES, host.strip("[]").lower(), *named})
+
+
 def prepare_gradio_environment() -> None:
     """Run before gradio is first imported (it reads both variables once, at import).
 
@@ -60,7 +187,15 @@ def prepare_gradio_environment() -> None:
         os.environ["GRADIO_TEMP_DIR"] = str(private_folder(cache_dir() / "gradio"))
 
 
-def secure_launch_kwargs() -> dict:
-    """The ``Blocks.launch`` arguments above, for every way the app is served (app.py, tests, benchmarks)."""
+def secure_launch_kwargs(host: str = "127.0.0.1", routes=(), trusted_proxies: str | None = None,
+                         hosts: str | None = None, uploads: UploadLimits | None = None) -> dict:
+    """The ``Blocks.launch`` arguments above, for every way the app is served (app.py, tests, benchmarks).
+    ``routes`` (FastAPI routes of our own) come before Gradio's; ``trusted_proxies`` and ``hosts`` default to
+    their environment variables. Sets uvicorn's forwarded-header trust (a process-wide variable) as a side
+    effect, so call it right before ``launch``."""
+    trust_forwarded_headers(os.environ.get(TRUSTED_PROXIES_ENV, "") if trusted_proxies is None else trusted_proxies)
+    allowed = allowed_hosts(host, os.environ.get(ALLOWED_HOSTS_ENV, "") if hosts is None else hosts)
+    middleware = [Middleware(SecurityHeaders), Middleware(HostCheck, allowed=allowed),
+                  Middleware(UploadQuota, limits=uploads or UploadLimits())]
     return {"run_history": False, "enable_monitoring": False, "max_file_size": MAX_UPLOAD,
-            "app_kwargs": {"middleware": [Middleware(SecurityHeaders)]}}
+            "app_kwargs": {"middleware": middleware, "routes": list(routes)}}

@@ -40,6 +40,7 @@ from .ecg_cine import EcgCineStudio
 from .ecg_tab import add_ecg_tab
 from .phenotype_explorer import PhenotypeExplorer
 from .phenotype_tab import add_phenotype_tab
+from .review_routes import review_router
 from .review_tab import add_review_admin_page, add_review_tab
 from .security import secure_launch_kwargs
 
@@ -65,10 +66,13 @@ THEME = gr.themes.Default(font=["system-ui", "Segoe UI", "Helvetica", "Arial", "
                           font_mono=["ui-monospace", "Consolas", "monospace"])
 
 
-def launch_kwargs() -> dict:
-    """Theme and CSS for ``Blocks.launch`` (Gradio 6 takes them there, not in ``Blocks``), and the server's
-    security settings (:mod:`cardiosynth.app.security`)."""
-    return {"theme": THEME, "css": CSS, "footer_links": ["api", "settings"], **secure_launch_kwargs()}
+def launch_kwargs(demo: gr.Blocks, host: str = "127.0.0.1", **security) -> dict:
+    """Theme and CSS for ``Blocks.launch`` (Gradio 6 takes them there, not in ``Blocks``), the reader study's
+    own routes (:mod:`.review_routes`) and the server's security settings for ``host`` (``security``:
+    :func:`.security.secure_launch_kwargs`'s options)."""
+    routes = review_router(demo.review_service).routes if getattr(demo, "review_service", None) else ()
+    return {"theme": THEME, "css": CSS, "footer_links": ["api", "settings"],
+            **secure_launch_kwargs(host, routes, **security)}
 
 
 def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | None = None,
@@ -91,5 +95,6 @@ def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | No
             add_review_tab(review)
             add_about_tab(review)
     add_review_admin_page(demo, review)  # its own page (a route): readers see only the Review tab
+    demo.review_service = review  # its routes are added at launch (launch_kwargs)
     demo.queue()
     return demo

@@ -7,6 +7,13 @@ resolution, any comment or application block, the file name pattern and the modi
 that takes different values in the two groups, or a number whose distribution differs (Mann-Whitney
 p < 0.05), is reported as exploitable. Files that are not GIFs (e.g. a naive MP4 export) are read by their
 raw layout only and fail the check unless identical.
+
+Beside the container, simple pixel statistics that a script could compute after decoding (share of saturated
+and of black pixels, black padding at the border, mean and spread of the grey levels) are compared the same
+way and reported with their AUC. They are what readers look at, so they do not fail the container check,
+but one that separates the groups (AUC beyond 0.25-0.75 with p < 0.05) is named in the report's warnings: a
+study whose synthetic cases saturate more, or whose real cases alone carry black padding, is blinded in its
+files but not in its pictures.
 """
 
 from __future__ import annotations
@@ -23,7 +30,10 @@ from scipy import stats
 CATEGORICAL = ("format", "resolution", "frames", "duration", "frame_delays", "extensions", "container_layout",
                "name_pattern")
 NUMERIC = ("size_bytes", "frame_bytes_min", "frame_bytes_mean", "frame_bytes_max", "frame_bytes_std", "mtime")
+PIXEL = ("saturated_share", "black_share", "border_black_share", "mean_level", "level_std")
 ALPHA = 0.05
+PIXEL_AUC_WARNING = 0.25  # |AUC - 0.5| beyond this (and p < ALPHA): the statistic alone separates the groups
+BORDER = 4  # pixels: the frame's outer band, where padding of a small field of view shows
 
 
 def _skip_sub_blocks(data: bytes, at: int, blank: bytearray | None = None) -> tuple[int, int]:
@@ -98,6 +108,18 @@ def probe(path: str | Path) -> dict:
     }
 
 
+def pixel_statistics(path: str | Path) -> dict:
+    """What a script could read off the decoded frames without any model."""
+    from cardiosynth.review.render import read_frames
+
+    frames = read_frames(path)
+    border = np.ones(frames.shape[1:], bool)
+    border[BORDER:-BORDER, BORDER:-BORDER] = False
+    return {"saturated_share": float((frames == 255).mean()), "black_share": float((frames == 0).mean()),
+            "border_black_share": float((frames[:, border] == 0).mean()), "mean_level": float(frames.mean()),
+            "level_std": float(frames.std())}
+
+
 def _categorical(real: list, synthetic: list) -> dict:
     only_real, only_synthetic = sorted(set(real) - set(synthetic)), sorted(set(synthetic) - set(real))
     return {"values": sorted(set(real) | set(synthetic))[:5], "only_real": only_real[:5],
@@ -131,5 +153,13 @@ def blinding_check(cases: list[tuple[str | Path, str]]) -> dict:
     exploitable = [name for name, result in features.items() if result["exploitable"]]
     # one layout for every file, not just one per group: a property no file shares is exploitable in principle
     layouts = {p["container_layout"] for group in probes.values() for p in group}
+    pixels = {"real": [], "synthetic": []}
+    for path, truth in cases:
+        pixels[truth].append(pixel_statistics(path))
+    pixel_features = {name: _numeric(np.array([p[name] for p in pixels["real"]]),
+                                     np.array([p[name] for p in pixels["synthetic"]])) for name in PIXEL}
+    separating = [name for name, result in pixel_features.items()
+                  if result["exploitable"] and abs(result["auc"] - 0.5) > PIXEL_AUC_WARNING]
     return {"n_real": len(probes["real"]), "n_synthetic": len(probes["synthetic"]), "features": features,
-            "one_layout_for_all_files": len(layouts) == 1, "exploitable": exploitable, "blinded": not exploitable}
+            "one_layout_for_all_files": len(layouts) == 1, "exploitable": exploitable, "blinded": not exploitable,
+            "pixel_statistics": pixel_features, "pixel_statistics_separating": separating}

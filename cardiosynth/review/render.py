@@ -13,7 +13,7 @@ that nothing but the pixels can tell them apart.
 - Lossless: 256 grey levels, exactly the rendered frames (no chroma subsampling, no coding artefacts that
   would differ between sharp and smooth cines).
 - No metadata, a random opaque file name and a fixed modification time (files are rendered in random
-  order, too).
+  order, too); the loop starts at a random point of the cycle, so no case file is ever repeated.
 """
 
 from __future__ import annotations
@@ -92,8 +92,9 @@ class RenderSettings:
         return cls(**{name: values[name] for name in names if name in values})
 
 
-def display_sequence(cine: Cine, settings: RenderSettings) -> np.ndarray:
-    """uint8 (n_frames, size, size): the frames exactly as they are encoded."""
+def display_sequence(cine: Cine, settings: RenderSettings, phase: float = 0.0) -> np.ndarray:
+    """uint8 (n_frames, size, size): the frames exactly as they are encoded, the loop starting ``phase``
+    (0-1) of a cycle after end-diastole."""
     frames = np.clip(cine.frames, 0, 1)
     t, h, w = frames.shape
     side = max(h, w)
@@ -101,7 +102,7 @@ def display_sequence(cine: Cine, settings: RenderSettings) -> np.ndarray:
     top, left = (side - h) // 2, (side - w) // 2
     square[:, top:top + h, left:left + w] = frames
     # periodic linear interpolation: the cycle wraps from the last frame back to end-diastole
-    position = np.arange(settings.frames_per_cycle) * t / settings.frames_per_cycle
+    position = (np.arange(settings.frames_per_cycle) / settings.frames_per_cycle + float(phase)) % 1.0 * t
     before = np.floor(position).astype(int)
     weight = (position - before)[:, None, None].astype(np.float32)
     cycle = (1 - weight) * square[before % t] + weight * square[(before + 1) % t]
@@ -138,10 +139,14 @@ def gif_bytes(frames: np.ndarray, delay_cs: int) -> bytes:
     return b"".join(out) + b"\x3b"
 
 
-def render_case(cine: Cine, folder: str | Path, settings: RenderSettings) -> Path:
-    """Write one case file under a random opaque name; returns its path."""
+def render_case(cine: Cine, folder: str | Path, settings: RenderSettings, phase: float | None = None) -> Path:
+    """Write one case file under a random opaque name; returns its path. The loop starts at a random point of
+    the cycle (``phase`` None), drawn afresh for every case of every study: the same real cine shown in two
+    studies is then never the same file, so a reader who took part in both cannot match real cases by their
+    bytes (blinding across studies)."""
     path = Path(folder) / f"{secrets.token_hex(16)}.gif"
-    data = gif_bytes(display_sequence(cine, settings), settings.frame_delay_cs)
+    phase = secrets.SystemRandom().random() if phase is None else phase
+    data = gif_bytes(display_sequence(cine, settings, phase), settings.frame_delay_cs)
     with atomic_path(path) as temporary:
         temporary.write_bytes(data)
         temporary.chmod(0o600)

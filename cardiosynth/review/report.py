@@ -1,7 +1,8 @@
 """What the administrator takes away: a CSV of every answer (with the truth) and one figure.
 
-Reader names and comments are typed by readers; in the CSV a cell starting with = + - @ would run as a
-formula in a spreadsheet, so such cells get a leading apostrophe.
+Reader names and comments are typed by readers, so they are shown as plain text everywhere: in the CSV a cell
+starting with = + - @ would run as a formula in a spreadsheet, so such cells get a leading apostrophe; in the
+figure a name with dollar signs would be parsed as mathtext (and could fail the whole figure), so it is not.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def plot_results(table: pd.DataFrame, statistics: dict, path: str | Path) -> Pat
         if low is not None:
             acc_ax.axvspan(low, high, color="#1565c0", alpha=0.12, label="pooled 95 % (bootstrap)")
     acc_ax.axvline(0.5, color="k", ls="--", lw=0.8, label="chance")
-    acc_ax.set_yticks(np.arange(len(readers)), names, fontsize=7)
+    # names are typed by readers: plain text, never mathtext ("$\\frac{a}{$" must not break the figure)
+    acc_ax.set_yticks(np.arange(len(readers)), names, fontsize=7, parse_math=False)
     acc_ax.set(xlim=(0, 1), ylim=(-0.6, len(readers) - 0.4), xlabel="accuracy (exact 95 % interval)",
                title="Accuracy per reader")
     acc_ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)

@@ -18,16 +18,17 @@ from __future__ import annotations
 import hmac
 import math
 import os
+import secrets
 from pathlib import Path
 
 from cardiosynth.data.dataset import load_or_prepare
 from cardiosynth.measure.generators import build_generator
 from cardiosynth.paths import cache_dir, private_folder
 from cardiosynth.review import session, stats
-from cardiosynth.review.access import check_admin, display_code, normalise_code, token_hash
+from cardiosynth.review.access import AdminSessions, check_admin, display_code, normalise_code, token_hash
 from cardiosynth.review.blinding import blinding_check
 from cardiosynth.review.errors import ReviewError
-from cardiosynth.review.ratelimit import FailureLimiter
+from cardiosynth.review.ratelimit import FailureLimiter, TooManyAttempts
 from cardiosynth.review.render import RenderSettings
 from cardiosynth.review.report import plot_results, write_answers_csv
 from cardiosynth.review.store import Store
@@ -59,6 +60,28 @@ def default_studies_dir() -> Path:
     return Path(env).expanduser() if env else cache_dir() / "review" / "studies"
 
 
+ADMIN_TARGET = ("administrator password",)
+
+
+def _study_target(code) -> tuple | None:
+    """The rate limiter's target for attempts at one study code (None when nothing was typed)."""
+    try:
+        return ("study code", normalise_code(code))
+    except ReviewError:
+        return None
+
+
+def _reader_target(code, name) -> tuple | None:
+    """The target of a join: one name in one study (what a guesser of resume codes aims at). A wrong study
+    code is a target of its own that no reader uses, and a taken name slows only attempts at that name, so
+    nobody can hold up the other readers of a study by failing on purpose."""
+    study = _study_target(code)
+    try:
+        return study and ("reader name", study[1], session.clean_name(name)[1])
+    except ReviewError:
+        return study
+
+
 class ReviewService:
     """The reader study behind one database; safe to share between the threads of a web server."""
 
@@ -72,19 +95,25 @@ class ReviewService:
                               f"{MIN_ADMIN_PASSWORD} characters.")
         self._admin_hash = token_hash(password) if password else None  # the password itself is not kept
         self.limiter = limiter or FailureLimiter()
+        self.admin_sessions = AdminSessions()
 
     @property
     def administration_enabled(self) -> bool:
         return self._admin_hash is not None
 
-    def _guarded(self, client, action):
-        """Run ``action`` unless ``client`` failed too often; a refusal counts as one more failure."""
-        self.limiter.check(client)
+    def _guarded(self, client, target, action):
+        """Run ``action`` unless ``client`` or ``target`` failed too often lately (see ``ratelimit.py``); a
+        refusal counts as one more failure against both, a success clears the target."""
+        self.limiter.check(client, target)
         try:
-            return action()
-        except ReviewError:
-            self.limiter.failed(client)
+            result = action()
+        except TooManyAttempts:
             raise
+        except ReviewError:
+            self.limiter.failed(client, target)
+            raise
+        self.limiter.succeeded(target)
+        return result
 
     def check_admin_password(self, password, client=None) -> None:
         """Refuse unless ``password`` is the server's review administrator password."""
@@ -96,30 +125,52 @@ class ReviewService:
                 raise ReviewError("Enter the administrator password.")
             if not hmac.compare_digest(token_hash(password), self._admin_hash):
                 raise ReviewError("The administrator password is not correct.")
-        self._guarded(client, check)
+        self._guarded(client, ADMIN_TARGET, check)
+
+    def sign_in_admin(self, password, client=None) -> str:
+        """A new administrator session id for the web page (kept by the browser in an HttpOnly cookie)."""
+        self.check_admin_password(password, client)
+        return self.admin_sessions.open()
+
+    def require_admin_session(self, session_id) -> None:
+        if self._admin_hash is None:
+            raise ReviewError("Study administration over the web is switched off on this server: its operator "
+                              f"enables it by setting {ADMIN_PASSWORD_ENV} to an administrator password.")
+        if not self.admin_sessions.valid(session_id):
+            raise ReviewError("Sign in with the administrator password first (your session may have expired).")
 
     def close(self) -> None:
         self.store.close()
 
     # readers ------------------------------------------------------------------------------------------------
     def join(self, code, name, resume_code=None, client=None) -> session.ReaderSession:
-        return self._guarded(client, lambda: session.join(self.store, code, name, resume_code))
+        return self._guarded(client, _reader_target(code, name),
+                             lambda: session.join(self.store, code, name, resume_code))
 
     def resume(self, resume_code, client=None) -> session.ReaderSession:
-        return self._guarded(client, lambda: session.resume(self.store, resume_code))
+        return self._guarded(client, None, lambda: session.resume(self.store, resume_code))
 
     def current_case(self, resume_code) -> session.CaseView | None:
         return session.current_case(self.store, resume_code)
 
     def answer(self, resume_code, case_id, answer, confidence, comment="", client=None) -> session.AnswerReceipt:
-        self.resume(resume_code, client)  # an unknown resume code is a failed attempt; a wrong choice is not
+        """A reader with a valid session is never held back by other people's failures from the same address;
+        an unknown resume code is a failed attempt, a wrong choice is not."""
+        if not session.is_reader(self.store, resume_code):
+            self.resume(resume_code, client)  # refused, counted
         return session.submit_answer(self.store, resume_code, case_id, answer, confidence, comment)
+
+    def case_file(self, resume_code, case_id) -> Path:
+        """The file of ``case_id`` for the reader holding ``resume_code`` (a case of their own study only)."""
+        return session.case_file(self.store, resume_code, case_id)
 
     # administrator ----------------------------------------------------------------------------------------------
     def create_study(self, generator, n_real: int, n_synthetic: int, split: str = "val", conditions: str = "vae",
-                     seed: int = 0, settings: RenderSettings = RenderSettings(), title: str = "", dataset=None,
-                     temperature: float = 1.0, notify=None) -> CreatedStudy:
-        """``generator``: an object with ``generate(conditions)`` or a name build_generator knows. Without
+                     seed: int | None = None, settings: RenderSettings = RenderSettings(), title: str = "",
+                     dataset=None, temperature: float = 1.0, notify=None) -> CreatedStudy:
+        """``generator``: an object with ``generate(conditions)`` or a name build_generator knows. ``seed``
+        fixes which real cines and which synthetic ones a study gets; None (the web page, and the command line
+        unless told) draws a fresh one, so two studies do not show the same cases (blinding across studies). Without
         ``dataset``, the default prepared ACDC set, prepared on first use (``notify(message)`` is told when
         that happens; see ``cardiosynth.data.dataset.load_or_prepare``)."""
         n_real = whole_number(n_real, "real cines", 1, 500)
@@ -131,6 +182,8 @@ class ReviewService:
                 raise ReviewError("The synthetic cases need a generator that makes cines, not 'real'.")
 
             generator = build_generator(generator, dataset)
+        if seed is None:
+            seed = secrets.randbelow(2 ** 31)
         return design_study(self.store, self.studies_dir, dataset, generator, n_real, n_synthetic, split,
                             conditions, seed, settings, title, temperature)
 
@@ -140,7 +193,14 @@ class ReviewService:
             study = self.store.study(normalised)
             check_admin(study, normalised, admin_token)
             return study
-        return self._guarded(client, check)
+        target = _study_target(code)
+        return self._guarded(client, target and ("admin token", target[1]), check)
+
+    def remove_reader(self, code, admin_token, reader_name, client=None) -> int:
+        """Take a reader out of the study (their answers leave the results and the exports, and they can no
+        longer answer); the rows stay in the database, marked, for the audit trail. Returns the answers removed."""
+        study = self._admin_study(code, admin_token, client)
+        return session.remove_reader(self.store, study["code"], reader_name)
 
     def results(self, code, admin_token, n_boot: int = 1000, seed: int = 0, client=None) -> dict:
         """Per reader and pooled statistics (see ``stats.py``), JSON-ready."""
@@ -180,6 +240,15 @@ class ReviewService:
                       for truth in ("real", "synthetic")}
             sources[key] = {**values, "differs": values["real"] != values["synthetic"]}
         report["source_cines"] = sources
+        earlier = self.store.real_sources_before(study["code"])
+        repeated = sorted({c["provenance"].get("source") for c in cases if c["truth"] == "real"} & earlier)
+        report["real_sources_shown_in_earlier_studies"] = len(repeated)
         report["warnings"] = [f"The source cines differ in {key} between real and synthetic cases; readers may see "
                               "it in the pictures." for key, value in sources.items() if value["differs"]]
+        report["warnings"] += [f"The {name.replace('_', ' ')} of the decoded pictures separates real from synthetic "
+                               f"cases (AUC {report['pixel_statistics'][name]['auc']:.2f})."
+                               for name in report["pixel_statistics_separating"]]
+        if repeated:
+            report["warnings"].append(f"{len(repeated)} real cases were shown in earlier studies on this server (as "
+                                      "other files); a reader who took part in both may recognise them.")
         return stats.json_safe(report)

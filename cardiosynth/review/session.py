@@ -139,6 +139,28 @@ def join(store: Store, code, name, resume_code=None) -> ReaderSession:
     return ReaderSession(token, display, study["code"], len(order), 0)
 
 
+def is_reader(store: Store, token) -> bool:
+    """Whether ``token`` is the resume code of a reader taking part (not removed)."""
+    return bool(str(token or "").strip()) and store.reader_by_token(token_hash(token)) is not None
+
+
+def case_file(store: Store, token, case_id) -> Path:
+    """The file of one case of the reader's own list (what the case route serves them, and no one else)."""
+    reader = _reader(store, token)
+    if str(case_id or "") not in reader["case_order"]:
+        raise ReviewError("This case is not in your list; reload the page to get your current case.")
+    return Path(store.study(reader["study_code"])["folder"]) / store.case_file(str(case_id))
+
+
+def remove_reader(store: Store, code: str, name) -> int:
+    """Take the reader called ``name`` (as the results list them) out of study ``code``; returns how many of
+    their answers left the results."""
+    reader = store.reader_by_name(code, clean_name(name)[1])
+    if reader is None or reader.get("removed_at") is not None:
+        raise ReviewError("No reader of this study has that name; copy it from the results.")
+    return store.remove_reader(reader["reader_id"])
+
+
 def resume(store: Store, token) -> ReaderSession:
     """Where a reader stands, from their resume code alone (e.g. kept by the browser)."""
     return _session(store, _reader(store, token), str(token).strip())

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: readers.removed_at (an administrator took the reader out)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
     code TEXT PRIMARY KEY,
@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS readers (
     token_hash TEXT NOT NULL UNIQUE,
     case_order TEXT NOT NULL,
     joined_at REAL NOT NULL,
+    removed_at REAL,
     UNIQUE (study_code, name_key)
 );
 CREATE TABLE IF NOT EXISTS views (
@@ -92,6 +93,9 @@ class Store:
             for statement in SCHEMA.split(";"):  # not executescript(): it would commit outside the transaction
                 if statement.strip():
                     db.execute(statement)
+            reader_columns = {row[1] for row in db.execute("PRAGMA table_info(readers)")}
+            if "removed_at" not in reader_columns:  # a database of schema 1
+                db.execute("ALTER TABLE readers ADD COLUMN removed_at REAL")
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # connections and transactions -------------------------------------------------------------------------
@@ -158,6 +162,13 @@ class Store:
         rows = self._rows("SELECT * FROM cases WHERE study_code = ? ORDER BY case_id", (code,))
         return [{**row, "provenance": json.loads(row["provenance"])} for row in rows]
 
+    def real_sources_before(self, code: str) -> set[str]:
+        """The source cines of the real cases of every study created before ``code`` (blinding across studies)."""
+        rows = self._rows("SELECT c.provenance FROM cases c JOIN studies s ON s.code = c.study_code "
+                          "WHERE c.truth = 'real' AND s.created_at < (SELECT created_at FROM studies WHERE code = ?)",
+                          (code,))
+        return {json.loads(row["provenance"]).get("source") for row in rows} - {None}
+
     def case_ids(self, code: str) -> list[str]:
         return [row["case_id"] for row in self._rows("SELECT case_id FROM cases WHERE study_code = ? "
                                                      "ORDER BY case_id", (code,))]
@@ -170,7 +181,8 @@ class Store:
                    order: list[str]) -> None:
         """Raises sqlite3.IntegrityError when the name is already taken in this study."""
         with self.transaction() as db:
-            db.execute("INSERT INTO readers VALUES (?, ?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO readers (reader_id, study_code, display_name, name_key, token_hash, case_order, "
+                       "joined_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (reader_id, code, display_name, name_key, token_hash, json.dumps(order), time.time()))
 
     def _reader(self, where: str, params) -> dict | None:
@@ -178,14 +190,23 @@ class Store:
         return {**rows[0], "case_order": json.loads(rows[0]["case_order"])} if rows else None
 
     def reader_by_token(self, token_hash: str) -> dict | None:
-        return self._reader("token_hash = ?", (token_hash,))
+        """The reader holding this resume code, unless an administrator removed them."""
+        return self._reader("token_hash = ? AND removed_at IS NULL", (token_hash,))
 
     def reader_by_name(self, code: str, name_key: str) -> dict | None:
+        """Removed readers too: a removed name is not free to be joined again."""
         return self._reader("study_code = ? AND name_key = ?", (code, name_key))
 
     def readers(self, code: str) -> list[dict]:
         return self._rows("SELECT reader_id, display_name, joined_at FROM readers WHERE study_code = ? "
-                          "ORDER BY joined_at", (code,))
+                          "AND removed_at IS NULL ORDER BY joined_at", (code,))
+
+    def remove_reader(self, reader_id: str) -> int:
+        """Mark the reader removed (kept for the audit trail); returns how many answers leave the results."""
+        with self.transaction() as db:
+            db.execute("UPDATE readers SET removed_at = ? WHERE reader_id = ? AND removed_at IS NULL",
+                       (time.time(), reader_id))
+            return db.execute("SELECT COUNT(*) FROM answers WHERE reader_id = ?", (reader_id,)).fetchone()[0]
 
     # views and answers -------------------------------------------------------------------------------------
     def mark_shown(self, reader_id: str, case_id: str) -> float:
@@ -229,7 +250,7 @@ class Store:
             "SELECT r.reader_id, r.display_name AS reader, a.case_id, c.truth, a.position, a.answer, a.confidence, "
             "a.comment, a.shown_at, a.answered_at, a.seconds, c.file FROM answers a "
             "JOIN readers r ON r.reader_id = a.reader_id JOIN cases c ON c.case_id = a.case_id "
-            "WHERE r.study_code = ? ORDER BY r.joined_at, a.position", (code,))
+            "WHERE r.study_code = ? AND r.removed_at IS NULL ORDER BY r.joined_at, a.position", (code,))
         columns = ["reader_id", "reader", "case_id", "truth", "position", "answer", "confidence", "comment",
                    "shown_at", "answered_at", "seconds", "file"]
         return pd.DataFrame(rows, columns=columns)
