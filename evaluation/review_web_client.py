@@ -56,7 +56,7 @@ class ReviewWebClient:
 
     def case(self) -> tuple[str | None, str, str]:
         """(case id or None, progress HTML, message HTML) after joining, as the page shows them."""
-        video, progress, _, message = self.gradio.predict(1, api_name="/review_case")
+        video, progress, message = self.gradio.predict(1, api_name="/review_case")  # (the case id is a State)
         return _case_id(video), progress, message
 
     def answer(self, label, confidence=3, comment: str = "") -> tuple[str | None, str, str]:

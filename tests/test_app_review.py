@@ -1,6 +1,7 @@
-"""The Review tab through gradio_client: a reader joins, answers every case, resumes; the administrator's
-results need the token; bad requests are messages; the readers' page holds nothing of the administration,
-which has its own page. A small real study (group-mean generator, tiny videos)."""
+"""The Review tab as a script drives it (the review routes + gradio_client with the browser's cookies): a reader
+joins, answers every case, resumes; the administrator's results need a signed-in session and the token; bad
+requests are messages; the readers' page holds nothing of the administration, which has its own page. A small
+real study (group-mean generator, tiny videos)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ import csv
 import json
 import re
 import urllib.request
-from pathlib import Path
 
-import gradio_client
 import pytest
 
 from cardiosynth.app import build_app
@@ -20,14 +19,15 @@ from cardiosynth.app.review_tab import ADMIN_PATH
 from cardiosynth.review import ReviewService
 from cardiosynth.review.render import RenderSettings
 from evaluation.app_bench import serve_in_process
+from evaluation.review_web_client import ReviewWebClient
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 ADMIN_PASSWORD = "correct horse battery staple"
 # what only an administrator may be offered: the forms' container, its fields and buttons
-ADMIN_IDS = {"review-admin", "review-admin-password", "review-create", "review-created", "review-admin-code",
-             "review-admin-token", "review-results-btn", "review-summary"}
+ADMIN_IDS = {"review-admin", "review-admin-password", "review-sign-in", "review-create", "review-created",
+             "review-admin-code", "review-admin-token", "review-results-btn", "review-summary", "review-remove-btn"}
 READER_IDS = {"review-code", "review-name", "review-resume", "review-join", "review-answer", "review-submit"}
 
 
@@ -52,43 +52,37 @@ def url(service):
         yield url
 
 
-def reader(url):
-    return gradio_client.Client(url, verbose=False, download_files=False)
-
-
-def video_path(value) -> Path:
-    value = value.get("video", value) if isinstance(value, dict) else value
-    path = Path(value["path"] if isinstance(value, dict) else value)
-    assert path.is_file() and path.suffix == ".gif"
-    return path
+def browser(url) -> ReviewWebClient:
+    return ReviewWebClient(url)
 
 
 def test_a_reader_answers_every_case_and_can_resume(url, study):
-    client = reader(url)
-    video, progress, message, key, resume_code = client.predict(study.display_code, "Dr Ada", "",
-                                                                api_name="/review_join")
-    assert "Case 1 of 6" in progress and "resume code" in message and key == resume_code
-    names = {video_path(video).name}
+    client = browser(url)
+    joined = client.join(study.display_code, "Dr Ada")
+    resume_code = joined["resume_code"]
+    assert joined["name"] == "Dr Ada" and joined["total"] == 6 and len(resume_code) >= 20
+    case, progress, message = client.case()
+    assert "Case 1 of 6" in progress and message is not None
+    seen = {case}
+    gif = client.get(f"review-session/case/{case}.gif")
+    assert gif.status_code == 200 and gif.content[:6] == b"GIF89a" and gif.headers["cache-control"] == "no-store"
     for k in range(3):
-        video, progress, message, *_ = client.predict("synthetic" if k % 2 else "real", 4, "", key,
-                                                      api_name="/review_answer")
+        case, progress, message = client.answer("synthetic" if k % 2 else "real", 4)
         assert message == ""
+        seen.add(case)
     assert "Case 4 of 6" in progress
-    names.add(video_path(video).name)
-    assert all(re.fullmatch(r"[0-9a-f]{8,}\.gif", n) for n in names)  # opaque names, nothing about the truth
+    assert all(re.fullmatch(r"[0-9a-f]{16,}", c) for c in seen)  # opaque ids, nothing about the truth
 
-    # leave and come back in a new browser session: the name alone is refused, the resume code resumes
-    again = reader(url)
-    refused = again.predict(study.display_code, "Dr Ada", "", api_name="/review_join")
-    assert "cs-error" in refused[2]
-    video, progress, message, key, _ = again.predict(study.display_code, "Dr Ada", resume_code,
-                                                     api_name="/review_join")
+    # leave and come back in a new browser: the name alone is refused, the resume code resumes
+    again = browser(url)
+    assert "cannot be used" in again.join(study.display_code, "Dr Ada")["error"]
+    assert again.join(study.display_code, "Dr Ada", resume_code)["answered"] == 3
+    case, progress, _ = again.case()
     assert "Case 4 of 6" in progress
     for _ in range(3):
-        video, progress, message, *_ = again.predict("real", 2, "looks fine", key, api_name="/review_answer")
-    assert video is None and "answered every case" in progress
-    finished = again.predict("real", 2, "", key, api_name="/review_answer")
-    assert "cs-error" in finished[2]  # nothing left to answer
+        case, progress, message = again.answer("real", 2, "looks fine")
+    assert case is None and "answered every case" in progress
+    assert "cs-error" in again.answer("real", 2)[2]  # nothing left to answer
 
 
 @pytest.mark.parametrize("code, name, message", [
@@ -97,33 +91,40 @@ def test_a_reader_answers_every_case_and_can_resume(url, study):
     ("", "Dr Bo", "code"),
 ])
 def test_bad_joins_are_messages(url, study, code, name, message):
-    result = reader(url).predict(code if code is not None else study.display_code, name, "", api_name="/review_join")
-    assert "cs-error" in result[2] and message in result[2].lower() and "Traceback" not in result[2]
+    refused = browser(url).join(code if code is not None else study.display_code, name)
+    assert message in refused["error"].lower() and "Traceback" not in refused["error"]
 
 
 def test_answers_before_joining_or_without_a_choice_are_refused(url, study):
-    client = reader(url)
-    assert "Join a study first" in client.predict("real", 3, "", "", api_name="/review_answer")[2]
-    key = client.predict(study.display_code, "Dr Cy", "", api_name="/review_join")[3]
-    assert "Choose real or synthetic" in client.predict(None, 3, "", key, api_name="/review_answer")[2]
+    client = browser(url)
+    assert "Join a study first" in client.answer("real", 3)[2]
+    client.join(study.display_code, "Dr Cy")
+    client.case()
+    assert "Choose real or synthetic" in client.answer(None, 3)[2]
 
 
-def test_results_need_the_admin_token_and_password(url, study, service):
-    client = reader(url)
-    for token, password in (("not-the-token", ADMIN_PASSWORD), (study.admin_token, "not the password"),
-                            (study.admin_token, "")):
-        wrong = client.predict(study.display_code, token, password, api_name="/review_results")
-        assert "cs-error" in wrong[0] and wrong[3] is None and wrong[4] is None
+def test_results_need_a_signed_in_administrator_and_the_token(url, study, service):
+    outsider = browser(url)
+    status, refused = outsider.results(study.display_code, study.admin_token)
+    assert status == 400 and "Sign in" in refused["error"]
+    admin = browser(url)
+    assert admin.sign_in(ADMIN_PASSWORD) == {"signed_in": True}
+    status, wrong = admin.results(study.display_code, "not-the-token")
+    assert status == 400 and "not valid" in wrong["error"]
     for code in (study.display_code, study.code):
-        message, summary, plot, files, details, token, password = client.predict(
-            code, study.admin_token, ADMIN_PASSWORD, api_name="/review_results")
-        assert token == "" and password == ""  # secrets leave the page once used
-        assert message == "" and "pooled accuracy" in summary and "Blinding check of the files: **passed**" in summary
+        status, report = admin.results(code, study.admin_token)
+        assert status == 200 and "pooled accuracy" in report["summary_html"]
+        assert "Blinding check of the files: <strong>passed</strong>" in report["summary_html"]
+    details = report["details"]
     assert details["n_real"] == 3 and details["n_synthetic"] == 3 and details["n_answers"] >= 6
-    answers = next(Path(f["path"] if isinstance(f, dict) else f) for f in files if str(f).count("answers") or
-                   (isinstance(f, dict) and "answers" in f["path"]))
-    rows = list(csv.DictReader(answers.open()))
+    answers = admin.get(report["answers_csv"])
+    assert answers.headers["cache-control"] == "no-store" and "attachment" in answers.headers["content-disposition"]
+    rows = list(csv.DictReader(answers.text.splitlines()))
     assert len(rows) == details["n_answers"] and {r["truth"] for r in rows} == {"real", "synthetic"}
+    assert admin.get(report["plot"]).content[:4] == b"\x89PNG"
+    # the files answer to the administrator who asked for them, not to their address alone
+    for link in (report["answers_csv"], report["plot"], report["blinding_json"]):
+        assert outsider.get(link).status_code == 400
 
 
 def create_study_in_a_fresh_app(tmp_path) -> str:
@@ -133,8 +134,9 @@ def create_study_in_a_fresh_app(tmp_path) -> str:
                         admin_password=ADMIN_PASSWORD)
     try:
         with serve_in_process(build_app(PhenotypeExplorer(), CineStudio(load=False), svc)) as address:
-            created, _ = reader(address).predict(2, 2, "Group-mean cine (a trivial baseline)", "val", "matched", 1.0,
-                                                 1, "", ADMIN_PASSWORD, api_name="/review_create")
+            admin = browser(address)
+            admin.sign_in(ADMIN_PASSWORD)
+            created = admin.create()
     finally:
         svc.close()
     return created
@@ -178,19 +180,18 @@ def served_page(url: str, page: str) -> dict:
 def test_readers_page_has_nothing_of_the_administration_which_has_its_own_page(url):
     reader_page, admin_page = served_page(url, ""), served_page(url, ADMIN_PATH.strip("/"))
     assert READER_IDS <= set(reader_page["ids"]) and not ADMIN_IDS & set(reader_page["ids"])
-    assert {"review_join", "review_answer"} <= reader_page["apis"]
-    assert not {"review_create", "review_results"} & reader_page["apis"]
+    assert {"review_case", "review_answer"} <= reader_page["apis"]
+    assert "review_create" not in reader_page["apis"]
     assert ADMIN_IDS <= set(admin_page["ids"]) and not READER_IDS & set(admin_page["ids"])
-    assert {"review_create", "review_results"} <= admin_page["apis"]
+    assert "review_create" in admin_page["apis"]
     assert admin_page["ids"]["review-admin"]["props"]["visible"] is True  # administration on: the forms show
     assert "review-admin-off" not in admin_page["ids"]
     # Gradio lists a multipage app's pages in a navbar on every page: hidden on both, so nothing links to it
     assert not reader_page["navbar_shown"] and not admin_page["navbar_shown"]
     with urllib.request.urlopen(url.rstrip("/") + ADMIN_PATH, timeout=30) as response:
         assert response.status == 200
-    # the API is one, whichever page: a client reaches the administration endpoints (test above)
-    assert {"/review_create", "/review_results"} <= set(reader(url).view_api(print_info=False,
-                                                                             return_format="dict")["named_endpoints"])
+    # the API is one, whichever page: a client reaches the administration endpoint (test above)
+    assert "/review_create" in browser(url).gradio.view_api(print_info=False, return_format="dict")["named_endpoints"]
 
 
 def test_with_administration_off_the_admin_page_only_says_so_and_names_the_command_line(tmp_path):
@@ -198,15 +199,16 @@ def test_with_administration_off_the_admin_page_only_says_so_and_names_the_comma
     try:
         with serve_in_process(build_app(PhenotypeExplorer(), CineStudio(load=False), svc)) as address:
             admin_page = served_page(address, ADMIN_PATH.strip("/"))
-            created, cleared = reader(address).predict(2, 2, "Group-mean cine (a trivial baseline)", "val",
-                                                       "matched", 1.0, 1, "", ADMIN_PASSWORD,
-                                                       api_name="/review_create")
-            results = reader(address).predict("ABCD-EFGH", "token", ADMIN_PASSWORD, api_name="/review_results")
+            admin = browser(address)
+            signed = admin.sign_in(ADMIN_PASSWORD)
+            created = admin.create()
+            status, results = admin.results("ABCD-EFGH", "token")
     finally:
         svc.close()
     note = admin_page["ids"]["review-admin-off"]["props"]["value"]
     assert "off" in note and "CARDIOSYNTH_REVIEW_ADMIN" in note and "python -m cardiosynth.review create" in note
     assert admin_page["ids"]["review-admin"]["props"]["visible"] is False  # the forms are never shown
-    # the endpoints stay (one API whatever the server's setting) and refuse with one clear sentence
-    assert "cs-error" in created and "switched off" in created and cleared == ""
-    assert "cs-error" in results[0] and "switched off" in results[0] and results[6] == ""
+    # the routes and the endpoint stay (one API whatever the server's setting) and refuse with one clear sentence
+    assert "switched off" in signed["error"]
+    assert "cs-error" in created and "switched off" in created
+    assert status == 400 and "switched off" in results["error"]

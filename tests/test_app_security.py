@@ -5,6 +5,7 @@ The browser-side findings (secrets in localStorage) are in test_app_browser.py."
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import stat
 import subprocess
@@ -19,10 +20,12 @@ import pytest
 from cardiosynth.app import build_app
 from cardiosynth.app.cine_view import CineStudio
 from cardiosynth.app.phenotype_explorer import PhenotypeExplorer
+from cardiosynth.app.security import UploadLimits
 from cardiosynth.review import ReviewService
-from cardiosynth.review.ratelimit import FailureLimiter
+from cardiosynth.review.ratelimit import FailureLimiter, TooManyAttempts
 from cardiosynth.review.render import RenderSettings
 from evaluation.app_bench import serve_in_process
+from evaluation.review_web_client import ReviewWebClient
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ADMIN_PASSWORD = "correct horse battery staple"
@@ -32,8 +35,7 @@ GENERATOR = "Group-mean cine (a trivial baseline)"
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, prepared_default):
     folder = tmp_path_factory.mktemp("security")
-    svc = ReviewService(folder / "review.sqlite", folder / "studies", admin_password=ADMIN_PASSWORD,
-                        limiter=FailureLimiter(max_failures=5, window_s=600))
+    svc = ReviewService(folder / "review.sqlite", folder / "studies", admin_password=ADMIN_PASSWORD)
     yield svc
     svc.close()
 
@@ -50,46 +52,95 @@ def url(service):
         yield address
 
 
-def client(url):
-    return gradio_client.Client(url, verbose=False, download_files=False)
+def browser(url) -> ReviewWebClient:
+    return ReviewWebClient(url)
 
 
 def stored_answers(service, study) -> int:
     return len(service.store.answers_table(study.code))
 
 
+def fn_index(url: str, api_name: str) -> int:
+    with urllib.request.urlopen(f"{url}config", timeout=30) as response:
+        config = json.loads(response.read())
+    return next(d["id"] for d in config["dependencies"] if d.get("api_name") == api_name)
+
+
+def eavesdrop(url: str, session_hash: str, api_name: str, data: list, cookie: str = "") -> str:
+    """What anyone who knows a page's session hash receives: an event of that page (sent with the page's own
+    cookies, as its browser would) while the eavesdropper, without cookies, reads the session's queue."""
+    body = json.dumps({"data": data, "fn_index": fn_index(url, api_name), "session_hash": session_hash,
+                       "event_data": None, "trigger_id": None}).encode()
+    join = urllib.request.Request(f"{url}gradio_api/queue/join", data=body, method="POST",
+                                  headers={"Content-Type": "application/json", "Cookie": cookie})
+    urllib.request.urlopen(join, timeout=30).read()
+    received = []
+    with urllib.request.urlopen(f"{url}gradio_api/queue/data?session_hash={session_hash}", timeout=120) as stream:
+        for line in stream:
+            received.append(line.decode())
+            if "process_completed" in received[-1]:
+                break
+    return "".join(received)
+
+
+def test_a_session_hash_gives_an_eavesdropper_no_code_token_or_link(url, service, study):
+    """Issue 37.1: the reader's and the administrator's pages, driven while an eavesdropper reads their queues."""
+    victim = browser(url)
+    resume_code = victim.join(study.display_code, "Dr Victim")["resume_code"]
+    heard = eavesdrop(url, "victimsession01", "review_case", [1], f"cardiosynth_reader={resume_code}")
+    assert "Case 1 of" in heard  # the eavesdropper did receive the page's update ...
+    assert resume_code not in heard and study.display_code not in heard and study.code not in heard
+    case = re.search(r"case/([0-9a-f]+)\.gif", heard).group(1)
+    assert browser(url).get(f"review-session/case/{case}.gif").status_code == 400  # ... and can do nothing with it
+
+    admin = browser(url)
+    admin.sign_in(ADMIN_PASSWORD)
+    session = admin.http.cookies["cardiosynth_admin"]
+    heard = eavesdrop(url, "adminsession001", "review_create",
+                      [2, 2, GENERATOR, "val", "matched", 1.0, 1, ""], f"cardiosynth_admin={session}")
+    assert "Study created" in heard
+    new_study = admin.created()  # the code and token went to the administrator's cookie, once
+    assert set(new_study) >= {"code", "admin_token"}
+    for secret in (new_study["code"], new_study["code"].replace("-", ""), new_study["admin_token"], session):
+        assert secret not in heard
+    assert "error" in admin.created() and "error" in browser(url).created()
+    assert not any(path in heard for path in ("answers", ".csv", "file="))
+
+
 def test_knowing_a_readers_session_hash_does_not_let_anyone_answer_for_them(url, service, study):
-    victim = client(url)
-    key = victim.predict(study.display_code, "Dr Victim", "", api_name="/review_join")[3]
+    victim = browser(url)
+    victim.join(study.display_code, "Dr Hashed")
+    victim.case()
     before = stored_answers(service, study)
-    attacker = client(url)
-    attacker.session_hash = victim.session_hash  # the hash is in the queue's query strings, so in proxy logs
-    for guess in ("", "guess", None):
-        message = attacker.predict("real", 5, "", guess, api_name="/review_answer")[2]
-        assert "cs-error" in message
+    attacker = browser(url)
+    attacker.gradio.session_hash = victim.gradio.session_hash  # the hash is in the queue's query strings
+    assert "cs-error" in attacker.answer("real", 5)[2]
     assert stored_answers(service, study) == before
-    assert victim.predict("real", 5, "", key, api_name="/review_answer")[2] == ""  # the reader's own page still can
+    assert victim.answer("real", 5)[2] == ""  # the reader's own page still can
     assert stored_answers(service, study) == before + 1
 
 
-@pytest.mark.parametrize("password", ["", "wrong password!"])
-def test_creating_a_study_needs_the_administrator_password(url, service, password):
+@pytest.mark.parametrize("session", ["", "forged-session-id"])
+def test_creating_a_study_needs_a_signed_in_administrator(url, service, session):
     def n_studies() -> int:
         with sqlite3.connect(service.store.path) as db:
             return db.execute("SELECT count(*) FROM studies").fetchone()[0]
 
     before = n_studies()
-    created, cleared = client(url).predict(2, 2, GENERATOR, "val", "matched", 1.0, 1, "", password,
-                                           api_name="/review_create")
-    assert "cs-error" in created and "password" in created.lower() and cleared == ""
+    outsider = browser(url)
+    if session:
+        outsider.http.cookies.set("cardiosynth_admin", session)
+    created = outsider.create()
+    assert "cs-error" in created and "Sign in" in created
     assert n_studies() == before
+    assert "not correct" in browser(url).sign_in("wrong password!")["error"]
 
 
-def raw_call(url: str, api_name: str, data_json: str) -> tuple[str, object]:
+def raw_call(url: str, api_name: str, data_json: str, cookie: str = "") -> tuple[str, object]:
     """Gradio's HTTP API without a client library (which refuses NaN): POST the data, read the last event;
     returns (event name, its data): "complete" with the outputs, or "error" with Gradio's own message."""
     request = urllib.request.Request(f"{url}gradio_api/call/{api_name}", data=f'{{"data": {data_json}}}'.encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+                                     headers={"Content-Type": "application/json", "Cookie": cookie}, method="POST")
     with urllib.request.urlopen(request, timeout=60) as response:
         event_id = json.loads(response.read())["event_id"]
     with urllib.request.urlopen(f"{url}gradio_api/call/{api_name}/{event_id}", timeout=120) as response:
@@ -103,9 +154,12 @@ def raw_call(url: str, api_name: str, data_json: str) -> tuple[str, object]:
                                           (1, '"ten"'), (6, "-1")])
 def test_numeric_arguments_get_one_clear_message(url, service, field, value):
     """Out of a slider's range, Gradio refuses with its own sentence; inside it (2.5, NaN), the app does."""
-    args = ["2", "2", json.dumps(GENERATOR), '"val"', '"matched"', "1.0", "1", '""', json.dumps(ADMIN_PASSWORD)]
+    admin = browser(url)
+    admin.sign_in(ADMIN_PASSWORD)
+    args = ["2", "2", json.dumps(GENERATOR), '"val"', '"matched"', "1.0", "1", '""']
     args[field] = value
-    event, data = raw_call(url, "review_create", "[" + ", ".join(args) + "]")
+    event, data = raw_call(url, "review_create", "[" + ", ".join(args) + "]",
+                           f"cardiosynth_admin={admin.http.cookies['cardiosynth_admin']}")
     message = data[0] if event == "complete" else str(data)
     if event == "complete":
         assert "cs-error" in message and ("whole number" in message or "must be a number" in message), message
@@ -115,35 +169,101 @@ def test_numeric_arguments_get_one_clear_message(url, service, field, value):
 
 
 def test_a_taken_name_is_refused_without_saying_who_is_in_the_study(url, study):
-    client(url).predict(study.display_code, "Dr Present", "", api_name="/review_join")
-    message = client(url).predict(study.display_code, "dr present", "", api_name="/review_join")[2]
-    assert "cs-error" in message and "present" not in message.lower()
+    browser(url).join(study.display_code, "Dr Present")
+    message = browser(url).join(study.display_code, "dr present")["error"]
+    assert "present" not in message.lower() and "cannot be used" in message
 
 
-def test_wrong_codes_are_rate_limited(tmp_path, prepared_default):
+def limited_app(tmp_path, prepared_default, limiter, **security):
+    """A fresh service + app with ``limiter``; yields (service, study, url)."""
     svc = ReviewService(tmp_path / "review.sqlite", tmp_path / "studies", admin_password=ADMIN_PASSWORD,
-                        limiter=FailureLimiter(max_failures=5, window_s=600))
+                        limiter=limiter)
+    real = svc.create_study("group-mean", 2, 2, "val", "matched", dataset=prepared_default,
+                            settings=RenderSettings(size=64, frames_per_cycle=8, cycles=1))
+    return svc, real, serve_in_process(build_app(PhenotypeExplorer(), CineStudio(load=False), svc), **security)
+
+
+def test_wrong_codes_from_one_address_meet_its_ceiling(tmp_path, prepared_default):
+    svc, real, serving = limited_app(tmp_path, prepared_default, FailureLimiter(address_ceiling=5))
     try:
-        real = svc.create_study("group-mean", 2, 2, "val", "matched", dataset=prepared_default,
-                                settings=RenderSettings(size=64, frames_per_cycle=8, cycles=1))
-        with serve_in_process(build_app(PhenotypeExplorer(), CineStudio(load=False), svc)) as address:
-            guesser = client(address)
+        with serving as address:
+            guesser = browser(address)
             for k in range(5):
-                assert "No study has the code" in guesser.predict(f"ZZZZ-ZZZ{k + 2}", "Eve", "",
-                                                                   api_name="/review_join")[2]
-            blocked = guesser.predict(real.display_code, "Eve", "", api_name="/review_join")[2]
-            assert "Too many" in blocked  # even the right code, until the window has passed
-            wrong_admin = guesser.predict(real.display_code, real.admin_token, ADMIN_PASSWORD,
-                                          api_name="/review_results")[0]
-            assert "Too many" in wrong_admin
+                assert "No study has the code" in guesser.join(f"ZZZZ-ZZZ{k + 2}", "Eve")["error"]
+            assert "Too many" in guesser.join(real.display_code, "Eve")["error"]  # until the window has passed
     finally:
         svc.close()
 
 
-def _post_upload(url: str, size: int) -> int:
+@pytest.mark.parametrize("trusted_proxy", ["", "127.0.0.1"])
+def test_forwarded_addresses_count_only_from_a_named_proxy(tmp_path, prepared_default, trusted_proxy):
+    """Issue 37.2: by default X-Forwarded-For changes nothing (60 wrong passwords in 4.5 s went through by
+    changing it); behind a proxy the operator named, each forwarded address is its own client."""
+    svc, real, serving = limited_app(tmp_path, prepared_default, FailureLimiter(address_ceiling=5, free_failures=50),
+                                     trusted_proxies=trusted_proxy)
+    try:
+        with serving as address:
+            client = browser(address)
+            errors = [client.post("/join", {"code": f"ZZZZ-ZZZ{k + 2}", "name": "Eve", "resume": ""},
+                                  **{"X-Forwarded-For": f"10.0.0.{k + 1}"})[1]["error"] for k in range(8)]
+    finally:
+        svc.close()
+    refused = sum("Too many" in e for e in errors)
+    assert refused == (0 if trusted_proxy else 3), errors
+
+
+def test_failed_codes_do_not_lock_out_a_reader_or_the_administrator(tmp_path, prepared_default):
+    """Issue 37.3: ten wrong study codes from one address refused the next answer of a legitimate reader and
+    the administrator's login there. Now failures count per target; the address ceiling is looser."""
+    svc, real, serving = limited_app(tmp_path, prepared_default, FailureLimiter())
+    try:
+        with serving as address:
+            reader = browser(address)
+            reader.join(real.display_code, "Dr Legit")
+            reader.case()
+            guesser = browser(address)
+            for k in range(12):
+                assert "No study has the code" in guesser.join(f"ZZZZ-ZZ{k + 22}", "Eve")["error"]
+            assert reader.answer("real", 3)[2] == ""
+            assert browser(address).sign_in(ADMIN_PASSWORD) == {"signed_in": True}
+            assert "resume_code" in browser(address).join(real.display_code, "Dr Late")
+            # one target guessed too often is slowed for everyone, whatever their address
+            for k in range(5):
+                assert "not correct" in guesser.sign_in("wrong password!")["error"]
+            assert "Too many" in browser(address).sign_in(ADMIN_PASSWORD)["error"]
+            assert reader.answer("synthetic", 3)[2] == ""  # a reader holding a session is never held back
+    finally:
+        svc.close()
+
+
+def test_limiter_backs_off_per_target_and_forgets_on_success():
+    now = [0.0]
+    limiter = FailureLimiter(free_failures=2, backoff_s=1.0, max_backoff_s=8.0, address_ceiling=100,
+                             window_s=600, clock=lambda: now[0])
+    target = ("administrator password",)
+    for _ in range(2):
+        limiter.check("a", target)
+        limiter.failed("a", target)
+    assert limiter.wait_s(target) == 1.0
+    limiter.failed("b", target)
+    assert limiter.wait_s(target) == 2.0  # doubled, from any address
+    for _ in range(5):
+        limiter.failed("c", target)
+    assert limiter.wait_s(target) == 8.0  # capped
+    with pytest.raises(TooManyAttempts):
+        limiter.check("d", target)
+    limiter.check("d", ("study code", "OTHER"))  # other targets are not held up
+    now[0] += 9.0
+    limiter.check("d", target)
+    limiter.succeeded(target)
+    assert limiter.wait_s(target) == 0.0
+
+
+def _post_upload(url: str, size: int, files: int = 1) -> int:
     boundary = "cardiosynthboundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.csv\"\r\n"
-            "Content-Type: text/csv\r\n\r\n").encode() + b"0" * size + f"\r\n--{boundary}--\r\n".encode()
+    part = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.csv\"\r\n"
+            "Content-Type: text/csv\r\n\r\n").encode() + b"0" * size + b"\r\n"
+    body = part * files + f"--{boundary}--\r\n".encode()
     request = urllib.request.Request(url + "gradio_api/upload", data=body, method="POST",
                                      headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     try:
@@ -165,10 +285,43 @@ def test_uploads_are_capped_by_the_server(url):
     assert after - before < 1_000_000  # nothing of the refused upload was kept
 
 
+def _upload_folder_bytes() -> int:
+    from gradio.utils import get_upload_folder
+
+    return sum(f.stat().st_size for f in Path(get_upload_folder()).rglob("*") if f.is_file())
+
+
+def test_uploads_are_bounded_per_request_per_client_and_in_all(service):
+    """Issue 37.6: one anonymous POST of 4 x 45 MB stored 180 MB (the cap was per file). Scaled down 1:20 here
+    (the limits are the operator's, ``UploadLimits``), the same requests are refused before a byte is stored."""
+    limits = UploadLimits(per_request=2_500_000, per_client_hour=5_000_000, folder=10 ** 12)
+    demo = build_app(PhenotypeExplorer(), CineStudio(load=False), service)
+    with serve_in_process(demo, uploads=limits) as address:
+        before = _upload_folder_bytes()
+        assert _post_upload(address, 2_250_000, files=4) == 413  # 4 x 2.25 MB in one request
+        assert _upload_folder_bytes() - before < 100_000
+        statuses = [_post_upload(address, 2_000_000) for _ in range(3)]
+        assert statuses == [200, 200, 429]  # this client's hourly quota
+    full = UploadLimits(folder=_upload_folder_bytes() + 1_000_000)
+    with serve_in_process(build_app(PhenotypeExplorer(), CineStudio(load=False), service), uploads=full) as address:
+        assert _post_upload(address, 500_000) == 200
+        assert _post_upload(address, 800_000) == 507  # the folder as a whole
+
+
+def test_requests_for_another_host_name_are_refused(url):
+    request = urllib.request.Request(url, headers={"Host": "attacker.example"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 400
+    with urllib.request.urlopen(urllib.request.Request(url.replace("127.0.0.1", "localhost")), timeout=30) as page:
+        assert page.status == 200
+
+
 def test_a_very_wide_csv_is_refused_before_parsing(url, tmp_path):
     wide = tmp_path / "wide.csv"
     wide.write_text(",".join(f"c{k}" for k in range(50_000)) + "\n" + ",".join("1" for _ in range(50_000)) + "\n")
-    _, _, details, message = client(url).predict([gradio_client.handle_file(str(wide))], None, "", api_name="/ecg")
+    ecg = gradio_client.Client(url, verbose=False, download_files=False)
+    _, _, details, message = ecg.predict([gradio_client.handle_file(str(wide))], None, "", api_name="/ecg")
     assert "cs-error" in message and "50,000 columns" in details["error"]
 
 
@@ -193,9 +346,9 @@ def test_study_files_are_readable_by_this_user_only(url, service, study):
     assert _mode(service.studies_dir) == 0o700
     folder = Path(service.store.study(study.code)["folder"])
     assert all(_mode(f) == 0o600 for f in folder.glob("*.gif")) and list(folder.glob("*.gif"))
-    message, _, _, files, *_ = client(url).predict(study.display_code, study.admin_token, ADMIN_PASSWORD,
-                                                   api_name="/review_results")
-    assert message == ""
+    admin = browser(url)
+    admin.sign_in(ADMIN_PASSWORD)
+    assert admin.results(study.display_code, study.admin_token)[0] == 200
     for written in service.studies_dir.glob("*_answers.csv"):
         assert _mode(written) == 0o600
 

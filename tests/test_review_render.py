@@ -50,8 +50,8 @@ def test_the_container_holds_no_per_frame_trace_of_the_content(tmp_path):
 
 def test_decoded_frames_are_the_rendered_pixels(tmp_path):
     cine = Cine(np.linspace(0, 1, 6 * 32 * 32, dtype=np.float32).reshape(6, 32, 32), (2.0, 2.0))
-    decoded = read_frames(render_case(cine, tmp_path, SMALL))
-    expected = display_sequence(cine, SMALL)
+    decoded = read_frames(render_case(cine, tmp_path, SMALL, phase=0.25))
+    expected = display_sequence(cine, SMALL, phase=0.25)
     assert decoded.shape == expected.shape == (SMALL.n_frames, 64, 64)
     assert (decoded == expected).all()  # lossless: 256 grey levels, no coding artefacts
 
@@ -100,3 +100,10 @@ def test_blinding_check_passes_the_render_path_and_catches_a_naive_one(tmp_path)
         naive.append((out, truth))
     flagged = set(blinding_check(naive)["exploitable"])
     assert {"frames", "duration", "name_pattern", "container_layout"} <= flagged
+
+
+def test_the_same_cine_never_gives_the_same_file_twice(tmp_path):
+    """Blinding across studies: the loop starts at a fresh random point of the cycle for every case file."""
+    cine = Cine(np.random.default_rng(0).random((6, 32, 32)).astype(np.float32), (2.0, 2.0))
+    files = [render_case(cine, tmp_path, SMALL).read_bytes() for _ in range(5)]
+    assert len(set(files)) == 5 and len({len(f) for f in files}) == 1

@@ -226,3 +226,49 @@ def test_answers_survive_a_restart_and_a_killed_process(tmp_path):
     reopened.close()
     crash = crash_check(tmp_path / "crash.sqlite", n_cases=60, kill_after=5)
     assert crash["acknowledged"] >= 5 and crash["lost"] == 0 and crash["sqlite_quick_check"] == "ok"
+
+
+def test_a_name_that_looks_like_mathtext_is_plain_text_and_an_administrator_can_remove_a_reader(service, tmp_path):
+    """Issue 37.7: a reader named "$\\frac{a}{$ math" made the results figure (and so the web results and
+    ``results --plot``) fail for everyone. Names are plain text in the figure, and a reader can be removed."""
+    from cardiosynth.review.__main__ import main as review_cli
+
+    code, token = admin_study(service, 4)
+    odd = service.join(code, r"$\frac{a}{$ math")
+    answer_all(service, odd.token)
+    plain = service.join(code, "Dr Plain")
+    answer_all(service, plain.token, "real")
+    assert service.results_plot(code, token, tmp_path / "results.png", n_boot=20).stat().st_size > 10_000
+    assert review_cli(["--db", str(service.store.path), "results", "--study", code, "--token", token,
+                       "--plot", str(tmp_path / "cli.png"), "--n-boot", "20"]) == 0
+    assert (tmp_path / "cli.png").stat().st_size > 10_000
+
+    with pytest.raises(ReviewError, match="not valid"):
+        service.remove_reader(code, "wrong", r"$\frac{a}{$ math")
+    with pytest.raises(ReviewError, match="No reader of this study has that name"):
+        service.remove_reader(code, token, "Dr Nobody")
+    assert service.remove_reader(code, token, r"$\frac{a}{$ math") == 4
+    results = service.results(code, token, n_boot=20)
+    assert results["n_answers"] == 4 and [r["reader"] for r in results["readers"]] == ["Dr Plain"]
+    assert len(pd.read_csv(service.export_csv(code, token, tmp_path / "answers.csv"))) == 4
+    with pytest.raises(ReviewError, match="not recognised"):
+        service.current_case(odd.token)  # the removed reader's session is over
+    with pytest.raises(ReviewError, match="cannot be used"):
+        service.join(code, r"$\frac{a}{$ math")  # and the name does not come back free
+    assert service.store.integrity(code)["answers"] == 8  # the rows stay, for the audit trail
+
+
+def test_a_database_of_schema_1_is_upgraded_in_place(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        for statement in Store.__init__.__globals__["SCHEMA"].replace("    removed_at REAL,\n", "").split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute("PRAGMA user_version=1")
+    store = Store(path)
+    try:
+        assert "removed_at" in {row[1] for row in store._connection().execute("PRAGMA table_info(readers)")}
+    finally:
+        store.close()

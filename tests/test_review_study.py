@@ -140,3 +140,38 @@ def test_real_data_study_with_the_group_mean_generator(prepared_default, tmp_pat
     report = service.blinding_report(created.code, created.admin_token)
     assert report["blinded"], report["exploitable"]
     service.close()
+
+
+def test_two_studies_share_no_case_file_name_or_seed(service):
+    """Issue 37.4: web studies always used seed 0, so the same real cines came back byte-identical under the
+    same content-hashed URL (100 % accuracy without a pixel). Each study now draws its own seed, its cases
+    get random ids, and no case file repeats; the blinding report counts real cines shown before."""
+    dataset = tiny_dataset()
+    first, second = (service.create_study(FakeGenerator(), 2, 2, split="val", conditions="matched", settings=SMALL,
+                                          dataset=dataset) for _ in range(2))
+    cases = [service.store.cases(study.code) for study in (first, second)]
+    seeds = [service.store.study(study.code)["settings"]["design"]["seed"] for study in (first, second)]
+    assert seeds[0] != seeds[1]
+    assert not {c["case_id"] for c in cases[0]} & {c["case_id"] for c in cases[1]}
+    # (the fake's synthetic cines are flat: the same picture at every point of the cycle; the real ones move)
+    contents = [{(study.folder / c["file"]).read_bytes() for c in group if c["truth"] == "real"}
+                for study, group in zip((first, second), cases)]
+    assert len(contents[0]) == len(contents[1]) == 2 and not contents[0] & contents[1]
+    # the val split has two patients x two slices: the second study's real cines were all seen in the first?
+    repeated = ({c["provenance"]["source"] for c in cases[0] if c["truth"] == "real"}
+                & {c["provenance"]["source"] for c in cases[1] if c["truth"] == "real"})
+    report = service.blinding_report(second.code, second.admin_token)
+    assert report["real_sources_shown_in_earlier_studies"] == len(repeated)
+    assert any("earlier studies" in w for w in report["warnings"]) == bool(repeated)
+    assert service.blinding_report(first.code, first.admin_token)["real_sources_shown_in_earlier_studies"] == 0
+
+
+def test_the_blinding_report_names_pixel_statistics_that_give_the_class_away(service):
+    """Flat synthetic cines vs noisy real ones: the containers are identical, the pixels are not."""
+    created = service.create_study(FakeGenerator(), 4, 4, split="val", conditions="matched", seed=3, settings=SMALL,
+                                   dataset=tiny_dataset())
+    report = service.blinding_report(created.code, created.admin_token)
+    assert report["blinded"]  # the files: nothing outside the pixels differs
+    assert "level_std" in report["pixel_statistics_separating"]
+    assert report["pixel_statistics"]["level_std"]["auc"] < 0.25
+    assert any("level std" in w for w in report["warnings"])

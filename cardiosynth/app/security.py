@@ -154,8 +154,17 @@ class UploadQuota:
             return await refuse(send, 411, "Uploads must declare their size.")
         refusal = self._admit(str((scope.get("client") or ("?",))[0]), int(declared))
         if refusal:
+            if int(declared) <= 4 * self.limits.per_request:  # read (and drop) a modest body so that the
+                await _drain(receive)                          # client hears the reason, not a broken pipe
             return await refuse(send, *refusal)
         return await self.app(scope, receive, send)
+
+
+async def _drain(receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body"):
+            return
 
 
 def trust_forwarded_headers(proxies: str) -> None:

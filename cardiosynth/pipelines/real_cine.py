@@ -15,6 +15,7 @@ Every problem is one :class:`RealCineError` saying what is wrong with the file a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from cardiosynth.cine import Cine, CineError
-from cardiosynth.data.acdc import LABEL_LV, LABEL_MYO, to_rows_cols
+from cardiosynth.data.acdc import LABEL_LV, LABEL_MYO
 from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
 from cardiosynth.data.prepare import PrepareConfig, normalise, resample_cycle, resample_plane, sampling_grid
 from cardiosynth.export import load_npz_cine
@@ -38,22 +39,78 @@ class RealCineError(ValueError):
     """The file cannot be used as a real short-axis cine; the message says why and what is expected."""
 
 
+#: What an uploaded NIfTI cine may declare, checked from its header before a byte of data is read (a 400 kB
+#: .nii.gz of zeros can declare gigabytes): in-plane size, slices, time points and the data as a whole.
+#: (An ACDC or UK Biobank cine is ~256 x 256 pixels, 10-15 slices, 25-50 time points and 30-60 MB.)
+MAX_IN_PLANE = 512
+MAX_SLICES = 64
+MAX_FRAMES = 100
+MAX_DATA_BYTES = 256 * 2 ** 20  # what decompressing the file may cost; one slice is read into memory, not all
+
+
 @dataclass
 class CineVolume:
-    """A whole short-axis stack: frames (Z, T, H, W) in file intensities, pixel spacing (row, col) in mm."""
+    """A short-axis stack whose slices are read one at a time: ``read_slice(z)`` -> (T, H, W) in file
+    intensities; pixel spacing (row, col) in mm."""
 
-    frames: np.ndarray
+    n_slices: int
+    read_slice: Callable[[int], np.ndarray]
     spacing_mm: tuple[float, float]
     name: str = "upload"
     prepared: Cine | None = None  # set when the file already held a prepared CardioSynth cine
 
-    @property
-    def n_slices(self) -> int:
-        return self.frames.shape[0]
+
+def _nifti_volume(path: Path) -> CineVolume:
+    """The header checked against the limits above; the data left on disk until a slice is asked for."""
+    import nibabel as nib
+
+    try:
+        image = nib.load(str(path))
+        shape = tuple(int(n) for n in image.header.get_data_shape())
+        dtype = np.dtype(image.header.get_data_dtype())
+        zooms = tuple(float(z) for z in image.header.get_zooms())
+    except Exception as error:  # nibabel raises many types for corrupt files
+        raise RealCineError(f"{path.name} could not be read as NIfTI ({type(error).__name__}: {error})") from None
+    if len(shape) == 4 and shape[3] == 1 and len(zooms) >= 3:  # a trailing singleton is not time
+        shape = shape[:3]
+    if len(shape) not in (3, 4):
+        raise RealCineError(f"{path.name} has {len(shape)} dimensions {shape}; a cine is 4D (X x Y x slices x "
+                            "time) or 3D (X x Y x time)")
+    x, y, z, t = (*shape[:2], 1, shape[2]) if len(shape) == 3 else shape
+    if dtype.kind not in "uif" or dtype.itemsize > 8:
+        raise RealCineError(f"{path.name} stores {dtype} values; a cine holds integer or floating-point intensities")
+    if max(x, y) > MAX_IN_PLANE or z > MAX_SLICES or t > MAX_FRAMES:
+        raise RealCineError(f"{path.name} declares {x} x {y} pixels, {z} slices and {t} time points; a cine here "
+                            f"may have at most {MAX_IN_PLANE} x {MAX_IN_PLANE} pixels, {MAX_SLICES} slices and "
+                            f"{MAX_FRAMES} time points")
+    if x * y * z * t * dtype.itemsize > MAX_DATA_BYTES:
+        raise RealCineError(f"{path.name} declares {x * y * z * t * dtype.itemsize / 1e9:.1f} GB of image data; "
+                            f"at most {MAX_DATA_BYTES / 1e9:.1f} GB is accepted")
+    if t < MIN_FRAMES:
+        raise RealCineError(f"{path.name} has {t} time points; a cine needs at least {MIN_FRAMES} over one cardiac "
+                            "cycle (is this a single-phase volume?)")
+    spacing = (zooms[1], zooms[0])  # rows run along NIfTI j, columns along i
+    if min(spacing) <= 0 or max(spacing) > 10:
+        raise RealCineError(f"{path.name} gives pixel spacing {spacing} mm; expected 0.5-10 mm in the header")
+
+    def read_slice(k: int) -> np.ndarray:
+        try:
+            data = image.dataobj[:, :, k] if len(shape) == 3 else image.dataobj[:, :, k, :]
+            data = np.asarray(data, dtype=np.float32).reshape(x, y, t)
+        except Exception as error:  # noqa: BLE001 - a truncated or corrupt data block
+            raise RealCineError(f"{path.name}: the image data could not be read ({type(error).__name__}: "
+                                f"{error})") from None
+        if not np.isfinite(data).all():
+            raise RealCineError(f"slice {k} of {path.name} contains NaN or infinite values")
+        return np.ascontiguousarray(data.transpose(2, 1, 0))  # (T, rows = j, cols = i)
+
+    return CineVolume(z, read_slice, spacing, path.name)
 
 
 def read_cine_file(path: str | Path) -> CineVolume:
-    """NIfTI 4D (X, Y, Z, T), NIfTI 3D (X, Y, T: one slice) or a CardioSynth ``.npz`` cine."""
+    """NIfTI 4D (X, Y, Z, T), NIfTI 3D (X, Y, T: one slice) or a CardioSynth ``.npz`` cine. A NIfTI's header is
+    checked against :data:`MAX_DATA_BYTES` and the other limits before any data is read, and its slices are
+    read one at a time, when asked for."""
     path = Path(path)
     name = path.name.lower()
     if name.endswith(".npz"):
@@ -62,35 +119,11 @@ def read_cine_file(path: str | Path) -> CineVolume:
         except (OSError, KeyError, ValueError) as error:
             raise RealCineError(f"{path.name} is not a CardioSynth cine (.npz with frames, spacing_mm, valid, "
                                 f"metadata): {error}") from None
-        return CineVolume(cine.frames[None], cine.spacing_mm, path.name, prepared=cine)
+        return CineVolume(1, lambda _: cine.frames, cine.spacing_mm, path.name, prepared=cine)
     if not (name.endswith(".nii") or name.endswith(".nii.gz")):
         raise RealCineError(f"{path.name}: expected a NIfTI cine (.nii or .nii.gz, 4D X x Y x slices x time) or a "
                             "CardioSynth .npz cine")
-    import nibabel as nib
-
-    try:
-        image = nib.load(str(path))
-        data = np.asanyarray(image.dataobj).astype(np.float32)
-        zooms = tuple(float(z) for z in image.header.get_zooms())
-    except Exception as error:  # nibabel raises many types for corrupt files
-        raise RealCineError(f"{path.name} could not be read as NIfTI ({type(error).__name__}: {error})") from None
-    if data.ndim == 3:  # one slice over time
-        data = data[:, :, None, :]
-        zooms = zooms[:2] + (1.0,) + zooms[2:]
-    if data.ndim != 4:
-        raise RealCineError(f"{path.name} has {data.ndim} dimensions {data.shape}; a cine is 4D (X x Y x slices x "
-                            "time) or 3D (X x Y x time)")
-    if data.shape[3] < MIN_FRAMES:
-        raise RealCineError(f"{path.name} has {data.shape[3]} time points; a cine needs at least {MIN_FRAMES} "
-                            "over one cardiac cycle (is this a single-phase volume?)")
-    if not np.isfinite(data).all():
-        raise RealCineError(f"{path.name} contains NaN or infinite values")
-    if float(data.max() - data.min()) <= 0:
-        raise RealCineError(f"{path.name} is blank (one value everywhere)")
-    spacing = (zooms[1], zooms[0])  # rows run along NIfTI j, columns along i
-    if min(spacing) <= 0 or max(spacing) > 10:
-        raise RealCineError(f"{path.name} gives pixel spacing {spacing} mm; expected 0.5-10 mm in the header")
-    return CineVolume(to_rows_cols(data), spacing, path.name)
+    return _nifti_volume(path)
 
 
 def _crop(frames: np.ndarray, spacing: tuple[float, float], centre: np.ndarray, config: PrepareConfig
@@ -159,9 +192,9 @@ def prepare_real_slice(volume: CineVolume, slice_index: int | None = None, confi
     z = volume.n_slices // 2 if slice_index is None else int(slice_index)
     if not 0 <= z < volume.n_slices:
         raise RealCineError(f"{volume.name} has slices 0-{volume.n_slices - 1}; slice {slice_index} does not exist")
-    frames = volume.frames[z].astype(np.float32)
+    frames = volume.read_slice(z).astype(np.float32)
     if float(frames.max() - frames.min()) <= 0:
-        raise RealCineError(f"slice {z} of {volume.name} is blank")
+        raise RealCineError(f"slice {z} of {volume.name} is blank (one value everywhere)")
     segmenter = segmenter or Segmenter.from_pretrained()
     centre = find_heart(frames, volume.spacing_mm, segmenter, config)
     planes, valid, _ = _crop(frames, volume.spacing_mm, centre, config)

@@ -103,7 +103,10 @@ class ReviewService:
 
     def _guarded(self, client, target, action):
         """Run ``action`` unless ``client`` or ``target`` failed too often lately (see ``ratelimit.py``); a
-        refusal counts as one more failure against both, a success clears the target."""
+        refusal counts as one more failure against both, a success clears the target. Calls without a client
+        (the command line, run by the server's operator) are not counted."""
+        if client is None:
+            return action()
         self.limiter.check(client, target)
         try:
             result = action()
