@@ -1,9 +1,11 @@
 """``python -m evaluation.review_app_load``: many readers answering at once through the running app; JSON out.
 
 Creates a real study (real val cines + group-mean synthetic ones, small videos) in a temporary database,
-starts ``python app.py`` on it, and lets N simulated readers (one gradio_client session each, in threads) join
-and answer every case concurrently. With ``--restart`` the server is stopped and started again when half of
-the answers are in; readers whose request fails wait for it and rejoin with their resume code. A probe thread
+starts ``python app.py`` on it, and lets N simulated readers (one browser each, in threads: the review routes
+to join, gradio_client with the reader's cookie for the case and the answers) join and answer every case
+concurrently. With ``--restart`` the server is stopped and started again when half of the answers are in
+(``--kill``: killed with SIGKILL, as a crash would); readers whose request fails wait for it and rejoin with
+their resume code. A probe thread
 loads the page every 0.5 s to show whether the app stays responsive. Reported: answers confirmed to readers,
 stored, lost (confirmed but not stored), duplicated (more than one row for a reader and case), errors shown
 to readers, answer latency and page-load latency.
@@ -28,6 +30,7 @@ from cardiosynth.paths import REPO_ROOT
 from cardiosynth.review import ReviewService
 from cardiosynth.review.render import RenderSettings
 from evaluation.app_bench import free_port, latency_stats, wait_for_page
+from evaluation.review_web_client import ReviewWebClient
 
 
 class Server:
@@ -45,9 +48,12 @@ class Server:
         wait_for_page(self.url, self.process, timeout)
         self.up.set()
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
         self.up.clear()
-        self.process.terminate()
+        if kill:
+            self.process.kill()  # SIGKILL: no shutdown, no flush, as a crash
+        else:
+            self.process.terminate()
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
@@ -56,22 +62,21 @@ class Server:
 
 
 def _reader(server: Server, code: str, name: str, seed: int, out: dict) -> None:
-    from gradio_client import Client
-
     rng = random.Random(seed)
-    confirmed, latencies, shown_errors, token = 0, [], [], None
+    confirmed, latencies, shown_errors, token = 0, [], [], ""
     while True:
         try:
             server.up.wait(timeout=300)
-            client = Client(server.url, verbose=False, download_files=False)
-            _, progress, message, key, token = client.predict(code, name, token or "", api_name="/review_join")
-            if "cs-error" in message:
-                shown_errors.append(message)
+            client = ReviewWebClient(server.url)
+            joined = client.join(code, name, token)
+            if "error" in joined:
+                shown_errors.append(joined["error"])
                 break
+            token = joined["resume_code"]
+            _, progress, message = client.case()
             while "answered every case" not in progress:
                 started = time.perf_counter()
-                _, progress, message, *_ = client.predict(rng.choice(["real", "synthetic"]), rng.randint(1, 5), "",
-                                                          key, api_name="/review_answer")
+                _, progress, message = client.answer(rng.choice(["real", "synthetic"]), rng.randint(1, 5))
                 latencies.append(1000 * (time.perf_counter() - started))
                 if "cs-error" in message:
                     shown_errors.append(message)
@@ -96,7 +101,7 @@ def _probe(server: Server, stop: threading.Event, page_ms: list, failures: list)
         stop.wait(0.5)
 
 
-def run(readers: int, cases: int, restart: bool) -> dict:
+def run(readers: int, cases: int, restart: bool, kill: bool = False) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="cardiosynth-review-load-"))
     db, studies = folder / "review.sqlite", folder / "studies"
     service = ReviewService(db, studies)
@@ -119,7 +124,7 @@ def run(readers: int, cases: int, restart: bool) -> dict:
         while _stored(db) < readers * cases // 2 and any(t.is_alive() for t in threads):
             time.sleep(0.2)
         restarted_at = _stored(db)
-        server.stop()
+        server.stop(kill=kill)
         server.start()
     for thread in threads:
         thread.join()
@@ -129,7 +134,8 @@ def run(readers: int, cases: int, restart: bool) -> dict:
     stored = _stored_per_reader(db)
     confirmed = {name: r["confirmed"] for name, r in results.items()}
     return {
-        "readers": readers, "cases": cases, "restart": restart, "answers_stored_at_restart": restarted_at,
+        "readers": readers, "cases": cases, "restart": restart, "killed": kill and restart,
+        "answers_stored_at_restart": restarted_at,
         "answers_expected": readers * cases, "answers_confirmed": sum(confirmed.values()),
         "answers_stored": sum(stored.values()),
         "lost_confirmed_but_not_stored": sum(max(0, c - stored.get(n, 0)) for n, c in confirmed.items()),
@@ -166,8 +172,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--readers", type=int, default=30)
     parser.add_argument("--cases", type=int, default=50)
     parser.add_argument("--restart", action="store_true", help="stop and restart the server half-way")
+    parser.add_argument("--kill", action="store_true", help="with --restart: kill it (SIGKILL) instead of stopping it")
     args = parser.parse_args(argv)
-    print(json.dumps(run(args.readers, args.cases, args.restart), indent=2))
+    print(json.dumps(run(args.readers, args.cases, args.restart, args.kill), indent=2))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ if not Path(CHROMIUM).is_file():
 
 
 ADMIN_PASSWORD = "correct horse battery staple"
+MARKUP_NAME = "Dr ![x](http://example.invalid/x.png) <b><i>B</i></b>"
 # every place a page can keep something after a call: what is found here outlives the call that needed it
 BROWSER_STORAGE_JS = ("async () => { const dbs = indexedDB.databases ? await indexedDB.databases() : [];"
                       " return JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage),"
@@ -283,10 +284,14 @@ def test_a_reader_joins_watches_and_answers(browser_page, review):
     assert "Study administration" not in page.locator("body").inner_text()
     assert page.locator(f"a[href*='{ADMIN_PATH.strip('/')}'], nav a, .nav-holder a").count() == 0
     page.locator("#review-code textarea, #review-code input").first.fill(study.display_code)
-    page.locator("#review-name textarea, #review-name input").first.fill("Dr Browser")
+    # markdown or HTML in a name is shown as typed: no image is fetched, nothing is rendered (issue 37, minor)
+    page.locator("#review-name textarea, #review-name input").first.fill(MARKUP_NAME)
     page.locator("#review-join").click()
     page.wait_for_function("() => { const p = document.querySelector('#review-progress');"
                            " return p && p.dataset.total === '4' && p.dataset.answered === '0'; }")
+    welcome = page.locator("#review-message").inner_text()
+    assert MARKUP_NAME in welcome, welcome
+    assert page.locator("#review-message img, #review-message b i").count() == 0
     # the case is a looping GIF in the page's <img>: it loads, and the browser animates it (two screenshots
     # of the picture, 300 ms apart, differ)
     page.wait_for_function("() => { const i = document.querySelector('#review-video img');"
@@ -305,9 +310,11 @@ def test_a_reader_joins_watches_and_answers(browser_page, review):
     page.screenshot(path=str(SCREENSHOTS / "review.png"), full_page=True)
     assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
     resume_code = page.locator("#review-resume textarea, #review-resume input").first.input_value()
-    assert len(resume_code) > 20
-    stored = page.evaluate(BROWSER_STORAGE_JS)
+    assert len(resume_code) > 20 and resume_code in welcome
+    stored = page.evaluate(BROWSER_STORAGE_JS)  # document.cookie included: the session cookie is HttpOnly
     assert resume_code not in stored, "the reader's resume code outlived its call in the browser's storage"
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert cookies["cardiosynth_reader"]["httpOnly"] and cookies["cardiosynth_reader"]["sameSite"] == "Strict"
 
 
 def test_admin_secrets_do_not_outlive_the_call_in_the_browser(browser_page, review, url):
@@ -322,17 +329,34 @@ def test_admin_secrets_do_not_outlive_the_call_in_the_browser(browser_page, revi
         page.locator("#review-admin-intro").get_by_text("Study administration").first.wait_for()
         assert page.locator("#review-admin-off").count() == 0 and page.locator("#review-join").count() == 0
         assert page.locator("nav a, .nav-holder a").count() == 0  # no navbar linking the pages
+        page.locator("#review-admin-password input").first.fill(ADMIN_PASSWORD)
+        page.locator("#review-sign-in").click()
+        page.locator("#review-signed-in").wait_for()
+        assert page.locator("#review-admin-password input").first.input_value() == ""
+        # a new study: its code and admin token reach this page only, through the administrator's cookie
+        for slider in ("#review-n-real", "#review-n-synthetic"):
+            page.locator(f"{slider} input[type=number]").first.fill("2")
+            page.locator(f"{slider} input[type=number]").first.press("Enter")
+        page.locator("#review-generator input").first.click()
+        page.get_by_role("option", name="Group-mean cine (a trivial baseline)").click()
+        page.locator("#review-create").click()
+        page.locator("#review-new-token").wait_for(timeout=GENERATE_TIMEOUT_MS)
+        new_token = page.locator("#review-new-token").inner_text()
+        assert "Study created: 2 real + 2 synthetic" in page.locator("#review-created").inner_text()
         page.locator("#review-admin-code textarea, #review-admin-code input").first.fill(study.display_code)
         page.locator("#review-admin-token input").first.fill(study.admin_token)
-        page.locator("#review-admin-password input").first.fill(ADMIN_PASSWORD)
         page.locator("#review-results-btn").click()
         page.locator("#review-summary").get_by_text(f"Study {study.display_code}").first.wait_for()
-        assert page.locator("#review-admin-password input").first.input_value() == ""
         assert page.locator("#review-admin-token input").first.input_value() == ""
+        page.wait_for_function("() => { const i = document.querySelector('#review-plot');"
+                               " return i && i.complete && i.naturalWidth > 100; }")
+        assert page.locator("#review-answers-csv").count() == 1
+        assert MARKUP_NAME in page.locator("#review-reader-list").inner_text()
         wait_until_idle(page)
         page.screenshot(path=str(SCREENSHOTS / "review_admin.png"), full_page=True)
         stored = page.evaluate(BROWSER_STORAGE_JS)
-        assert study.admin_token not in stored and ADMIN_PASSWORD not in stored
+        for secret in (study.admin_token, ADMIN_PASSWORD, new_token):
+            assert secret not in stored
         assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
     finally:
         page.close()

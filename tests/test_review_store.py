@@ -247,7 +247,8 @@ def test_a_name_that_looks_like_mathtext_is_plain_text_and_an_administrator_can_
         service.remove_reader(code, "wrong", r"$\frac{a}{$ math")
     with pytest.raises(ReviewError, match="No reader of this study has that name"):
         service.remove_reader(code, token, "Dr Nobody")
-    assert service.remove_reader(code, token, r"$\frac{a}{$ math") == 4
+    assert review_cli(["--db", str(service.store.path), "remove-reader", "--study", code, "--token", token,
+                       "--name", r"$\frac{a}{$ math"]) == 0
     results = service.results(code, token, n_boot=20)
     assert results["n_answers"] == 4 and [r["reader"] for r in results["readers"]] == ["Dr Plain"]
     assert len(pd.read_csv(service.export_csv(code, token, tmp_path / "answers.csv"))) == 4

@@ -103,6 +103,11 @@ def _fmt(value, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _interval(pair) -> str:
+    low, high = pair or (None, None)
+    return "-" if low is None or high is None else f"{low:.2f}-{high:.2f}"
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
@@ -120,13 +125,13 @@ def summary_markdown(report: dict, blinding: dict) -> str:
         "",
         "| | value | 95 % CI |",
         "|---|---:|---|",
-        f"| pooled accuracy | {_fmt(accuracy['value'])} | {_fmt((accuracy.get('ci95_bootstrap') or [None])[0])}"
-        f"-{_fmt((accuracy.get('ci95_bootstrap') or [None, None])[1])} (bootstrap over readers and cases) |",
-        f"| binomial test vs 0.5 | p = {_fmt(accuracy.get('p_value'), 4)} | exact: {_fmt(accuracy['ci95'][0])}-"
-        f"{_fmt(accuracy['ci95'][1])} (answers taken as independent) |",
+        f"| pooled accuracy | {_fmt(accuracy['value'])} | {_interval(accuracy.get('ci95_bootstrap'))} (bootstrap over "
+        "readers and cases) |",
+        f"| binomial test vs 0.5 | p = {_fmt(accuracy.get('p_value'), 4)} | exact: {_interval(accuracy['ci95'])} "
+        "(answers taken as independent) |",
         f"| sensitivity for synthetic | {_fmt(pooled['sensitivity']['value'])} | |",
         f"| specificity | {_fmt(pooled['specificity']['value'])} | |",
-        f"| ROC AUC (confidence ratings) | {_fmt(auc['value'])} | {_fmt(auc['ci95'][0])}-{_fmt(auc['ci95'][1])} |",
+        f"| ROC AUC (confidence ratings) | {_fmt(auc['value'])} | {_interval(auc['ci95'])} |",
         f"| Fleiss' kappa | {_fmt(kappa)} | |",
         "",
         "Accuracy near 0.5 and AUC near 0.5 mean the readers could not tell real from synthetic. "
@@ -160,6 +165,12 @@ def review_router(service: ReviewService) -> APIRouter:
     """The routes above for ``service`` (passed to Gradio's FastAPI app before its own routes)."""
     router = APIRouter(prefix=ROUTE_PREFIX)
     files = _AdminFiles()
+
+    def _signed_in(request: Request) -> str:
+        """The administrator's session id from the cookie, or a ReviewError."""
+        session_id = cookie(request, ADMIN_COOKIE)
+        service.require_admin_session(session_id)
+        return session_id
 
     @router.post("/join")
     async def join(request: Request):
@@ -210,8 +221,7 @@ def review_router(service: ReviewService) -> APIRouter:
     def created(request: Request):
         """The code and admin token of the study this session created last, once."""
         try:
-            session_id = cookie(request, ADMIN_COOKIE)
-            service.require_admin_session(session_id)
+            session_id = _signed_in(request)
             study = service.admin_sessions.take_notice(session_id)
             if study is None:
                 raise ReviewError("No new study is waiting to be shown; its code and token are shown only once.")
@@ -220,16 +230,11 @@ def review_router(service: ReviewService) -> APIRouter:
         except Exception as err:  # noqa: BLE001
             return _refusal(err, "showing the new study")
 
-    def _admin_call(request: Request, body: dict) -> str:
-        session_id = cookie(request, ADMIN_COOKIE)
-        service.require_admin_session(session_id)
-        return session_id
-
     @router.post("/admin/results")
     async def results(request: Request):
         try:
             body = await _body(request)
-            session_id = _admin_call(request, body)
+            session_id = _signed_in(request)
             code, token, client = body.get("code"), body.get("token"), client_address(request)
             report = service.results(code, token, client=client)
             blinding = service.blinding_report(code, token)
@@ -249,7 +254,7 @@ def review_router(service: ReviewService) -> APIRouter:
     async def remove_reader(request: Request):
         try:
             body = await _body(request)
-            _admin_call(request, body)
+            _signed_in(request)
             removed = service.remove_reader(body.get("code"), body.get("token"), body.get("name"),
                                             client=client_address(request))
             return _ok({"removed": True, "answers_removed": removed})

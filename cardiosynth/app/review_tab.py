@@ -261,17 +261,18 @@ def _admin_forms(service: ReviewService) -> None:
     with gr.Row(equal_height=True):
         admin_password = gr.Textbox(label="Administrator password", type="password", max_lines=1,
                                     elem_id="review-admin-password", info="cleared once sent")
-        sign_in_btn = gr.Button("Sign in", elem_id="review-sign-in")
-        sign_out_btn = gr.Button("Sign out", elem_id="review-sign-out")
+        sign_in_btn = gr.Button("Sign in", elem_id="review-sign-in", scale=0, min_width=120)
+        sign_out_btn = gr.Button("Sign out", elem_id="review-sign-out", scale=0, min_width=120)
     signed_in = gr.HTML("", elem_id="review-admin-status")
     gr.Markdown("## Create a study\nN real cines from a held-out split (never training cines) and N synthetic "
                 "ones, all rendered by one path (uncompressed looping GIFs: files identical byte for byte outside "
                 "the pixels; no metadata; random names; a fresh random draw of cases for every study). The admin "
                 "token is shown **once**: it is the key to the study's results.")
     with gr.Row():
-        n_real = gr.Slider(2, 60, value=10, step=1, label="Real cines")
-        n_synthetic = gr.Slider(2, 60, value=10, step=1, label="Synthetic cines")
-        generator = gr.Dropdown(list(GENERATORS), value=list(GENERATORS)[0], label="Generator")
+        n_real = gr.Slider(2, 60, value=10, step=1, label="Real cines", elem_id="review-n-real")
+        n_synthetic = gr.Slider(2, 60, value=10, step=1, label="Synthetic cines", elem_id="review-n-synthetic")
+        generator = gr.Dropdown(list(GENERATORS), value=list(GENERATORS)[0], label="Generator",
+                                elem_id="review-generator")
     with gr.Row():
         split = gr.Radio(["val", "test"], value="val", label="Real cines from split")
         conditions = gr.Radio(["vae", "matched"], value="matched", label="Synthetic phenotypes",

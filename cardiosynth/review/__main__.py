@@ -1,10 +1,11 @@
 """Command line of the blinded reader study:
-``python -m cardiosynth.review {create,results,export,blinding-check}``.
+``python -m cardiosynth.review {create,results,export,blinding-check,remove-reader}``.
 
     create          N real held-out cines + N synthetic ones through one rendering path -> study code + admin token
     results         per-reader and pooled statistics (JSON), optionally the figure (--plot)
     export          every answer with the truth as CSV
     blinding-check  can a script tell real from synthetic files without looking at the pixels? (exit 1 if so)
+    remove-reader   take a reader's answers out of the results (kept, marked, in the database)
 
 The load and crash test of the store is ``python -m evaluation.review_store_load``.
 The admin token can also be given as $CARDIOSYNTH_REVIEW_TOKEN (keeps it out of the shell history).
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--split", default="val", help="held-out split of the real cases: val or test")
     create.add_argument("--conditions", default="vae", help="vae (sampled phenotypes) or matched (the real cases')")
     create.add_argument("--temperature", type=float, default=1.0, help="phenotype VAE sampling temperature")
-    create.add_argument("--seed", type=int, default=0)
+    create.add_argument("--seed", type=int, default=None,
+                        help="fixes which cases the study gets (default: a fresh draw, so studies do not repeat cases)")
     create.add_argument("--title", default="")
     create.add_argument("--dataset", default="default", help="prepared dataset: config name or folder")
     create.add_argument("--out", help="folder for the case files (default: .cache/review/studies)")
@@ -60,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", required=True, help="CSV file to write")
     blinding = commands.add_parser("blinding-check", help="compare real and synthetic case files (admin)")
     _admin_arguments(blinding)
+    remove = commands.add_parser("remove-reader", help="take a reader out of a study (admin)")
+    _admin_arguments(remove)
+    remove.add_argument("--name", required=True, help="the reader's name as the results list it")
     args = parser.parse_args(argv)
 
     try:
@@ -81,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(service.results_plot(args.study, args.token, args.plot, args.n_boot), file=sys.stderr)
         elif args.command == "export":
             print(service.export_csv(args.study, args.token, args.out))
+        elif args.command == "remove-reader":
+            removed = service.remove_reader(args.study, args.token, args.name)
+            print(f"Removed {args.name!r}: {removed} answers left the results (kept, marked, in the database).")
         else:
             report = service.blinding_report(args.study, args.token)
             print(json.dumps(report, indent=2))
