@@ -376,3 +376,19 @@ def test_app_takes_gradios_own_server_variables_as_defaults():
     assert (chosen.host, chosen.port) == ("127.0.0.1", 9000)
     with pytest.raises(SystemExit, match="GRADIO_SERVER_PORT='http' is not a port number"):
         app.parse_args([], {"GRADIO_SERVER_PORT": "http"})
+
+
+def test_the_review_routes_refuse_requests_sent_by_other_sites(url, study):
+    """A page of another site, or another port of this host (same site for SameSite), cannot use the cookies."""
+    reader = browser(url)
+    for headers in ({"Origin": "http://attacker.example"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Origin": url.rstrip("/").replace("127.0.0.1", "localhost"), "Sec-Fetch-Site": "same-site"}):
+        status, refused = reader.post("/join", {"code": study.display_code, "name": "Dr Site", "resume": ""},
+                                      **headers)
+        assert status == 400 and "another site" in refused["error"]
+    joined = reader.join(study.display_code, "Dr Site")
+    case, _, _ = reader.case()
+    gif = f"review-session/case/{case}.gif"
+    assert reader.get(gif).status_code == 200
+    assert reader.http.get(gif, headers={"Sec-Fetch-Site": "same-site"}).status_code == 400
+    assert "resume_code" in joined

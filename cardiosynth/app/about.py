@@ -114,8 +114,11 @@ The **Review** tab stores its reader studies on this server, in an **SQLite** da
 
 - in the database: each study's configuration (title, rendering settings, case list with which case is real or
   synthetic and where it came from, a hash of the admin token), each reader's **name** as typed (with a hash of
-  the resume code and the reader's case order), and every **answer** (real / synthetic, confidence, comment) with
-  its **timings** (when the case was shown, when it was answered, seconds taken);
+  the resume code, the reader's case order and, if an administrator removed them, when), and every **answer**
+  (real / synthetic, confidence, comment) with its **timings** (when the case was shown, when it was answered,
+  seconds taken);
+- in the browser: a reader's resume code, or an administrator's session, in an HttpOnly cookie of this site
+  (scripts cannot read it; it is sent back only to this server); nothing else;
 - in the case folder: the rendered case videos of each study, and the results files an administrator exports
   (answers CSV, blinding check JSON, results plot).
 

@@ -14,8 +14,9 @@ admin token, a study's code or a link to its answers sent as an output would be 
   content), the created study's code and token, the results, the answers CSV with the truth and the figure are
   served only to the cookie that may see them, with ``Cache-Control: no-store``.
 
-POST routes take JSON, refuse a foreign ``Origin`` (a page of another site or port cannot drive them with the
-reader's cookie) and bodies over 16 kB. Every refusal is one sentence, ``{"error": ...}``.
+Every route refuses what a page of another site or port sends with the reader's cookies (``Origin``,
+``Sec-Fetch-Site``); POST routes take JSON bodies of at most 16 kB. Every refusal is one sentence,
+``{"error": ...}``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ log = logging.getLogger("cardiosynth.app")
 ROUTE_PREFIX = "/review-session"
 READER_COOKIE = "cardiosynth_reader"
 ADMIN_COOKIE = "cardiosynth_admin"
-READER_COOKIE_S = 7 * 24 * 3600  # a study may take a reader several sittings
 MAX_BODY = 16_384
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -71,11 +71,18 @@ def _ok(payload: dict) -> JSONResponse:
     return JSONResponse(payload, headers=NO_STORE)
 
 
+def _from_this_app(request: Request) -> None:
+    """Refuse a request that a page of another site or port sent with the reader's cookies (browsers say so in
+    Origin and Sec-Fetch-Site; SameSite=Strict alone does not separate two ports of one host)."""
+    origin = request.headers.get("origin")
+    foreign_origin = origin and origin.rstrip("/") != f"{request.url.scheme}://{request.headers.get('host', '')}"
+    if foreign_origin or request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        raise ReviewError("This request came from another site and was refused.")
+
+
 async def _body(request: Request) -> dict:
     """The JSON object of a POST from this app's own page (same origin), else a ReviewError."""
-    origin = request.headers.get("origin")
-    if origin and origin.rstrip("/") != f"{request.url.scheme}://{request.headers.get('host', '')}":
-        raise ReviewError("This request came from another site and was refused.")
+    _from_this_app(request)
     if int(request.headers.get("content-length") or 0) > MAX_BODY:
         raise ReviewError("The request is too large.")
     raw = await request.body()
@@ -180,7 +187,9 @@ def review_router(service: ReviewService) -> APIRouter:
                                   client=client_address(request))
             response = _ok({"name": joined.name, "resume_code": joined.token, "answered": joined.answered,
                             "total": joined.total})
-            _set_cookie(response, request, READER_COOKIE, joined.token, READER_COOKIE_S)
+            # a session cookie: on a shared workstation it ends with the browser; the resume code brings the
+            # reader back in a later sitting
+            _set_cookie(response, request, READER_COOKIE, joined.token, None)
             return response
         except Exception as err:  # noqa: BLE001 - every refusal is one sentence
             return _refusal(err, "joining the study")
@@ -194,6 +203,7 @@ def review_router(service: ReviewService) -> APIRouter:
     @router.get("/case/{case_file}")
     def case(case_file: str, request: Request):
         try:
+            _from_this_app(request)
             path = service.case_file(cookie(request, READER_COOKIE), case_file.removesuffix(".gif"))
             return FileResponse(path, media_type="image/gif", headers={**NO_STORE, "Content-Disposition": "inline"})
         except Exception as err:  # noqa: BLE001
@@ -221,6 +231,7 @@ def review_router(service: ReviewService) -> APIRouter:
     def created(request: Request):
         """The code and admin token of the study this session created last, once."""
         try:
+            _from_this_app(request)
             session_id = _signed_in(request)
             study = service.admin_sessions.take_notice(session_id)
             if study is None:
@@ -264,6 +275,10 @@ def review_router(service: ReviewService) -> APIRouter:
     @router.get("/admin/file/{file_id}")
     def admin_file(file_id: str, request: Request):
         session_id = cookie(request, ADMIN_COOKIE)
+        try:
+            _from_this_app(request)
+        except ReviewError as err:
+            return _refusal(err, "sending the file")
         path = files.get(session_id, file_id) if service.admin_sessions.valid(session_id) else None
         if path is None or not path.is_file():
             return _refusal(ReviewError("This file is for the signed-in administrator who asked for it; show the "

@@ -15,10 +15,12 @@ Endpoints for ``gradio_client`` (``Client(url).predict(..., api_name=...)``):
 - ``/reset`` () -> the healthy starting set
 - ``/generate`` (9 phenotypes, seed, steps, cfg, slice_position) -> GIF (now), GIF (previous), values (with any
   warnings about this cine above them), message
-- ``/review_join`` (code, name, resume code), ``/review_answer`` (answer, confidence, comment, reader key): the
-  Review tab; ``/review_create`` (study settings, administrator password) and ``/review_results`` (code, admin
-  token, administrator password): the study administration page, a route at ``/review-admin`` that the
-  readers' page does not link to (review_tab.py)
+- ``/review_case`` (1) and ``/review_answer`` (answer, confidence, comment): the Review tab, for the reader whose
+  cookie comes with the call; ``/review_create`` (study settings): the study administration page (a route at
+  ``/review-admin`` that the readers' page does not link to), for a signed-in administrator's cookie. Joining,
+  signing in, a new study's credentials and the results are HTTP routes under ``/review-session/``, not Gradio
+  endpoints: Gradio's queue would hand them to anyone with the session hash (review_routes.py;
+  ``evaluation/review_web_client.py`` is a script's way through them)
 - ``/edit_real`` (file, slice, new LVEF, seed) -> GIF (real slice), GIF (edited), values, message: a real heart's
   ED anatomy with the motion of a new LVEF (edit_view.py)
 - ``/ecg`` (list of uploaded files) and ``/ecg_example`` (example name) -> figure, summary, details JSON, message;

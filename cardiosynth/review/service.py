@@ -173,9 +173,9 @@ class ReviewService:
                      dataset=None, temperature: float = 1.0, notify=None) -> CreatedStudy:
         """``generator``: an object with ``generate(conditions)`` or a name build_generator knows. ``seed``
         fixes which real cines and which synthetic ones a study gets; None (the web page, and the command line
-        unless told) draws a fresh one, so two studies do not show the same cases (blinding across studies). Without
-        ``dataset``, the default prepared ACDC set, prepared on first use (``notify(message)`` is told when
-        that happens; see ``cardiosynth.data.dataset.load_or_prepare``)."""
+        unless told) draws a fresh one, so two studies do not show the same cases (blinding across studies).
+        Without ``dataset``, the default prepared ACDC set, prepared on first use (``notify(message)`` is told
+        when that happens; see ``cardiosynth.data.dataset.load_or_prepare``)."""
         n_real = whole_number(n_real, "real cines", 1, 500)
         n_synthetic = whole_number(n_synthetic, "synthetic cines", 1, 500)
         if dataset is None:
