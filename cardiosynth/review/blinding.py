@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from cardiosynth.review.render import read_frames
+
 CATEGORICAL = ("format", "resolution", "frames", "duration", "frame_delays", "extensions", "container_layout",
                "name_pattern")
 NUMERIC = ("size_bytes", "frame_bytes_min", "frame_bytes_mean", "frame_bytes_max", "frame_bytes_std", "mtime")
@@ -110,8 +112,6 @@ def probe(path: str | Path) -> dict:
 
 def pixel_statistics(path: str | Path) -> dict:
     """What a script could read off the decoded frames without any model."""
-    from cardiosynth.review.render import read_frames
-
     frames = read_frames(path)
     border = np.ones(frames.shape[1:], bool)
     border[BORDER:-BORDER, BORDER:-BORDER] = False
