@@ -25,6 +25,7 @@ from cardiosynth.review import ReviewService
 from cardiosynth.review.ratelimit import FailureLimiter, TooManyAttempts
 from cardiosynth.review.render import RenderSettings
 from evaluation.app_bench import serve_in_process
+from evaluation.review_eavesdrop import eavesdrop
 from evaluation.review_web_client import ReviewWebClient
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -58,29 +59,6 @@ def browser(url) -> ReviewWebClient:
 
 def stored_answers(service, study) -> int:
     return len(service.store.answers_table(study.code))
-
-
-def fn_index(url: str, api_name: str) -> int:
-    with urllib.request.urlopen(f"{url}config", timeout=30) as response:
-        config = json.loads(response.read())
-    return next(d["id"] for d in config["dependencies"] if d.get("api_name") == api_name)
-
-
-def eavesdrop(url: str, session_hash: str, api_name: str, data: list, cookie: str = "") -> str:
-    """What anyone who knows a page's session hash receives: an event of that page (sent with the page's own
-    cookies, as its browser would) while the eavesdropper, without cookies, reads the session's queue."""
-    body = json.dumps({"data": data, "fn_index": fn_index(url, api_name), "session_hash": session_hash,
-                       "event_data": None, "trigger_id": None}).encode()
-    join = urllib.request.Request(f"{url}gradio_api/queue/join", data=body, method="POST",
-                                  headers={"Content-Type": "application/json", "Cookie": cookie})
-    urllib.request.urlopen(join, timeout=30).read()
-    received = []
-    with urllib.request.urlopen(f"{url}gradio_api/queue/data?session_hash={session_hash}", timeout=120) as stream:
-        for line in stream:
-            received.append(line.decode())
-            if "process_completed" in received[-1]:
-                break
-    return "".join(received)
 
 
 def test_a_session_hash_gives_an_eavesdropper_no_code_token_or_link(url, service, study):
