@@ -61,8 +61,14 @@ def read_hl7(root: Element) -> Recording:
             origin_mv = _quantity(value, "origin", 0.0)
             scale_mv = _quantity(value, "scale", 1e-3)
             samples = np.array(digits.text.split(), dtype=np.float64)
+            with np.errstate(over="ignore", invalid="ignore"):  # checked below, in words, not on stderr
+                lead = origin_mv + scale_mv * samples
+            if not np.all(np.isfinite(lead)):
+                raise EcgError(f"Lead {code or '(unnamed)'} of this HL7 aECG file has an origin or scale "
+                               f"({origin_mv:g} mV, {scale_mv:g} mV per count) that gives amplitudes beyond any "
+                               "number; the file is damaged.")
             labels.append(code)
-            leads.append(origin_mv + scale_mv * samples)
+            leads.append(lead)
     if not leads:
         raise EcgError("This HL7 aECG file contains no lead data.")
     if len({len(x) for x in leads}) > 1:
