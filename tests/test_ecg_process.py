@@ -182,7 +182,8 @@ def test_cli_headerless_device_table_with_empty_leads_and_units(tmp_path, capsys
     """A device's table without a header row and V1-V6 empty, in uV: the error hints the options; with them
     (``--units`` included) it reads, and says the empty leads are missing."""
     path = tmp_path / "device.csv"
-    path.write_text("\n".join(",".join([f"{1000 * v:.1f}" for v in row[:6]] + [""] * 6) for row in synthetic_ecg(800).T))
+    rows = (",".join([f"{1000 * v:.1f}" for v in row[:6]] + [""] * 6) for row in synthetic_ecg(800).T)
+    path.write_text("\n".join(rows))
     assert cli_main([str(path)]) == 2
     err = capsys.readouterr().err
     assert "--lead-order" in err and "--fs" in err

@@ -60,7 +60,7 @@ def test_a_qt_implausible_for_the_heart_rate_is_doubted_in_words():
 
 
 def test_the_devices_own_qt_is_read_and_a_disagreement_is_doubted():
-    agreeing, truth = _analysed(device_qt_ms=400)
+    agreeing, _ = _analysed(device_qt_ms=400)
     assert agreeing.qt_doubts == []
     disagreeing, _ = _analysed(device_qt_ms=520)
     assert [d for d in disagreeing.qt_doubts if "device's own 520 ms" in d]

@@ -44,7 +44,7 @@ def blank_spikes(signal: np.ndarray, spikes: np.ndarray, fs: int) -> np.ndarray:
     """A copy of ``signal`` (leads x samples) with the samples within :data:`BLANK_S` of each spike replaced
     by the straight line between the samples just outside."""
     out = np.array(signal, dtype=np.float64, copy=True)
-    half = max(1, int(round(BLANK_S * fs)))
+    half = max(1, round(BLANK_S * fs))
     n = out.shape[1]
     for start, end in _runs(spikes, half):
         lo, hi = max(start - half, 0), min(end + half, n - 1)

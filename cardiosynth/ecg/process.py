@@ -41,8 +41,8 @@ class EcgAnalysis:
     (None for flat leads). ``q_peaks``/``t_offsets`` are per-beat samples (NaN where delineation failed) of
     the QRS onset (the name is kept from when the Q peak stood for it) and the T-wave end; QT runs from one to
     the other, over the beats :func:`plausible_beats` accepts. ``qt_doubts`` (also in ``warnings``) says in
-    words why the QT may be wrong; empty when nothing casts doubt on it. ``phase`` (5000 values, radians) is valid where ``phase_valid``; ``cycle`` is
-    (start, end) samples of the selected R-R cycle, end exclusive.
+    words why the QT may be wrong; empty when nothing casts doubt on it. ``phase`` (5000 values, radians) is
+    valid where ``phase_valid``; ``cycle`` is (start, end) samples of the selected R-R cycle, end exclusive.
     """
 
     r_peaks: np.ndarray
