@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = require_dataset("ecg") if args.ludb is None or args.formats is None else None
     result = evaluate(args.ludb or root / "ludb", args.split, args.formats or root / "formats")
+    result["command"] = " ".join(["python -m evaluation.ecg_qt", *(sys.argv[1:] if argv is None else argv)])
     rows = result.pop("_rows")
     if args.per_record:
         result["per_record"] = rows
