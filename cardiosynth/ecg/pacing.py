@@ -4,7 +4,12 @@ A pacing spike is a pulse of well under a millisecond: at 500 Hz it is a one- or
 leads at once, of several millivolts. neurokit2's R-peak detector takes it for the sharpest part of a beat, so
 on a paced ECG the R-peaks sat on the spike, ~90 ms before the QRS. Blanking (each spike's samples replaced by
 a straight line between its neighbours, as ECG machines do before their own analysis) leaves the QRS complex,
-which the detector then finds.
+which the detector then finds. The R-peaks found again are kept only if no beat was lost with the spikes.
+
+On LUDB's 8 paced records (``python -m evaluation.ecg_evaluate``), R-peaks within 4 ms of a spike went from 13
+of 74 to 2; the 162 other records did not change (record 72, flagged without a pacemaker, kept its R-peaks).
+LUDB's cardiologists put some paced beats' QRS mark on the spike itself: in record 95 two R-peaks now on the QRS
+peak, 88 ms after the spike, no longer match their marks at +-75 ms (paced sensitivity 0.91 -> 0.88).
 """
 
 from __future__ import annotations
