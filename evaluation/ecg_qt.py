@@ -12,7 +12,8 @@ off by more than 100 ms and whether it carried a doubt (``EcgAnalysis.qt_doubts`
 a doubt at all (the price of the checks). Thresholds were chosen on train and val; test is the reported figure.
 
 Devices: every example file under ``--formats`` whose reader found the device's own QT (GE MUSE
-``QTInterval``, Philips ``meanqtint``) gives one more comparison, with the same doubts.
+``QTInterval``, Philips ``meanqtint``, HL7 aECG's ``MDC_ECG_TIME_PD_QT`` annotation, SCP-ECG section 7) gives one
+more comparison, with the same doubts, summarised like LUDB's (the "reference" is then the device).
 """
 
 from __future__ import annotations
@@ -116,8 +117,7 @@ def evaluate(ludb: Path, split: str, formats: Path | None, records: list[str] | 
         "command": f"python -m evaluation.ecg_qt --split {split}",
         "ludb_non_paced": summarise([r for r in rows if not r["paced"]]),
         "ludb_paced": summarise([r for r in rows if r["paced"]]),
-        "device_files": {"files": devices, **({} if not devices else {
-            "abs_error_ms": [abs(r["error_ms"]) for r in devices if r["error_ms"] is not None]})},
+        "device_files": {**summarise(devices), "files": devices},
         "seconds": round(time.perf_counter() - start, 1),
         "_rows": rows,
     }

@@ -119,14 +119,16 @@ def scp_sections(samples: np.ndarray, *, leads: list[str] = FILE_ORDER, avm_nv: 
                  interval_us: int = 2000, encoding: int = 2, huffman: str | None = "default",
                  reference_beat: np.ndarray | None = None, beat_fiducial: int = 0,
                  qrs_fiducials: tuple[int, ...] = (), zone: tuple[int, int] = (0, 0), first_sample: int = 1,
-                 byte_count_cap: int | None = None, header: bytes | None = None) -> dict[int, bytes]:
+                 byte_count_cap: int | None = None, header: bytes | None = None,
+                 measured: tuple[int, int] | None = None) -> dict[int, bytes]:
     """Section bodies by id for ``samples`` (leads, n) in counts of ``avm_nv`` nV.
 
     ``huffman`` is None (no section 2), "default" or "custom" (two tables, switching every 97 samples).
     With a ``reference_beat`` (leads, m), its 1-based ``beat_fiducial`` and the rhythm's QRS fiducials
     (1-based), the beat is subtracted over ``zone`` = (first, last) samples relative to each fiducial.
     ``first_sample`` is the number section 3 gives every lead's first sample (the standard: 1; some devices: 0),
-    ``byte_count_cap`` cuts section 6 (see :func:`coded_section`), ``header`` replaces section 1.
+    ``byte_count_cap`` cuts section 6 (see :func:`coded_section`), ``header`` replaces section 1; ``measured``
+    = (QRS onset, T end) in ms into the reference beat writes a section 7 whose QT is their difference.
     """
     samples = np.asarray(samples, dtype=np.int64)
     n_leads, n = samples.shape
@@ -151,6 +153,9 @@ def scp_sections(samples: np.ndarray, *, leads: list[str] = FILE_ORDER, avm_nv: 
         sections[4] = struct.pack("<HHH", m * interval_us // 1000, beat_fiducial, len(zones)) + b"".join(
             struct.pack("<HIII", 0, *z) for z in zones) + b"".join(struct.pack("<II", s, e) for s, _, e in zones)
         sections[5] = coded_section(reference_beat, avm_nv, interval_us, encoding, table_list, switch_every)
+    if measured is not None:  # one measurement block: P onset and end, QRS onset and end, T end, three axes
+        block = struct.pack("<8h", 29999, 29999, measured[0], 29999, measured[1], 0, 0, 0)
+        sections[7] = struct.pack("<BBHH", 1, 0, 29999, 29999) + block
     sections[6] = coded_section(residual, avm_nv, interval_us, encoding, table_list, switch_every, byte_count_cap)
     return sections
 

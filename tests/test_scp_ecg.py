@@ -160,6 +160,19 @@ def test_device_names_are_printable_text_or_absent(model, strings, expected):
     assert read_scp(record).metadata.get("device") == expected
 
 
+def test_the_devices_qt_comes_from_section_7():
+    assert read_scp(scp_bytes(_counts(1000), measured=(434, 854))).metadata["device_qt_ms"] == 420
+    for not_measured in ((29999, 854), (434, 29998), (854, 434)):  # not computed, rejected, impossible
+        assert "device_qt_ms" not in read_scp(scp_bytes(_counts(1000), measured=not_measured)).metadata
+
+
+def test_shared_example_carries_the_devices_qt(ecg_root):
+    """The SCP and HL7 examples are one recording: both say QT 420 ms (section 7; an MDC_ECG_TIME_PD_QT note)."""
+    formats = ecg_root / "formats"
+    assert read_ecg(formats / "scp_ecg" / "Example.scp").metadata["device_qt_ms"] == 420
+    assert read_ecg(formats / "hl7_aecg" / "Example_aECG.xml").metadata["device_qt_ms"] == 420
+
+
 # --- damaged and unsupported records ----------------------------------------------------------------------
 
 def _small(**options) -> bytes:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..standardise import Recording
 from ..types import EcgError
-from ._common import SCP_LEAD_CODES, damaged
+from ._common import SCP_LEAD_CODES, damaged, device_qt_ms
 
 _PREAMBLE = 6  # record CRC (2 bytes) and record length (4 bytes)
 _HEADER = 16  # every section's header
@@ -151,6 +151,24 @@ def _printable(raw: bytes) -> str:
     with control bytes (a name read as "\\x01") gives no name rather than noise."""
     text = raw.split(b"\0")[0].decode("latin-1").strip()
     return text if text and text.isprintable() else ""
+
+
+# --- section 7: the device's global measurements --------------------------------------------------------
+
+_NOT_MEASURED = (29998, 29999)  # "rejected" and "not computed" in section 7
+
+
+def _measured_qt(body: memoryview) -> dict:
+    """The device's QT (ms) from section 7: the first reference beat's T-wave end minus its QRS onset. Section
+    7 begins with the number of measurement blocks, the number of pacemaker spikes, the mean RR and PP intervals,
+    then per block the P onset and end, QRS onset and end and T end (ms into the reference beat) and three
+    axes."""
+    if len(body) < 16 or body[0] == 0:
+        return {}
+    qrs_onset, _, t_end = struct.unpack_from("<HHH", body, 10)
+    if qrs_onset in _NOT_MEASURED or t_end in _NOT_MEASURED or t_end <= qrs_onset:
+        return {}
+    return device_qt_ms(str(t_end - qrs_onset))
 
 
 # --- section 2: Huffman tables -------------------------------------------------------------------------
@@ -444,6 +462,7 @@ def _read(content: bytes) -> Recording:
         "simultaneous_leads": leads.simultaneous,
         "amplitude_nv_per_count": rhythm.avm_nv,
         **(_header_metadata(sections[1]) if 1 in sections else {}),
+        **(_measured_qt(sections[7]) if 7 in sections else {}),
     }
     if warnings:
         metadata["warnings"] = warnings
