@@ -170,8 +170,8 @@ def measure_qt(r_peaks: np.ndarray, on: np.ndarray, off: np.ndarray, fs: int) ->
     """
     ok = plausible_beats(r_peaks, on, off, fs)
     if ok.sum() < 2:
-        return None, ["The QT interval could not be measured reliably (QRS onset or T-wave end not found in at "
-                      "least two beats)."]
+        return None, [("The QT interval could not be measured reliably (QRS onset or T-wave end not found in "
+                       "at least two beats).")]
     qts = (off[ok] - on[ok]) / fs
     qt = float(np.median(qts))
     doubts = []
@@ -195,8 +195,8 @@ def device_qt_doubt(qt: float | None, device_qt_ms: float | None) -> list[str]:
     :data:`DEVICE_QT_TOLERANCE_S`."""
     if qt is None or device_qt_ms is None or abs(qt - device_qt_ms / 1000) <= DEVICE_QT_TOLERANCE_S:
         return []
-    return [f"QT {1000 * qt:.0f} ms measured here differs from the device's own {device_qt_ms:.0f} ms "
-            "(stored in the file); check the QRS onset and T-wave end by eye."]
+    return [(f"QT {1000 * qt:.0f} ms measured here differs from the device's own {device_qt_ms:.0f} ms "
+             "(stored in the file); check the QRS onset and T-wave end by eye.")]
 
 
 def _r_peaks(signal: np.ndarray, live: list[int], leads, n: int, fs: int):

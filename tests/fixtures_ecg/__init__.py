@@ -38,7 +38,7 @@ def drawn_ecg(fs: int = 500, rr_s: float = 1.0, qt_s: float = 0.40, pr_gap_s: fl
     the GE MUSE export whose QRS onset a delineator put on the P wave. With ``pacing_spike_before_qrs_s``, a
     2-sample 6 mV pacing spike stands that long before every QRS onset, in every lead (as on a paced ECG whose
     R-peaks sat on the spike). Limb leads keep Einthoven's relations; chest leads are scaled copies."""
-    n = int(round(duration * fs))
+    n = round(duration * fs)
     t = np.arange(n) / fs
     base = np.zeros(n)
     onsets = np.arange(0.45, duration - rr_s * 0.8, rr_s)
@@ -53,7 +53,7 @@ def drawn_ecg(fs: int = 500, rr_s: float = 1.0, qt_s: float = 0.40, pr_gap_s: fl
         in_t = (t > t_end - 0.22) & (t < t_end)
         base[in_t] += 0.35 * np.sin(np.pi * (t[in_t] - t_end + 0.22) / 0.22) ** 2
         if pacing_spike_before_qrs_s is not None:
-            spikes.append(int(round((onset - pacing_spike_before_qrs_s) * fs)))
+            spikes.append(round((onset - pacing_spike_before_qrs_s) * fs))
     lead_i, lead_ii = 0.6 * base, base
     limb = [lead_i, lead_ii, lead_ii - lead_i, -(lead_i + lead_ii) / 2, lead_i - lead_ii / 2, lead_ii - lead_i / 2]
     out = np.stack(limb + [g * base for g in (-0.5, 0.4, 0.8, 1.3, 1.0, 0.8)])

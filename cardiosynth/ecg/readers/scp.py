@@ -323,8 +323,8 @@ def _lead_definitions(body: memoryview) -> _Leads:
     warnings = ()
     if any(start == 0 < end for start, end, _ in leads):  # devices that count from 0, as programmers do
         leads = [(max(start, 1), end, code) for start, end, code in leads]
-        warnings = ("The SCP-ECG file numbers its first sample 0 (the standard numbers from 1); it was read as "
-                    "sample 1.",)
+        warnings = (("The SCP-ECG file numbers its first sample 0 (the standard numbers from 1); it was read "
+                     "as sample 1."),)
     for (start, end, _), label in zip(leads, labels):
         if not 1 <= start <= end:
             raise _error(3, f"lead {label} has the impossible sample range {start} to {end}")
