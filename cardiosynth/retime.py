@@ -41,14 +41,22 @@ def retime(frames: torch.Tensor, to_fraction: float, from_fraction: float) -> to
     return frames[lo % t] * (1 - weight) + frames[(lo + 1) % t] * weight
 
 
-def systolic_fraction(qt_s: float | None, rr_s: float) -> dict:
+def systolic_fraction(qt_s: float | None, rr_s: float, doubts: list[str] | tuple = (),
+                      device_qt_s: float | None = None) -> dict:
     """The share of the cycle ``rr_s`` that is systole: QT / RR, or, when the ECG's QT could not be measured,
     Bazett's QT for a normal QTc of 410 ms (QT = 0.41 s x sqrt(RR)). Limited to :data:`ES_FRACTION_RANGE`.
+    A measured QT under ``doubts`` (``EcgAnalysis.qt_doubts``) gives way to the QT the recording device stored
+    in the file (``device_qt_s``) where there is one; else it is used, and the source says it is doubted.
     Returns ``fraction``, ``qt_s`` (the QT used), ``source`` (plain words)."""
     if not (math.isfinite(rr_s) and rr_s > 0):
         raise ValueError(f"The cycle length must be a positive number of seconds; got {rr_s!r}")
-    if qt_s is not None and math.isfinite(qt_s) and qt_s > 0:
-        qt, source = float(qt_s), "QT measured on the ECG (neurokit2)"
+    measured = qt_s is not None and math.isfinite(qt_s) and qt_s > 0
+    device = device_qt_s is not None and math.isfinite(device_qt_s) and device_qt_s > 0
+    if measured and doubts and device:
+        qt = float(device_qt_s)
+        source = "QT stored in the file by the recording device (the QT measured here was doubted)"
+    elif measured:
+        qt, source = float(qt_s), "QT measured on the ECG (neurokit2)" + (", doubted: check it" if doubts else "")
     else:
         qt = BAZETT_QTC_S * math.sqrt(rr_s)
         source = "QT not measurable: estimated from the heart rate (Bazett, QTc 410 ms)"

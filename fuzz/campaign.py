@@ -58,6 +58,7 @@ def run_target(target: str, runs: int | None = None, seconds: int | None = None,
     """Run one harness; its input count, time, coverage and findings (none when the contract held).
     ``seed`` fixes libFuzzer's choices (a smoke test should not find something new by chance)."""
     artifacts.mkdir(parents=True, exist_ok=True)
+    earlier = {p.name for p in artifacts.glob(f"{target}-*")}  # other runs' findings, fixed or not: not this run's
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     start = time.perf_counter()
     # Started as a child of a small shell, not of this process: Linux carries a process's peak memory across
@@ -81,7 +82,7 @@ def run_target(target: str, runs: int | None = None, seconds: int | None = None,
         "inputs_per_second": round(inputs / elapsed, 1) if elapsed else None,
         "coverage_edges": int(status[-1][1]) if status else None,
         "findings": findings,
-        "artifacts": sorted(p.name for p in artifacts.glob(f"{target}-*")),
+        "artifacts": sorted(p.name for p in artifacts.glob(f"{target}-*") if p.name not in earlier),
         "log_tail": _finding_excerpt(log) if findings else "",
     }
 

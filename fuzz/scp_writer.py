@@ -1,6 +1,11 @@
 """A small SCP-ECG writer: records built from integer samples as EN 1064 lays them out (not a product
 feature: CardioSynth reads SCP-ECG, it does not export it).
 
+Device quirks can be written on purpose, as real devices write them (``first_sample``: section 3 numbering the
+first sample 0 instead of 1; ``byte_count_cap``: section 6's 16-bit byte count per lead capped, and only that many
+bytes stored, for a lead longer than it can count; ``header_section``'s ``model`` and ``strings``: a device's
+name fields as it fills them), so the round-trip tests see valid files that the reader must not refuse.
+
 Two users. The tests check the reader on every encoding it supports (raw, first or second differences, the
 default or custom Huffman tables with table switches, reference beat subtraction with sections 4 and 5),
 damaging one field at a time and re-sealing the CRCs (``reseal``) so that the check they aim at is reached.
@@ -84,20 +89,27 @@ def huffman_section(tables: list | None) -> bytes:
 
 
 def coded_section(leads: np.ndarray, avm_nv: int, interval_us: int, encoding: int, tables: list | None,
-                  switch_every: int = 0) -> bytes:
-    """Section 5 or 6 body: AVM, sample interval, encoding, bimodal flag 0, byte counts, the leads' data."""
+                  switch_every: int = 0, byte_count_cap: int | None = None) -> bytes:
+    """Section 5 or 6 body: AVM, sample interval, encoding, bimodal flag 0, byte counts, the leads' data; with
+    ``byte_count_cap``, each lead's data cut to that many bytes (a device whose 16-bit count overflows)."""
     data = [differences(x, encoding) for x in leads]
     if tables is None:
         data = [d.astype("<i2").tobytes() for d in data]
     else:
         data = [huffman_encode(d, tables, switch_every) for d in data]
+    if byte_count_cap is not None:
+        data = [d[:byte_count_cap] for d in data]
     head = struct.pack("<HHBB", avm_nv, interval_us, encoding, 0) + struct.pack(f"<{len(data)}H", *map(len, data))
     return head + b"".join(data)
 
 
-def header_section() -> bytes:
-    """Section 1: a patient's name and id (which must never reach metadata), device, date and time."""
-    device = struct.pack("<HHHBB", 1, 2, 3, 1, 255) + b"MAC5K\0" + bytes(22) + b"v1\0SN42\0sw\0scp\0Acme Medical\0"
+def header_section(model: bytes = b"MAC5K\0", strings: tuple[bytes, ...] = (b"v1", b"SN42", b"sw", b"scp",
+                                                                           b"Acme Medical")) -> bytes:
+    """Section 1: a patient's name and id (which must never reach metadata), device, date and time. Tag 14
+    holds the 6-byte ``model`` and five zero-terminated ``strings`` (the last the trade name), the first one's
+    length in byte 35."""
+    fixed = struct.pack("<HHHBB", 1, 2, 3, 1, 255) + model.ljust(6, b"\0")[:6] + bytes(21)
+    device = fixed + bytes([len(strings[0]) + 1]) + b"".join(text + b"\0" for text in strings)
     tags = [(0, b"Doe\0"), (2, b"PATIENT-123\0"), (14, device), (25, struct.pack("<HBB", 2024, 3, 14)),
             (26, bytes([9, 26, 53]))]
     return b"".join(struct.pack("<BH", tag, len(value)) + value for tag, value in tags) + struct.pack("<BH", 255, 0)
@@ -106,12 +118,17 @@ def header_section() -> bytes:
 def scp_sections(samples: np.ndarray, *, leads: list[str] = FILE_ORDER, avm_nv: int = 2500,
                  interval_us: int = 2000, encoding: int = 2, huffman: str | None = "default",
                  reference_beat: np.ndarray | None = None, beat_fiducial: int = 0,
-                 qrs_fiducials: tuple[int, ...] = (), zone: tuple[int, int] = (0, 0)) -> dict[int, bytes]:
+                 qrs_fiducials: tuple[int, ...] = (), zone: tuple[int, int] = (0, 0), first_sample: int = 1,
+                 byte_count_cap: int | None = None, header: bytes | None = None,
+                 measured: tuple[int, int] | None = None) -> dict[int, bytes]:
     """Section bodies by id for ``samples`` (leads, n) in counts of ``avm_nv`` nV.
 
     ``huffman`` is None (no section 2), "default" or "custom" (two tables, switching every 97 samples).
     With a ``reference_beat`` (leads, m), its 1-based ``beat_fiducial`` and the rhythm's QRS fiducials
     (1-based), the beat is subtracted over ``zone`` = (first, last) samples relative to each fiducial.
+    ``first_sample`` is the number section 3 gives every lead's first sample (the standard: 1; some devices: 0),
+    ``byte_count_cap`` cuts section 6 (see :func:`coded_section`), ``header`` replaces section 1; ``measured``
+    = (QRS onset, T end) in ms into the reference beat writes a section 7 whose QT is their difference.
     """
     samples = np.asarray(samples, dtype=np.int64)
     n_leads, n = samples.shape
@@ -120,8 +137,10 @@ def scp_sections(samples: np.ndarray, *, leads: list[str] = FILE_ORDER, avm_nv: 
     switch_every = 97 if huffman == "custom" else 0
     subtracted = reference_beat is not None
     flags = int(subtracted) | 0x04 | n_leads << 3
-    sections = {1: header_section(),
-                3: bytes([n_leads, flags]) + b"".join(struct.pack("<IIB", 1, n, LEAD_CODES[lead]) for lead in leads)}
+    last = max(first_sample, 1) + n - 1  # a device counting from 0 still ends at n
+    sections = {1: header_section() if header is None else header,
+                3: bytes([n_leads, flags]) + b"".join(struct.pack("<IIB", first_sample, last, LEAD_CODES[lead])
+                                                      for lead in leads)}
     if huffman is not None:
         sections[2] = huffman_section(None if huffman == "default" else tables)
     residual = samples.copy()
@@ -134,7 +153,10 @@ def scp_sections(samples: np.ndarray, *, leads: list[str] = FILE_ORDER, avm_nv: 
         sections[4] = struct.pack("<HHH", m * interval_us // 1000, beat_fiducial, len(zones)) + b"".join(
             struct.pack("<HIII", 0, *z) for z in zones) + b"".join(struct.pack("<II", s, e) for s, _, e in zones)
         sections[5] = coded_section(reference_beat, avm_nv, interval_us, encoding, table_list, switch_every)
-    sections[6] = coded_section(residual, avm_nv, interval_us, encoding, table_list, switch_every)
+    if measured is not None:  # one measurement block: P onset and end, QRS onset and end, T end, three axes
+        block = struct.pack("<8h", 29999, 29999, measured[0], 29999, measured[1], 0, 0, 0)
+        sections[7] = struct.pack("<BBHH", 1, 0, 29999, 29999) + block
+    sections[6] = coded_section(residual, avm_nv, interval_us, encoding, table_list, switch_every, byte_count_cap)
     return sections
 
 

@@ -170,6 +170,57 @@ def _cardiosoft_seed() -> bytes:
             f"{strips}</StripData></CardiologyXML>").encode()
 
 
+def _edf_seed(bdf: bool = False, plus: bool = False, dimension: str = "mV") -> bytes:
+    """12 leads x 0.4 s (``_leads``) as an EDF file written by hand (pyedflib writes only to disk): BDF's 24-bit
+    samples, EDF+ with its annotation channel and equipment, or a unit the reader does not know, so that the
+    harness starts from the reader's other paths too, not only from the shared (plain EDF) example."""
+    width, digital_max = (3, 2**23 - 1) if bdf else (2, 2**15 - 1)
+    leads = _leads()
+    labels = list(_lead_names()) + (["EDF Annotations"] if plus else [])
+    per_record = [KEEP_SAMPLES] * 12 + ([30] if plus else [])
+
+    def field(value, size: int) -> bytes:
+        return str(value).ljust(size)[:size].encode("ascii")
+
+    recording = "Startdate 01-JAN-2024 X X Cardiograph-9" if plus else "Startdate X X X X"
+    patient = "X X X X" if plus else "X"
+    header = b"".join([b"\xffBIOSEMI" if bdf else field(0, 8), field(patient, 80), field(recording, 80),
+                       field("01.01.24", 8), field("00.00.00", 8), field(256 * (len(labels) + 1), 8),
+                       field("EDF+C" if plus else ("24BIT" if bdf else ""), 44), field(1, 8),
+                       field(KEEP_SECONDS, 8), field(len(labels), 4)])
+    columns = [[field(label, 16) for label in labels], [field("", 80)] * len(labels),
+               [field(dimension, 8)] * 12 + ([field("", 8)] if plus else []),
+               [field(-10, 8)] * len(labels), [field(10, 8)] * len(labels),
+               [field(-digital_max - 1, 8)] * len(labels), [field(digital_max, 8)] * len(labels),
+               [field("", 80)] * len(labels), [field(n, 8) for n in per_record], [field("", 32)] * len(labels)]
+    header += b"".join(b"".join(column) for column in columns)
+    digital = np.round(leads / 10 * digital_max).astype(np.int64)
+    data = b"".join(int(v).to_bytes(width, "little", signed=True) for lead in digital for v in lead)
+    if plus:
+        data += b"+0\x14\x14\x00".ljust(30 * width, b"\x00")
+    return header + data
+
+
+def _lead_names() -> tuple[str, ...]:
+    from cardiosynth.ecg.types import LEADS
+
+    return LEADS
+
+
+def _cardiosoft_variants() -> list[bytes]:
+    """The CardioSoft seed as UK Biobank files vary: median beats beside the strip, the resolution in another
+    unit or absent, lower-case lead names."""
+    seed = _cardiosoft_seed().decode()
+    median = ("<RestingECGMeasurements><MedianSamples><WaveformData lead=\"I\">1,2,3</WaveformData>"
+              "</MedianSamples></RestingECGMeasurements>")
+    return [s.encode() for s in (
+        seed.replace("<StripData>", median + "<StripData>"),
+        seed.replace('<Resolution units="uVperLsb">5</Resolution>', '<Resolution units="mVperLsb">0.005</Resolution>'),
+        seed.replace('<Resolution units="uVperLsb">5</Resolution>', ""),
+        re.sub(r'lead="(\w+)"', lambda m: f'lead="{m.group(1).lower()}"', seed),
+    )]
+
+
 def _npy_seed() -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, _leads().astype("<f4"))
@@ -195,7 +246,9 @@ def seeds(target: str) -> list[bytes]:
     if target == "philips":  # short ones only: a full file's 5,500 samples x 12 leads of LZW is ~40x slower
         out = [seed for p in files for seed in short_philips(p.read_bytes())]
     if target == "cardiosoft":
-        out.append(_cardiosoft_seed())
+        out += [_cardiosoft_seed(), *_cardiosoft_variants()]
+    if target == "edf":
+        out += [_edf_seed(bdf=True), _edf_seed(plus=True), _edf_seed(dimension="counts")]
     if target == "npy":
         out.append(_npy_seed())
     return out

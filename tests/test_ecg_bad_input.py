@@ -278,6 +278,26 @@ def test_cli_bad_input_exits_cleanly_and_writes_nothing(writes_nothing, capsys):
     assert err.startswith("Cannot use this ECG:")
 
 
+def test_an_hl7_scale_beyond_any_number_is_refused_in_words_only(writes_nothing):
+    """1e308 uV per count overflowed to infinity: NumPy printed a RuntimeWarning to stderr before the error."""
+    import warnings
+
+    content = hl7_bytes().replace(b'value="2.5" unit="uV"', b'value="1e308" unit="uV"', 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        with pytest.raises(EcgError, match="scale") as info:
+            read_ecg(content)
+    _check_message(info.value)
+
+
+def test_an_18_mv_artefact_in_one_lead_is_warned_about():
+    x = ECG.copy()
+    x[7, 2000:2010] += 18.0
+    warnings = read_ecg(x, fs=500).metadata["warnings"]
+    assert [w for w in warnings if "18 mV" in w and "lead(s) V2," in w and "artefact" in w], warnings
+    assert not [w for w in read_ecg(ECG, fs=500).metadata["warnings"] if "artefact" in w]
+
+
 def test_at_least_30_cases():
     assert len(BYTES_CASES) + len(CSV_CASES) + len(ARRAY_CASES) >= 30
 

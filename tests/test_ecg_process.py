@@ -178,6 +178,31 @@ def test_cli_headerless_table_needs_lead_order_and_rate(tmp_path, capsys):
     assert report["leads"] == list(LEADS) and abs(report["heart_rate_bpm"] - 72) < 3
 
 
+def test_cli_headerless_device_table_with_empty_leads_and_units(tmp_path, capsys):
+    """A device's table without a header row and V1-V6 empty, in uV: the error hints the options; with them
+    (``--units`` included) it reads, and says the empty leads are missing."""
+    path = tmp_path / "device.csv"
+    rows = (",".join([f"{1000 * v:.1f}" for v in row[:6]] + [""] * 6) for row in synthetic_ecg(800).T)
+    path.write_text("\n".join(rows))
+    assert cli_main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "--lead-order" in err and "--fs" in err
+    order = ",".join(LEADS)
+    assert cli_main([str(path), "--json", "--fs", "800", "--lead-order", order, "--units", "uV"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["amplitudes"] == "mV" and report["flat_leads"] == LEADS[6:] and "figure" not in report
+    assert any("hold no values" in w for w in report["warnings"]) and abs(report["heart_rate_bpm"] - 72) < 3
+    assert not any("units are not stated" in w for w in report["warnings"])
+    with pytest.raises(SystemExit):
+        cli_main([str(path), "--fs", "800", "--lead-order", order, "--units", "furlongs"])
+
+
+def test_cli_writes_no_file_unless_out_is_given(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli_main([str(REPO_ROOT / "assets" / "ecg" / "Example_aECG.xml")]) == 0
+    assert list(tmp_path.iterdir()) == [] and "Figure:" not in capsys.readouterr().out
+
+
 def test_cli_json(tmp_path, capsys):
     path = REPO_ROOT / "assets" / "ecg" / "waveform_ecg.dcm"
     assert cli_main([str(path), "--json", "--no-figure"]) == 0

@@ -15,7 +15,7 @@ from fixtures_ecg import (LEADS, cardiosoft_bytes, csv_bytes, dicom_bytes, hl7_b
 from cardiosynth.ecg import FS, N_SAMPLES, Ecg, EcgError, read_ecg
 from cardiosynth.ecg.leads import standard_lead_name
 from cardiosynth.ecg.process import process_ecg
-from cardiosynth.ecg.readers import sniff
+from cardiosynth.ecg.readers import read_recording, sniff
 from cardiosynth.paths import REPO_ROOT
 
 ASSETS = REPO_ROOT / "assets" / "ecg"
@@ -141,6 +141,45 @@ def test_csv_semicolon_columns_shuffled_with_units():
     frame = frame[list(reversed(frame.columns))]
     content = frame.to_csv(index=False, sep=";").encode()
     _check_standard(read_ecg(content, fs=500), "csv")
+
+
+def _limb_only_headerless(fs: int = 800) -> bytes:
+    """A device's headerless export: no lead-name row, the limb leads in mV, V1-V6 left empty."""
+    return "\n".join(",".join([f"{v:.4f}" for v in row[:6]] + [""] * 6) for row in synthetic_ecg(fs).T).encode()
+
+
+def test_headerless_table_with_empty_chest_leads_reads_with_lead_order_and_rate():
+    content = _limb_only_headerless()
+    with pytest.raises(EcgError, match="--lead-order .* --fs"):  # empty columns no longer hide the hint
+        read_ecg(content)
+    ecg = read_ecg(content, fs=800, leads=LEADS)
+    assert ecg.metadata["original_fs"] == 800 and ecg.metadata["flat_leads"] == LEADS[6:]
+    assert not ecg.signal[6:].any() and 1.0 < np.ptp(ecg.lead("II")) < 3.0
+    as_written = read_recording(content, fs=800, leads=LEADS).signal
+    assert np.abs(as_written[:6] - synthetic_ecg(800)[:6]).max() <= 5e-5 and not as_written[6:].any()
+    assert any("V1, V2, V3, V4, V5, V6 hold no values" in w for w in ecg.metadata["warnings"])
+    assert any("taken as millivolts" in w for w in ecg.metadata["warnings"])  # the empty leads do not hide it
+
+
+def test_a_one_lead_table_is_told_it_has_one_lead():
+    content = ("time,II\n" + "\n".join(f"{k / 500:.3f},{v:.4f}" for k, v in enumerate(synthetic_ecg()[1]))).encode()
+    with pytest.raises(EcgError, match="only 1 lead"):
+        read_ecg(content)
+
+
+def test_a_time_column_rounded_to_milliseconds_gives_the_rate_from_its_span():
+    """240 Hz written in whole ms: steps of 4 and 5 ms, read as 240 Hz (with or without ``fs``), with a warning."""
+    x = synthetic_ecg(240)
+    rows = (f"{round(k * 1000 / 240)}," + ",".join(f"{v:.4f}" for v in row) for k, row in enumerate(x.T))
+    content = ("time_ms," + ",".join(LEADS) + "\n" + "\n".join(rows)).encode()
+    for fs in (None, 240):
+        ecg = read_ecg(content, fs=fs)
+        assert ecg.metadata["original_fs"] == 240
+        assert [w for w in ecg.metadata["warnings"] if "rounded to 1 ms" in w and "240 Hz" in w]
+    jittered = content.replace(b"\n2083,", b"\n2086,", 1)  # one time 3 ms off: not rounding, irregular
+    assert jittered != content
+    with pytest.raises(EcgError, match="irregular"):
+        read_ecg(jittered)
 
 
 def test_numpy_array_both_orientations_and_npy():

@@ -502,6 +502,12 @@ def test_systolic_fraction_measured_qt_else_bazett_and_kept_in_range():
     assert fast["fraction"] == ES_FRACTION_RANGE[1] and "limited" in fast["source"]
     with pytest.raises(ValueError, match="cycle length"):
         systolic_fraction(0.4, 0.0)
+    # a doubted QT gives way to the device's own (a GE MUSE export: ours 474 ms, the device's 420 ms)
+    doubted = systolic_fraction(0.474, 0.966, ["QT 474 ms measured here differs from the device's own 420 ms"], 0.420)
+    assert doubted["fraction"] == pytest.approx(0.420 / 0.966) and "device" in doubted["source"]
+    assert systolic_fraction(0.474, 0.966, [], 0.420)["qt_s"] == pytest.approx(0.474)  # not doubted: ours
+    kept = systolic_fraction(0.474, 0.966, ["QT varies between beats"])
+    assert kept["qt_s"] == pytest.approx(0.474) and "doubted" in kept["source"]
 
 
 def test_retimed_dataset_puts_every_expert_end_systole_at_one_fraction():

@@ -30,8 +30,12 @@ def test_seeds_come_from_the_shared_examples_and_keep_the_contract(target, ecg_r
 
 
 def test_every_harness_runs_30_seconds_without_a_finding(ecg_root, tmp_path):
-    """Two harnesses at a time (one per core: the 2-s hang limit is wall time, so more at once would read a
+    """Artifacts left by earlier runs are not reported as this run's. Two harnesses at a time (one per core: the 2-s hang limit is wall time, so more at once would read a
     CPU-starved input as a hang)."""
+    (tmp_path / "artifacts").mkdir()
+    for target in TARGETS:  # a fixed finding's input, kept from an earlier run: not this run's finding
+        (tmp_path / "artifacts" / f"{target}-exception-0123abcd").write_bytes(b"earlier")
+
     def smoke(target):
         return run_target(target, seconds=30, artifacts=tmp_path / "artifacts", corpus=tmp_path / target, seed=1)
 
@@ -39,4 +43,5 @@ def test_every_harness_runs_30_seconds_without_a_finding(ecg_root, tmp_path):
         results = list(pool.map(smoke, TARGETS))
     for result in results:
         assert result["findings"] == [], f"{result['target']}: {result['log_tail']}"
+        assert result["artifacts"] == [], result["artifacts"]
         assert result["inputs"] >= 10, result

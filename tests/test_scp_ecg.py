@@ -8,8 +8,8 @@ import struct
 import numpy as np
 import pytest
 from fixtures_ecg import LEADS, synthetic_ecg
-from fuzz.scp_writer import (CUSTOM_TABLES, FILE_ORDER, build_record, huffman_section, patched, pointer_offset, reseal,
-                             scp_bytes, scp_sections, section_offset)
+from fuzz.scp_writer import (CUSTOM_TABLES, FILE_ORDER, build_record, header_section, huffman_section, patched,
+                             pointer_offset, reseal, scp_bytes, scp_sections, section_offset)
 
 from cardiosynth.ecg import N_SAMPLES, EcgError, read_ecg
 from cardiosynth.ecg.readers.scp import read_scp
@@ -97,6 +97,80 @@ def test_other_lead_codes_are_named():
     lead_codes = section_offset(record, 3) + 16 + 2 + 8
     record = patched(patched(record, lead_codes, "<B", 9, 3), lead_codes + 9, "<B", 200, 3)
     assert read_scp(record).labels[:3] == ["V7", "lead 200", "V1"]
+
+
+# --- device quirks: valid files as devices really write them ----------------------------------------------
+
+CHEST_AND_LIMB = ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]  # what 8-lead devices store (limb leads derived)
+
+
+def _eight_leads(n: int, seed: int = 0) -> np.ndarray:
+    """n samples of 8 leads in counts: the synthetic ECG tiled, with a little noise so that no two runs match."""
+    x = np.tile(_counts(), (1, -(-n // N_SAMPLES)))[[FILE_ORDER.index(lead) for lead in CHEST_AND_LIMB], :n]
+    return x + np.random.default_rng(seed).integers(-3, 4, x.shape)
+
+
+@pytest.mark.parametrize("huffman", [None, "default", "custom"])
+def test_first_sample_numbered_0_is_read_as_1_with_a_warning(huffman):
+    """A device numbering the first sample 0 in section 3 ("impossible sample range 0 to 10000" before)."""
+    x = _eight_leads(10_000)
+    record = scp_bytes(x, leads=CHEST_AND_LIMB, interval_us=1000, huffman=huffman, first_sample=0)
+    lead_range = section_offset(record, 3) + 16 + 2
+    assert struct.unpack_from("<II", record, lead_range) == (0, 10_000)
+    rec = read_scp(record)
+    assert rec.labels == CHEST_AND_LIMB and rec.fs == 1000 and np.array_equal(np.rint(rec.signal * 1e6 / AVM_NV), x)
+    assert [w for w in rec.metadata["warnings"] if "first sample 0" in w]
+    ecg = read_ecg(record)
+    assert ecg.metadata["derived_leads"] == ["III", "aVR", "aVL", "aVF"]
+    assert any("first sample 0" in w for w in ecg.metadata["warnings"])
+
+
+@pytest.mark.parametrize("huffman", [None, "default"])
+def test_byte_counts_capped_at_16_bits_give_the_samples_that_are_there_with_a_warning(huffman):
+    """37,855 samples declared; the 16-bit byte count per lead capped at 65,534, and only those bytes stored."""
+    n = 37_855 if huffman is None else 120_000  # Huffman packs ~3 bits a sample: more are needed to reach the cap
+    x = _eight_leads(n)
+    record = scp_bytes(x, leads=CHEST_AND_LIMB, interval_us=1000, encoding=0 if huffman is None else 2,
+                       huffman=huffman, byte_count_cap=65534)
+    sizes = struct.unpack_from("<8H", record, section_offset(record, 6) + 16 + 6)
+    assert set(sizes) == {65534}
+    rec = read_scp(record)
+    n_read = rec.signal.shape[1]
+    if huffman is None:
+        assert n_read == 32_767
+    assert 30_000 < n_read < n and np.array_equal(np.rint(rec.signal * 1e6 / AVM_NV), x[:, :n_read])
+    warning = next(w for w in rec.metadata["warnings"] if "cut" in w)
+    assert f"{n:,} samples" in warning and f"{n_read:,}" in warning and "65,534" in warning
+
+
+def test_byte_counts_under_the_cap_that_hold_too_few_samples_are_still_refused():
+    record = scp_bytes(_eight_leads(20_000), leads=CHEST_AND_LIMB, huffman=None, byte_count_cap=30_000)
+    with pytest.raises(EcgError, match="too few"):
+        read_scp(record)
+
+
+@pytest.mark.parametrize("model, strings, expected", [
+    (b"\x01\0", (b"\x01",) * 5, None),  # control bytes where names belong: no name, not "\x01"
+    (b"ELI250", (b"unknown", b"unknown", b"unknown", b"ECGConversion", b"ECGConversion"), "ECGConversion ELI250"),
+    (b"\x01\x02", (b"1.0", b"SN", b"sw", b"scp", b"Acme"), "Acme"),
+    (b"MAC5K\0", (b"", b"", b"", b"", b""), "MAC5K"),
+])
+def test_device_names_are_printable_text_or_absent(model, strings, expected):
+    record = scp_bytes(_counts(1000), header=header_section(model=model, strings=strings))
+    assert read_scp(record).metadata.get("device") == expected
+
+
+def test_the_devices_qt_comes_from_section_7():
+    assert read_scp(scp_bytes(_counts(1000), measured=(434, 854))).metadata["device_qt_ms"] == 420
+    for not_measured in ((29999, 854), (434, 29998), (854, 434)):  # not computed, rejected, impossible
+        assert "device_qt_ms" not in read_scp(scp_bytes(_counts(1000), measured=not_measured)).metadata
+
+
+def test_shared_example_carries_the_devices_qt(ecg_root):
+    """The SCP and HL7 examples are one recording: both say QT 420 ms (section 7; an MDC_ECG_TIME_PD_QT note)."""
+    formats = ecg_root / "formats"
+    assert read_ecg(formats / "scp_ecg" / "Example.scp").metadata["device_qt_ms"] == 420
+    assert read_ecg(formats / "hl7_aecg" / "Example_aECG.xml").metadata["device_qt_ms"] == 420
 
 
 # --- damaged and unsupported records ----------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """``python -m cardiosynth.ecg FILE``: read, analyse and plot one ECG from the command line.
 
 Prints what a clinician would check first (format, leads, rate, duration, heart rate, quality, QT/RR,
-warnings) and writes the figure as one self-contained HTML file (plotly.js inside, so it opens on a
-workstation without internet) where ``--out`` says: a file path, or a folder to write ``<file>.ecg.html``
-into. Bad input prints the reason and exits with status 2, writing nothing.
+warnings). Only when ``--out`` is given does it write a file: the figure as one self-contained HTML file
+(plotly.js inside, so it opens on a workstation without internet), at ``--out`` if that names an .html file,
+else as ``<file>.ecg.html`` inside the folder ``--out`` names. Nothing is written unasked (a command run in a
+shared or read-only folder must not leave files behind). Bad input prints the reason and exits with status 2,
+writing nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from cardiosynth.export import atomic_path
 from . import EcgError, read_ecg
 from .plot import plot_ecg
 from .process import process_ecg
+from .readers._common import mv_per_unit
 from .summary import ecg_report, fmt, quality_text
 
 
@@ -28,23 +31,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lead-order", default=None,
                         help="for a table without a header row: its columns' leads in order, e.g. "
                              "I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6 ('time' marks a time column)")
+    parser.add_argument("--units", default=None,
+                        help="amplitude unit of a table's or array's values where the file does not say: mV, uV or nV")
     parser.add_argument("--crop", choices=["start", "centre"], default="start",
                         help="which 10 s of a longer recording to keep")
     parser.add_argument("--out", type=Path, default=None,
-                        help="figure file (.html) or folder (default: <file name>.ecg.html in the current folder)")
-    parser.add_argument("--no-figure", action="store_true", help="do not write the figure")
+                        help="write the figure: an .html file, or a folder to write <file name>.ecg.html into "
+                             "(without --out no file is written)")
+    parser.add_argument("--no-figure", action="store_true", help="do not write the figure, even with --out")
     parser.add_argument("--leads", default=None, help="comma-separated leads to plot, e.g. I,II,V1")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
+    if args.units is not None and mv_per_unit(args.units) is None:
+        parser.error(f"unknown amplitude unit {args.units!r}; use mV, uV or nV")
     try:
         lead_order = [s.strip() for s in args.lead_order.split(",")] if args.lead_order else None
-        ecg = read_ecg(args.file, fs=args.fs, leads=lead_order, crop=args.crop)
+        ecg = read_ecg(args.file, fs=args.fs, leads=lead_order, units=args.units, crop=args.crop)
     except EcgError as err:
         print(f"Cannot use this ECG: {err}", file=sys.stderr)
         return 2
     analysis = process_ecg(ecg)
     report = ecg_report(ecg, analysis)
-    if not args.no_figure:
+    if args.out is not None and not args.no_figure:
         out = figure_path(args.out, args.file)
         leads = [s.strip() for s in args.leads.split(",")] if args.leads else None
         with atomic_path(out) as partial:
@@ -57,12 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def figure_path(out: Path | None, ecg_file: str | Path) -> Path:
+def figure_path(out: Path, ecg_file: str | Path) -> Path:
     """Where the figure goes: ``out`` itself if it names an .html file, else ``<ecg file>.ecg.html`` in the
-    folder ``out`` names (created if missing), else in the current folder."""
+    folder ``out`` names (created if missing)."""
     name = Path(ecg_file).name + ".ecg.html"
-    if out is None:
-        return Path(name)
     if out.suffix.lower() in (".html", ".htm") and not out.is_dir():
         return out
     return out / name

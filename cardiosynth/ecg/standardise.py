@@ -21,8 +21,13 @@ MIN_DURATION_S = 2.0
 MIN_FS, MAX_FS = 100.0, 20_000.0
 #: Peak-to-peak below this (in the file's units, mV when calibrated) counts as "no signal" in a lead.
 FLAT_PTP = 1e-3
-#: Calibrated leads spanning more than this many mV are physiologically implausible.
-MAX_PLAUSIBLE_MV = 20.0
+#: Calibrated leads spanning more than this many mV peak to peak get a warning: the tallest QRS complexes
+#: (marked hypertrophy, in the chest leads) reach about 5-7 mV, so 10 mV is an artefact (electrode pop,
+#: movement) or a wrong calibration. It was 20 mV, and an 18 mV artefact passed silently.
+MAX_PLAUSIBLE_MV = 10.0
+#: Calibrated values beyond this many mV (1000 V) are no recording but a wrong scale or damage: refused before
+#: any arithmetic on them can overflow. Uncalibrated counts get room for nV integers.
+MAX_VALUE_MV, MAX_VALUE_UNCALIBRATED = 1e6, 1e15
 CROP_MODES = ("start", "centre")
 
 
@@ -149,6 +154,13 @@ def standardise(rec: Recording, crop: str = "start") -> Ecg:
             f"The recording has missing or invalid samples (NaN or infinity) in lead(s) {', '.join(bad)}; "
             "it may be damaged or incompletely exported."
         )
+    limit = MAX_VALUE_MV if rec.calibrated else MAX_VALUE_UNCALIBRATED
+    huge = [name for name, x in chosen.items() if np.max(np.abs(x)) > limit]
+    if huge:
+        raise EcgError(
+            f"The amplitudes in lead(s) {', '.join(huge)} exceed {limit:g} {'mV' if rec.calibrated else 'units'}, "
+            "beyond any ECG: the file's amplitude scale is wrong or the file is damaged."
+        )
     n = signal.shape[1]
     if n / fs < MIN_DURATION_S:
         raise EcgError(
@@ -170,10 +182,12 @@ def standardise(rec: Recording, crop: str = "start") -> Ecg:
         warnings.append("Every lead spans exactly 1 unit: amplitudes are normalised, not millivolts.")
     if flat:
         warnings.append(f"Lead(s) {', '.join(flat)} are flat (no signal recorded).")
-    if calibrated and max(live) > MAX_PLAUSIBLE_MV:
+    too_large = [name for name, v in ptp.items() if name not in flat and v > MAX_PLAUSIBLE_MV]
+    if calibrated and too_large:
         warnings.append(
-            f"Amplitudes reach {max(live):.0f} mV peak to peak, which is implausible; "
-            "the file's amplitude calibration may be wrong."
+            f"Amplitudes reach {max(live):.0f} mV peak to peak in lead(s) {', '.join(too_large)}, more than a "
+            f"heart produces (at most about {MAX_PLAUSIBLE_MV:g} mV): an artefact, or a wrong amplitude "
+            "calibration in the file."
         )
     stacked = np.stack([chosen[name] for name in LEADS])
     cropped, n_valid, crop_info = _crop_or_pad(stacked, fs, crop)

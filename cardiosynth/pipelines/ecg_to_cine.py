@@ -316,7 +316,10 @@ class EcgToCine:
         start, end = encoded.cycle_seconds(k)
         cycle_info = {**encoded.cycle_info(k),
                       "frame_times_s": [round(start + (end - start) * f / self.frames, 4) for f in range(self.frames)]}
-        timing = systolic_fraction((analysis or process_ecg(ecg)).qt_s, end - start)
+        analysis = analysis or process_ecg(ecg)
+        device_qt_ms = ecg.metadata.get("device_qt_ms")
+        timing = systolic_fraction(analysis.qt_s, end - start, analysis.qt_doubts,
+                                   None if device_qt_ms is None else device_qt_ms / 1000)
         if self.anatomy.rendering is not None:
             return self._render(ecg, encoded, features, cycle_info, timing, seed, steps, cfg, slice_position,
                                 phenotypes, heart, motion)

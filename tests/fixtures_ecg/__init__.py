@@ -31,6 +31,39 @@ def synthetic_ecg(fs: int = 500, duration: float = 10.0, heart_rate: float = 72.
     return out
 
 
+def drawn_ecg(fs: int = 500, rr_s: float = 1.0, qt_s: float = 0.40, pr_gap_s: float = 0.02,
+              pacing_spike_before_qrs_s: float | None = None, duration: float = 10.0) -> tuple[np.ndarray, dict]:
+    """(12, n) in mV drawn from waves whose edges are known exactly, and the truth: ``qrs_onsets``, ``r_peaks``,
+    ``t_ends`` (samples) and ``qt_s``. The P wave (100 ms) ends ``pr_gap_s`` before the QRS onset: close, as in
+    the GE MUSE export whose QRS onset a delineator put on the P wave. With ``pacing_spike_before_qrs_s``, a
+    2-sample 6 mV pacing spike stands that long before every QRS onset, in every lead (as on a paced ECG whose
+    R-peaks sat on the spike). Limb leads keep Einthoven's relations; chest leads are scaled copies."""
+    n = round(duration * fs)
+    t = np.arange(n) / fs
+    base = np.zeros(n)
+    onsets = np.arange(0.45, duration - rr_s * 0.8, rr_s)
+    qrs = np.array([[0, 0.0], [0.02, -0.1], [0.04, 1.2], [0.06, -0.25], [0.09, 0.0]])  # (s after onset, mV)
+    spikes = []
+    for onset in onsets:
+        base += np.interp(t, onset + qrs[:, 0], qrs[:, 1], left=0, right=0)
+        p_end = onset - pr_gap_s
+        in_p = (t > p_end - 0.10) & (t < p_end)
+        base[in_p] += 0.15 * np.sin(np.pi * (t[in_p] - p_end + 0.10) / 0.10)
+        t_end = onset + qt_s
+        in_t = (t > t_end - 0.22) & (t < t_end)
+        base[in_t] += 0.35 * np.sin(np.pi * (t[in_t] - t_end + 0.22) / 0.22) ** 2
+        if pacing_spike_before_qrs_s is not None:
+            spikes.append(round((onset - pacing_spike_before_qrs_s) * fs))
+    lead_i, lead_ii = 0.6 * base, base
+    limb = [lead_i, lead_ii, lead_ii - lead_i, -(lead_i + lead_ii) / 2, lead_i - lead_ii / 2, lead_ii - lead_i / 2]
+    out = np.stack(limb + [g * base for g in (-0.5, 0.4, 0.8, 1.3, 1.0, 0.8)])
+    for spike in spikes:  # a pacing spike is no body surface projection: every lead sees it, in its own sign
+        out[:, spike:spike + 2] += 6.0 * np.array([1, 1, 1, -1, 1, 1, 1, 1, 1, 1, 1, 1])[:, None]
+    truth = {"qrs_onsets": np.rint(onsets * fs).astype(int), "r_peaks": np.rint((onsets + 0.04) * fs).astype(int),
+             "t_ends": np.rint((onsets + qt_s) * fs).astype(int), "qt_s": qt_s, "spikes": np.asarray(spikes)}
+    return out, truth
+
+
 def write_wfdb(folder, name="rec", fs=500, signal=None):
     import wfdb
 
@@ -155,11 +188,15 @@ def hl7_bytes(fs=500, signal=None, order=None, with_beat=True) -> bytes:
     return ET.tostring(root, xml_declaration=True, encoding="utf-8")
 
 
-def muse_bytes(fs=500, signal=None, leads=("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")) -> bytes:
-    """GE MUSE RestingECG with a Median and a Rhythm waveform; 8 stored leads, 4.88 uV/LSB."""
+def muse_bytes(fs=500, signal=None, leads=("I", "II", "V1", "V2", "V3", "V4", "V5", "V6"),
+               device_qt_ms: float | None = None) -> bytes:
+    """GE MUSE RestingECG with a Median and a Rhythm waveform; 8 stored leads, 4.88 uV/LSB; with
+    ``device_qt_ms``, the device's own QT in RestingECGMeasurements, as MUSE stores it."""
     signal = synthetic_ecg(fs) if signal is None else signal
     root = ET.Element("RestingECG")
     ET.SubElement(ET.SubElement(root, "MuseInfo"), "MuseVersion").text = "9.0.test"
+    if device_qt_ms is not None:
+        ET.SubElement(ET.SubElement(root, "RestingECGMeasurements"), "QTInterval").text = f"{device_qt_ms:.0f}"
     for kind, data in [("Median", signal[:, :600]), ("Rhythm", signal)]:
         wf = ET.SubElement(root, "Waveform")
         ET.SubElement(wf, "WaveformType").text = kind

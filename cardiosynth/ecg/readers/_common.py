@@ -68,6 +68,16 @@ def child_text(el: Element, name: str) -> str | None:
     return None if c is None or c.text is None else c.text.strip()
 
 
+def device_qt_ms(text: str | None) -> dict:
+    """``{"device_qt_ms": QT}`` from the QT a device measured and stored in the file (ms), if it is a plausible
+    number; else nothing. Kept so that our QT can be checked against the device's own."""
+    try:
+        value = float(text) if text else float("nan")
+    except ValueError:
+        return {}
+    return {"device_qt_ms": value} if 150 <= value <= 800 else {}
+
+
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?(?:[\\/][^\s'\"\\/]+){2,}")
 
 

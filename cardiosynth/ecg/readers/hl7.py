@@ -11,7 +11,7 @@ import numpy as np
 
 from ..standardise import Recording
 from ..types import EcgError
-from ._common import child, damaged, find_all, local, mv_per_unit
+from ._common import child, damaged, device_qt_ms, find_all, local, mv_per_unit
 
 _SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 
@@ -61,11 +61,34 @@ def read_hl7(root: Element) -> Recording:
             origin_mv = _quantity(value, "origin", 0.0)
             scale_mv = _quantity(value, "scale", 1e-3)
             samples = np.array(digits.text.split(), dtype=np.float64)
+            with np.errstate(over="ignore", invalid="ignore"):  # checked below, in words, not on stderr
+                lead = origin_mv + scale_mv * samples
+            if not np.all(np.isfinite(lead)):
+                raise EcgError(f"Lead {code or '(unnamed)'} of this HL7 aECG file has an origin or scale "
+                               f"({origin_mv:g} mV, {scale_mv:g} mV per count) that gives amplitudes beyond any "
+                               "number; the file is damaged.")
             labels.append(code)
-            leads.append(origin_mv + scale_mv * samples)
+            leads.append(lead)
     if not leads:
         raise EcgError("This HL7 aECG file contains no lead data.")
     if len({len(x) for x in leads}) > 1:
         raise EcgError("The leads in this HL7 aECG file have different lengths; the file may be damaged.")
     fs = 1.0 / interval_s if interval_s and np.isfinite(interval_s) and interval_s > 0 else None
-    return Recording(labels=labels, signal=np.stack(leads), fs=fs, source_format="hl7_aecg")
+    return Recording(labels=labels, signal=np.stack(leads), fs=fs, source_format="hl7_aecg",
+                     metadata=_annotated_qt(root))
+
+
+def _annotated_qt(root: Element) -> dict:
+    """The first QT annotation (``MDC_ECG_TIME_PD_QT``, the global one where there are several) in ms, as
+    ``device_qt_ms``: the QT the file's maker measured, for checking ours against."""
+    for annotation in find_all(root, "annotation"):
+        code, value = child(annotation, "code"), child(annotation, "value")
+        if code is not None and value is not None and code.get("code") == "MDC_ECG_TIME_PD_QT":
+            scale = _SECONDS.get(value.get("unit", "ms"))
+            if scale is None:
+                return {}
+            try:
+                return device_qt_ms(str(float(value.get("value", "")) * scale * 1000))
+            except ValueError:
+                return {}
+    return {}

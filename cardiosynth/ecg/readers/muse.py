@@ -12,7 +12,7 @@ import numpy as np
 
 from ..standardise import Recording
 from ..types import EcgError
-from ._common import child_text, damaged, find_all, find_first, mv_per_unit
+from ._common import child_text, damaged, device_qt_ms, find_all, find_first, mv_per_unit
 
 
 def _rhythm_waveform(root: Element) -> Element:
@@ -57,10 +57,13 @@ def read_muse(root: Element) -> Recording:
         raise EcgError("The leads in this GE MUSE file have different lengths; the file may be damaged.")
     version = find_first(root, "MuseVersion")
     fs = base * 10**exponent if np.isfinite(base) else None
+    measurements = find_first(root, "RestingECGMeasurements")
+    device_qt = device_qt_ms(child_text(measurements, "QTInterval")) if measurements is not None else {}
     return Recording(
         labels=[label for label, _ in pairs],
         signal=np.stack([x for _, x in pairs]),
         fs=fs,
         source_format="ge_muse_xml",
-        metadata={"muse_version": version.text.strip()} if version is not None and version.text else {},
+        metadata={**({"muse_version": version.text.strip()} if version is not None and version.text else {}),
+                  **device_qt},
     )

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..standardise import Recording
 from ..types import EcgError
-from ._common import child, child_text, find_first
+from ._common import child, child_text, device_qt_ms, find_first
 
 DEFAULT_UV_PER_LSB = 5.0
 DOCUMENT_TYPES = ("SierraECG", "PhilipsECG")
@@ -205,10 +205,12 @@ def read_philips(content: bytes, root: Element) -> Recording:
     if len({lead.size for _, lead in pairs}) > 1:
         raise EcgError(DIFFERENT_LENGTHS)
     uv = _resolution_uv(signal_info)
+    measured = find_first(root, "globalmeasurements")
+    device_qt = device_qt_ms(child_text(measured, "meanqtint")) if measured is not None else {}
     return Recording(
         labels=[label for label, _ in pairs],
         signal=np.stack([lead for _, lead in pairs]).astype(np.float64) * uv * 1e-3,
         fs=float(fs),
         source_format="philips_xml",
-        metadata={"document": document, "uv_per_lsb": uv, "compression": compression},
+        metadata={"document": document, "uv_per_lsb": uv, "compression": compression, **device_qt},
     )

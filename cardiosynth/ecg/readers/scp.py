@@ -21,7 +21,7 @@ import numpy as np
 
 from ..standardise import Recording
 from ..types import EcgError
-from ._common import SCP_LEAD_CODES, damaged
+from ._common import SCP_LEAD_CODES, damaged, device_qt_ms
 
 _PREAMBLE = 6  # record CRC (2 bytes) and record length (4 bytes)
 _HEADER = 16  # every section's header
@@ -32,6 +32,9 @@ _WINDOW_BITS = 32  # bits looked at per code: a prefix and the value bits after 
 #: A resting ECG holds well under a million samples in all (12 leads x 60 s x 1 kHz = 720 000); the cap
 #: keeps a hostile file from making the reader decode and allocate gigabytes.
 _MAX_SAMPLES = 4_000_000
+#: The largest even value of section 6's 16-bit byte count per lead. A device that stores a longer lead caps the
+#: count there and stores that many bytes: the lead is cut, not damaged.
+_CAPPED_BYTES = 65534
 ENCODINGS = {0: "none", 1: "first difference", 2: "second difference"}
 
 #: SCP-ECG lead codes: the standard 12 and the other leads a device may store, so that those are named
@@ -123,14 +126,49 @@ def _header_metadata(body: memoryview) -> dict:
         except ValueError:  # an unset or impossible date is not reported
             pass
     device = tags.get(14, b"")
-    if len(device) >= 14:
-        # ids (8 bytes), model (6), ... (36 bytes in all), then five strings, the fifth the trade name
-        strings = device[36:].split(b"\0")
-        parts = (strings[4] if len(strings) > 4 else b"", device[8:14].split(b"\0")[0])
-        name = " ".join(part.decode("latin-1").strip() for part in parts if part.strip())
+    if len(device) >= 14:  # ids (8 bytes), model (6), ... (36 bytes in all), then five strings
+        trade_name = _device_strings(device)[4] if len(device) > 36 else b""
+        name = " ".join(part for part in (_printable(trade_name), _printable(device[8:14])) if part)
         if name:
             meta["device"] = name
     return meta
+
+
+def _device_strings(device: bytes) -> list[bytes]:
+    """Tag 14's five strings after its 36 fixed bytes: analysing program revision (its length, with the
+    terminating zero, in byte 35), serial number, system software, SCP implementation, manufacturer's trade
+    name. Five empty strings stand in for any that are missing."""
+    first = device[35]
+    if first and 36 + first <= len(device):
+        strings = [device[36:36 + first]] + device[36 + first:].split(b"\0")
+    else:  # length not given: the strings are read by their terminating zeros alone
+        strings = device[36:].split(b"\0")
+    return (strings + [b""] * 5)[:5]
+
+
+def _printable(raw: bytes) -> str:
+    """A device string up to its first zero, kept only if it is printable text: a device that fills a field
+    with control bytes (a name read as "\\x01") gives no name rather than noise."""
+    text = raw.split(b"\0")[0].decode("latin-1").strip()
+    return text if text and text.isprintable() else ""
+
+
+# --- section 7: the device's global measurements --------------------------------------------------------
+
+_NOT_MEASURED = (29998, 29999)  # "rejected" and "not computed" in section 7
+
+
+def _measured_qt(body: memoryview) -> dict:
+    """The device's QT (ms) from section 7: the first reference beat's T-wave end minus its QRS onset. Section
+    7 begins with the number of measurement blocks, the number of pacemaker spikes, the mean RR and PP intervals,
+    then per block the P onset and end, QRS onset and end and T end (ms into the reference beat) and three
+    axes."""
+    if len(body) < 16 or body[0] == 0:
+        return {}
+    qrs_onset, _, t_end = struct.unpack_from("<HHH", body, 10)
+    if qrs_onset in _NOT_MEASURED or t_end in _NOT_MEASURED or t_end <= qrs_onset:
+        return {}
+    return device_qt_ms(str(t_end - qrs_onset))
 
 
 # --- section 2: Huffman tables -------------------------------------------------------------------------
@@ -214,14 +252,16 @@ def _huffman_tables(body: memoryview) -> tuple[list[_Table], str]:
     return tables, "custom"
 
 
-def _huffman_decode(data: memoryview, n_samples: int, tables: list[_Table], where: str) -> list[int]:
-    """``n_samples`` values from one lead's bits (most significant bit first), starting with table 1.
+def _huffman_decode(data: memoryview, n_samples: int, tables: list[_Table], where: str,
+                    cut: bool = False) -> list[int]:
+    """``n_samples`` values from one lead's bits (most significant bit first), starting with table 1; with
+    ``cut`` (the byte count was capped), as many whole values as the bits hold, at most ``n_samples``.
 
     Every bit position is looked up in every table at once with NumPy; only the walk from one code to
     the next, sequential by nature, is a Python loop, over plain ints.
     """
     n_bits = 8 * len(data)
-    if n_samples > n_bits:  # every sample takes at least one bit
+    if n_samples > n_bits and not cut:  # every sample takes at least one bit
         raise EcgError(f"SCP-ECG {where} holds {len(data)} bytes, too few for {n_samples} samples.")
     bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8)).astype(np.uint64)
     padded = np.concatenate([bits, np.zeros(_WINDOW_BITS, dtype=np.uint64)])
@@ -233,6 +273,8 @@ def _huffman_decode(data: memoryview, n_samples: int, tables: list[_Table], wher
     values: list[int] = []
     table, at = 0, 0
     while len(values) < n_samples:
+        if at >= n_bits and cut:
+            break
         if at >= n_bits:
             raise EcgError(f"SCP-ECG {where} ends after {len(values)} of {n_samples} samples; "
                            "the file is truncated or damaged.")
@@ -250,7 +292,9 @@ def _huffman_decode(data: memoryview, n_samples: int, tables: list[_Table], wher
         else:
             values.append(code.value)
         at += total_bits
-    if at > n_bits:
+    if at > n_bits and cut:
+        values.pop()  # the cut fell inside it
+    elif at > n_bits:
         raise EcgError(f"SCP-ECG {where} ends inside its last sample; the file is truncated or damaged.")
     return values
 
@@ -264,6 +308,7 @@ class _Leads:
     n_samples: int
     reference_beat_subtracted: bool
     simultaneous: bool
+    warnings: tuple[str, ...] = ()
 
 
 def _lead_definitions(body: memoryview) -> _Leads:
@@ -275,6 +320,11 @@ def _lead_definitions(body: memoryview) -> _Leads:
     flags = body[1]
     leads = [struct.unpack_from("<IIB", body, 2 + 9 * k) for k in range(n_leads)]
     labels = [SCP_LEAD_NAMES.get(code, f"lead {code}") for _, _, code in leads]
+    warnings = ()
+    if any(start == 0 < end for start, end, _ in leads):  # devices that count from 0, as programmers do
+        leads = [(max(start, 1), end, code) for start, end, code in leads]
+        warnings = (("The SCP-ECG file numbers its first sample 0 (the standard numbers from 1); it was read "
+                     "as sample 1."),)
     for (start, end, _), label in zip(leads, labels):
         if not 1 <= start <= end:
             raise _error(3, f"lead {label} has the impossible sample range {start} to {end}")
@@ -282,7 +332,7 @@ def _lead_definitions(body: memoryview) -> _Leads:
         raise _error(3, "the leads cover different sample ranges (they were not recorded at the same time); "
                         "only leads recorded together can be read")
     start, end, _ = leads[0]
-    return _Leads(labels, start, end - start + 1, bool(flags & 0x01), bool(flags & 0x04))
+    return _Leads(labels, start, end - start + 1, bool(flags & 0x01), bool(flags & 0x04), warnings)
 
 
 @dataclass(frozen=True)
@@ -322,8 +372,13 @@ def _undo_differences(values, encoding: int) -> np.ndarray:
     return x.astype(np.int16)
 
 
-def _samples(coded: _Coded, section: int, labels: list[str], n_samples: int, tables: list[_Table]) -> np.ndarray:
-    """(leads, samples) in counts: each lead's bytes, Huffman-decoded (or raw 16-bit) and undifferenced."""
+def _samples(coded: _Coded, section: int, labels: list[str], n_samples: int, tables: list[_Table],
+             may_be_cut: bool = False) -> np.ndarray:
+    """(leads, samples) in counts: each lead's bytes, Huffman-decoded (or raw 16-bit) and undifferenced.
+
+    With ``may_be_cut`` (the rhythm), a lead whose byte count sits at the 16-bit cap (:data:`_CAPPED_BYTES`)
+    and holds fewer samples than declared is read as far as it goes, and every lead is cut to the shortest:
+    the caller says so. Too few bytes under the cap are damage, refused as before."""
     sizes = struct.unpack_from(f"<{len(labels)}H", coded.body, 6)
     at = 6 + 2 * len(labels)
     if at + sum(sizes) > len(coded.body):
@@ -332,14 +387,16 @@ def _samples(coded: _Coded, section: int, labels: list[str], n_samples: int, tab
     for label, size in zip(labels, sizes):
         data = coded.body[at:at + size]
         at += size
+        cut = may_be_cut and size >= _CAPPED_BYTES
         if tables:
-            values = _huffman_decode(data, n_samples, tables, f"section {section}, lead {label},")
-        elif 2 * n_samples > size:
+            values = _huffman_decode(data, n_samples, tables, f"section {section}, lead {label},", cut)
+        elif 2 * n_samples > size and not cut:
             raise _error(section, f"lead {label} holds {size} bytes, too few for {n_samples} samples")
         else:
-            values = np.frombuffer(data, dtype="<i2", count=n_samples)
+            values = np.frombuffer(data, dtype="<i2", count=min(n_samples, size // 2))
         leads.append(_undo_differences(values, coded.encoding))
-    return np.stack(leads)
+    shortest = min(lead.size for lead in leads)
+    return np.stack([lead[:shortest] for lead in leads])
 
 
 def _reference_beat_nv(sections: dict[int, memoryview], leads: _Leads, rhythm: _Coded,
@@ -386,9 +443,17 @@ def _read(content: bytes) -> Recording:
     rhythm = _coded(sections[6], 6, len(leads.labels))
     if rhythm.flag and protocol < 30:  # from version 3.0 the byte is reserved
         raise _error(6, "bimodal compression is not supported")
-    signal_nv = _samples(rhythm, 6, leads.labels, leads.n_samples, tables).astype(np.int64) * rhythm.avm_nv
+    signal_nv = _samples(rhythm, 6, leads.labels, leads.n_samples, tables, may_be_cut=True).astype(np.int64)
+    signal_nv *= rhythm.avm_nv
+    warnings = list(leads.warnings)
+    n_read = signal_nv.shape[1]
+    if n_read < leads.n_samples:
+        fs = 1e6 / rhythm.interval_us
+        warnings.append(f"The recording was cut: the SCP-ECG file declares {leads.n_samples:,} samples per lead "
+                        f"({leads.n_samples / fs:.1f} s) but its 16-bit byte counts stop at {_CAPPED_BYTES:,} "
+                        f"bytes, which hold {n_read:,} ({n_read / fs:.1f} s); those were read.")
     if leads.reference_beat_subtracted:
-        signal_nv += _reference_beat_nv(sections, leads, rhythm, tables)
+        signal_nv += _reference_beat_nv(sections, leads, rhythm, tables)[:, :n_read]
     metadata = {
         "scp_version": f"{protocol / 10:.1f}" if protocol else "unknown",
         "encoding": ENCODINGS[rhythm.encoding],
@@ -397,7 +462,10 @@ def _read(content: bytes) -> Recording:
         "simultaneous_leads": leads.simultaneous,
         "amplitude_nv_per_count": rhythm.avm_nv,
         **(_header_metadata(sections[1]) if 1 in sections else {}),
+        **(_measured_qt(sections[7]) if 7 in sections else {}),
     }
+    if warnings:
+        metadata["warnings"] = warnings
     return Recording(leads.labels, signal_nv / 1e6, 1e6 / rhythm.interval_us, "scp_ecg", True, metadata)
 
 

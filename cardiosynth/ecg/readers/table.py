@@ -57,14 +57,16 @@ def _find_header(lines: list[str]) -> tuple[int, str | None]:
     for k, line in enumerate(lines[:50]):
         delimiter, cells = _split(line)
         _check_width(len(cells))
-        if sum(standard_lead_name(c) is not None for c in cells) >= 2:
+        named = [c for c in cells if standard_lead_name(c) is not None]
+        # two lead names, or one lead beside time columns only (a one-lead export: refused later, in words)
+        if len(named) >= 2 or named and all(c in named or _TIME_NAMES.match(c) for c in cells if c):
             return k, delimiter
     if _is_numeric_table(lines):
         raise EcgError("This table has no header row naming the leads, so its columns cannot be matched to "
                        f"leads; {HEADERLESS_HELP}.")
     raise EcgError(
         "No lead names were found in this table. The first row must name the leads "
-        "(I, II, III, aVR, aVL, aVF, V1-V6)."
+        f"(I, II, III, aVR, aVL, aVF, V1-V6); for a table without a header row, {HEADERLESS_HELP}."
     )
 
 
@@ -76,11 +78,13 @@ def _check_width(n_columns: int) -> None:
 
 
 def _is_numeric_table(lines: list[str]) -> bool:
-    """The first non-empty lines hold only numbers, with the same count on each."""
+    """The first non-empty lines hold only numbers or empty cells (a device leaves the columns of leads it
+    did not record empty), with the same count on each and a number on every line."""
     rows = [_split(line)[1] for line in lines[:20] if line.strip()]
     _check_width(max((len(cells) for cells in rows), default=0))
     counts = {len(cells) for cells in rows}
-    return bool(rows) and len(counts) == 1 and all(_NUMBER.match(c) for cells in rows for c in cells)
+    return (bool(rows) and len(counts) == 1 and all(_NUMBER.match(c) or not c for cells in rows for c in cells)
+            and all(any(cells) for cells in rows))
 
 
 def _read_headerless(text: str, lines: list[str], leads: list[str], fs: float | None, units: str | None) -> Recording:
@@ -122,7 +126,10 @@ def _preface(lines: list[str]) -> tuple[float | None, float | None]:
     return fs, mv_per_digit
 
 
-def _fs_from_time(time: pd.Series, name: str) -> float:
+def _fs_from_time(time: pd.Series, name: str, warnings: list[str]) -> float:
+    """Sampling rate from a time column. A clock rounded coarser than the sampling interval (240 Hz written in
+    whole ms: steps of 4 and 5 ms) is accepted when every time lies within half its rounding step of an even
+    grid; the rate then comes from the whole span, and a warning says so."""
     t = pd.to_numeric(time, errors="coerce").to_numpy(dtype=np.float64)
     if not np.all(np.isfinite(t)) or t.size < 2:
         raise EcgError(f"The time column '{name}' contains missing or non-numeric values.")
@@ -130,10 +137,34 @@ def _fs_from_time(time: pd.Series, name: str) -> float:
     median = float(np.median(step))
     if median <= 0 or np.any(step <= 0):
         raise EcgError(f"The time column '{name}' does not increase steadily; cannot work out the sampling rate.")
-    if np.max(np.abs(step - median)) > 0.01 * median + 1e-9:
-        raise EcgError(f"The time column '{name}' is irregular (samples are not evenly spaced).")
-    in_ms = bool(re.search(r"\bms\b|milli", name, re.I))
-    return (1000.0 if in_ms else 1.0) / median
+    scale = 1000.0 if re.search(r"(?<![a-z])ms(?![a-z])|milli", name, re.I) else 1.0
+    if np.max(np.abs(step - median)) <= 0.01 * median + 1e-9:
+        return scale / median
+    k = np.arange(t.size, dtype=np.float64)
+    mean, first = np.polyfit(k, t, 1)  # the even grid nearest the rounded times
+    distinct = np.unique(step)
+    resolution = float(np.min(np.diff(distinct))) if distinct.size > 1 else 0.0
+    off_grid = np.abs(t - (first + mean * k))
+    if 0 < resolution < mean and np.max(off_grid) <= 0.6 * resolution:
+        fs = scale / mean
+        fs = float(round(fs)) if abs(fs - round(fs)) <= 1e-3 * fs else fs
+        warnings.append(f"The time column '{name}' is rounded to {resolution:g} {'ms' if scale > 1 else 's'}, "
+                        f"coarser than the sampling interval; the rate {fs:g} Hz was taken from its whole span.")
+        return fs
+    raise EcgError(f"The time column '{name}' is irregular (samples are not evenly spaced).")
+
+
+def _empty_leads(frame: pd.DataFrame, lead_cols: list[str], warnings: list[str]) -> pd.DataFrame:
+    """Columns with no value at all (leads the device did not record) as flat zero leads, said in a warning,
+    rather than as missing samples that make the whole recording unusable."""
+    empty = [c for c in frame.columns if frame[c].isna().all()]
+    if empty and len(empty) < frame.shape[1]:
+        names = [lead_cols[list(frame.columns).index(c)] for c in empty]
+        warnings.append(f"Lead(s) {', '.join(map(str, names))} hold no values in the file (empty columns); "
+                        "they are treated as missing and shown flat.")
+        frame = frame.copy()
+        frame[empty] = 0.0
+    return frame
 
 
 def read_frame(frame: pd.DataFrame, fs: float | None = None, units: str | None = None,
@@ -144,7 +175,8 @@ def read_frame(frame: pd.DataFrame, fs: float | None = None, units: str | None =
     meta: dict = {}
     warnings: list[str] = []
     if time_cols:
-        from_time = _fs_from_time(frame.iloc[:, names.index(time_cols[0])], time_cols[0])  # by position: names repeat
+        time = frame.iloc[:, names.index(time_cols[0])]  # by position: names repeat
+        from_time = _fs_from_time(time, time_cols[0], warnings)
         if fs is None:
             fs = from_time
             meta["fs_from"] = f"time column '{time_cols[0]}'"
@@ -153,6 +185,7 @@ def read_frame(frame: pd.DataFrame, fs: float | None = None, units: str | None =
     keep = [k for k, c in enumerate(names) if c not in time_cols]
     lead_cols = [names[k] for k in keep]
     data = frame.iloc[:, keep].apply(pd.to_numeric, errors="coerce").dropna(how="all")
+    data = _empty_leads(data.set_axis(range(len(keep)), axis=1), lead_cols, warnings)
     signal = data.to_numpy(dtype=np.float64).T
     scale, calibrated = _amplitude_scale(lead_cols, signal, units, mv_per_digit, warnings)
     meta["warnings"] = warnings
@@ -173,6 +206,7 @@ def _amplitude_scale(cols, signal, units, mv_per_digit, warnings) -> tuple[float
         return mv_per_digit, True
     finite = signal[:, np.all(np.isfinite(signal), axis=0)] if signal.size else signal
     ptp = np.ptp(finite, axis=1) if finite.size else np.zeros(1)
+    ptp = ptp[ptp > 0] if np.any(ptp > 0) else ptp  # empty (flat) leads say nothing about the unit
     if 0.1 <= float(np.median(ptp)) <= 10:
         warnings.append("Amplitude units are not stated; values were taken as millivolts.")
         return 1.0, True
