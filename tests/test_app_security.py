@@ -192,57 +192,73 @@ def test_forwarded_addresses_count_only_from_a_named_proxy(tmp_path, prepared_de
 
 def test_failed_codes_do_not_lock_out_a_reader_or_the_administrator(tmp_path, prepared_default):
     """Issue 37.3: ten wrong study codes from one address refused the next answer of a legitimate reader and
-    the administrator's login there. Now failures count per target; the address ceiling is looser."""
-    svc, real, serving = limited_app(tmp_path, prepared_default, FailureLimiter())
+    the administrator's login there. Failures now count per target and address (with backoff), per target from
+    all addresses (a looser ceiling) and per address (looser still); a reader with a session is never held."""
+    svc, real, serving = limited_app(tmp_path, prepared_default, FailureLimiter(), trusted_proxies="127.0.0.1")
     try:
         with serving as address:
             reader = browser(address)
             reader.join(real.display_code, "Dr Legit")
             reader.case()
             guesser = browser(address)
+
+            def as_guesser(path: str, body: dict) -> str:
+                return guesser.post(path, body, **{"X-Forwarded-For": "10.0.0.66"})[1].get("error", "")
+
             for k in range(12):
-                assert "No study has the code" in guesser.join(f"ZZZZ-ZZ{k + 22}", "Eve")["error"]
+                assert "No study has the code" in as_guesser("/join", {"code": f"ZZZZ-ZZ{k + 22}", "name": "Eve"})
             assert reader.answer("real", 3)[2] == ""
             assert browser(address).sign_in(ADMIN_PASSWORD) == {"signed_in": True}
             assert "resume_code" in browser(address).join(real.display_code, "Dr Late")
-            # one target guessed too often is slowed for everyone, whatever their address
+            # the administrator password guessed from one address: that address backs off, nobody else does
             for k in range(5):
-                assert "not correct" in guesser.sign_in("wrong password!")["error"]
-            assert "Too many" in browser(address).sign_in(ADMIN_PASSWORD)["error"]
+                assert "not correct" in as_guesser("/admin/sign-in", {"password": "wrong password!"})
+            assert "Too many" in as_guesser("/admin/sign-in", {"password": ADMIN_PASSWORD})
+            assert browser(address).sign_in(ADMIN_PASSWORD) == {"signed_in": True}
             assert reader.answer("synthetic", 3)[2] == ""  # a reader holding a session is never held back
     finally:
         svc.close()
 
 
-def test_limiter_backs_off_per_target_and_forgets_on_success():
+def test_limiter_backs_off_per_target_and_address_and_per_target_from_everywhere():
     now = [0.0]
-    limiter = FailureLimiter(free_failures=2, backoff_s=1.0, max_backoff_s=8.0, address_ceiling=100,
-                             window_s=600, clock=lambda: now[0])
+    limiter = FailureLimiter(free_failures=2, backoff_s=1.0, max_backoff_s=8.0, target_ceiling=6,
+                             address_ceiling=100, window_s=600, clock=lambda: now[0])
     target = ("administrator password",)
     for _ in range(2):
-        limiter.check("a", target)
-        limiter.failed("a", target)
-    assert limiter.wait_s(target) == 1.0
-    limiter.failed("b", target)
-    assert limiter.wait_s(target) == 2.0  # doubled, from any address
+        limiter.check("10.0.0.1", target)
+        limiter.failed("10.0.0.1", target)
+    assert limiter.wait_s("10.0.0.1", target) == 1.0 and limiter.wait_s("10.0.0.2", target) == 0.0
+    limiter.failed("10.0.0.1", target)
+    assert limiter.wait_s("10.0.0.1", target) == 2.0  # doubled
     for _ in range(5):
-        limiter.failed("c", target)
-    assert limiter.wait_s(target) == 8.0  # capped
+        limiter.failed("10.0.0.1", target)
+    assert limiter.wait_s("10.0.0.1", target) == 8.0  # capped
     with pytest.raises(TooManyAttempts):
-        limiter.check("d", target)
-    limiter.check("d", ("study code", "OTHER"))  # other targets are not held up
+        limiter.check("10.0.0.1", target)
+    # past the target's ceiling from all addresses (8 failures > 6), everyone backs off, briefly
+    assert limiter.wait_s("10.0.0.2", target) == 4.0
+    limiter.check("10.0.0.2", ("study code", "OTHER"))  # other targets are not held up
     now[0] += 9.0
-    limiter.check("d", target)
-    limiter.succeeded(target)
-    assert limiter.wait_s(target) == 0.0
+    limiter.check("10.0.0.1", target)
+    limiter.succeeded("10.0.0.1", target)
+    assert limiter.wait_s("10.0.0.1", target) == 0.0
+    # an IPv6 machine is one address over its whole /64
+    for k in range(3):
+        limiter.failed(f"2001:db8::{k + 1}", ("study code", f"X{k}"))
+    ipv6 = FailureLimiter(address_ceiling=3, clock=lambda: now[0])
+    for k in range(3):
+        ipv6.failed(f"2001:db8::{k + 1}", ("study code", f"X{k}"))
+    with pytest.raises(TooManyAttempts, match="from this computer"):
+        ipv6.check("2001:db8::ffff", ("study code", "NEXT"))
 
 
-def _post_upload(url: str, size: int, files: int = 1) -> int:
+def _post_upload(url: str, size: int, files: int = 1, route: str = "gradio_api/upload") -> int:
     boundary = "cardiosynthboundary"
     part = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.csv\"\r\n"
             "Content-Type: text/csv\r\n\r\n").encode() + b"0" * size + b"\r\n"
     body = part * files + f"--{boundary}--\r\n".encode()
-    request = urllib.request.Request(url + "gradio_api/upload", data=body, method="POST",
+    request = urllib.request.Request(url + route, data=body, method="POST",
                                      headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -277,6 +293,7 @@ def test_uploads_are_bounded_per_request_per_client_and_in_all(service):
     with serve_in_process(demo, uploads=limits) as address:
         before = _upload_folder_bytes()
         assert _post_upload(address, 2_250_000, files=4) == 413  # 4 x 2.25 MB in one request
+        assert _post_upload(address, 2_250_000, files=4, route="gradio_api/component_server") == 413  # any route
         assert _upload_folder_bytes() - before < 100_000
         statuses = [_post_upload(address, 2_000_000) for _ in range(3)]
         assert statuses == [200, 200, 429]  # this client's hourly quota
@@ -284,6 +301,14 @@ def test_uploads_are_bounded_per_request_per_client_and_in_all(service):
     with serve_in_process(build_app(PhenotypeExplorer(), CineStudio(load=False), service), uploads=full) as address:
         assert _post_upload(address, 500_000) == 200
         assert _post_upload(address, 800_000) == 507  # the folder as a whole
+
+
+def test_named_host_names_may_carry_their_port():
+    from cardiosynth.app.security import allowed_hosts, host_name
+
+    assert allowed_hosts("127.0.0.1", "cardio.hosp.org:7860") >= {"cardio.hosp.org", "127.0.0.1", "localhost"}
+    assert host_name("[::1]:7860") == "::1" and host_name("Cardio.Hosp.org:443") == "cardio.hosp.org"
+    assert allowed_hosts("[::]") is None and allowed_hosts("0.0.0.0", "*") is None
 
 
 def test_requests_for_another_host_name_are_refused(url):
@@ -363,10 +388,14 @@ def test_the_review_routes_refuse_requests_sent_by_other_sites(url, study):
                     {"Origin": url.rstrip("/").replace("127.0.0.1", "localhost"), "Sec-Fetch-Site": "same-site"}):
         status, refused = reader.post("/join", {"code": study.display_code, "name": "Dr Site", "resume": ""},
                                       **headers)
-        assert status == 400 and "another site" in refused["error"]
+        assert status == 403 and "another site" in refused["error"]
     joined = reader.join(study.display_code, "Dr Site")
     case, _, _ = reader.case()
     gif = f"review-session/case/{case}.gif"
     assert reader.get(gif).status_code == 200
-    assert reader.http.get(gif, headers={"Sec-Fetch-Site": "same-site"}).status_code == 400
+    assert reader.http.get(gif, headers={"Sec-Fetch-Site": "same-site"}).status_code == 403
+    # Gradio's own event routes too: a page on another port cannot answer in the reader's name with its cookie
+    forged = reader.http.post("gradio_api/queue/join", json={"data": [1], "fn_index": 0, "session_hash": "forged01"},
+                              headers={"Origin": "http://127.0.0.1:9000", "Sec-Fetch-Site": "same-site"})
+    assert forged.status_code == 403
     assert "resume_code" in joined

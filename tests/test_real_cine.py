@@ -121,3 +121,18 @@ def test_a_slice_without_a_heart_is_refused(tmp_path):
     volume = read_cine_file(_nifti(tmp_path, noise, zooms=(1.5, 1.5, 8.0, 30.0)))
     with pytest.raises(RealCineError, match="No heart was found"):
         prepare_real_slice(volume)
+
+
+def test_an_npz_that_would_inflate_beyond_a_cine_is_refused_unopened(tmp_path):
+    """The .npz door of the same upload: a few kB of zeros declaring 100 x 512 x 512 float32 (105 MB)."""
+    import tracemalloc
+
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, frames=np.zeros((100, 512, 512), np.float32), spacing_mm=np.array([2.2, 2.2]))
+    assert path.stat().st_size < 1_000_000
+    tracemalloc.start()
+    with pytest.raises(RealCineError, match="would inflate to 105 MB"):
+        read_cine_file(path)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 5_000_000

@@ -256,6 +256,8 @@ def test_a_name_that_looks_like_mathtext_is_plain_text_and_an_administrator_can_
         service.current_case(odd.token)  # the removed reader's session is over
     with pytest.raises(ReviewError, match="cannot be used"):
         service.join(code, r"$\frac{a}{$ math")  # and the name does not come back free
+    with pytest.raises(ReviewError, match="cannot be used"):
+        service.join(code, r"$\frac{a}{$ math", odd.token)  # not even with its resume code
     assert service.store.integrity(code)["answers"] == 8  # the rows stay, for the audit trail
 
 

@@ -14,9 +14,9 @@ admin token, a study's code or a link to its answers sent as an output would be 
   content), the created study's code and token, the results, the answers CSV with the truth and the figure are
   served only to the cookie that may see them, with ``Cache-Control: no-store``.
 
-Every route refuses what a page of another site or port sends with the reader's cookies (``Origin``,
-``Sec-Fetch-Site``); POST routes take JSON bodies of at most 16 kB. Every refusal is one sentence,
-``{"error": ...}``.
+What a page of another site or port sends with the user's cookies never reaches these routes
+(``security.SameOriginRequests``); POST routes take JSON bodies of at most 16 kB. Every refusal is one
+sentence, ``{"error": ...}``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse
 from markdown_it import MarkdownIt
+from starlette.concurrency import run_in_threadpool
 
 from cardiosynth.review import ReviewError, ReviewService
 from cardiosynth.review.access import token_hash
@@ -46,9 +47,10 @@ MAX_BODY = 16_384
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def client_address(request) -> str | None:
-    """The caller's address as the server sees it (forwarded headers only from a named proxy: security.py)."""
-    return getattr(getattr(request, "client", None), "host", None)
+def client_address(request) -> str:
+    """The caller's address as the server sees it (forwarded headers only from a named proxy: security.py);
+    "unknown" when the server gives none (a unix socket), which is counted like any address."""
+    return getattr(getattr(request, "client", None), "host", None) or "unknown"
 
 
 def cookie(request, name: str) -> str:
@@ -71,18 +73,8 @@ def _ok(payload: dict) -> JSONResponse:
     return JSONResponse(payload, headers=NO_STORE)
 
 
-def _from_this_app(request: Request) -> None:
-    """Refuse a request that a page of another site or port sent with the reader's cookies (browsers say so in
-    Origin and Sec-Fetch-Site; SameSite=Strict alone does not separate two ports of one host)."""
-    origin = request.headers.get("origin")
-    foreign_origin = origin and origin.rstrip("/") != f"{request.url.scheme}://{request.headers.get('host', '')}"
-    if foreign_origin or request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        raise ReviewError("This request came from another site and was refused.")
-
-
 async def _body(request: Request) -> dict:
-    """The JSON object of a POST from this app's own page (same origin), else a ReviewError."""
-    _from_this_app(request)
+    """The JSON object of a POST (whose origin ``security.SameOriginRequests`` checked), else a ReviewError."""
     if int(request.headers.get("content-length") or 0) > MAX_BODY:
         raise ReviewError("The request is too large.")
     raw = await request.body()
@@ -183,7 +175,7 @@ def review_router(service: ReviewService) -> APIRouter:
     async def join(request: Request):
         try:
             body = await _body(request)
-            joined = service.join(body.get("code"), body.get("name"), (body.get("resume") or "").strip() or None,
+            joined = service.join(body.get("code"), body.get("name"), str(body.get("resume") or "").strip() or None,
                                   client=client_address(request))
             response = _ok({"name": joined.name, "resume_code": joined.token, "answered": joined.answered,
                             "total": joined.total})
@@ -203,7 +195,6 @@ def review_router(service: ReviewService) -> APIRouter:
     @router.get("/case/{case_file}")
     def case(case_file: str, request: Request):
         try:
-            _from_this_app(request)
             path = service.case_file(cookie(request, READER_COOKIE), case_file.removesuffix(".gif"))
             return FileResponse(path, media_type="image/gif", headers={**NO_STORE, "Content-Disposition": "inline"})
         except Exception as err:  # noqa: BLE001
@@ -231,7 +222,6 @@ def review_router(service: ReviewService) -> APIRouter:
     def created(request: Request):
         """The code and admin token of the study this session created last, once."""
         try:
-            _from_this_app(request)
             session_id = _signed_in(request)
             study = service.admin_sessions.take_notice(session_id)
             if study is None:
@@ -246,20 +236,24 @@ def review_router(service: ReviewService) -> APIRouter:
         try:
             body = await _body(request)
             session_id = _signed_in(request)
-            code, token, client = body.get("code"), body.get("token"), client_address(request)
-            report = service.results(code, token, client=client)
-            blinding = service.blinding_report(code, token)
-            answers = service.export_csv(code, token)
-            blinding_file = answers.with_name(answers.stem.replace("_answers", "") + "_blinding.json")
-            blinding_file.write_text(json.dumps(blinding, indent=2))
-            blinding_file.chmod(0o600)
-            plot = service.results_plot(code, token)
-            return _ok({"summary_html": _summary_html(report, blinding), "details": report,
-                        "readers": [r["reader"] for r in report.get("readers") or []],
-                        "plot": files.offer(session_id, plot), "answers_csv": files.offer(session_id, answers),
-                        "blinding_json": files.offer(session_id, blinding_file)})
+            return _ok(await run_in_threadpool(_results, session_id, body.get("code"), body.get("token"),
+                                               client_address(request)))
         except Exception as err:  # noqa: BLE001
             return _refusal(err, "showing the results")
+
+    def _results(session_id: str, code, token, client: str) -> dict:
+        """Statistics, blinding check, answers CSV and figure (seconds of work: off the event loop)."""
+        report = service.results(code, token, client=client)
+        blinding = service.blinding_report(code, token)
+        answers = service.export_csv(code, token)
+        blinding_file = answers.with_name(answers.stem.replace("_answers", "") + "_blinding.json")
+        blinding_file.write_text(json.dumps(blinding, indent=2))
+        blinding_file.chmod(0o600)
+        plot = service.results_plot(code, token, statistics=report)
+        return {"summary_html": _summary_html(report, blinding), "details": report,
+                "readers": [r["reader"] for r in report.get("readers") or []],
+                "plot": files.offer(session_id, plot), "answers_csv": files.offer(session_id, answers),
+                "blinding_json": files.offer(session_id, blinding_file)}
 
     @router.post("/admin/remove-reader")
     async def remove_reader(request: Request):
@@ -275,10 +269,6 @@ def review_router(service: ReviewService) -> APIRouter:
     @router.get("/admin/file/{file_id}")
     def admin_file(file_id: str, request: Request):
         session_id = cookie(request, ADMIN_COOKIE)
-        try:
-            _from_this_app(request)
-        except ReviewError as err:
-            return _refusal(err, "sending the file")
         path = files.get(session_id, file_id) if service.admin_sessions.valid(session_id) else None
         if path is None or not path.is_file():
             return _refusal(ReviewError("This file is for the signed-in administrator who asked for it; show the "

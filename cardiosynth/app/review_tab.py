@@ -29,11 +29,12 @@ import html
 import gradio as gr
 
 from cardiosynth.review import ReviewError, ReviewService
+from cardiosynth.review.access import token_hash
 from cardiosynth.review.render import RenderSettings
 from cardiosynth.review.service import whole_number
 
 from .errors import error_box, user_message
-from .review_routes import ADMIN_COOKIE, READER_COOKIE, ROUTE_PREFIX, cookie
+from .review_routes import ADMIN_COOKIE, READER_COOKIE, ROUTE_PREFIX, client_address, cookie
 
 #: The administration page's address under the app's root (not linked from any page: see the module docstring).
 ADMIN_PATH = "/review-admin"
@@ -102,6 +103,12 @@ JOIN_JS = _js("code, name, resume", """
   return [`<p id="review-welcome">${note}</p>`, joined.resume_code, Date.now()];
 """)
 
+LEAVE_JS = _js("", """
+  await call('/leave', {});
+  return ['<p>You have left the study on this computer. Your answers are saved; your resume code brings you back.</p>',
+          '', '', '', 0];
+""")
+
 SIGN_IN_JS = _js("password", """
   const signed = await call('/admin/sign-in', {password});
   if (signed.error) return ['', box(signed.error)];
@@ -157,11 +164,6 @@ def _case_html(case_id: str | None) -> str:
     return f'<img src="{ROUTE_PREFIX.lstrip("/")}/case/{html.escape(case_id)}.gif" alt="The case to judge (loops)">'
 
 
-def _client(request: gr.Request | None) -> str | None:
-    """The caller's address, for counting failed attempts (None when Gradio gives no request)."""
-    return getattr(getattr(request, "client", None), "host", None)
-
-
 def _number(value, what: str, low: float, high: float) -> float:
     try:
         number = float(value)
@@ -180,6 +182,7 @@ def add_review_tab(service: ReviewService) -> None:
             name = gr.Textbox(label="Your name", elem_id="review-name", max_lines=1)
             resume = gr.Textbox(label="Resume code (only when coming back)", elem_id="review-resume", max_lines=1)
             join_btn = gr.Button("Join", variant="primary", elem_id="review-join")
+            leave_btn = gr.Button("Leave", elem_id="review-leave", scale=0, min_width=90)
         progress = gr.HTML("", elem_id="review-status")
         message = gr.HTML("", elem_id="review-message")
         with gr.Row():
@@ -193,7 +196,9 @@ def add_review_tab(service: ReviewService) -> None:
                 comment = gr.Textbox(label="Comment (optional)", lines=2, max_lines=4, elem_id="review-comment")
                 submit = gr.Button("Submit and next", variant="primary", elem_id="review-submit")
         joined = gr.Number(0, visible=False)  # set by the join script when the server accepted the reader
-        case_id = gr.State(None)
+        # the case on screen, and whose it is: anyone who knows this page's session hash can run an event in it
+        # with their own cookie, so a case shown for another reader is never taken as this reader's
+        shown = gr.State(None)
 
         def show(reader_token: str):
             """The outputs for the reader's current case (or the end of the study)."""
@@ -202,7 +207,8 @@ def add_review_tab(service: ReviewService) -> None:
             if case is None:
                 return ["", _progress_html(session.answered, session.total, DONE), None]
             return [_case_html(case.case_id), _progress_html(session.answered, session.total,
-                                                             f"Case {case.position} of {case.total}"), case.case_id]
+                                                             f"Case {case.position} of {case.total}"),
+                    {"reader": token_hash(reader_token), "case": case.case_id}]
 
         def current_case(joined_at, request: gr.Request):
             if not joined_at:  # the join was refused: its message stays
@@ -212,23 +218,31 @@ def add_review_tab(service: ReviewService) -> None:
             except Exception as err:  # noqa: BLE001 - every error becomes a message
                 return [gr.skip(), gr.skip(), gr.skip(), error_box(user_message(err, "showing the case"))]
 
-        def submit_answer(shown_case, label, sure, remark, request: gr.Request):
+        def submit_answer(on_screen, label, sure, remark, request: gr.Request):
             try:
                 reader_token = cookie(request, READER_COOKIE)
-                if not reader_token or shown_case is None:
+                if not reader_token or on_screen is None:
                     raise ReviewError("Join a study first (study code and your name, then Join).")
+                if on_screen.get("reader") != token_hash(reader_token):
+                    shown_video, shown_progress, yours = show(reader_token)
+                    return [shown_video, shown_progress, error_box("This page was showing a case that is not yours; "
+                                                                   "here is your case again: please answer it."),
+                            yours, gr.skip(), gr.skip(), gr.skip()]
                 if label not in ("real", "synthetic"):
                     raise ReviewError("Choose real or synthetic before submitting.")
-                service.answer(reader_token, shown_case, label, sure, remark or "", client=_client(request))
+                service.answer(reader_token, on_screen["case"], label, sure, remark or "",
+                               client=client_address(request))
                 shown_video, shown_progress, next_case = show(reader_token)
                 return [shown_video, shown_progress, "", next_case, None, 3, ""]
             except Exception as err:  # noqa: BLE001
                 return [gr.skip()] * 2 + [error_box(user_message(err, "saving the answer"))] + [gr.skip()] * 4
 
         join_btn.click(None, inputs=[code, name, resume], outputs=[message, resume, joined], js=JOIN_JS).then(
-            current_case, inputs=[joined], outputs=[video, progress, case_id, message], api_name="review_case")
-        submit.click(submit_answer, inputs=[case_id, answer, confidence, comment],
-                     outputs=[video, progress, message, case_id, answer, confidence, comment], api_name="review_answer",
+            current_case, inputs=[joined], outputs=[video, progress, shown, message], api_name="review_case")
+        # on a shared workstation: the next person cannot go on in this reader's name
+        leave_btn.click(None, outputs=[message, progress, video, resume, joined], js=LEAVE_JS)
+        submit.click(submit_answer, inputs=[shown, answer, confidence, comment],
+                     outputs=[video, progress, message, shown, answer, confidence, comment], api_name="review_answer",
                      trigger_mode="once")
 
 

@@ -6,9 +6,11 @@
   localStorage, which would leave readers' resume codes and the administrator's password on a shared
   workstation for the next person.
 - Gradio's monitoring pages are off (they summarise every event to anyone who asks).
-- Uploads are capped by the server before anything reads them: per file (Gradio's own check), per request,
-  per client address and hour, and for the upload folder as a whole (:class:`UploadLimits`), so an anonymous
-  client cannot fill the disk.
+- Request bodies are capped by the server before anything reads them: per file (Gradio's own check), per
+  request (any route), and file uploads per client address and hour and for the upload folder as a whole
+  (:class:`UploadLimits`), so an anonymous client cannot fill the disk.
+- Requests that change something, and the reader study's routes, must come from this app's own pages
+  (:class:`SameOriginRequests`): a page on another port or subdomain cannot act with the user's cookies.
 - Forwarded headers (``X-Forwarded-For``) are believed only from a proxy the operator names
   (``--trusted-proxy`` / ``$CARDIOSYNTH_TRUSTED_PROXIES``): otherwise anyone on the machine could pick the
   address that the reader study's rate limits count against. uvicorn trusts loopback by default; we do not.
@@ -78,6 +80,14 @@ async def refuse(send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def host_name(value: str) -> str:
+    """The name in a Host header or host setting, without its port and IPv6 brackets, lower case."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:value.index("]")] if "]" in value else value[1:]
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
 class HostCheck:
     """ASGI middleware refusing requests whose Host header names another server (``allowed`` None: any)."""
 
@@ -86,12 +96,36 @@ class HostCheck:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] in ("http", "websocket") and self.allowed is not None:
-            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").strip().lower()
-            name = host[1:host.index("]")] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
-            if name not in self.allowed:
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if host_name(host) not in self.allowed:
                 if scope["type"] == "http":
                     return await refuse(send, 400, "This server does not answer to that host name.")
                 return await send({"type": "websocket.close", "code": 1008})
+        return await self.app(scope, receive, send)
+
+
+class SameOriginRequests:
+    """ASGI middleware refusing what a page of another site, or of another port of this host, sends with the
+    user's cookies: every request that can change something (not GET / HEAD / OPTIONS) and every request for
+    the reader study's routes (``protected``). SameSite=Strict cookies are still sent between two ports of one
+    host and between sibling subdomains, and Gradio's CORS lets such pages read answers, so the browser's own
+    account of where a request comes from decides: ``Sec-Fetch-Site`` (same-site and cross-site refused), or
+    where a browser does not send it, an ``Origin`` naming another host. Scripts (no such headers) pass."""
+
+    def __init__(self, app, protected: tuple[str, ...] = ()):
+        self.app, self.protected = app, protected
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and (scope["method"] not in ("GET", "HEAD", "OPTIONS")
+                                        or scope["path"].startswith(self.protected)):
+            headers = dict(scope.get("headers") or [])
+            site = headers.get(b"sec-fetch-site", b"").decode("latin-1").lower()
+            origin = headers.get(b"origin", b"").decode("latin-1").lower().rstrip("/")
+            host = headers.get(b"host", b"").decode("latin-1").lower()
+            foreign = site in ("same-site", "cross-site") or (
+                not site and origin not in ("", "null") and origin.split("://", 1)[-1] != host)
+            if foreign:
+                return await refuse(send, 403, "This request came from another site and was refused.")
         return await self.app(scope, receive, send)
 
 
@@ -105,9 +139,11 @@ class UploadLimits:
 
 
 class UploadQuota:
-    """ASGI middleware bounding Gradio's upload route (``POST .../upload``) before a byte is read: a declared
-    length is required; past the per-request cap the answer is 413, past the client's hourly quota 429, and
-    when the upload folder would grow past its bound 507. What was allowed is charged to the client."""
+    """ASGI middleware bounding every request body, whatever the route: past the per-request cap the answer is
+    413 (a body without a declared length is cut off there). A file upload (a multipart body, which Gradio
+    stores: its upload route, its component server, ...) must declare its length and is refused before a byte is
+    read past the client's hourly quota (429) or when the upload folder would grow past its bound (507); what
+    was let in is charged to the client."""
 
     def __init__(self, app, limits: UploadLimits, folder: str | Path | None = None, clock=time.monotonic):
         self.app, self.limits, self.clock = app, limits, clock
@@ -128,10 +164,13 @@ class UploadQuota:
             self._folder_size = (self.clock(), size)
         return size
 
+    def _too_large(self) -> tuple[int, str]:
+        return 413, (f"One request may hold at most {self.limits.per_request // MB} MB in all; send fewer or "
+                     "smaller files.")
+
     def _admit(self, client: str, length: int) -> tuple[int, str] | None:
         if length > self.limits.per_request:
-            return 413, (f"One upload may hold at most {self.limits.per_request // MB} MB in all; send fewer or "
-                         "smaller files.")
+            return self._too_large()
         with self._lock:
             charged = self._charged.setdefault(client, deque())
             while charged and self.clock() - charged[0][0] > 3600:
@@ -147,17 +186,38 @@ class UploadQuota:
         return None
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].rstrip("/").endswith("/upload"):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        upload = headers.get(b"content-type", b"").lower().startswith(b"multipart/")
         if declared is None or not declared.isdigit():
-            return await refuse(send, 411, "Uploads must declare their size.")
-        refusal = self._admit(str((scope.get("client") or ("?",))[0]), int(declared))
+            if upload:
+                return await refuse(send, 411, "Uploads must declare their size.")
+            return await self.app(scope, _capped(receive, self.limits.per_request), send)
+        length = int(declared)
+        refusal = (self._admit(str((scope.get("client") or ("?",))[0]), length) if upload
+                   else self._too_large() if length > self.limits.per_request else None)
         if refusal:
-            if int(declared) <= 4 * self.limits.per_request:  # read (and drop) a modest body so that the
-                await _drain(receive)                          # client hears the reason, not a broken pipe
+            if length <= 4 * self.limits.per_request:  # read (and drop) a modest body so that the client
+                await _drain(receive)                    # hears the reason, not a broken pipe
             return await refuse(send, *refusal)
         return await self.app(scope, receive, send)
+
+
+def _capped(receive, limit: int):
+    """``receive`` for a body of undeclared length: past ``limit`` bytes the app is told the client left."""
+    seen = 0
+
+    async def capped():
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                return {"type": "http.disconnect"}
+        return message
+    return capped
 
 
 async def _drain(receive) -> None:
@@ -174,15 +234,15 @@ def trust_forwarded_headers(proxies: str) -> None:
 
 
 def allowed_hosts(host: str, extra: str = "") -> frozenset[str] | None:
-    """Host names the server answers to: the loopback names when it listens on loopback (plus ``extra``);
-    None (any) when it listens on every interface and the operator named none."""
-    named = {name.strip().lower().strip("[]") for name in extra.split(",") if name.strip()}
+    """Host names the server answers to: the loopback names when it listens on loopback (plus ``extra``, with
+    or without ports); None (any) when it listens on every interface and the operator named none."""
+    named = {host_name(name) for name in extra.split(",") if name.strip()}
     if "*" in named:
         return None
-    if host in ("0.0.0.0", "::", "") and not named:
+    if host_name(host) in ("0.0.0.0", "::", "") and not named:
         log.warning("Listening on every interface without %s: any Host header is accepted.", ALLOWED_HOSTS_ENV)
         return None
-    return frozenset({*LOOPBACK_NAMES, host.strip("[]").lower(), *named})
+    return frozenset({*LOOPBACK_NAMES, host_name(host), *named})
 
 
 def prepare_gradio_environment() -> None:
@@ -197,14 +257,17 @@ def prepare_gradio_environment() -> None:
 
 
 def secure_launch_kwargs(host: str = "127.0.0.1", routes=(), trusted_proxies: str | None = None,
-                         hosts: str | None = None, uploads: UploadLimits | None = None) -> dict:
+                         hosts: str | None = None, uploads: UploadLimits | None = None,
+                         protected: tuple[str, ...] = ()) -> dict:
     """The ``Blocks.launch`` arguments above, for every way the app is served (app.py, tests, benchmarks).
-    ``routes`` (FastAPI routes of our own) come before Gradio's; ``trusted_proxies`` and ``hosts`` default to
+    ``routes`` (FastAPI routes of our own) come before Gradio's, and GET requests for paths under ``protected``
+    are held to the same-origin rule as every change; ``trusted_proxies`` and ``hosts`` default to
     their environment variables. Sets uvicorn's forwarded-header trust (a process-wide variable) as a side
     effect, so call it right before ``launch``."""
     trust_forwarded_headers(os.environ.get(TRUSTED_PROXIES_ENV, "") if trusted_proxies is None else trusted_proxies)
     allowed = allowed_hosts(host, os.environ.get(ALLOWED_HOSTS_ENV, "") if hosts is None else hosts)
     middleware = [Middleware(SecurityHeaders), Middleware(HostCheck, allowed=allowed),
+                  Middleware(SameOriginRequests, protected=protected),
                   Middleware(UploadQuota, limits=uploads or UploadLimits())]
     return {"run_history": False, "enable_monitoring": False, "max_file_size": MAX_UPLOAD,
             "app_kwargs": {"middleware": middleware, "routes": list(routes)}}

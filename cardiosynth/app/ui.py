@@ -42,7 +42,7 @@ from .ecg_cine import EcgCineStudio
 from .ecg_tab import add_ecg_tab
 from .phenotype_explorer import PhenotypeExplorer
 from .phenotype_tab import add_phenotype_tab
-from .review_routes import review_router
+from .review_routes import ROUTE_PREFIX, review_router
 from .review_tab import add_review_admin_page, add_review_tab
 from .security import secure_launch_kwargs
 
@@ -74,7 +74,7 @@ def launch_kwargs(demo: gr.Blocks, host: str = "127.0.0.1", **security) -> dict:
     :func:`.security.secure_launch_kwargs`'s options)."""
     routes = review_router(demo.review_service).routes if getattr(demo, "review_service", None) else ()
     return {"theme": THEME, "css": CSS, "footer_links": ["api", "settings"],
-            **secure_launch_kwargs(host, routes, **security)}
+            **secure_launch_kwargs(host, routes, protected=(ROUTE_PREFIX,), **security)}
 
 
 def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | None = None,

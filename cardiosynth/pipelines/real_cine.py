@@ -43,6 +43,8 @@ class RealCineError(ValueError):
 #: .nii.gz of zeros can declare gigabytes): in-plane size, slices, time points and the data as a whole.
 #: (An ACDC or UK Biobank cine is ~256 x 256 pixels, 10-15 slices, 25-50 time points and 30-60 MB.)
 MAX_IN_PLANE = 512
+MIN_IN_PLANE = 16
+MAX_NPZ_BYTES = 64 * 2 ** 20  # a prepared CardioSynth cine (16 x 64 x 64) is a few hundred kB uncompressed
 MAX_SLICES = 64
 MAX_FRAMES = 100
 MAX_DATA_BYTES = 256 * 2 ** 20  # what decompressing the file may cost; one slice is read into memory, not all
@@ -71,14 +73,15 @@ def _nifti_volume(path: Path) -> CineVolume:
         zooms = tuple(float(z) for z in image.header.get_zooms())
     except Exception as error:  # nibabel raises many types for corrupt files
         raise RealCineError(f"{path.name} could not be read as NIfTI ({type(error).__name__}: {error})") from None
-    if len(shape) == 4 and shape[3] == 1 and len(zooms) >= 3:  # a trailing singleton is not time
-        shape = shape[:3]
     if len(shape) not in (3, 4):
         raise RealCineError(f"{path.name} has {len(shape)} dimensions {shape}; a cine is 4D (X x Y x slices x "
                             "time) or 3D (X x Y x time)")
     x, y, z, t = (*shape[:2], 1, shape[2]) if len(shape) == 3 else shape
     if dtype.kind not in "uif" or dtype.itemsize > 8:
         raise RealCineError(f"{path.name} stores {dtype} values; a cine holds integer or floating-point intensities")
+    if min(x, y) < MIN_IN_PLANE or z < 1:
+        raise RealCineError(f"{path.name} declares {x} x {y} pixels and {z} slices; a cine needs at least "
+                            f"{MIN_IN_PLANE} x {MIN_IN_PLANE} pixels in each slice")
     if max(x, y) > MAX_IN_PLANE or z > MAX_SLICES or t > MAX_FRAMES:
         raise RealCineError(f"{path.name} declares {x} x {y} pixels, {z} slices and {t} time points; a cine here "
                             f"may have at most {MAX_IN_PLANE} x {MAX_IN_PLANE} pixels, {MAX_SLICES} slices and "
@@ -107,6 +110,21 @@ def _nifti_volume(path: Path) -> CineVolume:
     return CineVolume(z, read_slice, spacing, path.name)
 
 
+def _check_npz_size(path: Path) -> None:
+    """An .npz is a zip: its members' sizes, stated in the archive, are checked before any is inflated."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            inflated = sum(member.file_size for member in archive.infolist())
+    except (OSError, zipfile.BadZipFile) as error:
+        raise RealCineError(f"{path.name} is not a CardioSynth cine (.npz with frames, spacing_mm, valid, "
+                            f"metadata): {error}") from None
+    if inflated > MAX_NPZ_BYTES:
+        raise RealCineError(f"{path.name} would inflate to {inflated / 1e6:.0f} MB; a CardioSynth cine is at most "
+                            f"{MAX_NPZ_BYTES / 1e6:.0f} MB")
+
+
 def read_cine_file(path: str | Path) -> CineVolume:
     """NIfTI 4D (X, Y, Z, T), NIfTI 3D (X, Y, T: one slice) or a CardioSynth ``.npz`` cine. A NIfTI's header is
     checked against :data:`MAX_DATA_BYTES` and the other limits before any data is read, and its slices are
@@ -114,6 +132,7 @@ def read_cine_file(path: str | Path) -> CineVolume:
     path = Path(path)
     name = path.name.lower()
     if name.endswith(".npz"):
+        _check_npz_size(path)
         try:
             cine, _ = load_npz_cine(path)
         except (OSError, KeyError, ValueError) as error:

@@ -72,12 +72,13 @@ def _study_target(code) -> tuple | None:
 
 
 def _reader_target(code, name) -> tuple | None:
-    """The target of a join: one name in one study (what a guesser of resume codes aims at). A wrong study
-    code is a target of its own that no reader uses, and a taken name slows only attempts at that name, so
-    nobody can hold up the other readers of a study by failing on purpose."""
+    """The target of a join: one name in one study. A wrong study code is a target that no reader uses, and a
+    taken name slows only attempts at that name, so nobody can hold up a study's readers by failing on purpose."""
     study = _study_target(code)
+    if study is None:
+        return None
     try:
-        return study and ("reader name", study[1], session.clean_name(name)[1])
+        return ("reader name", study[1], session.clean_name(name)[1])
     except ReviewError:
         return study
 
@@ -103,8 +104,8 @@ class ReviewService:
 
     def _guarded(self, client, target, action):
         """Run ``action`` unless ``client`` or ``target`` failed too often lately (see ``ratelimit.py``); a
-        refusal counts as one more failure against both, a success clears the target. Calls without a client
-        (the command line, run by the server's operator) are not counted."""
+        refusal counts as one more failure, a success clears the target's count from that client. Calls
+        without a client (the command line, run by the server's operator) are not counted."""
         if client is None:
             return action()
         self.limiter.check(client, target)
@@ -115,8 +116,19 @@ class ReviewService:
         except ReviewError:
             self.limiter.failed(client, target)
             raise
-        self.limiter.succeeded(target)
+        self.limiter.succeeded(client, target)
         return result
+
+    def _token_first(self, client, target, action):
+        """For 144-bit tokens, which nobody guesses: a right one is never held back by limits that others'
+        failures filled; a wrong one is counted and, past the limits, refused as too many."""
+        try:
+            return action()
+        except ReviewError:
+            if client is not None:
+                self.limiter.check(client, target)
+                self.limiter.failed(client, target)
+            raise
 
     def check_admin_password(self, password, client=None) -> None:
         """Refuse unless ``password`` is the server's review administrator password."""
@@ -147,6 +159,9 @@ class ReviewService:
 
     # readers ------------------------------------------------------------------------------------------------
     def join(self, code, name, resume_code=None, client=None) -> session.ReaderSession:
+        """A returning reader (name + their resume code) is never held back; anyone else is counted."""
+        if session.is_returning(self.store, code, name, resume_code):
+            return session.join(self.store, code, name, resume_code)
         return self._guarded(client, _reader_target(code, name),
                              lambda: session.join(self.store, code, name, resume_code))
 
@@ -197,7 +212,7 @@ class ReviewService:
             check_admin(study, normalised, admin_token)
             return study
         target = _study_target(code)
-        return self._guarded(client, target and ("admin token", target[1]), check)
+        return self._token_first(client, target and ("admin token", target[1]), check)
 
     def remove_reader(self, code, admin_token, reader_name, client=None) -> int:
         """Take a reader out of the study (their answers leave the results and the exports, and they can no
@@ -217,10 +232,12 @@ class ReviewService:
             **stats.study_statistics(table, len(cases), n_boot, seed),
         })
 
-    def results_plot(self, code, admin_token, path: str | Path | None = None, n_boot: int = 1000) -> Path:
+    def results_plot(self, code, admin_token, path: str | Path | None = None, n_boot: int = 1000,
+                     statistics: dict | None = None) -> Path:
+        """The figure; ``statistics`` (what :meth:`results` returned) saves computing them again."""
         study = self._admin_study(code, admin_token)
         table = self.store.answers_table(study["code"])
-        statistics = stats.study_statistics(table, len(self.store.case_ids(study["code"])), n_boot)
+        statistics = statistics or stats.study_statistics(table, len(self.store.case_ids(study["code"])), n_boot)
         return plot_results(table, statistics, path or Path(study["folder"]).parent / f"{study['code']}_results.png")
 
     def export_csv(self, code, admin_token, path: str | Path | None = None) -> Path:

@@ -124,7 +124,9 @@ def join(store: Store, code, name, resume_code=None) -> ReaderSession:
                         "code as well; otherwise choose another name.")
     existing = store.reader_by_name(study["code"], key)
     if existing is not None:
-        if str(resume_code or "").strip() and hmac.compare_digest(token_hash(resume_code), existing["token_hash"]):
+        removed = existing.get("removed_at") is not None  # an administrator took them out: not back in
+        if not removed and str(resume_code or "").strip() and hmac.compare_digest(token_hash(resume_code),
+                                                                                  existing["token_hash"]):
             return _session(store, existing, str(resume_code).strip())
         raise taken
     order = store.case_ids(study["code"])
@@ -137,6 +139,19 @@ def join(store: Store, code, name, resume_code=None) -> ReaderSession:
     except sqlite3.IntegrityError:  # the same name joined a moment ago
         raise taken from None
     return ReaderSession(token, display, study["code"], len(order), 0)
+
+
+def is_returning(store: Store, code, name, resume_code) -> bool:
+    """Whether ``name`` is a reader of study ``code`` (not removed) and ``resume_code`` is theirs."""
+    if not str(resume_code or "").strip():
+        return False
+    try:
+        study = store.study(normalise_code(code))
+        existing = study and store.reader_by_name(study["code"], clean_name(name)[1])
+    except ReviewError:
+        return False
+    return bool(existing) and existing.get("removed_at") is None and hmac.compare_digest(
+        token_hash(resume_code), existing["token_hash"])
 
 
 def is_reader(store: Store, token) -> bool:
