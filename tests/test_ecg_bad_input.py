@@ -202,7 +202,12 @@ def _snapshot() -> dict[str, set[str]]:
 
 
 @pytest.fixture
-def writes_nothing():
+def writes_nothing(tmp_path, monkeypatch):
+    """Nothing written where the reader could write: the working folder, the repository, and a temporary
+    folder of this test's own (the machine's /tmp is shared with other processes, which write there)."""
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
     before = _snapshot()
     yield
     assert _snapshot() == before, "a bad-input case wrote a file"
