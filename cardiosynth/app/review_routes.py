@@ -22,7 +22,6 @@ sentence, ``{"error": ...}``.
 from __future__ import annotations
 
 import json
-import logging
 import secrets
 import threading
 from pathlib import Path
@@ -37,8 +36,6 @@ from cardiosynth.review.access import token_hash
 from cardiosynth.review.ratelimit import TooManyAttempts
 
 from .errors import user_message
-
-log = logging.getLogger("cardiosynth.app")
 
 ROUTE_PREFIX = "/review-session"
 READER_COOKIE = "cardiosynth_reader"
@@ -175,8 +172,10 @@ def review_router(service: ReviewService) -> APIRouter:
     async def join(request: Request):
         try:
             body = await _body(request)
-            joined = service.join(body.get("code"), body.get("name"), str(body.get("resume") or "").strip() or None,
-                                  client=client_address(request))
+            # a database write (fsync'd): off the event loop, which serves every other user meanwhile
+            joined = await run_in_threadpool(service.join, body.get("code"), body.get("name"),
+                                             str(body.get("resume") or "").strip() or None,
+                                             client=client_address(request))
             response = _ok({"name": joined.name, "resume_code": joined.token, "answered": joined.answered,
                             "total": joined.total})
             # a session cookie: on a shared workstation it ends with the browser; the resume code brings the
@@ -260,8 +259,8 @@ def review_router(service: ReviewService) -> APIRouter:
         try:
             body = await _body(request)
             _signed_in(request)
-            removed = service.remove_reader(body.get("code"), body.get("token"), body.get("name"),
-                                            client=client_address(request))
+            removed = await run_in_threadpool(service.remove_reader, body.get("code"), body.get("token"),
+                                              body.get("name"), client=client_address(request))
             return _ok({"removed": True, "answers_removed": removed})
         except Exception as err:  # noqa: BLE001
             return _refusal(err, "removing the reader")
