@@ -28,9 +28,10 @@ import os
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 
 from cardiosynth.paths import cache_dir, private_folder
@@ -129,13 +130,18 @@ class SameOriginRequests:
         return await self.app(scope, receive, send)
 
 
+def _megabytes_from(variable: str, default: float):
+    """A dataclass default read from ``variable`` (in MB) when the limits are made, not when this is imported."""
+    return field(default_factory=lambda: int(float(os.environ.get(variable, default)) * MB))
+
+
 @dataclass(frozen=True)
 class UploadLimits:
     """What one upload request, one client and the upload folder may hold (bytes)."""
 
-    per_request: int = int(float(os.environ.get("CARDIOSYNTH_UPLOAD_REQUEST_MB", 60)) * MB)
-    per_client_hour: int = int(float(os.environ.get("CARDIOSYNTH_UPLOAD_CLIENT_MB_PER_HOUR", 300)) * MB)
-    folder: int = int(float(os.environ.get("CARDIOSYNTH_UPLOAD_FOLDER_MB", 2000)) * MB)
+    per_request: int = _megabytes_from("CARDIOSYNTH_UPLOAD_REQUEST_MB", 60)
+    per_client_hour: int = _megabytes_from("CARDIOSYNTH_UPLOAD_CLIENT_MB_PER_HOUR", 300)
+    folder: int = _megabytes_from("CARDIOSYNTH_UPLOAD_FOLDER_MB", 2000)
 
 
 class UploadQuota:
@@ -196,7 +202,9 @@ class UploadQuota:
                 return await refuse(send, 411, "Uploads must declare their size.")
             return await self.app(scope, _capped(receive, self.limits.per_request), send)
         length = int(declared)
-        refusal = (self._admit(str((scope.get("client") or ("?",))[0]), length) if upload
+        client = str((scope.get("client") or ("?",))[0])
+        # an upload may walk the upload folder (every 5 s at most): in a worker thread, not on the event loop
+        refusal = (await run_in_threadpool(self._admit, client, length) if upload
                    else self._too_large() if length > self.limits.per_request else None)
         if refusal:
             if length <= 4 * self.limits.per_request:  # read (and drop) a modest body so that the client

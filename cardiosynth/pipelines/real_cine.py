@@ -15,6 +15,7 @@ Every problem is one :class:`RealCineError` saying what is wrong with the file a
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,8 +113,6 @@ def _nifti_volume(path: Path) -> CineVolume:
 
 def _check_npz_size(path: Path) -> None:
     """An .npz is a zip: its members' sizes, stated in the archive, are checked before any is inflated."""
-    import zipfile
-
     try:
         with zipfile.ZipFile(path) as archive:
             inflated = sum(member.file_size for member in archive.infolist())

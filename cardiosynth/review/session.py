@@ -124,9 +124,7 @@ def join(store: Store, code, name, resume_code=None) -> ReaderSession:
                         "code as well; otherwise choose another name.")
     existing = store.reader_by_name(study["code"], key)
     if existing is not None:
-        removed = existing.get("removed_at") is not None  # an administrator took them out: not back in
-        if not removed and str(resume_code or "").strip() and hmac.compare_digest(token_hash(resume_code),
-                                                                                  existing["token_hash"]):
+        if _holds(existing, resume_code):
             return _session(store, existing, str(resume_code).strip())
         raise taken
     order = store.case_ids(study["code"])
@@ -141,6 +139,12 @@ def join(store: Store, code, name, resume_code=None) -> ReaderSession:
     return ReaderSession(token, display, study["code"], len(order), 0)
 
 
+def _holds(reader: dict, resume_code) -> bool:
+    """Whether ``resume_code`` is this reader's, and an administrator has not taken them out."""
+    return (reader.get("removed_at") is None and bool(str(resume_code or "").strip())
+            and hmac.compare_digest(token_hash(resume_code), reader["token_hash"]))
+
+
 def is_returning(store: Store, code, name, resume_code) -> bool:
     """Whether ``name`` is a reader of study ``code`` (not removed) and ``resume_code`` is theirs."""
     if not str(resume_code or "").strip():
@@ -150,8 +154,7 @@ def is_returning(store: Store, code, name, resume_code) -> bool:
         existing = study and store.reader_by_name(study["code"], clean_name(name)[1])
     except ReviewError:
         return False
-    return bool(existing) and existing.get("removed_at") is None and hmac.compare_digest(
-        token_hash(resume_code), existing["token_hash"])
+    return bool(existing) and _holds(existing, resume_code)
 
 
 def is_reader(store: Store, token) -> bool:
