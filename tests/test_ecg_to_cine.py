@@ -565,3 +565,14 @@ def test_rendered_motion_is_retimed_to_the_ecgs_qt_rr(tiny_pipeline, monkeypatch
     assert exemplar.cycle["es_fraction"] == out.cycle["es_fraction"] and exemplar.conditions["motion"] == "exemplar"
     with pytest.raises(ValueError, match="motion must be"):
         tiny_pipeline(ecg, seed=0, motion="nope")
+
+
+def test_a_heart_that_does_not_move_has_no_end_systole_to_retime():
+    """A still control (every frame at ED) once gave end-systole at fraction 0, which re-timing refuses."""
+    from cardiosynth.pipelines.rendering import strongest_motion_fraction
+
+    still = torch.zeros(16, 2, 8, 8, dtype=torch.float64)
+    assert strongest_motion_fraction(still) is None
+    moving = still.clone()
+    moving[6] = 1.0
+    assert strongest_motion_fraction(moving) == 6 / 16

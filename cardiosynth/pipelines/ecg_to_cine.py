@@ -38,8 +38,7 @@ from cardiosynth.pipelines.phenotype_to_cine import OPTIONAL_COMPONENTS as OPTIO
 from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine, spacing_of
 from cardiosynth.pipelines.rendering import real_heart_motion, strongest_motion_fraction
 from cardiosynth.pipelines.requests import check_sampling
-from cardiosynth.render.fields import motion_displacement
-from cardiosynth.render.sampling import identity_positions
+from cardiosynth.render.fields import motion_positions
 from cardiosynth.retime import ES_FRACTION_RANGE, retime, systolic_fraction
 from cardiosynth.weights import WEIGHTS_DIR, WeightsError, check_dependency
 
@@ -223,10 +222,10 @@ class EcgToCine:
             anatomy_source, hearts = {"source": heart.source}, None
         else:
             conditions, anatomy_source = self._anatomy_set(seed, slice_position, phenotypes)
-            hearts = rendering.hearts(conditions, seed)
-            ed = rendering.ed_frames(hearts)[0]
+            hearts, ed = rendering.hearts(conditions, seed), None  # the ED frame: only the flow needs it
             anatomy_source["exemplar"] = rendering.bank.exemplar_id(hearts[0].exemplar)
         if motion == "flow":
+            ed = rendering.ed_frames(hearts)[0] if ed is None else ed
             known = codec.pack(encode_frames(codec.frame_ae, torch.from_numpy(ed[None])),
                                torch.zeros(1, *codec.motion.config.code_shape))
             with autocast(self.flow.template.device):
@@ -254,7 +253,7 @@ class EcgToCine:
         if hearts is not None:
             cine = rendering.render(hearts[0], control, motion_in, self.spacing_mm, slice_position, source, metadata)
         else:
-            positions = identity_positions(codec.motion.config.size) + motion_displacement(control, codec.motion.config.size)
+            positions = motion_positions(control, codec.motion.config.size)
             frames = rendering.renderer.render(ed, valid, positions, generator)
             cine = Cine(frames, (self.spacing_mm, self.spacing_mm), float(slice_position), valid.copy(),
                         source=f"{source}; heart {heart.source}", metadata={**metadata, "heart": heart.source})

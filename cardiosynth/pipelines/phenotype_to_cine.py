@@ -45,9 +45,8 @@ from cardiosynth.pipelines.privacy import ReidentificationFilter
 from cardiosynth.pipelines.rendering import ExemplarRendering, RenderedHeart, real_heart_motion
 from cardiosynth.pipelines.requests import PhenotypeRequest, check_sampling
 from cardiosynth.render.bank import AnatomyBank
-from cardiosynth.render.fields import motion_displacement
+from cardiosynth.render.fields import motion_positions
 from cardiosynth.render.renderer import motion_scale
-from cardiosynth.render.sampling import identity_positions
 from cardiosynth.weights import WEIGHTS_DIR, WeightsError, read_config
 
 # The sub-folders of a pipeline folder (the bundled ``weights/`` or a Hub snapshot): always these two, and the
@@ -361,11 +360,10 @@ class PhenotypeToCine:
             controls = [own * scale] * int(n)
         conditions["motion"] = motion
         generator = torch.Generator().manual_seed(int(seed))
-        identity = identity_positions(codec.motion.config.size)
         source = f"synthetic:{self.name}@{self.sha[:12]}"
         cines = []
         for sample, control in enumerate(controls):
-            positions = identity + motion_displacement(control, codec.motion.config.size)
+            positions = motion_positions(control, codec.motion.config.size)
             frames = self.rendering.renderer.render(cine.frames[0], cine.valid, positions, generator)
             cines.append(Cine(frames, cine.spacing_mm, cine.slice_position, cine.valid.copy(),
                               source=f"{source}; edited from {cine.source}",

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from cardiosynth.cine import Cine, CineError
-from cardiosynth.data.acdc import LABEL_LV, LABEL_MYO
+from cardiosynth.data.acdc import LABEL_LV, LABEL_MYO, to_rows_cols
 from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
 from cardiosynth.data.prepare import PrepareConfig, normalise, resample_cycle, resample_plane, sampling_grid
 from cardiosynth.export import load_npz_cine
@@ -106,7 +106,7 @@ def _nifti_volume(path: Path) -> CineVolume:
                                 f"{error})") from None
         if not np.isfinite(data).all():
             raise RealCineError(f"slice {k} of {path.name} contains NaN or infinite values")
-        return np.ascontiguousarray(data.transpose(2, 1, 0))  # (T, rows = j, cols = i)
+        return to_rows_cols(data)  # (T, rows = j, cols = i)
 
     return CineVolume(z, read_slice, spacing, path.name)
 

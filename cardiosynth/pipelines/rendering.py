@@ -133,7 +133,10 @@ def real_heart_motion(cine: Cine, motion_model) -> torch.Tensor:
 _REGISTERED: dict = {}  # the last hearts' registrations, by content hash (a dict keeps insertion order)
 
 
-def strongest_motion_fraction(control: torch.Tensor) -> float:
-    """Cycle fraction of the frame that moved most from ED (a real heart's end-systole, when no mask says)."""
+def strongest_motion_fraction(control: torch.Tensor) -> float | None:
+    """Cycle fraction of the frame that moved most from ED (a real heart's end-systole, when no mask says);
+    None for a heart that does not move (there is no end-systole to re-time)."""
     magnitude = control.pow(2).sum(1).mean(dim=(1, 2))
+    if float(magnitude.max()) == 0.0:
+        return None
     return int(torch.argmax(magnitude)) / len(control)
