@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from .studio import GeneratorStudio
-from .widgets import player_buttons
+from .studio import GUIDANCE_RANGE, GeneratorStudio
+from .widgets import number, player_buttons, slider
 
 
 @dataclass(frozen=True)
@@ -84,17 +84,17 @@ def add_generation_panel(spec: GenerationSpec, studio: GeneratorStudio,
 def _generate_row(spec: GenerationSpec) -> tuple[gr.Button, gr.Number]:
     with gr.Row(equal_height=True):
         button = gr.Button(spec.button, variant="primary", elem_id=spec.button_id, scale=2)
-        seed = gr.Number(0, precision=0, minimum=0, label="Cine seed", scale=1, info=spec.seed_info)
+        seed = number(0, precision=0, minimum=0, label="Cine seed", scale=1, info=spec.seed_info)
     return button, seed
 
 
 def _advanced_settings(spec: GenerationSpec, defaults: dict) -> tuple[gr.Slider, gr.Slider, gr.Slider]:
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
-            steps = gr.Slider(1, min(spec.steps_cap, defaults["max_steps"]), value=defaults["steps"], step=1,
-                              label=spec.steps_label, info=spec.steps_info)
-            cfg = gr.Slider(1, 10, value=defaults["cfg"], step=0.5, label="Guidance scale",
-                            info=f"1 = no guidance; higher = follows {spec.conditioned_on} harder, less variety")
-            position = gr.Slider(0, 1, value=0.5, step=0.05, label="Slice position",
-                                 info="0 = base, 0.5 = mid-ventricle, 1 = apex")
+            steps = slider(1, min(spec.steps_cap, defaults["max_steps"]), value=defaults["steps"], step=1,
+                           label=spec.steps_label, info=spec.steps_info)
+            cfg = slider(*GUIDANCE_RANGE, value=defaults["cfg"], step=0.5, label="Guidance scale",
+                         info=f"1 = no guidance; higher = follows {spec.conditioned_on} harder, less variety")
+            position = slider(0, 1, value=0.5, step=0.05, label="Slice position",
+                              info="0 = base, 0.5 = mid-ventricle, 1 = apex")
     return steps, cfg, position

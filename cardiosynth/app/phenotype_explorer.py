@@ -31,9 +31,9 @@ from plotly.subplots import make_subplots
 from cardiosynth import phenotypes as ph
 from cardiosynth.data.acdc import read_phenotype_csv
 from cardiosynth.data.splits import load_split
-from cardiosynth.pipelines.phenotype_prior import Plausibility, PhenotypePrior
 from cardiosynth.paths import data_root
 from cardiosynth.phenotypes import PhenotypeError
+from cardiosynth.pipelines.phenotype_prior import PhenotypePrior, Plausibility
 
 log = logging.getLogger("cardiosynth.app")
 
@@ -43,6 +43,7 @@ HEALTHY_LOCKS = {"LVEF": 62.0, "RVEF": 55.0}
 POPULATION_SIZE = 2000
 POPULATION_SEED = 0
 N_BINS = 40
+TEMPERATURE_RANGE = (0.0, 2.0)  # the VAE's temperature slider and what a request may ask
 STATUS_WORDS = {"green": "Plausible", "amber": "Unusual", "red": "Implausible"}
 STATUS_COLOURS = {"green": "#1a7f37", "amber": "#b26b00", "red": "#c62828"}
 
@@ -74,16 +75,27 @@ def consistent(values: Mapping[str, float], edited: str | Sequence[str] | None =
             out[esv] = _round(out[edv] - float(values[f"{side}SV"]))
         if not 0 < out[esv] < out[edv]:
             raise PhenotypeError(
-                f"{esv} ({out[esv]:g} mL) must be positive and smaller than {edv} ({out[edv]:g} mL): "
-                f"a ventricle cannot hold more blood at end-systole than at end-diastole. "
-                f"Lower {esv} or raise {edv}.")
+                f"{esv} {out[esv]:g} mL must be above 0 and below {edv} {out[edv]:g} mL, since a ventricle "
+                f"cannot hold more blood at end-systole than at end-diastole: lower {esv} or raise {edv}")
         out[f"{side}SV"] = _round(out[edv] - out[esv])
         out[f"{side}EF"] = _round(100.0 * (out[edv] - out[esv]) / out[edv])
     ordered = {n: out[n] for n in ph.NAMES}
     problems = ph.out_of_range(ordered)
     if problems:
-        raise PhenotypeError("; ".join(problems) + ". " + fix_hint(ordered))
+        raise PhenotypeError("; ".join(problems) + fix_hint(ordered))
     return ordered
+
+
+def check_typed(values: Mapping[str, float]) -> None:
+    """Every value as typed lies on its slider (the phenotype's plausible range); else a PhenotypeError naming
+    the value typed and the range, before anything is derived from it (an EDV of 700 would otherwise be
+    answered with the SV it implies)."""
+    for name, value in values.items():
+        p = ph.BY_NAME[name]
+        low, high = p.plausible_range
+        if value is not None and not low <= float(value) <= high:
+            raise PhenotypeError(f"{name} {float(value):g} {p.unit} is outside the range this app accepts for it, "
+                                 f"{low:g} to {high:g} {p.unit}")
 
 
 def fix_hint(values: Mapping[str, float]) -> str:
@@ -103,7 +115,7 @@ def fix_hint(values: Mapping[str, float]) -> str:
                          f"{name} between {low:g} and {high:g} %")
         else:
             hints.append(f"set {name} between {low:g} and {high:g} {p.unit}")
-    return "To fix: " + "; ".join(hints) + "." if hints else ""
+    return " (to fix: " + "; ".join(hints) + ")" if hints else ""
 
 
 KEEP_CHOICES = ("EF", "ESV")
@@ -272,8 +284,9 @@ def _temperature(value) -> float:
         t = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"Temperature must be a number, got {value!r}") from None
-    if not (math.isfinite(t) and 0.0 <= t <= 3.0):
-        raise ValueError(f"Temperature must be between 0 and 3, got {t:g}")
+    low, high = TEMPERATURE_RANGE
+    if not (math.isfinite(t) and low <= t <= high):
+        raise ValueError(f"Temperature must be between {low:g} and {high:g}, got {t:g}")
     return t
 
 

@@ -23,8 +23,8 @@ from .cine_view import CineStudio
 from .edit_view import edit_markdown, edit_real_cine
 from .errors import error_box, user_message
 from .generation_panel import GenerationPanel, GenerationSpec, add_generation_panel
-from .phenotype_explorer import KEEP_CHOICES, PhenotypeExplorer, Scored
-from .widgets import cine_pair, named, named_as
+from .phenotype_explorer import KEEP_CHOICES, TEMPERATURE_RANGE, PhenotypeExplorer, Scored, check_typed
+from .widgets import cine_pair, named, named_as, number, slider
 
 START_NOTE = "Start: the VAE's most likely heart with normal ejection fractions (LVEF 62 %, RVEF 55 %)."
 VENTRICLES = (("Left ventricle", ("LVEDV", "LVESV", "LVSV", "LVEF", "LVM")),
@@ -111,13 +111,13 @@ def _phenotype_slider(name: str, start: Scored) -> tuple[gr.Slider, gr.Checkbox]
     low, high = p.plausible_range
     kind = "derived; editing it moves " + name[:2] + "ESV" if not p.independent else "independent"
     with gr.Row(equal_height=True):
-        slider = gr.Slider(low, high, value=start.values[name], step=0.01, precision=2, label=p.label,
-                           info=f"{p.description}. Plausible {low:g}-{high:g} {p.unit}; UK Biobank field "
-                                f"{p.ukb_field}; {kind}.",
-                           elem_id=f"slider-{name}", scale=8)
+        box = slider(low, high, value=start.values[name], step=0.01, precision=2, label=p.label,
+                     info=f"{p.description}. Plausible {low:g}-{high:g} {p.unit}; UK Biobank field "
+                          f"{p.ukb_field}; {kind}.",
+                     elem_id=f"slider-{name}", scale=8)
         lock = gr.Checkbox(False, label="lock", elem_id=f"lock-{name}", scale=1, min_width=70,
                            elem_classes=["cs-lock"])
-    return slider, lock
+    return box, lock
 
 
 def _status_column(explorer: PhenotypeExplorer, start: Scored) -> dict:
@@ -125,10 +125,10 @@ def _status_column(explorer: PhenotypeExplorer, start: Scored) -> dict:
     status = gr.HTML(explorer.status_html(start), label="Plausibility", elem_id="plausibility")
     gr.Markdown(explorer.legend_markdown())
     with gr.Row():
-        temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature",
+        temperature = slider(*TEMPERATURE_RANGE, value=1.0, step=0.05, label="Temperature",
                                 info="0 = the VAE's mean heart; 1 = like the training patients; "
                                      "above 1 = more unusual hearts")
-        seed = gr.Number(0, precision=0, minimum=0, label="Seed", info="moves on by one after each sample")
+        seed = number(0, precision=0, minimum=0, label="Seed", info="moves on by one after each sample")
     with gr.Row():
         sample_btn = gr.Button("Sample a heart", variant="primary", elem_id="sample-btn")
         complete_btn = gr.Button("Complete the rest", elem_id="complete-btn")
@@ -160,7 +160,7 @@ def _refused(err: Exception, action: str, last: dict | None) -> list:
     them still describes it), so no slider shows a value the app is not using."""
     text = user_message(err, action)
     if last:
-        text += " The sliders show the set in use again."
+        text = text.rstrip(". ") + "; the sliders show the set in use again."
     return ([last[n] for n in ph.NAMES] if last else [gr.skip()] * len(ph.NAMES)) + [
         gr.skip(), {"error": text}, error_box(text), gr.skip()]
 
@@ -183,6 +183,7 @@ def _plausibility(explorer: PhenotypeExplorer):
     @named_as([*ph.NAMES, "in_use"])
     def plausibility(*vals):
         try:
+            check_typed(dict(zip(ph.NAMES, vals)))
             return _shown(explorer, explorer.score(dict(zip(ph.NAMES, vals)), note="Edited by hand."))
         except Exception as err:  # noqa: BLE001 - every error becomes a message
             return _refused(err, "scoring this phenotype set", vals[-1])
@@ -192,6 +193,7 @@ def _plausibility(explorer: PhenotypeExplorer):
 def _derived_setter(explorer: PhenotypeExplorer, name: str):
     def set_derived(*vals):
         try:
+            check_typed(dict(zip(ph.NAMES, vals)))
             return _shown(explorer, explorer.score(dict(zip(ph.NAMES, vals)), edited=name,
                                                    note=f"Edited by hand ({name} moved {name[:2]}ESV)."))
         except Exception as err:  # noqa: BLE001
@@ -204,6 +206,7 @@ def _edv_setter(explorer: PhenotypeExplorer, side: str):
     def set_edv(*args):
         vals, keep, flags = args[:len(ph.NAMES)], args[len(ph.NAMES)], args[len(ph.NAMES) + 1:-1]
         try:
+            check_typed(dict(zip(ph.NAMES, vals)))
             locked = [n for n, f in zip(ph.NAMES, flags) if f]
             return _shown(explorer, explorer.move_edv(dict(zip(ph.NAMES, vals)), side, keep, locked))
         except Exception as err:  # noqa: BLE001
@@ -227,6 +230,7 @@ def _completer(explorer: PhenotypeExplorer):
         vals, flags = args[:len(ph.NAMES)], args[len(ph.NAMES):2 * len(ph.NAMES)]
         rand, t, s, last = args[2 * len(ph.NAMES):]
         try:
+            check_typed(dict(zip(ph.NAMES, vals)))
             locked = [n for n, f in zip(ph.NAMES, flags) if f]
             return _shown(explorer, explorer.complete(dict(zip(ph.NAMES, vals)), locked, bool(rand), t, s))
         except Exception as err:  # noqa: BLE001
@@ -300,8 +304,8 @@ def add_cine_panel(studio: CineStudio, values: list, explorer: PhenotypeExplorer
                                outputs=[now_view, previous_view, cine_values, panel.message, panel.current, previous,
                                         succeeded],
                                api_name="generate", show_progress="full", concurrency_limit=2)
-    event.then(_cine_details(studio), inputs=[panel.current, previous], outputs=[panel.plot, panel.files],
-               api_visibility="private", show_progress="minimal")
+    event.then(_cine_details(studio), inputs=[succeeded, panel.current, previous],
+               outputs=[panel.plot, panel.files], api_visibility="private", show_progress="minimal")
     if phenotype_panel is not None:
         event.then(_phenotype_rescorer(explorer), inputs=[succeeded, *values], outputs=list(phenotype_panel),
                    api_visibility="private", show_progress="hidden")
@@ -322,8 +326,10 @@ def _cine_generator(studio: CineStudio, explorer: PhenotypeExplorer | None):
             before = studio.file(last, "gif") if last is not None else None
             return [gif, before, studio.values_markdown(result, last), "", result, last, True]
         except Exception as err:  # noqa: BLE001 - every error becomes a message
-            return [gr.skip()] * 3 + [error_box(user_message(err, "generating the cine")), gr.skip(), gr.skip(),
-                                      False]
+            # the last cine leaves the screen (it stays the one a success compares with): nothing under the
+            # red box may look like the answer to the request that failed
+            return [None, None, "", error_box(user_message(err, "generating the cine")), gr.skip(), gr.skip(),
+                    False]
     return generate
 
 
@@ -353,10 +359,10 @@ def _phenotype_rescorer(explorer: PhenotypeExplorer | None):
 
 
 def _cine_details(studio: CineStudio):
-    def details(now, before):
+    def details(ok, now, before):
         try:
-            if now is None:
-                return gr.skip(), gr.skip()
+            if not ok or now is None:  # a failed request: its error box stands alone
+                return None, None
             return studio.figure(now, before), studio.downloads(now)
         except Exception as err:  # noqa: BLE001
             user_message(err, "drawing the cine figure")  # logs it
@@ -376,13 +382,13 @@ def add_batch_panel(studio: CineStudio, values: list, panel: GenerationPanel) ->
                     "optional `slice_position` and `seed` columns; missing phenotypes are completed by the VAE). "
                     + BULK_HINT)
         with gr.Row(equal_height=True):
-            n_seeds = gr.Slider(2, MAX_CINES, value=6, step=1, label="Seeds (from the cine seed above)",
+            n_seeds = slider(2, MAX_CINES, value=6, step=1, label="Seeds (from the cine seed above)",
                                 elem_id="grid-seeds")
             grid_btn = gr.Button("Generate a grid of seeds", elem_id="grid-btn")
         with gr.Row(equal_height=True):
             table = gr.File(label="Phenotype sets (CSV)", file_types=[".csv", ".tsv", ".txt"], type="filepath",
                             elem_id="batch-csv")
-            per_set = gr.Slider(1, MAX_CINES, value=1, step=1, label="Seeds per set", elem_id="batch-seeds")
+            per_set = slider(1, MAX_CINES, value=1, step=1, label="Seeds per set", elem_id="batch-seeds")
             batch_btn = gr.Button("Generate one cine per row", elem_id="batch-btn")
         batch_message = gr.Markdown("", elem_id="batch-message")
         gallery = gr.Gallery(label="Cines (animated)", columns=6, height="auto", elem_id="batch-gallery",
@@ -410,7 +416,7 @@ def _seed_grid_handler(studio: CineStudio):
             return _batch_shown(seed_grid(studio, dict(zip(ph.NAMES, vals)), first, count, k, guidance, where,
                                           progress=lambda stage, fraction: progress(fraction, desc=stage)))
         except Exception as err:  # noqa: BLE001 - every error becomes a message
-            return [gr.skip(), gr.skip(), error_box(user_message(err, "generating the grid of seeds"))]
+            return [[], None, error_box(user_message(err, "generating the grid of seeds"))]
     return grid
 
 
@@ -422,7 +428,7 @@ def _csv_batch_handler(studio: CineStudio):
             return _batch_shown(csv_batch(studio, path, seed, seeds, k, guidance, where,
                                           progress=lambda stage, fraction: progress(fraction, desc=stage)))
         except Exception as err:  # noqa: BLE001
-            return [gr.skip(), gr.skip(), error_box(user_message(err, "generating the batch"))]
+            return [[], None, error_box(user_message(err, "generating the batch"))]
     return batch
 
 
@@ -445,8 +451,8 @@ def add_edit_panel(studio: CineStudio) -> None:
         with gr.Column(scale=2):
             slice_box = gr.Textbox("", label="Slice", elem_id="edit-slice", placeholder="middle",
                                    info="0 = the first slice in the file; empty = the middle one")
-            new_lvef = gr.Slider(10, 85, value=35, step=1, label="New LVEF (%)", elem_id="edit-lvef")
-            edit_seed = gr.Number(0, precision=0, minimum=0, label="Seed", elem_id="edit-seed")
+            new_lvef = slider(10, 85, value=35, step=1, label="New LVEF (%)", elem_id="edit-lvef")
+            edit_seed = number(0, precision=0, minimum=0, label="Seed", elem_id="edit-seed")
             edit_btn = gr.Button("Edit this heart", variant="primary", elem_id="edit-btn")
     edit_message = gr.Markdown("", elem_id="edit-message")
     real_view, edited_view, edit_values = cine_pair(("Real (animated)", "edit-real"),
@@ -463,5 +469,5 @@ def _editor(studio: CineStudio):
             real, edited = edit_real_cine(studio, path, slice_index, lvef, seed)
             return [studio.file(real, "gif"), studio.file(edited, "gif"), edit_markdown(real, edited), ""]
         except Exception as err:  # noqa: BLE001 - every error becomes a message
-            return [gr.skip()] * 3 + [error_box(user_message(err, "editing the uploaded cine"))]
+            return [None, None, "", error_box(user_message(err, "editing the uploaded cine"))]
     return edit

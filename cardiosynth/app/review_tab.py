@@ -35,6 +35,7 @@ from cardiosynth.review.service import whole_number
 
 from .errors import error_box, user_message
 from .review_routes import ADMIN_COOKIE, READER_COOKIE, ROUTE_PREFIX, client_address, cookie
+from .widgets import slider
 
 #: The administration page's address under the app's root (not linked from any page: see the module docstring).
 ADMIN_PATH = "/review-admin"
@@ -191,7 +192,7 @@ def add_review_tab(service: ReviewService) -> None:
                 video = gr.HTML("", elem_id="review-video")
             with gr.Column():
                 answer = gr.Radio(["real", "synthetic"], value=None, label="This cine is", elem_id="review-answer")
-                confidence = gr.Slider(1, 5, value=3, step=1, label="Confidence",
+                confidence = slider(1, 5, value=3, step=1, label="Confidence",
                                        info="1 = a guess ... 5 = certain", elem_id="review-confidence")
                 comment = gr.Textbox(label="Comment (optional)", lines=2, max_lines=4, elem_id="review-comment")
                 submit = gr.Button("Submit and next", variant="primary", elem_id="review-submit")
@@ -283,8 +284,8 @@ def _admin_forms(service: ReviewService) -> None:
                 "the pixels; no metadata; random names; a fresh random draw of cases for every study). The admin "
                 "token is shown **once**: it is the key to the study's results.")
     with gr.Row():
-        n_real = gr.Slider(2, 60, value=10, step=1, label="Real cines", elem_id="review-n-real")
-        n_synthetic = gr.Slider(2, 60, value=10, step=1, label="Synthetic cines", elem_id="review-n-synthetic")
+        n_real = slider(2, 60, value=10, step=1, label="Real cines", elem_id="review-n-real")
+        n_synthetic = slider(2, 60, value=10, step=1, label="Synthetic cines", elem_id="review-n-synthetic")
         generator = gr.Dropdown(list(GENERATORS), value=list(GENERATORS)[0], label="Generator",
                                 elem_id="review-generator")
     with gr.Row():
@@ -292,8 +293,8 @@ def _admin_forms(service: ReviewService) -> None:
         conditions = gr.Radio(["vae", "matched"], value="matched", label="Synthetic phenotypes",
                               info="matched = the real cases' own phenotypes and slice positions; "
                                    "vae = sampled from the phenotype VAE")
-        cycle_seconds = gr.Slider(0.5, 3.0, value=1.0, step=0.1, label="Seconds per heartbeat")
-        cycles = gr.Slider(1, 6, value=1, step=1, label="Heartbeats stored per case",
+        cycle_seconds = slider(0.5, 3.0, value=1.0, step=0.1, label="Seconds per heartbeat")
+        cycles = slider(1, 6, value=1, step=1, label="Heartbeats stored per case",
                            info="each case loops anyway; more beats = larger files")
     title = gr.Textbox(label="Title (optional)", max_lines=1)
     create_btn = gr.Button("Create study", elem_id="review-create")

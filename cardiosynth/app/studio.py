@@ -24,6 +24,8 @@ from cardiosynth.export import display_frames
 
 log = logging.getLogger("cardiosynth.app")
 
+GUIDANCE_RANGE = (1.0, 10.0)  # the guidance slider's ends, and what the app accepts typed into it
+
 
 class GeneratorStudio:
     """A cine generator behind one of the app's "Generate cine" panels. A subclass sets ``pipeline``,
@@ -63,7 +65,7 @@ class GeneratorStudio:
         """The panel's four settings, checked: each bad one is a ValueError that names it."""
         return (checked_whole(seed, "Seed", 0, 2 ** 31 - 1),
                 checked_whole(steps, self.steps_name, 1, self.defaults["max_steps"]),
-                checked_number(cfg, "Guidance scale", 1.0, 20.0),
+                checked_number(cfg, "Guidance scale", *GUIDANCE_RANGE),
                 checked_number(slice_position, "Slice position", 0.0, 1.0))
 
     def name_files(self, result, seed: int) -> None:

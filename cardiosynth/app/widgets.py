@@ -1,5 +1,5 @@
-"""Small Gradio pieces that more than one tab lays out: named ``*args`` handlers, an animated cine, two cines
-beside their values, and Play / Pause for a frame-by-frame figure.
+"""Small Gradio pieces that more than one tab lays out: named ``*args`` handlers, number inputs that pass what
+was typed, an animated cine, two cines beside their values, and Play / Pause for a frame-by-frame figure.
 
 They live here so that each tab's module holds only its own layout and wiring, and so that the same piece looks
 and behaves the same wherever it appears.
@@ -24,6 +24,34 @@ def named(fn, names):
 def named_as(names):
     """:func:`named` as a decorator."""
     return lambda fn: named(fn, names)
+
+
+def as_typed(component):
+    """``component`` (a Slider or Number) passes a typed number to its handler as typed, even beyond its ends.
+
+    Gradio's own bound check answers LVEDV 700 on a 20-600 slider with a bare toast ("Value 700 is greater than
+    maximum value 600.0") while the page's slider settles on 600 and sends that with the next click: the box
+    says 700, the app uses 600, and the next message explains a value nobody typed. Every handler checks its
+    numbers itself and answers in its panel, naming the value typed and the range it accepts (and, for the
+    phenotype sliders, puts the set in use back on screen). Only the rounding to the component's precision
+    is kept. Returns ``component``."""
+    precision = component.precision
+
+    def preprocess(payload):
+        return None if payload is None else gr.Number.round_to_precision(payload, precision)
+
+    component.preprocess = preprocess
+    return component
+
+
+def slider(*args, **kwargs) -> gr.Slider:
+    """A :class:`gr.Slider` whose typed value reaches the handler as typed (:func:`as_typed`)."""
+    return as_typed(gr.Slider(*args, **kwargs))
+
+
+def number(*args, **kwargs) -> gr.Number:
+    """A :class:`gr.Number` whose typed value reaches the handler as typed (:func:`as_typed`)."""
+    return as_typed(gr.Number(*args, **kwargs))
 
 
 def player_buttons(plot_id: str) -> None:
