@@ -230,7 +230,7 @@ def test_unusable_uploads_give_one_readable_message(client, tmp_path: Path):
     figure, summary, details, message = client.predict([gradio_client.handle_file(str(garbage))], None, "",
                                                        api_name="/ecg")
     assert figure is None and summary == ""
-    assert "not a recognised ECG format" in details["error"]
+    assert "not a recognised ECG format" in details["error"] and "SCP-ECG" in details["error"]
     assert "cs-error" in message and "Traceback" not in message
     header_only = client.predict([gradio_client.handle_file(str(EXAMPLE_DIR / "ludb" / "2.hea"))], None, "",
                                 api_name="/ecg")

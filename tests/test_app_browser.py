@@ -243,12 +243,77 @@ def test_a_grid_of_seeds_plays_side_by_side_with_a_zip(browser_page):
     assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
 
 
-def test_warnings_show_beside_the_cine_and_a_success_clears_a_stale_error(browser_page):
-    page, outside = browser_page
+def reset_to_healthy_start(page) -> None:
     page.get_by_role("tab", name="Phenotype explorer").click()
     page.get_by_role("button", name="Reset to healthy start").click()  # LVEDV ~ 123 mL, whatever came before
     page.wait_for_function("() => document.querySelector('#slider-LVEF input[type=number]').value.startsWith('62')")
     wait_until_idle(page)
+
+
+def test_a_number_typed_beyond_its_slider_is_answered_in_the_panel(browser_page):
+    """Issue 39 (1): LVEDV 700 on a 20-600 slider was a bare toast, the box kept 700 while the app used 600, and
+    the next messages explained 600. Now: one sentence in the panel naming 700, the range and the value still in
+    use; the box keeps what was typed (no clamp when it loses focus) and Generate refuses it in words."""
+    page, _ = browser_page
+    reset_to_healthy_start(page)
+    box = page.locator("#slider-LVEDV input[type=number]")
+    in_use = box.input_value()
+    box.fill("700")
+    box.press("Enter")
+    page.locator("#phenotype-message .cs-error").wait_for()
+    message = page.locator("#phenotype-message").inner_text()
+    assert "LVEDV 700 mL" in message and "20 to 600 mL" in message and message.count(". ") == 0, message
+    assert f"still uses LVEDV {float(in_use):g} mL" in message
+    page.locator("#slider-LVESV input[type=number]").focus()  # the box loses focus: Gradio would clamp it here
+    page.wait_for_timeout(500)
+    assert box.input_value() == "700"
+    assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
+    page.locator("#generate-btn").click()
+    page.wait_for_function("() => document.querySelector('#cine-message').innerText.includes('LVEDV')",
+                           timeout=GENERATE_TIMEOUT_MS)
+    answer = page.locator("#cine-message").inner_text()
+    assert "700" in answer and "600 mL" not in answer.replace("20-600 mL", ""), answer
+    # typed back into range, the next edit is answered against the value now in use
+    box.fill("150")
+    box.press("Enter")
+    page.wait_for_function("() => !document.querySelector('#phenotype-message .cs-error')")
+    lvesv = page.locator("#slider-LVESV input[type=number]")
+    lvesv.fill("300")
+    lvesv.press("Enter")
+    page.wait_for_function("() => document.querySelector('#phenotype-message').innerText.includes('LVESV 300')")
+    assert "below LVEDV 150 mL" in page.locator("#phenotype-message").inner_text()
+    wait_until_idle(page)
+
+
+def test_a_failed_generation_leaves_no_earlier_cine_under_its_error(browser_page):
+    """Issue 39 (4): after an error the last cine, its table, figure and downloads stayed under the red box as if
+    they answered the failed request. Decoding steps 0 (below the slider) now fails in words and clears them."""
+    page, _ = browser_page
+    reset_to_healthy_start(page)
+    page.locator("#generate-btn").click()
+    page.wait_for_function("() => { const img = document.querySelector('#cine-now img');"
+                           " return img && img.complete && img.naturalWidth >= 64; }", timeout=GENERATE_TIMEOUT_MS)
+    page.locator("#cine-files").get_by_text(".mp4").first.wait_for(timeout=GENERATE_TIMEOUT_MS)
+    wait_until_idle(page)
+    page.locator("#cine-advanced").get_by_text("Advanced").first.click()
+    steps = page.locator("#cine-steps input[type=number]")
+    default = steps.input_value()
+    steps.fill("0")
+    steps.press("Enter")
+    page.locator("#generate-btn").click()
+    page.locator("#cine-message .cs-error").wait_for(timeout=GENERATE_TIMEOUT_MS)
+    assert "Decoding steps must be between 1 and" in page.locator("#cine-message").inner_text()
+    page.wait_for_function("() => !document.querySelector('#cine-now img') && !document.querySelector('#cine-previous img')"
+                           " && document.querySelector('#cine-values').innerText.trim() === ''"
+                           " && !document.querySelector('#cine-plot .js-plotly-plot')"
+                           " && !/\\.mp4/.test(document.querySelector('#cine-files').innerText)")
+    wait_until_idle(page)
+    set_slider(page, "cine-steps", default)
+
+
+def test_warnings_show_beside_the_cine_and_a_success_clears_a_stale_error(browser_page):
+    page, outside = browser_page
+    reset_to_healthy_start(page)
     start = indicator_key(page)
     lvm = page.locator("#slider-LVM input[type=number]")
     lvm.fill("400")  # far outside the generator's training data (4.7 SD)
@@ -343,10 +408,18 @@ def test_admin_secrets_do_not_outlive_the_call_in_the_browser(browser_page, revi
         page.locator("#review-admin-intro").get_by_text("Study administration").first.wait_for()
         assert page.locator("#review-admin-off").count() == 0 and page.locator("#review-join").count() == 0
         assert page.locator("nav a, .nav-holder a").count() == 0  # no navbar linking the pages
+        # issue 39 (4): a wrong password, then Create study refused; signing in clears both answers
+        page.locator("#review-admin-password input").first.fill("not the password at all")
+        page.locator("#review-sign-in").click()
+        page.locator("#review-admin-status .cs-error").wait_for()
+        page.locator("#review-create").click()
+        page.locator("#review-created .cs-error").wait_for()
         page.locator("#review-admin-password input").first.fill(ADMIN_PASSWORD)
         page.locator("#review-sign-in").click()
         page.locator("#review-signed-in").wait_for()
         assert page.locator("#review-admin-password input").first.input_value() == ""
+        assert page.locator("#review-created").inner_text().strip() == ""
+        assert "not correct" not in page.locator("#review-admin-status").inner_text()
         # a new study: its code and admin token reach this page only, through the administrator's cookie
         for slider in ("#review-n-real", "#review-n-synthetic"):
             page.locator(f"{slider} input[type=number]").first.fill("2")

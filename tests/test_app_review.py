@@ -161,7 +161,8 @@ def test_create_study_on_a_fresh_install_prepares_the_cines_first(tmp_path, monk
     write_acdc(tmp_path / "data" / "acdc", {"patient002": "DCM", "patient004": "DCM"})  # train + val
     created = create_study_in_a_fresh_app(tmp_path)
     assert "cs-error" not in created, created
-    assert "prepared on first use" in created and "Study created" in created
+    assert "prepared for the study on first use" in created and "Study created" in created
+    assert str(tmp_path) not in created  # no server path on the page
 
 
 def served_page(url: str, page: str) -> dict:

@@ -22,7 +22,8 @@ from .widgets import number, player_buttons, slider
 @dataclass(frozen=True)
 class GenerationSpec:
     """What tells one generation panel from the other. ``ids`` prefixes the element ids: ``#{ids}-heading``,
-    ``-message``, ``-plot`` (and its ``-play`` / ``-pause``), ``-files``, ``-note``."""
+    ``-message``, ``-plot`` (and its ``-play`` / ``-pause``), ``-files``, ``-note``, ``-advanced`` (with
+    ``-steps``, ``-cfg``, ``-position``)."""
 
     heading: str
     ids: str
@@ -89,12 +90,13 @@ def _generate_row(spec: GenerationSpec) -> tuple[gr.Button, gr.Number]:
 
 
 def _advanced_settings(spec: GenerationSpec, defaults: dict) -> tuple[gr.Slider, gr.Slider, gr.Slider]:
-    with gr.Accordion("Advanced", open=False):
+    with gr.Accordion("Advanced", open=False, elem_id=f"{spec.ids}-advanced"):
         with gr.Row():
             steps = slider(1, min(spec.steps_cap, defaults["max_steps"]), value=defaults["steps"], step=1,
-                           label=spec.steps_label, info=spec.steps_info)
+                           label=spec.steps_label, info=spec.steps_info, elem_id=f"{spec.ids}-steps")
             cfg = slider(*GUIDANCE_RANGE, value=defaults["cfg"], step=0.5, label="Guidance scale",
-                         info=f"1 = no guidance; higher = follows {spec.conditioned_on} harder, less variety")
+                         info=f"1 = no guidance; higher = follows {spec.conditioned_on} harder, less variety",
+                         elem_id=f"{spec.ids}-cfg")
             position = slider(0, 1, value=0.5, step=0.05, label="Slice position",
-                              info="0 = base, 0.5 = mid-ventricle, 1 = apex")
+                              info="0 = base, 0.5 = mid-ventricle, 1 = apex", elem_id=f"{spec.ids}-position")
     return steps, cfg, position

@@ -86,16 +86,23 @@ def consistent(values: Mapping[str, float], edited: str | Sequence[str] | None =
     return ordered
 
 
-def check_typed(values: Mapping[str, float]) -> None:
-    """Every value as typed lies on its slider (the phenotype's plausible range); else a PhenotypeError naming
-    the value typed and the range, before anything is derived from it (an EDV of 700 would otherwise be
-    answered with the SV it implies)."""
+class TypedOutOfRange(PhenotypeError):
+    """A number typed beyond its slider: the box keeps it (the user may still be typing, "7" on the way to 70)
+    and the app goes on with the set in use."""
+
+
+def check_typed(values: Mapping[str, float], in_use: Mapping[str, float] | None = None) -> None:
+    """Every value as typed lies on its slider (the phenotype's plausible range); else a TypedOutOfRange naming
+    the value typed, the range and the value still in use, before anything is derived from it (an EDV of 700
+    would otherwise be answered with the SV it implies)."""
     for name, value in values.items():
         p = ph.BY_NAME[name]
         low, high = p.plausible_range
         if value is not None and not low <= float(value) <= high:
-            raise PhenotypeError(f"{name} {float(value):g} {p.unit} is outside the range this app accepts for it, "
-                                 f"{low:g} to {high:g} {p.unit}")
+            used = (f", so the app still uses {name} {in_use[name]:g} {p.unit}"
+                    if in_use and in_use.get(name) is not None else "")
+            raise TypedOutOfRange(f"{name} {float(value):g} {p.unit} is outside the range this app accepts for it, "
+                                  f"{low:g} to {high:g} {p.unit}{used}")
 
 
 def fix_hint(values: Mapping[str, float]) -> str:

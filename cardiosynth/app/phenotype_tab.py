@@ -23,7 +23,14 @@ from .cine_view import CineStudio
 from .edit_view import edit_markdown, edit_real_cine
 from .errors import error_box, user_message
 from .generation_panel import GenerationPanel, GenerationSpec, add_generation_panel
-from .phenotype_explorer import KEEP_CHOICES, TEMPERATURE_RANGE, PhenotypeExplorer, Scored, check_typed
+from .phenotype_explorer import (
+    KEEP_CHOICES,
+    TEMPERATURE_RANGE,
+    PhenotypeExplorer,
+    Scored,
+    TypedOutOfRange,
+    check_typed,
+)
 from .widgets import cine_pair, named, named_as, number, slider
 
 START_NOTE = "Start: the VAE's most likely heart with normal ejection fractions (LVEF 62 %, RVEF 55 %)."
@@ -157,9 +164,13 @@ def _shown(explorer: PhenotypeExplorer, scored: Scored) -> list:
 
 def _refused(err: Exception, action: str, last: dict | None) -> list:
     """A refusal: the message names the fix, and the sliders show the set in use again (the status beside
-    them still describes it), so no slider shows a value the app is not using."""
+    them still describes it), so no slider shows a value the app is not using. A number typed beyond its
+    slider stays in its box instead (the user may be half-way through typing it) and the message says which
+    value the app still uses; anything generated from the box is refused until it is in range."""
     text = user_message(err, action)
-    if last:
+    if isinstance(err, TypedOutOfRange):
+        last = None
+    elif last:
         text = text.rstrip(". ") + "; the sliders show the set in use again."
     return ([last[n] for n in ph.NAMES] if last else [gr.skip()] * len(ph.NAMES)) + [
         gr.skip(), {"error": text}, error_box(text), gr.skip()]
@@ -183,7 +194,7 @@ def _plausibility(explorer: PhenotypeExplorer):
     @named_as([*ph.NAMES, "in_use"])
     def plausibility(*vals):
         try:
-            check_typed(dict(zip(ph.NAMES, vals)))
+            check_typed(dict(zip(ph.NAMES, vals)), vals[-1])
             return _shown(explorer, explorer.score(dict(zip(ph.NAMES, vals)), note="Edited by hand."))
         except Exception as err:  # noqa: BLE001 - every error becomes a message
             return _refused(err, "scoring this phenotype set", vals[-1])
@@ -193,7 +204,7 @@ def _plausibility(explorer: PhenotypeExplorer):
 def _derived_setter(explorer: PhenotypeExplorer, name: str):
     def set_derived(*vals):
         try:
-            check_typed(dict(zip(ph.NAMES, vals)))
+            check_typed(dict(zip(ph.NAMES, vals)), vals[-1])
             return _shown(explorer, explorer.score(dict(zip(ph.NAMES, vals)), edited=name,
                                                    note=f"Edited by hand ({name} moved {name[:2]}ESV)."))
         except Exception as err:  # noqa: BLE001
@@ -206,7 +217,7 @@ def _edv_setter(explorer: PhenotypeExplorer, side: str):
     def set_edv(*args):
         vals, keep, flags = args[:len(ph.NAMES)], args[len(ph.NAMES)], args[len(ph.NAMES) + 1:-1]
         try:
-            check_typed(dict(zip(ph.NAMES, vals)))
+            check_typed(dict(zip(ph.NAMES, vals)), args[-1])
             locked = [n for n, f in zip(ph.NAMES, flags) if f]
             return _shown(explorer, explorer.move_edv(dict(zip(ph.NAMES, vals)), side, keep, locked))
         except Exception as err:  # noqa: BLE001
@@ -230,7 +241,7 @@ def _completer(explorer: PhenotypeExplorer):
         vals, flags = args[:len(ph.NAMES)], args[len(ph.NAMES):2 * len(ph.NAMES)]
         rand, t, s, last = args[2 * len(ph.NAMES):]
         try:
-            check_typed(dict(zip(ph.NAMES, vals)))
+            check_typed(dict(zip(ph.NAMES, vals)), last)
             locked = [n for n, f in zip(ph.NAMES, flags) if f]
             return _shown(explorer, explorer.complete(dict(zip(ph.NAMES, vals)), locked, bool(rand), t, s))
         except Exception as err:  # noqa: BLE001

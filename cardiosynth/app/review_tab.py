@@ -112,8 +112,9 @@ LEAVE_JS = _js("", """
 
 SIGN_IN_JS = _js("password", """
   const signed = await call('/admin/sign-in', {password});
-  if (signed.error) return ['', box(signed.error)];
-  return ['', '<div class="cs-note" id="review-signed-in">Signed in as the study administrator.</div>'];
+  // the other forms' messages answered the session before this one: none stays under the new status
+  if (signed.error) return ['', box(signed.error), '', '', ''];
+  return ['', '<div class="cs-note" id="review-signed-in">Signed in as the study administrator.</div>', '', '', ''];
 """)
 
 SIGN_OUT_JS = _js("", """
@@ -341,16 +342,17 @@ def _admin_forms(service: ReviewService) -> None:
             study = service.create_study(GENERATORS[generator_label], int(real), int(synthetic), split_name, how,
                                          settings=settings, title=study_title or "", notify=preparing)
             service.admin_sessions.leave_notice(session_id, study)
-            return ((f"<p>The ACDC cines were prepared on first use (once): {html.escape(prepared[0])}.</p>"
+            return (("<p>The ACDC cines were prepared for the study on first use, which happens once.</p>"
                      if prepared else "")
                     + f"<p>Study created: {study.n_real} real + {study.n_synthetic} synthetic cases. Its code and "
                     "admin token are shown below, on this page only.</p>")
         except Exception as err:  # noqa: BLE001
             return error_box(user_message(err, "creating the study"))
 
-    sign_in_btn.click(None, inputs=[admin_password], outputs=[admin_password, signed_in], js=SIGN_IN_JS)
+    sign_in_btn.click(None, inputs=[admin_password], outputs=[admin_password, signed_in, created, results_message,
+                                                               removed], js=SIGN_IN_JS)
     sign_out_btn.click(None, outputs=[signed_in, credentials, summary, files, details], js=SIGN_OUT_JS)
-    create_btn.click(None, outputs=[credentials], js="() => ''").then(
+    create_btn.click(None, outputs=[credentials, created], js="() => ['', '']").then(
         create, inputs=[n_real, n_synthetic, generator, split, conditions, cycle_seconds, cycles, title],
         outputs=[created], api_name="review_create", concurrency_limit=1).then(
         None, outputs=[credentials], js=COLLECT_CREATED_JS)

@@ -45,6 +45,7 @@ from .phenotype_tab import add_phenotype_tab
 from .review_routes import ROUTE_PREFIX, review_router
 from .review_tab import add_review_admin_page, add_review_tab
 from .security import secure_launch_kwargs
+from .widgets import KEEP_TYPED_JS
 
 CSS = """
 .cs-note { border-left: 4px solid #1565c0; background: #e3f2fd; padding: 8px 12px; border-radius: 4px; color: #0d2b4e; }
@@ -61,6 +62,8 @@ CSS = """
 .cs-note-line { margin-top: 6px; font-size: 0.9em; opacity: 0.8; }
 .cs-lock { min-width: 70px !important; }
 #ecg-summary td:first-child { white-space: nowrap; }
+.cs-values table { display: block; overflow-x: auto; }
+.cs-values td, .cs-values th { white-space: nowrap; }
 """
 
 # no web fonts: the page must not reach the network
@@ -73,7 +76,7 @@ def launch_kwargs(demo: gr.Blocks, host: str = "127.0.0.1", **security) -> dict:
     own routes (:mod:`.review_routes`) and the server's security settings for ``host`` (``security``:
     :func:`.security.secure_launch_kwargs`'s options)."""
     routes = review_router(demo.review_service).routes if getattr(demo, "review_service", None) else ()
-    return {"theme": THEME, "css": CSS, "footer_links": ["api", "settings"],
+    return {"theme": THEME, "css": CSS, "js": KEEP_TYPED_JS, "footer_links": ["api", "settings"],
             **secure_launch_kwargs(host, routes, protected=(ROUTE_PREFIX,), **security)}
 
 

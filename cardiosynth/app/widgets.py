@@ -12,6 +12,7 @@ import inspect
 import gradio as gr
 
 from .player import pause_js, play_js
+from .typed_inputs import TypedNumber, TypedSlider
 
 
 def named(fn, names):
@@ -26,32 +27,35 @@ def named_as(names):
     return lambda fn: named(fn, names)
 
 
-def as_typed(component):
-    """``component`` (a Slider or Number) passes a typed number to its handler as typed, even beyond its ends.
+TYPED_CLASS = "cs-typed"
 
-    Gradio's own bound check answers LVEDV 700 on a 20-600 slider with a bare toast ("Value 700 is greater than
-    maximum value 600.0") while the page's slider settles on 600 and sends that with the next click: the box
-    says 700, the app uses 600, and the next message explains a value nobody typed. Every handler checks its
-    numbers itself and answers in its panel, naming the value typed and the range it accepts (and, for the
-    phenotype sliders, puts the set in use back on screen). Only the rounding to the component's precision
-    is kept. Returns ``component``."""
-    precision = component.precision
+#: Run once on page load (``launch(js=...)``): a slider's number box keeps what was typed when it loses focus.
+#: Gradio's slider clamps the box to its end on blur (LVEDV 700 -> 600), after which every click sends 600 while
+#: the user believes 700 was refused or used; stopping that one listener leaves the typed value for the
+#: handlers to answer (:mod:`.typed_inputs`).
+KEEP_TYPED_JS = f"""() => {{
+  document.addEventListener('blur', (event) => {{
+    const box = event.target;
+    if (box instanceof HTMLInputElement && box.type === 'number' && box.closest('.{TYPED_CLASS}')) {{
+      event.stopPropagation();
+    }}
+  }}, true);
+}}"""
 
-    def preprocess(payload):
-        return None if payload is None else gr.Number.round_to_precision(payload, precision)
 
-    component.preprocess = preprocess
-    return component
+def _typed_classes(kwargs: dict) -> dict:
+    return {**kwargs, "elem_classes": [*(kwargs.get("elem_classes") or []), TYPED_CLASS]}
 
 
 def slider(*args, **kwargs) -> gr.Slider:
-    """A :class:`gr.Slider` whose typed value reaches the handler as typed (:func:`as_typed`)."""
-    return as_typed(gr.Slider(*args, **kwargs))
+    """A slider whose typed value stays in its box and reaches the handler as typed (:class:`.typed_inputs.TypedSlider`,
+    :data:`KEEP_TYPED_JS`)."""
+    return TypedSlider(*args, **_typed_classes(kwargs))
 
 
 def number(*args, **kwargs) -> gr.Number:
-    """A :class:`gr.Number` whose typed value reaches the handler as typed (:func:`as_typed`)."""
-    return as_typed(gr.Number(*args, **kwargs))
+    """A number box whose typed value reaches the handler as typed (:class:`.typed_inputs.TypedNumber`)."""
+    return TypedNumber(*args, **_typed_classes(kwargs))
 
 
 def player_buttons(plot_id: str) -> None:
@@ -74,5 +78,5 @@ def cine_pair(left: tuple[str, str], right: tuple[str, str], values_id: str) -> 
     with gr.Row():
         views = [cine_image(label, elem_id) for label, elem_id in (left, right)]
         with gr.Column(min_width=440):
-            values = gr.Markdown("", elem_id=values_id)
+            values = gr.Markdown("", elem_id=values_id, elem_classes=["cs-values"])  # cells never wrap
     return (*views, values)

@@ -95,7 +95,7 @@ def load_prepared(folder_or_name: str | Path = "default") -> PreparedDataset:
 
 #: What :func:`load_or_prepare` tells the user (through ``notify``) before preparing on first use.
 PREPARING_NOTE = ("Preparing the ACDC cines on first use (once, about 10 s): resampling and cropping every "
-                  "slice into {folder}")
+                  "slice")  # shown on pages, so no server path: the folder goes to the log
 
 _prepare_lock = threading.Lock()  # one preparation per process; the file lock below covers other processes
 
@@ -123,7 +123,8 @@ def load_or_prepare(name: str = "default", notify: Callable[[str], None] | None 
     with _prepare_lock, _file_lock(folder.with_name(folder.name + ".lock")):
         if not (folder / "dataset.npz").is_file():  # another request or process may have prepared it meanwhile
             if notify is not None:
-                notify(PREPARING_NOTE.format(folder=folder))
+                log.info("%s into %s", PREPARING_NOTE, folder)
+                notify(PREPARING_NOTE)
             log.info("Preparing %s into %s (first use)", source, folder)
             partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
             try:

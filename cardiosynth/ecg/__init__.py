@@ -8,9 +8,9 @@
 """
 
 from .types import DURATION_S, FS, LEADS, N_SAMPLES, Ecg, EcgError  # noqa: I001 - types first
-from .readers import DEFAULT_MAX_BYTES, read_ecg
+from .readers import DEFAULT_MAX_BYTES, SUPPORTED_FORMATS, read_ecg
 from .process import EcgAnalysis, process_ecg
 from .plot import plot_ecg
 
 __all__ = ["Ecg", "EcgError", "EcgAnalysis", "LEADS", "FS", "DURATION_S", "N_SAMPLES", "DEFAULT_MAX_BYTES",
-           "read_ecg", "process_ecg", "plot_ecg"]
+           "SUPPORTED_FORMATS", "read_ecg", "process_ecg", "plot_ecg"]

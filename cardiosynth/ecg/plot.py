@@ -50,7 +50,11 @@ def plot_ecg(ecg: Ecg, analysis: EcgAnalysis | None = None, leads: Sequence[str]
             fig.add_trace(go.Scatter(x=t[r], y=y[r], mode="markers", marker={"color": "red", "size": 5},
                                      name="R peak", showlegend=row == 1, legendgroup="r",
                                      hovertemplate="R peak %{x:.3f} s<extra></extra>"), row=row, col=1)
-        fig.update_yaxes(title_text=name, title_standoff=2, row=row, col=1, showticklabels=False)
+        fig.update_yaxes(showticklabels=False, row=row, col=1)
+        # the lead's name reads left to right beside its trace (a y-axis title turns I, II, III on their side)
+        axis = "y" if row == 1 else f"y{row}"
+        fig.add_annotation(text=f"<b>{name}</b>", xref="paper", x=0, xanchor="right", xshift=-6,
+                           yref=f"{axis} domain", y=0.5, showarrow=False, font={"size": 12})
     if with_phase:
         phase = np.where(analysis.phase_valid, analysis.phase, np.nan)
         guessed = np.where(analysis.phase_valid, np.nan, analysis.phase)

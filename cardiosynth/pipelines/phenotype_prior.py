@@ -136,7 +136,7 @@ def _table_rows(table: pd.DataFrame, allow_missing: bool = False) -> list[dict[s
         try:
             rows.append(_canonical_dict(row.to_dict(), allow_missing=allow_missing))
         except PhenotypeError as err:
-            raise PhenotypeError(f"Row {i}: {err}") from None
+            raise PhenotypeError(f"Row {i}: {err}" if len(renamed) > 1 else str(err)) from None
     return rows
 
 

@@ -23,13 +23,13 @@ from .muse import read_muse
 from .philips import read_philips
 from .physionet import SIGNAL_SUFFIXES, lone_header_error, read_wfdb, signal_file_names, wfdb_files
 from .scp import read_scp
-from .sniff import sniff
+from .sniff import SUPPORTED_FORMATS, sniff
 from .table import load_npy, read_array, read_csv, read_frame
 
 #: Default upload limit; override per call (``max_bytes``) or with CARDIOSYNTH_ECG_MAX_BYTES.
 DEFAULT_MAX_BYTES = 20_000_000
 
-__all__ = ["read_ecg", "read_recording", "sniff", "DEFAULT_MAX_BYTES"]
+__all__ = ["read_ecg", "read_recording", "sniff", "DEFAULT_MAX_BYTES", "SUPPORTED_FORMATS"]
 
 
 def _max_bytes(max_bytes: int | None) -> int:

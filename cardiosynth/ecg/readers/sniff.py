@@ -10,6 +10,11 @@ import re
 
 from ..types import EcgError
 
+#: Every format read_ecg reads, as a clinician names them: the one list the app and the error messages show.
+SUPPORTED_FORMATS = ("WFDB", "EDF/EDF+", "DICOM ECG and hemodynamic waveforms", "SCP-ECG", "HL7 aECG",
+                     "Philips Sierra XML", "GE MUSE XML", "GE CardioSoft / UK Biobank XML", "CSV with lead names",
+                     "NumPy arrays")
+
 XML_ROOTS = {
     "restingecg": "ge_muse_xml",
     "restingecgdata": "philips_xml",
@@ -91,7 +96,4 @@ def sniff(content: bytes) -> str:
         if _WFDB_HEADER.match(first) and re.search(rb"\.(dat|mat)\s", content):
             return "wfdb_header"
         return "text"
-    raise EcgError(
-        "This file is not a recognised ECG format. Supported: WFDB, EDF/EDF+, DICOM ECG, GE MUSE XML, "
-        "Philips XML, HL7 aECG, GE CardioSoft / UK Biobank XML, CSV with lead names, NumPy arrays."
-    )
+    raise EcgError(f"This file is not a recognised ECG format; CardioSynth reads {', '.join(SUPPORTED_FORMATS)}.")
