@@ -1,6 +1,8 @@
 """NIfTI export geometry (issue 24, point 5): the array in NIfTI's (i, j) order, an affine consistent with it,
 qform = sform, a real slice thickness, and a source affine kept when a cine carries one. DICOM export: one
-multi-frame Secondary Capture file per slice, labelled synthetic, with no patient identifiers."""
+multi-frame Secondary Capture file per slice, labelled synthetic, with no patient identifiers, placed in space
+where the NIfTI export puts it (read back by highdicom, a viewer-level reader); an edited real heart on the slice of
+its source it came from (issue 39, item 6)."""
 
 from __future__ import annotations
 
@@ -153,3 +155,85 @@ def test_a_failed_dicom_write_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         save_cine(asymmetric_cine(), tmp_path / "cine.dcm")
     assert not list(tmp_path.iterdir())
+
+
+# --- Where a viewer puts the DICOM (issue 39, item 6): geometry read back by a viewer-level reader (highdicom) ---
+
+RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])  # NIfTI's world -> DICOM's patient coordinates (written out here,
+# not imported, so that a wrong conversion in the exporter cannot pass by being used on both sides)
+
+def oblique_affine(col_mm: float, row_mm: float, thickness: float) -> np.ndarray:
+    """A scanner-like voxel -> RAS affine: (i, j, k) axes turned twice and shifted, so that no axis lies along
+    another and a swap of rows and columns, a lost sign or a RAS/LPS mix-up moves pixels by centimetres."""
+    a, b = np.radians(25.0), np.radians(-40.0)
+    turn = (np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+            @ np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]]))
+    affine = np.eye(4)
+    affine[:3, :3] = turn @ np.diag([-col_mm, -row_mm, thickness])
+    affine[:3, 3] = [12.5, -130.25, 41.0]
+    return affine
+
+
+def patient_positions(geometry, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(N, 3) LPS mm of pixel centres (row, col) of the one plane, as highdicom maps them."""
+    return geometry.map_indices_to_reference(np.stack([np.zeros_like(rows), rows, cols], axis=1))
+
+
+@pytest.mark.parametrize("kind", ["synthetic", "source affine"])
+def test_highdicom_places_the_dicom_where_the_nifti_export_puts_it(tmp_path, kind):
+    """Read back by highdicom (its Image and VolumeGeometry, what a viewer builds from the Frame of Reference
+    and the functional groups): orientation, position and spacing are those written, and every pixel lies where
+    the NIfTI export's affine puts it (RAS -> LPS) within 1e-3 mm."""
+    import highdicom as hd
+    from pydicom.uid import UID
+
+    from cardiosynth.export import dicom_plane
+
+    cine = asymmetric_cine() if kind == "synthetic" else asymmetric_cine(affine=oblique_affine(COL_MM, ROW_MM, 8.0))
+    nifti_image = nib.load(save_cine(cine, tmp_path / "cine.nii.gz"))
+    nifti = nifti_image.affine
+    image = hd.imread(save_cine(cine, tmp_path / "cine.dcm"))
+    geometry = image.get_volume_geometry()
+    assert geometry is not None and geometry.spatial_shape == (1, H, W)
+    written = dicom_plane(cine)
+    np.testing.assert_allclose(geometry.pixel_spacing, written.pixel_spacing, atol=1e-6)
+    np.testing.assert_allclose(geometry.position, written.position, atol=1e-5)
+    orientation = geometry.get_plane_orientation()[0].ImageOrientationPatient
+    np.testing.assert_allclose([float(v) for v in orientation], written.orientation, atol=1e-6)
+    assert UID(image.FrameOfReferenceUID).is_valid and image.PositionReferenceIndicator == ""
+    rows, cols = (grid.ravel() for grid in np.mgrid[:H, :W])
+    from_nifti = (RAS_TO_LPS @ nifti @ np.stack([cols, rows, np.zeros_like(rows), np.ones_like(rows)]))[:3].T
+    np.testing.assert_allclose(patient_positions(geometry, rows, cols), from_nifti, atol=1e-3)
+    np.testing.assert_allclose(image.get_frame(1) / DICOM_MAX, cine.frames[0], atol=0.5 / DICOM_MAX + 1e-7)
+    assert image.SyntheticData == "YES" and image.ConversionType == "SYN"
+    comment = json.loads(image.ImageComments)
+    assert comment["placement"] == json.loads(nifti_image.header.extensions[0].get_content())["placement"]
+    if kind == "synthetic":  # a default placement says so, and shares no frame of reference with anything
+        assert comment["placement"].startswith("default") and np.allclose(written.orientation, [1, 0, 0, 0, 1, 0])
+        assert image.FrameOfReferenceUID != pydicom_read(save_cine(cine, tmp_path / "again.dcm")).FrameOfReferenceUID
+    else:
+        assert not comment["placement"].startswith("default")
+
+
+def pydicom_read(path):
+    import pydicom
+
+    return pydicom.dcmread(path)
+
+
+def test_a_source_frame_of_reference_is_carried_only_with_the_source_geometry(tmp_path):
+    from pydicom.uid import generate_uid
+
+    uid = str(generate_uid())
+    placed = asymmetric_cine(affine=oblique_affine(COL_MM, ROW_MM, 8.0), frame_of_reference_uid=uid)
+    assert pydicom_read(save_cine(placed, tmp_path / "placed.dcm")).FrameOfReferenceUID == uid
+    unplaced = asymmetric_cine(frame_of_reference_uid=uid)  # a default placement does not lie in the source's space
+    assert pydicom_read(save_cine(unplaced, tmp_path / "unplaced.dcm")).FrameOfReferenceUID != uid
+
+
+def test_a_sheared_affine_cannot_be_written_as_dicom(tmp_path):
+    sheared = oblique_affine(COL_MM, ROW_MM, 8.0)
+    sheared[:3, 1] += 0.3 * sheared[:3, 0] / COL_MM
+    sheared[:3, 1] *= ROW_MM / np.linalg.norm(sheared[:3, 1])  # the right pixel sizes, but not at right angles
+    with pytest.raises(ValueError, match="right angles"):
+        save_cine(asymmetric_cine(affine=sheared), tmp_path / "sheared.dcm")
