@@ -237,3 +237,96 @@ def test_a_sheared_affine_cannot_be_written_as_dicom(tmp_path):
     sheared[:3, 1] *= ROW_MM / np.linalg.norm(sheared[:3, 1])  # the right pixel sizes, but not at right angles
     with pytest.raises(ValueError, match="right angles"):
         save_cine(asymmetric_cine(affine=sheared), tmp_path / "sheared.dcm")
+
+
+def test_the_crop_affine_maps_crop_pixels_to_where_they_were_sampled():
+    from cardiosynth.data.prepare import CONFIGS, sampling_grid
+    from cardiosynth.pipelines.real_cine import crop_affine
+
+    grid = sampling_grid(np.array([40.3, 61.7]), (1.25, 1.6), CONFIGS["default"])  # (2, 64, 64) source (row, col)
+    mapped = crop_affine(np.eye(4), grid, z=5)  # the identity: world = source voxel (i = col, j = row, k)
+    rows, cols = np.mgrid[:64, :64]
+    voxels = mapped @ np.stack([cols.ravel(), rows.ravel(), np.zeros(rows.size), np.ones(rows.size)])
+    np.testing.assert_allclose(voxels[0], grid[1].ravel(), atol=1e-9)
+    np.testing.assert_allclose(voxels[1], grid[0].ravel(), atol=1e-9)
+    np.testing.assert_allclose(voxels[2], 5.0)
+
+
+def test_a_nifti_placed_by_its_header_gives_a_frame_of_reference_made_from_its_bytes(tmp_path):
+    from cardiosynth.data.prepare import CONFIGS, sampling_grid
+    from cardiosynth.pipelines.real_cine import crop_placement, read_cine_file
+
+    data = np.random.default_rng(0).integers(0, 255, (32, 28, 2, 8)).astype(np.uint8)
+    affine = oblique_affine(1.5, 1.5, 8.0)
+    placed, other, unplaced = tmp_path / "placed.nii.gz", tmp_path / "other.nii.gz", tmp_path / "unplaced.nii.gz"
+    nib.save(nib.Nifti1Image(data, affine), placed)
+    nib.save(nib.Nifti1Image(data[::-1], affine), other)
+    header_only = nib.Nifti1Image(data, None)
+    header_only.header.set_zooms((1.5, 1.5, 8.0, 1.0))
+    nib.save(header_only, unplaced)  # qform and sform codes 0: no scanner placement
+    volume = read_cine_file(placed)
+    np.testing.assert_allclose(volume.affine, affine, atol=1e-5)
+    assert volume.frame_of_reference_uid == read_cine_file(placed).frame_of_reference_uid  # every read: the same
+    assert volume.frame_of_reference_uid != read_cine_file(other).frame_of_reference_uid
+    grid = sampling_grid(np.array([14.0, 16.0]), volume.spacing_mm, CONFIGS["default"])
+    placement = crop_placement(volume, grid, 1, CONFIGS["default"].spacing_mm)
+    assert placement["frame_of_reference_uid"] == volume.frame_of_reference_uid and "bytes" in \
+        placement["frame_of_reference_from"]
+    np.testing.assert_allclose(np.linalg.norm(np.array(placement["affine"])[:3, :2], axis=0), 2.2)
+    assert read_cine_file(unplaced).affine is None
+    nib.save(nib.Nifti1Image(data[:, :, 0], affine), tmp_path / "one_slice.nii.gz")  # (X, Y, T): k is time
+    one_slice = read_cine_file(tmp_path / "one_slice.nii.gz").affine
+    np.testing.assert_allclose(one_slice[:3, :2], affine[:3, :2], atol=1e-5)  # its plane kept, but as a slice ...
+    normal = np.cross(affine[:3, 0], affine[:3, 1])
+    np.testing.assert_allclose(one_slice[:3, 2], normal / np.linalg.norm(normal) * DEFAULT_SLICE_THICKNESS_MM,
+                               atol=1e-5)  # ... of the default thickness along its normal
+    assert crop_placement(read_cine_file(unplaced), grid, 1, CONFIGS["default"].spacing_mm) == {}
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_an_edited_real_hearts_dicom_lies_on_its_source_slice(acdc_root, tmp_path):
+    """An ACDC cine given an oblique scanner placement, one slice prepared and edited with the bundled weights:
+    every pixel of the edit's DICOM, taken to patient coordinates by highdicom and back into the source file's
+    voxels by its affine, lands on the slice it came from, inside the crop window, on source pixels whose
+    intensities match the edit's ED frame (up to the crop's resampling and intensity normalisation). The real
+    slice's export shares its Frame of Reference; the edit stays labelled synthetic."""
+    import highdicom as hd
+    from scipy import ndimage
+
+    from cardiosynth.models.segmenter import Segmenter
+    from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine
+    from cardiosynth.pipelines.real_cine import prepare_real_slice, read_cine_file
+
+    acdc = nib.load(acdc_root / "patient002" / "patient002_4d.nii.gz")
+    voxels = np.asanyarray(acdc.dataobj)
+    col_mm, row_mm, thickness = (float(s) for s in acdc.header.get_zooms()[:3])
+    source_affine = oblique_affine(col_mm, row_mm, thickness)
+    nib.save(nib.Nifti1Image(voxels, source_affine), tmp_path / "source.nii.gz")
+    volume, z = read_cine_file(tmp_path / "source.nii.gz"), 3
+    real = prepare_real_slice(volume, z, segmenter=Segmenter.from_pretrained())
+    known = {"LVEDV": 150.0, "LVM": 120.0, "RVEDV": 160.0, "LVEF": 60.0}
+    edited = PhenotypeToCine.from_pretrained(device="cpu").edit(real, {"LVEF": 35}, phenotypes=known, seed=0,
+                                                                steps=4, motion="own").cines[0]
+    image = hd.imread(save_cine(edited, tmp_path / "edited.dcm"))
+    assert image.SyntheticData == "YES" and image.FrameOfReferenceUID == volume.frame_of_reference_uid
+    real_dicom = pydicom_read(save_cine(real, tmp_path / "real.dcm"))
+    assert real_dicom.FrameOfReferenceUID == image.FrameOfReferenceUID and real_dicom.SyntheticData == "NO"
+
+    rows, cols = (grid.ravel() for grid in np.mgrid[:edited.shape[1], :edited.shape[2]])
+    lps = patient_positions(image.get_volume_geometry(), rows, cols)
+    i, j, k = (np.linalg.inv(source_affine) @ RAS_TO_LPS @ np.c_[lps, np.ones(len(lps))].T)[:3]
+    np.testing.assert_allclose(k, z, atol=1e-3)  # the slice it was cut from
+    window = (edited.shape[1] - 1) * edited.spacing_mm[0]  # the crop's width in mm, in source pixels below
+    assert np.ptp(i) == pytest.approx(window / col_mm, abs=1e-3)
+    assert np.ptp(j) == pytest.approx(window / row_mm, abs=1e-3)
+    inside = (i >= -0.5) & (i <= voxels.shape[0] - 0.5) & (j >= -0.5) & (j <= voxels.shape[1] - 0.5)
+    valid = edited.valid.ravel()
+    assert inside[valid].all()  # every real pixel of the crop came from the source slice
+    source_ed = ndimage.map_coordinates(voxels[:, :, z, 0].astype(float), [i[valid], j[valid]], order=1)
+    ed = edited.frames[0].ravel()[valid]
+    unclipped = (ed > 0.02) & (ed < 0.98)  # the crop's normalisation is linear between its percentiles
+    slope, offset = np.polyfit(source_ed[unclipped], ed[unclipped], 1)
+    residual = np.abs(slope * source_ed[unclipped] + offset - ed[unclipped])
+    assert slope > 0 and np.corrcoef(source_ed, ed)[0, 1] > 0.95 and np.percentile(residual, 95) < 0.05
+    brightest = np.argmax(np.where(unclipped, ed, 0))  # one pixel, spelled out: the brightest of the edit's ED frame
+    assert source_ed[brightest] > np.percentile(voxels[:, :, z, 0], 90)
