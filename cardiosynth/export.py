@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -116,6 +117,104 @@ def nifti_geometry(cine: Cine) -> tuple[np.ndarray, int, float, str]:
     return affine, XFORM_ALIGNED, thickness, where
 
 
+#: What a cine carries about its place in space (set by :mod:`cardiosynth.pipelines.real_cine` for a real slice,
+#: and kept by an edit, whose pixels lie on the same grid): ``affine`` (see :func:`nifti_geometry`),
+#: ``frame_of_reference_uid`` (the DICOM Frame of Reference it shares with its source's other exports), and
+#: ``placement`` and ``frame_of_reference_from``, which say in words where those came from.
+PLACEMENT_KEYS = ("affine", "frame_of_reference_uid", "placement", "frame_of_reference_from")
+DEFAULT_PLACEMENT = ("default, not a scanner's: axial-like axes as in ACDC's files (rows run to the patient's back, "
+                     "columns to the patient's left), the slice centre at the origin")
+RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])  # NIfTI's world: +x right, +y anterior; DICOM's: +x left, +y back
+
+
+def placement(cine: Cine) -> dict[str, str]:
+    """Where the cine's geometry and its Frame of Reference UID come from, in words, for the files' comments: a
+    reader must be able to tell a source's real placement from the default one that no scanner made."""
+    metadata = cine.metadata or {}
+    if metadata.get("affine") is None:
+        return {"placement": DEFAULT_PLACEMENT,
+                "frame_of_reference_from": "new for this file (no scanner placed this cine)"}
+    return {"placement": str(metadata.get("placement", "the cine's source affine")),
+            "frame_of_reference_from": str(metadata.get("frame_of_reference_from",
+                                                        "new for this file (the source gave none)"))}
+
+
+@dataclass(frozen=True)
+class DicomPlane:
+    """The cine's plane in DICOM patient coordinates (LPS, mm): what a viewer needs to place it in space."""
+
+    orientation: tuple[float, ...]  # Image Orientation (Patient): along a row (column index grows), down a column
+    position: tuple[float, float, float]  # Image Position (Patient): the centre of the top-left pixel
+    pixel_spacing: tuple[float, float]  # (between rows, between columns): DICOM's order
+    thickness: float
+    frame_of_reference_uid: str
+
+
+def _carried_frame_of_reference(cine: Cine) -> str | None:
+    """The cine's own Frame of Reference UID, only when it also carries the source affine it belongs with: a
+    default placement shares no space with anything, so claiming a source's frame for it would mislead."""
+    from pydicom.uid import UID
+
+    metadata = cine.metadata or {}
+    carried = str(metadata.get("frame_of_reference_uid") or "")
+    return carried if carried and metadata.get("affine") is not None and UID(carried).is_valid else None
+
+
+def dicom_plane(cine: Cine) -> DicomPlane:
+    """The NIfTI export's geometry (:func:`nifti_geometry`) in DICOM's terms, so that both files put every pixel
+    at the same place: the affine's (i = column, j = row) axes taken from NIfTI's RAS world into DICOM's LPS
+    patient coordinates. Frame of Reference UID: the cine's own (shared with its source's other exports, see
+    :func:`_carried_frame_of_reference`), else a new one."""
+    from pydicom.uid import generate_uid
+
+    affine, _, thickness, _ = nifti_geometry(cine)
+    lps = RAS_TO_LPS @ affine
+    across, down = lps[:3, 0], lps[:3, 1]  # one column to the right, one row down
+    col_mm, row_mm = float(np.linalg.norm(across)), float(np.linalg.norm(down))
+    if abs(float(across @ down)) > 1e-3 * col_mm * row_mm:
+        raise ValueError("The cine's affine shears its rows against its columns; DICOM needs them at right angles")
+    return DicomPlane(orientation=tuple(float(v) for v in (*across / col_mm, *down / row_mm)),
+                      position=tuple(float(v) for v in lps[:3, 3]), pixel_spacing=(row_mm, col_mm),
+                      thickness=float(thickness),
+                      frame_of_reference_uid=str(_carried_frame_of_reference(cine) or generate_uid()))
+
+
+def _place(ds, plane: DicomPlane, n_frames: int, decimal) -> None:
+    """Frame of Reference and Multi-frame Functional Groups modules: how the multi-frame Secondary Capture IOD
+    says where its frames lie (it has no Image Plane module; its functional groups are Pixel Measures, Plane
+    Orientation (Patient) and Plane Position (Patient)). Spacing and orientation are shared by every frame; the
+    position is given per frame (all equal: a cine is one plane over time), as scanners write Enhanced MR
+    cines, since some readers look for it only there. The module also requires a Content Date and Time: they
+    are when this file was written, not when any heart was scanned."""
+    from datetime import datetime
+
+    def item(**attributes) -> list:  # a sequence of one item
+        return [_dataset(attributes)]
+
+    ds.FrameOfReferenceUID = plane.frame_of_reference_uid
+    ds.PositionReferenceIndicator = ""  # type 2: no anatomical landmark is known
+    now = datetime.now()
+    ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+    shared = _dataset({"PixelMeasuresSequence": item(PixelSpacing=[decimal(mm) for mm in plane.pixel_spacing],
+                                                     SliceThickness=decimal(plane.thickness)),
+                       "PlaneOrientationSequence": item(ImageOrientationPatient=[decimal(v) for v in
+                                                                                 plane.orientation])})
+    ds.SharedFunctionalGroupsSequence = [shared]
+    position = [decimal(v) for v in plane.position]
+    ds.PerFrameFunctionalGroupsSequence = [_dataset({"PlanePositionSequence": item(ImagePositionPatient=position)})
+                                           for _ in range(n_frames)]
+
+
+def _dataset(attributes: dict):
+    """A pydicom Dataset with ``attributes`` (keyword -> value) set."""
+    from pydicom import Dataset
+
+    ds = Dataset()
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
 IDENTIFYING_KEYS = ("ecg_file",)  # condition keys that may carry a patient's name, kept out of DICOM files
 DICOM_MAX = 4095  # DICOM stored values: 12 bits, intensity 0..1 -> 0..4095 (quantisation step 1/4095)
 
@@ -142,11 +241,17 @@ def dicom_dataset(cine: Cine, info: dict, frame_seconds: float):
     one ("real:..."): a cine of unknown origin came from this generator, and mistaking a synthetic image for
     an acquired one is the error to avoid. Image Type DERIVED\\SECONDARY; Derivation Description names the
     model (``cine.source``) and seed (``cine.metadata``); Image Comments holds ``info`` as JSON (the
-    conditions, as in the NIfTI extension). Patient and study attributes are present (type 2) but empty: no
-    name, ID, birth date or dates at all. Study, Series and SOP Instance UIDs are new on every call. Window
-    centre 2048 / width 4096 (rescale slope 1, intercept 0) shows 0..1 as black..white, as the app does. Slice
-    Thickness as in the NIfTI (:func:`nifti_geometry`); Frame Time (ms) from ``frame_seconds``, with Frame
-    Increment Pointer at it so viewers play the cine at that rate.
+    conditions, as in the NIfTI extension, and :func:`placement`). Patient and study attributes are present
+    (type 2) but empty: no name, ID, birth date or study dates (the one date is Content Date / Time, when the
+    file was written, see :func:`_place`). Study, Series and SOP Instance UIDs are new on every call. Window
+    centre 2048 / width 4096 (rescale slope 1, intercept 0) shows 0..1 as black..white, as the app does. Frame
+    Time (ms) from ``frame_seconds``, with Frame Increment Pointer at it so viewers play the cine at that rate.
+
+    Placed in space like the NIfTI export (:func:`dicom_plane`): Frame of Reference UID, and in the functional
+    groups Image Orientation / Position (Patient), Pixel Spacing and Slice Thickness (also at the top level, as
+    before). A real slice or an edit of one carries its source's placement and shares its Frame of Reference
+    with the source's other exports, so a viewer overlays them; a de novo cine gets the default geometry and a
+    new Frame of Reference, and Image Comments says which (``placement``).
     """
     from pydicom import Dataset, uid
 
@@ -169,10 +274,12 @@ def dicom_dataset(cine: Cine, info: dict, frame_seconds: float):
     ds.DerivationDescription = (f"Synthetic image generated by CardioSynth, model {cine.source.split(':', 1)[-1]}, "
                                 f"seed {seed}" if synthetic else f"Exported by CardioSynth from {cine.source}")
     # the uploaded ECG's file name is left out: hospital exports are often named after the patient
-    ds.ImageComments = json.dumps(_without_identifiers(info))
+    ds.ImageComments = json.dumps(_without_identifiers({**info, **placement(cine)}))
     ds.BurnedInAnnotation = "NO"
-    ds.PixelSpacing = [decimal(mm) for mm in cine.spacing_mm]  # (row, column) spacing, as the cine's
-    ds.SliceThickness = decimal(nifti_geometry(cine)[2])
+    plane = dicom_plane(cine)
+    ds.PixelSpacing = [decimal(mm) for mm in plane.pixel_spacing]  # (row, column) spacing, as the cine's
+    ds.SliceThickness = decimal(plane.thickness)
+    _place(ds, plane, cine.n_frames, decimal)
     ds.FrameTime = decimal(1000.0 * frame_seconds)
     ds.FrameIncrementPointer = 0x00181063  # Frame Time
     pixels = np.round(np.clip(cine.frames, 0, 1) * DICOM_MAX).astype(np.uint16)
@@ -196,14 +303,15 @@ def save_cine(cine: Cine, path: str | Path, metadata: dict | None = None, frame_
     provenance (:data:`PROVENANCE_KEYS`: the exemplar a rendered cine was made of); ``frame_seconds`` sets
     the frame interval (default :func:`frame_interval`: the cine's heartbeat, else 1 s, over its frames).
 
-    DICOM: one multi-frame Secondary Capture file per slice, see :func:`dicom_dataset`.
+    DICOM: one multi-frame Secondary Capture file per slice, placed where the NIfTI puts it, see
+    :func:`dicom_dataset`.
 
     NIfTI: (X, Y, 1, T) with ``vol[:, :, 0, t] = frames[t].T`` (read back with ``vol[:, :, 0, t].T``, as
     :mod:`cardiosynth.data.acdc` reads ACDC), zooms (column spacing, row spacing, slice thickness, frame
     seconds), qform = sform from :func:`nifti_geometry` (synthetic: L, P, S axes like ACDC, code 2 aligned;
     with a source affine: that affine, code 1 scanner). Slice thickness: the cine's
     ``metadata["slice_thickness_mm"]``, else 10 mm (:data:`DEFAULT_SLICE_THICKNESS_MM`, ACDC's usual slice);
-    the JSON extension records which."""
+    the JSON extension records which, and whose placement the affine is (:func:`placement`)."""
     fmt = cine_format(path)
     frame_seconds = frame_seconds or frame_interval(cine)
     provenance = {k: cine.metadata[k] for k in PROVENANCE_KEYS if k in (cine.metadata or {})}
@@ -211,7 +319,7 @@ def save_cine(cine: Cine, path: str | Path, metadata: dict | None = None, frame_
     with atomic_path(path) as temporary:
         if fmt == "nii.gz":
             affine, code, thickness, where = nifti_geometry(cine)
-            info.update(slice_thickness_mm=thickness, slice_thickness_from=where)
+            info.update(slice_thickness_mm=thickness, slice_thickness_from=where, **placement(cine))
             image = nib.Nifti1Image(nifti_volume(cine), affine)
             image.header.set_qform(affine, code=code)
             image.header.set_sform(affine, code=code)

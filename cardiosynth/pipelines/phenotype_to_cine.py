@@ -35,6 +35,7 @@ from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
 from cardiosynth.device import autocast, resolve_device
+from cardiosynth.export import PLACEMENT_KEYS
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
 from cardiosynth.models.frame_ae import encode_frames
 from cardiosynth.models.mar import MAR, standardise_phenotypes
@@ -65,6 +66,12 @@ ANATOMY_PHENOTYPES = ("LVEDV", "LVM", "RVEDV")
 Progress = Callable[[str, float], None]
 DRAWN_SHARE = 0.9  # the fraction of a call's time spent drawing codes (measured: ~90 % on 2 cores, K = 16)
 FAR_FROM_TRAINING_Z = 3.0  # |z| beyond which a requested phenotype is outside what the MAR saw in training
+
+
+def placement_of(cine: Cine) -> dict:
+    """The heart's place in its source's space (:data:`cardiosynth.export.PLACEMENT_KEYS`), for an edit of it:
+    the edited cine's pixels lie on the same grid, so its exports overlay the source as the real slice's do."""
+    return {key: cine.metadata[key] for key in PLACEMENT_KEYS if key in (cine.metadata or {})}
 
 
 @dataclass
@@ -332,7 +339,7 @@ class PhenotypeToCine:
         for out in result.cines:
             out.valid = cine.valid.copy()
             out.frames[:, ~cine.valid] = 0.0
-            out.metadata["edited_from"] = cine.source
+            out.metadata.update(edited_from=cine.source, **placement_of(cine))
         return result
 
     def _render_edit(self, cine: Cine, table: pd.DataFrame, known: dict, n: int, seed: int, steps, cfg,
@@ -368,7 +375,7 @@ class PhenotypeToCine:
             cines.append(Cine(frames, cine.spacing_mm, cine.slice_position, cine.valid.copy(),
                               source=f"{source}; edited from {cine.source}",
                               metadata={"seed": int(seed), "sample": sample, "motion": motion,
-                                        "edited_from": cine.source}))
+                                        "edited_from": cine.source, **placement_of(cine)}))
         return PhenotypeToCineOutput(cines, conditions)
 
     # The evaluator's generator contract: conditions table in (one row per cine), cines out.

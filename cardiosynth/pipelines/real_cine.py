@@ -8,7 +8,9 @@ the slice resampled to the generators' pixel size, first at the image centre, th
 there) on a grid of windows over the field of view; the crop is re-centred on the LV + myocardium + RV it
 finds, twice. After that the slice is resampled, its cycle resampled to the frame count and its intensities
 normalised exactly as :mod:`cardiosynth.data.prepare` does for ACDC. Frame 0 of the file is taken as end-
-diastole (the DICOM / ACDC convention: acquisition is triggered on the R wave).
+diastole (the DICOM / ACDC convention: acquisition is triggered on the R wave). The slice keeps its place in
+the file's world (``metadata["affine"]``: the file's affine after the crop's sampling grid, with a Frame of
+Reference UID made from the file), so its exports and an edit's lie over the source in a viewer.
 
 Every problem is one :class:`RealCineError` saying what is wrong with the file and what is expected.
 """
@@ -27,7 +29,7 @@ from cardiosynth.cine import Cine, CineError
 from cardiosynth.data.acdc import LABEL_LV, LABEL_MYO, to_rows_cols
 from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
 from cardiosynth.data.prepare import PrepareConfig, normalise, resample_cycle, resample_plane, sampling_grid
-from cardiosynth.export import load_npz_cine
+from cardiosynth.export import DEFAULT_SLICE_THICKNESS_MM, load_npz_cine
 from cardiosynth.models.segmenter import Segmenter, segment_cine
 
 MIN_FRAMES = 8  # fewer time points cannot show a cardiac cycle
@@ -61,6 +63,9 @@ class CineVolume:
     spacing_mm: tuple[float, float]
     name: str = "upload"
     prepared: Cine | None = None  # set when the file already held a prepared CardioSynth cine
+    affine: np.ndarray | None = None  # voxel (i = column, j = row, k = slice) -> the file's world (RAS, mm), if placed
+    frame_of_reference_uid: str | None = None  # the DICOM Frame of Reference its slices' exports share ...
+    frame_of_reference_from: str = ""  # ... and where it came from, in words
 
 
 def _nifti_volume(path: Path) -> CineVolume:
@@ -108,7 +113,38 @@ def _nifti_volume(path: Path) -> CineVolume:
             raise RealCineError(f"slice {k} of {path.name} contains NaN or infinite values")
         return to_rows_cols(data)  # (T, rows = j, cols = i)
 
-    return CineVolume(z, read_slice, spacing, path.name)
+    return CineVolume(z, read_slice, spacing, path.name, affine=_placed_affine(image, len(shape) == 3),
+                      frame_of_reference_uid=_frame_of_reference(path),
+                      frame_of_reference_from="made from the source file's bytes (a NIfTI carries no Frame of "
+                                              "Reference UID): shared by every export of this file's slices")
+
+
+def _placed_affine(image, third_is_time: bool) -> np.ndarray | None:
+    """The file's voxel -> world affine when its header places it (sform or qform code above 0: nibabel's
+    ``image.affine`` is then that one), else None: the affine nibabel falls back on is only the voxel sizes.
+    In a 3D (X, Y, T) file the third axis is time, so its column says nothing of the slice: it becomes the
+    plane's normal at the default slice thickness (the file does not give one)."""
+    header = image.header
+    if int(header["sform_code"]) <= 0 and int(header["qform_code"]) <= 0:
+        return None
+    affine = np.asarray(image.affine, dtype=float).copy()
+    if third_is_time:
+        normal = np.cross(affine[:3, 0], affine[:3, 1])
+        affine[:3, 2] = normal / max(float(np.linalg.norm(normal)), 1e-12) * DEFAULT_SLICE_THICKNESS_MM
+    return affine if np.isfinite(affine).all() else None
+
+
+def _frame_of_reference(path: Path) -> str:
+    """A DICOM Frame of Reference UID for the file's world. A NIfTI carries none, so one is made from the file's
+    bytes: every export of its slices (the real slice, each edit of it, today or later) then shares it, and a
+    viewer shows them in one space; another file gets another one."""
+    import hashlib
+
+    from pydicom.uid import generate_uid
+
+    with path.open("rb") as file:
+        digest = hashlib.file_digest(file, "sha256").hexdigest()
+    return str(generate_uid(entropy_srcs=["cardiosynth frame of reference", digest]))
 
 
 def _check_npz_size(path: Path) -> None:
@@ -167,6 +203,38 @@ def _heart(segmenter: Segmenter, ed_plane: np.ndarray, valid: np.ndarray, config
     return len(rows), np.array([(rows.min() + rows.max()) / 2.0, (cols.min() + cols.max()) / 2.0])
 
 
+def crop_affine(affine: np.ndarray, grid: np.ndarray, z: int) -> np.ndarray:
+    """The crop's (i = column, j = row) pixel -> the file's world: the file's affine after the crop's sampling
+    grid (``grid[:, r, c]`` = the source (row, col) that crop pixel (r, c) was sampled at, on slice ``z``).
+    The grid is a scaled shift of the source's pixels, so three of its points give the whole map."""
+    origin = grid[:, 0, 0]
+    down, across = grid[:, 1, 0] - origin, grid[:, 0, 1] - origin  # one crop row, one crop column, in source (row, col)
+    to_source = np.array([[across[1], down[1], 0.0, origin[1]],  # source i (its column) ...
+                          [across[0], down[0], 0.0, origin[0]],  # ... source j (its row) ...
+                          [0.0, 0.0, 1.0, float(z)],  # ... and the slice
+                          [0.0, 0.0, 0.0, 1.0]])
+    return np.asarray(affine, dtype=float) @ to_source
+
+
+def crop_placement(volume: CineVolume, grid: np.ndarray, z: int, spacing_mm: float) -> dict:
+    """The prepared slice's place in the file's world, for its exports (see ``cardiosynth.export.PLACEMENT_KEYS``),
+    so that a viewer can lay them over the source: nothing when the file's header does not place it, or when its
+    affine and its voxel sizes disagree (the crop was sampled by the voxel sizes, so the affine would put its
+    pixels elsewhere)."""
+    if volume.affine is None:
+        return {}
+    affine = crop_affine(volume.affine, grid, z)
+    if not np.allclose(np.linalg.norm(affine[:3, :2], axis=0), spacing_mm, rtol=1e-3):
+        return {}
+    placed = {"affine": affine.tolist(),
+              "placement": f"the source file's world coordinates (its affine, RAS; in DICOM as LPS): slice {z}, "
+                           f"the {grid.shape[1]} x {grid.shape[2]} window around the heart, resampled"}
+    if volume.frame_of_reference_uid:
+        placed.update(frame_of_reference_uid=volume.frame_of_reference_uid,
+                      frame_of_reference_from=volume.frame_of_reference_from)
+    return placed
+
+
 def find_heart(frames: np.ndarray, spacing: tuple[float, float], segmenter: Segmenter, config: PrepareConfig
                ) -> np.ndarray:
     """(row, col) centre of the heart in source pixels (see the module docstring)."""
@@ -215,13 +283,14 @@ def prepare_real_slice(volume: CineVolume, slice_index: int | None = None, confi
         raise RealCineError(f"slice {z} of {volume.name} is blank (one value everywhere)")
     segmenter = segmenter or Segmenter.from_pretrained()
     centre = find_heart(frames, volume.spacing_mm, segmenter, config)
-    planes, valid, _ = _crop(frames, volume.spacing_mm, centre, config)
+    planes, valid, grid = _crop(frames, volume.spacing_mm, centre, config)
     cine, _, _ = normalise(resample_cycle(planes, config.frames), valid, config.intensity_percentiles)
     cine[:, ~valid] = 0.0
     if slice_position is None:
         slice_position = 0.5 if volume.n_slices == 1 else z / (volume.n_slices - 1)
     try:
         return Cine(cine, (config.spacing_mm, config.spacing_mm), float(slice_position), valid,
-                    source=f"real:{volume.name}#slice{z}", metadata={"slice_index": z})
+                    source=f"real:{volume.name}#slice{z}",
+                    metadata={"slice_index": z, **crop_placement(volume, grid, z, config.spacing_mm)})
     except CineError as error:
         raise RealCineError(str(error)) from None
