@@ -61,8 +61,13 @@ def main(argv: list[str] | None = None) -> None:
     from cardiosynth.app import build_app, launch_kwargs
     from cardiosynth.app.review_tab import ADMIN_PATH
 
+    from cardiosynth.review import ReviewError
+
     log = logging.getLogger("cardiosynth.app")
-    demo = build_app()
+    try:
+        demo = build_app()
+    except ReviewError as err:  # a setting the server was started with (e.g. a short admin password): one line
+        raise SystemExit(f"CardioSynth cannot start: {err}") from None
     demo.launch(server_name=args.host, server_port=args.port, prevent_thread_lock=True,
                 **launch_kwargs(demo, args.host, trusted_proxies=args.trusted_proxy, hosts=args.allowed_hosts))
     log.info("Serving on http://%s:%d (%.1f s after start)", args.host, args.port, time.perf_counter() - t0)

@@ -381,6 +381,15 @@ def test_app_takes_gradios_own_server_variables_as_defaults():
         app.parse_args([], {"GRADIO_SERVER_PORT": "http"})
 
 
+def test_a_bad_server_setting_stops_the_app_with_one_line(monkeypatch):
+    """A too-short administrator password is the operator's mistake: one sentence, no traceback."""
+    import app
+
+    monkeypatch.setenv("CARDIOSYNTH_REVIEW_ADMIN", "short")
+    with pytest.raises(SystemExit, match="^CardioSynth cannot start: .* at least 12 characters"):
+        app.main(["--port", "7999"])
+
+
 def test_the_review_routes_refuse_requests_sent_by_other_sites(url, study):
     """A page of another site, or another port of this host (same site for SameSite), cannot use the cookies."""
     reader = browser(url)
