@@ -85,12 +85,12 @@ def read_phenotype_csv(path: str | os.PathLike) -> pd.DataFrame:
     try:
         table = pd.read_csv(path, sep=_delimiter(path), encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
-        raise BatchError(f"This file cannot be read as a CSV table of phenotype sets ({err}). Give one set per "
-                         "row with a header row naming the phenotypes, e.g. LVEDV,LVEF,LVM.") from None
+        raise BatchError(f"This file cannot be read as a CSV table of phenotype sets ({err}): give one set per "
+                         "row under a header row naming the phenotypes, e.g. LVEDV,LVEF,LVM.") from None
     head = path.read_bytes()[:4096]
     if b"\x00" in head or not all(str(c).isprintable() for c in table.columns):
-        raise BatchError("This file cannot be read as a CSV table of phenotype sets (it is not plain text). Give "
-                         "one set per row with a header row naming the phenotypes, e.g. LVEDV,LVEF,LVM.")
+        raise BatchError("This file is not plain text, so it cannot be read as a CSV table of phenotype sets: give "
+                         "one set per row under a header row naming the phenotypes, e.g. LVEDV,LVEF,LVM.")
     if table.empty:
         raise BatchError("This CSV has a header but no rows: give one phenotype set per row.")
     known = {"slice_position", "seed"}

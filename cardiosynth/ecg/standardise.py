@@ -50,7 +50,7 @@ class Recording:
 def _check_fs(fs: float | None) -> float:
     if fs is None:
         raise EcgError(
-            "The sampling rate of this recording is not stated. Please give it explicitly "
+            "The sampling rate of this recording is not stated: please give it explicitly "
             "(for example 500 Hz), or include a time column."
         )
     try:
@@ -62,7 +62,7 @@ def _check_fs(fs: float | None) -> float:
     if fs < MIN_FS:
         raise EcgError(
             f"The sampling rate {fs:g} Hz is too low for a diagnostic ECG (at least {MIN_FS:g} Hz is needed; "
-            "500 Hz is standard). Please check the sampling rate."
+            "500 Hz is standard): please check the sampling rate."
         )
     if fs > MAX_FS:
         raise EcgError(f"The sampling rate {fs:g} Hz is implausibly high for an ECG; please check it.")
@@ -92,7 +92,7 @@ def _select_leads(rec: Recording, signal: np.ndarray) -> tuple[dict[str, np.ndar
 def _check_leads(chosen: dict[str, np.ndarray], n_channels: int, dropped: list[str]) -> None:
     if n_channels == 1:
         raise EcgError(
-            "This recording has only 1 lead. A 12-lead ECG is needed (at least two limb leads, "
+            "This recording has only 1 lead, and a 12-lead ECG is needed (at least two limb leads, "
             "e.g. I and II, and the chest leads V1-V6)."
         )
     limb = [n for n in ("I", "II", "III") if n in chosen]
@@ -170,7 +170,7 @@ def standardise(rec: Recording, crop: str = "start") -> Ecg:
     ptp = {name: float(np.ptp(x)) for name, x in chosen.items()}
     flat = [name for name, v in ptp.items() if v < FLAT_PTP]
     if len(flat) == len(chosen):
-        raise EcgError("All leads are flat (no ECG signal). Please check the electrodes or the export.")
+        raise EcgError("All leads are flat (no ECG signal): please check the electrodes or the export.")
 
     derived = derive_limb_leads(chosen)
     meta: dict[str, Any] = dict(rec.metadata)

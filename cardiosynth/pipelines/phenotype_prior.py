@@ -192,8 +192,8 @@ def _resolve_side(side: str, given: Mapping[str, float], strict: bool) -> _SideS
     given_text = ", ".join(_fmt(names[k], v) for k, v in have.items())
     if not esv < edv or not esv > 0:
         raise PhenotypeError(
-            f"{given_text} cannot all hold: they would need {side}ESV ({esv:.4g} mL) to be positive and smaller "
-            f"than {side}EDV ({edv:.4g} mL). Change or unlock one of them.")
+            f"{given_text} cannot all hold, since they would need {side}ESV ({esv:.4g} mL) to be positive and smaller "
+            f"than {side}EDV ({edv:.4g} mL): change or unlock one of them.")
     implied = {"EDV": edv, "ESV": esv, "SV": edv - esv, "EF": 100.0 * (edv - esv) / edv}
     problems = []
     for k, value in implied.items():
@@ -213,8 +213,8 @@ def _resolve_side(side: str, given: Mapping[str, float], strict: bool) -> _SideS
             for k in disagree)
         if strict:
             raise PhenotypeError(f"The values given for the {side} disagree: {inconsistency} "
-                                 f"({side}SV = {side}EDV - {side}ESV, {side}EF = 100 x {side}SV / {side}EDV). "
-                                 "Change or unlock one of them.")
+                                 f"({side}SV = {side}EDV - {side}ESV, {side}EF = 100 x {side}SV / {side}EDV): "
+                                 "change or unlock one of them.")
     ratio = esv / edv
     return _SideState("fixed", u=(math.log(edv), math.log(ratio / (1 - ratio))), edv=edv, esv=esv,
                       inconsistency=inconsistency)

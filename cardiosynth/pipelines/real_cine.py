@@ -253,7 +253,7 @@ def find_heart(frames: np.ndarray, spacing: tuple[float, float], segmenter: Segm
             break
     if best[0] < HEART_MIN_PIXELS:
         raise RealCineError("No heart was found on this slice (the segmenter sees no left ventricle ringed by "
-                            "myocardium at end-diastole). Choose a short-axis slice between base and apex")
+                            "myocardium at end-diastole): choose a short-axis slice between base and apex")
     centre = best[1]
     for _ in range(2):  # re-centre on what the crop shows
         planes, valid, grid = _crop(frames[:1], spacing, centre, config)

@@ -41,8 +41,8 @@ def _max_bytes(max_bytes: int | None) -> int:
 def _check_size(n_bytes: int, limit: int) -> None:
     if n_bytes > limit:
         raise EcgError(
-            f"The file is {n_bytes / 1e6:.1f} MB, larger than the {limit / 1e6:g} MB limit for an ECG upload. "
-            "A 10-second 12-lead ECG is usually well under 1 MB; long (Holter) recordings are not supported."
+            f"The file is {n_bytes / 1e6:.1f} MB, larger than the {limit / 1e6:g} MB limit for an ECG upload "
+            "(a 10-second 12-lead ECG is usually well under 1 MB; long (Holter) recordings are not supported)."
         )
 
 

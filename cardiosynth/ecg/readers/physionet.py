@@ -63,7 +63,7 @@ def check_header(header) -> None:
         worst = max((int(v) for v in values or [] if v is not None), default=0)
         if worst > limit:
             raise EcgError(f"This WFDB header declares a signal {what} of {worst:,}; real records use at most a few "
-                           f"(up to {limit:,} are read). The header may be damaged.")
+                           f"(up to {limit:,} are read), so the header may be damaged.")
 
 
 def record_base(path: Path) -> Path:

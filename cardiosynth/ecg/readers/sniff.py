@@ -77,17 +77,17 @@ def sniff(content: bytes) -> str:
     if content[:4] in (b"PK\x03\x04",):
         raise EcgError("This is a ZIP archive; please extract the ECG file and upload it on its own.")
     if content[:4] == b"%PDF":
-        raise EcgError("This is a PDF (a printed ECG). Please upload the digital ECG file from the device "
+        raise EcgError("This is a PDF (a printed ECG): please upload the digital ECG file from the device "
                        "or archive (e.g. XML, DICOM, EDF), not a PDF or image.")
     if content[:3] == b"\xff\xd8\xff" or content[:8] == b"\x89PNG\r\n\x1a\n":
-        raise EcgError("This is an image, not ECG data. Please upload the digital ECG file from the device "
+        raise EcgError("This is an image, not ECG data: please upload the digital ECG file from the device "
                        "or archive (e.g. XML, DICOM, EDF).")
     root = xml_root_name(content)
     if root is not None:
         fmt = XML_ROOTS.get(root.lower())
         if fmt is None:
             raise EcgError(
-                f"This XML file is not an ECG export we can read (its content is <{root}>). Supported XML: "
+                f"This XML file is not an ECG export we can read (its content is <{root}>); supported XML: "
                 "GE MUSE, Philips Sierra, HL7 aECG and GE CardioSoft / UK Biobank."
             )
         return fmt

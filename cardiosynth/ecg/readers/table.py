@@ -65,7 +65,7 @@ def _find_header(lines: list[str]) -> tuple[int, str | None]:
         raise EcgError("This table has no header row naming the leads, so its columns cannot be matched to "
                        f"leads; {HEADERLESS_HELP}.")
     raise EcgError(
-        "No lead names were found in this table. The first row must name the leads "
+        "No lead names were found in this table: the first row must name the leads "
         f"(I, II, III, aVR, aVL, aVF, V1-V6); for a table without a header row, {HEADERLESS_HELP}."
     )
 
@@ -272,7 +272,7 @@ def read_array(array: np.ndarray, fs: float | None, leads: list[str] | None = No
         n = min(x.shape)
         raise EcgError(
             f"This recording has {n} channels; without lead names only a standard 12-lead array "
-            "(I, II, III, aVR, aVL, aVF, V1-V6) can be used. Please give the lead names."
+            "(I, II, III, aVR, aVL, aVF, V1-V6) can be used, so please give the lead names."
         )
     labels = list(leads) if leads is not None else list(LEADS[: x.shape[0]])
     if x.shape[0] != len(labels):
