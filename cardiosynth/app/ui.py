@@ -62,8 +62,8 @@ CSS = """
 .cs-note-line { margin-top: 6px; font-size: 0.9em; opacity: 0.8; }
 .cs-lock { min-width: 70px !important; }
 #ecg-summary td:first-child { white-space: nowrap; }
-.cs-values table { display: block; overflow-x: auto; }
-.cs-values td, .cs-values th { white-space: nowrap; }
+.cs-values table { display: block; overflow-x: auto; font-size: 0.92em; }
+.cs-values td, .cs-values th { white-space: nowrap; padding: 4px 10px !important; }
 """
 
 # no web fonts: the page must not reach the network

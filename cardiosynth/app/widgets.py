@@ -77,6 +77,6 @@ def cine_pair(left: tuple[str, str], right: tuple[str, str], values_id: str) -> 
     """Two animated cines side by side (label, element id each) and the values beside them."""
     with gr.Row():
         views = [cine_image(label, elem_id) for label, elem_id in (left, right)]
-        with gr.Column(min_width=440):
+        with gr.Column(min_width=440, scale=2):  # the values table: room for four columns unwrapped
             values = gr.Markdown("", elem_id=values_id, elem_classes=["cs-values"])  # cells never wrap
     return (*views, values)
