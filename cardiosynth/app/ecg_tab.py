@@ -21,7 +21,7 @@ from .ecg_cine import ASK_FOR_VALUES, HEART_CHOICES, HEART_VALUES, EcgCineStudio
 from .ecg_view import CYCLE_NOTE, EXAMPLES, analyse_example, analyse_upload
 from .errors import error_box, user_message
 from .generation_panel import GenerationSpec, add_generation_panel
-from .widgets import cine_image
+from .widgets import cine_image, number
 
 FORMATS_NOTE = ("Formats: WFDB, EDF/EDF+, DICOM ECG and hemodynamic waveforms, SCP-ECG, HL7 aECG, Philips Sierra "
                 "XML, GE MUSE XML, UK Biobank / CardioSoft XML, CSV, NumPy. The signal is resampled to 500 Hz and "
@@ -159,12 +159,12 @@ def _heart_controls(studio: EcgCineStudio) -> HeartControls:
                           info="the ECG sets the timing of the beat, not the heart's size or pumping",
                           elem_id="ecg-heart-choice")
         with gr.Row(visible=False, equal_height=True) as seed_row:
-            seed = gr.Number(0, precision=0, minimum=0, label="Heart seed", elem_id="ecg-heart-seed", scale=1,
-                             info="the same seed draws the same heart")
+            seed = number(0, precision=0, minimum=0, label="Heart seed", elem_id="ecg-heart-seed", scale=1,
+                          info="the same seed draws the same heart")
             draw = gr.Button("Draw another random heart", elem_id="ecg-heart-draw", scale=1)
         with gr.Row(visible=False) as values_row:
-            values = [gr.Number(None, label=f"{name} ({ph.BY_NAME[name].unit})", elem_id=f"ecg-heart-{name}",
-                                placeholder="blank: the model fills it in", min_width=120) for name in HEART_VALUES]
+            values = [number(None, label=f"{name} ({ph.BY_NAME[name].unit})", elem_id=f"ecg-heart-{name}",
+                             placeholder="blank: the model fills it in", min_width=120) for name in HEART_VALUES]
         note = gr.Markdown(_heart_note(studio, HEART_CHOICES[0][1], 0, {}), elem_id="ecg-heart-note")
     return HeartControls(choice, seed, draw, seed_row, values, values_row, note)
 
