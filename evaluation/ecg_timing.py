@@ -104,8 +104,8 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
         command: str = "", n_simulated: int = 60, seed: int = 0, motion: str = DEFAULT_MOTION) -> dict:
     loaded = EcgToCine.from_pretrained(weights)
 
-    def pipe(path, seed):
-        return loaded(path, seed=seed, motion=motion)
+    def pipe(path, seed):  # the heart a phenotype VAE draw for the seed, as measured (the default before issue 39)
+        return loaded(path, seed=seed, motion=motion, phenotype_seed=seed)
     pipe.flow, pipe.sha = loaded.flow, loaded.sha
     measurer = CineMeasurer()
     records = (simulated_records(n_simulated) if split == "simulated"

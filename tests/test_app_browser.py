@@ -515,3 +515,53 @@ def test_generate_a_cine_from_the_ecg_and_play_it(browser_page):
         " gd.layout.sliders[0].steps.map(s => s.args[1].shapes[0].x0)]; }")
     assert cursor == times[shown] and active == shown  # image, cursor and slider on the same frame
     finish_generation_panel(page, "ecg-cine", "ecg_to_cine.png", outside)
+
+
+TYPICAL_HEART_SENTENCE = ("The cine animates a typical healthy heart (the phenotype model's most likely heart with "
+                          "LVEF 62 %, RVEF 55 %)")
+
+
+def test_the_ecg_tab_starts_from_a_typical_heart(browser_page, url):
+    """Issue 39: with no phenotypes set, every ECG animated a failing heart (at seed 0 LVEDV 282 mL, LVEF 19.9 %,
+    RVEDV 90 mL). In a fresh session, the bundled sinus-rhythm ECG's cine now shows a normal LVEF, one sentence
+    names the typical healthy heart it animates, and picking a random heart changes it (labelled as a draw)."""
+    _, outside = browser_page
+    page = browser_page[0].context.new_page()  # a session of its own: nothing chosen or generated before
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="ECG").click()
+        page.locator("#ecg-example input").click()
+        page.get_by_role("option", name="LUDB record 2: sinus rhythm (WFDB)").click()
+        page.locator("#ecg-summary").get_by_text("ludb/2.hea").wait_for()
+        page.get_by_role("button", name="Generate cine from this ECG").click()
+        page.wait_for_function("() => { const img = document.querySelector('#ecg-cine-gif img');"
+                               " return img && img.complete && img.naturalWidth >= 64; }", timeout=GENERATE_TIMEOUT_MS)
+        cycle = page.locator("#ecg-cine-cycle").inner_text()
+        lvef = re.search(r"LVEF (\d+(?:\.\d+)?) %", cycle)
+        assert lvef, f"the heart the cine animates shows no LVEF: {cycle}"
+        assert float(lvef.group(1)) >= 50, f"the default heart is not a normal one: {cycle}"
+        assert "typical healthy heart" in cycle
+        note = page.locator("#ecg-heart-note").inner_text().strip()
+        assert note.startswith(TYPICAL_HEART_SENTENCE) and note.endswith(".") and ". " not in note, note
+        # the user can change it: a random heart from the phenotype model, named as a draw, its seed moving on
+        page.locator("#ecg-heart-choice").get_by_label("A random heart from the phenotype model").check()
+        page.locator("#ecg-heart-note").get_by_text("heart seed 0").wait_for()
+        page.locator("#ecg-heart-draw").click()
+        page.locator("#ecg-heart-note").get_by_text("heart seed 1").wait_for()
+        assert "random heart" in page.locator("#ecg-heart-note").inner_text()
+        # ... or a heart with the values a clinician types, the rest filled in by the phenotype model
+        page.locator("#ecg-heart-choice").get_by_label("A heart with the values I set").check()
+        page.locator("#ecg-heart-note").get_by_text("Type at least one of LVEDV").wait_for()
+        page.locator("#ecg-heart-LVEF input").fill("35")
+        page.locator("#ecg-heart-LVEF input").press("Enter")
+        page.locator("#ecg-heart-note").get_by_text("LVEF 35 %").wait_for()
+        page.locator("#ecg-heart-choice").get_by_label("A typical healthy heart").check()
+        page.locator("#ecg-heart-note").get_by_text("typical healthy heart").wait_for()
+        wait_until_idle(page)
+        assert page.locator("#ecg-cine-message .cs-error, #ecg-heart-note .cs-error").count() == 0
+        page.locator("#ecg-heart-choice").scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS / "ecg_typical_heart.png"))
+    finally:
+        page.close()
+    assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"

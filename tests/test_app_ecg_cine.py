@@ -15,10 +15,11 @@ from ecg_cine_fixture import tiny_ecg_to_cine
 
 from cardiosynth.app import build_app
 from cardiosynth.app.cine_view import CineStudio, png_uris
-from cardiosynth.app.ecg_cine import EcgCineStudio
+from cardiosynth.app.ecg_cine import EcgCineStudio, heart_sentence
 from cardiosynth.app.errors import user_message
 from cardiosynth.ecg import Ecg, EcgError
 from cardiosynth.paths import REPO_ROOT
+from cardiosynth.pipelines.phenotype_prior import TYPICAL_HEART
 from evaluation.app_bench import serve_in_process
 
 LUDB_2 = REPO_ROOT / "assets" / "ecg" / "ludb" / "2.hea"
@@ -108,9 +109,41 @@ def test_downloads_follow_the_ecg_timing(ecg_studio, generated):
     saved = json.loads(files[4].read_text())
     assert saved["cycle"]["frame_times_s"] == generated.cycle["frame_times_s"]
     assert saved["conditions"]["seed"] == 0 and saved["conditions"]["note"].startswith("trained on pseudo-pairs")
-    assert saved["conditions"]["anatomy"]["source"].startswith("phenotype VAE sample")
+    # no heart chosen: the typical healthy heart, named in the files and the summary (was a phenotype VAE sample)
+    for anatomy in (saved["conditions"]["anatomy"], json.loads(dicom.ImageComments)["conditions"]["anatomy"]):
+        assert anatomy["choice"] == "typical" and anatomy["source"] == TYPICAL_HEART and anatomy["LVEF"] == 62.0
     summary = ecg_studio.summary_markdown(generated)
-    assert "Cycle used" in summary and "**Anatomy** (not from the ECG)" in summary
+    assert "Cycle used" in summary and f"**Heart** (not from the ECG): {TYPICAL_HEART}, with LVEDV" in summary
+
+
+def test_the_heart_is_typical_unless_the_user_picks_another(ecg_studio):
+    typical = ecg_studio.heart()
+    assert typical["choice"] == "typical" and typical["LVEF"] == 62.0 and typical["RVEF"] == 55.0
+    sentence = heart_sentence(typical)
+    assert sentence.startswith(f"The cine animates {TYPICAL_HEART}: LVEDV ") and sentence.count(". ") == 0
+    assert "not a heart read from the ECG" in sentence and sentence.endswith("\u201cHeart to animate\u201d.")
+    drawn = ecg_studio.heart("random", 3)  # a random draw, labelled as one, its seed named
+    assert drawn["choice"] == "random" and "random heart" in drawn["source"] and "heart seed 3" in drawn["source"]
+    assert drawn == ecg_studio.heart("random", 3) and drawn["LVEDV"] != ecg_studio.heart("random", 4)["LVEDV"]
+    asked = ecg_studio.heart("values", 0, {"LVEF": 35, "LVEDV": None, "LVM": 0})  # blank (the page sends 0 or None):
+    # the phenotype model fills it in
+    assert asked["choice"] == "requested" and asked["LVEF"] == pytest.approx(35.0)
+    made = ecg_studio.generate(LUDB_2, 0, 2, 2.0, 0.5, heart=ecg_studio.heart_request("random", 3))
+    assert made.output.conditions["anatomy"]["LVEDV"] == drawn["LVEDV"]
+    assert made.cine.metadata["heart"] == drawn["source"]  # the cine itself says which heart it animates
+    assert made.cine.metadata["phenotypes"]["LVEF"] == drawn["LVEF"]
+
+
+@pytest.mark.parametrize("choice, seed, values, message", [
+    ("values", 0, {"LVEF": None}, "Type at least one of LVEDV"),
+    ("values", 0, {"LVEF": "a lot"}, "LVEF must be a number"),
+    ("random", -1, {}, "The heart seed must be a whole number from 0"),
+    ("mine", 0, {}, "Choose the heart to animate"),
+])
+def test_a_heart_that_cannot_be_is_one_readable_sentence(ecg_studio, choice, seed, values, message):
+    with pytest.raises(ValueError, match=message) as raised:
+        ecg_studio.heart(choice, seed, values)
+    assert str(raised.value).count(". ") == 0
 
 
 def test_an_ecg_without_a_heartbeat_is_one_readable_message(ecg_studio):
@@ -145,6 +178,11 @@ def test_ecg_generate_endpoint_after_picking_the_example(url):
     assert len(shown) == 4 and shown[3] == ""  # the ECG kept for generation is session state, not an output
     gif, figure, cycle, message = client.predict(3, 2, 2.0, 0.5, api_name="/ecg_generate")
     assert message == "" and "Cycle used" in cycle and "seed 3" in cycle
+    assert f"**Heart** (not from the ECG): {TYPICAL_HEART}, with LVEDV" in cycle  # no heart given: the typical one
+    note = client.predict("random", 5, None, None, None, None, None, api_name="/ecg_heart")  # the sentence
+    assert "random heart" in note and "heart seed 5" in note
+    drawn = client.predict(3, 2, 2.0, 0.5, "random", 5, None, None, None, None, None, api_name="/ecg_generate")[2]
+    assert "heart seed 5" in drawn and note.split(": ", 1)[1].split(", not a heart")[0] in drawn
     start, end = shown[2]["cycle_s"]  # the tab's one cycle, marked before generating, is the cine's
     assert f"{start:.2f}\u2013{end:.2f} s" in cycle and f"{start:.2f}\u2013{end:.2f} s" in shown[1]
     path = Path(gif["path"] if isinstance(gif, dict) else gif)

@@ -16,6 +16,7 @@ from torchrun_check import run_two_ranks
 
 from cardiosynth.data.ludb import FAMILIES, families_of, make_split
 from cardiosynth.data.pairing import pairing_statistics, pseudo_pairs, subjects_from_cines
+from cardiosynth import phenotypes as ph
 from cardiosynth.ecg import Ecg, EcgError, process_ecg, read_ecg
 from cardiosynth.models import ecg_flow as flow_module
 from cardiosynth.models import ecg_mae as mae_module
@@ -23,6 +24,7 @@ from cardiosynth.models.ecg_flow import EcgFlow, EcgFlowSampler
 from cardiosynth.models.ecg_mae import (EcgMAE, find_cycles, normalise_leads, resample_cycle, select_cycle, shift_batch,
                                         token_phase)
 from cardiosynth.paths import REPO_ROOT
+from cardiosynth.pipelines.phenotype_prior import TYPICAL_HEART
 from cardiosynth.weights import WEIGHTS_DIR
 
 LUDB_2 = REPO_ROOT / "assets" / "ecg" / "ludb" / "2.hea"
@@ -237,7 +239,9 @@ def test_pipeline_output_cycle_and_determinism(tiny_pipeline, one_thread):
     rr_neurokit = np.median(np.diff(process_ecg(ecg).r_peaks)) / 500
     assert cycle["rr_s"] == pytest.approx(rr_neurokit, abs=0.05)
     assert out.conditions["note"].startswith("trained on pseudo-pairs") and out.cine.source.startswith("synthetic:")
-    assert out.conditions["anatomy"]["source"].startswith("phenotype VAE sample")
+    # no phenotypes: the typical healthy heart (was a phenotype VAE sample for the cine seed), named in the cine
+    assert out.conditions["anatomy"]["choice"] == "typical" and out.conditions["anatomy"]["LVEF"] == 62.0
+    assert out.cine.metadata["heart"] == out.conditions["anatomy"]["source"] == TYPICAL_HEART
     again = tiny_pipeline(ecg, seed=1, steps=2)
     assert np.array_equal(out.cine.frames, again.cine.frames)
     other = tiny_pipeline(ecg, seed=2, steps=2)
@@ -248,6 +252,13 @@ def test_pipeline_output_cycle_and_determinism(tiny_pipeline, one_thread):
     # the anatomy of a requested phenotype set, or of a given heart: its own real ED frame, bit for bit
     asked = tiny_pipeline(ecg, seed=1, steps=2, phenotypes={"LVEDV": 220.0})
     assert asked.conditions["anatomy"]["LVEDV"] == pytest.approx(220.0)
+    assert asked.conditions["anatomy"]["choice"] == "requested" and asked.cine.metadata["phenotypes"]["LVEDV"] == 220.0
+    drawn = tiny_pipeline(ecg, seed=1, steps=2, phenotype_seed=0)  # a random heart: drawn, and said to be
+    sampled = tiny_pipeline.anatomy.phenotype_prior.sample(1, temperature=1.0, seed=0).iloc[0]
+    assert drawn.conditions["anatomy"]["LVEDV"] == pytest.approx(sampled["LVEDV"], abs=0.01)
+    assert drawn.conditions["anatomy"]["choice"] == "random" and "random heart" in drawn.cine.metadata["heart"]
+    with pytest.raises(ValueError, match="heart seed"):
+        tiny_pipeline(ecg, seed=1, steps=2, phenotype_seed=-1)
     heart = out.cine
     given = tiny_pipeline(ecg, seed=3, steps=2, heart=heart)
     assert np.array_equal(given.cine.frames[0], np.where(heart.valid, heart.frames[0], 0))
@@ -278,6 +289,27 @@ def test_bundled_ecg_to_cine(one_thread):
     assert np.array_equal(out.cine.frames, pipe(LUDB_2, seed=0).cine.frames)
     sim = pipe(read_ecg(synthetic_ecg(500, heart_rate=60.0), fs=500), seed=0)  # phase head on a simulated ECG
     assert sim.cycle["rr_s"] == pytest.approx(1.0, abs=0.08)
+
+
+@pytest.mark.skipif(not BUNDLED, reason="ECG -> cine weights not bundled")
+def test_every_bundled_ecg_animates_a_typical_heart_by_default(one_thread):
+    """Issue 39: with no phenotypes every ECG animated a phenotype VAE sample for the seed, at seed 0 LVEDV 282 mL,
+    LVEF 19.9 %, RVEDV 90 mL (a failing heart). The default is now the typical healthy heart: the phenotype
+    explorer's start, normal ejection fractions, plausible, the same for every ECG (the ECG does not set it)."""
+    from cardiosynth.app.ecg_view import EXAMPLE_DIR, EXAMPLES
+    from cardiosynth.pipelines.ecg_to_cine import EcgToCine
+
+    pipe = EcgToCine.from_pretrained()
+    prior = pipe.anatomy.phenotype_prior
+    typical = prior.typical_heart()
+    for label, path in EXAMPLES.items():
+        anatomy = pipe(EXAMPLE_DIR / path, seed=0).conditions["anatomy"]
+        assert anatomy["choice"] == "typical" and anatomy["source"] == TYPICAL_HEART, label
+        assert all(anatomy[n] == pytest.approx(typical[n], abs=0.01) for n in ph.NAMES), label
+        assert 55 <= anatomy["LVEF"] <= 70 and 45 <= anatomy["RVEF"] <= 70, label  # normal ejection fractions
+        assert 60 <= anatomy["LVEDV"] <= 200 and 60 <= anatomy["RVEDV"] <= 220, label  # not dilated
+        plausibility = prior.plausibility({n: anatomy[n] for n in ph.INDEPENDENT})
+        assert plausibility.status == "green" and plausibility.percentile > 50, (label, plausibility)
 
 
 # ------------------------------------------------------------------------------------------ training

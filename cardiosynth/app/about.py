@@ -15,8 +15,9 @@ CINE_NOTE_ECG = (
     "cardiac phase). Then press **Generate cine from this ECG** below: the bundled ECGFlowCMR model (ECG masked "
     "autoencoder) finds one heartbeat in the ECG and makes a short-axis cine of it, shown beside that beat's lead II "
     "with a cursor at each frame's time. The ECG sets the timing (end-systole at its QT / RR); the pixels are a real "
-    "training slice near a phenotype set the phenotype VAE samples from the seed, deformed and moved by its own "
-    "motion (the rectified flow's ECG-drawn motion read far less real)."
+    "training slice near the phenotypes of the heart chosen under **Heart to animate** (a typical healthy heart "
+    "unless you pick another), deformed and moved by its own motion (the rectified flow's ECG-drawn motion read far "
+    "less real)."
 )
 
 CINE_NOTE_ECG_MISSING = (

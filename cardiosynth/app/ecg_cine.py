@@ -7,11 +7,16 @@ the frame shown. Play / Pause (buttons beside the plot) and a frame slider step 
 plotly's own ``animate`` is not used: during Play the pane was blank). The GIF, at the ECG's own heart rate,
 is what animates without a click. What it shares with the phenotype -> cine studio (settings checks, file names,
 downloads) is :class:`.studio.GeneratorStudio`.
+
+The heart animated is not read from the ECG: by default it is the typical healthy heart (the phenotype
+explorer's start, :meth:`PhenotypePrior.typical_heart`); the tab offers a random heart from the phenotype model
+(a heart seed that moves on) or one with the values a user types, and says in one sentence which heart it uses.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +25,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from cardiosynth import phenotypes as ph
 from cardiosynth.ecg import EcgError, read_ecg
 from cardiosynth.export import save_cine
 from cardiosynth.pipelines.ecg_to_cine import MAX_STEPS, EcgToCine
@@ -27,10 +33,16 @@ from cardiosynth.weights import WEIGHTS_DIR
 
 from .compute import on_compute_thread
 from .player import frame_steps, image_frame, set_frame_time
-from .studio import GeneratorStudio, png_uris
+from .studio import GeneratorStudio, checked_number, checked_whole, png_uris
 
 CURSOR_COLOUR = "#c62828"
 FORMATS = ("mp4", "gif", "nii.gz", "dcm", "json")
+#: The heart a cine animates, as the tab offers it: (label, value); the first is the default.
+HEART_CHOICES = (("A typical healthy heart", "typical"), ("A random heart from the phenotype model", "random"),
+                 ("A heart with the values I set", "values"))
+#: The values a user may set for the heart (the rest is completed by the phenotype model).
+HEART_VALUES = ("LVEDV", "LVEF", "LVM", "RVEDV", "RVEF")
+ASK_FOR_VALUES = "Type at least one of LVEDV, LVEF, LVM, RVEDV or RVEF; the phenotype model fills in the rest."
 
 
 @dataclass
@@ -105,9 +117,39 @@ class EcgCineStudio(GeneratorStudio):
         except EcgError:
             return None
 
-    def generate(self, ecg, seed, steps, cfg, slice_position, name: str = "", analysis=None) -> EcgCineResult:
+    @staticmethod
+    def heart_request(choice: str = "typical", heart_seed=0, values: dict | None = None) -> dict:
+        """The tab's heart controls as EcgToCine keywords: ``{}`` for the typical healthy heart (the pipeline's
+        default), ``{"phenotype_seed": s}`` for a random heart, ``{"phenotypes": {...}}`` for the values typed
+        (blank ones left to the phenotype model). Bad input is a ValueError in one sentence."""
+        if choice in (None, "", "typical"):
+            return {}
+        if choice == "random":
+            try:
+                return {"phenotype_seed": checked_whole(heart_seed, "The heart seed", 0, 2 ** 31 - 1)}
+            except ValueError:
+                raise ValueError(f"The heart seed must be a whole number from 0 to {2 ** 31 - 1}; got "
+                                 f"{heart_seed!r}.") from None
+        if choice != "values":
+            raise ValueError(f"Choose the heart to animate: {', '.join(v for _, v in HEART_CHOICES)}; got {choice!r}.")
+        given = {n: checked_number(v, n, -math.inf, math.inf) for n, v in (values or {}).items()
+                 if n in HEART_VALUES and typed(v)}
+        if not given:
+            raise ValueError(ASK_FOR_VALUES)
+        return {"phenotypes": given}
+
+    def heart(self, choice: str = "typical", heart_seed=0, values: dict | None = None) -> dict:
+        """The heart a cine would animate with these controls (its phenotypes and what it is), without
+        generating: the pipeline's ``conditions["anatomy"]``."""
+        self.require_pipeline()
+        request = self.heart_request(choice, heart_seed, values)
+        return on_compute_thread(lambda: self.pipeline.anatomy_set(**request)[1])
+
+    def generate(self, ecg, seed, steps, cfg, slice_position, name: str = "", analysis=None,
+                 heart: dict | None = None) -> EcgCineResult:
         """One cine for ``ecg`` (an Ecg or a path; ``analysis``: its neurokit2 analysis, already shown in the tab);
-        bad settings and unusable ECGs raise readable errors."""
+        ``heart``: :meth:`heart_request`'s keywords (default: the typical healthy heart). Bad settings and unusable
+        ECGs raise readable errors."""
         self.require_pipeline()
         if ecg is None:
             raise ValueError("Load an ECG first: upload a file or pick a bundled example above.")
@@ -115,7 +157,7 @@ class EcgCineStudio(GeneratorStudio):
         if isinstance(ecg, (str, Path)):
             ecg, name, analysis = read_ecg(ecg), name or Path(ecg).name, None
         output = on_compute_thread(self.pipeline, ecg, seed=seed, steps=steps, cfg=cfg, slice_position=position,
-                                   analysis=analysis)
+                                   analysis=analysis, **(heart or {}))
         result = EcgCineResult(output, ecg, name)
         self.name_files(result, seed)
         return result
@@ -190,14 +232,31 @@ class EcgCineStudio(GeneratorStudio):
         return fig
 
 
+def typed(value) -> bool:
+    """Whether a heart value box holds a value: the page sends an empty number box as 0 (or None), and no heart
+    has a volume, mass or ejection fraction of 0, so 0 reads as left blank."""
+    return value not in (None, "") and not (isinstance(value, (int, float)) and value == 0)
+
+
+def heart_values(anatomy: dict) -> str:
+    """The heart's main phenotypes in words: "LVEDV 123 mL, LVEF 62 %, ..." (empty for a real heart)."""
+    return ", ".join(f"{n} {anatomy[n]:.0f} {ph.BY_NAME[n].unit}" for n in HEART_VALUES if n in anatomy)
+
+
+def heart_sentence(anatomy: dict) -> str:
+    """One sentence naming the heart a cine animates, its values, and that the ECG does not choose it."""
+    values = heart_values(anatomy)
+    source = anatomy["source"]
+    return (f"The cine animates {source}{': ' + values if values else ''}, not a heart read from the ECG; change it "
+            "under \u201cHeart to animate\u201d.")
+
+
 def _anatomy_markdown(anatomy: dict | None) -> str:
-    """Where the heart's anatomy came from (the ECG does not set it)."""
+    """Which heart the cine animates (the ECG does not set it) and the real slice its pixels come from."""
     if not anatomy:
         return ""
-    values = "" if "LVEDV" not in anatomy else (f" with LVEDV {anatomy['LVEDV']:.0f} mL, LVM {anatomy['LVM']:.0f} g, "
-                                                 f"RVEDV {anatomy['RVEDV']:.0f} mL")
+    values = heart_values(anatomy)
     made_of = ("" if "exemplar" not in anatomy else
                f" Every frame is made of the real pixels of one training slice ({anatomy['exemplar']}, ACDC, "
-               "CC BY-NC-SA 4.0), deformed toward these values and moved: it shares that patient's image texture.")
-    return (f"\n\n**Anatomy** (not from the ECG): {anatomy['source']}{values}.{made_of} The ECG sets the timing of "
-            "the beat; change the seed for another heart.")
+               "CC BY-NC-SA 4.0), deformed toward these values and moved, so it shares that patient's image texture.")
+    return (f"\n\n**Heart** (not from the ECG): {anatomy['source']}{', with ' + values if values else ''}.{made_of}")

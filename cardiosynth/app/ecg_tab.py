@@ -2,21 +2,26 @@
 
 Top: upload or pick an ECG and see it read and analysed (endpoints ``/ecg``, ``/ecg_reread``, ``/ecg_example``);
 the ECG read stays in the session (a gr.State). Below: the "Generate cine" panel (:mod:`.generation_panel`) that
-makes a cine from that ECG (``/ecg_generate``), shown beside lead II of its heartbeat.
+makes a cine from that ECG (``/ecg_generate``), shown beside lead II of its heartbeat, for the heart chosen under
+"Heart to animate" (``/ecg_heart`` says which heart that is): a typical healthy heart unless the user picks a
+random one or types values. The ECG does not choose the heart.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import gradio as gr
 
+from cardiosynth import phenotypes as ph
 from cardiosynth.pipelines.ecg_to_cine import PSEUDO_PAIRED_NOTE
 
 from . import about
-from .ecg_cine import EcgCineStudio
+from .ecg_cine import ASK_FOR_VALUES, HEART_CHOICES, HEART_VALUES, EcgCineStudio, heart_sentence, typed
 from .ecg_view import CYCLE_NOTE, EXAMPLES, analyse_example, analyse_upload
 from .errors import error_box, user_message
 from .generation_panel import GenerationSpec, add_generation_panel
-from .widgets import cine_image
+from .widgets import cine_image, number
 
 FORMATS_NOTE = ("Formats: WFDB, EDF/EDF+, DICOM ECG and hemodynamic waveforms, SCP-ECG, HL7 aECG, Philips Sierra "
                 "XML, GE MUSE XML, UK Biobank / CardioSoft XML, CSV, NumPy. The signal is resampled to 500 Hz and "
@@ -107,31 +112,102 @@ def _ecg_outputs(run, action: str) -> list:
 def add_ecg_cine_panel(studio: EcgCineStudio, shown: gr.State) -> None:
     """Generate a cine from the shown ECG: the GIF, the cine-beside-ECG figure and the cycle come back first;
     the download files follow in a chained step."""
-    panel = add_generation_panel(ECG_CINE_PANEL, studio, _ecg_cine_views)
+    panel = add_generation_panel(ECG_CINE_PANEL, studio, lambda: _ecg_cine_views(studio))
     if panel is None:
         return
-    gif, cycle = panel.views
-    panel.button.click(_ecg_cine_generator(studio), inputs=[shown, *panel.settings],
+    heart, gif, cycle = panel.views
+    panel.button.click(_ecg_cine_generator(studio), inputs=[shown, *panel.settings, *heart.inputs],
                        outputs=[gif, panel.plot, cycle, panel.message, panel.current], api_name="ecg_generate",
                        show_progress="full", concurrency_limit=2).then(
         _ecg_cine_downloads(studio), inputs=panel.current, outputs=panel.files, api_visibility="private",
         show_progress="minimal")
+    _wire_heart(studio, heart)
 
 
-def _ecg_cine_views() -> tuple[gr.Image, gr.Markdown]:
+@dataclass
+class HeartControls:
+    """"Heart to animate": which heart, the random heart's seed, the values a user sets, and the sentence saying
+    which heart the cine animates."""
+
+    choice: gr.Radio
+    seed: gr.Number
+    draw: gr.Button
+    seed_row: gr.Row
+    values: list[gr.Number]
+    values_row: gr.Row
+    note: gr.Markdown
+
+    @property
+    def inputs(self) -> list:
+        """What says which heart, in the order the handlers take it: choice, heart seed, the values."""
+        return [self.choice, self.seed, *self.values]
+
+
+def _ecg_cine_views(studio: EcgCineStudio) -> tuple[HeartControls, gr.Image, gr.Markdown]:
+    heart = _heart_controls(studio)
     with gr.Row():
         gif = cine_image("Cine (animated, at the ECG's heart rate)", "ecg-cine-gif", scale=1)
         with gr.Column(scale=2):
             cycle = gr.Markdown("", elem_id="ecg-cine-cycle")
-    return gif, cycle
+    return heart, gif, cycle
+
+
+def _heart_controls(studio: EcgCineStudio) -> HeartControls:
+    """The heart the cine animates: a typical healthy heart unless the user picks another."""
+    with gr.Group():
+        choice = gr.Radio(list(HEART_CHOICES), value=HEART_CHOICES[0][1], label="Heart to animate",
+                          info="the ECG sets the timing of the beat, not the heart's size or pumping",
+                          elem_id="ecg-heart-choice")
+        with gr.Row(visible=False, equal_height=True) as seed_row:
+            seed = number(0, precision=0, minimum=0, label="Heart seed", elem_id="ecg-heart-seed", scale=1,
+                          info="the same seed draws the same heart")
+            draw = gr.Button("Draw another random heart", elem_id="ecg-heart-draw", scale=1)
+        with gr.Row(visible=False) as values_row:
+            values = [number(None, label=f"{name} ({ph.BY_NAME[name].unit})", elem_id=f"ecg-heart-{name}",
+                             placeholder="blank: the model fills it in", min_width=120) for name in HEART_VALUES]
+        note = gr.Markdown(_heart_note(studio, HEART_CHOICES[0][1], 0, {}), elem_id="ecg-heart-note")
+    return HeartControls(choice, seed, draw, seed_row, values, values_row, note)
+
+
+def _heart_note(studio: EcgCineStudio, choice, seed, values: dict) -> str:
+    """The one sentence naming the heart these controls choose, or why there is none."""
+    if choice == "values" and not any(typed(v) for v in values.values()):
+        return ASK_FOR_VALUES  # nothing typed yet: a prompt, not an error
+    try:
+        return heart_sentence(studio.heart(choice, seed, values))
+    except Exception as err:  # noqa: BLE001 - every error becomes a message
+        return error_box(user_message(err, "choosing the heart to animate"))
+
+
+def _wire_heart(studio: EcgCineStudio, heart: HeartControls) -> None:
+    """A new choice shows its own controls; any change says at once which heart the cine will animate."""
+    def describe(choice, seed, lvedv, lvef, lvm, rvedv, rvef):
+        values = dict(zip(HEART_VALUES, (lvedv, lvef, lvm, rvedv, rvef)))
+        return [_heart_note(studio, choice, seed, values),
+                gr.Row(visible=choice == "random"), gr.Row(visible=choice == "values")]
+
+    def draw_another(seed):  # the seed moves on by one; the seed's change then says which heart that is
+        try:
+            return ["random", int(seed) + 1]
+        except (TypeError, ValueError):
+            return ["random", 0]
+
+    gr.on([heart.choice.change, heart.seed.change, *(v.change for v in heart.values)], describe,
+          inputs=heart.inputs, outputs=[heart.note, heart.seed_row, heart.values_row], api_name="ecg_heart",
+          trigger_mode="always_last", show_progress="hidden")
+    heart.draw.click(draw_another, inputs=heart.seed, outputs=[heart.choice, heart.seed], api_visibility="private",
+                     show_progress="hidden")
 
 
 def _ecg_cine_generator(studio: EcgCineStudio):
-    def generate(result, seed, steps, cfg, slice_position, progress=gr.Progress()):
+    def generate(result, seed, steps, cfg, slice_position, choice="typical", heart_seed=0, lvedv=None, lvef=None,
+                 lvm=None, rvedv=None, rvef=None, progress=gr.Progress()):
         try:
             progress(0.1, desc="Generating the cine from the ECG")
             ecg, name, analysis = (result.ecg, result.name, result.analysis) if result is not None else (None, "", None)
-            made = studio.generate(ecg, seed, steps, cfg, slice_position, name=name, analysis=analysis)
+            values = dict(zip(HEART_VALUES, (lvedv, lvef, lvm, rvedv, rvef)))
+            request = studio.heart_request(choice, heart_seed, values)
+            made = studio.generate(ecg, seed, steps, cfg, slice_position, name=name, analysis=analysis, heart=request)
             return [studio.file(made, "gif"), studio.figure(made), studio.summary_markdown(made), "", made]
         except Exception as err:  # noqa: BLE001 - every error becomes a message
             return [gr.skip()] * 3 + [error_box(user_message(err, "generating a cine from the ECG")), gr.skip()]

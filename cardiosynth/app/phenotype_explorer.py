@@ -38,8 +38,6 @@ from cardiosynth.pipelines.phenotype_prior import PhenotypePrior, Plausibility
 log = logging.getLogger("cardiosynth.app")
 
 DECIMALS = 2
-#: The starting set: the VAE's most likely heart given normal ejection fractions (a typical healthy heart).
-HEALTHY_LOCKS = {"LVEF": 62.0, "RVEF": 55.0}
 POPULATION_SIZE = 2000
 POPULATION_SEED = 0
 N_BINS = 40
@@ -168,7 +166,8 @@ class PhenotypeExplorer:
         self.real = _real_training_patients()
         self._bins = {name: self._histogram(name) for name in ph.NAMES}
         self._base = json.loads(self.figure(None).to_json())  # population only; figure_json adds this heart
-        self.start = consistent(self.prior.complete(HEALTHY_LOCKS, temperature=0.0, seed=0).iloc[0].to_dict())
+        # the starting set: the typical healthy heart (the VAE's most likely heart given normal ejection fractions)
+        self.start = consistent(self.prior.typical_heart())
 
     # ------------------------------------------------------------------ actions
     def score(self, values: Mapping[str, float], edited: str | Sequence[str] | None = None, note: str = "") -> Scored:

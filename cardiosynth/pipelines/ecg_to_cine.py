@@ -6,14 +6,17 @@ anatomy -> frame autoencoder + motion model).
     out.cine.frames                                          # (16, 64, 64), frame 0 = the R peak (~ end-diastole)
     out.cycle                                                # the R-R cycle used: start/end in s, frame times,
                                                              # end-systole (QT / RR) and where its QT came from
+    out.conditions["anatomy"]                                # the heart animated: by default a typical healthy one
     pipe("record.xml", phenotypes={"LVEDV": 180})            # the anatomy of a heart with these values
+    pipe("record.xml", phenotype_seed=3)                     # ... of a random heart the phenotype VAE draws
     pipe("record.xml", heart=real_slice)                     # ... or of a real heart (pipelines.real_cine)
 
 What the ECG controls: the heartbeat's motion (the flow draws the motion code) and its timing (the cine is
 re-timed so that end-systole follows the ECG's QT / RR, cardiosynth.retime). What it does not: the anatomy. That
-comes from the phenotype VAE (a set sampled at temperature 1 from the seed, or the ``phenotypes`` given,
-completed) through the phenotype -> cine generator (its ED frame, in the anatomy + motion space), or from a
-real ``heart``. The bundled flow was trained on pseudo-pairs
+comes from a phenotype set (by default the typical healthy heart, :meth:`PhenotypePrior.typical_heart`; or the
+``phenotypes`` given, completed by the phenotype VAE; or a set the VAE draws at temperature 1 from
+``phenotype_seed``) through the phenotype -> cine generator (its ED frame, in the anatomy + motion space), or
+from a real ``heart``. The bundled flow was trained on pseudo-pairs
 (cardiosynth.data.pairing): no public data pairs an ECG with the same person's cine.
 """
 
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from cardiosynth import phenotypes as ph
@@ -33,6 +37,7 @@ from cardiosynth.models.ecg_flow import EcgFlow
 from cardiosynth.models.ecg_mae import EcgMAE, find_cycles, normalise_leads, resample_cycle, select_cycle
 from cardiosynth.models.frame_ae import encode_frames
 from cardiosynth.pipelines import hub
+from cardiosynth.pipelines.phenotype_prior import TYPICAL_HEART
 from cardiosynth.pipelines.phenotype_to_cine import COMPONENTS as ANATOMY_COMPONENTS
 from cardiosynth.pipelines.phenotype_to_cine import OPTIONAL_COMPONENTS as OPTIONAL_ANATOMY_COMPONENTS
 from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine, spacing_of
@@ -49,11 +54,11 @@ DEFAULT_MOTION = "exemplar"  # val: C2ST 0.65 / 0.77 against the flow's 0.95 / 0
 PSEUDO_PAIRED_NOTE = ("What the ECG controls: the heartbeat's timing; each cine is re-timed so that systole lasts the "
                       "ECG's QT (the dashed line), over the R-R cycle the ECG model found. What it does not: the "
                       "anatomy, and by default the shape of the motion: every frame is a real training slice's pixels "
-                      "(an exemplar near a phenotype set the phenotype VAE samples from the seed), deformed and moved "
-                      "by that slice's own registered motion, scaled to the set's LVEF. The ECG flow that draws the "
-                      "motion from the ECG itself (motion='flow') was trained on pseudo-pairs (no public data pairs "
-                      "ECGs with the same person's cine MRI) and reads far less real (reports/renderer/README.md); "
-                      "it never shows a patient's own heart.")
+                      "(an exemplar near the heart's phenotypes, a typical healthy heart's unless another heart is "
+                      "chosen), deformed and moved by that slice's own registered motion, scaled to the heart's LVEF. "
+                      "The ECG flow that draws the motion from the ECG itself (motion='flow') was trained on "
+                      "pseudo-pairs (no public data pairs ECGs with the same person's cine MRI) and reads far less "
+                      "real (reports/renderer/README.md); it never shows a patient's own heart.")
 
 
 @dataclass
@@ -186,7 +191,7 @@ class EcgToCine:
         return encoded.cycle_info(encoded.chosen)
 
     def anatomy_codes(self, seed: int, slice_position: float, phenotypes: dict | None = None,
-                      heart: Cine | None = None) -> tuple[torch.Tensor, dict]:
+                      heart: Cine | None = None, phenotype_seed: int | None = None) -> tuple[torch.Tensor, dict]:
         """Packed codes (1, C, 1, g, g) whose anatomy channels the flow keeps, and where the anatomy came from."""
         if heart is not None:
             if not isinstance(heart, Cine):
@@ -196,20 +201,20 @@ class EcgToCine:
                 raise ValueError(f"The heart's cine is {heart.shape}; the generator works on {codec.cine_shape} "
                                  "cines: prepare it with cardiosynth.pipelines.real_cine")
             return codec.encode_anatomy_codes(torch.from_numpy(heart.frames[None])), {"source": heart.source}
-        phenotypes, how = self._requested_set(seed, phenotypes)
+        phenotypes, heart_info = self._requested_set(phenotypes, phenotype_seed)
         if self.anatomy.editor is self.anatomy:  # its MAR draws packed codes: take their anatomy channels
             codes, conditions = self.anatomy.draw_codes(phenotypes, n=1, seed=int(seed), slice_position=slice_position)
         else:  # a cine from the de novo generator, its ED frame encoded into the anatomy + motion space
             result = self.anatomy(phenotypes, n=1, seed=int(seed), slice_position=slice_position)
             codes = self.anatomy.codec.encode_anatomy_codes(torch.from_numpy(result.cines[0].frames[None]))
             conditions = result.conditions
-            how += "; anatomy: the ED frame the phenotype \u2192 cine generator made for them"
+            heart_info["anatomy"] = "the ED frame the phenotype \u2192 cine generator made for them"
         row = conditions.iloc[0]
-        return codes, {"source": how, **{n: round(float(row[n]), 2) for n in ph.NAMES}}
+        return codes, {**heart_info, **{n: round(float(row[n]), 2) for n in ph.NAMES}}
 
     def _render(self, ecg: Ecg, encoded: EncodedEcg, features: torch.Tensor, cycle_info: dict, timing: dict,
                 seed: int, steps: int, cfg: float, slice_position: float, phenotypes: dict | None,
-                heart: Cine | None, motion: str) -> EcgToCineOutput:
+                heart: Cine | None, motion: str, phenotype_seed: int | None = None) -> EcgToCineOutput:
         """The default path: real pixels (an exemplar deformed, or the real heart) moved for this heartbeat."""
         if motion not in MOTIONS:
             raise ValueError(f"motion must be one of {', '.join(MOTIONS)}; got {motion!r}")
@@ -221,7 +226,7 @@ class EcgToCine:
             slice_position, ed, valid = heart.slice_position, heart.frames[0], heart.valid
             anatomy_source, hearts = {"source": heart.source}, None
         else:
-            conditions, anatomy_source = self._anatomy_set(seed, slice_position, phenotypes)
+            conditions, anatomy_source = self.anatomy_set(phenotypes, phenotype_seed, slice_position)
             hearts, ed = rendering.hearts(conditions, seed), None  # the ED frame: only the flow needs it
             anatomy_source["exemplar"] = rendering.bank.exemplar_id(hearts[0].exemplar)
         if motion == "flow":
@@ -249,7 +254,7 @@ class EcgToCine:
             cycle_info.update(es_fraction=round(timing["fraction"], 4), es_s=round(timing["fraction"] * rr, 4),
                               qt_s=timing["qt_s"], timing_source=timing["source"])
         source = f"synthetic:{self.name}@{self.sha[:12]}"
-        metadata = {"seed": int(seed), "motion": motion, **cycle_info}
+        metadata = {"seed": int(seed), "motion": motion, **cycle_info, **_heart_metadata(anatomy_source)}
         if hearts is not None:
             cine = rendering.render(hearts[0], control, motion_in, self.spacing_mm, slice_position, source, metadata)
         else:
@@ -269,32 +274,47 @@ class EcgToCine:
                 "slice_position": float(slice_position), "model": f"{self.name}@{self.sha[:12]}",
                 "ecg_format": ecg.source_format, "anatomy": anatomy_source, "note": note}
 
-    def _requested_set(self, seed: int, phenotypes: dict | None) -> tuple[dict, str]:
-        """The phenotypes the anatomy follows (the given ones, or a phenotype VAE sample for the seed) and how."""
+    def _requested_set(self, phenotypes: dict | None, phenotype_seed: int | None) -> tuple[dict, dict]:
+        """The phenotypes the anatomy follows and which heart that is: ``{"choice": "requested" | "random" |
+        "typical", "source": the words for it}``. The given ones (completed later by the phenotype VAE), else a
+        phenotype VAE draw at temperature 1 from ``phenotype_seed``, else the typical healthy heart."""
         if phenotypes is not None:
-            return phenotypes, "requested phenotypes, completed by the phenotype VAE"
-        sampled = self.anatomy.phenotype_prior.sample(1, temperature=1.0, seed=int(seed)).iloc[0]
-        return ({n: float(sampled[n]) for n in ph.INDEPENDENT},
-                f"phenotype VAE sample (temperature 1, seed {int(seed)})")
+            return phenotypes, {"choice": "requested", "source": "the heart with the phenotypes asked for, the rest "
+                                                                "completed by the phenotype model"}
+        prior = self.anatomy.phenotype_prior
+        if phenotype_seed is not None:
+            _check_heart_seed(phenotype_seed)
+            sampled = prior.sample(1, temperature=1.0, seed=int(phenotype_seed)).iloc[0].to_dict()
+            return ({n: float(sampled[n]) for n in ph.INDEPENDENT},
+                    {"choice": "random", "phenotype_seed": int(phenotype_seed),
+                     "source": f"a random heart drawn from the phenotype model (temperature 1, heart seed "
+                               f"{int(phenotype_seed)}), which learned from ACDC patients, most of them with heart "
+                               "disease"})
+        typical = prior.typical_heart()
+        return {n: float(typical[n]) for n in ph.INDEPENDENT}, {"choice": "typical", "source": TYPICAL_HEART}
 
-    def _anatomy_set(self, seed: int, slice_position: float, phenotypes: dict | None):
-        """The full phenotype set the anatomy is drawn for (given and completed, or sampled), as a one-row table."""
-        phenotypes, how = self._requested_set(seed, phenotypes)
+    def anatomy_set(self, phenotypes: dict | None = None, phenotype_seed: int | None = None,
+                    slice_position: float = 0.5) -> tuple[pd.DataFrame, dict]:
+        """The full phenotype set the anatomy is drawn for, as a one-row table, and which heart it is (see
+        :meth:`_requested_set`; its values rounded to 0.01): what a cine would animate, without generating."""
+        phenotypes, heart_info = self._requested_set(phenotypes, phenotype_seed)
         conditions = self.anatomy.resolve_conditions(phenotypes, slice_position)
         row = conditions.iloc[0]
-        return conditions, {"source": how, **{n: round(float(row[n]), 2) for n in ph.NAMES}}
+        return conditions, {**heart_info, **{n: round(float(row[n]), 2) for n in ph.NAMES}}
 
     @torch.no_grad()
     def __call__(self, ecg, seed: int = 0, steps: int | None = None, cfg: float | None = None,
                  slice_position: float = 0.5, cycle: int | None = None, analysis=None,
                  phenotypes: dict | None = None, heart: Cine | None = None,
-                 motion: str = DEFAULT_MOTION) -> EcgToCineOutput:
+                 motion: str = DEFAULT_MOTION, phenotype_seed: int | None = None) -> EcgToCineOutput:
         """One cine for ``ecg`` (a path or an :class:`Ecg`). ``cycle`` picks one of the complete cycles found
         (default: the typical one); ``steps`` sampling steps (the flow's sampler) and ``cfg`` guidance default to
         the flow's config. ``analysis``: neurokit2's :class:`EcgAnalysis` of this ECG when the caller already has
         it (the app does), for its QT; computed here otherwise. The anatomy: a real ``heart`` (a prepared slice,
         whose slice position is then used), else the MAR's for ``phenotypes`` (completed by the phenotype VAE),
-        else for a set the phenotype VAE samples at temperature 1 from ``seed``.
+        else for a set the phenotype VAE draws at temperature 1 from ``phenotype_seed`` (a random heart), else for
+        the typical healthy heart (:meth:`PhenotypePrior.typical_heart`, the phenotype explorer's start). The ECG
+        does not choose the heart. ``conditions["anatomy"]`` and the cine's metadata say which heart it is.
 
         With an anatomy bank (the default) the frames are rendered from real pixels: the heart is an exemplar of
         the bank deformed toward the set (or the real ``heart``'s own ED frame), and its motion is the exemplar's
@@ -321,8 +341,8 @@ class EcgToCine:
                                    None if device_qt_ms is None else device_qt_ms / 1000)
         if self.anatomy.rendering is not None:
             return self._render(ecg, encoded, features, cycle_info, timing, seed, steps, cfg, slice_position,
-                                phenotypes, heart, motion)
-        known, anatomy_source = self.anatomy_codes(seed, slice_position, phenotypes, heart)
+                                phenotypes, heart, motion, phenotype_seed)
+        known, anatomy_source = self.anatomy_codes(seed, slice_position, phenotypes, heart, phenotype_seed)
         if heart is not None:
             slice_position = heart.slice_position
         generator = torch.Generator().manual_seed(int(seed))
@@ -338,5 +358,19 @@ class EcgToCine:
         conditions = self._conditions(ecg, seed, steps, cfg, slice_position, anatomy_source,
                                       "trained on pseudo-pairs; the ECG sets motion and timing, not the anatomy")
         cine = Cine(frames, (self.spacing_mm, self.spacing_mm), float(slice_position),
-                    source=f"synthetic:{self.name}@{self.sha[:12]}", metadata={"seed": int(seed), **cycle_info})
+                    source=f"synthetic:{self.name}@{self.sha[:12]}",
+                    metadata={"seed": int(seed), **cycle_info, **_heart_metadata(anatomy_source)})
         return EcgToCineOutput(cine, cycle_info, conditions, encoded)
+
+
+def _check_heart_seed(seed) -> None:
+    if isinstance(seed, bool) or not np.isfinite(seed) or int(seed) != seed or not 0 <= seed < 2 ** 31:
+        raise ValueError(f"The heart seed must be a whole number from 0 to {2 ** 31 - 1}; got {seed!r}.")
+
+
+def _heart_metadata(anatomy_source: dict) -> dict:
+    """What a cine's metadata says about the heart it animates: which one, in words, and its phenotypes."""
+    if "choice" not in anatomy_source:  # a real heart: its cine's metadata names it
+        return {}
+    return {"heart": anatomy_source["source"],
+            "phenotypes": {n: anatomy_source[n] for n in ph.NAMES if n in anatomy_source}}

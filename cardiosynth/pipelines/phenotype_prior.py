@@ -7,6 +7,7 @@ and does what a request needs in schema units::
     hearts = prior.sample(8, temperature=1.0, seed=0)       # DataFrame, columns = schema names
     prior.plausibility({"LVEDV": 150, "LVESV": 60, ...})    # percentile among real patients + reasons
     prior.complete({"LVEDV": 150, "LVEF": 35}, seed=0)      # lock some, fill in the rest consistently
+    prior.typical_heart()                                   # the typical healthy heart (all nine phenotypes)
 
 Phenotypes travel as dicts or DataFrames keyed by schema names (aliases such as ``LVEDV_ml`` and UK Biobank
 field columns are mapped in); unknown names, NaN, out-of-range or contradictory values raise
@@ -39,6 +40,11 @@ from cardiosynth.phenotypes import PhenotypeError
 MAX_REDRAWS = 50
 # tolerance when several locked / given values of one ventricle must agree (ACDC rounds to 0.01)
 VOLUME_TOLERANCE_ML, VOLUME_TOLERANCE_REL, EF_TOLERANCE_PCT = 0.5, 0.005, 0.5
+#: The typical healthy heart is the VAE's most likely heart (temperature 0) given these normal ejection fractions:
+#: the phenotype explorer starts from it and an ECG -> cine request without phenotypes animates it.
+TYPICAL_HEART_LOCKS = {"LVEF": 62.0, "RVEF": 55.0}
+TYPICAL_HEART = ("a typical healthy heart (the phenotype model's most likely heart with "
+                 + ", ".join(f"{name} {value:g} %" for name, value in TYPICAL_HEART_LOCKS.items()) + ")")
 
 
 # --------------------------------------------------------------------------------------------- coordinates
@@ -457,6 +463,11 @@ class PhenotypePrior:
                             f"({others(name)}): expected about {rng[1]:.0f} {unit} (typical {rng[0]:.0f}-{rng[2]:.0f} {unit})")
             out.append((name, (sentence, tuple(float(x) for x in rng))))
         return out
+
+    def typical_heart(self) -> dict[str, float]:
+        """The typical healthy heart (all nine phenotypes, unrounded): the most likely completion (temperature 0,
+        seed 0) around :data:`TYPICAL_HEART_LOCKS`. One rule for every place that needs a default heart."""
+        return self.complete(TYPICAL_HEART_LOCKS, temperature=0.0, seed=0).iloc[0].to_dict()
 
     # ---------------------------------------------------------------- completion
     @torch.no_grad()

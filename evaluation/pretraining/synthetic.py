@@ -97,7 +97,8 @@ def _augmented_pool(folder: Path, n: int, seed: int, progress: bool) -> Syntheti
 
 def _ecg_pool(folder: Path, n: int, seed: int, weights, progress: bool, device: str) -> SyntheticPool:
     """Cine i: LUDB training ECG i mod (number of them), generation seed ``seed * 1_000_003 + i``, slice position
-    drawn uniform base..apex from ``seed``; its anatomy from a phenotype VAE sample (the pipeline's default)."""
+    drawn uniform base..apex from ``seed``; its anatomy from a phenotype VAE draw for the generation seed (the
+    pipeline's default before issue 39, whose default is one typical heart for every cine)."""
     records = load_table()
     records = records[records["split"] == "train"].reset_index(drop=True)
     positions = np.random.default_rng(seed).uniform(0, 1, n)
@@ -112,7 +113,8 @@ def _ecg_pool(folder: Path, n: int, seed: int, weights, progress: bool, device: 
                 ecg = read_ecg(record["path"])
                 read[i % len(records)] = (ecg, process_ecg(ecg))
             ecg, analysis = read[i % len(records)]
-            out = pipe(ecg, seed=seed * 1_000_003 + i, slice_position=float(positions[i]), analysis=analysis)
+            draw = seed * 1_000_003 + i
+            out = pipe(ecg, seed=draw, slice_position=float(positions[i]), analysis=analysis, phenotype_seed=draw)
             anatomy = out.conditions["anatomy"]
             save_cine(out.cine, path, {"record": int(record["record"]), **{k: anatomy[k] for k in ph.NAMES}})
         rows.append(load_npz_cine(path))
