@@ -287,7 +287,7 @@ def test_a_number_typed_beyond_its_slider_is_answered_in_the_panel(browser_page)
 
 def test_a_failed_generation_leaves_no_earlier_cine_under_its_error(browser_page):
     """Issue 39 (4): after an error the last cine, its table, figure and downloads stayed under the red box as if
-    they answered the failed request. Decoding steps 0 (below the slider) now fails in words and clears them."""
+    they answered the failed request. A cine seed of -1 now fails in words and clears them."""
     page, _ = browser_page
     reset_to_healthy_start(page)
     page.locator("#generate-btn").click()
@@ -295,20 +295,18 @@ def test_a_failed_generation_leaves_no_earlier_cine_under_its_error(browser_page
                            " return img && img.complete && img.naturalWidth >= 64; }", timeout=GENERATE_TIMEOUT_MS)
     page.locator("#cine-files").get_by_text(".mp4").first.wait_for(timeout=GENERATE_TIMEOUT_MS)
     wait_until_idle(page)
-    page.locator("#cine-advanced").get_by_text("Advanced").first.click()
-    steps = page.locator("#cine-steps input[type=number]")
-    default = steps.input_value()
-    steps.fill("0")
-    steps.press("Enter")
+    seed = page.get_by_label("Cine seed")
+    seed.fill("-1")
     page.locator("#generate-btn").click()
     page.locator("#cine-message .cs-error").wait_for(timeout=GENERATE_TIMEOUT_MS)
-    assert "Decoding steps must be between 1 and" in page.locator("#cine-message").inner_text()
-    page.wait_for_function("() => !document.querySelector('#cine-now img') && !document.querySelector('#cine-previous img')"
+    assert "Seed must be a whole number between 0 and" in page.locator("#cine-message").inner_text()
+    page.wait_for_function("() => !document.querySelector('#cine-now img')"
+                           " && !document.querySelector('#cine-previous img')"
                            " && document.querySelector('#cine-values').innerText.trim() === ''"
                            " && !document.querySelector('#cine-plot .js-plotly-plot')"
                            " && !/\\.mp4/.test(document.querySelector('#cine-files').innerText)")
+    seed.fill("0")
     wait_until_idle(page)
-    set_slider(page, "cine-steps", default)
 
 
 def test_warnings_show_beside_the_cine_and_a_success_clears_a_stale_error(browser_page):

@@ -1,5 +1,6 @@
 """Texts shown in the app (kept here so the layout code stays short)."""
 
+from cardiosynth.ecg import SUPPORTED_FORMATS
 from cardiosynth.review.service import default_db
 
 CINE_NOTE_PHENOTYPE = (
@@ -82,7 +83,7 @@ the held-out validation or test patients only, every case is rendered the same w
 as they are given, and the statistics (accuracy with a binomial test, sensitivity / specificity, ROC AUC with a
 bootstrap interval, Fleiss' kappa) are shown to the study's administrator only.
 
-In the ECG tab, reading (WFDB, EDF, DICOM, HL7 aECG, Philips, GE MUSE, CardioSoft XML, CSV, NumPy) and processing
+In the ECG tab, reading ({formats}) and processing
 (neurokit2 R peaks, quality, QT, cardiac phase) are `cardiosynth.ecg`, without a learned model; the cine comes from
 the ECG MAE and the ECG flow above.
 
@@ -149,7 +150,7 @@ def about_markdown(review=None) -> str:
         db = getattr(getattr(review, "store", None), "path", None)
         where = (f"On this server: the database is `{db or default_db()}` and the case files are under "
                  f"`{review.studies_dir}` (one folder per study). " + DEFAULT_WHERE.replace("Where: the", "The"))
-    return _ABOUT_TEMPLATE.replace("{where}", where)
+    return _ABOUT_TEMPLATE.replace("{where}", where).replace("{formats}", ", ".join(SUPPORTED_FORMATS))
 
 
 ABOUT = about_markdown()  # with the defaults; the app shows about_markdown(its review service)

@@ -14,18 +14,25 @@ from dataclasses import dataclass
 import gradio as gr
 
 from cardiosynth import phenotypes as ph
+from cardiosynth.ecg import SUPPORTED_FORMATS
 from cardiosynth.pipelines.ecg_to_cine import PSEUDO_PAIRED_NOTE
 
 from . import about
-from .ecg_cine import ASK_FOR_VALUES, HEART_CHOICES, HEART_VALUES, EcgCineStudio, heart_sentence, typed
+from .ecg_cine import (
+    ASK_FOR_VALUES,
+    HEART_CHOICES,
+    HEART_VALUES,
+    EcgCineStudio,
+    heart_sentence,
+    typed,
+)
 from .ecg_view import CYCLE_NOTE, EXAMPLES, analyse_example, analyse_upload
 from .errors import error_box, user_message
 from .generation_panel import GenerationSpec, add_generation_panel
 from .widgets import cine_image, number
 
-FORMATS_NOTE = ("Formats: WFDB, EDF/EDF+, DICOM ECG and hemodynamic waveforms, SCP-ECG, HL7 aECG, Philips Sierra "
-                "XML, GE MUSE XML, UK Biobank / CardioSoft XML, CSV, NumPy. The signal is resampled to 500 Hz and "
-                "cropped or padded to 10 s. ")
+FORMATS_NOTE = (f"Formats: {', '.join(SUPPORTED_FORMATS)}. The signal is resampled to 500 Hz and cropped or padded "
+                "to 10 s. ")
 
 ECG_CINE_PANEL = GenerationSpec(
     heading="Cine from this ECG", ids="ecg-cine", missing="No ECG\u2192cine generator in this build",
@@ -69,7 +76,7 @@ def _ecg_inputs() -> tuple:
             lead_order = gr.Textbox("", label="Lead order", elem_id="ecg-lead-order", scale=3,
                                     placeholder="I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6",
                                     info="the table's columns, left to right; 'time' marks a time column")
-            table_fs = gr.Number(None, label="Sampling rate (Hz)", minimum=0, elem_id="ecg-table-fs", scale=1)
+            table_fs = number(None, label="Sampling rate (Hz)", minimum=0, elem_id="ecg-table-fs", scale=1)
             reread = gr.Button("Read the upload again", elem_id="ecg-reread-btn", scale=1)
     return upload, example, lead_order, table_fs, reread
 
@@ -121,6 +128,10 @@ def add_ecg_cine_panel(studio: EcgCineStudio, shown: gr.State) -> None:
                        show_progress="full", concurrency_limit=2).then(
         _ecg_cine_downloads(studio), inputs=panel.current, outputs=panel.files, api_visibility="private",
         show_progress="minimal")
+    # a cine belongs to the ECG it was made from: another ECG (or one that could not be read) clears it
+    shown.change(lambda _: [None, None, "", "", None, None], inputs=shown,
+                 outputs=[gif, panel.plot, cycle, panel.message, panel.current, panel.files],
+                 api_visibility="private", show_progress="hidden")
     _wire_heart(studio, heart)
 
 
@@ -210,14 +221,15 @@ def _ecg_cine_generator(studio: EcgCineStudio):
             made = studio.generate(ecg, seed, steps, cfg, slice_position, name=name, analysis=analysis, heart=request)
             return [studio.file(made, "gif"), studio.figure(made), studio.summary_markdown(made), "", made]
         except Exception as err:  # noqa: BLE001 - every error becomes a message
-            return [gr.skip()] * 3 + [error_box(user_message(err, "generating a cine from the ECG")), gr.skip()]
+            # no earlier cine stays under the error, as if it answered this request
+            return [None, None, "", error_box(user_message(err, "generating a cine from the ECG")), None]
     return generate
 
 
 def _ecg_cine_downloads(studio: EcgCineStudio):
     def downloads(made):
         try:
-            return studio.downloads(made) if made is not None else gr.skip()
+            return studio.downloads(made) if made is not None else None
         except Exception as err:  # noqa: BLE001
             user_message(err, "writing the ECG cine files")  # logs it
             return gr.skip()

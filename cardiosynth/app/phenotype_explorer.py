@@ -33,7 +33,7 @@ from cardiosynth.data.acdc import read_phenotype_csv
 from cardiosynth.data.splits import load_split
 from cardiosynth.paths import data_root
 from cardiosynth.phenotypes import PhenotypeError
-from cardiosynth.pipelines.phenotype_prior import PhenotypePrior, Plausibility
+from cardiosynth.pipelines.phenotype_prior import SAMPLED_POPULATION, PhenotypePrior, Plausibility
 
 log = logging.getLogger("cardiosynth.app")
 
@@ -184,7 +184,8 @@ class PhenotypeExplorer:
     def sample(self, temperature: float, seed: int) -> Scored:
         temperature, seed = _temperature(temperature), _seed(seed)
         row = self.prior.sample(1, temperature=temperature, seed=seed).iloc[0].to_dict()
-        return self.score(row, note=f"Sampled from the phenotype VAE at temperature {temperature:g}, seed {seed}.")
+        return self.score(row, note=f"Sampled from the phenotype VAE at temperature {temperature:g}, seed {seed}: a "
+                                    f"random heart like {SAMPLED_POPULATION}, so not necessarily a healthy one.")
 
     def complete(self, values: Mapping[str, float], locked: Sequence[str], random: bool = False,
                  temperature: float = 1.0, seed: int = 0) -> Scored:

@@ -37,7 +37,7 @@ from cardiosynth.models.ecg_flow import EcgFlow
 from cardiosynth.models.ecg_mae import EcgMAE, find_cycles, normalise_leads, resample_cycle, select_cycle
 from cardiosynth.models.frame_ae import encode_frames
 from cardiosynth.pipelines import hub
-from cardiosynth.pipelines.phenotype_prior import TYPICAL_HEART
+from cardiosynth.pipelines.phenotype_prior import SAMPLED_POPULATION, TYPICAL_HEART
 from cardiosynth.pipelines.phenotype_to_cine import COMPONENTS as ANATOMY_COMPONENTS
 from cardiosynth.pipelines.phenotype_to_cine import OPTIONAL_COMPONENTS as OPTIONAL_ANATOMY_COMPONENTS
 from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine, spacing_of
@@ -288,8 +288,7 @@ class EcgToCine:
             return ({n: float(sampled[n]) for n in ph.INDEPENDENT},
                     {"choice": "random", "phenotype_seed": int(phenotype_seed),
                      "source": f"a random heart drawn from the phenotype model (temperature 1, heart seed "
-                               f"{int(phenotype_seed)}), which learned from ACDC patients, most of them with heart "
-                               "disease"})
+                               f"{int(phenotype_seed)}), like {SAMPLED_POPULATION}"})
         typical = prior.typical_heart()
         return {n: float(typical[n]) for n in ph.INDEPENDENT}, {"choice": "typical", "source": TYPICAL_HEART}
 

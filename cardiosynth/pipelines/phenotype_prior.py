@@ -43,6 +43,8 @@ VOLUME_TOLERANCE_ML, VOLUME_TOLERANCE_REL, EF_TOLERANCE_PCT = 0.5, 0.005, 0.5
 #: The typical healthy heart is the VAE's most likely heart (temperature 0) given these normal ejection fractions:
 #: the phenotype explorer starts from it and an ECG -> cine request without phenotypes animates it.
 TYPICAL_HEART_LOCKS = {"LVEF": 62.0, "RVEF": 55.0}
+#: Whom a random draw resembles: said beside every random heart, since "plausible" means "like them", not healthy.
+SAMPLED_POPULATION = "the ACDC patients the phenotype model learned from, most of them with heart disease"
 TYPICAL_HEART = ("a typical healthy heart (the phenotype model's most likely heart with "
                  + ", ".join(f"{name} {value:g} %" for name, value in TYPICAL_HEART_LOCKS.items()) + ")")
 
