@@ -130,15 +130,17 @@ def test_an_out_of_range_derived_value_is_refused_with_what_to_change(client, ex
 @pytest.mark.parametrize("endpoint", ["/plausibility", "/set_LVEDV"])
 def test_a_value_typed_beyond_its_slider_is_named_with_the_range_and_nothing_moves(client, explorer, endpoint):
     """Gradio's own check would answer with a bare toast and the page would then send the slider's end: the app
-    names the value typed and the range it accepts, and the sliders show the set in use again."""
+    names the value typed, the range it accepts and the value still in use, and leaves every slider alone (the
+    user may be half-way through typing; nothing is derived from the refused value)."""
     in_use = phenotypes(client.predict(api_name="/reset"))
     typed = dict(in_use, LVEDV=700.0)
     extra = ["EF", *([False] * len(ph.NAMES))] if endpoint == "/set_LVEDV" else []
     result = client.predict(*[typed[n] for n in ph.NAMES], *extra, api_name=endpoint)
     error = result[N + 1]["error"]
     assert "LVEDV 700 mL is outside the range this app accepts for it, 20 to 600 mL" in error
+    assert f"so the app still uses LVEDV {in_use['LVEDV']:g} mL" in error
     assert error.count(". ") == 0  # one sentence
-    assert phenotypes(result) == in_use
+    assert all(value == {"__type__": "update"} for value in result[:N])  # no slider moved
 
 
 def _move_lvedv(client, explorer, keep: str, locked: tuple[str, ...] = ()):

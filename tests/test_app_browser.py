@@ -295,7 +295,7 @@ def test_a_failed_generation_leaves_no_earlier_cine_under_its_error(browser_page
                            " return img && img.complete && img.naturalWidth >= 64; }", timeout=GENERATE_TIMEOUT_MS)
     page.locator("#cine-files").get_by_text(".mp4").first.wait_for(timeout=GENERATE_TIMEOUT_MS)
     wait_until_idle(page)
-    seed = page.get_by_label("Cine seed")
+    seed = page.get_by_label("Cine seed", exact=True)
     seed.fill("-1")
     page.locator("#generate-btn").click()
     page.locator("#cine-message .cs-error").wait_for(timeout=GENERATE_TIMEOUT_MS)
