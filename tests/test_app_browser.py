@@ -464,14 +464,16 @@ def test_edit_read_backs_never_contradict_themselves(browser_page, acdc_root):
     page.locator("#edit-upload input[type=file]").set_input_files(str(nifti))
     page.locator("#edit-upload").get_by_text(nifti.name).first.wait_for()
     page.locator("#edit-slice input, #edit-slice textarea").first.fill(str(basal))
-    before = page.locator("#edit-values").inner_text()
+    shown = "#edit-values [data-testid=markdown]"  # the values, not the progress text shown over them
+    before = page.locator(shown).inner_text() if page.locator(shown).count() else ""
     page.locator("#edit-btn").click()
-    page.wait_for_function("old => { const v = document.querySelector('#edit-values');"
+    page.wait_for_function("([sel, old]) => { const v = document.querySelector(sel);"
                            " return (v && v.innerText !== old && /slice position/.test(v.innerText))"
                            " || document.querySelector('#edit-message .cs-error'); }",
-                           arg=before, timeout=GENERATE_TIMEOUT_MS)
+                           arg=[shown, before], timeout=GENERATE_TIMEOUT_MS)
+    wait_until_idle(page)
     assert page.locator("#edit-message .cs-error").count() == 0, page.locator("#edit-message").inner_text()
-    values = page.locator("#edit-values").inner_text()
+    values = page.locator(shown).inner_text()
     edv = re.search(r"LVEDV \(mL\), kept\s+(\S+) \(read\)", values).group(1)
     esv = re.search(r"LVESV \(mL\)\s+(\S+)", values).group(1)
     assert float(esv) <= float(edv), f"the real slice reads LVESV {esv} mL above its LVEDV {edv} mL:\n{values}"
@@ -479,5 +481,4 @@ def test_edit_read_backs_never_contradict_themselves(browser_page, acdc_root):
     assert any("basal slice" in w and "unreliable" in w for w in warnings), values
     assert all(one_sentence(w) for w in warnings), warnings
     assert re.search(r"slice position\s+0\.00", values)
-    wait_until_idle(page)
     assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
