@@ -10,17 +10,20 @@ import numpy as np
 import pytest
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.app.cine_view import CineResult
+from cardiosynth.app.cine_view import CineResult, CineStudio
 from cardiosynth.app.edit_view import (
     APICAL_START,
     BASAL_END,
     LVEF_MAE_BY_REGION,
     consistent_read,
     edit_markdown,
+    edit_real_cine,
     missing_lvef_sentence,
     slice_region,
     slice_warning,
 )
+from cardiosynth.measure.measurer import CineMeasurer
+from cardiosynth.pipelines.real_cine import RealCineError, prepare_real_slice, read_cine_file
 
 # patients whose basal or apical slices the measurer reads with ESV above EDV (and, for patient016, EF < 0)
 CONTRADICTING = ("patient003", "patient010", "patient016")
@@ -41,14 +44,10 @@ def result(position: float, lvef=40.0, measured: dict | None = None, **condition
 
 @pytest.fixture(scope="module")
 def measurer():
-    from cardiosynth.measure.measurer import CineMeasurer
-
     return CineMeasurer()
 
 
 def test_every_real_slice_reads_esv_at_most_edv(measurer, acdc_root):
-    from cardiosynth.pipelines.real_cine import RealCineError, prepare_real_slice, read_cine_file
-
     contradicted = 0
     for patient in CONTRADICTING:
         volume = read_cine_file(acdc_root / patient / f"{patient}_4d.nii.gz")
@@ -119,9 +118,6 @@ def test_a_missing_read_back_says_why_in_one_sentence():
 def test_an_edit_asking_too_much_of_a_basal_slice_says_why_its_read_back_is_missing(acdc_root):
     """The issue's case: LVEF 70 asked of a basal slice; the edited cine's LV vanishes at end-systole for the
     segmenter, so its read-back is "-", and now the table says why."""
-    from cardiosynth.app.cine_view import CineStudio
-    from cardiosynth.app.edit_view import edit_real_cine
-
     studio = CineStudio()
     real, edited = edit_real_cine(studio, acdc_root / "patient012" / "patient012_4d.nii.gz", "0", 70, 0)
     table = edit_markdown(real, edited)

@@ -141,9 +141,8 @@ def edit_markdown(real: CineResult, edited: CineResult) -> str:
     def fmt(value):
         return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.0f}"
 
-    real_lvef = real.measured.get("est_LVEF") if real.measured else None
-    real_lvef = real.conditions["LVEF"] if real_lvef is not None else None  # "-" where the read-back is unreadable
-    real_lvesv = real.conditions["LVESV"] if real_lvef is not None else None
+    readable = real.measured.get("est_LVEF") is not None  # else "-", with the reason above the table
+    real_lvef, real_lvesv = (real.conditions["LVEF"], real.conditions["LVESV"]) if readable else (None, None)
     read_back = [fmt(result.measured.get("est_LVEF")) for result in (real, edited)]
     position = float(real.conditions["slice_position"])
     lines = ["| | real slice | edited |", "|---|---:|---:|",
