@@ -331,7 +331,7 @@ def test_generation_reports_its_real_stages_and_the_cine_does_not_depend_on_list
 
 
 @pytest.mark.parametrize("settings, message", [
-    ((0, 0, 3.0, 0.5), "Decoding steps must be between 1 and"),
+    ((0, 0, 3.0, 0.5), "Decoding steps must be a whole number between 1 and"),
     ((0, 8, 50.0, 0.5), "Guidance scale must be between 1 and 10"),
     ((-4, 8, 3.0, 0.5), "Seed must be between 0"),
     ((0, 8, 3.0, 1.5), "Slice position must be between 0 and 1"),
@@ -348,7 +348,7 @@ def test_generate_impossible_phenotypes_or_bounds_are_messages(client, explorer)
     assert "cs-error" in result[3] and "cannot all hold" in result[3] and "Traceback" not in result[3]
     # an out-of-bounds setting reaches the app as typed and is answered in the panel, naming it and its range
     result = client.predict(*[explorer.start[n] for n in ph.NAMES], 0, 0, 3.0, 0.5, api_name="/generate")
-    assert "cs-error" in result[3] and "Decoding steps must be between 1 and" in result[3] and "got 0" in result[3]
+    assert "cs-error" in result[3] and "Decoding steps must be a whole number between 1 and" in result[3] and "got 0" in result[3]
     assert result[0] is None and result[2] == ""  # no earlier cine or table under the error
 
 

@@ -79,7 +79,7 @@ def test_a_batch_larger_than_the_app_makes_points_to_the_bulk_command(studio, tm
     path.write_text("LVEDV\n150\n160\n170\n")
     with pytest.raises(BatchError, match="cardiosynth.pipelines.synthesize"):
         csv_batch(studio, path, 0, 9, 4, 3.0, 0.5)  # 27 cines
-    with pytest.raises(ValueError, match="Number of seeds must be between 2 and 24"):
+    with pytest.raises(ValueError, match="Number of seeds must be a whole number between 2 and 24"):
         seed_grid(studio, start, 0, 30, 4, 3.0, 0.5)
     big = tmp_path / "big.csv"
     big.write_text("LVEDV\n" + "150\n" * 300_000)

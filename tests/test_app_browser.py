@@ -563,3 +563,43 @@ def test_the_ecg_tab_starts_from_a_typical_heart(browser_page, url):
     finally:
         page.close()
     assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"
+
+
+BASAL_CONTRADICTION = ("patient010", 0)  # its basal slice read LVEDV 340 mL, LVESV 377 mL before (issue 39)
+
+
+def one_sentence(text: str) -> bool:
+    """One plain sentence: ends with a full stop and has no other sentence break inside."""
+    text = text.strip()
+    return text.endswith(".") and not re.search(r"[.!?]\s+[A-Z]", text[:-1])
+
+
+def test_edit_read_backs_never_contradict_themselves(browser_page, acdc_root):
+    page, outside = browser_page
+    page.get_by_role("tab", name="Phenotype explorer").click()
+    patient, basal = BASAL_CONTRADICTION
+    nifti = acdc_root / patient / f"{patient}_4d.nii.gz"
+    clear = page.locator("#edit-upload button[aria-label='Clear']")
+    if clear.count():  # a file from an earlier test
+        clear.first.click()
+    page.locator("#edit-upload input[type=file]").set_input_files(str(nifti))
+    page.locator("#edit-upload").get_by_text(nifti.name).first.wait_for()
+    page.locator("#edit-slice input, #edit-slice textarea").first.fill(str(basal))
+    shown = "#edit-values [data-testid=markdown]"  # the values, not the progress text shown over them
+    before = page.locator(shown).inner_text() if page.locator(shown).count() else ""
+    page.locator("#edit-btn").click()
+    page.wait_for_function("([sel, old]) => { const v = document.querySelector(sel);"
+                           " return (v && v.innerText !== old && /slice position/.test(v.innerText))"
+                           " || document.querySelector('#edit-message .cs-error'); }",
+                           arg=[shown, before], timeout=GENERATE_TIMEOUT_MS)
+    wait_until_idle(page)
+    assert page.locator("#edit-message .cs-error").count() == 0, page.locator("#edit-message").inner_text()
+    values = page.locator(shown).inner_text()
+    edv = re.search(r"LVEDV \(mL\), kept\s+(\S+) \(read\)", values).group(1)
+    esv = re.search(r"LVESV \(mL\)\s+(\S+)", values).group(1)
+    assert float(esv) <= float(edv), f"the real slice reads LVESV {esv} mL above its LVEDV {edv} mL:\n{values}"
+    warnings = page.locator("#edit-values .cs-warning p").all_inner_texts()
+    assert any("basal slice" in w and "unreliable" in w for w in warnings), values
+    assert all(one_sentence(w) for w in warnings), warnings
+    assert re.search(r"slice position\s+0\.00", values)
+    assert not outside, f"the page reached outside 127.0.0.1: {outside[:5]}"

@@ -129,8 +129,13 @@ def checked_number(value, name: str, low: float, high: float) -> float:
 
 
 def checked_whole(value, name: str, low: int, high: int) -> int:
-    """``value`` as a whole number within [low, high] (Gradio number boxes send floats), else a ValueError."""
-    number = checked_number(value, name, low, high)
-    if number != int(number):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    """``value`` as a whole number within [low, high] (Gradio number boxes send floats), else a ValueError that
+    writes the bounds out in full (2147483647, not 2.14748e+09)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and number == int(number) and low <= number <= high):
+        shown = int(number) if math.isfinite(number) and number == int(number) else value
+        raise ValueError(f"{name} must be a whole number between {low} and {high}, got {shown!r}")
     return int(number)
