@@ -333,7 +333,7 @@ def test_generation_reports_its_real_stages_and_the_cine_does_not_depend_on_list
 @pytest.mark.parametrize("settings, message", [
     ((0, 0, 3.0, 0.5), "Decoding steps must be a whole number between 1 and"),
     ((0, 8, 50.0, 0.5), "Guidance scale must be between 1 and 10"),
-    ((-4, 8, 3.0, 0.5), "Seed must be between 0"),
+    ((-4, 8, 3.0, 0.5), "Seed must be a whole number between 0 and 2147483647"),
     ((0, 8, 3.0, 1.5), "Slice position must be between 0 and 1"),
     ((1.5, 8, 3.0, 0.5), "Seed must be a whole number"),
 ])
@@ -454,6 +454,6 @@ def test_edit_a_real_heart_plays_both_cines_with_the_values(client, acdc_root, t
     *kept, message = client.predict(handle(str(nifti)), "99", 30, 0, api_name="/edit_real")
     assert "does not exist" in message
     *kept, message = client.predict(handle(str(nifti)), "two", 30, 0, api_name="/edit_real")
-    assert "Slice must be a number" in message
+    assert "Slice must be a whole number between 0 and" in message
     *kept, message = client.predict(None, "0", 30, 0, api_name="/edit_real")
     assert "Upload a short-axis cine first" in message

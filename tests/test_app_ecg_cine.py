@@ -155,7 +155,7 @@ def test_an_ecg_without_a_heartbeat_is_one_readable_message(ecg_studio):
 
 
 @pytest.mark.parametrize("settings, message", [
-    ((-1, 2, 2.0, 0.5), "Seed must be between 0"),
+    ((-1, 2, 2.0, 0.5), "Seed must be a whole number between 0 and 2147483647"),
     ((0, 0, 2.0, 0.5), "Sampling steps must be a whole number between 1 and 200"),
     ((0, 2, float("nan"), 0.5), "Guidance scale must be between 1 and 10"),
     ((0, 2, 2.0, 1.5), "Slice position must be between 0 and 1"),
