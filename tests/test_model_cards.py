@@ -10,8 +10,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cardiosynth.models.cards import ecg_flow, ecg_mae, frame_ae, mar, motion, phenotype_estimator, phenotype_vae, reid
-from cardiosynth.models.cards import cine_encoder, segmenter, vae3d
+from cardiosynth.models.cards import (
+    cine_encoder,
+    ecg_flow,
+    ecg_mae,
+    frame_ae,
+    mar,
+    motion,
+    phenotype_estimator,
+    phenotype_vae,
+    reid,
+    segmenter,
+    vae3d,
+)
 from cardiosynth.models.cine_encoder import CineEncoderConfig
 from cardiosynth.models.ecg_flow import EcgFlowConfig
 from cardiosynth.models.ecg_mae import EcgMAE, EcgMAEConfig

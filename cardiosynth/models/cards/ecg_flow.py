@@ -19,8 +19,9 @@ def model_card(config: EcgFlowConfig, summary: dict, stats: pd.DataFrame, frame_
     c, s, r = config, config.sampler, config.recipe  # short names keep the card's lines within 120 characters
     retiming = ("not re-timed: the flow sets end-systole itself." if c.canonical_es_fraction is None else
                 f"every training cine was re-timed so that end-systole (the expert ES frame) falls at\n"
-                f"  {c.canonical_es_fraction:g} of the cycle; sampling re-times the flow's cine from there to the ECG's "
-                f"QT / RR\n  (`cardiosynth.retime`). The ECG's timing is set explicitly, not learned from the pairs.")
+                f"  {c.canonical_es_fraction:g} of the cycle; sampling re-times the flow's cine from there to the "
+                f"ECG's QT / RR\n  (`cardiosynth.retime`). The ECG's timing is set explicitly, not learned from the "
+                "pairs.")
     train_stats = stats[stats["split"] == "train"].drop(columns="split") if "split" in stats else stats
     return f"""# CardioSynth ECG flow: ECG-conditioned rectified flow for a heart's motion (ECGFlowCMR)
 

@@ -49,7 +49,8 @@ Like-for-like with the floor (sets of {ms['set_size']} VAE samples, {ms['draws']
     comp_rows = []
     for split in ("val", "test"):
         for key, e in metrics[f"completion_{split}"].items():
-            per = "; ".join(f"{n} {e['mae']['vae'][n]:.1f} / {e['mae']['regression'][n]:.1f} / {e['mae']['train_mean'][n]:.1f}"
+            mae = e["mae"]
+            per = "; ".join(f"{n} {mae['vae'][n]:.1f} / {mae['regression'][n]:.1f} / {mae['train_mean'][n]:.1f}"
                             for n in e["completed"])
             nm = e["normalised_mae"]
             d1, d2 = e["vae_minus_regression_ci95"], e["vae_minus_train_mean_ci95"]
@@ -58,12 +59,16 @@ Like-for-like with the floor (sets of {ms['set_size']} VAE samples, {ms['draws']
     pl = metrics["plausibility"]
     absurd = "\n".join(f"| {k} | {v['status']} | {v['percentile']:.1f} | {'; '.join(v['reasons'])} |"
                        for k, v in pl["absurd"].items())
-    sc = lambda s: ", ".join(f"{k} {v}" for k, v in pl[s]["status_counts"].items())
+
+    def sc(s):
+        return ", ".join(f"{k} {v}" for k, v in pl[s]["status_counts"].items())
+
     search = ""
     if metrics.get("search"):
-        search = "\n\nArchitecture search (val NLL per patient, lower is better):\n\n| latent | hidden | decoder σ floor | val NLL | train NLL | step |\n|---|---|---|---|---|---|\n" + "\n".join(
-            f"| {r['latent_dim']} | {r['hidden']} | {r['min_sigma']:g} | {r['val_nll']:.3f} | {r['train_nll']:.3f} | {r['selected_step']} |"
-            for r in metrics["search"])
+        search = ("\n\nArchitecture search (val NLL per patient, lower is better):\n\n"
+                  "| latent | hidden | decoder σ floor | val NLL | train NLL | step |\n|---|---|---|---|---|---|\n"
+                  + "\n".join(f"| {r['latent_dim']} | {r['hidden']} | {r['min_sigma']:g} | {r['val_nll']:.3f} | "
+                              f"{r['train_nll']:.3f} | {r['selected_step']} |" for r in metrics["search"]))
     ss = metrics["samples"]
     return f"""# CardioSynth phenotype VAE (`{config.name}` config)
 

@@ -19,7 +19,8 @@ def model_card(config: SegmenterConfig, metrics: dict, command: str, machine: st
     """``machine``: where it was trained (default: this machine, :func:`this_machine`)."""
     def row(split: str) -> str:
         m = metrics[split]
-        cells = [f"{m[k]['dice']:.3f} [{m[k]['ci95'][0]:.3f}, {m[k]['ci95'][1]:.3f}]" for k in ("LV", "MYO", "RV", "mean")]
+        cells = [f"{m[k]['dice']:.3f} [{m[k]['ci95'][0]:.3f}, {m[k]['ci95'][1]:.3f}]"
+                 for k in ("LV", "MYO", "RV", "mean")]
         return f"| {split} ({m['patients']} patients) | " + " | ".join(cells) + " |"
 
     es, r = metrics["es_timing_val"], config.recipe  # r: the training recipe
