@@ -1,9 +1,11 @@
 """Every bundled model card is rebuilt from what lies next to its weights (``config.json``: the config and the
 figures in ``extra``; for the ECG flow the pairing statistics in ``reports/ecg_flow/``) by the card code in
-``cardiosynth.models.cards``, and must equal the committed ``weights/<model>/README.md`` byte for byte."""
+``cardiosynth.models.cards``, and must equal the committed ``weights/<model>/README.md`` byte for byte; and
+``training/`` keeps no card prose (a trainer trains, saves and logs)."""
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -153,3 +155,15 @@ def test_every_bundled_folder_has_its_card_checked():
     bundled = {folder.name for folder in WEIGHTS.iterdir() if (folder / "README.md").is_file()}
     assert bundled == set(CARDS) | {"mar", "mar_motion"}
 
+
+
+def test_training_holds_no_model_card_prose():
+    """No trainer defines a card function or holds a Markdown heading in a string: cards live in the library."""
+    for path in sorted((REPO_ROOT / "training").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                assert "card" not in node.name, f"{path.name}: {node.name}"
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                headings = [line for line in node.value.splitlines() if line.startswith(("# ", "## ", "### "))]
+                assert not headings, f"{path.name}:{node.lineno}: {headings[0]}"
