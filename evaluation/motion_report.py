@@ -14,7 +14,6 @@ evaluation section of ``weights/motion`` (``extra["evaluation"]`` and the card) 
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from cardiosynth.models.motion import MotionConfig
 from cardiosynth.models.vae3d import VAE3D, decode_latents, encode_cines, masked_metrics
 from cardiosynth.paths import REPO_ROOT
 from cardiosynth.weights import read_config, resolve
+from evaluation.report_command import run_report_command
 from training.common import one_cine_per_patient
 
 REPORT_DIR = REPO_ROOT / "reports" / "anatomy_motion"
@@ -169,20 +169,10 @@ def sheet(part: PreparedDataset, real: np.ndarray, vae_recon: np.ndarray, recon:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", choices=["val", "test"], default="val")
-    parser.add_argument("--dataset", default="default", help="prepared dataset name or folder")
-    parser.add_argument("--bench", action="store_true", help="encode + decode seconds per cine, batch 1 (JSON)")
-    parser.add_argument("--threads", type=int, help="CPU threads")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
-    if args.bench:
-        print(json.dumps(bench(AnatomyMotionCodec.from_pretrained()), indent=2))
-        return
-    print(json.dumps(report(args.split, args.dataset), indent=2))
-
+    run_report_command(__doc__, argv, {"--split": {"choices": ["val", "test"], "default": "val"}},
+                       lambda args: report(args.split, args.dataset),
+                       lambda args: bench(AnatomyMotionCodec.from_pretrained()),
+                       "encode + decode seconds per cine, batch 1 (JSON)")
 
 if __name__ == "__main__":
     main()

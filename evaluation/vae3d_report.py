@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from cardiosynth.data.dataset import PreparedDataset, load_prepared
 from cardiosynth.models.vae3d import VAE3D, masked_metrics
 from cardiosynth.paths import REPO_ROOT
 from cardiosynth.weights import read_config
+from evaluation.report_command import run_report_command
 from training.common import one_cine_per_patient
 from training.train_vae3d import bench, reconstruct
 
@@ -73,20 +73,10 @@ def reconstruction_sheet(model: VAE3D, dataset: PreparedDataset, path: Path, n_c
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="weights/vae3d", help="weights folder")
-    parser.add_argument("--dataset", default="default", help="prepared dataset name or folder")
-    parser.add_argument("--bench", action="store_true", help="only time encode/decode of the weights; print JSON")
-    parser.add_argument("--threads", type=int, help="CPU threads")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
-    if args.bench:
-        print(json.dumps(bench(VAE3D.from_pretrained(args.out)), indent=2))
-        return
-    print(json.dumps(report(Path(args.out), args.dataset), indent=2))
-
+    run_report_command(__doc__, argv, {"--out": {"default": "weights/vae3d", "help": "weights folder"}},
+                       lambda args: report(Path(args.out), args.dataset),
+                       lambda args: bench(VAE3D.from_pretrained(args.out)),
+                       "only time encode/decode of the weights; print JSON")
 
 if __name__ == "__main__":
     main()
