@@ -14,4 +14,6 @@ import the library, and print JSON or write reports under ``reports/``.
     python -m evaluation.review_app_load       many readers at once through the running app
     python -m evaluation.review_store_load     the reader study's store under load and SIGKILL
     python -m evaluation.showcase              the README's picture: cines across LVEDV and LVEF
+    python -m evaluation.motion_report         anatomy + motion round trip of held-out cines; the motion card's section
+    python -m evaluation.vae3d_report          the 3D-VAE's reconstruction sheet and reports/vae3d/metrics.json
 """

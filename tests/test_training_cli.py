@@ -61,3 +61,16 @@ def test_every_trainer_explains_its_flags(module, capsys):
     assert done.value.code == 0
     shown = capsys.readouterr().out
     assert "--config" in shown and "--out" in shown
+
+
+@pytest.mark.parametrize("module", ["motion_report", "vae3d_report"])
+def test_the_reports_that_left_the_trainers_explain_their_flags(module, capsys):
+    """``fit_motion`` / ``train_vae3d`` no longer take ``--report`` / ``--bench``: the evaluation wing does."""
+    with pytest.raises(SystemExit) as done:
+        importlib.import_module(f"evaluation.{module}").main(["--help"])
+    assert done.value.code == 0
+    shown = capsys.readouterr().out
+    assert "--bench" in shown and "--threads" in shown and "--dataset" in shown
+    trainer = {"motion_report": "fit_motion", "vae3d_report": "train_vae3d"}[module]
+    with pytest.raises(SystemExit):
+        importlib.import_module(f"training.{trainer}").main(["--report"])

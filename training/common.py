@@ -28,17 +28,12 @@ from tqdm import tqdm
 from cardiosynth.device import resolve_device
 from cardiosynth.weights import CONFIG_FILE, WEIGHTS_FILE, quantize_int8, sha256_of
 
-ACDC_LICENCE = """## Licence
-Trained on ACDC, which is licensed CC BY-NC-SA 4.0: these weights carry the same licence (non-commercial,
-share-alike). Cite Bernard et al., IEEE TMI 37(11):2514-2525, 2018.
-"""
-
 
 def training_parser(doc: str, configs: dict, weights_name: str, *, dataset: bool = True, epochs: bool = True,
                     resume: bool = True, device: bool = True, max_steps: bool = False, max_minutes: bool = False,
                     threads: bool = False, out_help: str | None = None) -> argparse.ArgumentParser:
     """The flags every ``python -m training.<model>`` shares, spelled and explained the same way in each; the
-    trainer adds its own (the models it depends on, ``--report``, ...) to the parser it gets back."""
+    trainer adds its own (the models it depends on, ``--evaluate``, ...) to the parser it gets back."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", choices=sorted(configs), default="default")
     if dataset:

@@ -1,19 +1,14 @@
-"""Fit the motion model (the motion half of the anatomy + motion representation), and report the whole
-representation on held-out cines.
+"""Fit the motion model (the motion half of the anatomy + motion representation).
 
     python -m training.fit_motion [--config default|paper] [--out weights/motion]      # register + PCA (resumable)
-    python -m training.fit_motion --report [--split val|test]                            # PSNR, LVEF, speed, sheet
-    python -m training.fit_motion --bench                                                # seconds per cine (JSON)
 
 Fitting: every training-split cine is registered to its own ED frame (gradient descent on a 16 x 16 control
 grid per frame, MSE + smoothness; batches cached under .cache/runs/<out>/ so an interrupted run resumes),
-then a PCA of the control points' trajectories gives the temporal modes of the motion code. Nothing is fitted on validation or test cines.
+then a PCA of the control points' trajectories gives the temporal modes of the motion code. Nothing is fitted
+on validation or test cines.
 
-The report round-trips held-out cines through the bundled representation (ED frame through the frame
-autoencoder, motion code fitted against the decoded ED frame), reads LVEF off both with the bundled
-measurer, and writes ``reports/anatomy_motion/<split>/metrics.json`` and a sheet (real | 3D-VAE | anatomy +
-motion at ED and ES for 6 cines of 6 patients). The realism figures (classifier two-sample test, anatomy
-checks) come from the evaluator: ``python -m evaluation.evaluate --generator recon ...``.
+The whole representation on held-out cines (PSNR, LVEF, speed, sheet, the card's evaluation section):
+``python -m evaluation.motion_report``.
 """
 
 from __future__ import annotations
@@ -25,22 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
-from cardiosynth.cine import Cine
-from cardiosynth.data.dataset import PreparedDataset, load_prepared
-from cardiosynth.measure.measurer import CineMeasurer
-from cardiosynth.measure.metrics import bootstrap_ci
-from cardiosynth.measure.timing import time_callable
-from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
+from cardiosynth.data.dataset import load_prepared
+from cardiosynth.models.cards.motion import model_card
 from cardiosynth.models.motion import CONFIGS, MotionConfig, MotionModel, warp
 from cardiosynth.render.registration import registered_controls
-from cardiosynth.models.vae3d import VAE3D, decode_latents, encode_cines, masked_metrics
-from cardiosynth.paths import REPO_ROOT
-from cardiosynth.weights import read_config, resolve
-from training.common import ACDC_LICENCE, one_cine_per_patient, parse_training_run, seed_everything, training_parser
-
-REPORT_DIR = REPO_ROOT / "reports" / "anatomy_motion"
+from training.common import parse_training_run, seed_everything, training_parser
 
 
 def fit(config: MotionConfig, out: Path, dataset_name: str, command: str) -> dict:
@@ -72,180 +57,12 @@ def psnr_db(recon: torch.Tensor, target: torch.Tensor) -> float:
     return float((10 * torch.log10(1 / mse)).mean())
 
 
-# ------------------------------------------------------------------------------------------- report
-def per_patient_mean(values: np.ndarray, subjects: np.ndarray) -> dict:
-    unique = np.unique(subjects)
-    per_patient = np.array([np.nanmean(values[subjects == s]) for s in unique])
-    low, high = bootstrap_ci(lambda idx: per_patient[idx].mean(), len(per_patient), n_boot=2000, seed=0)
-    return {"mean": float(per_patient.mean()), "ci95": [low, high], "n_patients": int(len(unique))}
-
-
-def lvef_readings(measurer: CineMeasurer, frames: np.ndarray, part: PreparedDataset) -> np.ndarray:
-    cines = [Cine(f, (part.config.spacing_mm,) * 2, float(p), part.valid[i])
-             for i, (f, p) in enumerate(zip(frames, part.table["slice_position"]))]
-    return measurer.measure(cines)[0]["est_LVEF"].to_numpy(float)
-
-
-def report(split: str, dataset_name: str = "default", report_dir: Path = REPORT_DIR) -> dict:
-    """Round trip of one held-out split: PSNR / SSIM, LVEF read off real vs reconstructed, speed, sheet."""
-    codec, vae = AnatomyMotionCodec.from_pretrained(), VAE3D.from_pretrained()
-    part = load_prepared(dataset_name).split(split)
-    real = part.cines.astype(np.float32) / 255.0
-    recon = codec.reconstruct(real).numpy()
-    vae_recon = decode_latents(vae, encode_cines(vae, real)).numpy()
-    measurer = CineMeasurer()
-    subjects, truth = part.table["subject"].to_numpy(), part.table["LVEF"].to_numpy(float)
-    read = {name: lvef_readings(measurer, frames, part) for name, frames in
-            (("real", real), ("recon", recon), ("vae-recon", vae_recon))}
-    result = {"split": split, "n_cines": len(part), "dataset": dataset_name,
-              "frame_ae_sha256": read_config("frame_ae")["sha256"], "motion_sha256": read_config("motion")["sha256"]}
-    for name, frames in (("recon", recon), ("vae-recon", vae_recon)):
-        quality = masked_metrics(torch.from_numpy(frames), torch.from_numpy(real), torch.from_numpy(part.valid))
-        difference = read[name] - read["real"]
-        result[name] = {"psnr_db": per_patient_mean(quality["psnr"].numpy(), subjects),
-                        "ssim": per_patient_mean(quality["ssim"].numpy(), subjects),
-                        "lvef_read_minus_real_read_abs": per_patient_mean(np.abs(difference), subjects),
-                        "lvef_read_minus_real_read_bias": float(np.nanmean(difference)),
-                        "lvef_mae_vs_truth": per_patient_mean(np.abs(read[name] - truth), subjects)}
-    result["real"] = {"lvef_mae_vs_truth": per_patient_mean(np.abs(read["real"] - truth), subjects)}
-    result["speed"] = bench(codec)
-    out = report_dir / split
-    out.mkdir(parents=True, exist_ok=True)
-    result["sheet"] = sheet(part, real, vae_recon, recon, out / "reconstructions.png", measurer)
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
-    refresh_card(report_dir)
-    return result
-
-
-def refresh_card(report_dir: Path = REPORT_DIR, folder: str = "motion") -> None:
-    """Rewrite the motion model card's evaluation section from the measured reports of every split that has
-    them (this command's metrics.json, the evaluator's report.json), so the card never states a figure by hand."""
-    lines = ["", "## Measured on held-out patients (the whole representation: frame autoencoder + motion)", ""]
-    for split in ("val", "test"):
-        metrics_path, evaluator_path = report_dir / split / "metrics.json", report_dir / split / "report.json"
-        if not metrics_path.is_file():
-            continue
-        m = json.loads(metrics_path.read_text())
-        r = m["recon"]
-        lines.append(f"- {split} ({m['n_cines']} cines, {r['psnr_db']['n_patients']} patients): PSNR "
-                     f"{r['psnr_db']['mean']:.2f} dB [{r['psnr_db']['ci95'][0]:.2f}, {r['psnr_db']['ci95'][1]:.2f}] "
-                     f"(3D-VAE {m['vae-recon']['psnr_db']['mean']:.2f}); LVEF read off the reconstruction differs from "
-                     f"the real cine's reading by {r['lvef_read_minus_real_read_abs']['mean']:.2f} points on average "
-                     f"(bias {r['lvef_read_minus_real_read_bias']:+.2f}); LVEF MAE against the ground truth "
-                     f"{r['lvef_mae_vs_truth']['mean']:.2f} beside the real cines' {m['real']['lvef_mae_vs_truth']['mean']:.2f}.")
-        if evaluator_path.is_file():
-            e = json.loads(evaluator_path.read_text())
-            recon = next((g for g in e["generators"] if g["generator"].startswith("recon")), None)
-            control = e.get("turing_control_real_train_vs_heldout") or {}
-            if recon and "cnn" in recon.get("turing", {}) and "cnn" in control:
-                t, a, real = recon["turing"], recon["anatomy"], e["anatomy_real_heldout"]
-                lines.append(f"  Automated Turing test (C2ST AUC, CNN / segmenter features): {t['cnn']['auc']:.2f} / "
-                             f"{t['features']['auc']:.2f} against the real-vs-real control {control['cnn']['auc']:.2f} / "
-                             f"{control['features']['auc']:.2f}; frames passing every anatomy check "
-                             f"{100 * a['all']['share']:.1f} % (real {100 * real['all']['share']:.1f} %). "
-                             f"`{e['command']}`")
-    speed = json.loads((report_dir / "val" / "metrics.json").read_text())["speed"] if \
-        (report_dir / "val" / "metrics.json").is_file() else None
-    if speed:
-        lines.append(f"- Speed (batch 1, {speed['threads']} threads): encode {speed['encode_s_per_cine']} s, decode "
-                     f"{speed['decode_s_per_cine']} s per cine (`python -m training.fit_motion --bench`).")
-    lines += ["- Sheets (real | 3D-VAE | anatomy + motion, ED and ES): `reports/anatomy_motion/<split>/reconstructions.png`;"
-              " how the settings were chosen: `reports/anatomy_motion/README.md`.", "",
-              "![validation cines: real, 3D-VAE, anatomy + motion](../../reports/anatomy_motion/val/reconstructions.png)", ""]
-    folder_path = resolve(folder)
-    payload = json.loads((folder_path / "config.json").read_text())
-    payload["extra"]["evaluation"] = "\n".join(lines)
-    (folder_path / "config.json").write_text(json.dumps(payload, indent=2))
-    config = MotionConfig.from_dict(payload["config"])
-    (folder_path / "README.md").write_text(model_card(config, payload["extra"]))
-
-
-def bench(codec: AnatomyMotionCodec, repeats: int = 10, warmup: int = 2) -> dict:
-    """Encode + decode seconds per cine at batch 1 (median after warm-up), with the current thread count."""
-    c = codec.motion.config
-    x = torch.rand(1, c.frames, c.size, c.size, generator=torch.Generator().manual_seed(0))
-    anatomy, motion = codec.encode(x)
-    encode = time_callable(lambda: codec.encode(x), 1, warmup, repeats)
-    decode = time_callable(lambda: codec.decode(anatomy, motion), 1, warmup, repeats)
-    return {"encode_s_per_cine": encode["seconds_per_cine"], "decode_s_per_cine": decode["seconds_per_cine"],
-            "encode_plus_decode_s_per_cine": round(encode["seconds_per_cine"] + decode["seconds_per_cine"], 4),
-            "batch": 1, "repeats": repeats, "threads": torch.get_num_threads(),
-            "anatomy_shape": list(anatomy.shape[1:]), "motion_code_shape": list(motion.shape[1:])}
-
-
-def sheet(part: PreparedDataset, real: np.ndarray, vae_recon: np.ndarray, recon: np.ndarray, path: Path,
-          measurer: CineMeasurer, n_cines: int = 6) -> dict:
-    """Rows: cines of different patients (nearest mid-ventricle first); columns: real | 3D-VAE | anatomy +
-    motion, at ED (frame 0) and ES (the real cine's smallest LV, read by the measurer)."""
-    table = part.table
-    chosen = one_cine_per_patient(table, n_cines)
-    es_frames = [curve.es_frame for curve in measurer.curves([part.cine(i) for i in chosen])]
-    columns = [("real", real), ("3D-VAE", vae_recon), ("anatomy+motion", recon)]
-    fig = Figure(figsize=(6 * 1.45, len(chosen) * 1.5))
-    axes = fig.subplots(len(chosen), 6)
-    for r, (i, es) in enumerate(zip(chosen, es_frames)):
-        for c, (phase, t) in enumerate((("ED", 0), ("ES", es))):
-            for k, (label, frames) in enumerate(columns):
-                ax = axes[r, 3 * c + k]
-                ax.imshow(frames[i, t], cmap="gray", vmin=0, vmax=1)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if r == 0:
-                    ax.set_title(f"{label}\n{phase}", fontsize=7)
-        axes[r, 0].set_ylabel(f"{table['subject'].iloc[i]} {table['group'].iloc[i]}\ns={table['slice_position'].iloc[i]:.2f}",
-                              fontsize=6)
-    fig.suptitle(f"Held-out {table['split'].iloc[0]} cines: real, 3D-VAE reconstruction, anatomy + motion "
-                 "reconstruction", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return {"path": str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path),
-            "rows": [f"{table['subject'].iloc[i]}/slice{int(table['slice'].iloc[i])}" for i in chosen],
-            "es_frames": es_frames}
-
-
-def model_card(config: MotionConfig, extra: dict) -> str:
-    k, _, g, _ = config.code_shape
-    r, e = config.recipe, config.encoder  # the registration recipe, the encoding defaults
-    return f"""# CardioSynth motion model (motion)
-
-The motion half of the anatomy + motion representation: a cine is its end-diastolic frame warped through the
-cycle by a smooth displacement field per frame ({g} x {g} control points, bicubic upsampled; frame 0 is ED
-itself). Every control point's trajectory is the training mean plus {k} temporal modes, so the motion code is
-a {k} x 2 x {g} x {g} field of mode amplitudes (standardised to unit variance per mode). Buffers only:
-nothing here is trained by SGD.
-
-- Fitted on the ACDC training split ({extra.get("n_training_cines")} cines of the `{extra.get("dataset")}`
-  prepared set): each cine registered to its ED frame ({r.register_iterations} Adam steps, lr
-  {r.register_lr}, MSE + {config.smoothness_weight} x control-point smoothness), then a PCA of the
-  trajectories: {k} modes explain {100 * extra.get("temporal_explained_variance", float("nan")):.1f} % of their
-  variance about the mean field. Training cines re-warped with their own registrations: PSNR
-  {extra.get("train_registration_psnr_db", float("nan")):.2f} dB; through the {k} modes:
-  {extra.get("train_pca_psnr_db", float("nan")):.2f} dB.
-- Encoding a cine fits its code directly ({e.iterations} Adam steps on the code, lr {e.lr},
-  the same smoothness term, prior weight {e.code_prior_weight:g}) against its ED frame as decoded by
-  `weights/frame_ae`. Grid, modes and encoding steps were chosen on validation cines
-  (`reports/anatomy_motion/README.md`).
-- No intensity residual: one raised PSNR on val but not realism (`reports/anatomy_motion/README.md`).
-- Command: `{extra.get("command")}` ({extra.get("fit_minutes")} min on {extra.get("threads")} thread(s)).
-{extra.get("evaluation", "")}
-{ACDC_LICENCE}"""
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = training_parser(__doc__, CONFIGS, "motion", epochs=False, resume=False, device=False, threads=True)
     parser.add_argument("--temporal-components", type=int, help="override the number of temporal modes")
-    parser.add_argument("--report", action="store_true", help="round-trip a held-out split through the bundle")
-    parser.add_argument("--split", choices=["val", "test"], default="val")
-    parser.add_argument("--bench", action="store_true", help="encode + decode seconds per cine, batch 1 (JSON)")
     run = parse_training_run(parser, CONFIGS, "motion", "fit_motion", argv)
     args, config = run.args, run.config
     torch.set_flush_denormal(True)
-    if args.bench:
-        print(json.dumps(bench(AnatomyMotionCodec.from_pretrained()), indent=2))
-        return
-    if args.report:
-        print(json.dumps(report(args.split, args.dataset or "default"), indent=2))
-        return
     if args.temporal_components:
         config = dataclasses.replace(config, temporal_components=args.temporal_components)
     print(json.dumps(fit(config, run.out, args.dataset or config.data_config, run.command), indent=2))

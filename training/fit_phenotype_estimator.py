@@ -17,6 +17,7 @@ from cardiosynth.data.dataset import load_prepared
 from cardiosynth.measure.estimator import EstimatorConfig, PhenotypeEstimator
 from cardiosynth.measure.measurer import CineMeasurer
 from cardiosynth.measure.metrics import adherence
+from cardiosynth.models.cards.phenotype_estimator import model_card
 from cardiosynth.weights import resolve
 
 
@@ -35,29 +36,7 @@ def fit(out: Path, dataset_name: str = "default", segmenter: str = "segmenter") 
     predicted = estimator.predict(val)
     scores = {name: adherence(val[name].to_numpy(float), predicted[name].to_numpy(), groups=val["subject"].to_numpy())
               for name in ph.NAMES}
-    rows = "\n".join(f"| {n} | {s['pearson_r']:.2f} [{s['pearson_r_ci95'][0]:.2f}, {s['pearson_r_ci95'][1]:.2f}] | "
-                     f"{s['mae']:.1f} {ph.BY_NAME[n].unit} [{s['mae_ci95'][0]:.1f}, {s['mae_ci95'][1]:.1f}] |"
-                     for n, s in scores.items())
-    card = f"""# CardioSynth phenotype estimator (one slice cine -> subject phenotypes)
-
-Ridge regressions (volumes and mass in log space) from the bundled segmenter's measurements of one short-axis
-slice cine (LV/MYO/RV areas at ED and ES, fractional area changes) and its slice position to the subject's
-phenotypes. One slice cannot show the whole ventricle, so these are estimates; their accuracy on real
-validation cines is the **ceiling** any generator's control adherence can reach.
-
-- Data: ACDC subset, training split ({len(train)} slice cines, {train['subject'].nunique()} patients); evaluated
-  on the validation split ({len(val)} cines, {val['subject'].nunique()} patients). Bootstrap CIs resample patients.
-- Command: `python -m training.fit_phenotype_estimator` (depends on `weights/segmenter`, sha256 pinned in config.json).
-- Caveat: the segmenter was trained on the training split's ED/ES frames, so training-split measurements are
-  slightly cleaner than those of unseen cines.
-
-| phenotype | Pearson r (val) [95 % CI] | MAE (val) [95 % CI] |
-|---|---|---|
-{rows}
-
-## Licence
-Fitted on ACDC (CC BY-NC-SA 4.0): the coefficients carry the same licence. Cite Bernard et al., IEEE TMI 2018.
-"""
+    card = model_card(scores, len(train), train["subject"].nunique(), len(val), val["subject"].nunique())
     estimator.save_pretrained(out, card, extra={"val_scores": scores}, depends_on={"segmenter": resolve(segmenter)})
     return scores
 

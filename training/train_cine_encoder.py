@@ -17,11 +17,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from cardiosynth.data.dataset import load_prepared
+from cardiosynth.models.cards.cine_encoder import model_card
 from cardiosynth.models.cine_encoder import CONFIGS, GROUPS, CineEncoder, CineEncoderConfig
 from cardiosynth.paths import cache_dir
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import (ACDC_LICENCE, JsonlLog, checkpoint_exists, load_checkpoint, parse_training_run,
-                             pick_device, save_checkpoint, seed_everything, training_parser)
+from training.common import (JsonlLog, checkpoint_exists, load_checkpoint, parse_training_run, pick_device,
+                             save_checkpoint, seed_everything, training_parser)
 
 
 def tensors(dataset, config: CineEncoderConfig, scaler: dict) -> dict[str, torch.Tensor]:
@@ -121,25 +122,6 @@ def train(config: CineEncoderConfig, out: Path, dataset_name: str = "default", r
                                 extra={"phenotype_scaler": {k: v.tolist() for k, v in scaler.items()}, "groups": GROUPS,
                            "selected": best, "train_minutes": round(minutes, 1), "dataset": dataset_name})
     return best
-
-
-def model_card(config: CineEncoderConfig, best: dict, minutes: float, dataset_name: str) -> str:
-    return f"""# CardioSynth cine encoder (feature space of our Fréchet distance)
-
-A small 3D CNN ({", ".join(map(str, config.channels))} channels, {config.feature_dim}-d features) trained on
-real ACDC short-axis cines ({config.frames} x {config.size} x {config.size}, prepared with the `{dataset_name}`
-config) to predict diagnostic group, slice position and phenotypes and to detect shuffled frames. Its
-{config.feature_dim}-d features replace Inception/I3D features (not downloadable here, and ill-suited to MRI)
-when computing Fréchet distances between sets of cines.
-
-- Data: ACDC subset (67 patients with cines), training split only; model selection on the validation split.
-- Command: `python -m training.train_cine_encoder --config {"default" if config.frames == 16 else "paper"}`
-  ({minutes:.1f} min on 2 CPU cores).
-- Selected epoch {best.get("epoch")}: validation group accuracy {best.get("val_group_accuracy", float("nan")):.2f},
-  slice-position MAE {best.get("val_position_mae", float("nan")):.3f}, loss {best.get("val_loss", float("nan")):.3f}.
-- Use only as a measuring instrument: it is not a diagnostic classifier.
-
-{ACDC_LICENCE}"""
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,10 +18,11 @@ import torch
 import torch.nn.functional as F
 
 from cardiosynth.data.dataset import load_prepared
+from cardiosynth.models.cards.reid import model_card
 from cardiosynth.models.reid import ReidConfig, ReidNet, best_match
 from cardiosynth.render.fields import grid_sample_coordinates, novelty_field
 from cardiosynth.render.sampling import identity_positions
-from training.common import ACDC_LICENCE, parse_training_run, seed_everything, training_parser
+from training.common import parse_training_run, seed_everything, training_parser
 
 CONFIGS = {"default": ReidConfig()}
 
@@ -79,29 +80,12 @@ def fit_threshold(model: ReidNet, dataset_name: str = "default") -> dict:
             f"best match to a training cine ({len(scores)} cines)"}
 
 
-def card(summary: dict, command: str) -> str:
-    return f"""# Re-identification network
-
-A small CNN that embeds one short-axis frame so that frames of one patient lie close together (cosine
-similarity), trained as a classifier of {summary['train_patients']} training patients on every frame of their
-{summary['train_cines']} slice cines with shifts, smooth random deformations, gamma and noise. It is the instrument
-of the privacy test (`cardiosynth.measure.reidentification`, `python -m evaluation.reidentification`): the
-share of synthetic cines whose best match to a training patient scores above the 95th percentile of held-out
-patients' best matches. It is a measuring instrument, not a guarantee: a cine it does not match can still
-resemble its exemplar (the pixel nearest-neighbour distance is reported beside it).
-
-Trained by `{command}` in {summary['minutes']} min (final loss {summary['final_loss']}). Held-out threshold
-{summary.get('threshold', float('nan')):.4f}: the {summary.get('threshold_from', 'not fitted')}.
-
-{ACDC_LICENCE}"""
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = training_parser(__doc__, CONFIGS, "reid", epochs=False, resume=False, device=False, threads=True)
     run = parse_training_run(parser, CONFIGS, "reid", "train_reid", argv)
     model, summary = train(run.config, run.args.dataset or "default")
     summary.update(fit_threshold(model, run.args.dataset or "default"))
-    model.save_pretrained(run.out, card(summary, run.command), extra={**summary, "command": run.command})
+    model.save_pretrained(run.out, model_card(summary, run.command), extra={**summary, "command": run.command})
     print(f"re-identification network -> {run.out}")
 
 

@@ -1,15 +1,14 @@
 """Train the 3D-VAE (KL) whose latent space the cine generators (MAR, ECG flow) work in.
 
     python -m training.train_vae3d [--config default|paper] [--out weights/vae3d] [--epochs N] [--resume]
-    python -m training.train_vae3d --report [--out weights/vae3d]   # metrics, sheet and speed of saved weights
-    python -m training.train_vae3d --bench [--out weights/vae3d]    # encode/decode seconds per cine (JSON)
 
 Trains on the real training split only (augmented: one affine per cine, intensity jitter, random
 spatio-temporal crops), loss = L1 + ssim_weight * (1 - SSIM) on valid (non-padded) pixels + kl_weight * KL
 (SD convention: summed KL over summed pixel loss); all of it is the config's ``recipe``. Selects the epoch with
 the best validation PSNR, computes the latent scale (1 / std of the training-set posterior means) and stores it
-in config.json (the config's ``stats``), then reports validation and test PSNR/SSIM (bootstrap 95 % CIs over
-patients), a reconstruction sheet and CPU speed.
+in config.json (the config's ``stats``), then measures validation and test PSNR/SSIM (bootstrap 95 % CIs over
+patients) and CPU speed for the model card. The reconstruction sheet and ``reports/vae3d/metrics.json``:
+``python -m evaluation.vae3d_report`` (``--bench``: the speed alone).
 """
 
 from __future__ import annotations
@@ -21,20 +20,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
 from cardiosynth.measure.metrics import bootstrap_ci
 from cardiosynth.measure.timing import time_callable
+from cardiosynth.models.cards.vae3d import model_card
 from cardiosynth.models.latents import LatentStats
 from cardiosynth.models.vae3d import CONFIGS, VAE3D, VAE3DConfig, kl_divergence, masked_metrics, ssim_map
-from cardiosynth.paths import REPO_ROOT, cache_dir
+from cardiosynth.paths import cache_dir
 from training.augment import jitter_intensity, random_affine, warp
-from training.common import (ACDC_LICENCE, JsonlLog, checkpoint_exists, load_checkpoint, one_cine_per_patient,
-                             parse_training_run, pick_device, save_checkpoint, seed_everything, training_parser)
-
-REPORT_DIR = REPO_ROOT / "reports" / "vae3d"
+from training.common import (JsonlLog, checkpoint_exists, load_checkpoint, parse_training_run, pick_device,
+                             save_checkpoint, seed_everything, training_parser)
 
 
 def augment(cines: torch.Tensor, valid: torch.Tensor, config: VAE3DConfig, generator: torch.Generator
@@ -198,10 +195,10 @@ def train(config: VAE3DConfig, out: Path, dataset_name: str = "default", resume:
     minutes = (time.perf_counter() - started) / 60
     load_checkpoint(run_dir / "best", model)
     model = model.cpu().eval()
-    model.save_pretrained(out, "(model card written by --report)",
+    model.save_pretrained(out, "(model card written by finalise)",
                           extra={"selected": best, "train_minutes": round(minutes, 1), "dataset": dataset_name,
                            "command": command_line(config, out, config_name), "train_threads": torch.get_num_threads()})
-    return report(out, dataset_name, train_minutes=minutes)
+    return finalise(out, dataset_name, train_minutes=minutes)
 
 
 def command_line(config: VAE3DConfig, out: Path, config_name: str) -> str:
@@ -210,12 +207,11 @@ def command_line(config: VAE3DConfig, out: Path, config_name: str) -> str:
     return f"python -m training.train_vae3d --config {config_name} --out {out}{epochs} --threads {threads}"
 
 
-def report(out: Path, dataset_name: str = "default", train_minutes: float | None = None,
-           report_dir: Path = REPORT_DIR) -> dict:
+def finalise(out: Path, dataset_name: str = "default", train_minutes: float | None = None) -> dict:
     """Finalise saved weights: round them to float16 (bundle < 10 MB; loading casts back to float32), compute
-    the latent scale on the training split with the rounded weights, then val/test metrics with CIs, speed and
-    the reconstruction sheet on exactly the weights that are bundled; rewrites weights, config and model card.
-    Idempotent: rounding rounded weights changes nothing."""
+    the latent scale on the training split with the rounded weights, then val/test metrics with CIs and speed on
+    exactly the weights that are bundled; rewrites weights, config and model card. Idempotent: rounding rounded
+    weights changes nothing. The sheet and ``reports/vae3d/metrics.json``: ``python -m evaluation.vae3d_report``."""
     model = VAE3D.from_pretrained(out)
     with torch.no_grad():
         for tensor in model.state_dict().values():
@@ -237,109 +233,14 @@ def report(out: Path, dataset_name: str = "default", train_minutes: float | None
     if train_minutes is not None:
         extra["train_minutes"] = round(train_minutes, 1)
     extra.update(metrics=results, speed=speed)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    sheet = reconstruction_sheet(model, dataset.split("val"), report_dir / "reconstructions.png")
     model.save_pretrained(out, model_card(model.config, extra), extra=extra, state=state)
-    summary = {"weights_sha256": json.loads((Path(out) / "config.json").read_text())["sha256"],
-               "latent_shape": list(model.config.latent_shape), "latent_scale": model.config.stats.latent_scale,
-               **extra, "sheet": sheet}
-    (report_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-    return summary
-
-
-def reconstruction_sheet(model: VAE3D, dataset: PreparedDataset, path: Path, n_cines: int = 6) -> dict:
-    """Rows: val cines from different patients (mid-ventricular first); columns: frames, original | reconstruction."""
-    table = dataset.table
-    chosen = one_cine_per_patient(table, n_cines)
-    target = dataset.cines[chosen].astype(np.float32) / 255.0
-    recon = reconstruct(model, dataset.cines[chosen]).numpy()
-    metrics = masked_metrics(torch.from_numpy(recon), torch.from_numpy(target), torch.from_numpy(dataset.valid[chosen]))
-    t = target.shape[1]
-    frames = sorted({0, t // 4, t // 2, 3 * t // 4})
-    cols = len(frames) * 2 + 1
-    fig = Figure(figsize=(cols * 1.5, len(chosen) * 1.6))
-    axes = fig.subplots(len(chosen), cols)
-    for r, i in enumerate(chosen):
-        for c, f in enumerate(frames):
-            for k, (img, label) in enumerate(((target[r, f], "orig"), (recon[r, f], "recon"))):
-                ax = axes[r, 2 * c + k]
-                ax.imshow(img, cmap="gray", vmin=0, vmax=1)
-                if r == 0:
-                    ax.set_title(f"t={f} {label}", fontsize=7)
-        err = np.abs(recon[r] - target[r]).max(axis=0) * dataset.valid[i]
-        axes[r, -1].imshow(err, cmap="magma", vmin=0, vmax=0.3)
-        if r == 0:
-            axes[r, -1].set_title("max |err| (0-0.3)", fontsize=7)
-        axes[r, 0].set_ylabel(f"{table['subject'].iloc[i]}\n{table['group'].iloc[i]} s={table['slice_position'].iloc[i]:.2f}\n"
-                              f"{float(metrics['psnr'][r]):.1f} dB / {float(metrics['ssim'][r]):.3f}", fontsize=6)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle("3D-VAE reconstructions of validation cines (posterior mean); PSNR / SSIM on valid pixels", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return {"path": str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path),
-            "rows": [f"{table['subject'].iloc[i]}/slice{int(table['slice'].iloc[i])}" for i in chosen], "frames": frames}
-
-
-def model_card(config: VAE3DConfig, extra: dict) -> str:
-    m, s = extra.get("metrics", {}), extra.get("speed", {})
-    stats = extra.get("latent_statistics", {})
-
-    def fmt(split, name, digits):
-        v = m.get(split, {}).get(name)
-        if not v:
-            return "n/a"
-        return f"{v['mean']:.{digits}f} (95 % CI {v['ci95'][0]:.{digits}f}-{v['ci95'][1]:.{digits}f})"
-
-    c, t, h, w = config.latent_shape
-    r = config.recipe  # the training recipe
-    return f"""# CardioSynth 3D-VAE (KL)
-
-The Stable Diffusion KL autoencoder with 3D convolutions, for short-axis cines 1 x {config.frames} x {config.size} x
-{config.size} in [0, 1]. Latent: {c} x {t} x {h} x {w} (f_t = {config.f_t}, f_s = {config.f_s}; channels
-{", ".join(map(str, config.channels))} from full resolution down). The cine generators (MAR with diffusion
-loss, ECG rectified flow) work on *scaled* latents: posterior mean x latent_scale.
-
-- Latent scale: {config.stats.latent_scale:.5f} (= 1 / std {stats.get("latent_std", float("nan")):.4f} of the
-  training-set posterior means; stored in config.json and applied by `encode_cines` / `decode_latents`).
-  Mean posterior std (unscaled) {stats.get("posterior_std_mean", float("nan")):.4f}.
-- Data: ACDC subset, training split only ({extra.get("dataset", "default")} prepared cines); epoch selected
-  on validation PSNR (epoch {extra.get("selected", {}).get("epoch")}).
-- Loss: L1 + {r.ssim_weight} x (1 - SSIM) on valid (non-padded) pixels + KL with weight {r.kl_weight:g}
-  (SD convention: summed KL over summed pixel loss). No adversarial or perceptual loss. Trained on random
-  {r.crop_frames} x {r.crop_size} x {r.crop_size} crops of augmented cines.
-- Command: `{extra.get("command", "python -m training.train_vae3d")}`
-  ({extra.get("train_minutes", float("nan"))} min wall time, {extra.get("train_threads", "?")} thread(s) on a 2-core CPU shared with
-  other jobs; results are bit-reproducible for a fixed thread count).
-- Reconstruction (posterior mean, valid pixels, mean over patients, bootstrap 95 % CI over patients):
-  - validation ({m.get("val", {}).get("n_patients")} patients, {m.get("val", {}).get("n_cines")} cines):
-    PSNR {fmt("val", "psnr", 2)} dB, SSIM {fmt("val", "ssim", 4)}
-  - test ({m.get("test", {}).get("n_patients")} patients, {m.get("test", {}).get("n_cines")} cines):
-    PSNR {fmt("test", "psnr", 2)} dB, SSIM {fmt("test", "ssim", 4)}
-- CPU speed (batch 1, {s.get("threads")} threads, median of {s.get("repeats")}): encode {s.get("encode_s_per_cine")} s,
-  decode {s.get("decode_s_per_cine")} s per cine.
-- Weights stored as float16 (< 10 MB; cast to float32 on load); all numbers above are for exactly these weights.
-  Padding (outside `valid`) is excluded from the loss, so decoded pixels there are unconstrained.
-- Reconstruction sheet: `reports/vae3d/reconstructions.png`; all numbers: `reports/vae3d/metrics.json`.
-
-{ACDC_LICENCE}"""
+    return {"latent_shape": list(model.config.latent_shape), "latent_scale": model.config.stats.latent_scale, **extra}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = training_parser(__doc__, CONFIGS, "vae3d", threads=True)
-    parser.add_argument("--report", action="store_true", help="only evaluate saved weights (metrics, sheet, card)")
-    parser.add_argument("--bench", action="store_true", help="only time encode/decode of saved weights; print JSON")
     run = parse_training_run(parser, CONFIGS, "vae3d", "train_vae3d", argv)
     args, out = run.args, run.out
-    if args.bench:
-        torch.set_flush_denormal(True)
-        print(json.dumps(bench(VAE3D.from_pretrained(out)), indent=2))
-        return
-    if args.report:
-        torch.set_flush_denormal(True)
-        print(json.dumps(report(out, args.dataset or args.config), indent=2))
-        return
     summary = train(run.config, out, args.dataset or args.config, args.resume, args.device, args.config)
     print(json.dumps({k: summary[k] for k in ("latent_shape", "latent_scale", "metrics", "speed", "selected")}, indent=2))
 
