@@ -6,8 +6,9 @@ maximum value 600.0"), and the page's slider then settles on 600 and sends that 
 numbers itself and answers in its panel, naming the value typed and the range it accepts. Only the rounding to
 the component's precision is kept; the page looks and behaves as Gradio's own slider and number box.
 
-They are subclasses (Gradio rebuilds a component from its class whenever a handler updates it), so Gradio keeps
-an interface file beside this module, ``typed_inputs.pyi``, which it writes when it is missing or stale.
+They are subclasses (Gradio rebuilds a component from its class whenever a handler updates it, so a per-instance
+override would be lost). Gradio writes an interface file for any subclass beside its module, ``typed_inputs.pyi``,
+when the folder is writable (it skips it quietly when not); the file is generated, so it is not kept in git.
 """
 
 from __future__ import annotations
