@@ -5,6 +5,7 @@ included) is read. The tiny ECG -> cine pipeline (ecg_cine_fixture.py) stands in
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tempfile
 
@@ -50,8 +51,8 @@ def test_quality_is_the_class_with_its_method_and_no_score_of_another_method(lab
 
 # ------------------------------------------------------------------------------------------ one cycle
 def test_the_tab_marks_one_cycle_the_one_the_cine_is_generated_from(ecg_studio):
-    result = analyse_example(SINUS, ecg_studio.selected_cycle)
-    made = ecg_studio.generate(result.ecg, 0, 2, 2.0, 0.5, name=result.name, analysis=result.analysis)
+    result = analyse_example(SINUS, ecg_studio.analyse)
+    made = ecg_studio.generate(result.request, 0, 2, 2.0, 0.5, name=result.name)
     cine = made.cycle
     span = (cine["start_s"], cine["end_s"])
     fs = result.ecg.fs
@@ -70,8 +71,12 @@ def test_the_tab_marks_one_cycle_the_one_the_cine_is_generated_from(ecg_studio):
         ecg_studio.summary_markdown(made)
 
 
-def test_an_ecg_the_model_finds_no_heartbeat_in_shows_no_cycle():
-    result = analyse_example(SINUS, lambda ecg: None)
+def test_an_ecg_the_model_finds_no_heartbeat_in_shows_no_cycle(ecg_studio):
+    def nothing_found(ecg):  # the model's analysis, as if its phase showed no complete heartbeat
+        request = ecg_studio.analyse(ecg)
+        return dataclasses.replace(request, encoded=dataclasses.replace(request.encoded, cycles=[], chosen=None))
+
+    result = analyse_example(SINUS, nothing_found)
     assert _rows(result.summary_markdown())["Selected cycle"].startswith("none: the ECG\u2192cine model found no")
     assert result.report()["cycle_s"] is None
     figure = result.figure()
