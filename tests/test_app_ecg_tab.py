@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from ecg_cine_fixture import tiny_ecg_to_cine
@@ -69,6 +70,24 @@ def test_the_tab_marks_one_cycle_the_one_the_cine_is_generated_from(ecg_studio):
     assert bands == {span}
     assert f"the selected cycle shaded in the ECG above, {span[0]:.2f}\u2013{span[1]:.2f} s" in \
         ecg_studio.summary_markdown(made)
+
+
+def test_two_sessions_ecgs_do_not_cross(ecg_studio):
+    """Issue 40: session A's ECG analysed, then session B's, then both generate at once: each gets the cine and
+    cycle of its own ECG, as alone (the pipeline used to keep the last ECG's encoding, shared by every user)."""
+    labels = (SINUS, "LUDB record 88: atrial fibrillation (WFDB)")
+
+    def generate(result):
+        return ecg_studio.generate(result.request, 0, 2, 2.0, 0.5, name=result.name)
+
+    alone = [generate(analyse_example(label, ecg_studio.analyse)) for label in labels]
+    shown = [analyse_example(label, ecg_studio.analyse) for label in labels]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        made = list(pool.map(generate, shown))
+    for result, cine, own in zip(shown, made, alone):
+        assert cine.cine.frames.tobytes() == own.cine.frames.tobytes() and cine.cycle == own.cycle
+        assert (cine.cycle["start_s"], cine.cycle["end_s"]) == result.cycle_seconds() and cine.ecg is result.ecg
+    assert made[0].cycle != made[1].cycle
 
 
 def test_an_ecg_the_model_finds_no_heartbeat_in_shows_no_cycle(ecg_studio):
