@@ -5,8 +5,10 @@ included) is read. The tiny ECG -> cine pipeline (ecg_cine_fixture.py) stands in
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from ecg_cine_fixture import tiny_ecg_to_cine
@@ -50,8 +52,8 @@ def test_quality_is_the_class_with_its_method_and_no_score_of_another_method(lab
 
 # ------------------------------------------------------------------------------------------ one cycle
 def test_the_tab_marks_one_cycle_the_one_the_cine_is_generated_from(ecg_studio):
-    result = analyse_example(SINUS, ecg_studio.selected_cycle)
-    made = ecg_studio.generate(result.ecg, 0, 2, 2.0, 0.5, name=result.name, analysis=result.analysis)
+    result = analyse_example(SINUS, ecg_studio.analyse)
+    made = ecg_studio.generate(result.request, 0, 2, 2.0, 0.5, name=result.name)
     cine = made.cycle
     span = (cine["start_s"], cine["end_s"])
     fs = result.ecg.fs
@@ -70,8 +72,30 @@ def test_the_tab_marks_one_cycle_the_one_the_cine_is_generated_from(ecg_studio):
         ecg_studio.summary_markdown(made)
 
 
-def test_an_ecg_the_model_finds_no_heartbeat_in_shows_no_cycle():
-    result = analyse_example(SINUS, lambda ecg: None)
+def test_two_sessions_ecgs_do_not_cross(ecg_studio):
+    """Issue 40: session A's ECG analysed, then session B's, then both generate at once: each gets the cine and
+    cycle of its own ECG, as alone (the pipeline used to keep the last ECG's encoding, shared by every user)."""
+    labels = (SINUS, "LUDB record 88: atrial fibrillation (WFDB)")
+
+    def generate(result):
+        return ecg_studio.generate(result.request, 0, 2, 2.0, 0.5, name=result.name)
+
+    alone = [generate(analyse_example(label, ecg_studio.analyse)) for label in labels]
+    shown = [analyse_example(label, ecg_studio.analyse) for label in labels]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        made = list(pool.map(generate, shown))
+    for result, cine, own in zip(shown, made, alone):
+        assert cine.cine.frames.tobytes() == own.cine.frames.tobytes() and cine.cycle == own.cycle
+        assert (cine.cycle["start_s"], cine.cycle["end_s"]) == result.cycle_seconds() and cine.ecg is result.ecg
+    assert made[0].cycle != made[1].cycle
+
+
+def test_an_ecg_the_model_finds_no_heartbeat_in_shows_no_cycle(ecg_studio):
+    def nothing_found(ecg):  # the model's analysis, as if its phase showed no complete heartbeat
+        request = ecg_studio.analyse(ecg)
+        return dataclasses.replace(request, encoded=dataclasses.replace(request.encoded, cycles=[], chosen=None))
+
+    result = analyse_example(SINUS, nothing_found)
     assert _rows(result.summary_markdown())["Selected cycle"].startswith("none: the ECG\u2192cine model found no")
     assert result.report()["cycle_s"] is None
     figure = result.figure()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -24,10 +25,13 @@ from cardiosynth.models.ecg_flow import EcgFlow, EcgFlowSampler
 from cardiosynth.models.ecg_mae import (EcgMAE, find_cycles, normalise_leads, resample_cycle, select_cycle, shift_batch,
                                         token_phase)
 from cardiosynth.paths import REPO_ROOT
+from cardiosynth.pipelines import ecg_to_cine
+from cardiosynth.pipelines.ecg_to_cine import AnalysedEcg, EncodedEcg, analyse_ecg
 from cardiosynth.pipelines.phenotype_prior import TYPICAL_HEART
 from cardiosynth.weights import WEIGHTS_DIR
 
 LUDB_2 = REPO_ROOT / "assets" / "ecg" / "ludb" / "2.hea"
+LUDB_AF = REPO_ROOT / "assets" / "ecg" / "ludb" / "88.hea"  # atrial fibrillation: another heart rate and cycle
 BUNDLED = all((WEIGHTS_DIR / name / "config.json").is_file() for name in ("ecg_mae", "ecg_flow", "frame_ae", "motion", "mar"))
 
 
@@ -276,6 +280,60 @@ def test_pipeline_errors_are_readable(tiny_pipeline, one_thread):
         tiny_pipeline(flat, cfg=float("nan"))
     with pytest.raises(EcgError, match="Expected an ECG"):
         tiny_pipeline(42)
+
+
+def _made(out) -> tuple:
+    """What a request's answer is, to compare: the frames' bytes, the cycle and what made the cine."""
+    return out.cine.frames.tobytes(), out.cycle, out.conditions, out.cine.metadata
+
+
+def test_an_analysed_ecg_is_the_request_and_gives_the_same_cine(tiny_pipeline, one_thread):
+    """Issue 40: the ECG is read and analysed once per request (``analyse``), and the cine made from that request
+    is the one made from the file or the Ecg; its cycle is the one the cine follows, chosen by the ECG MAE."""
+    request = tiny_pipeline.analyse(LUDB_2)
+    assert request.cycle_detector == "ecg_mae" and request.cycle == request.encoded.cycle_info(request.encoded.chosen)
+    out = tiny_pipeline(request, seed=1, steps=2)
+    assert _made(out) == _made(tiny_pipeline(LUDB_2, seed=1, steps=2)) == _made(tiny_pipeline(request.ecg, seed=1,
+                                                                                                steps=2))
+    assert {k: out.cycle[k] for k in request.cycle} == request.cycle
+    alone = analyse_ecg(request.ecg)  # no model: neurokit2's typical beat, and the pipeline encodes it to generate
+    fs = request.ecg.fs
+    assert alone.cycle_detector == "neurokit2" and alone.encoded is None
+    assert (alone.cycle["start_s"], alone.cycle["end_s"]) == tuple(c / fs for c in alone.analysis.cycle)
+    assert _made(tiny_pipeline(alone, seed=1, steps=2)) == _made(out)
+
+
+def test_the_pipeline_keeps_nothing_of_a_request(tiny_pipeline, one_thread):
+    """Issue 40: no state on the pipeline between requests (it kept the last ECG's encoding, for every user)."""
+    before = {name: (type(value), id(value)) for name, value in vars(tiny_pipeline).items()}
+    tiny_pipeline(tiny_pipeline.analyse(LUDB_2), seed=0, steps=2)
+    tiny_pipeline(LUDB_AF, seed=0, steps=2)
+    assert {name: (type(value), id(value)) for name, value in vars(tiny_pipeline).items()} == before
+    assert not [name for name, value in vars(ecg_to_cine).items()  # nor in its module
+                if not name.startswith("__") and isinstance(value, (Ecg, AnalysedEcg, EncodedEcg, list, dict, set))]
+
+
+def test_concurrent_requests_each_get_their_own_ecgs_cine(tiny_pipeline, one_thread):
+    """Issue 40: two users' ECGs analysed and generated from at once, interleaved in threads, each get the cine
+    they get alone."""
+    ecgs = {"sinus": LUDB_2, "af": LUDB_AF}
+    seeds = (0, 1)
+    alone = {(name, seed): _made(tiny_pipeline(tiny_pipeline.analyse(path), seed=seed, steps=2))
+             for name, path in ecgs.items() for seed in seeds}
+    requests = {name: tiny_pipeline.analyse(path) for name, path in ecgs.items()}  # analyse A, analyse B
+    assert requests["sinus"].cycle != requests["af"].cycle
+
+    def generate(job):
+        name, seed, fresh = job
+        request = tiny_pipeline.analyse(ecgs[name]) if fresh else requests[name]
+        return job, _made(tiny_pipeline(request, seed=seed, steps=2))
+
+    jobs = [(name, seed, fresh) for fresh in (False, True) for seed in seeds for name in ecgs] * 2
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(generate, jobs))
+    assert len(answers) == len(jobs)
+    for (name, seed, _), made in answers:
+        assert made == alone[(name, seed)], (name, seed)
 
 
 @pytest.mark.skipif(not BUNDLED, reason="ECG -> cine weights not bundled")

@@ -26,9 +26,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.ecg import EcgError, read_ecg
+from cardiosynth.ecg import read_ecg
 from cardiosynth.export import save_cine
-from cardiosynth.pipelines.ecg_to_cine import MAX_STEPS, EcgToCine
+from cardiosynth.pipelines.ecg_to_cine import MAX_STEPS, AnalysedEcg, EcgToCine
 from cardiosynth.weights import WEIGHTS_DIR
 
 from .compute import on_compute_thread
@@ -107,15 +107,14 @@ class EcgCineStudio(GeneratorStudio):
         return {"steps": c.sampler.sampling_steps, "cfg": c.sampler.cfg, "max_steps": MAX_STEPS}
 
     # ----------------------------------------------------------------------------------------- actions
-    def selected_cycle(self, ecg) -> dict | None:
-        """The cycle "Generate cine from this ECG" animates (the pipeline's choice, the same for every seed and
-        setting), so the ECG tab marks that one cycle before any cine exists; None when the model finds no
-        complete heartbeat (generating then says why)."""
+    def analyse(self, ecg) -> AnalysedEcg:
+        """``ecg`` read and analysed by the pipeline (neurokit2 and the ECG MAE): its ``cycle`` is the one
+        "Generate cine from this ECG" animates (the same for every seed and setting), so the ECG tab marks that
+        one cycle before any cine exists (None when the model finds no complete heartbeat; generating then says
+        why). The result belongs to this request (the tab keeps it in the session) and is what :meth:`generate`
+        takes."""
         self.require_pipeline()
-        try:
-            return on_compute_thread(self.pipeline.selected_cycle, ecg)
-        except EcgError:
-            return None
+        return on_compute_thread(self.pipeline.analyse, ecg)
 
     @staticmethod
     def heart_request(choice: str = "typical", heart_seed=0, values: dict | None = None) -> dict:
@@ -145,20 +144,20 @@ class EcgCineStudio(GeneratorStudio):
         request = self.heart_request(choice, heart_seed, values)
         return on_compute_thread(lambda: self.pipeline.anatomy_set(**request)[1])
 
-    def generate(self, ecg, seed, steps, cfg, slice_position, name: str = "", analysis=None,
+    def generate(self, ecg, seed, steps, cfg, slice_position, name: str = "",
                  heart: dict | None = None) -> EcgCineResult:
-        """One cine for ``ecg`` (an Ecg or a path; ``analysis``: its neurokit2 analysis, already shown in the tab);
-        ``heart``: :meth:`heart_request`'s keywords (default: the typical healthy heart). Bad settings and unusable
-        ECGs raise readable errors."""
+        """One cine for ``ecg`` (an Ecg, a path, or the :class:`AnalysedEcg` :meth:`analyse` made, already shown
+        in the tab); ``heart``: :meth:`heart_request`'s keywords (default: the typical healthy heart). Bad settings
+        and unusable ECGs raise readable errors."""
         self.require_pipeline()
         if ecg is None:
             raise ValueError("Load an ECG first: upload a file or pick a bundled example above.")
         seed, steps, cfg, position = self.checked_settings(seed, steps, cfg, slice_position)
         if isinstance(ecg, (str, Path)):
-            ecg, name, analysis = read_ecg(ecg), name or Path(ecg).name, None
+            ecg, name = read_ecg(ecg), name or Path(ecg).name
         output = on_compute_thread(self.pipeline, ecg, seed=seed, steps=steps, cfg=cfg, slice_position=position,
-                                   analysis=analysis, **(heart or {}))
-        result = EcgCineResult(output, ecg, name)
+                                   **(heart or {}))
+        result = EcgCineResult(output, ecg.ecg if isinstance(ecg, AnalysedEcg) else ecg, name)
         self.name_files(result, seed)
         return result
 

@@ -95,13 +95,13 @@ def _ecg_readout() -> tuple[gr.Plot, gr.Markdown, gr.JSON]:
 
 def _ecg_readers(studio: EcgCineStudio) -> tuple:
     """The handlers for an uploaded and for a bundled ECG; each marks the cycle the cine panel would use."""
-    cycle_of = studio.selected_cycle if studio.available else None  # the one cycle the tab marks
+    analyse = studio.analyse if studio.available else None  # with the model: the cycle the cine is made from
 
     def analyse_files(files, fs, order):
-        return _ecg_outputs(lambda: analyse_upload(files, fs, order, cycle_of), "reading the uploaded ECG")
+        return _ecg_outputs(lambda: analyse_upload(files, fs, order, analyse), "reading the uploaded ECG")
 
     def analyse_bundled(label):
-        return _ecg_outputs(lambda: analyse_example(label, cycle_of), "reading the example ECG")
+        return _ecg_outputs(lambda: analyse_example(label, analyse), "reading the example ECG")
 
     return analyse_files, analyse_bundled
 
@@ -215,10 +215,10 @@ def _ecg_cine_generator(studio: EcgCineStudio):
                  lvm=None, rvedv=None, rvef=None, progress=gr.Progress()):
         try:
             progress(0.1, desc="Generating the cine from the ECG")
-            ecg, name, analysis = (result.ecg, result.name, result.analysis) if result is not None else (None, "", None)
+            ecg, name = (result.request, result.name) if result is not None else (None, "")
             values = dict(zip(HEART_VALUES, (lvedv, lvef, lvm, rvedv, rvef)))
             request = studio.heart_request(choice, heart_seed, values)
-            made = studio.generate(ecg, seed, steps, cfg, slice_position, name=name, analysis=analysis, heart=request)
+            made = studio.generate(ecg, seed, steps, cfg, slice_position, name=name, heart=request)
             return [studio.file(made, "gif"), studio.figure(made), studio.summary_markdown(made), "", made]
         except Exception as err:  # noqa: BLE001 - every error becomes a message
             # no earlier cine stays under the error, as if it answered this request

@@ -5,8 +5,8 @@ Uploads arrive as one or more temporary files. A WFDB record is two files (``.he
 the header and signal files are copied side by side under their own names before reading, the annotations
 left out. Every problem with the input raises :class:`~cardiosynth.ecg.EcgError`.
 
-The tab marks one cycle: the one the ECG->cine model generates from, when the app has that model (see
-:class:`EcgResult`).
+The tab marks one cycle, the one the pipeline chose (:class:`~cardiosynth.pipelines.ecg_to_cine.AnalysedEcg`):
+the one the ECG->cine model generates from, when the app has that model (see :class:`EcgResult`).
 
 :mod:`cardiosynth.ecg` is imported on first use here; the app imports it while building the ECG tab (its
 ECG -> cine pipeline needs it), so the first request does not wait for neurokit2.
@@ -18,12 +18,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from cardiosynth.ecg import EcgError, plot_ecg, process_ecg, read_ecg
+from cardiosynth.ecg import Ecg, EcgError, plot_ecg, read_ecg
 from cardiosynth.ecg.readers.physionet import signal_file_names
 from cardiosynth.ecg.summary import ecg_report, fmt, quality_text
 from cardiosynth.paths import REPO_ROOT
+from cardiosynth.pipelines.ecg_to_cine import AnalysedEcg, analyse_ecg
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -52,42 +53,50 @@ def _ecg_error(message: str) -> Exception:
     return EcgError(message)
 
 
-#: Finds the cycle a cine would be generated from (EcgCineStudio.selected_cycle): an Ecg -> the pipeline's
-#: cycle dict (start_s, end_s, rr_s, index, cycles_found, ...), or None when the model finds no heartbeat.
-CycleFinder = Callable[[Any], "dict | None"]
+#: Reads and analyses an Ecg for the tab (EcgCineStudio.analyse, with the ECG->cine model; analyse_ecg without).
+Analyser = Callable[[Ecg], AnalysedEcg]
 
 
 @dataclass
 class EcgResult:
-    """One ECG read and analysed. ``cine_cycle`` is the cycle the ECG->cine model generates from, when a model
-    chose it (``cycle_by_model``; None there: it found no complete heartbeat). The tab marks one cycle only:
-    that one, or without a model neurokit2's typical beat, named as such (the two usually differ)."""
+    """One ECG read and analysed: ``request`` (its :class:`AnalysedEcg`, what "Generate cine" takes) and its
+    name. The tab marks its one cycle, chosen by the pipeline: with the ECG->cine model the cycle the cine is
+    generated from (None: the model found no complete heartbeat), without a model neurokit2's typical beat,
+    named as such (the two usually differ)."""
 
-    ecg: Any  # cardiosynth.ecg.Ecg
-    analysis: Any  # cardiosynth.ecg.EcgAnalysis
+    request: AnalysedEcg
     name: str
-    cine_cycle: dict | None = None
-    cycle_by_model: bool = False
+
+    @property
+    def ecg(self) -> Ecg:
+        return self.request.ecg
+
+    @property
+    def analysis(self):  # cardiosynth.ecg.EcgAnalysis
+        return self.request.analysis
+
+    @property
+    def by_model(self) -> bool:
+        """Whether the ECG->cine model chose the cycle (the one its cine is generated from)."""
+        return self.request.cycle_detector == "ecg_mae"
 
     def cycle_seconds(self) -> tuple[float, float] | None:
         """(start, end) in s of the one cycle the tab marks."""
-        if self.cycle_by_model:
-            return None if self.cine_cycle is None else (self.cine_cycle["start_s"], self.cine_cycle["end_s"])
-        cycle = self.analysis.cycle
-        return None if cycle is None else (cycle[0] / self.ecg.fs, cycle[1] / self.ecg.fs)
+        cycle = self.request.cycle
+        return None if cycle is None else (cycle["start_s"], cycle["end_s"])
 
     def cycle_row(self) -> tuple[str, str]:
         """The summary row of that cycle: its name and what it is."""
         span = self.cycle_seconds()
         where = "" if span is None else f"{span[0]:.2f}\u2013{span[1]:.2f} s (RR {1000 * (span[1] - span[0]):.0f} ms)"
-        if not self.cycle_by_model:
+        if not self.by_model:
             return "Typical beat (neurokit2)", (f"{where}, the R\u2013R interval nearest the median, with typical QRS "
                                                 "complexes and a T-wave end found; no cine is generated in this build"
                                                 if span else "none found")
         if span is None:
             return "Selected cycle", ("none: the ECG\u2192cine model found no complete heartbeat (R peak to R peak), "
                                       "so no cine can be generated from this ECG")
-        k = self.cine_cycle
+        k = self.request.cycle
         return "Selected cycle", (f"{where}, the cycle the cine below is generated from: beat {k['index'] + 1} of the "
                                   f"{k['cycles_found']} complete ones the ECG\u2192cine model found, the one closest "
                                   "to their median length")
@@ -99,7 +108,7 @@ class EcgResult:
         span = self.cycle_seconds()
         report["cycle_samples"] = None if span is None else [round(t * self.ecg.fs) for t in span]
         report["cycle_s"] = None if span is None else [round(t, 3) for t in span]
-        report["cycle_chosen_by"] = (CHOSEN_BY_MODEL if self.cycle_by_model else
+        report["cycle_chosen_by"] = (CHOSEN_BY_MODEL if self.by_model else
                                      "neurokit2: the typical beat (no ECG\u2192cine model in this build)")
         return report
 
@@ -132,7 +141,7 @@ class EcgResult:
         return "\n".join(lines)
 
     def figure(self) -> "go.Figure":
-        name = "selected cycle" if self.cycle_by_model else "typical beat (neurokit2)"
+        name = "selected cycle" if self.by_model else "typical beat (neurokit2)"
         return plot_ecg(self.ecg, self.analysis, cycle=self.cycle_seconds(), cycle_name=name)
 
 
@@ -147,33 +156,31 @@ def parse_table_options(fs: float | None, lead_order: str | None) -> tuple[float
 
 
 def analyse_path(path: str | Path, name: str | None = None, fs: float | None = None,
-                 leads: list[str] | None = None, cycle_of: CycleFinder | None = None) -> EcgResult:
-    """Read and analyse one ECG file. ``cycle_of``: the ECG->cine model's cycle finder, when the app has that
-    model: the tab then marks the cycle the cine is generated from (see :class:`EcgResult`)."""
+                 leads: list[str] | None = None, analyse: Analyser | None = None) -> EcgResult:
+    """Read and analyse one ECG file. ``analyse``: the ECG->cine model's analysis (EcgCineStudio.analyse), when
+    the app has that model: the tab then marks the cycle the cine is generated from (see :class:`EcgResult`);
+    neurokit2's alone otherwise."""
     ecg = read_ecg(path, fs=fs, leads=leads)
-    result = EcgResult(ecg, process_ecg(ecg), name or Path(path).name)
-    if cycle_of is not None:
-        result.cine_cycle, result.cycle_by_model = cycle_of(ecg), True
-    return result
+    return EcgResult((analyse or analyse_ecg)(ecg), name or Path(path).name)
 
 
-def analyse_example(label: str, cycle_of: CycleFinder | None = None) -> EcgResult:
+def analyse_example(label: str, analyse: Analyser | None = None) -> EcgResult:
     if label not in EXAMPLES:
         raise ValueError(f"Unknown example {label!r}; choose one of: {', '.join(EXAMPLES)}")
-    return analyse_path(EXAMPLE_DIR / EXAMPLES[label], name=f"{EXAMPLES[label]} (bundled example)", cycle_of=cycle_of)
+    return analyse_path(EXAMPLE_DIR / EXAMPLES[label], name=f"{EXAMPLES[label]} (bundled example)", analyse=analyse)
 
 
 def analyse_upload(files: str | Path | Sequence[str | Path] | None, fs: float | None = None,
-                   lead_order: str | None = None, cycle_of: CycleFinder | None = None) -> EcgResult:
+                   lead_order: str | None = None, analyse: Analyser | None = None) -> EcgResult:
     """One ECG file, or the files of one WFDB record (header, signal file(s), and any annotation files, which
     are left out); ``fs`` and ``lead_order`` are used only where the file does not state them (a table without
-    a header row). ``cycle_of``: see :func:`analyse_path`."""
+    a header row). ``analyse``: see :func:`analyse_path`."""
     fs, leads = parse_table_options(fs, lead_order)
     if files is None or (not isinstance(files, (str, Path)) and len(files) == 0):
         raise _ecg_error("No file was uploaded. Choose an ECG file, or pick a bundled example.")
     paths = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
     if len(paths) == 1:
-        return analyse_path(paths[0], fs=fs, leads=leads, cycle_of=cycle_of)
+        return analyse_path(paths[0], fs=fs, leads=leads, analyse=analyse)
     header, record, unused = wfdb_upload(paths)
     name = " + ".join(p.name for p in [header, *record])
     if unused:
@@ -181,7 +188,7 @@ def analyse_upload(files: str | Path | Sequence[str | Path] | None, fs: float | 
     with tempfile.TemporaryDirectory(prefix="cardiosynth-wfdb-") as folder:
         for p in [header, *record]:
             shutil.copyfile(p, Path(folder) / p.name)
-        return analyse_path(Path(folder) / header.name, name=name, cycle_of=cycle_of)
+        return analyse_path(Path(folder) / header.name, name=name, analyse=analyse)
 
 
 def wfdb_upload(paths: Sequence[Path]) -> tuple[Path, list[Path], list[Path]]:

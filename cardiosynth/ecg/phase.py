@@ -1,4 +1,4 @@
-"""Cardiac phase and the choice of one clean cycle: what the ECG -> cine model consumes.
+"""Cardiac phase (what the ECG MAE learns to predict) and neurokit2's typical beat.
 
 The phase phi(t) rises linearly from 0 at one R peak to 2*pi at the next (ECGFlowCMR's definition).
 Before the first and after the last detected R peak it is extrapolated with the neighbouring RR interval
@@ -27,9 +27,11 @@ def cardiac_phase(r_peaks: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.n
     return phase, valid
 
 
-def select_cycle(r_peaks: np.ndarray, quality: np.ndarray | None, t_offsets: np.ndarray | None,
+def typical_beat(r_peaks: np.ndarray, quality: np.ndarray | None, t_offsets: np.ndarray | None,
                  n_valid: int) -> tuple[int, int] | None:
-    """One clean, complete R-R cycle as (start, end) samples, end exclusive (the next R peak).
+    """neurokit2's typical beat: one clean, complete R-R cycle as (start, end) samples, end exclusive (the next R
+    peak). Not the cycle a cine is generated from: the ECG MAE chooses that one in its own predicted phase
+    (:func:`cardiosynth.models.ecg_mae.select_cycle`; :class:`cardiosynth.pipelines.ecg_to_cine.AnalysedEcg`).
 
     Prefers cycles whose length is close to the median RR (typical beat, not an ectopic or a pause),
     whose samples have high neurokit2 quality, and whose T wave end was delineated.

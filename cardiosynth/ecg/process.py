@@ -14,7 +14,7 @@ import neurokit2 as nk
 import numpy as np
 
 from .pacing import blank_spikes, paces, spike_samples
-from .phase import cardiac_phase, select_cycle
+from .phase import cardiac_phase, typical_beat
 from .rpeaks import clean, detect_r_peaks, lead_peaks, lead_quality
 from .types import Ecg
 
@@ -42,7 +42,8 @@ class EcgAnalysis:
     the QRS onset (the name is kept from when the Q peak stood for it) and the T-wave end; QT runs from one to
     the other, over the beats :func:`plausible_beats` accepts. ``qt_doubts`` (also in ``warnings``) says in
     words why the QT may be wrong; empty when nothing casts doubt on it. ``phase`` (5000 values, radians) is
-    valid where ``phase_valid``; ``cycle`` is (start, end) samples of the selected R-R cycle, end exclusive.
+    valid where ``phase_valid``; ``cycle`` is (start, end) samples of neurokit2's typical beat
+    (:func:`.phase.typical_beat`), end exclusive: not the cycle a cine is generated from (the ECG MAE's).
     """
 
     r_peaks: np.ndarray
@@ -266,7 +267,7 @@ def process_ecg(ecg: Ecg) -> EcgAnalysis:
     except Exception:  # noqa: BLE001
         per_sample, score = None, None
     phase, valid = cardiac_phase(r_peaks, n_phase)
-    cycle = select_cycle(r_peaks, per_sample, off[np.isfinite(off)] if off.size else None, n)
+    cycle = typical_beat(r_peaks, per_sample, off[np.isfinite(off)] if off.size else None, n)
     return EcgAnalysis(
         r_peaks=r_peaks, r_peak_lead=lead, heart_rate_bpm=hr, rr_s=rr, qt_s=qt, q_peaks=on,
         t_offsets=off, phase=phase, phase_valid=valid, cycle=cycle, quality=quality,

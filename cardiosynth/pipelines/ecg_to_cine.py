@@ -3,6 +3,9 @@ anatomy -> frame autoencoder + motion model).
 
     pipe = EcgToCine.from_pretrained()                       # the bundled weights/, no network
     out = pipe("record.xml", seed=0)                         # any format cardiosynth.ecg reads, or an Ecg
+    request = pipe.analyse("record.xml")                     # read, neurokit2 + ECG MAE, once per request:
+    request.cycle                                            # the cycle a cine is made from, before any cine,
+    out = pipe(request, seed=0)                              # then cines from it without reading it again
     out.cine.frames                                          # (16, 64, 64), frame 0 = the R peak (~ end-diastole)
     out.cycle                                                # the R-R cycle used: start/end in s, frame times,
                                                              # end-systole (QT / RR) and where its QT came from
@@ -32,7 +35,7 @@ import torch
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.device import autocast, resolve_device
-from cardiosynth.ecg import Ecg, EcgError, process_ecg, read_ecg
+from cardiosynth.ecg import Ecg, EcgAnalysis, EcgError, process_ecg, read_ecg
 from cardiosynth.models.ecg_flow import EcgFlow
 from cardiosynth.models.ecg_mae import EcgMAE, find_cycles, normalise_leads, resample_cycle, select_cycle
 from cardiosynth.models.frame_ae import encode_frames
@@ -106,6 +109,58 @@ def encode_ecg(mae: EcgMAE, ecg: Ecg) -> EncodedEcg:
     return EncodedEcg(features[0].cpu(), phase, cycles, None if chosen is None else cycles.index(chosen), c.patch, c.fs)
 
 
+#: Who chose an :class:`AnalysedEcg`'s cycle: the ECG MAE when a model read the ECG, else neurokit2.
+CYCLE_DETECTORS = ("ecg_mae", "neurokit2")
+NO_HEARTBEAT = ("No complete heartbeat (R peak to R peak, 0.25-2.5 s) could be found in this ECG, so there is no "
+                "cycle to animate. Check that the recording shows regular QRS complexes (not a flat line, noise or a "
+                "paced-only strip) and try another recording.")
+
+
+@dataclass(frozen=True, eq=False)
+class AnalysedEcg:
+    """One ECG read and analysed for one request: neurokit2's analysis (R peaks, quality, the QT that times the
+    cine's end-systole) and the ECG MAE's encoding (``encoded``; None where no model read it). Made by
+    :func:`analyse_ecg` / :meth:`EcgToCine.analyse` and handed to :meth:`EcgToCine.__call__` as the ECG, so a
+    screen that shows the cycle and then generates reads and encodes the ECG once; the pipeline keeps nothing.
+
+    It has one cycle, :attr:`cycle`, chosen by one detector (:attr:`cycle_detector`): the ECG MAE's typical cycle
+    in its predicted phase (:func:`cardiosynth.models.ecg_mae.select_cycle`), the one a cine is generated from,
+    when a model read the ECG; neurokit2's typical beat (``analysis.cycle``) otherwise."""
+
+    ecg: Ecg
+    analysis: EcgAnalysis
+    encoded: EncodedEcg | None = field(default=None, repr=False)
+
+    @property
+    def cycle_detector(self) -> str:
+        """Who chose :attr:`cycle`: one of :data:`CYCLE_DETECTORS`."""
+        return CYCLE_DETECTORS[0] if self.encoded is not None else CYCLE_DETECTORS[1]
+
+    @property
+    def cycle(self) -> dict | None:
+        """The cycle, None when the detector found no complete heartbeat. The ECG MAE's: as
+        :meth:`EncodedEcg.cycle_info` (index, start_s, end_s, rr_s, heart_rate_bpm, cycles_found); neurokit2's:
+        start_s, end_s, rr_s."""
+        if self.encoded is not None:
+            chosen = self.encoded.chosen
+            return None if chosen is None else self.encoded.cycle_info(chosen)
+        if self.analysis.cycle is None:
+            return None
+        start, end = (c / self.ecg.fs for c in self.analysis.cycle)
+        return {"start_s": start, "end_s": end, "rr_s": end - start}
+
+
+def analyse_ecg(ecg, mae: EcgMAE | None = None) -> AnalysedEcg:
+    """Read ``ecg`` (a path, or an :class:`Ecg`) and analyse it: neurokit2 always, the ECG ``mae`` when given (its
+    cycle is then the one a cine is generated from). Finding no heartbeat is not an error here (``cycle`` None)."""
+    if isinstance(ecg, (str, Path)):
+        ecg = read_ecg(ecg)
+    if not isinstance(ecg, Ecg):
+        raise EcgError(f"Expected an ECG file or a cardiosynth.ecg.Ecg, got {type(ecg).__name__}")
+    encoded = None if mae is None else encode_ecg(mae, ecg)
+    return AnalysedEcg(ecg, process_ecg(ecg), encoded)
+
+
 @dataclass
 class EcgToCineOutput:
     cine: Cine
@@ -122,7 +177,6 @@ class EcgToCine:
                  name: str = "ecg_flow", sha: str = ""):
         self.mae, self.flow, self.anatomy = mae, flow, anatomy
         self.spacing_mm, self.name, self.sha = float(spacing_mm), name, sha
-        self._last_encoded: tuple[Ecg, EncodedEcg] | None = None  # see encode()
         if flow.config.ecg_dim != mae.config.width:
             raise WeightsError(f"The ECG flow expects ECG features of {flow.config.ecg_dim}, the ECG MAE gives "
                                f"{mae.config.width}: these models were not trained together")
@@ -163,32 +217,12 @@ class EcgToCine:
     def frames(self) -> int:
         return self.flow.config.ecg_frames
 
-    def encode(self, ecg) -> tuple[Ecg, EncodedEcg]:
-        """Read (a path) and encode an ECG; an ECG with no complete heartbeat is an :class:`EcgError`. The last
-        ECG object's encoding is kept (nothing changes an Ecg once made), so showing its cycle and generating
-        from it encode it once."""
-        if isinstance(ecg, (str, Path)):
-            ecg = read_ecg(ecg)
-        if not isinstance(ecg, Ecg):
-            raise EcgError(f"Expected an ECG file or a cardiosynth.ecg.Ecg, got {type(ecg).__name__}")
-        if self._last_encoded is not None and self._last_encoded[0] is ecg:
-            encoded = self._last_encoded[1]  # the app shows an ECG's cycle, then generates from the same object
-        else:
-            encoded = encode_ecg(self.mae, ecg)
-            self._last_encoded = (ecg, encoded)
-        if encoded.chosen is None:
-            raise EcgError("No complete heartbeat (R peak to R peak, 0.25-2.5 s) could be found in this ECG, so "
-                           "there is no cycle to animate. Check that the recording shows regular QRS complexes "
-                           "(not a flat line, noise or a paced-only strip) and try another recording.")
-        return ecg, encoded
-
     @torch.no_grad()
-    def selected_cycle(self, ecg) -> dict:
-        """The cycle a cine of ``ecg`` is generated from by default (the typical one the ECG MAE finds), as
-        :meth:`EncodedEcg.cycle_info`: the same encoding and choice as ``__call__``, without generating, so a
-        viewer can show the cycle before any cine exists. No complete heartbeat: :class:`EcgError`."""
-        _, encoded = self.encode(ecg)
-        return encoded.cycle_info(encoded.chosen)
+    def analyse(self, ecg) -> AnalysedEcg:
+        """Read and analyse ``ecg`` (a path or an :class:`Ecg`) with this pipeline's ECG MAE: its ``cycle`` is
+        the one a cine is generated from by default, known before any cine exists (None: no complete
+        heartbeat). Pass the result to :meth:`__call__` to generate from it without reading it again."""
+        return analyse_ecg(ecg, self.mae)
 
     def anatomy_codes(self, seed: int, slice_position: float, phenotypes: dict | None = None,
                       heart: Cine | None = None, phenotype_seed: int | None = None) -> tuple[torch.Tensor, dict]:
@@ -303,17 +337,18 @@ class EcgToCine:
 
     @torch.no_grad()
     def __call__(self, ecg, seed: int = 0, steps: int | None = None, cfg: float | None = None,
-                 slice_position: float = 0.5, cycle: int | None = None, analysis=None,
+                 slice_position: float = 0.5, cycle: int | None = None,
                  phenotypes: dict | None = None, heart: Cine | None = None,
                  motion: str = DEFAULT_MOTION, phenotype_seed: int | None = None) -> EcgToCineOutput:
-        """One cine for ``ecg`` (a path or an :class:`Ecg`). ``cycle`` picks one of the complete cycles found
-        (default: the typical one); ``steps`` sampling steps (the flow's sampler) and ``cfg`` guidance default to
-        the flow's config. ``analysis``: neurokit2's :class:`EcgAnalysis` of this ECG when the caller already has
-        it (the app does), for its QT; computed here otherwise. The anatomy: a real ``heart`` (a prepared slice,
-        whose slice position is then used), else the MAR's for ``phenotypes`` (completed by the phenotype VAE),
-        else for a set the phenotype VAE draws at temperature 1 from ``phenotype_seed`` (a random heart), else for
-        the typical healthy heart (:meth:`PhenotypePrior.typical_heart`, the phenotype explorer's start). The ECG
-        does not choose the heart. ``conditions["anatomy"]`` and the cine's metadata say which heart it is.
+        """One cine for ``ecg`` (a path, an :class:`Ecg`, or the :class:`AnalysedEcg` :meth:`analyse` made of
+        it: then it is not read nor analysed again). ``cycle`` picks one of the complete cycles the ECG MAE found
+        (default: the typical one, ``analyse(ecg).cycle``); ``steps`` sampling steps (the flow's sampler) and
+        ``cfg`` guidance default to the flow's config. The QT that times end-systole is neurokit2's. The
+        anatomy: a real ``heart`` (a prepared slice, whose slice position is then used), else the MAR's for
+        ``phenotypes`` (completed by the phenotype VAE), else for a set the phenotype VAE draws at temperature 1
+        from ``phenotype_seed`` (a random heart), else for the typical healthy heart
+        (:meth:`PhenotypePrior.typical_heart`, the phenotype explorer's start). The ECG does not choose the heart.
+        ``conditions["anatomy"]`` and the cine's metadata say which heart it is.
 
         With an anatomy bank (the default) the frames are rendered from real pixels: the heart is an exemplar of
         the bank deformed toward the set (or the real ``heart``'s own ED frame), and its motion is the exemplar's
@@ -326,7 +361,12 @@ class EcgToCine:
         check_sampling(seed, steps, cfg, max_steps=MAX_STEPS)
         if not (np.isfinite(slice_position) and 0.0 <= slice_position <= 1.0):
             raise ValueError(f"slice_position must be between 0 (base) and 1 (apex); got {slice_position!r}")
-        ecg, encoded = self.encode(ecg)
+        request = ecg if isinstance(ecg, AnalysedEcg) else self.analyse(ecg)
+        ecg, analysis, encoded = request.ecg, request.analysis, request.encoded
+        if encoded is None:  # analysed without a model (neurokit2 only): the flow needs the MAE's view
+            encoded = encode_ecg(self.mae, ecg)
+        if encoded.chosen is None:
+            raise EcgError(NO_HEARTBEAT)
         k = encoded.chosen if cycle is None else int(cycle)
         if not 0 <= k < len(encoded.cycles):
             raise ValueError(f"cycle must be from 0 to {len(encoded.cycles) - 1}; got {cycle!r}")
@@ -334,7 +374,6 @@ class EcgToCine:
         start, end = encoded.cycle_seconds(k)
         cycle_info = {**encoded.cycle_info(k),
                       "frame_times_s": [round(start + (end - start) * f / self.frames, 4) for f in range(self.frames)]}
-        analysis = analysis or process_ecg(ecg)
         device_qt_ms = ecg.metadata.get("device_qt_ms")
         timing = systolic_fraction(analysis.qt_s, end - start, analysis.qt_doubts,
                                    None if device_qt_ms is None else device_qt_ms / 1000)

@@ -18,7 +18,6 @@ from tqdm import tqdm
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.data.ludb import load_table
-from cardiosynth.ecg import process_ecg, read_ecg
 from cardiosynth.export import load_npz_cine, save_cine
 from cardiosynth.paths import cache_dir
 from cardiosynth.pipelines.ecg_to_cine import EcgToCine
@@ -104,17 +103,15 @@ def _ecg_pool(folder: Path, n: int, seed: int, weights, progress: bool, device: 
     positions = np.random.default_rng(seed).uniform(0, 1, n)
     pipe = EcgToCine.from_pretrained(weights, device=device)
     folder.mkdir(parents=True, exist_ok=True)
-    rows, read = [], {}  # each record read and processed once (a record serves every len(records)-th cine)
+    rows, read = [], {}  # each record read and analysed once (a record serves every len(records)-th cine)
     for i in tqdm(range(n), desc="ECG -> cine pool", unit="cine", disable=not progress):
         path = folder / f"cine_{i:07d}.npz"
         if not path.is_file():
             record = records.iloc[i % len(records)]
             if i % len(records) not in read:
-                ecg = read_ecg(record["path"])
-                read[i % len(records)] = (ecg, process_ecg(ecg))
-            ecg, analysis = read[i % len(records)]
+                read[i % len(records)] = pipe.analyse(record["path"])
             draw = seed * 1_000_003 + i
-            out = pipe(ecg, seed=draw, slice_position=float(positions[i]), analysis=analysis, phenotype_seed=draw)
+            out = pipe(read[i % len(records)], seed=draw, slice_position=float(positions[i]), phenotype_seed=draw)
             anatomy = out.conditions["anatomy"]
             save_cine(out.cine, path, {"record": int(record["record"]), **{k: anatomy[k] for k in ph.NAMES}})
         rows.append(load_npz_cine(path))
