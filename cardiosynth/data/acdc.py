@@ -98,8 +98,7 @@ def phenotypes_from_masks(ed_mask: np.ndarray, es_mask: np.ndarray, voxel_ml: fl
     }
     for side in ("LV", "RV"):
         edv, esv = values[f"{side}EDV"], values[f"{side}ESV"]
-        values[f"{side}SV"] = edv - esv
-        values[f"{side}EF"] = 100.0 * (edv - esv) / edv if edv > 0 else float("nan")
+        values[f"{side}SV"], values[f"{side}EF"] = ph.derive(edv, esv)  # EF NaN for an empty ventricle
     return {name: values[name] for name in ph.NAMES}
 
 
