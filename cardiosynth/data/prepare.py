@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.data import acdc
+from cardiosynth.data.labels import MYO
 from cardiosynth.data.splits import SPLIT_FILE, load_split
 from cardiosynth.paths import cache_dir, require_dataset
 
@@ -63,7 +64,7 @@ class PreparedSlice:
 def heart_centre(ed_mask: np.ndarray, es_mask: np.ndarray, mode: str) -> np.ndarray:
     """(row, col) in source pixels of the point the crop is centred on."""
     if mode == "lv":
-        return np.array(np.nonzero(ed_mask >= acdc.LABEL_MYO), dtype=float).mean(axis=1)
+        return np.array(np.nonzero(ed_mask >= MYO), dtype=float).mean(axis=1)
     rows, cols = np.nonzero((ed_mask > 0) | (es_mask > 0))
     return np.array([(rows.min() + rows.max()) / 2.0, (cols.min() + cols.max()) / 2.0])
 
@@ -186,7 +187,7 @@ def prepare_acdc(
                       if phenotype_table is not None and patient in phenotype_table.index else None)
         positions = slice_positions(subject, slice_table, n_original)
         for z in range(subject.n_slices):
-            if not (subject.ed_mask[z] == acdc.LABEL_MYO).any():
+            if not (subject.ed_mask[z] == MYO).any():
                 dropped_no_myocardium += 1
                 continue
             prepared = prepare_slice(subject, z, config)
