@@ -84,7 +84,7 @@ def resample_plane(image: np.ndarray, grid: np.ndarray, order: int, smooth_sigma
     return ndimage.map_coordinates(image, grid, order=order, mode="nearest")
 
 
-def resample_cycle(frames: np.ndarray, n_out: int) -> np.ndarray:
+def resample_periodic_frames(frames: np.ndarray, n_out: int) -> np.ndarray:
     """Resample one periodic cycle of frames (T_in, H, W) to ``n_out`` frames, frame 0 kept exactly."""
     n_in = frames.shape[0]
     position = np.arange(n_out) * n_in / n_out
@@ -113,7 +113,7 @@ def prepare_slice(subject: acdc.AcdcSubject, z: int, config: PrepareConfig) -> P
     source = np.roll(subject.cine[z].astype(np.float32), -subject.ed_index, axis=0)  # frame 0 = ED
     planes = np.stack([resample_plane(frame, grid, 1, sigma) for frame in source])
     es_offset = (subject.es_index - subject.ed_index) % subject.n_frames
-    cine = resample_cycle(planes, config.frames)
+    cine = resample_periodic_frames(planes, config.frames)
     cine, low, high = normalise(cine, valid, config.intensity_percentiles)
     es_image = np.clip((planes[es_offset] - low) / max(high - low, 1e-6), 0.0, 1.0)
     cine[:, ~valid] = 0.0

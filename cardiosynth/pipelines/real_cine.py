@@ -29,7 +29,7 @@ from cardiosynth.cine import Cine, CineError
 from cardiosynth.data.acdc import to_rows_cols
 from cardiosynth.data.labels import LV, MYO
 from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
-from cardiosynth.data.prepare import PrepareConfig, normalise, resample_cycle, resample_plane, sampling_grid
+from cardiosynth.data.prepare import PrepareConfig, normalise, resample_periodic_frames, resample_plane, sampling_grid
 from cardiosynth.export import DEFAULT_SLICE_THICKNESS_MM, load_npz_cine
 from cardiosynth.models.segmenter import Segmenter, segment_cine
 
@@ -285,7 +285,7 @@ def prepare_real_slice(volume: CineVolume, slice_index: int | None = None, confi
     segmenter = segmenter or Segmenter.from_pretrained()
     centre = find_heart(frames, volume.spacing_mm, segmenter, config)
     planes, valid, grid = _crop(frames, volume.spacing_mm, centre, config)
-    cine, _, _ = normalise(resample_cycle(planes, config.frames), valid, config.intensity_percentiles)
+    cine, _, _ = normalise(resample_periodic_frames(planes, config.frames), valid, config.intensity_percentiles)
     cine[:, ~valid] = 0.0
     if slice_position is None:
         slice_position = 0.5 if volume.n_slices == 1 else z / (volume.n_slices - 1)
