@@ -8,11 +8,12 @@ Plausible ranges are wide on purpose: they reject typing errors, never real pati
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -69,6 +70,27 @@ DERIVED: tuple[str, ...] = tuple(p.name for p in SCHEMA if not p.independent)
 BY_UKB_FIELD: dict[int, Phenotype] = {p.ukb_field: p for p in SCHEMA}
 # Volumes and mass grow with the square of an in-plane scaling of the heart (slice spacing fixed); EF does not.
 AREA_SCALED: tuple[str, ...] = tuple(p.name for p in SCHEMA if p.unit in ("mL", "g"))
+
+#: A volume or a set of them: a float, a numpy array or a pandas Series (the rules below work element-wise).
+Volumes = TypeVar("Volumes", float, np.ndarray, pd.Series)
+
+
+def derive(edv: Volumes, esv: Volumes) -> tuple[Volumes, Volumes]:
+    """``(SV, EF)`` of a ventricle from its volumes: ``SV = EDV - ESV`` (mL), ``EF = 100 x SV / EDV`` (%).
+
+    The one place the derived phenotypes are computed; floats, arrays and Series alike, in their own dtype.
+    A single EDV that is not positive (an empty mask) gives EF NaN, not a ZeroDivisionError; arrays and Series
+    divide element-wise as numpy and pandas do. Where a caller rounds, it rounds the results, not EDV - ESV."""
+    sv = edv - esv
+    if np.ndim(edv) == 0 and not edv > 0:
+        return sv, math.nan
+    return sv, ejection_fraction(edv, sv)
+
+
+def ejection_fraction(edv: Volumes, sv: Volumes) -> Volumes:
+    """``EF = 100 x SV / EDV`` (%) from a stroke volume (a given one, or :func:`derive`'s ``EDV - ESV``)."""
+    return 100.0 * sv / edv
+
 
 # Non-phenotype columns a table may carry and that we keep as they are (ids, diagnostic group, ...).
 _ID_COLUMNS = ("eid", "patient", "subject", "group")
@@ -140,9 +162,9 @@ def complete_derived(table: pd.DataFrame) -> pd.DataFrame:
     for side in ("LV", "RV"):
         edv, esv, sv, ef = (f"{side}{s}" for s in ("EDV", "ESV", "SV", "EF"))
         if edv in table and esv in table:
-            computed_sv = table[edv] - table[esv]
+            computed_sv, _ = derive(table[edv], table[esv])
             table[sv] = table[sv].fillna(computed_sv) if sv in table else computed_sv
-            computed_ef = 100.0 * table[sv] / table[edv]
+            computed_ef = ejection_fraction(table[edv], table[sv])  # from the SV given, where one is
             table[ef] = table[ef].fillna(computed_ef) if ef in table else computed_ef
     return table
 

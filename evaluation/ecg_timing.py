@@ -51,7 +51,7 @@ from cardiosynth.ecg.types import FS, LEADS, N_SAMPLES, Ecg
 from cardiosynth.measure import metrics
 from cardiosynth.measure.anatomy import check_anatomy, summarize_anatomy
 from cardiosynth.measure.measurer import CineMeasurer
-from cardiosynth.models.cine_encoder import CineEncoder, encode_cines
+from cardiosynth.models.cine_encoder import CineEncoder, embed_cines
 from cardiosynth.pipelines.ecg_to_cine import DEFAULT_MOTION, MOTIONS, EcgToCine
 from cardiosynth.retime import ES_FRACTION_RANGE, retime, retimed_dataset
 from cardiosynth.weights import WEIGHTS_DIR
@@ -141,7 +141,7 @@ def run(split: str, weights: Path, out: Path, acdc_split: str = "val", seeds_for
     # realism against the real floor
     dataset = load_prepared(str(pipe.flow.metrics.get("dataset", "default")))
     reference = Reference(dataset.split("train"), dataset.split(acdc_split), CineEncoder.from_pretrained())
-    generated = encode_cines(reference.encoder, np.stack([c.frames for c in cines]))
+    generated = embed_cines(reference.encoder, np.stack([c.frames for c in cines]))
     fid = metrics.frechet_with_ci(generated, reference.train_features)
     floor = reference.floor
     real = TuringReference(reference, measurer)

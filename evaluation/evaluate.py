@@ -49,7 +49,7 @@ from cardiosynth.measure.generators import (
     check_conditions,
 )
 from cardiosynth.measure.measurer import CineMeasurer, stack_frames
-from cardiosynth.models.cine_encoder import CineEncoder, encode_cines
+from cardiosynth.models.cine_encoder import CineEncoder, embed_cines
 
 HEADLINE = ("LVEDV", "LVESV", "LVEF", "LVM", "RVEDV", "RVEF")
 TURING_SEED = 0  # the instrument's own seed (folds, CNN init, bootstrap, control draw): not the generation seed
@@ -72,8 +72,8 @@ class Reference:
     def __post_init__(self):
         self.train_frames = self.train.cines.astype(np.float32) / 255.0
         heldout_frames = self.heldout.cines.astype(np.float32) / 255.0
-        self.train_features = encode_cines(self.encoder, self.train_frames)
-        self.heldout_features = encode_cines(self.encoder, heldout_frames)
+        self.train_features = embed_cines(self.encoder, self.train_frames)
+        self.heldout_features = embed_cines(self.encoder, heldout_frames)
         self.heldout_nn_rmse, _ = metrics.nearest_neighbour_rmse(heldout_frames, self.train_frames)
 
     @property
@@ -155,7 +155,7 @@ def evaluate_generator(generator: Generator, conditions: pd.DataFrame, reference
                            "anatomy": summarize_anatomy(checks, groups, seed=TURING_SEED)}
     adherence = {name: metrics.adherence(conditions[name].to_numpy(float), measured[f"est_{name}"].to_numpy(),
                                          groups=groups) for name in ph.NAMES if f"est_{name}" in measured}
-    features = encode_cines(reference.encoder, frames)
+    features = embed_cines(reference.encoder, frames)
     nn_rmse, nn_index = metrics.nearest_neighbour_rmse(frames, reference.train_frames)
     copy_threshold = float(np.percentile(reference.heldout_nn_rmse, 5))
     return {

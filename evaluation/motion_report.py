@@ -29,7 +29,7 @@ from cardiosynth.measure.timing import time_callable
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
 from cardiosynth.models.cards.motion import model_card
 from cardiosynth.models.motion import MotionConfig
-from cardiosynth.models.vae3d import VAE3D, decode_latents, encode_cines, masked_metrics
+from cardiosynth.models.vae3d import VAE3D, decode_cines, encode_cines, masked_metrics
 from cardiosynth.paths import REPO_ROOT
 from cardiosynth.weights import read_config, resolve
 from evaluation.report_command import run_report_command
@@ -57,7 +57,7 @@ def report(split: str, dataset_name: str = "default", report_dir: Path = REPORT_
     part = load_prepared(dataset_name).split(split)
     real = part.cines.astype(np.float32) / 255.0
     recon = codec.reconstruct(real).numpy()
-    vae_recon = decode_latents(vae, encode_cines(vae, real)).numpy()
+    vae_recon = decode_cines(vae, encode_cines(vae, real)).numpy()
     measurer = CineMeasurer()
     subjects, truth = part.table["subject"].to_numpy(), part.table["LVEF"].to_numpy(float)
     read = {name: lvef_readings(measurer, frames, part) for name, frames in

@@ -5,6 +5,7 @@ import pytest
 
 from acdc_fixture import ED, ES, SPACING, T, X, Y, Z, expected_volumes_ml, write_acdc
 from cardiosynth.data import acdc
+from cardiosynth.data.labels import LV, MYO
 from cardiosynth.paths import DataNotFoundError
 
 
@@ -124,6 +125,6 @@ def test_real_phenotypes_agree_with_csv(acdc_root, real_subjects):
 def test_real_masks_align_with_the_blood_pool(real_subjects):
     for patient, subject in real_subjects.items():
         ed_frames = subject.cine[:, subject.ed_index].astype(float)
-        lv = ed_frames[subject.ed_mask == acdc.LABEL_LV].mean()
-        myo = ed_frames[subject.ed_mask == acdc.LABEL_MYO].mean()
+        lv = ed_frames[subject.ed_mask == LV].mean()
+        myo = ed_frames[subject.ed_mask == MYO].mean()
         assert lv > myo, patient

@@ -4,8 +4,8 @@ a missing LV and an RV on the wrong side each fail the check they should, and on
 import numpy as np
 import pytest
 
+from cardiosynth.data.labels import LV, MYO, RV
 from cardiosynth.measure import anatomy
-from cardiosynth.models.segmenter import LV, MYO, RV
 
 SIZE, FRAMES = 64, 4
 MID = 0.5  # a slice position where an RV is expected

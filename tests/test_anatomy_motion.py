@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
-from cardiosynth.models.frame_ae import (CONFIGS, FrameAutoencoder, decode_latents, encode_frames, kl_per_element,
+from cardiosynth.models.frame_ae import (CONFIGS, FrameAutoencoder, decode_frames, encode_frames, kl_per_element,
                                          perceptual_distance)
 from cardiosynth.models.motion import CONFIGS as MOTION_CONFIGS
 from cardiosynth.models.motion import MotionModel
@@ -39,7 +39,7 @@ def test_frame_autoencoder_shapes_and_a_tiny_overfit(one_thread):
     assert float(loss) < 0.3 * first
     model.eval()
     z = encode_frames(model, frames[:, 0])
-    out = decode_latents(model, z)
+    out = decode_frames(model, z)
     assert out.shape == (4, 32, 32) and 0 <= float(out.min()) <= float(out.max()) <= 1
 
 
@@ -60,7 +60,7 @@ def test_bad_frames_get_one_clear_error(one_thread):
     with pytest.raises(ValueError, match="NaN"):
         encode_frames(model, broken)
     with pytest.raises(ValueError, match="scaled latents"):
-        decode_latents(model, torch.zeros(1, TINY.latent_channels + 1, 16, 16))
+        decode_frames(model, torch.zeros(1, TINY.latent_channels + 1, 16, 16))
 
 
 def test_codec_round_trip_shapes_and_bad_cines(one_thread):

@@ -64,3 +64,13 @@ def test_the_checker_sees_a_hidden_import(tmp_path):
                       "    from . import sibling\n    return mar, np, sibling\n")
     hits = _function_level_project_imports(module, tmp_path)
     assert [h.split(" ", 1)[1] for h in hits] == ["from cardiosynth.models", "from ."]
+
+
+def test_pipelines_export_both_generators():
+    import cardiosynth.pipelines as pipelines
+    from cardiosynth.pipelines.ecg_to_cine import EcgToCine, EcgToCineOutput
+    from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine
+
+    assert pipelines.EcgToCine is EcgToCine and pipelines.EcgToCineOutput is EcgToCineOutput
+    assert pipelines.PhenotypeToCine is PhenotypeToCine
+    assert {"EcgToCine", "PhenotypeToCine", "PhenotypePrior"} <= set(pipelines.__all__)

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -82,3 +84,15 @@ def test_real_acdc_phenotypes_are_within_plausible_ranges(acdc_root):
     assert len(table) == 85
     for _, row in table.iterrows():
         assert ph.out_of_range({n: row[n] for n in ph.NAMES}) == [], row["patient"]
+
+
+def test_derive_is_one_rule_for_floats_arrays_and_series():
+    assert ph.derive(120.0, 50.0) == (70.0, 100.0 * 70.0 / 120.0)
+    sv, ef = ph.derive(0.0, 3.0)  # an empty ventricle: EF undefined, not a division error
+    assert sv == -3.0 and math.isnan(ef)
+    edv, esv = np.array([120.0, 200.0], np.float32), np.array([50.0, 150.0], np.float32)
+    sv, ef = ph.derive(edv, esv)
+    assert sv.dtype == ef.dtype == np.float32 and np.array_equal(ef, np.float32(100.0) * (edv - esv) / edv)
+    sv, ef = ph.derive(pd.Series(edv.astype(float)), pd.Series(esv.astype(float)))
+    assert isinstance(ef, pd.Series) and ef.tolist() == [100.0 * 70.0 / 120.0, 25.0]
+    assert ph.ejection_fraction(200.0, 50.0) == 25.0

@@ -10,7 +10,7 @@ from cardiosynth import phenotypes as ph
 from cardiosynth.data import acdc
 from cardiosynth.data.contact_sheet import write_contact_sheet
 from cardiosynth.data.dataset import load_prepared
-from cardiosynth.data.prepare import CONFIGS, PrepareConfig, prepare_acdc, resample_cycle
+from cardiosynth.data.prepare import CONFIGS, PrepareConfig, prepare_acdc, resample_periodic_frames
 from cardiosynth.data.splits import SPLIT_FILE, load_split, make_split
 
 PATIENTS = {"patient001": "NOR", "patient002": "DCM", "patient003": "HCM"}
@@ -87,9 +87,9 @@ def test_rewrite_replaces_the_previous_dataset(tmp_path, prepared):
     assert json.loads((out / "config.json").read_text())["frames"] == 4
 
 
-def test_resample_cycle_keeps_frame_zero_and_is_periodic():
+def test_resample_periodic_frames_keeps_frame_zero_and_is_periodic():
     frames = np.arange(4, dtype=float)[:, None, None] * np.ones((1, 2, 2))
-    out = resample_cycle(frames, 8)
+    out = resample_periodic_frames(frames, 8)
     np.testing.assert_allclose(out[:, 0, 0], [0, 0.5, 1, 1.5, 2, 2.5, 3, 1.5])
 
 

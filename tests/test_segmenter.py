@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from cardiosynth.models.segmenter import CONFIGS, LV, MYO, RV, Segmenter, SegmenterConfig, dice_per_class, segment_cine
+from cardiosynth.data.labels import LV, MYO, RV
+from cardiosynth.models.segmenter import CONFIGS, Segmenter, SegmenterConfig, dice_per_class, segment_cine
 from cardiosynth.weights import WeightsError, resolve
 from training.train_segmenter import augment, loss_fn
 

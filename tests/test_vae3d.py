@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cardiosynth.models.latents import LatentStats
-from cardiosynth.models.vae3d import (CONFIGS, VAE3D, VAE3DConfig, VAE3DRecipe, decode_latents, encode_cines,
+from cardiosynth.models.vae3d import (CONFIGS, VAE3D, VAE3DConfig, VAE3DRecipe, decode_cines, encode_cines,
                                       masked_metrics)
 from cardiosynth.weights import WeightsError, resolve
 from training.common import seed_everything
@@ -134,12 +134,12 @@ def test_round_trip_helpers_shape_range_and_scale():
     frames = phantom(3)
     z = encode_cines(model, frames)
     assert z.shape == (3, *TINY.latent_shape) and z.dtype == torch.float32
-    out = decode_latents(model, z)
+    out = decode_cines(model, z)
     assert out.shape == (3, 8, 16, 16) and out.dtype == torch.float32 and out.min() >= 0 and out.max() <= 1
     scaled = VAE3D(dataclasses.replace(TINY, stats=LatentStats(latent_scale=2.0))).eval()
     scaled.load_state_dict(model.state_dict())
     assert torch.allclose(encode_cines(scaled, frames), 2 * z, atol=1e-6)
-    assert torch.allclose(decode_latents(scaled, 2 * z), out, atol=1e-5)
+    assert torch.allclose(decode_cines(scaled, 2 * z), out, atol=1e-5)
     assert torch.equal(encode_cines(model, torch.from_numpy(frames)), z)  # tensors accepted too
 
 
@@ -160,9 +160,9 @@ def test_encode_cines_rejects_bad_input(frames, message):
 def test_decode_and_encode_reject_bad_shapes():
     model = VAE3D(TINY).eval()
     with pytest.raises(ValueError, match="scaled latents"):
-        decode_latents(model, torch.zeros(1, 3, 4, 4, 4))
+        decode_cines(model, torch.zeros(1, 3, 4, 4, 4))
     with pytest.raises(ValueError, match="NaN"):
-        decode_latents(model, torch.full((1, *TINY.latent_shape), float("nan")))
+        decode_cines(model, torch.full((1, *TINY.latent_shape), float("nan")))
     with pytest.raises(ValueError, match="divisible"):
         model.encode(torch.zeros(1, 1, 7, 16, 16))
     with pytest.raises(ValueError, match="dtype"):
@@ -192,6 +192,6 @@ def test_bundled_weights_reconstruct_real_val_cines(prepared_default):
     model = VAE3D.from_pretrained()
     z = encode_cines(model, frames)
     assert 0.3 < float(z.std()) < 3.0  # scaled latents are roughly unit-scale
-    recon = decode_latents(model, z)
+    recon = decode_cines(model, z)
     metrics = masked_metrics(recon, torch.from_numpy(frames), torch.from_numpy(val.valid[idx]))
     assert (metrics["psnr"] > 19).all() and (metrics["ssim"] > 0.65).all(), metrics

@@ -29,9 +29,10 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
+from cardiosynth.data.labels import LABEL_NAMES, LV, STRUCTURES
 from cardiosynth.models.cards.segmenter import model_card
-from cardiosynth.models.segmenter import (CONFIGS, LABEL_NAMES, STRUCTURES, Segmenter, SegmenterConfig,
-                                          count_parameters, dice_per_class, segment_cine)
+from cardiosynth.models.segmenter import (CONFIGS, Segmenter, SegmenterConfig, count_parameters, dice_per_class,
+                                          segment_cine)
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from training.common import (JsonlLog, checkpoint_exists, config_suffix, load_checkpoint, parse_training_run,
                              pick_device, save_checkpoint, seed_everything, training_parser)
@@ -136,7 +137,7 @@ def es_timing_check(model: Segmenter, ds: PreparedDataset) -> dict:
     """On whole cines (frames without masks): does the frame with the smallest predicted LV area fall within
     one frame of the annotated ES frame? A check that frame-by-frame use behaves on unlabelled frames."""
     labels = segment_cine(model, ds.cines.astype(np.float32) / 255.0)  # (N, T, H, W)
-    area = (labels == 3).sum(axis=(2, 3))
+    area = (labels == LV).sum(axis=(2, 3))
     frames = ds.cines.shape[1]
     diff = np.abs(area.argmin(axis=1) - ds.table["es_frame"].to_numpy())
     diff = np.minimum(diff, frames - diff)

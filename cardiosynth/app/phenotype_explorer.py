@@ -75,8 +75,8 @@ def consistent(values: Mapping[str, float], edited: str | Sequence[str] | None =
             raise PhenotypeError(
                 f"{esv} {out[esv]:g} mL must be above 0 and below {edv} {out[edv]:g} mL, since a ventricle "
                 f"cannot hold more blood at end-systole than at end-diastole: lower {esv} or raise {edv}")
-        out[f"{side}SV"] = _round(out[edv] - out[esv])
-        out[f"{side}EF"] = _round(100.0 * (out[edv] - out[esv]) / out[edv])
+        sv, ef = ph.derive(out[edv], out[esv])  # from the rounded volumes; SV and EF rounded after
+        out[f"{side}SV"], out[f"{side}EF"] = _round(sv), _round(ef)
     ordered = {n: out[n] for n in ph.NAMES}
     problems = ph.out_of_range(ordered)
     if problems:

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from cardiosynth import phenotypes as ph
+from cardiosynth.data.labels import LV, MYO, RV
 from cardiosynth.paths import require_dataset
 
-LABEL_RV, LABEL_MYO, LABEL_LV = 1, 2, 3
 MYOCARDIUM_DENSITY_G_PER_ML = 1.05
 GROUPS = ("NOR", "MINF", "DCM", "HCM", "RV")
 
@@ -90,16 +90,15 @@ def to_rows_cols(volume: np.ndarray) -> np.ndarray:
 def phenotypes_from_masks(ed_mask: np.ndarray, es_mask: np.ndarray, voxel_ml: float) -> dict[str, float]:
     """Volumes = voxel count x voxel volume; LVM = 1.05 g/mL x myocardium at ED; SV and EF derived."""
     values = {
-        "LVEDV": float((ed_mask == LABEL_LV).sum() * voxel_ml),
-        "LVESV": float((es_mask == LABEL_LV).sum() * voxel_ml),
-        "LVM": float((ed_mask == LABEL_MYO).sum() * voxel_ml * MYOCARDIUM_DENSITY_G_PER_ML),
-        "RVEDV": float((ed_mask == LABEL_RV).sum() * voxel_ml),
-        "RVESV": float((es_mask == LABEL_RV).sum() * voxel_ml),
+        "LVEDV": float((ed_mask == LV).sum() * voxel_ml),
+        "LVESV": float((es_mask == LV).sum() * voxel_ml),
+        "LVM": float((ed_mask == MYO).sum() * voxel_ml * MYOCARDIUM_DENSITY_G_PER_ML),
+        "RVEDV": float((ed_mask == RV).sum() * voxel_ml),
+        "RVESV": float((es_mask == RV).sum() * voxel_ml),
     }
     for side in ("LV", "RV"):
         edv, esv = values[f"{side}EDV"], values[f"{side}ESV"]
-        values[f"{side}SV"] = edv - esv
-        values[f"{side}EF"] = 100.0 * (edv - esv) / edv if edv > 0 else float("nan")
+        values[f"{side}SV"], values[f"{side}EF"] = ph.derive(edv, esv)  # EF NaN for an empty ventricle
     return {name: values[name] for name in ph.NAMES}
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from cardiosynth.data.acdc import LABEL_LV, LABEL_MYO, LABEL_RV
 from cardiosynth.data.dataset import PreparedDataset
+from cardiosynth.data.labels import LV, MYO, RV
 
-OUTLINES = ((LABEL_MYO, "lime"), (LABEL_RV, "deepskyblue"), (LABEL_LV, "red"))  # LV last: its edge stays visible
+OUTLINES = ((MYO, "lime"), (RV, "deepskyblue"), (LV, "red"))  # LV last: its edge stays visible
 
 
 def pick_rows(dataset: PreparedDataset, n: int, seed: int = 0) -> list[int]:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.data import acdc
+from cardiosynth.data.labels import MYO
 from cardiosynth.data.splits import SPLIT_FILE, load_split
 from cardiosynth.paths import cache_dir, require_dataset
 
@@ -63,7 +64,7 @@ class PreparedSlice:
 def heart_centre(ed_mask: np.ndarray, es_mask: np.ndarray, mode: str) -> np.ndarray:
     """(row, col) in source pixels of the point the crop is centred on."""
     if mode == "lv":
-        return np.array(np.nonzero(ed_mask >= acdc.LABEL_MYO), dtype=float).mean(axis=1)
+        return np.array(np.nonzero(ed_mask >= MYO), dtype=float).mean(axis=1)
     rows, cols = np.nonzero((ed_mask > 0) | (es_mask > 0))
     return np.array([(rows.min() + rows.max()) / 2.0, (cols.min() + cols.max()) / 2.0])
 
@@ -83,7 +84,7 @@ def resample_plane(image: np.ndarray, grid: np.ndarray, order: int, smooth_sigma
     return ndimage.map_coordinates(image, grid, order=order, mode="nearest")
 
 
-def resample_cycle(frames: np.ndarray, n_out: int) -> np.ndarray:
+def resample_periodic_frames(frames: np.ndarray, n_out: int) -> np.ndarray:
     """Resample one periodic cycle of frames (T_in, H, W) to ``n_out`` frames, frame 0 kept exactly."""
     n_in = frames.shape[0]
     position = np.arange(n_out) * n_in / n_out
@@ -112,7 +113,7 @@ def prepare_slice(subject: acdc.AcdcSubject, z: int, config: PrepareConfig) -> P
     source = np.roll(subject.cine[z].astype(np.float32), -subject.ed_index, axis=0)  # frame 0 = ED
     planes = np.stack([resample_plane(frame, grid, 1, sigma) for frame in source])
     es_offset = (subject.es_index - subject.ed_index) % subject.n_frames
-    cine = resample_cycle(planes, config.frames)
+    cine = resample_periodic_frames(planes, config.frames)
     cine, low, high = normalise(cine, valid, config.intensity_percentiles)
     es_image = np.clip((planes[es_offset] - low) / max(high - low, 1e-6), 0.0, 1.0)
     cine[:, ~valid] = 0.0
@@ -186,7 +187,7 @@ def prepare_acdc(
                       if phenotype_table is not None and patient in phenotype_table.index else None)
         positions = slice_positions(subject, slice_table, n_original)
         for z in range(subject.n_slices):
-            if not (subject.ed_mask[z] == acdc.LABEL_MYO).any():
+            if not (subject.ed_mask[z] == MYO).any():
                 dropped_no_myocardium += 1
                 continue
             prepared = prepare_slice(subject, z, config)

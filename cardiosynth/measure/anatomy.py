@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cardiosynth.models.segmenter import LV, MYO, RV
+from cardiosynth.data.labels import LV, MYO, RV
 
 CHECKS = ("lv_found", "lv_ringed", "rv_where_expected", "all")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cardiosynth.data.acdc import LABEL_LV, LABEL_MYO, LABEL_RV
+from cardiosynth.data.labels import LV, MYO, RV
 
 
 @dataclass
@@ -113,7 +113,7 @@ def measure_labels(labels: np.ndarray, spacing_mm: tuple[float, float], valid: n
     if valid is not None:
         labels = labels * np.asarray(valid, dtype=labels.dtype)[None]
     pixel_mm2 = float(spacing_mm[0]) * float(spacing_mm[1])
-    lv, myo, rv = ((labels == label).sum(axis=(1, 2)) * pixel_mm2 for label in (LABEL_LV, LABEL_MYO, LABEL_RV))
+    lv, myo, rv = ((labels == label).sum(axis=(1, 2)) * pixel_mm2 for label in (LV, MYO, RV))
     ed = int(np.argmax(lv))
     es = int(np.argmin(lv))
     return CineMeasurements(

@@ -35,7 +35,7 @@ from cardiosynth.cine import Cine
 from cardiosynth.data.dataset import PreparedDataset
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
 from cardiosynth.models.motion import CONFIGS as MOTION_CONFIGS
-from cardiosynth.models.vae3d import VAE3D, decode_latents, encode_cines
+from cardiosynth.models.vae3d import VAE3D, decode_cines, encode_cines
 from cardiosynth.pipelines import PhenotypeToCine
 from cardiosynth.render.fields import motion_positions
 from cardiosynth.render.registration import registered_controls
@@ -115,7 +115,7 @@ class VaeReconstructedCines(RealCines):
 
     def generate(self, conditions: pd.DataFrame) -> list[Cine]:
         real = super().generate(conditions)
-        decoded = decode_latents(self.vae, encode_cines(self.vae, np.stack([c.frames for c in real]))).numpy()
+        decoded = decode_cines(self.vae, encode_cines(self.vae, np.stack([c.frames for c in real]))).numpy()
         return [Cine(frames, c.spacing_mm, c.slice_position, c.valid, source=f"vae-recon:{c.source}")
                 for frames, c in zip(decoded, real)]
 

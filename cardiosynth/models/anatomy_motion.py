@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cardiosynth.models.frame_ae import FrameAutoencoder, decode_latents, encode_frames
+from cardiosynth.models.frame_ae import FrameAutoencoder, decode_frames, encode_frames
 from cardiosynth.models.motion import MotionModel
 
 
@@ -114,13 +114,13 @@ class AnatomyMotionCodec(nn.Module):
         on the CPU whatever device the models are on."""
         frames = self._cines(frames)
         anatomy = encode_frames(self.frame_ae, frames[:, 0])
-        ed = decode_latents(self.frame_ae, anatomy)
+        ed = decode_frames(self.frame_ae, anatomy)
         return anatomy, self.motion.encode(frames, ed=ed).cpu()
 
     @torch.inference_mode()
     def decode(self, anatomy, motion) -> torch.Tensor:
         """(anatomy latents, motion codes) -> cines (N, T, H, W) float32 in [0, 1], on the CPU."""
-        return self.motion.decode(decode_latents(self.frame_ae, anatomy), motion).cpu()
+        return self.motion.decode(decode_frames(self.frame_ae, anatomy), motion).cpu()
 
     def reconstruct(self, frames) -> torch.Tensor:
         return self.decode(*self.encode(frames))

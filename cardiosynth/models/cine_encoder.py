@@ -101,7 +101,7 @@ class CineEncoder(nn.Module, Pretrained):
 
 
 @torch.inference_mode()
-def encode_cines(model: CineEncoder, cines: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def embed_cines(model: CineEncoder, cines: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """(N, T, H, W) float in [0, 1] -> (N, feature_dim) features, in batches, deterministic."""
     cines = np.asarray(cines, dtype=np.float32)
     expected = (model.config.frames, model.config.size, model.config.size)

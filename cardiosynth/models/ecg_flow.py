@@ -45,6 +45,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cardiosynth.models.ecg_mae import sinusoidal_positions
+from cardiosynth.models.embeddings import timestep_embedding
 from cardiosynth.weights import Pretrained
 
 SAMPLERS = ("euler", "renoise")  # EcgFlowSampler.method
@@ -140,14 +141,6 @@ CONFIGS = {
                            sampler=EcgFlowSampler(sampling_steps=25, method="euler"),
                            recipe=EcgFlowRecipe(epochs=10, batch_size=4, lr=1e-4, weight_decay=1e-4)),
 }
-
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
-    """Sinusoidal embedding of scalars in [0, 1] (scaled by 1000 as DiT's timesteps)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    args = 1000.0 * t.float()[:, None] * freqs[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -267,7 +260,9 @@ class EcgFlow(nn.Module, Pretrained):
         e = self.ecg_in(ecg) + self.ecg_pos  # (B, E, D)
         per_frame = F.adaptive_avg_pool1d(e.transpose(1, 2), c.latent_frames).transpose(1, 2)  # (B, F, D)
         x = self.patch_in(self.patchify(z)) + self.spatial_pos + self.frame_pos[:, None] + self.ecg_to_frame(per_frame)[:, :, None]
-        cond = self.time_mlp(timestep_embedding(t, c.width)) + self.slice_mlp(timestep_embedding(slice_position, c.width))
+        # times and slice positions in [0, 1], scaled by 1000 as DiT's timesteps
+        cond = (self.time_mlp(timestep_embedding(t, c.width, scale=1000.0))
+                + self.slice_mlp(timestep_embedding(slice_position, c.width, scale=1000.0)))
         for block in self.blocks:
             x = block(x, cond, e)
         shift, scale = self.ada_out(cond).chunk(2, dim=-1)

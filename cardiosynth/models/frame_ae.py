@@ -15,7 +15,7 @@ training-set means, computed after training and stored in ``config.json``).
 
     ae = FrameAutoencoder.from_pretrained()                          # bundled weights/frame_ae, sha256 checked
     z = encode_frames(ae, frames)                 # (N, H, W) in [0, 1] -> (N, 8, 16, 16) scaled
-    frames = decode_latents(ae, z)                # -> (N, H, W) in [0, 1]
+    frames = decode_frames(ae, z)                # -> (N, H, W) in [0, 1]
 """
 
 from __future__ import annotations
@@ -183,6 +183,6 @@ def encode_frames(model: FrameAutoencoder, frames, batch_size: int = 64) -> torc
 
 
 @torch.inference_mode()
-def decode_latents(model: FrameAutoencoder, latents, batch_size: int = 64) -> torch.Tensor:
+def decode_frames(model: FrameAutoencoder, latents, batch_size: int = 64) -> torch.Tensor:
     """*Scaled* latents (N, C, h, w) -> frames (N, H, W) float32 clipped to [0, 1]."""
     return decode_in_batches(model, latents, batch_size)

@@ -46,6 +46,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cardiosynth import phenotypes as ph
+from cardiosynth.models.embeddings import timestep_embedding
 from cardiosynth.weights import Pretrained, WeightsError, check_dependency
 
 TRAIN_COMMAND = "python -m training.train_mar --config vae3d (weights/mar) or --config default (weights/mar_motion)"
@@ -301,14 +302,6 @@ class Block(nn.Module):
 
 # ---------------------------------------------------------------------------------------------------------
 # Per-token denoiser (LTH14's SimpleMLPAdaLN)
-
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding of (N,) timesteps -> (N, dim)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    args = t.float()[:, None] * freqs[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
 class AdaLNResBlock(nn.Module):

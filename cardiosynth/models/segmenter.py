@@ -1,8 +1,8 @@
 """Cine segmenter: a small 2D U-Net for LV cavity, myocardium and RV, applied frame by frame to a cine.
 
-Labels follow ACDC: 0 background, 1 RV, 2 MYO (LV myocardium), 3 LV (cavity). The network is trained on the
-ED and ES frames of the prepared ACDC slices (the only frames with masks; see ``training/train_segmenter.py``)
-and applied to every frame of a cine in one batched forward pass.
+Labels follow ACDC (``cardiosynth.data.labels``): 0 background, 1 RV, 2 MYO (LV myocardium), 3 LV (cavity).
+The network is trained on the ED and ES frames of the prepared ACDC slices (the only frames with masks; see
+``training/train_segmenter.py``) and applied to every frame of a cine in one batched forward pass.
 
 Use::
 
@@ -24,11 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cardiosynth.data.labels import STRUCTURES
 from cardiosynth.weights import Pretrained, config_from_dict
-
-BACKGROUND, RV, MYO, LV = 0, 1, 2, 3
-LABEL_NAMES = {RV: "RV", MYO: "MYO", LV: "LV"}
-STRUCTURES = (RV, MYO, LV)
 
 
 @dataclass(frozen=True)

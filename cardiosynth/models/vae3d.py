@@ -257,7 +257,7 @@ def encode_cines(model: VAE3D, frames, batch_size: int = 16) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def decode_latents(model: VAE3D, latents, batch_size: int = 16) -> torch.Tensor:
+def decode_cines(model: VAE3D, latents, batch_size: int = 16) -> torch.Tensor:
     """*Scaled* latents (N, C, t, h, w) -> cines (N, T, H, W) float32 clipped to [0, 1]."""
     return decode_in_batches(model, latents, batch_size)
 

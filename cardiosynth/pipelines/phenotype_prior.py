@@ -74,8 +74,7 @@ def from_coordinates(u: np.ndarray, exact: Mapping[str, float] | None = None) ->
         if name in ph.INDEPENDENT:
             out[name] = np.full(len(u), float(value))
     for side in ("LV", "RV"):
-        out[f"{side}SV"] = out[f"{side}EDV"] - out[f"{side}ESV"]
-        out[f"{side}EF"] = 100.0 * out[f"{side}SV"] / out[f"{side}EDV"]
+        out[f"{side}SV"], out[f"{side}EF"] = ph.derive(out[f"{side}EDV"], out[f"{side}ESV"])
     return pd.DataFrame({name: out[name] for name in ph.NAMES})
 
 
@@ -202,7 +201,8 @@ def _resolve_side(side: str, given: Mapping[str, float], strict: bool) -> _SideS
         raise PhenotypeError(
             f"{given_text} cannot all hold, since they would need {side}ESV ({esv:.4g} mL) to be positive and smaller "
             f"than {side}EDV ({edv:.4g} mL): change or unlock one of them.")
-    implied = {"EDV": edv, "ESV": esv, "SV": edv - esv, "EF": 100.0 * (edv - esv) / edv}
+    sv, ef = ph.derive(edv, esv)
+    implied = {"EDV": edv, "ESV": esv, "SV": sv, "EF": ef}
     problems = []
     for k, value in implied.items():
         if k not in have:

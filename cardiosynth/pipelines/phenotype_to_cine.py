@@ -39,7 +39,7 @@ from cardiosynth.export import PLACEMENT_KEYS
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
 from cardiosynth.models.frame_ae import encode_frames
 from cardiosynth.models.mar import MAR, standardise_phenotypes
-from cardiosynth.models.vae3d import VAE3D, decode_latents
+from cardiosynth.models.vae3d import VAE3D, decode_cines
 from cardiosynth.pipelines import hub
 from cardiosynth.pipelines.phenotype_prior import PhenotypePrior
 from cardiosynth.pipelines.privacy import ReidentificationFilter
@@ -432,7 +432,7 @@ class Vae3dDecoder:
         return tuple(self.vae.config.latent_shape)
 
     def decode_codes(self, latents: torch.Tensor) -> torch.Tensor:
-        return decode_latents(self.vae, latents)
+        return decode_cines(self.vae, latents)
 
     def to(self, device) -> "Vae3dDecoder":
         self.vae.to(device)

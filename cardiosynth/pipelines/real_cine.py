@@ -26,9 +26,10 @@ import numpy as np
 from scipy import ndimage
 
 from cardiosynth.cine import Cine, CineError
-from cardiosynth.data.acdc import LABEL_LV, LABEL_MYO, to_rows_cols
+from cardiosynth.data.acdc import to_rows_cols
+from cardiosynth.data.labels import LV, MYO
 from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
-from cardiosynth.data.prepare import PrepareConfig, normalise, resample_cycle, resample_plane, sampling_grid
+from cardiosynth.data.prepare import PrepareConfig, normalise, resample_periodic_frames, resample_plane, sampling_grid
 from cardiosynth.export import DEFAULT_SLICE_THICKNESS_MM, load_npz_cine
 from cardiosynth.models.segmenter import Segmenter, segment_cine
 
@@ -195,10 +196,10 @@ def _heart(segmenter: Segmenter, ed_plane: np.ndarray, valid: np.ndarray, config
     """Heart pixels found on the resampled ED frame (1, size, size) and their (row, col) centre in crop pixels."""
     ed, _, _ = normalise(ed_plane, valid, config.intensity_percentiles)
     labels = segment_cine(segmenter, ed, valid)[0]
-    lv = labels == LABEL_LV
+    lv = labels == LV
     border = ndimage.binary_dilation(lv) & ~lv
     rows, cols = np.nonzero(labels > 0)
-    if lv.sum() < LV_MIN_PIXELS or (labels[border] == LABEL_MYO).mean() < LV_MIN_RINGED:
+    if lv.sum() < LV_MIN_PIXELS or (labels[border] == MYO).mean() < LV_MIN_RINGED:
         return 0, np.zeros(2)
     return len(rows), np.array([(rows.min() + rows.max()) / 2.0, (cols.min() + cols.max()) / 2.0])
 
@@ -284,7 +285,7 @@ def prepare_real_slice(volume: CineVolume, slice_index: int | None = None, confi
     segmenter = segmenter or Segmenter.from_pretrained()
     centre = find_heart(frames, volume.spacing_mm, segmenter, config)
     planes, valid, grid = _crop(frames, volume.spacing_mm, centre, config)
-    cine, _, _ = normalise(resample_cycle(planes, config.frames), valid, config.intensity_percentiles)
+    cine, _, _ = normalise(resample_periodic_frames(planes, config.frames), valid, config.intensity_percentiles)
     cine[:, ~valid] = 0.0
     if slice_position is None:
         slice_position = 0.5 if volume.n_slices == 1 else z / (volume.n_slices - 1)

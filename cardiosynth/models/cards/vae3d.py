@@ -27,7 +27,7 @@ The Stable Diffusion KL autoencoder with 3D convolutions, for short-axis cines 1
 loss, ECG rectified flow) work on *scaled* latents: posterior mean x latent_scale.
 
 - Latent scale: {config.stats.latent_scale:.5f} (= 1 / std {stats.get("latent_std", float("nan")):.4f} of the
-  training-set posterior means; stored in config.json and applied by `encode_cines` / `decode_latents`).
+  training-set posterior means; stored in config.json and applied by `encode_cines` / `decode_cines`).
   Mean posterior std (unscaled) {stats.get("posterior_std_mean", float("nan")):.4f}.
 - Data: ACDC subset, training split only ({extra.get("dataset", "default")} prepared cines); epoch selected
   on validation PSNR (epoch {extra.get("selected", {}).get("epoch")}).
