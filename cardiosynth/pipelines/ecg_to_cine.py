@@ -112,8 +112,8 @@ def encode_ecg(mae: EcgMAE, ecg: Ecg) -> EncodedEcg:
 #: Who chose an :class:`AnalysedEcg`'s cycle: the ECG MAE when a model read the ECG, else neurokit2.
 CYCLE_DETECTORS = ("ecg_mae", "neurokit2")
 NO_HEARTBEAT = ("No complete heartbeat (R peak to R peak, 0.25-2.5 s) could be found in this ECG, so there is no "
-                "cycle to animate. Check that the recording shows regular QRS complexes (not a flat line, noise or a "
-                "paced-only strip) and try another recording.")
+                "cycle to animate: check that the recording shows regular QRS complexes (not a flat line, noise or a "
+                "paced-only strip), or try another recording.")
 
 
 @dataclass(frozen=True, eq=False)
