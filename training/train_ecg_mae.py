@@ -9,9 +9,10 @@
 2. Each step: leads normalised at the input, a random time shift of +-``shift_tokens`` tokens (R peaks land
    anywhere), noise, baseline wander and dropped leads; half the tokens masked; loss = masked reconstruction
    MSE + phase MSE on (sin, cos).
-3. Writes ``--out`` (EMA weights, config, model card) and ``reports/ecg_mae/metrics.json``: on val and test,
-   the phase error (radians and ms), how often a complete cycle is found from the predicted phase, and how the
-   predicted cycle starts (phase wraps) match neurokit2's R peaks within +-75 ms.
+3. Measures the selected EMA model on val and test: the phase error (radians and ms), how often a complete
+   cycle is found from the predicted phase, and how the predicted cycle starts (phase wraps) match neurokit2's
+   R peaks within +-75 ms; writes ``--out`` (weights, config with these figures in ``extra``, model card).
+   ``reports/ecg_mae/metrics.json`` (and re-evaluating saved weights): ``python -m evaluation.ecg_mae_report``.
 
 Several GPUs (or CPU workers): ``torchrun --nproc-per-node 4 -m training.train_ecg_mae --config paper``
 (DistributedDataParallel; each rank takes a disjoint share of every epoch; rank 0 validates, logs, saves).
@@ -31,7 +32,7 @@ from cardiosynth.data.ludb import LudbArrays, load_arrays
 from cardiosynth.models.cards.ecg_mae import model_card
 from cardiosynth.models.ecg_mae import (CONFIGS, EcgMAE, EcgMAEConfig, augment, find_cycles, normalise_leads,
                                         phase_error, shift_batch, token_phase)
-from cardiosynth.paths import REPO_ROOT, cache_dir
+from cardiosynth.paths import cache_dir
 from training.common import (Budget, EpochLoop, adamw, cosine_lr, distributed_trainer, init_distributed,
                              main_process_first, parse_training_run, pick_device, seed_everything, training_parser)
 
@@ -118,48 +119,40 @@ def fit(config: EcgMAEConfig, train: LudbArrays, val: LudbArrays, run_dir: Path,
 
 
 def train(config: EcgMAEConfig, out: Path, resume: bool = False, device: str = "auto", max_steps: int | None = None,
-          command: str = "", report: Path | None = None) -> dict:
+          command: str = "") -> dict:
     rank, world, _ = init_distributed(pick_device(device))
     arrays = main_process_first(rank, world, load_arrays)  # rank 0 fills the LUDB cache
     started = time.perf_counter()
     model, best = fit(config, arrays.split("train"), arrays.split("val"), cache_dir() / "runs" / out.name, resume, device,
                       max_steps)
     if rank != 0:
-        return {}  # rank 0 writes the weights and the report
+        return {}  # rank 0 writes the weights
     run = {"selected": {"epoch": best.get("epoch"), "step": best.get("step")},
            "train_minutes": round((time.perf_counter() - started) / 60, 1), "command": command,
            "threads": torch.get_num_threads()}
-    return write_outputs(out, model, config, arrays, run, report)
-
-
-def write_outputs(out: Path, model: EcgMAE, config: EcgMAEConfig, arrays: LudbArrays, run: dict,
-                  report: Path | None) -> dict:
-    """Evaluate on val and test and write the weights folder (and the report); also used by ``--evaluate``."""
-    metrics = {**run, "val": evaluate(model, arrays.split("val"), config),
-               "test": evaluate(model, arrays.split("test"), config), "n_train": len(arrays.split("train"))}
-    card = model_card(config, metrics, run["train_minutes"], run["command"], model.count_parameters())
-    model.save_pretrained(out, card, extra=metrics)
-    if report is not None:
-        report.mkdir(parents=True, exist_ok=True)
-        (report / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    metrics = measure(model, arrays, run)
+    save(out, model, metrics)
     return metrics
+
+
+def measure(model: EcgMAE, arrays: LudbArrays, run: dict) -> dict:
+    """The figures stored with the weights (``extra``) and quoted by their card: ``run`` (how they were trained)
+    and the evaluation on val and test; also used by ``python -m evaluation.ecg_mae_report --evaluate``."""
+    config = model.config
+    return {**run, "val": evaluate(model, arrays.split("val"), config),
+            "test": evaluate(model, arrays.split("test"), config), "n_train": len(arrays.split("train"))}
+
+
+def save(out: Path, model: EcgMAE, metrics: dict) -> None:
+    """Write the weights folder: weights, config with ``metrics`` in ``extra``, and the library's model card."""
+    card = model_card(model.config, metrics, metrics["train_minutes"], metrics["command"], model.count_parameters())
+    model.save_pretrained(out, card, extra=metrics)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = training_parser(__doc__, CONFIGS, "ecg_mae", dataset=False, max_steps=True)
-    parser.add_argument("--evaluate", action="store_true", help="only re-evaluate the weights in --out (no training) "
-                        "and rewrite their metrics, model card and report")
-    parser.add_argument("--report", type=Path, default=None, help="also write metrics.json here "
-                        "(default reports/ecg_mae for the default config)")
     run = parse_training_run(parser, CONFIGS, "ecg_mae", "train_ecg_mae", argv)
-    args, out = run.args, run.out
-    report = args.report or (REPO_ROOT / "reports" / "ecg_mae" if args.config == "default" and not args.max_steps else None)
-    if args.evaluate:
-        model = EcgMAE.from_pretrained(str(out))
-        trained = {k: model.metrics[k] for k in ("selected", "train_minutes", "command", "threads")}
-        metrics = write_outputs(out, model, model.config, load_arrays(), trained, report)
-    else:
-        metrics = train(run.config, out, args.resume, args.device, args.max_steps, run.command, report)
+    metrics = train(run.config, run.out, run.args.resume, run.args.device, run.args.max_steps, run.command)
     if metrics:
         print(json.dumps({k: metrics[k] for k in ("val", "test", "train_minutes")}, indent=2))
 
