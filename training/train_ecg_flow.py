@@ -5,9 +5,10 @@
                                       [--epochs N] [--resume] [--max-steps N] [--max-minutes M] [--device auto]
 
 1. Pairs: by default pseudo-pairs (``cardiosynth.data.pairing``: diagnosis family + QT/RR vs the cine's ES
-   fraction, splits kept apart), printed with their statistics and written to ``reports/ecg_flow/pairs.csv``.
+   fraction, splits kept apart; deterministic), printed with their statistics, which the model card quotes.
    ``--pairs`` takes a table of real pairs (``subject, ecg_path``) instead and trains through exactly the same
-   code; subjects take their split from the ACDC split file.
+   code; subjects take their split from the ACDC split file. The tables in ``reports/ecg_flow/`` (pairs,
+   statistics, training summary) are rebuilt from the same inputs by ``python -m evaluation.ecg_flow_pairing``.
 2. ECGs: each paired ECG is read (any supported format), encoded by the frozen ECG MAE, and every complete
    cycle's features are resampled to the cine's frames -- with the functions inference uses
    (``cardiosynth.pipelines.ecg_to_cine.encode_ecg``), so training and sampling cannot drift.
@@ -42,7 +43,7 @@ from cardiosynth.ecg import read_ecg
 from cardiosynth.models.cards.ecg_flow import model_card
 from cardiosynth.models.ecg_flow import CONFIGS, EcgFlow, EcgFlowConfig
 from cardiosynth.models.ecg_mae import EcgMAE
-from cardiosynth.paths import REPO_ROOT, cache_dir
+from cardiosynth.paths import cache_dir
 from cardiosynth.pipelines.ecg_to_cine import encode_ecg
 from cardiosynth.retime import retimed_dataset
 from cardiosynth.weights import read_config, resolve
@@ -69,7 +70,15 @@ def make_pairs(cines: pd.DataFrame, frames: int, per_subject: int, seed: int, pa
         pairs["split"] = pairs["subject"].map(split)
         return pairs
 
-    return pseudo_pairs(subjects_from_cines(cines, frames), load_arrays(progress=False).table, per_subject, seed)
+    return pseudo_pairs(subjects_from_cines(cines, frames), _ludb_table(), per_subject, seed)
+
+
+def pairs_and_statistics(cines: pd.DataFrame, frames: int, config: EcgFlowConfig,
+                         pairs_file: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training pairs of a prepared cine table (``pairs_file``'s, or the config's pseudo-pairs) and their
+    statistics; also what ``python -m evaluation.ecg_flow_pairing`` rebuilds the reports from."""
+    pairs = make_pairs(cines, frames, config.recipe.pairs_per_subject, config.recipe.seed, pairs_file)
+    return pairs, pairing_statistics(pairs, None if pairs_file else _ludb_table())
 
 
 def ecg_cycles(mae_folder, paths: list[str], frames: int, progress: bool = True) -> dict[str, list[torch.Tensor]]:
@@ -163,7 +172,7 @@ def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[lis
 
 def train(config: EcgFlowConfig, out: Path, frame_ae, motion, mae_folder, pairs_file: Path | None = None,
           dataset_name: str = "default", resume: bool = False, device: str = "auto", max_steps: int | None = None,
-          command: str = "", report: Path | None = None, max_minutes: float | None = None) -> dict:
+          command: str = "", max_minutes: float | None = None) -> dict:
     dataset = load_prepared(dataset_name)
     frame_ae, motion, mae_folder = resolve(frame_ae), resolve(motion), resolve(mae_folder)
     mae_width = read_config(mae_folder)["config"]["width"]
@@ -173,9 +182,8 @@ def train(config: EcgFlowConfig, out: Path, frame_ae, motion, mae_folder, pairs_
     if frames != config.ecg_frames:
         raise ValueError(f"The cines have {frames} frames; the flow config expects {config.ecg_frames}")
     rank, world, torch_device = init_distributed(pick_device(device))  # under torchrun rank 0 fills the caches
-    pairs = main_process_first(rank, world, lambda: make_pairs(dataset.table, frames, config.recipe.pairs_per_subject,
-                                                               config.recipe.seed, pairs_file))
-    stats = pairing_statistics(pairs, None if pairs_file else _ludb_table())
+    pairs, stats = main_process_first(rank, world,
+                                      lambda: pairs_and_statistics(dataset.table, frames, config, pairs_file))
     if rank == 0:
         print("Pairs (" + ("given: " + str(pairs_file) if pairs_file else "pseudo-pairs: family + QT/RR") + ")")
         print(stats.to_string(index=False))
@@ -204,7 +212,7 @@ def train(config: EcgFlowConfig, out: Path, frame_ae, motion, mae_folder, pairs_
                       [e for e in val_ecgs if e], positions["val"][keep_val], run_dir, resume, device, max_steps,
                       max_minutes=max_minutes)
     if rank != 0:
-        return {}  # rank 0 writes the weights and the report
+        return {}  # rank 0 writes the weights
     minutes = run_minutes(run_dir / "log.jsonl")  # all segments of a resumed run
     summary = {"selected": best, "train_minutes": round(minutes, 1), "dataset": str(dataset_name),
                "spacing_mm": dataset.config.spacing_mm,
@@ -216,11 +224,6 @@ def train(config: EcgFlowConfig, out: Path, frame_ae, motion, mae_folder, pairs_
     model.save_pretrained(out, card, depends_on={"frame_ae": frame_ae, "motion": motion, "ecg_mae": mae_folder},
                           extra=summary)
     store_compact(out)  # int8 weight matrices: what is bundled, and what the reports measure
-    if report is not None:
-        report.mkdir(parents=True, exist_ok=True)
-        pairs.drop(columns=[c for c in ("ecg_path",) if pairs_file is None]).to_csv(report / "pairs.csv", index=False)
-        stats.to_csv(report / "pairing_statistics.csv", index=False)
-        (report / "training.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
@@ -237,11 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     run = parse_training_run(parser, CONFIGS, "ecg_flow", "train_ecg_flow", argv)
     args = run.args
     suffix = config_suffix(args.config)
-    bundled = args.config == "default" and not args.max_steps and args.out is None
-    report = REPO_ROOT / "reports" / "ecg_flow" if bundled else None  # other runs never overwrite the bundled reports
     summary = train(run.config, run.out, args.frame_ae or f"weights/frame_ae{suffix}", args.motion or f"weights/motion{suffix}",
                     args.ecg_mae or f"weights/ecg_mae{suffix}", args.pairs, args.dataset or args.config, args.resume,
-                    args.device, args.max_steps, run.command, report, max_minutes=args.max_minutes)
+                    args.device, args.max_steps, run.command, max_minutes=args.max_minutes)
     if summary:
         print(json.dumps(summary["selected"]))
 
