@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cardiosynth.paths import REPO_ROOT
 from training.common import config_suffix, parse_training_run, training_parser
 
 
@@ -74,3 +76,32 @@ def test_the_reports_that_left_the_trainers_explain_their_flags(module, capsys):
     trainer = {"motion_report": "fit_motion", "vae3d_report": "train_vae3d"}[module]
     with pytest.raises(SystemExit):
         importlib.import_module(f"training.{trainer}").main(["--report"])
+
+
+@pytest.mark.parametrize("module", ["ecg_mae_report", "ecg_flow_pairing"])
+def test_the_ecg_reports_that_left_the_trainers_explain_their_flags(module, capsys):
+    """``train_ecg_mae`` no longer takes ``--report`` / ``--evaluate``, and ``train_ecg_flow`` no longer writes
+    ``reports/ecg_flow/``: the evaluation wing does."""
+    with pytest.raises(SystemExit) as done:
+        importlib.import_module(f"evaluation.{module}").main(["--help"])
+    assert done.value.code == 0
+    shown = capsys.readouterr().out
+    assert "--out" in shown and "--report" in shown and "--threads" in shown
+    assert ("--evaluate" in shown) == (module == "ecg_mae_report")
+    assert ("--dataset" in shown) == (module == "ecg_flow_pairing")  # the ECG MAE reads LUDB, no prepared dataset
+
+
+@pytest.mark.parametrize("flags", [["--report", "reports/ecg_mae"], ["--evaluate"]])
+def test_the_ecg_mae_trainer_refuses_report_and_evaluate(flags, capsys):
+    with pytest.raises(SystemExit) as done:
+        importlib.import_module("training.train_ecg_mae").main(flags)
+    assert done.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_no_trainer_writes_under_reports():
+    """A trainer trains, saves and logs: no trainer builds a path under ``reports/`` (``REPO_ROOT / "reports"`` or
+    a "reports/..." string); reports are written by ``python -m evaluation.<name>``."""
+    for path in sorted((REPO_ROOT / "training").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert node.value != "reports" and not node.value.startswith("reports/"), f"{path.name}:{node.lineno}"
