@@ -22,8 +22,8 @@ import secrets
 from pathlib import Path
 
 from cardiosynth.data.dataset import load_or_prepare
-from cardiosynth.measure.generators import build_generator
 from cardiosynth.paths import cache_dir, private_folder
+from cardiosynth.pipelines.generators import build_generator
 from cardiosynth.review import session, stats
 from cardiosynth.review.access import AdminSessions, check_admin, display_code, normalise_code, token_hash
 from cardiosynth.review.blinding import blinding_check
