@@ -29,6 +29,9 @@ WEIGHTS_DIR = REPO_ROOT / "weights"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 CARD_FILE = "README.md"
+#: the real ACDC training patients' nine phenotypes the app draws beside the phenotype VAE's samples (a bundled,
+#: versioned table written by ``python -m training.export_reference_population``; provenance in the .md beside it)
+REFERENCE_POPULATION = WEIGHTS_DIR / "phenotype_vae" / "reference_population.csv"
 
 
 class WeightsError(RuntimeError):

@@ -20,11 +20,11 @@ import pandas as pd
 
 from cardiosynth.data.dataset import load_prepared
 from cardiosynth.ecg import read_ecg
-from cardiosynth.measure.generators import KNOWN_GENERATORS, RealCines, build_generator
 from cardiosynth.measure.measurer import CineMeasurer
 from cardiosynth.measure.timing import time_callable
 from cardiosynth.paths import REPO_ROOT
 from cardiosynth.pipelines.ecg_to_cine import EcgToCine
+from cardiosynth.pipelines.generators import KNOWN_GENERATORS, RealCines, build_generator
 
 
 def benchmark_generator(generator, conditions: pd.DataFrame, batch_size: int, warmup: int = 2, repeats: int = 5) -> dict:

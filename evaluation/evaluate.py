@@ -40,7 +40,9 @@ from cardiosynth import phenotypes as ph
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
 from cardiosynth.measure import metrics, turing
 from cardiosynth.measure.anatomy import CHECKS, check_anatomy, summarize_anatomy
-from cardiosynth.measure.generators import (
+from cardiosynth.measure.measurer import CineMeasurer, stack_frames
+from cardiosynth.models.cine_encoder import CineEncoder, embed_cines
+from cardiosynth.pipelines.generators import (
     KNOWN_GENERATORS,
     Generator,
     RealCines,
@@ -48,8 +50,6 @@ from cardiosynth.measure.generators import (
     build_generator,
     check_conditions,
 )
-from cardiosynth.measure.measurer import CineMeasurer, stack_frames
-from cardiosynth.models.cine_encoder import CineEncoder, embed_cines
 
 HEADLINE = ("LVEDV", "LVESV", "LVEF", "LVM", "RVEDV", "RVEF")
 TURING_SEED = 0  # the instrument's own seed (folds, CNN init, bootstrap, control draw): not the generation seed

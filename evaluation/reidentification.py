@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from cardiosynth.data.dataset import load_prepared
-from cardiosynth.measure.generators import RealCines, build_generator
 from cardiosynth.measure.measurer import CineMeasurer
 from cardiosynth.measure.reidentification import TrainingReference, matched_share
 from cardiosynth.models.cine_encoder import CineEncoder
 from cardiosynth.models.reid import ReidNet
+from cardiosynth.pipelines.generators import RealCines, build_generator
 from evaluation.evaluate import Reference, TuringReference, evaluate_generator
 from evaluation.renderer_study import summary
 

@@ -31,10 +31,10 @@ import torch
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.data.dataset import load_prepared
-from cardiosynth.measure.generators import RealCines
 from cardiosynth.measure.measurer import CineMeasurer
 from cardiosynth.models.cine_encoder import CineEncoder
 from cardiosynth.models.motion import CONFIGS as MOTION_CONFIGS
+from cardiosynth.pipelines.generators import RealCines
 from cardiosynth.pipelines.phenotype_to_cine import MOTIONS, PhenotypeToCine
 from cardiosynth.pipelines.rendering import ExemplarRendering
 from cardiosynth.render.bank import AnatomyBank

@@ -21,7 +21,7 @@ import httpx
 from cardiosynth.app import build_app, review_tab
 from cardiosynth.app.cine_view import CineStudio
 from cardiosynth.app.phenotype_explorer import PhenotypeExplorer
-from cardiosynth.data.dataset import load_or_prepare
+from cardiosynth.data.prepare import load_or_prepare
 from cardiosynth.review import ReviewService
 from cardiosynth.review.render import RenderSettings
 from evaluation.app_bench import serve_in_process

@@ -8,8 +8,13 @@ from acdc_fixture import write_acdc, write_split
 
 from cardiosynth.data.dataset import load_prepared
 from cardiosynth.data.prepare import CONFIGS, prepare_acdc
-from cardiosynth.measure.generators import (GroupMeanCine, NearestTrainingCine, RealCines, build_generator,
-                                            check_conditions)
+from cardiosynth.pipelines.generators import (
+    GroupMeanCine,
+    NearestTrainingCine,
+    RealCines,
+    build_generator,
+    check_conditions,
+)
 from evaluation import evaluate
 
 
@@ -122,7 +127,7 @@ def test_seed_reaches_every_request(tiny_dataset, tmp_path, monkeypatch):
 
 
 def test_sampler_settings_reach_the_pipeline_and_name_the_row():
-    from cardiosynth.measure.generators import SampledPipeline, Sampler
+    from cardiosynth.pipelines.generators import SampledPipeline, Sampler
 
     class FakePipe:
         def generate(self, conditions, **settings):

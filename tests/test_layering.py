@@ -74,3 +74,15 @@ def test_pipelines_export_both_generators():
     assert pipelines.EcgToCine is EcgToCine and pipelines.EcgToCineOutput is EcgToCineOutput
     assert pipelines.PhenotypeToCine is PhenotypeToCine
     assert {"EcgToCine", "PhenotypeToCine", "PhenotypePrior"} <= set(pipelines.__all__)
+
+
+def test_measure_and_inference_contracts_are_declared():
+    """Issue 40: the instruments do not build generators, and inference does not import the data preparation."""
+    config = configparser.ConfigParser()
+    config.read(CONFIG)
+    measure = config["importlinter:contract:measure-measures"]
+    assert measure["source_modules"].split() == ["cardiosynth.measure"]
+    assert "cardiosynth.pipelines" in measure["forbidden_modules"].split()
+    inference = config["importlinter:contract:inference-without-training-data"]
+    assert inference["source_modules"].split() == ["cardiosynth.pipelines"]
+    assert {"cardiosynth.data.prepare", "cardiosynth.data.acdc"} <= set(inference["forbidden_modules"].split())

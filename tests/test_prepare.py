@@ -146,7 +146,8 @@ def test_prepared_real_cines_carry_their_source_slice_thickness(prepared):
 def test_load_or_prepare_prepares_on_first_use_once_even_when_requests_race(tmp_path, monkeypatch):
     import threading
 
-    from cardiosynth.data.dataset import load_or_prepare, prepared_folder
+    from cardiosynth.data.dataset import prepared_folder
+    from cardiosynth.data.prepare import load_or_prepare
 
     patients = {"patient002": "DCM", "patient004": "DCM"}  # in the bundled split: train and val
     monkeypatch.setenv("CARDIOSYNTH_DATA", str(tmp_path / "data"))
@@ -174,7 +175,7 @@ def test_load_or_prepare_prepares_on_first_use_once_even_when_requests_race(tmp_
 
 
 def test_load_or_prepare_without_the_data_folder_says_where_it_looked(tmp_path, monkeypatch):
-    from cardiosynth.data.dataset import load_or_prepare
+    from cardiosynth.data.prepare import load_or_prepare
     from cardiosynth.paths import DataNotFoundError
 
     monkeypatch.setenv("CARDIOSYNTH_DATA", str(tmp_path / "nowhere"))

@@ -3,7 +3,8 @@
     python -m training.reproduce_all [--config default|paper] [--from STEP] [--only STEP]
 
 Steps (each is also its own command): prepare the ACDC cines -> segmenter -> cine encoder -> phenotype
-estimator (needs the segmenter) -> phenotype VAE -> frame autoencoder (anatomy; needs the segmenter for its
+estimator (needs the segmenter) -> phenotype VAE -> the app's reference population (its training patients'
+phenotypes) -> frame autoencoder (anatomy; needs the segmenter for its
 perceptual loss) -> motion model (registration + PCA) -> anatomy bank (the renderer's real exemplars:
 the training slices and their registrations) -> re-identification network (the privacy test) -> 3D-VAE -> MAR (de novo, on 3D-VAE latents) -> editor MAR (needs the
 frame autoencoder and the motion model) -> ECG MAE (LUDB) ->
@@ -24,6 +25,7 @@ STEPS = {
     "phenotype_estimator": ["-m", "training.fit_phenotype_estimator", "--dataset", "{config}",
                             "--segmenter", "weights/segmenter{suffix}", "--out", "weights/phenotype_estimator{suffix}"],
     "phenotype_vae": ["-m", "training.train_phenotype_vae", "--out", "weights/phenotype_vae"],
+    "reference_population": ["-m", "training.export_reference_population"],
     "frame_ae": ["-m", "training.train_frame_ae", "--config", "{config}", "--out", "weights/frame_ae{suffix}"],
     "motion": ["-m", "training.fit_motion", "--config", "{config}", "--out", "weights/motion{suffix}"],
     "anatomy_bank": ["-m", "training.build_anatomy_bank", "--config", "{config}", "--out", "weights/anatomy_bank{suffix}"],

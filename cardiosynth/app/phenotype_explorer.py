@@ -29,11 +29,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.data.acdc import read_phenotype_csv
-from cardiosynth.data.splits import load_split
-from cardiosynth.paths import data_root
 from cardiosynth.phenotypes import PhenotypeError
 from cardiosynth.pipelines.phenotype_prior import SAMPLED_POPULATION, PhenotypePrior, Plausibility
+from cardiosynth.weights import REFERENCE_POPULATION
 
 log = logging.getLogger("cardiosynth.app")
 
@@ -308,15 +306,12 @@ def _seed(value) -> int:
 
 
 def _real_training_patients() -> pd.DataFrame | None:
-    """The real ACDC training split's phenotypes when ../shared/data is present; None otherwise (no error)."""
+    """The real ACDC training patients' phenotypes, from the bundled table (``REFERENCE_POPULATION``, written by
+    ``python -m training.export_reference_population``); None when it is missing (no error)."""
     try:
-        table = read_phenotype_csv(data_root() / "acdc")
-        if table is None:
-            return None
-        split = load_split()
-        train = table[table["patient"].map(split) == "train"]
-        return train[list(ph.NAMES)].dropna().reset_index(drop=True) if len(train) else None
+        table = pd.read_csv(REFERENCE_POPULATION)
+        return table[list(ph.NAMES)].dropna().reset_index(drop=True) if len(table) else None
     except Exception:  # optional overlay: never stop the app for it
-        log.info("Real ACDC training phenotypes not available; the population plot shows VAE samples only",
-                 exc_info=True)
+        log.info("The reference population %s is not available; the population plot shows VAE samples only",
+                 REFERENCE_POPULATION, exc_info=True)
         return None

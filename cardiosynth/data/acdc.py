@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cardiosynth import phenotypes as ph
+from cardiosynth.data.geometry import to_rows_cols
 from cardiosynth.data.labels import LV, MYO, RV
 from cardiosynth.paths import require_dataset
 
@@ -78,13 +79,6 @@ def _load_nifti(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
         return np.asanyarray(image.dataobj), tuple(float(z) for z in image.header.get_zooms())
     except Exception as err:  # nibabel raises many types for corrupt files
         raise SubjectError(f"unreadable NIfTI {path.name}: {type(err).__name__}: {err}") from err
-
-
-def to_rows_cols(volume: np.ndarray) -> np.ndarray:
-    """(X, Y, Z[, T]) -> (Z[, T], Y, X): ``frames[t] = vol[:, :, z, t].T``."""
-    if volume.ndim == 3:
-        return np.ascontiguousarray(volume.transpose(2, 1, 0))
-    return np.ascontiguousarray(volume.transpose(2, 3, 1, 0))
 
 
 def phenotypes_from_masks(ed_mask: np.ndarray, es_mask: np.ndarray, voxel_ml: float) -> dict[str, float]:

@@ -11,44 +11,36 @@ plus ``slices.csv`` (one row per cine: subject, slice, position, group, phenotyp
 from __future__ import annotations
 
 import json
+import logging
+import os
+import shutil
+import threading
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 from tqdm import tqdm
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.data import acdc
+from cardiosynth.data.dataset import PreparedDataset, load_prepared, prepared_folder
+from cardiosynth.data.geometry import (
+    CONFIGS,
+    PrepareConfig,
+    normalise,
+    resample_periodic_frames,
+    resample_plane,
+    sampling_grid,
+)
 from cardiosynth.data.labels import MYO
 from cardiosynth.data.splits import SPLIT_FILE, load_split
-from cardiosynth.paths import cache_dir, require_dataset
+from cardiosynth.paths import DataNotFoundError, cache_dir, data_root, require_dataset
 
-
-@dataclass(frozen=True)
-class PrepareConfig:
-    """Everything that fixes the prepared tensors; saved beside them as ``config.json``."""
-
-    name: str = "default"
-    frames: int = 16
-    size: int = 64  # H = W
-    spacing_mm: float = 2.2  # output pixel size; 64 x 2.2 mm = 141 mm keeps the whole heart in view
-    centre: str = "heart"  # "heart": bbox of LV+MYO+RV (ED and ES); "lv": LV+MYO centroid at ED
-    intensity_percentiles: tuple[float, float] = (0.5, 99.5)
-
-    def __post_init__(self):
-        if self.centre not in ("heart", "lv"):
-            raise ValueError(f"centre must be 'heart' or 'lv', not {self.centre!r}")
-        if self.frames < 2 or self.size < 8 or self.spacing_mm <= 0:
-            raise ValueError(f"Invalid preparation config: {self}")
-
-
-CONFIGS = {
-    "default": PrepareConfig(),
-    "paper": PrepareConfig(name="paper", frames=50, size=96, spacing_mm=1.5),
-}
+log = logging.getLogger("cardiosynth.data")
 
 
 @dataclass
@@ -67,37 +59,6 @@ def heart_centre(ed_mask: np.ndarray, es_mask: np.ndarray, mode: str) -> np.ndar
         return np.array(np.nonzero(ed_mask >= MYO), dtype=float).mean(axis=1)
     rows, cols = np.nonzero((ed_mask > 0) | (es_mask > 0))
     return np.array([(rows.min() + rows.max()) / 2.0, (cols.min() + cols.max()) / 2.0])
-
-
-def sampling_grid(centre: np.ndarray, source_spacing: tuple[float, float], config: PrepareConfig) -> np.ndarray:
-    """Source (row, col) coordinates of every output pixel: a (2, H, W) array."""
-    offsets_mm = (np.arange(config.size) - (config.size - 1) / 2.0) * config.spacing_mm
-    rows = centre[0] + offsets_mm / source_spacing[0]
-    cols = centre[1] + offsets_mm / source_spacing[1]
-    return np.stack(np.meshgrid(rows, cols, indexing="ij"))
-
-
-def resample_plane(image: np.ndarray, grid: np.ndarray, order: int, smooth_sigma: tuple[float, float]) -> np.ndarray:
-    """Sample one 2D image on ``grid``; ``order`` 1 for intensities, 0 for label masks."""
-    if order > 0 and max(smooth_sigma) > 0:
-        image = ndimage.gaussian_filter(image.astype(np.float32), smooth_sigma)
-    return ndimage.map_coordinates(image, grid, order=order, mode="nearest")
-
-
-def resample_periodic_frames(frames: np.ndarray, n_out: int) -> np.ndarray:
-    """Resample one periodic cycle of frames (T_in, H, W) to ``n_out`` frames, frame 0 kept exactly."""
-    n_in = frames.shape[0]
-    position = np.arange(n_out) * n_in / n_out
-    lower = np.floor(position).astype(int)
-    weight = (position - lower)[:, None, None]
-    return (1 - weight) * frames[lower % n_in] + weight * frames[(lower + 1) % n_in]
-
-
-def normalise(cine: np.ndarray, valid: np.ndarray, percentiles: tuple[float, float]) -> tuple[np.ndarray, float, float]:
-    """Map the robust intensity range of the real pixels to [0, 1] (MRI intensities have no units)."""
-    low, high = np.percentile(cine[:, valid], percentiles)
-    scale = max(float(high - low), 1e-6)
-    return np.clip((cine - low) / scale, 0.0, 1.0).astype(np.float32), float(low), float(high)
 
 
 def prepare_slice(subject: acdc.AcdcSubject, z: int, config: PrepareConfig) -> PreparedSlice:
@@ -251,3 +212,72 @@ def write_dataset(out_dir: Path, slices: list[PreparedSlice], table: pd.DataFram
             old.unlink()
         out_dir.rmdir()
     tmp.rename(out_dir)
+
+
+#: What :func:`load_or_prepare` tells the user (through ``notify``) before preparing on first use.
+PREPARING_NOTE = ("Preparing the ACDC cines on first use (once, about 10 s): resampling and cropping every "
+                  "slice")  # shown on pages, so no server path: the folder goes to the log
+
+_prepare_lock = threading.Lock()  # one preparation per process; the file lock below covers other processes
+
+
+def load_or_prepare(name: str = "default", notify: Callable[[str], None] | None = None) -> PreparedDataset:
+    """The prepared dataset ``name`` (a config of :data:`CONFIGS`), prepared on first use.
+
+    When ``prepared_folder(name)`` holds no dataset yet, the ACDC data folder (``$CARDIOSYNTH_DATA/acdc``) is
+    prepared into it with that config (``notify`` gets :data:`PREPARING_NOTE` first, for the page). Safe when
+    several requests or processes race: one prepares under a lock, into a private temporary folder that is
+    renamed into place only when complete; the others wait and then load it. Without the ACDC data folder:
+    one DataNotFoundError naming where it looked and the ``CARDIOSYNTH_DATA`` variable."""
+    if name not in CONFIGS:
+        raise ValueError(f"Unknown dataset config {name!r}; known: {', '.join(CONFIGS)}")
+    folder = prepared_folder(name)
+    if (folder / "dataset.npz").is_file():
+        return load_prepared(folder)
+    source = data_root() / "acdc"
+    if not source.is_dir():
+        raise DataNotFoundError(
+            f"The reader study needs the ACDC cines, but the ACDC data folder was not found at {source} "
+            f"(and nothing is prepared yet at {folder}). Set CARDIOSYNTH_DATA to the folder that contains "
+            "'acdc/' (e.g. export CARDIOSYNTH_DATA=/path/to/shared/data) and restart the app.")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with _prepare_lock, _file_lock(folder.with_name(folder.name + ".lock")):
+        if not (folder / "dataset.npz").is_file():  # another request or process may have prepared it meanwhile
+            if notify is not None:
+                log.info("%s into %s", PREPARING_NOTE, folder)
+                notify(PREPARING_NOTE)
+            log.info("Preparing %s into %s (first use)", source, folder)
+            partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+            try:
+                prepare_acdc(source, CONFIGS[name], partial, progress=False)
+                if folder.exists():  # a stale folder without dataset.npz (e.g. an interrupted copy)
+                    shutil.rmtree(folder)
+                partial.rename(folder)
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
+                shutil.rmtree(partial.with_name(partial.name + ".tmp"), ignore_errors=True)
+    return load_prepared(folder)
+
+
+class _file_lock:
+    """An exclusive advisory lock on ``path`` (fcntl; a no-op where fcntl does not exist)."""
+
+    def __init__(self, path: Path):
+        self.path, self.handle = Path(path), None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: the in-process lock still serialises one server's requests
+            return self
+        self.handle = open(self.path, "a")
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self.handle is not None:
+            import fcntl
+
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+        return False

@@ -33,7 +33,7 @@ import torch
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
-from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
+from cardiosynth.data.geometry import CONFIGS as PREPARE_CONFIGS
 from cardiosynth.device import autocast, resolve_device
 from cardiosynth.export import PLACEMENT_KEYS
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec

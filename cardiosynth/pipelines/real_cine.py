@@ -26,10 +26,16 @@ import numpy as np
 from scipy import ndimage
 
 from cardiosynth.cine import Cine, CineError
-from cardiosynth.data.acdc import to_rows_cols
+from cardiosynth.data.geometry import CONFIGS as PREPARE_CONFIGS
+from cardiosynth.data.geometry import (
+    PrepareConfig,
+    normalise,
+    resample_periodic_frames,
+    resample_plane,
+    sampling_grid,
+    to_rows_cols,
+)
 from cardiosynth.data.labels import LV, MYO
-from cardiosynth.data.prepare import CONFIGS as PREPARE_CONFIGS
-from cardiosynth.data.prepare import PrepareConfig, normalise, resample_periodic_frames, resample_plane, sampling_grid
 from cardiosynth.export import DEFAULT_SLICE_THICKNESS_MM, load_npz_cine
 from cardiosynth.models.segmenter import Segmenter, segment_cine
 

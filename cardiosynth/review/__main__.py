@@ -18,8 +18,8 @@ import json
 import os
 import sys
 
-from cardiosynth.data.dataset import load_or_prepare, load_prepared
-from cardiosynth.data.prepare import CONFIGS
+from cardiosynth.data.dataset import load_prepared
+from cardiosynth.data.prepare import CONFIGS, load_or_prepare
 from cardiosynth.paths import DataNotFoundError
 from cardiosynth.review.errors import ReviewError
 from cardiosynth.review.render import RenderSettings

@@ -21,9 +21,9 @@ import os
 import secrets
 from pathlib import Path
 
-from cardiosynth.data.dataset import load_or_prepare
-from cardiosynth.measure.generators import build_generator
+from cardiosynth.data.prepare import load_or_prepare
 from cardiosynth.paths import cache_dir, private_folder
+from cardiosynth.pipelines.generators import build_generator
 from cardiosynth.review import session, stats
 from cardiosynth.review.access import AdminSessions, check_admin, display_code, normalise_code, token_hash
 from cardiosynth.review.blinding import blinding_check
@@ -190,7 +190,7 @@ class ReviewService:
         fixes which real cines and which synthetic ones a study gets; None (the web page, and the command line
         unless told) draws a fresh one, so two studies do not show the same cases (blinding across studies).
         Without ``dataset``, the default prepared ACDC set, prepared on first use (``notify(message)`` is told
-        when that happens; see ``cardiosynth.data.dataset.load_or_prepare``)."""
+        when that happens; see ``cardiosynth.data.prepare.load_or_prepare``)."""
         n_real = whole_number(n_real, "real cines", 1, 500)
         n_synthetic = whole_number(n_synthetic, "synthetic cines", 1, 500)
         if dataset is None:

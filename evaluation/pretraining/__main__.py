@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from cardiosynth.data.dataset import load_or_prepare
+from cardiosynth.data.prepare import load_or_prepare
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from evaluation.pretraining import report
 from evaluation.pretraining.folds import FoldError

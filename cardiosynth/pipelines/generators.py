@@ -1,4 +1,7 @@
-"""Generators behind the evaluator, and the references every real generator must beat.
+"""Generators behind the evaluator, and the references every real generator must beat: the registry of named
+generators (:func:`build_generator`) that the evaluation commands and the reader study (``cardiosynth.review``)
+build on. It lives with the pipelines, not in ``cardiosynth.measure``: the instruments only measure the cines
+they are given.
 
 The contract (docs/design.md): ``generate(conditions) -> list[Cine]``, where ``conditions`` is a DataFrame with
 the schema's phenotype columns, ``slice_position`` and ``seed`` (one row per requested cine). The seed
@@ -36,7 +39,7 @@ from cardiosynth.data.dataset import PreparedDataset
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
 from cardiosynth.models.motion import CONFIGS as MOTION_CONFIGS
 from cardiosynth.models.vae3d import VAE3D, decode_cines, encode_cines
-from cardiosynth.pipelines import PhenotypeToCine
+from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine
 from cardiosynth.render.fields import motion_positions
 from cardiosynth.render.registration import registered_controls
 from cardiosynth.render.sampling import resample

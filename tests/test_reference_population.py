@@ -1,0 +1,35 @@
+"""The app's bundled reference population (issue 40): versioned, with its sha256 and licence beside it, and the
+same values ACDC's training split gives when the data is present."""
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cardiosynth import phenotypes as ph
+from cardiosynth.app.phenotype_explorer import _real_training_patients
+from cardiosynth.paths import data_root
+from cardiosynth.weights import REFERENCE_POPULATION
+from training.export_reference_population import VERSION, reference_population
+
+
+def test_the_bundled_table_is_what_its_readme_says():
+    table = pd.read_csv(REFERENCE_POPULATION)
+    assert list(table.columns) == ["patient", *ph.NAMES] and len(table) == 60 and table["patient"].is_unique
+    readme = REFERENCE_POPULATION.with_suffix(".md").read_text()
+    assert hashlib.sha256(REFERENCE_POPULATION.read_bytes()).hexdigest() in readme
+    assert f"version {VERSION}" in readme and "CC BY-NC-SA 4.0" in readme
+
+
+def test_the_app_reads_the_bundled_table_not_the_training_data(monkeypatch):
+    monkeypatch.setenv("CARDIOSYNTH_DATA", "/nonexistent")
+    real = _real_training_patients()
+    assert real is not None and list(real.columns) == list(ph.NAMES) and len(real) == 60
+
+
+@pytest.mark.skipif(not (data_root() / "acdc" / "phenotypes.csv").is_file(), reason="ACDC data not present")
+def test_the_bundled_table_matches_acdc_bit_for_bit():
+    bundled, source = pd.read_csv(REFERENCE_POPULATION), reference_population()
+    assert list(bundled["patient"]) == list(source["patient"])
+    assert np.array_equal(bundled[list(ph.NAMES)].to_numpy(float), source[list(ph.NAMES)].to_numpy(float))
