@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,19 @@ REFERENCE_POPULATION = WEIGHTS_DIR / "phenotype_vae" / "reference_population.csv
 
 class WeightsError(RuntimeError):
     """Weights are missing, altered or inconsistent with their config."""
+
+
+def checked_reference_population(path: str | Path = REFERENCE_POPULATION) -> Path:
+    """``path`` after checking its sha256 against the one its card (the ``.md`` beside it) records, as weights
+    are checked; a WeightsError when the card is missing or the table was altered."""
+    path = Path(path)
+    card = path.with_suffix(".md")
+    recorded = re.search(r"sha256 of the CSV `([0-9a-f]{64})`", card.read_text()) if card.is_file() else None
+    if recorded is None:
+        raise WeightsError(f"{card} does not record the sha256 of {path.name}")
+    if sha256_of(path) != recorded.group(1):
+        raise WeightsError(f"{path} does not match the sha256 recorded in {card.name}: refusing an altered table")
+    return path
 
 
 def sha256_of(path: str | Path) -> str:

@@ -33,3 +33,17 @@ def test_the_bundled_table_matches_acdc_bit_for_bit():
     bundled, source = pd.read_csv(REFERENCE_POPULATION), reference_population()
     assert list(bundled["patient"]) == list(source["patient"])
     assert np.array_equal(bundled[list(ph.NAMES)].to_numpy(float), source[list(ph.NAMES)].to_numpy(float))
+
+
+def test_an_altered_table_is_refused_and_the_app_goes_on_without_it(tmp_path, monkeypatch):
+    """Checked like weights: the sha256 its card records; the app then draws the VAE samples only."""
+    import cardiosynth.app.phenotype_explorer as explorer_module
+    from cardiosynth.weights import WeightsError, checked_reference_population
+
+    table, card = tmp_path / "reference_population.csv", tmp_path / "reference_population.md"
+    card.write_text(REFERENCE_POPULATION.with_suffix(".md").read_text())
+    table.write_text(REFERENCE_POPULATION.read_text().replace("patient", "patient", 1) + "\n")
+    with pytest.raises(WeightsError, match="does not match the sha256"):
+        checked_reference_population(table)
+    monkeypatch.setattr(explorer_module, "REFERENCE_POPULATION", table)
+    assert _real_training_patients() is None

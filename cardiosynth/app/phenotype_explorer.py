@@ -31,7 +31,7 @@ from plotly.subplots import make_subplots
 from cardiosynth import phenotypes as ph
 from cardiosynth.phenotypes import PhenotypeError
 from cardiosynth.pipelines.phenotype_prior import SAMPLED_POPULATION, PhenotypePrior, Plausibility
-from cardiosynth.weights import REFERENCE_POPULATION
+from cardiosynth.weights import REFERENCE_POPULATION, checked_reference_population
 
 log = logging.getLogger("cardiosynth.app")
 
@@ -309,7 +309,7 @@ def _real_training_patients() -> pd.DataFrame | None:
     """The real ACDC training patients' phenotypes, from the bundled table (``REFERENCE_POPULATION``, written by
     ``python -m training.export_reference_population``); None when it is missing (no error)."""
     try:
-        table = pd.read_csv(REFERENCE_POPULATION)
+        table = pd.read_csv(checked_reference_population(REFERENCE_POPULATION))
         return table[list(ph.NAMES)].dropna().reset_index(drop=True) if len(table) else None
     except Exception:  # optional overlay: never stop the app for it
         log.info("The reference population %s is not available; the population plot shows VAE samples only",
