@@ -47,3 +47,13 @@ def test_an_altered_table_is_refused_and_the_app_goes_on_without_it(tmp_path, mo
         checked_reference_population(table)
     monkeypatch.setattr(explorer_module, "REFERENCE_POPULATION", table)
     assert _real_training_patients() is None
+
+
+def test_its_card_rebuilds_byte_for_byte_from_the_library():
+    """The card comes from the library (cards belong to what they describe, not to the command that writes them)."""
+    from cardiosynth.models.cards.reference_population import model_card
+    from cardiosynth.weights import sha256_of
+
+    table = pd.read_csv(REFERENCE_POPULATION)
+    assert model_card(len(table), sha256_of(REFERENCE_POPULATION), VERSION) == \
+        REFERENCE_POPULATION.with_suffix(".md").read_text()

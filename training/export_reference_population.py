@@ -19,7 +19,8 @@ import pandas as pd
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.data.acdc import read_phenotype_csv
-from cardiosynth.data.splits import SPLIT_FILE, load_split
+from cardiosynth.data.splits import load_split
+from cardiosynth.models.cards.reference_population import model_card
 from cardiosynth.paths import require_dataset
 from cardiosynth.weights import REFERENCE_POPULATION
 
@@ -35,23 +36,6 @@ def reference_population(root=None) -> pd.DataFrame:
     return train[["patient", *ph.NAMES]].dropna(subset=list(ph.NAMES)).reset_index(drop=True)
 
 
-def card(table: pd.DataFrame, sha256: str) -> str:
-    return f"""# Reference population of the phenotype explorer (version {VERSION})
-
-`{REFERENCE_POPULATION.name}`: the nine phenotypes ({", ".join(ph.NAMES)}) of the {len(table)} real ACDC
-training patients, one row per patient (the `patient` column is ACDC's identifier), in `phenotypes.csv` order.
-The app draws them as tick marks under the population plot, beside the phenotype VAE's samples; it reads this
-table and needs no training data at start-up.
-
-- **Version.** {VERSION}; sha256 of the CSV `{sha256}`.
-- **Source.** ACDC (Bernard et al., IEEE TMI 2018) `phenotypes.csv` (ground-truth volumes and mass from the
-  expert masks), restricted to the training patients of the committed split (`cardiosynth/data/{SPLIT_FILE.name}`):
-  the patients the phenotype VAE was fitted on.
-- **Command.** `python -m training.export_reference_population`
-- **Licence.** CC BY-NC-SA 4.0, inherited from ACDC (research, non-commercial use; cite the ACDC paper).
-"""
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--acdc", default=None, help="the ACDC folder (default: $CARDIOSYNTH_DATA/acdc)")
@@ -62,7 +46,7 @@ def main(argv=None) -> int:
     if not np.array_equal(back[list(ph.NAMES)].to_numpy(float), table[list(ph.NAMES)].to_numpy(float)):
         raise RuntimeError(f"{REFERENCE_POPULATION} does not read back to the same values")
     sha256 = hashlib.sha256(REFERENCE_POPULATION.read_bytes()).hexdigest()
-    REFERENCE_POPULATION.with_suffix(".md").write_text(card(table, sha256))
+    REFERENCE_POPULATION.with_suffix(".md").write_text(model_card(len(table), sha256, VERSION))
     print(f"Wrote {REFERENCE_POPULATION} ({len(table)} patients, sha256 {sha256})")
     return 0
 
