@@ -19,7 +19,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -30,8 +29,14 @@ from plotly.subplots import make_subplots
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.phenotypes import PhenotypeError
-from cardiosynth.pipelines.phenotype_prior import SAMPLED_POPULATION, PhenotypePrior, Plausibility
+from cardiosynth.pipelines.phenotype_prior import (
+    SAMPLED_POPULATION,
+    PhenotypePrior,
+    Plausibility,
+)
 from cardiosynth.weights import REFERENCE_POPULATION, checked_reference_population
+
+from .studio import checked_number, checked_whole
 
 log = logging.getLogger("cardiosynth.app")
 
@@ -285,24 +290,11 @@ class PhenotypeExplorer:
 
 
 def _temperature(value) -> float:
-    try:
-        t = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"Temperature must be a number, got {value!r}") from None
-    low, high = TEMPERATURE_RANGE
-    if not (math.isfinite(t) and low <= t <= high):
-        raise ValueError(f"Temperature must be between {low:g} and {high:g}, got {t:g}")
-    return t
+    return checked_number(value, "Temperature", *TEMPERATURE_RANGE)
 
 
 def _seed(value) -> int:
-    try:
-        seed = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"Seed must be a whole number, got {value!r}") from None
-    if not (math.isfinite(seed) and seed == int(seed) and 0 <= seed < 2 ** 31):
-        raise ValueError(f"Seed must be a whole number between 0 and 2147483647, got {value!r}")
-    return int(seed)
+    return checked_whole(value, "Seed", 0, 2 ** 31 - 1)
 
 
 def _real_training_patients() -> pd.DataFrame | None:
