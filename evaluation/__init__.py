@@ -16,4 +16,5 @@ import the library, and print JSON or write reports under ``reports/``.
     python -m evaluation.showcase              the README's picture: cines across LVEDV and LVEF
     python -m evaluation.motion_report         anatomy + motion round trip of held-out cines; the motion card's section
     python -m evaluation.vae3d_report          the 3D-VAE's reconstruction sheet and reports/vae3d/metrics.json
+    python -m evaluation.output_fingerprints   sha256 of the pipelines' outputs on fixed requests (refactors)
 """
