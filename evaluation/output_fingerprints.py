@@ -4,8 +4,8 @@ should not change any output (a refactor) and compare the two JSON files; every 
     python -m evaluation.output_fingerprints --out /tmp/before.json      # on the old commit
     python -m evaluation.output_fingerprints --out /tmp/after.json --compare /tmp/before.json
 
-Each request's fingerprint is the sha256 of its cines' frames (float32 bytes) and of its conditions as CSV
-(floats to 6 significant digits), so both the pixels and what the result says made them are covered. The
+Each request's fingerprint is the sha256 of its cines' frames (float32 bytes) and, apart, of its conditions as
+CSV (floats to 6 significant digits), so both the pixels and what the result says made them are covered. The
 requests use only the pipelines' public calls, so the command runs on older commits too. CPU only: bit-identity
 is a property of one machine's CPU build.
 """
@@ -26,13 +26,15 @@ ECG_EXAMPLE = ROOT / "assets" / "ecg" / "Example_aECG.xml"
 REAL_HEART = ("patient002", 4)  # an ACDC cine (../shared/data) and the slice an edit starts from
 
 
-def digest(cines, conditions) -> str:
-    h = hashlib.sha256()
+def digest(cines, conditions) -> dict:
+    """sha256 of the frames and, apart, of the conditions: a change in what a result says made it (a recorded
+    setting) is told from a change in its pixels."""
+    frames = hashlib.sha256()
     for cine in cines:
-        h.update(np.ascontiguousarray(cine.frames, dtype=np.float32).tobytes())
+        frames.update(np.ascontiguousarray(cine.frames, dtype=np.float32).tobytes())
     table = conditions if isinstance(conditions, pd.DataFrame) else pd.DataFrame([conditions])
-    h.update(table.to_csv(index=False, float_format="%.6g").encode())
-    return h.hexdigest()
+    said = hashlib.sha256(table.to_csv(index=False, float_format="%.6g").encode())
+    return {"frames": frames.hexdigest(), "conditions": said.hexdigest()}
 
 
 def phenotype_requests(pipe) -> dict:
@@ -106,10 +108,12 @@ def main(argv=None) -> int:
         print(json.dumps(found, indent=2))
         return 0
     before = json.loads(args.compare.read_text())
-    report = {name: ("same" if before.get(name) == value else "DIFFERENT" if name in before else "new")
-              for name, value in found.items()}
+    report = {name: {part: ("same" if before.get(name, {}).get(part) == value else
+                            "DIFFERENT" if name in before else "new") for part, value in parts.items()}
+              for name, parts in found.items()}
     print(json.dumps(report, indent=2))
-    return 0 if all(v == "same" for v in report.values()) and set(before) <= set(found) else 1
+    same = all(v == "same" for parts in report.values() for v in parts.values())
+    return 0 if same and set(before) <= set(found) else 1
 
 
 if __name__ == "__main__":
