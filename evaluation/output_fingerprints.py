@@ -20,6 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+
+from cardiosynth.pipelines.ecg_to_cine import EcgToCine
+from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine
+from cardiosynth.pipelines.real_cine import prepare_real_slice, read_cine_file
 
 ROOT = Path(__file__).resolve().parents[1]
 ECG_EXAMPLE = ROOT / "assets" / "ecg" / "Example_aECG.xml"
@@ -53,8 +58,6 @@ def phenotype_requests(pipe) -> dict:
 
 
 def edit_requests(pipe, data: Path) -> dict:
-    from cardiosynth.pipelines.real_cine import prepare_real_slice, read_cine_file
-
     patient, slice_index = REAL_HEART
     cine = prepare_real_slice(read_cine_file(data / "acdc" / patient / f"{patient}_4d.nii.gz"), slice_index)
     known = {"LVEDV": 160.0, "LVEF": 30.0, "LVM": 140.0, "RVEDV": 150.0}
@@ -76,11 +79,6 @@ def ecg_requests(pipe) -> dict:
 
 
 def fingerprints(data: Path) -> dict:
-    import torch
-
-    from cardiosynth.pipelines.ecg_to_cine import EcgToCine
-    from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine
-
     torch.set_num_threads(1)  # one thread: no reduction-order differences between runs
     rendered = PhenotypeToCine.from_pretrained(device="cpu")
     out = phenotype_requests(rendered)

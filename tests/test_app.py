@@ -15,6 +15,7 @@ from cardiosynth.app.cine_view import CineStudio
 from cardiosynth.app.ecg_view import EXAMPLE_DIR
 from cardiosynth.app.phenotype_explorer import PhenotypeExplorer
 from evaluation.app_bench import serve_in_process
+from request_counting import count_parsing, settled
 
 N = len(ph.NAMES)
 SINUS = "LUDB record 2: sinus rhythm (WFDB)"
@@ -457,3 +458,12 @@ def test_edit_a_real_heart_plays_both_cines_with_the_values(client, acdc_root, t
     assert "Slice must be a whole number between 0 and" in message
     *kept, message = client.predict(None, "0", 30, 0, api_name="/edit_real")
     assert "Upload a short-axis cine first" in message
+
+
+def test_one_generate_click_parses_and_checks_its_request_once(client, explorer, monkeypatch):
+    counts = count_parsing(monkeypatch)
+    values = [explorer.start[n] for n in ph.NAMES]
+    _, _, table, message = client.predict(*values, 5, 8, 3.0, 0.4, api_name="/generate")
+    assert message == "" and "| seed | 5 |" in table
+    assert settled(counts) == {"phenotypes parsed": 1, "names mapped": 1, "settings checked": 1,
+                               "plausibility scored": 1}

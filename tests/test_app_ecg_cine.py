@@ -21,6 +21,7 @@ from cardiosynth.ecg import Ecg, EcgError
 from cardiosynth.paths import REPO_ROOT
 from cardiosynth.pipelines.phenotype_prior import TYPICAL_HEART
 from evaluation.app_bench import serve_in_process
+from request_counting import count_parsing, settled
 
 LUDB_2 = REPO_ROOT / "assets" / "ecg" / "ludb" / "2.hea"
 SINUS = "LUDB record 2: sinus rhythm (WFDB)"
@@ -137,7 +138,7 @@ def test_the_heart_is_typical_unless_the_user_picks_another(ecg_studio):
 @pytest.mark.parametrize("choice, seed, values, message", [
     ("values", 0, {"LVEF": None}, "Type at least one of LVEDV"),
     ("values", 0, {"LVEF": "a lot"}, "LVEF must be a number"),
-    ("random", -1, {}, "The heart seed must be a whole number from 0"),
+    ("random", -1, {}, "The heart seed must be a whole number between 0"),
     ("mine", 0, {}, "Choose the heart to animate"),
 ])
 def test_a_heart_that_cannot_be_is_one_readable_sentence(ecg_studio, choice, seed, values, message):
@@ -194,6 +195,19 @@ def test_ecg_generate_endpoint_after_picking_the_example(url):
     garbage.write_bytes(b"\x00 not an ECG " * 40)
     assert "cs-error" in client.predict([gradio_client.handle_file(str(garbage))], None, "", api_name="/ecg")[3]
     assert "Load an ECG first" in client.predict(0, 2, 2.0, 0.5, api_name="/ecg_generate")[3]
+
+
+def test_one_ecg_upload_and_generate_parse_and_check_each_request_once(url, monkeypatch):
+    client = gradio_client.Client(url, verbose=False, download_files=False)
+    counts = count_parsing(monkeypatch)
+    upload = [gradio_client.handle_file(str(LUDB_2)), gradio_client.handle_file(str(LUDB_2.with_suffix(".dat")))]
+    assert client.predict(upload, None, "", api_name="/ecg")[3] == ""
+    assert settled(counts) == {"ECG analysed (neurokit2)": 1, "ECG encoded (ECG MAE)": 1}  # read once, shown
+    gif, _, cycle, message = client.predict(3, 2, 2.0, 0.5, "values", 0, 150.0, 55.0, None, None, None,
+                                            api_name="/ecg_generate")
+    assert message == "" and "seed 3" in cycle
+    assert settled(counts) == {"ECG analysed (neurokit2)": 1, "ECG encoded (ECG MAE)": 1, "phenotypes parsed": 1,
+                               "names mapped": 1, "settings checked": 1}
 
 
 def test_without_weights_the_tab_says_so_and_the_app_still_works(tmp_path_factory):

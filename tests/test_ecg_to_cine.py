@@ -274,9 +274,9 @@ def test_pipeline_errors_are_readable(tiny_pipeline, one_thread):
     flat = Ecg(np.zeros((12, 5000), np.float32))
     with pytest.raises(EcgError, match="No complete heartbeat"):
         tiny_pipeline(flat)
-    with pytest.raises(ValueError, match="slice_position"):
+    with pytest.raises(ValueError, match="Slice position"):
         tiny_pipeline(flat, slice_position=1.5)
-    with pytest.raises(ValueError, match="cfg"):
+    with pytest.raises(ValueError, match="Guidance scale"):
         tiny_pipeline(flat, cfg=float("nan"))
     with pytest.raises(EcgError, match="Expected an ECG"):
         tiny_pipeline(42)

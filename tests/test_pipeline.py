@@ -142,7 +142,7 @@ def test_same_seed_same_cines_other_seed_or_cfg_other_cines(tiny):
     ({**HEALTHY, "LVM": float("nan")}, "LVM"),
     ({**HEALTHY, "LVEF": 20.0}, "disagree"),
     ({**HEALTHY, "Heart rate": 60.0}, "Unknown phenotype columns: Heart rate"),
-    ({**HEALTHY, "LVEDV": "big"}, "not a number"),
+    ({**HEALTHY, "LVEDV": "big"}, "LVEDV must be a number"),
     ("LVEDV=150", "must be a dict"),
 ])
 def test_bad_phenotypes_are_one_clear_error(tiny, request_, message):
@@ -156,8 +156,9 @@ def test_nan_in_a_table_names_the_set(tiny):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"n": 0}, "n must be"), ({"seed": -1}, "seed"), ({"steps": 0}, "steps"), ({"cfg": 0.5}, "cfg"),
-    ({"temperature": 0.0}, "temperature"), ({"slice_position": 1.5}, "slice_position"),
+    ({"n": 0}, "n must be"), ({"seed": -1}, "Seed must be a whole number"), ({"steps": 0}, "Decoding steps"),
+    ({"cfg": 0.5}, "Guidance scale must be between 1 and 10"), ({"temperature": 0.0}, "Temperature"),
+    ({"slice_position": 1.5}, "Slice position"),
 ])
 def test_bad_settings_are_clear_errors(tiny, kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -24,10 +24,10 @@ from pathlib import Path
 import pandas as pd
 
 from cardiosynth import phenotypes as ph
+from cardiosynth.pipelines.requests import checked_whole
 
 from .cine_view import CineResult, CineStudio
 from .compute import on_compute_thread
-from .studio import checked_whole
 
 MAX_CINES = 24  # ~1 s each on 2 cores: a batch answers within half a minute
 MAX_CSV_BYTES = 1_000_000

@@ -29,6 +29,7 @@ from cardiosynth.export import frame_interval, save_cine
 from cardiosynth.measure.curves import NOT_MEASURABLE, unreadable_reason
 from cardiosynth.measure.measurer import CineMeasurer
 from cardiosynth.pipelines import PhenotypeToCine
+from cardiosynth.pipelines.requests import CineRequest, PhenotypeRequest
 
 from .compute import on_compute_thread
 from .player import frame_steps, image_frame, set_frame_time
@@ -50,11 +51,25 @@ class CineResult:
     measured: dict = field(default_factory=dict)  # estimated phenotypes + area curves (when the measurer is there)
     files: dict = field(default_factory=dict)  # format -> path, written on demand
     notes: list = field(default_factory=list)  # warnings that belong with this cine (shown beside it)
+    scored: object = None  # the explorer's Scored set (values and plausibility), when it was scored
 
     @property
     def label(self) -> str:
         c = self.conditions
         return f"LVEDV {c['LVEDV']:.0f} mL, LVEF {c['LVEF']:.0f} %, seed {c['seed']}"
+
+
+@dataclass(frozen=True)
+class PanelRequest:
+    """A "Generate cine" click's request, checked once by the pipeline, and the warnings it raised."""
+
+    checked: CineRequest
+    warnings: list = field(default_factory=list)
+
+    @property
+    def phenotypes(self) -> PhenotypeRequest:
+        """The phenotype values asked for, parsed (what the explorer scores)."""
+        return self.checked.asked
 
 
 #: what every rendered cine shares with its exemplar, said where the cine is shown
@@ -89,34 +104,46 @@ class CineStudio(GeneratorStudio):
 
     @property
     def defaults(self) -> dict:
-        c = self.pipeline.mar.config if self.available else None
-        if c is None:
+        if not self.available:
             return {"steps": 8, "cfg": 3.0, "max_steps": 64}
-        return {"steps": c.sampler.num_iter, "cfg": c.sampler.cfg, "max_steps": c.num_tokens}
+        return {"steps": self.pipeline.default_sampling.steps, "cfg": self.pipeline.default_sampling.cfg,
+                "max_steps": self.pipeline.max_steps}
 
     # ----------------------------------------------------------------------------------------- actions
-    def generate(self, values: Mapping[str, float], seed, steps, cfg, slice_position,
-                 plausibility=None, progress=None) -> CineResult:
-        """One cine for ``values``. ``plausibility`` (the explorer's verdict on these values, optional) and the
-        generator's own warnings (e.g. values more than 3 SD from its training data) become ``notes``, which
-        the panel shows beside the cine. ``progress(stage, fraction)`` hears the real stages: each MAR decoding
-        step, the decode to frames, the measurement of the areas."""
+    def request(self, values: Mapping[str, float], seed, steps, cfg, slice_position) -> CineRequest:
+        """The panel's request, parsed and checked once by the pipeline (each bad value one readable error):
+        what :meth:`run` generates and the explorer scores. The generator's warnings about the request (e.g.
+        values more than 3 SD from its training data) travel with it to the cine's notes."""
+        self.require_pipeline()
+        independent = {n: values.get(n) for n in ph.INDEPENDENT}  # SV / EF follow from the volumes
+        request, caught = on_compute_thread(_recording_warnings, self.pipeline.request, independent, n=1, seed=seed,
+                                            steps=steps, cfg=cfg, slice_position=slice_position)
+        return PanelRequest(request, caught)
+
+    def generate(self, values: Mapping[str, float], seed, steps, cfg, slice_position, plausibility=None,
+                 progress=None) -> CineResult:
+        """One cine for ``values``: :meth:`run` of :meth:`request`."""
+        return self.run(self.request(values, seed, steps, cfg, slice_position), plausibility, progress)
+
+    def run(self, request: "PanelRequest", plausibility=None, progress=None) -> CineResult:
+        """The cine of a checked request. ``plausibility`` (the explorer's verdict on the set, optional) and the
+        generator's own warnings become ``notes``, which the panel shows beside the cine. ``progress(stage,
+        fraction)`` hears the real stages: each MAR decoding step, the decode to frames, the measurement of the
+        areas."""
         tell = progress or (lambda stage, fraction: None)
         self.require_pipeline()
-        seed, steps, cfg, position = self.checked_settings(seed, steps, cfg, slice_position)
-        independent = {n: float(values[n]) for n in ph.INDEPENDENT}  # SV / EF follow from the volumes
-        result, caught = on_compute_thread(_recording_warnings, self.pipeline, independent, n=1, seed=seed,
-                                           steps=steps, cfg=cfg, slice_position=position,
+        result, caught = on_compute_thread(_recording_warnings, self.pipeline.run, request.checked,
                                            progress=lambda stage, f: tell(stage, GENERATION_SHARE * f))
-        row = result.conditions.iloc[0]
-        conditions = {**{n: round(float(row[n]), 2) for n in ph.NAMES}, "slice_position": position, "seed": seed,
-                      "steps": steps, "cfg": cfg, "temperature": float(row["temperature"]),
-                      "model": result.cines[0].source,
+        row, sampling = result.conditions.iloc[0], request.checked.sampling
+        conditions = {**{n: round(float(row[n]), 2) for n in ph.NAMES}, "slice_position": float(row["slice_position"]),
+                      "seed": sampling.seed, "steps": sampling.steps, "cfg": sampling.cfg,
+                      "temperature": float(row["temperature"]), "model": result.cines[0].source,
                       **{k: row[k] for k in ("motion", "exemplar") if k in row}}
-        generated = CineResult(result.cines[0], conditions, notes=plausibility_notes(plausibility) + caught)
+        notes = plausibility_notes(plausibility) + list(dict.fromkeys(request.warnings + caught))
+        generated = CineResult(result.cines[0], conditions, notes=notes)
         tell("Measuring the LV and RV areas frame by frame", GENERATION_SHARE)
         generated.measured = on_compute_thread(self.measure, generated.cine)
-        self.name_files(generated, seed)
+        self.name_files(generated, sampling.seed)
         return generated
 
     def measure(self, cine: Cine) -> dict:

@@ -16,7 +16,6 @@ explorer's start, :meth:`PhenotypePrior.typical_heart`); the tab offers a random
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from cardiosynth.weights import WEIGHTS_DIR
 
 from .compute import on_compute_thread
 from .player import frame_steps, image_frame, set_frame_time
-from .studio import GeneratorStudio, checked_number, checked_whole, png_uris
+from .studio import GeneratorStudio, png_uris
 
 CURSOR_COLOUR = "#c62828"
 FORMATS = ("mp4", "gif", "nii.gz", "dcm", "json")
@@ -101,10 +100,10 @@ class EcgCineStudio(GeneratorStudio):
     @property
     def defaults(self) -> dict:
         """The flow's own sampling settings, which the Advanced controls start from."""
-        c = self.pipeline.flow.config if self.available else None
-        if c is None:
+        if not self.available:
             return {"steps": 10, "cfg": 2.0, "max_steps": MAX_STEPS}
-        return {"steps": c.sampler.sampling_steps, "cfg": c.sampler.cfg, "max_steps": MAX_STEPS}
+        defaults = self.pipeline.default_sampling
+        return {"steps": defaults.steps, "cfg": defaults.cfg, "max_steps": MAX_STEPS}
 
     # ----------------------------------------------------------------------------------------- actions
     def analyse(self, ecg) -> AnalysedEcg:
@@ -120,19 +119,15 @@ class EcgCineStudio(GeneratorStudio):
     def heart_request(choice: str = "typical", heart_seed=0, values: dict | None = None) -> dict:
         """The tab's heart controls as EcgToCine keywords: ``{}`` for the typical healthy heart (the pipeline's
         default), ``{"phenotype_seed": s}`` for a random heart, ``{"phenotypes": {...}}`` for the values typed
-        (blank ones left to the phenotype model). Bad input is a ValueError in one sentence."""
+        (blank ones left to the phenotype model). What the controls hold is passed as it is: the pipeline's
+        request checks it, once."""
         if choice in (None, "", "typical"):
             return {}
         if choice == "random":
-            try:
-                return {"phenotype_seed": checked_whole(heart_seed, "The heart seed", 0, 2 ** 31 - 1)}
-            except ValueError:
-                raise ValueError(f"The heart seed must be a whole number from 0 to {2 ** 31 - 1}; got "
-                                 f"{heart_seed!r}.") from None
+            return {"phenotype_seed": heart_seed}
         if choice != "values":
             raise ValueError(f"Choose the heart to animate: {', '.join(v for _, v in HEART_CHOICES)}; got {choice!r}.")
-        given = {n: checked_number(v, n, -math.inf, math.inf) for n, v in (values or {}).items()
-                 if n in HEART_VALUES and typed(v)}
+        given = {n: v for n, v in (values or {}).items() if n in HEART_VALUES and typed(v)}
         if not given:
             raise ValueError(ASK_FOR_VALUES)
         return {"phenotypes": given}
@@ -152,13 +147,13 @@ class EcgCineStudio(GeneratorStudio):
         self.require_pipeline()
         if ecg is None:
             raise ValueError("Load an ECG first: upload a file or pick a bundled example above.")
-        seed, steps, cfg, position = self.checked_settings(seed, steps, cfg, slice_position)
         if isinstance(ecg, (str, Path)):
             ecg, name = read_ecg(ecg), name or Path(ecg).name
-        output = on_compute_thread(self.pipeline, ecg, seed=seed, steps=steps, cfg=cfg, slice_position=position,
-                                   **(heart or {}))
-        result = EcgCineResult(output, ecg.ecg if isinstance(ecg, AnalysedEcg) else ecg, name)
-        self.name_files(result, seed)
+        request = on_compute_thread(self.pipeline.request, ecg, seed=seed, steps=steps, cfg=cfg,
+                                    slice_position=slice_position, **(heart or {}))
+        output = on_compute_thread(self.pipeline.run, request)
+        result = EcgCineResult(output, request.ecg.ecg, name)
+        self.name_files(result, request.sampling.seed)
         return result
 
     def metadata(self, result: EcgCineResult) -> dict:

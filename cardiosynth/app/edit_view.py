@@ -27,10 +27,11 @@ from cardiosynth.pipelines.real_cine import (
     prepare_real_slice,
     read_cine_file,
 )
+from cardiosynth.pipelines.requests import checked_number, checked_whole
 
 from .cine_view import CineResult, CineStudio
 from .compute import on_compute_thread
-from .studio import checked_number, checked_whole, fresh_stem
+from .studio import fresh_stem
 
 #: slice positions (0 = base ... 1 = apex: the slice's place in the uploaded stack) below / above which one slice's
 #: readings are flagged as unreliable

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from .studio import GUIDANCE_RANGE, GeneratorStudio
+from cardiosynth.pipelines.requests import GUIDANCE_RANGE
+
+from .studio import GeneratorStudio
 from .widgets import number, player_buttons, slider
 
 

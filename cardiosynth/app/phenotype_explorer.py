@@ -34,9 +34,8 @@ from cardiosynth.pipelines.phenotype_prior import (
     PhenotypePrior,
     Plausibility,
 )
+from cardiosynth.pipelines.requests import CineRequest, checked_number, checked_whole
 from cardiosynth.weights import REFERENCE_POPULATION, checked_reference_population
-
-from .studio import checked_number, checked_whole
 
 log = logging.getLogger("cardiosynth.app")
 
@@ -176,6 +175,12 @@ class PhenotypeExplorer:
     def score(self, values: Mapping[str, float], edited: str | Sequence[str] | None = None, note: str = "") -> Scored:
         values = consistent(values, edited)
         return Scored(values, self.prior.plausibility({n: values[n] for n in ph.INDEPENDENT}), note)
+
+    def verdict(self, request: CineRequest) -> Scored:
+        """The plausibility of a generation request's set, scored once, on the phenotypes as its request parsed
+        them (nothing parsed again): what the panel shows beside the cine and above it after generating."""
+        row = request.sets.iloc[0]
+        return Scored({n: float(row[n]) for n in ph.NAMES}, self.prior.plausibility(request.asked))
 
     def move_edv(self, values: Mapping[str, float], side: str, keep: str = "EF",
                  locked: Sequence[str] = ()) -> Scored:

@@ -318,7 +318,7 @@ def add_cine_panel(studio: CineStudio, values: list, explorer: PhenotypeExplorer
     event.then(_cine_details(studio), inputs=[succeeded, panel.current, previous],
                outputs=[panel.plot, panel.files], api_visibility="private", show_progress="minimal")
     if phenotype_panel is not None:
-        event.then(_phenotype_rescorer(explorer), inputs=[succeeded, *values], outputs=list(phenotype_panel),
+        event.then(_phenotype_rescorer(explorer), inputs=[succeeded, panel.current], outputs=list(phenotype_panel),
                    api_visibility="private", show_progress="hidden")
     add_batch_panel(studio, values, panel)
 
@@ -329,9 +329,11 @@ def _cine_generator(studio: CineStudio, explorer: PhenotypeExplorer | None):
         vals, (seed, k, guidance, where, last) = args[:len(ph.NAMES)], args[len(ph.NAMES):]
         try:
             progress(0.0, desc="Starting the generator")
-            requested = dict(zip(ph.NAMES, vals))
-            result = studio.generate(requested, seed, k, guidance, where, plausibility=_verdict(explorer, requested),
-                                     progress=lambda stage, fraction: progress(fraction, desc=stage))
+            request = studio.request(dict(zip(ph.NAMES, vals)), seed, k, guidance, where)  # parsed once, here
+            scored = _verdict(explorer, request)
+            result = studio.run(request, plausibility=None if scored is None else scored.plausibility,
+                                progress=lambda stage, fraction: progress(fraction, desc=stage))
+            result.scored = scored
             progress(0.95, desc="Rendering the animated GIF")
             gif = studio.file(result, "gif")
             before = studio.file(last, "gif") if last is not None else None
@@ -344,28 +346,27 @@ def _cine_generator(studio: CineStudio, explorer: PhenotypeExplorer | None):
     return generate
 
 
-def _verdict(explorer: PhenotypeExplorer | None, requested: dict):
-    """The explorer's plausibility of the set (None without an explorer or for a set that cannot hold:
-    generation then refuses it with its own message)."""
+def _verdict(explorer: PhenotypeExplorer | None, request):
+    """The explorer's plausibility of the request's set, scored once (None without an explorer, or when the
+    set cannot be scored: the cine is still made, without the note)."""
     if explorer is None:
         return None
     try:
-        return explorer.score(requested).plausibility
-    except Exception:  # noqa: BLE001
+        return explorer.verdict(request.checked)
+    except Exception as err:  # noqa: BLE001
+        user_message(err, "scoring the requested set")  # logs it
         return None
 
 
 def _phenotype_rescorer(explorer: PhenotypeExplorer | None):
-    @named_as(["ok", *ph.NAMES])
-    def refresh_phenotype_panel(ok, *vals):
-        """After a successful generation: the set it used, scored, and no stale error box above."""
+    @named_as(["ok", "current"])
+    def refresh_phenotype_panel(ok, current):
+        """After a successful generation: the set it used, as scored for it, and no stale error box above."""
         if not ok or explorer is None:
             return gr.skip(), gr.skip()
-        try:
-            return explorer.status_html(explorer.score(dict(zip(ph.NAMES, vals)))), ""
-        except Exception as err:  # noqa: BLE001
-            user_message(err, "re-scoring the generated set")  # logs it
+        if current is None or current.scored is None:
             return gr.skip(), ""
+        return explorer.status_html(current.scored), ""
     return refresh_phenotype_panel
 
 

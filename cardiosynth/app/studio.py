@@ -2,8 +2,9 @@
 (phenotypes -> cine) and :class:`.ecg_cine.EcgCineStudio` (ECG -> cine), and the helpers both use.
 
 Both hold a pipeline that may be missing (then ``available`` is False and ``unavailable_reason`` says why, and
-their panel shows that instead of failing), check the same four settings (seed, steps, guidance, slice
-position), give every result a fresh file-name stem, write its files on demand and offer them as downloads.
+their panel shows that instead of failing), give every result a fresh file-name stem, write its files on demand
+and offer them as downloads. Their settings are checked once, by the pipeline's request
+(:mod:`cardiosynth.pipelines.requests`), not here.
 What differs (the pipeline, its defaults, what a file holds, the figure) stays in each studio.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import base64
 import io
 import logging
-import math
 import os
 import time
 import uuid
@@ -23,8 +23,6 @@ from cardiosynth.cine import Cine
 from cardiosynth.export import display_frames
 
 log = logging.getLogger("cardiosynth.app")
-
-GUIDANCE_RANGE = (1.0, 10.0)  # the guidance slider's ends, and what the app accepts typed into it
 
 
 class GeneratorStudio:
@@ -60,13 +58,6 @@ class GeneratorStudio:
     def require_pipeline(self) -> None:
         if not self.available:
             raise RuntimeError(self.unavailable_reason or self.missing)
-
-    def checked_settings(self, seed, steps, cfg, slice_position) -> tuple[int, int, float, float]:
-        """The panel's four settings, checked: each bad one is a ValueError that names it."""
-        return (checked_whole(seed, "Seed", 0, 2 ** 31 - 1),
-                checked_whole(steps, self.steps_name, 1, self.defaults["max_steps"]),
-                checked_number(cfg, "Guidance scale", *GUIDANCE_RANGE),
-                checked_number(slice_position, "Slice position", 0.0, 1.0))
 
     def name_files(self, result, seed: int) -> None:
         """A fresh file-name stem for ``result`` (users generating at the same time never overwrite each other's
@@ -115,27 +106,3 @@ def png_uris(cine: Cine) -> list[str]:
         iio.imwrite(buffer, pixels, extension=".png")
         uris.append("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())
     return uris
-
-
-def checked_number(value, name: str, low: float, high: float) -> float:
-    """``value`` as a float within [low, high], else a ValueError the page shows as it is."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not (math.isfinite(number) and low <= number <= high):
-        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
-    return number
-
-
-def checked_whole(value, name: str, low: int, high: int) -> int:
-    """``value`` as a whole number within [low, high] (Gradio number boxes send floats), else a ValueError that
-    writes the bounds out in full (2147483647, not 2.14748e+09)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not (math.isfinite(number) and number == int(number) and low <= number <= high):
-        shown = int(number) if math.isfinite(number) and number == int(number) else value
-        raise ValueError(f"{name} must be a whole number between {low} and {high}, got {shown!r}")
-    return int(number)

@@ -25,7 +25,7 @@ from a real ``heart``. The bundled flow was trained on pseudo-pairs
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,21 +37,40 @@ from cardiosynth.cine import Cine
 from cardiosynth.device import autocast, resolve_device
 from cardiosynth.ecg import Ecg, EcgAnalysis, EcgError, process_ecg, read_ecg
 from cardiosynth.models.ecg_flow import EcgFlow
-from cardiosynth.models.ecg_mae import EcgMAE, find_cycles, normalise_leads, resample_cycle, select_cycle
+from cardiosynth.models.ecg_mae import (
+    EcgMAE,
+    find_cycles,
+    normalise_leads,
+    resample_cycle,
+    select_cycle,
+)
 from cardiosynth.models.frame_ae import encode_frames
 from cardiosynth.pipelines import hub
 from cardiosynth.pipelines.phenotype_prior import SAMPLED_POPULATION, TYPICAL_HEART
 from cardiosynth.pipelines.phenotype_to_cine import COMPONENTS as ANATOMY_COMPONENTS
-from cardiosynth.pipelines.phenotype_to_cine import OPTIONAL_COMPONENTS as OPTIONAL_ANATOMY_COMPONENTS
+from cardiosynth.pipelines.phenotype_to_cine import (
+    DEFAULT_MOTION as DEFAULT_ANATOMY_MOTION,
+)
+from cardiosynth.pipelines.phenotype_to_cine import (
+    OPTIONAL_COMPONENTS as OPTIONAL_ANATOMY_COMPONENTS,
+)
 from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine, spacing_of
 from cardiosynth.pipelines.rendering import real_heart_motion, strongest_motion_fraction
-from cardiosynth.pipelines.requests import check_sampling
+from cardiosynth.pipelines.requests import (
+    SEED_RANGE,
+    SLICE_POSITION_RANGE,
+    CineRequest,
+    Sampling,
+    checked_number,
+    checked_whole,
+)
 from cardiosynth.render.fields import motion_positions
 from cardiosynth.retime import ES_FRACTION_RANGE, retime, systolic_fraction
 from cardiosynth.weights import WEIGHTS_DIR, WeightsError, check_dependency
 
 COMPONENTS = ("ecg_mae", "ecg_flow") + ANATOMY_COMPONENTS  # the anatomy comes from the phenotype -> cine chain
 MAX_STEPS = 200  # sampling steps a request may ask for
+STEPS_NAME = "Sampling steps"  # what the flow's steps are called where a bad value is refused
 MOTIONS = ("exemplar", "flow")  # where a rendered cine's motion comes from (reports/renderer/README.md)
 DEFAULT_MOTION = "exemplar"  # val: C2ST 0.65 / 0.77 against the flow's 0.95 / 0.92 (realism first; timing reported)
 PSEUDO_PAIRED_NOTE = ("What the ECG controls: the heartbeat's timing; each cine is re-timed so that systole lasts the "
@@ -170,6 +189,24 @@ class EcgToCineOutput:
     encoded: EncodedEcg = field(repr=False)
 
 
+@dataclass(frozen=True, eq=False)
+class EcgCineRequest:
+    """One ECG -> cine call, parsed and checked once (:meth:`EcgToCine.request`) and carried down as it is: the
+    analysed ECG and the ECG MAE's view of it, the cycle to animate, the sampler settings, the slice position,
+    the motion, and the heart: a real ``heart`` (a prepared slice), or the full phenotype set its anatomy is
+    drawn for (``anatomy``, one row) with which heart that is (``heart_info``)."""
+
+    ecg: AnalysedEcg
+    encoded: EncodedEcg
+    cycle: int
+    sampling: Sampling
+    slice_position: float
+    motion: str
+    heart: Cine | None = None
+    anatomy: pd.DataFrame | None = None
+    heart_info: dict = field(default_factory=dict)
+
+
 class EcgToCine:
     """The ECG -> cine generator. Deterministic on CPU: the same ECG, settings and seed give identical cines."""
 
@@ -224,43 +261,36 @@ class EcgToCine:
         heartbeat). Pass the result to :meth:`__call__` to generate from it without reading it again."""
         return analyse_ecg(ecg, self.mae)
 
-    def anatomy_codes(self, seed: int, slice_position: float, phenotypes: dict | None = None,
-                      heart: Cine | None = None, phenotype_seed: int | None = None) -> tuple[torch.Tensor, dict]:
-        """Packed codes (1, C, 1, g, g) whose anatomy channels the flow keeps, and where the anatomy came from."""
+    def anatomy_codes(self, request: EcgCineRequest) -> tuple[torch.Tensor, dict]:
+        """Packed codes (1, C, 1, g, g) whose anatomy channels the flow keeps, and where the anatomy came from (the
+        published path, where frames are decoded)."""
+        heart, anatomy = request.heart, self.anatomy
         if heart is not None:
-            if not isinstance(heart, Cine):
-                raise TypeError("heart must be a prepared Cine (cardiosynth.pipelines.real_cine)")
-            codec = self.anatomy.codec
-            if heart.shape != codec.cine_shape:
-                raise ValueError(f"The heart's cine is {heart.shape}; the generator works on {codec.cine_shape} "
-                                 "cines: prepare it with cardiosynth.pipelines.real_cine")
-            return codec.encode_anatomy_codes(torch.from_numpy(heart.frames[None])), {"source": heart.source}
-        phenotypes, heart_info = self._requested_set(phenotypes, phenotype_seed)
-        if self.anatomy.editor is self.anatomy:  # its MAR draws packed codes: take their anatomy channels
-            codes, conditions = self.anatomy.draw_codes(phenotypes, n=1, seed=int(seed), slice_position=slice_position)
+            return anatomy.codec.encode_anatomy_codes(torch.from_numpy(heart.frames[None])), {"source": heart.source}
+        drawn = CineRequest(request.anatomy, 1, replace(anatomy.default_sampling, seed=request.sampling.seed),
+                            DEFAULT_ANATOMY_MOTION)
+        heart_info = dict(request.heart_info)
+        if anatomy.editor is anatomy:  # its MAR draws packed codes: take their anatomy channels
+            codes, _ = anatomy.draw_request_codes(drawn)
         else:  # a cine from the de novo generator, its ED frame encoded into the anatomy + motion space
-            result = self.anatomy(phenotypes, n=1, seed=int(seed), slice_position=slice_position)
-            codes = self.anatomy.codec.encode_anatomy_codes(torch.from_numpy(result.cines[0].frames[None]))
-            conditions = result.conditions
+            result = anatomy.run(drawn)
+            codes = anatomy.codec.encode_anatomy_codes(torch.from_numpy(result.cines[0].frames[None]))
             heart_info["anatomy"] = "the ED frame the phenotype \u2192 cine generator made for them"
-        row = conditions.iloc[0]
-        return codes, {**heart_info, **{n: round(float(row[n]), 2) for n in ph.NAMES}}
+        return codes, heart_info
 
-    def _render(self, ecg: Ecg, encoded: EncodedEcg, features: torch.Tensor, cycle_info: dict, timing: dict,
-                seed: int, steps: int, cfg: float, slice_position: float, phenotypes: dict | None,
-                heart: Cine | None, motion: str, phenotype_seed: int | None = None) -> EcgToCineOutput:
+    def _render(self, request: EcgCineRequest, features: torch.Tensor, cycle_info: dict,
+                timing: dict) -> EcgToCineOutput:
         """The default path: real pixels (an exemplar deformed, or the real heart) moved for this heartbeat."""
-        if motion not in MOTIONS:
-            raise ValueError(f"motion must be one of {', '.join(MOTIONS)}; got {motion!r}")
         rendering, codec, c = self.anatomy.rendering, self.anatomy.codec, self.flow.config
-        generator = torch.Generator().manual_seed(int(seed))
+        ecg, encoded, heart, motion = request.ecg.ecg, request.encoded, request.heart, request.motion
+        seed, steps, cfg, slice_position = (request.sampling.seed, request.sampling.steps, request.sampling.cfg,
+                                            request.slice_position)
+        generator = torch.Generator().manual_seed(seed)
         if heart is not None:
-            if not isinstance(heart, Cine) or heart.shape != codec.cine_shape:
-                raise ValueError(f"heart must be a prepared {codec.cine_shape} Cine (cardiosynth.pipelines.real_cine)")
             slice_position, ed, valid = heart.slice_position, heart.frames[0], heart.valid
             anatomy_source, hearts = {"source": heart.source}, None
         else:
-            conditions, anatomy_source = self.anatomy_set(phenotypes, phenotype_seed, slice_position)
+            conditions, anatomy_source = request.anatomy, dict(request.heart_info)
             hearts, ed = rendering.hearts(conditions, seed), None  # the ED frame: only the flow needs it
             anatomy_source["exemplar"] = rendering.bank.exemplar_id(hearts[0].exemplar)
         if motion == "flow":
@@ -317,7 +347,7 @@ class EcgToCine:
                                                                 "completed by the phenotype model"}
         prior = self.anatomy.phenotype_prior
         if phenotype_seed is not None:
-            _check_heart_seed(phenotype_seed)
+            phenotype_seed = checked_whole(phenotype_seed, "The heart seed", *SEED_RANGE)
             sampled = prior.sample(1, temperature=1.0, seed=int(phenotype_seed)).iloc[0].to_dict()
             return ({n: float(sampled[n]) for n in ph.INDEPENDENT},
                     {"choice": "random", "phenotype_seed": int(phenotype_seed),
@@ -334,6 +364,38 @@ class EcgToCine:
         conditions = self.anatomy.resolve_conditions(phenotypes, slice_position)
         row = conditions.iloc[0]
         return conditions, {**heart_info, **{n: round(float(row[n]), 2) for n in ph.NAMES}}
+
+    @property
+    def default_sampling(self) -> Sampling:
+        """The flow's own sampler settings (seed 0): what a call uses for the settings it does not give."""
+        s = self.flow.config.sampler
+        return Sampling(0, s.sampling_steps, s.cfg)
+
+    def request(self, ecg, seed: int = 0, steps: int | None = None, cfg: float | None = None,
+                slice_position: float = 0.5, cycle: int | None = None, phenotypes: dict | None = None,
+                heart: Cine | None = None, motion: str = DEFAULT_MOTION,
+                phenotype_seed: int | None = None) -> EcgCineRequest:
+        """A call parsed and checked once (the arguments of :meth:`__call__`), what :meth:`run` takes: the settings,
+        the ECG (read and analysed here unless it is an :class:`AnalysedEcg` already), its cycle and the heart.
+        Every bad value is one readable error here, and nothing after it checks again."""
+        sampling = Sampling.parse(seed, steps, cfg, defaults=self.default_sampling, max_steps=MAX_STEPS,
+                                  steps_name=STEPS_NAME)
+        slice_position = checked_number(slice_position, "Slice position", *SLICE_POSITION_RANGE)
+        if self.anatomy.rendering is not None and motion not in MOTIONS:
+            raise ValueError(f"motion must be one of {', '.join(MOTIONS)}; got {motion!r}")
+        if heart is not None and (not isinstance(heart, Cine) or heart.shape != self.anatomy.codec.cine_shape):
+            raise ValueError(f"heart must be a prepared {self.anatomy.codec.cine_shape} Cine "
+                             "(cardiosynth.pipelines.real_cine)")
+        analysed = ecg if isinstance(ecg, AnalysedEcg) else self.analyse(ecg)
+        encoded = analysed.encoded
+        if encoded is None:  # analysed without a model (neurokit2 only): the flow needs the MAE's view
+            encoded = encode_ecg(self.mae, analysed.ecg)
+        if encoded.chosen is None:
+            raise EcgError(NO_HEARTBEAT)
+        k = encoded.chosen if cycle is None else checked_whole(cycle, "cycle", 0, len(encoded.cycles) - 1)
+        anatomy, heart_info = (None, {}) if heart is not None else self.anatomy_set(phenotypes, phenotype_seed,
+                                                                                   slice_position)
+        return EcgCineRequest(analysed, encoded, k, sampling, slice_position, motion, heart, anatomy, heart_info)
 
     @torch.no_grad()
     def __call__(self, ecg, seed: int = 0, steps: int | None = None, cfg: float | None = None,
@@ -354,22 +416,15 @@ class EcgToCine:
         the bank deformed toward the set (or the real ``heart``'s own ED frame), and its motion is the exemplar's
         own registered motion scaled to the set's LVEF (``motion="exemplar"``, the default; a real heart's own
         registration) or is drawn by the flow for that anatomy from the beat's ECG features (``motion="flow"``);
-        either is re-timed so end-systole falls at the ECG's QT / RR."""
+        either is re-timed so end-systole falls at the ECG's QT / RR. The same as ``run(request(...))``."""
+        return self.run(self.request(ecg, seed, steps, cfg, slice_position, cycle, phenotypes, heart, motion,
+                                     phenotype_seed))
+
+    @torch.no_grad()
+    def run(self, request: EcgCineRequest) -> EcgToCineOutput:
+        """The cine of a request :meth:`request` parsed and checked."""
         c = self.flow.config
-        steps = c.sampler.sampling_steps if steps is None else steps
-        cfg = c.sampler.cfg if cfg is None else cfg
-        check_sampling(seed, steps, cfg, max_steps=MAX_STEPS)
-        if not (np.isfinite(slice_position) and 0.0 <= slice_position <= 1.0):
-            raise ValueError(f"slice_position must be between 0 (base) and 1 (apex); got {slice_position!r}")
-        request = ecg if isinstance(ecg, AnalysedEcg) else self.analyse(ecg)
-        ecg, analysis, encoded = request.ecg, request.analysis, request.encoded
-        if encoded is None:  # analysed without a model (neurokit2 only): the flow needs the MAE's view
-            encoded = encode_ecg(self.mae, ecg)
-        if encoded.chosen is None:
-            raise EcgError(NO_HEARTBEAT)
-        k = encoded.chosen if cycle is None else int(cycle)
-        if not 0 <= k < len(encoded.cycles):
-            raise ValueError(f"cycle must be from 0 to {len(encoded.cycles) - 1}; got {cycle!r}")
+        ecg, analysis, encoded, k = request.ecg.ecg, request.ecg.analysis, request.encoded, request.cycle
         features = encoded.cycle_features(k, self.frames)[None]
         start, end = encoded.cycle_seconds(k)
         cycle_info = {**encoded.cycle_info(k),
@@ -378,12 +433,11 @@ class EcgToCine:
         timing = systolic_fraction(analysis.qt_s, end - start, analysis.qt_doubts,
                                    None if device_qt_ms is None else device_qt_ms / 1000)
         if self.anatomy.rendering is not None:
-            return self._render(ecg, encoded, features, cycle_info, timing, seed, steps, cfg, slice_position,
-                                phenotypes, heart, motion, phenotype_seed)
-        known, anatomy_source = self.anatomy_codes(seed, slice_position, phenotypes, heart, phenotype_seed)
-        if heart is not None:
-            slice_position = heart.slice_position
-        generator = torch.Generator().manual_seed(int(seed))
+            return self._render(request, features, cycle_info, timing)
+        seed, steps, cfg = request.sampling.seed, request.sampling.steps, request.sampling.cfg
+        known, anatomy_source = self.anatomy_codes(request)
+        slice_position = request.slice_position if request.heart is None else request.heart.slice_position
+        generator = torch.Generator().manual_seed(seed)
         with autocast(self.flow.template.device):
             codes = self.flow.sample(features, torch.tensor([float(slice_position)]), int(steps), float(cfg),
                                      generator, known=known).float()
@@ -399,11 +453,6 @@ class EcgToCine:
                     source=f"synthetic:{self.name}@{self.sha[:12]}",
                     metadata={"seed": int(seed), **cycle_info, **_heart_metadata(anatomy_source)})
         return EcgToCineOutput(cine, cycle_info, conditions, encoded)
-
-
-def _check_heart_seed(seed) -> None:
-    if isinstance(seed, bool) or not np.isfinite(seed) or int(seed) != seed or not 0 <= seed < 2 ** 31:
-        raise ValueError(f"The heart seed must be a whole number from 0 to {2 ** 31 - 1}; got {seed!r}.")
 
 
 def _heart_metadata(anatomy_source: dict) -> dict:

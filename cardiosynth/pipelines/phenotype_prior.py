@@ -36,6 +36,7 @@ import torch
 from cardiosynth import phenotypes as ph
 from cardiosynth.models.phenotype_vae import LOG_2PI, LVM_COORD, SIDES, PhenotypeVAE
 from cardiosynth.phenotypes import PhenotypeError
+from cardiosynth.pipelines.requests import PhenotypeRequest
 
 MAX_REDRAWS = 50
 # tolerance when several locked / given values of one ventricle must agree (ACDC rounds to 0.01)
@@ -304,6 +305,8 @@ class PhenotypePrior:
         return s * self.vae.scaler_std.double().numpy() + self.vae.scaler_mean.double().numpy()
 
     def _rows(self, values) -> tuple[list[dict[str, float]], bool]:
+        if isinstance(values, PhenotypeRequest):  # parsed and checked already: taken as it is
+            return values.rows, len(values.given) > 1
         if isinstance(values, pd.DataFrame):
             return _table_rows(values), True
         return [_canonical_dict(values)], False
@@ -371,7 +374,8 @@ class PhenotypePrior:
     @torch.no_grad()
     def plausibility(self, values, seed: int = 0):
         """Percentile among real patients, traffic-light status and reasons, for one set (dict ->
-        :class:`Plausibility`) or many (DataFrame -> DataFrame with percentile, log_density, status, reasons).
+        :class:`Plausibility`) or many (DataFrame -> DataFrame with percentile, log_density, status, reasons); a
+        :class:`PhenotypeRequest`, parsed and checked already, is taken as it is.
 
         Given derived values (SV, EF) that contradict the volumes are reported as a red reason, not raised."""
         rows, is_table = self._rows(values)
@@ -381,7 +385,7 @@ class PhenotypePrior:
             return results[0]
         out = pd.DataFrame([{"percentile": r.percentile, "log_density": r.log_density, "status": r.status,
                              "reasons": r.reasons} for r in results])
-        out.index = values.index
+        out.index = (values.given if isinstance(values, PhenotypeRequest) else values).index
         return out
 
     def _plausibility(self, u: np.ndarray, rows: list[dict], notes: list[list[str]], seed: int) -> list[Plausibility]:
@@ -469,7 +473,9 @@ class PhenotypePrior:
     def typical_heart(self) -> dict[str, float]:
         """The typical healthy heart (all nine phenotypes, unrounded): the most likely completion (temperature 0,
         seed 0) around :data:`TYPICAL_HEART_LOCKS`. One rule for every place that needs a default heart."""
-        return self.complete(TYPICAL_HEART_LOCKS, temperature=0.0, seed=0).iloc[0].to_dict()
+        locks = {name: float(value) for name, value in TYPICAL_HEART_LOCKS.items()}  # schema names: nothing to parse
+        with torch.no_grad():
+            return self._complete_one(locks, 1, 0.0, 0).iloc[0].to_dict()
 
     # ---------------------------------------------------------------- completion
     @torch.no_grad()
@@ -477,7 +483,8 @@ class PhenotypePrior:
         """Complete phenotype sets around locked values, consistently.
 
         ``locked``: a dict of schema names -> values (any of the nine, e.g. ``{"LVEDV": 180, "LVEF": 35}``) ->
-        DataFrame of ``n`` rows; or a DataFrame whose NaN cells are free -> one completed row per input row.
+        DataFrame of ``n`` rows; or a DataFrame whose NaN cells are free, or a :class:`PhenotypeRequest` (parsed
+        and checked already, so taken as it is) -> one completed row per set.
         ``temperature=0``: the posterior mean of the free coordinates (``n`` identical rows); ``> 0``: ``n``
         draws from the conditional of the tempered model. Locked independent phenotypes are returned exactly,
         locked SV / EF to floating-point precision. Contradictory or impossible locks raise PhenotypeError."""
@@ -485,11 +492,11 @@ class PhenotypePrior:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         if not (np.isfinite(temperature) and temperature >= 0):
             raise ValueError(f"temperature must be >= 0, got {temperature!r}")
-        if isinstance(locked, pd.DataFrame):
-            rows = _table_rows(locked, allow_missing=True)
+        if isinstance(locked, (pd.DataFrame, PhenotypeRequest)):
+            rows = locked.rows if isinstance(locked, PhenotypeRequest) else _table_rows(locked, allow_missing=True)
             out = [self._complete_one(r, 1, temperature, seed) for r in rows]
             result = pd.concat(out, ignore_index=True)
-            result.index = locked.index
+            result.index = (locked.given if isinstance(locked, PhenotypeRequest) else locked).index
             return result
         return self._complete_one(_canonical_dict(locked), int(n), float(temperature), int(seed))
 

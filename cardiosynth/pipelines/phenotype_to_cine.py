@@ -44,7 +44,7 @@ from cardiosynth.pipelines import hub
 from cardiosynth.pipelines.phenotype_prior import PhenotypePrior
 from cardiosynth.pipelines.privacy import ReidentificationFilter
 from cardiosynth.pipelines.rendering import ExemplarRendering, RenderedHeart, real_heart_motion
-from cardiosynth.pipelines.requests import PhenotypeRequest, check_sampling
+from cardiosynth.pipelines.requests import SEED_RANGE, CineRequest, PhenotypeRequest, Sampling, checked_whole
 from cardiosynth.render.bank import AnatomyBank
 from cardiosynth.render.fields import motion_positions
 from cardiosynth.render.renderer import motion_scale
@@ -65,6 +65,7 @@ ANATOMY_PHENOTYPES = ("LVEDV", "LVM", "RVEDV")
 #: ``progress(stage, fraction of the call done)``: what a waiting user is told (the app's progress bar)
 Progress = Callable[[str, float], None]
 DRAWN_SHARE = 0.9  # the fraction of a call's time spent drawing codes (measured: ~90 % on 2 cores, K = 16)
+STEPS_NAME = "Decoding steps"  # what the MAR's steps are called where a bad value is refused
 FAR_FROM_TRAINING_Z = 3.0  # |z| beyond which a requested phenotype is outside what the MAR saw in training
 
 
@@ -144,13 +145,52 @@ class PhenotypeToCine:
                                commit_message=commit_message)
 
     # ------------------------------------------------------------------------------------------ requests
+    @property
+    def default_sampling(self) -> Sampling:
+        """The MAR's own sampler settings (seed 0): what a call uses for the settings it does not give."""
+        s = self.mar.config.sampler
+        return Sampling(0, s.num_iter, s.cfg, s.temperature)
+
+    @property
+    def max_steps(self) -> int:
+        """The most decoding steps the MAR can take: one token per step."""
+        return self.mar.config.num_tokens
+
+    def parse_sampling(self, seed=0, steps=None, cfg=None, temperature=None) -> Sampling:
+        """The sampler settings checked once, this MAR's defaults in place of what is not given."""
+        return Sampling.parse(seed, steps, cfg, temperature, defaults=self.default_sampling, max_steps=self.max_steps,
+                              steps_name=STEPS_NAME)
+
+    def drawer(self, motion: str = DEFAULT_MOTION) -> "PhenotypeToCine":
+        """The generator whose MAR draws for ``motion``: the anatomy + motion editor when a rendered cine's
+        motion is the MAR's (``motion="mar"``), else this one."""
+        if self.rendering is None or motion != "mar":
+            return self
+        if self.editor is None:
+            raise WeightsError("motion='mar' needs the anatomy + motion MAR (mar_motion/ beside mar/)")
+        return self.editor
+
+    def request(self, phenotypes, n: int = 1, seed: int = 0, steps: int | None = None, cfg: float | None = None,
+                slice_position: float | None = 0.5, temperature: float | None = None, clamp: bool = False,
+                motion: str = DEFAULT_MOTION, privacy_filter: bool = False) -> CineRequest:
+        """A call parsed and checked once (the arguments of :meth:`__call__`), what :meth:`run` takes: every bad
+        value is one readable error here, and nothing after it checks again."""
+        check_count(n)
+        if self.rendering is not None and motion not in MOTIONS:
+            raise ValueError(f"motion must be one of {', '.join(MOTIONS)}; got {motion!r}")
+        sampling = self.drawer(motion).parse_sampling(seed, steps, cfg, temperature)
+        asked = PhenotypeRequest.parse(phenotypes, slice_position, clamp)
+        return CineRequest(self.resolve_conditions(asked), int(n), sampling, motion, bool(privacy_filter), asked)
+
     def resolve_conditions(self, phenotypes, slice_position: float | None = 0.5, clamp: bool = False) -> pd.DataFrame:
-        """A dict (one set) or a table (one set per row; schema names, aliases or UK Biobank columns) -> the
-        full, consistent phenotype sets the MAR will see, one row per set, with ``completed`` naming the
-        phenotypes the VAE filled in. Out-of-range values are a PhenotypeError naming the phenotype and its
-        plausible range, or with ``clamp=True`` are moved to the range's edge with a warning."""
-        request = PhenotypeRequest.parse(phenotypes, slice_position, clamp)
-        full = self.phenotype_prior.complete(request.given, temperature=0.0).reset_index(drop=True)
+        """A dict (one set), a table (one set per row; schema names, aliases or UK Biobank columns) or a
+        :class:`PhenotypeRequest` already parsed -> the full, consistent phenotype sets the MAR will see, one row
+        per set, with ``completed`` naming the phenotypes the VAE filled in. Out-of-range values are a
+        PhenotypeError naming the phenotype and its plausible range, or with ``clamp=True`` are moved to the
+        range's edge with a warning."""
+        request = (phenotypes if isinstance(phenotypes, PhenotypeRequest)
+                   else PhenotypeRequest.parse(phenotypes, slice_position, clamp))
+        full = self.phenotype_prior.complete(request, temperature=0.0).reset_index(drop=True)
         full = full[list(ph.NAMES)]
         full["slice_position"] = request.slice_position
         full["completed"] = ", ".join(request.missing)
@@ -177,53 +217,51 @@ class PhenotypeToCine:
         network matches to a training patient above the held-out threshold. ``steps`` = MAR decoding steps K,
         ``cfg`` = guidance scale, ``slice_position`` 0 base ... 1 apex (a table's ``slice_position`` column wins).
         Defaults come from the MAR's config. The whole call is seeded by ``seed``. ``progress(stage, fraction)``
-        hears each decoding step and the decode to frames (it does not change the cines)."""
-        if self.rendering is not None:
-            return self._render(phenotypes, n, seed, steps, cfg, temperature, clamp, slice_position, batch_size,
-                                progress, motion, privacy_filter)
-        return self._generate_from(phenotypes, n, seed, steps, cfg, temperature, clamp, slice_position, batch_size,
-                                   progress=progress)
+        hears each decoding step and the decode to frames (it does not change the cines).
+        The same as ``run(request(...))``."""
+        return self.run(self.request(phenotypes, n, seed, steps, cfg, slice_position, temperature, clamp, motion,
+                                     privacy_filter), batch_size, progress)
 
-    def _generate_from(self, phenotypes, n: int, seed: int, steps: int | None, cfg: float | None,
-                       temperature: float | None, clamp: bool, slice_position: float | None = 0.5,
-                       batch_size: int = 16, known: torch.Tensor | None = None, known_channels: int = 0,
-                       progress: Progress | None = None) -> PhenotypeToCineOutput:
-        codes, conditions = self.draw_codes(phenotypes, n, seed, steps, cfg, temperature, clamp, slice_position,
-                                            batch_size, known, known_channels, progress=progress)
+    @torch.no_grad()
+    def run(self, request: CineRequest, batch_size: int = 16,
+            progress: Progress | None = None) -> PhenotypeToCineOutput:
+        """The cines of a request :meth:`request` parsed and checked."""
+        if self.rendering is not None:
+            return self._render(request, progress)
+        return self._generate_from(request, batch_size, progress=progress)
+
+    def _generate_from(self, request: CineRequest, batch_size: int = 16, known: torch.Tensor | None = None,
+                       known_channels: int = 0, progress: Progress | None = None) -> PhenotypeToCineOutput:
+        conditions = sampled_conditions(request)
+        codes = self._draw(conditions, request.sampling, batch_size, known, known_channels, progress=progress)
         if progress is not None:
             progress("Decoding the anatomy and motion into frames", DRAWN_SHARE)
         frames = self.decoder.decode_codes(codes).numpy()
         if progress is not None:
             progress("Frames decoded", 1.0)
+        seed = request.sampling.seed
         cines = [Cine(f, (self.spacing_mm, self.spacing_mm), float(p), source=f"synthetic:{self.name}@{self.sha[:12]}",
-                      metadata={"seed": int(seed), "sample": int(s)})
+                      metadata={"seed": seed, "sample": int(s)})
                  for f, p, s in zip(frames, conditions["slice_position"], conditions["sample"])]
         return PhenotypeToCineOutput(cines, conditions)
 
-    def _render(self, phenotypes, n: int, seed: int, steps, cfg, temperature, clamp: bool, slice_position,
-                batch_size: int, progress: Progress | None, motion: str,
-                privacy_filter: bool = False) -> PhenotypeToCineOutput:
+    def _render(self, request: CineRequest, progress: Progress | None) -> PhenotypeToCineOutput:
         """The default path: each cine an exemplar of the bank, deformed toward its set and moved."""
-        if motion not in MOTIONS:
-            raise ValueError(f"motion must be one of {', '.join(MOTIONS)}; got {motion!r}")
-        check_count(n)
-        sets = self.resolve_conditions(phenotypes, slice_position, clamp)
-        conditions = sets.loc[sets.index.repeat(int(n))].reset_index(drop=True)
-        conditions["sample"] = np.tile(np.arange(int(n)), len(sets))
-        sampler = self.mar.config.sampler  # recorded as resolved; only motion="mar" draws with them
-        conditions["seed"], conditions["motion"] = int(seed), motion
-        conditions["steps"] = int(sampler.num_iter if steps is None else steps)
-        conditions["cfg"] = float(sampler.cfg if cfg is None else cfg)
-        conditions["temperature"] = float(sampler.temperature if temperature is None else temperature)
+        motion, sampling, seed = request.motion, request.sampling, request.sampling.seed
+        conditions = request.conditions()
+        conditions["seed"], conditions["motion"] = seed, motion
+        # recorded as resolved; only motion="mar" draws with them
+        conditions["steps"], conditions["cfg"] = sampling.steps, sampling.cfg
+        conditions["temperature"] = sampling.temperature
         if progress is not None:
             progress("Choosing real exemplars and deforming their anatomy", 0.05)
         hearts = self.rendering.hearts(conditions, seed)
-        if privacy_filter:
+        if request.privacy_filter:
             hearts, redraws, scores = self.rendering.filtered(hearts, conditions, seed)
             conditions["privacy_redraws"], conditions["reid_score"] = redraws, np.round(scores, 4)
             conditions["reid_matched"] = scores > self.rendering.privacy.threshold
         if motion == "mar":
-            controls = self._drawn_motion(hearts, conditions, seed, steps, cfg, temperature, batch_size, progress)
+            controls = self._drawn_motion(hearts, conditions, sampling, progress)
             scales = [None] * len(hearts)
         else:
             controls, scales = zip(*(self.rendering.exemplar_motion(h, float(lvef))
@@ -233,11 +271,11 @@ class PhenotypeToCine:
         source = f"synthetic:{self.name}@{self.sha[:12]}"
         cines = [self.rendering.render(heart, control, "exemplar" if motion == "exemplar" else "new", self.spacing_mm,
                                        float(row.slice_position), source,
-                                       {"seed": int(seed), "sample": int(row.sample), "motion": motion,
+                                       {"seed": seed, "sample": int(row.sample), "motion": motion,
                                         **({} if scale is None else {"motion_scale": round(float(scale), 4)})})
                  for heart, control, scale, row in zip(hearts, controls, scales, conditions.itertuples())]
         conditions["exemplar"] = [c.metadata["exemplar"] for c in cines]
-        if privacy_filter:
+        if request.privacy_filter:
             for cine, redraws, score in zip(cines, conditions["privacy_redraws"], conditions["reid_score"]):
                 cine.metadata.update(privacy_redraws=int(redraws), reid_score=float(score),
                                      reid_matched=bool(score > self.rendering.privacy.threshold))
@@ -245,17 +283,14 @@ class PhenotypeToCine:
             progress("Frames rendered", 1.0)
         return PhenotypeToCineOutput(cines, conditions)
 
-    def _drawn_motion(self, hearts: list[RenderedHeart], conditions: pd.DataFrame, seed: int, steps, cfg,
-                      temperature, batch_size: int, progress: Progress | None) -> list[torch.Tensor]:
+    def _drawn_motion(self, hearts: list[RenderedHeart], conditions: pd.DataFrame, sampling: Sampling,
+                      progress: Progress | None) -> list[torch.Tensor]:
         """The MAR's motion for each new heart: its ED frame encoded (anatomy channels kept), motion drawn."""
-        if self.editor is None:
-            raise WeightsError("motion='mar' needs the anatomy + motion MAR (mar_motion/ beside mar/)")
         codec = self.codec
         anatomy = encode_frames(codec.frame_ae, torch.from_numpy(self.rendering.ed_frames(hearts)))
         known = codec.pack(anatomy, torch.zeros(len(hearts), *codec.motion.config.code_shape))
-        table = conditions[list(ph.NAMES) + ["slice_position"]]
-        codes, _ = self.editor.draw_codes(table, 1, seed, steps, cfg, temperature, False, None, batch_size,
-                                          known=known, known_channels=codec.anatomy_channels, progress=progress)
+        codes = self.editor._draw(conditions, sampling, known=known, known_channels=codec.anatomy_channels,
+                                  progress=progress)
         _, motion_codes = codec.unpack(codes)
         return list(codec.motion.control(motion_codes.to(codec.motion.mean_field.device)).cpu().double())
 
@@ -266,21 +301,24 @@ class PhenotypeToCine:
                    progress: Progress | None = None) -> tuple[torch.Tensor, pd.DataFrame]:
         """The MAR's packed anatomy + motion codes (N, C, 1, g, g) on the CPU for the request, and the
         conditions table; what ``__call__`` decodes (the ECG pipeline takes the anatomy channels from here)."""
-        check_count(n)
-        c = self.mar.config
-        steps = c.sampler.num_iter if steps is None else steps
-        cfg = c.sampler.cfg if cfg is None else cfg
-        temperature = c.sampler.temperature if temperature is None else temperature
-        check_sampling(seed, steps, cfg, max_steps=c.num_tokens)
-        if not (np.isfinite(temperature) and 0.0 < temperature <= 5.0):
-            raise ValueError(f"temperature must be in (0, 5]; got {temperature!r}")
-        sets = self.resolve_conditions(phenotypes, slice_position, clamp)
-        conditions = sets.loc[sets.index.repeat(int(n))].reset_index(drop=True)
-        conditions["sample"] = np.tile(np.arange(int(n)), len(sets))
-        conditions["seed"], conditions["steps"], conditions["cfg"], conditions["temperature"] = int(seed), int(steps), float(cfg), float(temperature)
+        return self.draw_request_codes(self.request(phenotypes, n, seed, steps, cfg, slice_position, temperature,
+                                                    clamp), batch_size, known, known_channels, progress)
+
+    def draw_request_codes(self, request: CineRequest, batch_size: int = 16, known: torch.Tensor | None = None,
+                           known_channels: int = 0,
+                           progress: Progress | None = None) -> tuple[torch.Tensor, pd.DataFrame]:
+        """:meth:`draw_codes` for a request already parsed: its codes and conditions table."""
+        conditions = sampled_conditions(request)
         if known is not None:
-            known = known.repeat_interleave(int(n), dim=0) if len(known) == len(sets) else known
-        generator = torch.Generator().manual_seed(int(seed))  # on the CPU: the same draws on every device
+            known = known.repeat_interleave(request.n, dim=0) if len(known) == len(request.sets) else known
+        return self._draw(conditions, request.sampling, batch_size, known, known_channels, progress), conditions
+
+    def _draw(self, conditions: pd.DataFrame, sampling: Sampling, batch_size: int = 16,
+              known: torch.Tensor | None = None, known_channels: int = 0,
+              progress: Progress | None = None) -> torch.Tensor:
+        """The MAR's codes for each row of ``conditions`` (checked sets), drawn with ``sampling``, on the CPU."""
+        c = self.mar.config
+        generator = torch.Generator().manual_seed(sampling.seed)  # on the CPU: the same draws on every device
         phenotypes = conditions[list(c.phenotypes)].to_numpy(np.float64)  # the request, as the MAR's tensors
         positions = conditions["slice_position"].to_numpy(np.float64)
         starts = range(0, len(conditions), batch_size)
@@ -294,12 +332,12 @@ class PhenotypeToCine:
 
         with autocast(self.device):
             latents = [self.mar.generate(phenotypes[i:i + batch_size], positions[i:i + batch_size],
-                                         num_iter=int(steps), cfg=float(cfg),
-                                         temperature=float(temperature), generator=generator,
+                                         num_iter=sampling.steps, cfg=sampling.cfg,
+                                         temperature=sampling.temperature, generator=generator,
                                          known=None if known is None else known[i:i + batch_size],
                                          known_channels=known_channels, on_step=on_step(b))
                        for b, i in enumerate(starts)]
-        return torch.cat(latents).float().cpu(), conditions
+        return torch.cat(latents).float().cpu()
 
     @torch.no_grad()
     def edit(self, cine: Cine, changes: Mapping[str, float], phenotypes: Mapping[str, float] | None = None,
@@ -334,7 +372,7 @@ class PhenotypeToCine:
             motion = motion or ("own" if "LVEF" in known else "mar")
             return self._render_edit(cine, table, known, n, seed, steps, cfg, temperature, motion)
         codes = self.codec.encode_anatomy_codes(torch.from_numpy(cine.frames[None]))
-        result = self._generate_from(table, n, seed, steps, cfg, temperature, clamp=False,
+        result = self._generate_from(self.request(table, n, seed, steps, cfg, None, temperature),
                                      known=codes, known_channels=self.codec.anatomy_channels)
         for out in result.cines:
             out.valid = cine.valid.copy()
@@ -359,6 +397,7 @@ class PhenotypeToCine:
             if "LVEF" not in known:
                 raise ph.PhenotypeError("Editing with the heart's own motion needs its current LVEF (give it in "
                                         "phenotypes, or measure it first)")
+            seed = checked_whole(seed, "Seed", *SEED_RANGE)  # the only setting the heart's own motion uses
             conditions = self.resolve_conditions(table, None)
             conditions = conditions.loc[conditions.index.repeat(int(n))].reset_index(drop=True)
             conditions["sample"], conditions["seed"] = np.arange(int(n)), int(seed)
@@ -413,6 +452,14 @@ def edit_request(changes: Mapping[str, float], phenotypes: Mapping[str, float] |
                                 "change contraction instead (LVEF, LVESV, LVSV, RVEF, RVESV, RVSV)")
     known = {name: float(v) for name, v in dict(phenotypes or {}).items() if name in ANATOMY_PHENOTYPES}
     return {**known, **changes}
+
+
+def sampled_conditions(request: CineRequest) -> pd.DataFrame:
+    """One row per cine with the sampler settings it was drawn with (the MAR's draws)."""
+    conditions, s = request.conditions(), request.sampling
+    conditions["seed"], conditions["steps"], conditions["cfg"] = s.seed, s.steps, s.cfg
+    conditions["temperature"] = s.temperature
+    return conditions
 
 
 def check_count(n) -> None:
