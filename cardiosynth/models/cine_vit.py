@@ -77,7 +77,7 @@ class CineViTEncoder(nn.Module):
         return self.blocks(tokens)
 
 
-def patchify(cines: torch.Tensor, patch: int) -> torch.Tensor:
+def patchify_image(cines: torch.Tensor, patch: int) -> torch.Tensor:
     """(B, T, H, W) -> (B, N, T * patch * patch), patches in row-major order (matching the conv embedding)."""
     b, t, h, w = cines.shape
     x = cines.reshape(b, t, h // patch, patch, w // patch, patch)
@@ -111,7 +111,7 @@ class CineMAE(nn.Module):
         tokens = self.mask_token.expand(b, n, -1).clone()
         tokens.scatter_(1, keep[..., None].expand(-1, -1, tokens.shape[-1]), encoded)
         predicted = self.to_pixels(self.decoder(tokens + self.decoder_positions))
-        target = patchify(cines, c.patch)
+        target = patchify_image(cines, c.patch)
         target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
         pick = hidden[..., None].expand(-1, -1, target.shape[-1])
         return F.mse_loss(torch.gather(predicted, 1, pick), torch.gather(target, 1, pick))

@@ -230,7 +230,7 @@ def shift_batch(x: torch.Tensor, phase: torch.Tensor, valid: torch.Tensor, shift
     return out_x, out_p, out_v
 
 
-def augment(x: torch.Tensor, config: EcgMAEConfig, generator: torch.Generator) -> torch.Tensor:
+def augment_ecg(x: torch.Tensor, config: EcgMAEConfig, generator: torch.Generator) -> torch.Tensor:
     """Noise, baseline wander and dropped leads (as the config's recipe says) on normalised signals (B, 12, S)."""
     recipe = config.recipe
     b, leads, s = x.shape
