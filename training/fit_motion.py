@@ -23,7 +23,7 @@ import torch
 
 from cardiosynth.data.dataset import load_prepared
 from cardiosynth.models.cards.motion import model_card
-from cardiosynth.models.motion import CONFIGS, MotionConfig, MotionModel, warp
+from cardiosynth.models.motion import CONFIGS, MotionConfig, MotionModel, warp_through_cycle
 from cardiosynth.render.registration import registered_controls
 from training.common import parse_training_run, seed_everything, training_parser
 
@@ -49,7 +49,7 @@ def fit(config: MotionConfig, out: Path, dataset_name: str, command: str) -> dic
 
 def model_warp(cines: torch.Tensor, controls: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
-        return warp(cines[:, 0], controls)
+        return warp_through_cycle(cines[:, 0], controls)
 
 
 def psnr_db(recon: torch.Tensor, target: torch.Tensor) -> float:

@@ -30,7 +30,7 @@ import torch
 
 from cardiosynth.data.ludb import LudbArrays, load_arrays
 from cardiosynth.models.cards.ecg_mae import model_card
-from cardiosynth.models.ecg_mae import (CONFIGS, EcgMAE, EcgMAEConfig, augment, find_cycles, normalise_leads,
+from cardiosynth.models.ecg_mae import (CONFIGS, EcgMAE, EcgMAEConfig, augment_ecg, find_cycles, normalise_leads,
                                         phase_error, shift_batch, token_phase)
 from cardiosynth.paths import cache_dir
 from training.common import (Budget, EpochLoop, adamw, cosine_lr, distributed_trainer, init_distributed,
@@ -105,7 +105,7 @@ def fit(config: EcgMAEConfig, train: LudbArrays, val: LudbArrays, run_dir: Path,
     def step_loss(idx: torch.Tensor, version: None, generator: torch.Generator) -> dict:
         shifts = torch.randint(-recipe.shift_tokens, recipe.shift_tokens + 1, (len(idx),), generator=generator)
         xb, pb, vb = shift_batch(x[idx], phase[idx], valid[idx], shifts, config.patch)
-        return trainer(augment(xb, config, generator).to(device), pb.to(device), vb.to(device), generator)
+        return trainer(augment_ecg(xb, config, generator).to(device), pb.to(device), vb.to(device), generator)
 
     def validate(ema: EcgMAE) -> tuple[dict, dict]:
         scores = evaluate(ema.cpu(), val, config)

@@ -71,7 +71,7 @@ def beat_clusters(peaks: dict[str, np.ndarray], fs: int) -> list[dict[str, int]]
     return beats
 
 
-def agreement(beats: list[dict[str, int]], leads: list[str]) -> dict[str, float]:
+def lead_agreement(beats: list[dict[str, int]], leads: list[str]) -> dict[str, float]:
     """Share of the consensus beats that each lead's own detector found (a cheap per-lead quality)."""
     return {name: round(sum(name in beat for beat in beats) / max(len(beats), 1), 3) for name in leads}
 
@@ -79,7 +79,7 @@ def agreement(beats: list[dict[str, int]], leads: list[str]) -> dict[str, float]
 def preferred_order(beats: list[dict[str, int]], leads: list[str]) -> list[str]:
     """Leads in the order their positions are trusted: lead II if it found at least 80 % of the beats,
     then the others by how many beats they found (ties: standard lead order)."""
-    share = agreement(beats, leads)
+    share = lead_agreement(beats, leads)
     ranked = sorted(leads, key=lambda n: (-round(share[n], 1), n != "II", leads.index(n)))
     if share.get("II", 0.0) >= 0.8:
         ranked.remove("II")
@@ -103,4 +103,4 @@ def detect_r_peaks(peaks: dict[str, np.ndarray], fs: int) -> tuple[np.ndarray, s
     if not beats:
         return np.array([], dtype=int), None, {name: 0.0 for name in peaks}
     order = preferred_order(beats, list(peaks))
-    return place_beats(beats, order, fs), order[0], agreement(beats, list(peaks))
+    return place_beats(beats, order, fs), order[0], lead_agreement(beats, list(peaks))

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cardiosynth.models.embeddings import grid_position_table
+
 
 @dataclass(frozen=True)
 class CineViTConfig:
@@ -43,16 +45,6 @@ class CineViTConfig:
         return (self.size // self.patch) ** 2
 
 
-def sincos_positions(grid: int, width: int) -> torch.Tensor:
-    """Fixed 2D sine-cosine position embeddings (grid * grid, width), as in MAE: nothing to learn from 319 cines."""
-    quarter = width // 4
-    omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float32) / quarter)
-    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32),
-                            indexing="ij")
-    parts = [f(c.reshape(-1, 1) * omega) for c in (ys, xs) for f in (torch.sin, torch.cos)]
-    return torch.cat(parts, dim=1)
-
-
 def _blocks(width: int, depth: int, heads: int, mlp_ratio: float) -> nn.TransformerEncoder:
     layer = nn.TransformerEncoderLayer(width, heads, int(width * mlp_ratio), dropout=0.0, activation="gelu",
                                        batch_first=True, norm_first=True)
@@ -66,7 +58,9 @@ class CineViTEncoder(nn.Module):
             raise ValueError("size must be a multiple of patch and width a multiple of 4")
         self.config = config
         self.embed = nn.Conv2d(config.frames, config.width, config.patch, stride=config.patch)
-        self.register_buffer("positions", sincos_positions(config.size // config.patch, config.width), persistent=False)
+        # fixed 2D sine-cosine positions, as in MAE: nothing to learn from 319 cines
+        self.register_buffer("positions", grid_position_table(config.size // config.patch, config.width),
+                             persistent=False)
         self.blocks = _blocks(config.width, config.depth, config.heads, config.mlp_ratio)
 
     def check(self, cines: torch.Tensor) -> None:
@@ -83,7 +77,7 @@ class CineViTEncoder(nn.Module):
         return self.blocks(tokens)
 
 
-def patchify(cines: torch.Tensor, patch: int) -> torch.Tensor:
+def patchify_image(cines: torch.Tensor, patch: int) -> torch.Tensor:
     """(B, T, H, W) -> (B, N, T * patch * patch), patches in row-major order (matching the conv embedding)."""
     b, t, h, w = cines.shape
     x = cines.reshape(b, t, h // patch, patch, w // patch, patch)
@@ -99,8 +93,8 @@ class CineMAE(nn.Module):
         self.encoder = CineViTEncoder(config)
         self.to_decoder = nn.Linear(config.width, config.decoder_width)
         self.mask_token = nn.Parameter(torch.zeros(config.decoder_width))
-        self.register_buffer("decoder_positions", sincos_positions(config.size // config.patch, config.decoder_width),
-                             persistent=False)
+        self.register_buffer("decoder_positions",
+                             grid_position_table(config.size // config.patch, config.decoder_width), persistent=False)
         self.decoder = _blocks(config.decoder_width, config.decoder_depth, max(1, config.decoder_width // 32),
                                config.mlp_ratio)
         self.to_pixels = nn.Linear(config.decoder_width, config.frames * config.patch ** 2)
@@ -117,7 +111,7 @@ class CineMAE(nn.Module):
         tokens = self.mask_token.expand(b, n, -1).clone()
         tokens.scatter_(1, keep[..., None].expand(-1, -1, tokens.shape[-1]), encoded)
         predicted = self.to_pixels(self.decoder(tokens + self.decoder_positions))
-        target = patchify(cines, c.patch)
+        target = patchify_image(cines, c.patch)
         target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
         pick = hidden[..., None].expand(-1, -1, target.shape[-1])
         return F.mse_loss(torch.gather(predicted, 1, pick), torch.gather(target, 1, pick))

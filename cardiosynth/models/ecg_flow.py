@@ -44,8 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cardiosynth.models.ecg_mae import sinusoidal_positions
-from cardiosynth.models.embeddings import timestep_embedding
+from cardiosynth.models.embeddings import position_table, timestep_embedding
 from cardiosynth.weights import Pretrained
 
 SAMPLERS = ("euler", "renoise")  # EcgFlowSampler.method
@@ -212,10 +211,10 @@ class EcgFlow(nn.Module, Pretrained):
         self.register_buffer("template", torch.zeros(c.latent_shape))  # set from the training latents
         self.patch_in = nn.Linear(c.latent_channels * p * p, d)
         side = c.latent_size // p
-        spatial = sinusoidal_positions(side * side, d)  # fixed; index = row * side + col
+        spatial = position_table(side * side, d)  # fixed; index = row * side + col
         self.register_buffer("spatial_pos", spatial, persistent=False)
-        self.register_buffer("frame_pos", sinusoidal_positions(c.latent_frames, d), persistent=False)
-        self.register_buffer("ecg_pos", sinusoidal_positions(c.ecg_frames, d), persistent=False)
+        self.register_buffer("frame_pos", position_table(c.latent_frames, d), persistent=False)
+        self.register_buffer("ecg_pos", position_table(c.ecg_frames, d), persistent=False)
         self.ecg_in = nn.Sequential(nn.LayerNorm(c.ecg_dim), nn.Linear(c.ecg_dim, d))
         self.null_ecg = nn.Parameter(torch.zeros(c.ecg_frames, c.ecg_dim))
         self.ecg_to_frame = nn.Linear(d, d)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from cardiosynth.models.embeddings import position_table
 from cardiosynth.weights import Pretrained
 
 TWO_PI = 2 * math.pi
@@ -100,14 +101,6 @@ def normalise_leads(signals: torch.Tensor | np.ndarray, valid_samples: int | Non
     return out[0] if squeeze else out
 
 
-def sinusoidal_positions(n: int, dim: int) -> torch.Tensor:
-    position = torch.arange(n, dtype=torch.float32)[:, None]
-    freq = torch.exp(-math.log(10_000.0) * torch.arange(0, dim, 2, dtype=torch.float32) / dim)
-    table = torch.zeros(n, dim)
-    table[:, 0::2], table[:, 1::2] = torch.sin(position * freq), torch.cos(position * freq)
-    return table
-
-
 class EcgMAE(nn.Module, Pretrained):
     """Transformer encoder over 12-lead ECG tokens with a reconstruction head (masked tokens) and a phase head
     ((sin phi, cos phi) per token); ``encode`` returns the features and the phase that finds the cycles."""
@@ -123,7 +116,7 @@ class EcgMAE(nn.Module, Pretrained):
             nn.Conv1d(c.leads, c.stem, c.stem_kernel, padding=pad), nn.GELU(),
             nn.Conv1d(c.stem, c.stem, c.stem_kernel, stride=2, padding=pad), nn.GELU(),
             nn.Conv1d(c.stem, c.width, c.patch // 2, stride=c.patch // 2))
-        self.register_buffer("positions", c.position_scale * sinusoidal_positions(c.tokens, c.width), persistent=False)
+        self.register_buffer("positions", c.position_scale * position_table(c.tokens, c.width), persistent=False)
         self.mask_token = nn.Parameter(torch.zeros(c.width))
         nn.init.normal_(self.mask_token, std=0.02)
         layer = nn.TransformerEncoderLayer(c.width, c.heads, int(c.width * c.mlp_ratio), c.dropout, activation="gelu",
@@ -237,7 +230,7 @@ def shift_batch(x: torch.Tensor, phase: torch.Tensor, valid: torch.Tensor, shift
     return out_x, out_p, out_v
 
 
-def augment(x: torch.Tensor, config: EcgMAEConfig, generator: torch.Generator) -> torch.Tensor:
+def augment_ecg(x: torch.Tensor, config: EcgMAEConfig, generator: torch.Generator) -> torch.Tensor:
     """Noise, baseline wander and dropped leads (as the config's recipe says) on normalised signals (B, 12, S)."""
     recipe = config.recipe
     b, leads, s = x.shape

@@ -130,7 +130,7 @@ def identity_grid(size: int, device=None) -> torch.Tensor:
     return torch.stack([xx, yy], dim=-1)
 
 
-def warp(ed: torch.Tensor, control: torch.Tensor) -> torch.Tensor:
+def warp_through_cycle(ed: torch.Tensor, control: torch.Tensor) -> torch.Tensor:
     """Warp ED frames (N, H, W) through the cycle: (N, T, 2, g, g) controls -> (N, T, H, W), bicubic sampling
     (sharper than bilinear) clipped to [0, 1]; outside the image the border is repeated."""
     n, t = control.shape[:2]
@@ -175,7 +175,7 @@ def register(frames: torch.Tensor, config: MotionConfig, ed: torch.Tensor | None
     mask[0] = 0  # ED stays the anchor: its displacement is zero by definition
     for _ in range(iterations or config.recipe.register_iterations):
         moved = control * mask
-        loss = ((warp(ed, moved) - frames).pow(2).mean(dim=(1, 2, 3))
+        loss = ((warp_through_cycle(ed, moved) - frames).pow(2).mean(dim=(1, 2, 3))
                 + config.smoothness_weight * smoothness(moved)).sum()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -241,7 +241,7 @@ class MotionModel(nn.Module, Pretrained):
         """ED frames (N, H, W) and standardised codes (N, k, 2, g, g) -> cines (N, T, H, W) in [0, 1]."""
         device = self.mean_field.device
         ed = torch.as_tensor(ed, dtype=torch.float32).to(device)
-        return warp(ed, self.control(self._check_code(code, len(ed)).to(device)))
+        return warp_through_cycle(ed, self.control(self._check_code(code, len(ed)).to(device)))
 
     def encode(self, frames, ed=None, iterations: int | None = None) -> torch.Tensor:
         """Cines (N, T, H, W) -> standardised codes (N, k, 2, g, g): Adam on the code, from the mean motion
@@ -260,7 +260,7 @@ class MotionModel(nn.Module, Pretrained):
         with torch.enable_grad():
             for _ in range(settings.iterations if iterations is None else iterations):
                 control = self.control(code)
-                loss = ((warp(ed, control) - frames).pow(2).mean(dim=(1, 2, 3))
+                loss = ((warp_through_cycle(ed, control) - frames).pow(2).mean(dim=(1, 2, 3))
                         + self.config.smoothness_weight * smoothness(control)
                         + settings.code_prior_weight * code.pow(2).mean(dim=(1, 2, 3, 4))).sum()
                 optimiser.zero_grad(set_to_none=True)
