@@ -9,8 +9,8 @@ import time
 from collections import Counter
 
 from cardiosynth import phenotypes as ph
+from cardiosynth.phenotype_prior import PhenotypePrior
 from cardiosynth.pipelines import ecg_to_cine
-from cardiosynth.pipelines.phenotype_prior import PhenotypePrior
 from cardiosynth.pipelines.requests import PhenotypeRequest, Sampling
 
 
@@ -29,7 +29,8 @@ def count_parsing(monkeypatch) -> Counter:
                                                                        PhenotypeRequest.parse.__func__)))
     monkeypatch.setattr(Sampling, "parse", classmethod(counted("settings checked", Sampling.parse.__func__)))
     monkeypatch.setattr(ph, "map_columns", counted("names mapped", ph.map_columns))
-    monkeypatch.setattr(PhenotypePrior, "plausibility", counted("plausibility scored", PhenotypePrior.plausibility))
+    for scorer in ("plausibility", "plausibility_checked"):
+        monkeypatch.setattr(PhenotypePrior, scorer, counted("plausibility scored", getattr(PhenotypePrior, scorer)))
     monkeypatch.setattr(ecg_to_cine, "process_ecg", counted("ECG analysed (neurokit2)", ecg_to_cine.process_ecg))
     monkeypatch.setattr(ecg_to_cine, "encode_ecg", counted("ECG encoded (ECG MAE)", ecg_to_cine.encode_ecg))
     return counts

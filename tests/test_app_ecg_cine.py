@@ -12,6 +12,7 @@ import gradio_client
 import numpy as np
 import pytest
 from ecg_cine_fixture import tiny_ecg_to_cine
+from request_counting import count_parsing, settled
 
 from cardiosynth.app import build_app
 from cardiosynth.app.cine_view import CineStudio, png_uris
@@ -19,9 +20,8 @@ from cardiosynth.app.ecg_cine import EcgCineStudio, heart_sentence
 from cardiosynth.app.errors import user_message
 from cardiosynth.ecg import Ecg, EcgError
 from cardiosynth.paths import REPO_ROOT
-from cardiosynth.pipelines.phenotype_prior import TYPICAL_HEART
+from cardiosynth.phenotype_prior import TYPICAL_HEART
 from evaluation.app_bench import serve_in_process
-from request_counting import count_parsing, settled
 
 LUDB_2 = REPO_ROOT / "assets" / "ecg" / "ludb" / "2.hea"
 SINUS = "LUDB record 2: sinus rhythm (WFDB)"

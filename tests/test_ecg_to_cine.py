@@ -15,19 +15,30 @@ from ecg_cine_fixture import TINY_FLOW, TINY_MAE, short_run, tiny_ecg_to_cine
 from fixtures_ecg import synthetic_ecg
 from torchrun_check import run_two_ranks
 
-from cardiosynth.data.ludb import FAMILIES, families_of, make_split
-from cardiosynth.data.pairing import pairing_statistics, pseudo_pairs, subjects_from_cines
 from cardiosynth import phenotypes as ph
+from cardiosynth.data.ludb import FAMILIES, families_of, make_split
+from cardiosynth.data.pairing import (
+    pairing_statistics,
+    pseudo_pairs,
+    subjects_from_cines,
+)
 from cardiosynth.ecg import Ecg, EcgError, process_ecg, read_ecg
 from cardiosynth.models import ecg_flow as flow_module
 from cardiosynth.models import ecg_mae as mae_module
 from cardiosynth.models.ecg_flow import EcgFlow, EcgFlowSampler
-from cardiosynth.models.ecg_mae import (EcgMAE, find_cycles, normalise_leads, resample_cycle, select_cycle, shift_batch,
-                                        token_phase)
+from cardiosynth.models.ecg_mae import (
+    EcgMAE,
+    find_cycles,
+    normalise_leads,
+    resample_cycle,
+    select_cycle,
+    shift_batch,
+    token_phase,
+)
 from cardiosynth.paths import REPO_ROOT
+from cardiosynth.phenotype_prior import TYPICAL_HEART
 from cardiosynth.pipelines import ecg_to_cine
 from cardiosynth.pipelines.ecg_to_cine import AnalysedEcg, EncodedEcg, analyse_ecg
-from cardiosynth.pipelines.phenotype_prior import TYPICAL_HEART
 from cardiosynth.weights import WEIGHTS_DIR
 
 LUDB_2 = REPO_ROOT / "assets" / "ecg" / "ludb" / "2.hea"

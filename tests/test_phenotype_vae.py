@@ -11,9 +11,20 @@ import pytest
 import torch
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.models.phenotype_vae import (CoordinateScaler, PhenotypeVAE, PhenotypeVAEConfig, PhenotypeVAEInference,
-                                             PhenotypeVAERecipe, PlausibilityCalibration)
-from cardiosynth.pipelines.phenotype_prior import PhenotypePrior, from_coordinates, in_plausible_range, to_coordinates
+from cardiosynth.models.phenotype_vae import (
+    CoordinateScaler,
+    PhenotypeVAE,
+    PhenotypeVAEConfig,
+    PhenotypeVAEInference,
+    PhenotypeVAERecipe,
+    PlausibilityCalibration,
+)
+from cardiosynth.phenotype_prior import (
+    PhenotypePrior,
+    from_coordinates,
+    in_plausible_range,
+    to_coordinates,
+)
 from cardiosynth.phenotypes import PhenotypeError
 from cardiosynth.weights import WeightsError
 from training.common import with_epochs

@@ -40,10 +40,15 @@ from cardiosynth.data.acdc import read_phenotype_csv
 from cardiosynth.data.splits import load_split
 from cardiosynth.measure.metrics import bootstrap_ci, frechet_distance
 from cardiosynth.models.cards.phenotype_vae import model_card
-from cardiosynth.models.phenotype_vae import (SIDES, CoordinateScaler, PhenotypeVAE, PhenotypeVAEConfig,
-                                             PlausibilityCalibration)
-from cardiosynth.pipelines.phenotype_prior import PhenotypePrior, from_coordinates, to_coordinates
+from cardiosynth.models.phenotype_vae import (
+    SIDES,
+    CoordinateScaler,
+    PhenotypeVAE,
+    PhenotypeVAEConfig,
+    PlausibilityCalibration,
+)
 from cardiosynth.paths import REPO_ROOT, cache_dir, require_dataset
+from cardiosynth.phenotype_prior import PhenotypePrior, from_coordinates, to_coordinates
 from training.common import JsonlLog, seed_everything, with_epochs
 
 N_BOOT = 1000

@@ -28,12 +28,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.phenotypes import PhenotypeError
-from cardiosynth.pipelines.phenotype_prior import (
+from cardiosynth.phenotype_prior import (
     SAMPLED_POPULATION,
     PhenotypePrior,
     Plausibility,
 )
+from cardiosynth.phenotypes import PhenotypeError
 from cardiosynth.pipelines.requests import CineRequest, checked_number, checked_whole
 from cardiosynth.weights import REFERENCE_POPULATION, checked_reference_population
 
@@ -180,7 +180,7 @@ class PhenotypeExplorer:
         """The plausibility of a generation request's set, scored once, on the phenotypes as its request parsed
         them (nothing parsed again): what the panel shows beside the cine and above it after generating."""
         row = request.sets.iloc[0]
-        return Scored({n: float(row[n]) for n in ph.NAMES}, self.prior.plausibility(request.asked))
+        return Scored({n: float(row[n]) for n in ph.NAMES}, self.prior.plausibility_checked(request.asked.rows[0]))
 
     def move_edv(self, values: Mapping[str, float], side: str, keep: str = "EF",
                  locked: Sequence[str] = ()) -> Scored:

@@ -15,7 +15,7 @@ one learned noise scale per coordinate. Sampling draws ``z ~ N(0, T^2 I)`` and `
 The model takes and returns tensors of standardised coordinates (N, 5) and latents (N, latent_dim); it knows
 nothing of tables or phenotype names. Sampling, completing and scoring phenotype *sets* (dicts and tables
 keyed by schema names, locks, plausibility in words) is
-:class:`cardiosynth.pipelines.phenotype_prior.PhenotypePrior`, which wraps it::
+:class:`cardiosynth.phenotype_prior.PhenotypePrior`, which wraps it::
 
     prior = PhenotypePrior.from_pretrained()              # weights/phenotype_vae, sha256 checked
     hearts = prior.sample(8, temperature=1.0, seed=0)     # DataFrame, columns = schema names
@@ -64,7 +64,7 @@ class PlausibilityCalibration:
 
 @dataclass(frozen=True)
 class PhenotypeVAEInference:
-    """Inference settings of :class:`cardiosynth.pipelines.phenotype_prior.PhenotypePrior`: the Monte Carlo sizes
+    """Inference settings of :class:`cardiosynth.phenotype_prior.PhenotypePrior`: the Monte Carlo sizes
     of its estimates and the thresholds of the plausibility light. Chosen, not fitted: changing one changes the
     prior's answers, not the network (the calibration's log-densities were estimated with ``importance_samples``,
     so a percentile compares like with like only at that value)."""

@@ -4,7 +4,7 @@ prior (stage 1: sample, complete and score phenotype sets).
 ``EcgToCine`` and ``EcgToCineOutput`` load on first use (the ECG readers and models add about a second to an
 import that the phenotype path does not need)."""
 
-from cardiosynth.pipelines.phenotype_prior import PhenotypePrior
+from cardiosynth.phenotype_prior import PhenotypePrior
 from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine, PhenotypeToCineOutput
 
 __all__ = ["EcgToCine", "EcgToCineOutput", "PhenotypePrior", "PhenotypeToCine", "PhenotypeToCineOutput"]

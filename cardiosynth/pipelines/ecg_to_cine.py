@@ -45,8 +45,8 @@ from cardiosynth.models.ecg_mae import (
     select_cycle,
 )
 from cardiosynth.models.frame_ae import encode_frames
+from cardiosynth.phenotype_prior import SAMPLED_POPULATION, TYPICAL_HEART
 from cardiosynth.pipelines import hub
-from cardiosynth.pipelines.phenotype_prior import SAMPLED_POPULATION, TYPICAL_HEART
 from cardiosynth.pipelines.phenotype_to_cine import COMPONENTS as ANATOMY_COMPONENTS
 from cardiosynth.pipelines.phenotype_to_cine import (
     DEFAULT_MOTION as DEFAULT_ANATOMY_MOTION,

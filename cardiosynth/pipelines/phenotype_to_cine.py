@@ -40,11 +40,21 @@ from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
 from cardiosynth.models.frame_ae import encode_frames
 from cardiosynth.models.mar import MAR, standardise_phenotypes
 from cardiosynth.models.vae3d import VAE3D, decode_cines
+from cardiosynth.phenotype_prior import PhenotypePrior
 from cardiosynth.pipelines import hub
-from cardiosynth.pipelines.phenotype_prior import PhenotypePrior
 from cardiosynth.pipelines.privacy import ReidentificationFilter
-from cardiosynth.pipelines.rendering import ExemplarRendering, RenderedHeart, real_heart_motion
-from cardiosynth.pipelines.requests import SEED_RANGE, CineRequest, PhenotypeRequest, Sampling, checked_whole
+from cardiosynth.pipelines.rendering import (
+    ExemplarRendering,
+    RenderedHeart,
+    real_heart_motion,
+)
+from cardiosynth.pipelines.requests import (
+    SEED_RANGE,
+    CineRequest,
+    PhenotypeRequest,
+    Sampling,
+    checked_whole,
+)
 from cardiosynth.render.bank import AnatomyBank
 from cardiosynth.render.fields import motion_positions
 from cardiosynth.render.renderer import motion_scale
@@ -190,7 +200,7 @@ class PhenotypeToCine:
         range's edge with a warning."""
         request = (phenotypes if isinstance(phenotypes, PhenotypeRequest)
                    else PhenotypeRequest.parse(phenotypes, slice_position, clamp))
-        full = self.phenotype_prior.complete(request, temperature=0.0).reset_index(drop=True)
+        full = self.phenotype_prior.complete_checked(request.rows)
         full = full[list(ph.NAMES)]
         full["slice_position"] = request.slice_position
         full["completed"] = ", ".join(request.missing)

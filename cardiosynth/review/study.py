@@ -20,8 +20,13 @@ import pandas as pd
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.data.dataset import PreparedDataset
-from cardiosynth.pipelines.phenotype_prior import PhenotypePrior
-from cardiosynth.review.access import display_code, new_study_code, new_token, token_hash
+from cardiosynth.phenotype_prior import PhenotypePrior
+from cardiosynth.review.access import (
+    display_code,
+    new_study_code,
+    new_token,
+    token_hash,
+)
 from cardiosynth.review.errors import ReviewError
 from cardiosynth.review.render import RenderSettings, render_case
 from cardiosynth.review.store import Store

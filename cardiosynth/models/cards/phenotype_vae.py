@@ -77,7 +77,7 @@ consistent phenotype sets; encoding, decoding, a plausibility score with reasons
 locked sets serve the app's sliders ("Sample a heart", lock + "Complete the rest", the plausibility light).
 
 ```python
-from cardiosynth.pipelines.phenotype_prior import PhenotypePrior
+from cardiosynth.phenotype_prior import PhenotypePrior
 prior = PhenotypePrior.from_pretrained()                   # this folder, sha256 checked
 prior.sample(8, temperature=1.0, seed=0)                   # DataFrame with {', '.join(ph.NAMES)}
 prior.complete({{"LVEDV": 250, "LVEF": 25}}, seed=0)         # the rest, consistent with the locks

@@ -11,7 +11,12 @@ and does what a request needs in schema units::
 
 Phenotypes travel as dicts or DataFrames keyed by schema names (aliases such as ``LVEDV_ml`` and UK Biobank
 field columns are mapped in); unknown names, NaN, out-of-range or contradictory values raise
-:class:`~cardiosynth.phenotypes.PhenotypeError` with a message a clinician can act on.
+:class:`~cardiosynth.phenotypes.PhenotypeError` with a message a clinician can act on. Sets a request parser
+has checked already (:mod:`cardiosynth.pipelines.requests`) go to :meth:`PhenotypePrior.complete_checked` and
+:meth:`PhenotypePrior.plausibility_checked`, which take them as they are.
+
+A statistical model over phenotypes, not a product: it sits in its own layer above the models (beside the
+renderer), so the pipelines, the review and the app use one prior and it imports none of them.
 
 Completion is exact Bayesian conditioning of the VAE, not a penalty fit: locked phenotypes fix (some of)
 the coordinates ``u`` exactly (for example LVEDV + LVEF fix the LV block; a lone LVESV is the curve
@@ -36,7 +41,6 @@ import torch
 from cardiosynth import phenotypes as ph
 from cardiosynth.models.phenotype_vae import LOG_2PI, LVM_COORD, SIDES, PhenotypeVAE
 from cardiosynth.phenotypes import PhenotypeError
-from cardiosynth.pipelines.requests import PhenotypeRequest
 
 MAX_REDRAWS = 50
 # tolerance when several locked / given values of one ventricle must agree (ACDC rounds to 0.01)
@@ -305,8 +309,6 @@ class PhenotypePrior:
         return s * self.vae.scaler_std.double().numpy() + self.vae.scaler_mean.double().numpy()
 
     def _rows(self, values) -> tuple[list[dict[str, float]], bool]:
-        if isinstance(values, PhenotypeRequest):  # parsed and checked already: taken as it is
-            return values.rows, len(values.given) > 1
         if isinstance(values, pd.DataFrame):
             return _table_rows(values), True
         return [_canonical_dict(values)], False
@@ -374,8 +376,7 @@ class PhenotypePrior:
     @torch.no_grad()
     def plausibility(self, values, seed: int = 0):
         """Percentile among real patients, traffic-light status and reasons, for one set (dict ->
-        :class:`Plausibility`) or many (DataFrame -> DataFrame with percentile, log_density, status, reasons); a
-        :class:`PhenotypeRequest`, parsed and checked already, is taken as it is.
+        :class:`Plausibility`) or many (DataFrame -> DataFrame with percentile, log_density, status, reasons).
 
         Given derived values (SV, EF) that contradict the volumes are reported as a red reason, not raised."""
         rows, is_table = self._rows(values)
@@ -385,7 +386,7 @@ class PhenotypePrior:
             return results[0]
         out = pd.DataFrame([{"percentile": r.percentile, "log_density": r.log_density, "status": r.status,
                              "reasons": r.reasons} for r in results])
-        out.index = (values.given if isinstance(values, PhenotypeRequest) else values).index
+        out.index = values.index
         return out
 
     def _plausibility(self, u: np.ndarray, rows: list[dict], notes: list[list[str]], seed: int) -> list[Plausibility]:
@@ -473,9 +474,7 @@ class PhenotypePrior:
     def typical_heart(self) -> dict[str, float]:
         """The typical healthy heart (all nine phenotypes, unrounded): the most likely completion (temperature 0,
         seed 0) around :data:`TYPICAL_HEART_LOCKS`. One rule for every place that needs a default heart."""
-        locks = {name: float(value) for name, value in TYPICAL_HEART_LOCKS.items()}  # schema names: nothing to parse
-        with torch.no_grad():
-            return self._complete_one(locks, 1, 0.0, 0).iloc[0].to_dict()
+        return self.complete_checked([TYPICAL_HEART_LOCKS]).iloc[0].to_dict()  # schema names: nothing to parse
 
     # ---------------------------------------------------------------- completion
     @torch.no_grad()
@@ -483,8 +482,7 @@ class PhenotypePrior:
         """Complete phenotype sets around locked values, consistently.
 
         ``locked``: a dict of schema names -> values (any of the nine, e.g. ``{"LVEDV": 180, "LVEF": 35}``) ->
-        DataFrame of ``n`` rows; or a DataFrame whose NaN cells are free, or a :class:`PhenotypeRequest` (parsed
-        and checked already, so taken as it is) -> one completed row per set.
+        DataFrame of ``n`` rows; or a DataFrame whose NaN cells are free -> one completed row per input row.
         ``temperature=0``: the posterior mean of the free coordinates (``n`` identical rows); ``> 0``: ``n``
         draws from the conditional of the tempered model. Locked independent phenotypes are returned exactly,
         locked SV / EF to floating-point precision. Contradictory or impossible locks raise PhenotypeError."""
@@ -492,13 +490,26 @@ class PhenotypePrior:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         if not (np.isfinite(temperature) and temperature >= 0):
             raise ValueError(f"temperature must be >= 0, got {temperature!r}")
-        if isinstance(locked, (pd.DataFrame, PhenotypeRequest)):
-            rows = locked.rows if isinstance(locked, PhenotypeRequest) else _table_rows(locked, allow_missing=True)
-            out = [self._complete_one(r, 1, temperature, seed) for r in rows]
-            result = pd.concat(out, ignore_index=True)
-            result.index = (locked.given if isinstance(locked, PhenotypeRequest) else locked).index
+        if isinstance(locked, pd.DataFrame):
+            result = self.complete_checked(_table_rows(locked, allow_missing=True), temperature, seed)
+            result.index = locked.index
             return result
         return self._complete_one(_canonical_dict(locked), int(n), float(temperature), int(seed))
+
+    @torch.no_grad()
+    def complete_checked(self, sets: list[dict[str, float]], temperature: float = 0.0,
+                         seed: int = 0) -> pd.DataFrame:
+        """:meth:`complete` for sets a request parser has checked already (schema names, numbers within their
+        plausible ranges: ``cardiosynth.pipelines.requests.PhenotypeRequest.rows``), taken as they are: one
+        completed row per set. Contradictory locks still raise PhenotypeError."""
+        out = [self._complete_one(dict(locks), 1, float(temperature), int(seed)) for locks in sets]
+        return pd.concat(out, ignore_index=True)
+
+    @torch.no_grad()
+    def plausibility_checked(self, values: dict[str, float], seed: int = 0) -> Plausibility:
+        """:meth:`plausibility` of one set a request parser has checked already, taken as it is."""
+        coords, notes = _full_coordinates(values, strict=False)
+        return self._plausibility(coords[None], [values], [notes], seed)[0]
 
     def _complete_one(self, locks: dict[str, float], n: int, temperature: float, seed: int) -> pd.DataFrame:
         states = {side: _resolve_side(side, locks, strict=True) for side in SIDES}
