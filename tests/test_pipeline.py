@@ -7,19 +7,21 @@ import dataclasses
 import json
 import shutil
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from cardiosynth import phenotype_prior
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
 from cardiosynth.export import load_npz_cine
 from cardiosynth.models.frame_ae import FrameAEConfig, FrameAutoencoder
 from cardiosynth.models.mar import MAR, MARConfig, MARSampler, PhenotypeScaler
 from cardiosynth.models.motion import MotionConfig, MotionEncoding, MotionModel
-from cardiosynth.pipelines import PhenotypeToCine
+from cardiosynth.pipelines import PhenotypeToCine, phenotype_to_cine, rendering, requests
 from cardiosynth.pipelines.synthesize import CONDITIONS_FILE, SynthesisError, synthesize
 from cardiosynth.weights import WEIGHTS_DIR, WeightsError
 
@@ -414,3 +416,32 @@ def test_privacy_filter_redraws_hearts_matched_to_a_training_patient():
     scores, redraws = out.conditions["reid_score"].to_numpy(), out.conditions["privacy_redraws"].to_numpy()
     assert ((scores <= privacy.threshold + 1e-3) | (redraws == 10)).all()
     assert np.array_equal(out.cines[3].frames, pipe(HEALTHY, n=4, seed=0, privacy_filter=True).cines[3].frames)
+
+
+def _request_state(pipe: PhenotypeToCine) -> dict:
+    """What a pipeline and its parts hold (names -> type and identity), and the containers of the modules a
+    request passes through (names -> contents): a request may change neither."""
+    parts = {"pipeline": pipe, "rendering": pipe.rendering, "bank": pipe.rendering.bank,
+             "renderer": pipe.rendering.renderer, "prior": pipe.phenotype_prior, "editor": pipe.editor}
+    held = {f"{part}.{name}": (type(value), id(value)) for part, obj in parts.items()
+            for name, value in vars(obj).items()}
+    modules = (phenotype_to_cine, requests, rendering, phenotype_prior)
+    kept = {f"{module.__name__}.{name}": repr(value) for module in modules for name, value in vars(module).items()
+            if not name.startswith("__") and isinstance(value, (list, dict, set))}
+    return {**held, **kept}
+
+
+def test_the_rendered_pipeline_keeps_nothing_of_a_request_and_concurrent_requests_do_not_cross():
+    """Issue 40: no pipeline-level or module-level state between requests. Requests made at once, interleaved in
+    threads, each get the cines they get alone."""
+    pipe = PhenotypeToCine.from_pretrained(device="cpu")
+    asks = [({"LVEDV": 120.0, "LVEF": 65.0}, 0), ({"LVEDV": 230.0, "LVEF": 30.0}, 1), ({"LVEDV": 160.0}, 2)]
+    before = _request_state(pipe)
+    alone = [pipe(values, seed=seed, slice_position=0.4).cines[0].frames for values, seed in asks]
+    pipe({"LVEDV": 150.0, "LVEF": 50.0}, seed=4, motion="mar", steps=2)
+    assert _request_state(pipe) == before
+    jobs = list(range(len(asks))) * 3
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        together = list(pool.map(lambda k: (k, pipe(asks[k][0], seed=asks[k][1], slice_position=0.4)), jobs))
+    assert all(np.array_equal(out.cines[0].frames, alone[k]) for k, out in together)
+    assert all(out.conditions["LVEDV"].iloc[0] == asks[k][0]["LVEDV"] for k, out in together)
