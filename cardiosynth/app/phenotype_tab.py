@@ -449,7 +449,7 @@ def add_edit_panel(studio: CineStudio) -> None:
     """A real heart, edited: upload a short-axis cine, pick a slice, set a new LVEF; the real and edited cines
     play side by side with the values read back."""
     gr.Markdown("## Edit a real heart", elem_id="edit-heading")
-    if not studio.available or studio.pipeline.editor is None:
+    if not studio.available or not studio.pipeline.can_edit:
         why = (studio.unavailable_reason
                or "the phenotype\u2192cine weights have no anatomy + motion editor (mar_motion/)")
         gr.Markdown(f"No heart editor in this build: {why}", elem_classes=["cs-note"])

@@ -113,6 +113,11 @@ class PhenotypeToCine:
         return next(self.mar.parameters()).device
 
     @property
+    def can_edit(self) -> bool:
+        """Whether :meth:`edit` can edit a real heart: it needs an anatomy + motion generator."""
+        return self.editor is not None
+
+    @property
     def codec(self) -> AnatomyMotionCodec | None:
         """The anatomy + motion representation of this pipeline (its own, or its editor's), None without one."""
         return None if self.editor is None else self.editor.decoder
