@@ -178,8 +178,6 @@ def test_conditions_missing_or_nan_are_clear_errors():
     bad[0, ph.NAMES.index("RVEF")] = float("nan")
     with pytest.raises(ValueError, match="NaN.*RVEF"):
         model.generate(bad, position)
-    with pytest.raises(ValueError, match="slice_position"):
-        model.generate(phenotypes, torch.tensor([1.5]))
     with pytest.raises(ValueError, match="1 phenotype rows but 2 slice positions"):
         model.generate(phenotypes, torch.tensor([0.2, 0.4]))
     with pytest.raises(ValueError, match="NaN"):

@@ -443,16 +443,17 @@ class MAR(nn.Module, Pretrained):
         slice_position = slice_position.reshape(-1)
         if len(slice_position) != len(phenotypes_std):
             raise ValueError(f"{len(phenotypes_std)} phenotype rows but {len(slice_position)} slice positions")
-        if not (torch.isfinite(phenotypes_std).all() and torch.isfinite(slice_position).all()):
-            raise ValueError("Conditions contain NaN or infinite values: every phenotype and the slice position "
-                             "are required (use unconditional generation, conditions=None, for none)")
+        if not torch.isfinite(phenotypes_std).all():  # a training table's gap; requests are checked before
+            raise ValueError("Conditions contain NaN or infinite values: every phenotype is required (use "
+                             "unconditional generation, conditions=None, for none)")
         x = torch.cat([phenotypes_std, (2 * slice_position - 1)[:, None]], dim=1).to(self.null_condition.dtype)
         return self.condition_mlp(x)
 
     def standardise(self, phenotypes, slice_position=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Phenotypes (N, P) in schema units, columns in the config's ``phenotypes`` order, and slice positions
         (N,) in [0, 1] (default 0.5 = mid-ventricle) -> (phenotypes_std, slice_position) float32 tensors, with
-        the scaler stored in the config. Wrong shapes, NaN and out-of-range positions are a ValueError."""
+        the scaler stored in the config. Wrong shapes and NaN phenotypes are a ValueError; the positions are taken
+        as given (a request is checked once, where it is parsed: cardiosynth.pipelines.requests)."""
         c = self.config
         if not c.scaler.mean:
             raise ValueError("This MAR config has no phenotype scaler (scaler.mean/std): it was not trained by "
@@ -469,8 +470,6 @@ class MAR(nn.Module, Pretrained):
         bad = [(int(i), c.phenotypes[j]) for i, j in zip(*np.nonzero(~np.isfinite(values)))]
         if bad:
             raise ValueError(f"Missing (NaN) or infinite phenotype values at (row, name): {bad[:10]}")
-        if not np.isfinite(position).all() or (position < 0).any() or (position > 1).any():
-            raise ValueError("slice_position must be a number in [0, 1] (0 base, 1 apex) in every row")
         return (torch.tensor(standardise_phenotypes(values, c), dtype=torch.float32),
                 torch.tensor(position, dtype=torch.float32))
 
