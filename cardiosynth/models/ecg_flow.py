@@ -45,7 +45,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cardiosynth.models.embeddings import position_table, timestep_embedding
-from cardiosynth.weights import Pretrained
+from cardiosynth.weights import Pretrained, WeightsError
 
 SAMPLERS = ("euler", "renoise")  # EcgFlowSampler.method
 
@@ -111,6 +111,9 @@ class EcgFlowConfig:
     # fraction of the cycle, and samples are re-timed from it to the input ECG's QT / RR. None: no re-timing (the
     # flow must learn timing from the ECG features, which 47 pseudo-paired subjects did not teach it).
     canonical_es_fraction: float | None = None
+    # pixel size (mm) of the cines it was trained on: the trainer records the prepared dataset's; from_pretrained
+    # refuses weights without it (None only before training)
+    spacing_mm: float | None = None
     sampler: EcgFlowSampler = field(default_factory=EcgFlowSampler)
     recipe: EcgFlowRecipe = field(default_factory=EcgFlowRecipe)
 
@@ -203,6 +206,12 @@ class EcgFlow(nn.Module, Pretrained):
 
     config_class = EcgFlowConfig
     default_weights = "ecg_flow"
+
+    def _check_loaded(self, folder_or_name, **options) -> "EcgFlow":
+        if self.config.spacing_mm is None:
+            raise WeightsError(f"{folder_or_name}: config.json does not record the pixel size (spacing_mm) of the "
+                               "cines it was trained on")
+        return super()._check_loaded(folder_or_name, **options)
 
     def __init__(self, config: EcgFlowConfig):
         super().__init__()
