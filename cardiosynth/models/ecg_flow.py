@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -90,9 +89,6 @@ class EcgFlowRecipe:
 class EcgFlowConfig:
     """The architecture and representation (what the model outputs, its re-timing included), then (one dataclass
     each) the sampler defaults and the training recipe; saved, nested the same way, in ``config.json``."""
-
-    #: fields renamed when the parts were split (old flat key -> "part.name"), for folders written before it
-    FLAT_NAMES: ClassVar[dict[str, str]] = {"sampler": "sampler.method"}
 
     latent_channels: int = 18  # packed code: 8 anatomy + 5 x 2 motion channels
     latent_frames: int = 1

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable
 
 import numpy as np
 import torch
@@ -111,9 +111,6 @@ class MARRecipe:
 class MARConfig:
     """The architecture and its conditions, then (one dataclass each) the fitted phenotype scaler, the sampler
     defaults and the training recipe; saved, nested the same way, in ``config.json``."""
-
-    #: fields renamed when the parts were split (old flat key -> "part.name"), for folders written before it
-    FLAT_NAMES: ClassVar[dict[str, str]] = {"phenotype_mean": "scaler.mean", "phenotype_std": "scaler.std"}
 
     # what the latents are: "anatomy_motion" (packed codes, cardiosynth.models.anatomy_motion) or "vae3d" (the
     # first rounds' 3D-VAE latents, 4 x 8 x 16 x 16, still bundled for de novo generation; reports/mar/README.md)
