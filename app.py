@@ -38,7 +38,8 @@ def parse_args(argv: list[str] | None = None, environ=os.environ) -> argparse.Na
                         default=int(environ.get("CARDIOSYNTH_TORCH_THREADS", min(2, os.cpu_count() or 1))),
                         help="torch CPU threads (default 2, or fewer cores: generation is faster with two)")
     parser.add_argument("--device", default=environ.get("CARDIOSYNTH_DEVICE", "auto"),
-                        help="where the generators run: auto (CUDA when present, else CPU), cpu or cuda")
+                        help="where the generators run: auto (CUDA when present, else CPU), cpu or cuda "
+                             "(default: $CARDIOSYNTH_DEVICE, else auto)")
     parser.add_argument("--trusted-proxy", default=environ.get("CARDIOSYNTH_TRUSTED_PROXIES", ""),
                         help="address(es) of the reverse proxy whose X-Forwarded-For is believed (comma-separated; "
                              "default: $CARDIOSYNTH_TRUSTED_PROXIES, else none)")
@@ -51,7 +52,6 @@ def parse_args(argv: list[str] | None = None, environ=os.environ) -> argparse.Na
 def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     args = parse_args(argv)
-    os.environ["CARDIOSYNTH_DEVICE"] = args.device  # read by the app's generators when they load
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up checks, one line per request
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
 
     log = logging.getLogger("cardiosynth.app")
     try:
-        demo = build_app()
+        demo = build_app(device=args.device)  # the generators load onto it
     except ReviewError as err:  # a setting the server was started with (e.g. a short admin password): one line
         raise SystemExit(f"CardioSynth cannot start: {err}") from None
     demo.launch(server_name=args.host, server_port=args.port, prevent_thread_lock=True,

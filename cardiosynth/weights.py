@@ -102,10 +102,8 @@ def write_weights(
 def config_from_dict(cls, values: dict):
     """Rebuild a config dataclass from ``config.json``: lists back to tuples, a nested config (a field whose
     type is itself a config dataclass) from its own dict; unknown keys are an error, not silently ignored, so
-    a config written by other code cannot load as something it is not. Configs written before their parts
-    were split (one flat dict) load too: :func:`nest_flat_keys`."""
+    a config written by other code (or in an older layout) cannot load as something it is not."""
     types = typing.get_type_hints(cls)
-    values = nest_flat_keys(cls, values, types)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
     if unknown:
@@ -120,37 +118,6 @@ def config_from_dict(cls, values: dict):
         return tuple(tuples(v) for v in value) if isinstance(value, list) else value
 
     return cls(**{k: rebuild(k, v) for k, v in values.items()})
-
-
-def nest_flat_keys(cls, values: dict, types: dict | None = None) -> dict:
-    """``values`` with the keys of the flat layout every config had before its parts were split (weights folders
-    trained or pushed to the Hub then) moved into their part: a key the config class renamed is in its
-    ``FLAT_NAMES`` (old name -> "part.name"); any other key goes to the one part that has a field of that name.
-    A key no part claims, or two parts claim, is left where it is (config_from_dict then names it)."""
-    types = types or typing.get_type_hints(cls)
-    parts = {f.name: types[f.name] for f in dataclasses.fields(cls) if dataclasses.is_dataclass(types[f.name])}
-    if not parts:
-        return values
-    renamed = getattr(cls, "FLAT_NAMES", {})
-    top = {f.name for f in dataclasses.fields(cls)} - set(parts)
-    out: dict = {}
-    for key, value in values.items():
-        if key in parts and isinstance(value, dict):
-            out.setdefault(key, {}).update(value)
-            continue
-        if key in renamed:
-            part, name = renamed[key].split(".")
-        elif key in top:
-            out[key] = value
-            continue
-        else:
-            owners = [p for p, t in parts.items() if key in {f.name for f in dataclasses.fields(t)}]
-            if len(owners) != 1:
-                out[key] = value
-                continue
-            part, name = owners[0], key
-        out.setdefault(part, {})[name] = value
-    return out
 
 
 INT8_SCALE = ".int8_scale"  # companion tensor of a weight matrix stored as int8 rows

@@ -467,3 +467,21 @@ def test_one_generate_click_parses_and_checks_its_request_once(client, explorer,
     assert message == "" and "| seed | 5 |" in table
     assert settled(counts) == {"phenotypes parsed": 1, "names mapped": 1, "settings checked": 1,
                                "plausibility scored": 1}
+
+
+def test_the_device_flows_from_build_app_to_each_pipeline_not_through_the_environment(monkeypatch, tmp_path):
+    """app.py's ``--device`` reaches every generator's ``from_pretrained`` as an argument: build_app -> the
+    studios' constructors -> their pipelines. An environment variable left over is not read."""
+    from cardiosynth.app import cine_view, ecg_cine
+    from cardiosynth.review import ReviewService
+
+    loaded = []
+    monkeypatch.setenv("CARDIOSYNTH_DEVICE", "cuda")
+    monkeypatch.setattr(cine_view.PhenotypeToCine, "from_pretrained",
+                        lambda *args, device, **kwargs: loaded.append(("phenotype", device)))
+    monkeypatch.setattr(ecg_cine.EcgToCine, "from_pretrained",
+                        lambda *args, device, **kwargs: loaded.append(("ecg", device)))
+    review = ReviewService(db=tmp_path / "r.sqlite", studies_dir=tmp_path / "studies")
+    build_app(PhenotypeExplorer(), review=review, device="cpu")
+    assert loaded == [("phenotype", "cpu"), ("ecg", "cpu")]
+    assert CineStudio(load=False).device == "auto"  # the library's own default, as from_pretrained's

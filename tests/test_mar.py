@@ -21,8 +21,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def tiny(sampler: dict | None = None, recipe: dict | None = None, scaler: PhenotypeScaler | None = None,
          **architecture) -> MARConfig:
     """Latent 4x4x4x4, patch 2x2x2 -> 8 tokens of 32; one layer each side; scaler = identity."""
-    base = dict(latent_channels=4, latent_frames=4, latent_size=4, patch_t=2, patch_s=2, width=64, encoder_depth=1,
-                decoder_depth=1, heads=2, buffer_size=2, dropout=0.0, denoiser_width=64, denoiser_blocks=2)
+    base = dict(spacing_mm=2.2, latent_channels=4, latent_frames=4, latent_size=4, patch_t=2, patch_s=2, width=64,
+                encoder_depth=1, decoder_depth=1, heads=2, buffer_size=2, dropout=0.0, denoiser_width=64,
+                denoiser_blocks=2)
     return MARConfig(**{**base, **architecture},
                      sampler=MARSampler(**{"sampling_steps": 10, "num_iter": 4, **(sampler or {})}),
                      recipe=MARRecipe(**{"epochs": 2, "batch_size": 2, "warmup_steps": 5, "eval_every": 1,

@@ -45,8 +45,9 @@ def tiny_folder(tmp_path_factory):
     motion.code_std.fill_(0.05)
     motion.save_pretrained(folder / "motion", "tiny test motion model")
     typical = ph.complete_derived(pd.DataFrame([HEALTHY])).iloc[0]
-    mar_config = MARConfig(latent_channels=6, latent_frames=1, latent_size=8, patch_t=1, width=64, encoder_depth=1,
-                           decoder_depth=1, heads=2, buffer_size=2, dropout=0.0, denoiser_width=64, denoiser_blocks=2,
+    mar_config = MARConfig(spacing_mm=2.2, latent_channels=6, latent_frames=1, latent_size=8, patch_t=1, width=64,
+                           encoder_depth=1, decoder_depth=1, heads=2, buffer_size=2, dropout=0.0, denoiser_width=64,
+                           denoiser_blocks=2,
                            sampler=MARSampler(sampling_steps=5, num_iter=4),
                            scaler=PhenotypeScaler(mean=tuple(float(typical[n]) for n in ph.NAMES), std=(40.0,) * 9))
     mar = MAR(mar_config)
@@ -366,15 +367,20 @@ def test_generate_draws_the_rows_of_one_seed_as_one_call(tiny):
     assert [c.slice_position for c in cines] == [0.3, 0.5, 0.7]
 
 
-def test_the_pixel_spacing_comes_from_the_weights():
-    from types import SimpleNamespace
-
-    from cardiosynth.pipelines.phenotype_to_cine import spacing_of
-
-    assert spacing_of(SimpleNamespace(metrics={"spacing_mm": 1.25, "dataset": "default"})) == 1.25
-    assert spacing_of(SimpleNamespace(metrics={"dataset": "paper"})) == 1.5  # saved before spacing was recorded
+def test_the_pixel_spacing_is_recorded_in_the_config_of_the_weights(tiny_folder, tmp_path):
+    """The pixel size of a generator's cines is part of its config (set by its trainer from the prepared dataset);
+    weights that do not record it are refused, not given a pixel size looked up elsewhere."""
     for name in ("mar", "mar_motion", "ecg_flow"):  # every bundled generator records it
-        assert json.loads((WEIGHTS_DIR / name / "config.json").read_text())["extra"]["spacing_mm"] == 2.2
+        payload = json.loads((WEIGHTS_DIR / name / "config.json").read_text())
+        assert payload["config"]["spacing_mm"] == 2.2 and "spacing_mm" not in payload["extra"]
+    assert PhenotypeToCine.from_pretrained(tiny_folder, decoded=True).spacing_mm == 2.2
+    unrecorded = tmp_path / "mar"
+    shutil.copytree(tiny_folder / "mar", unrecorded)
+    payload = json.loads((unrecorded / "config.json").read_text())
+    del payload["config"]["spacing_mm"]
+    (unrecorded / "config.json").write_text(json.dumps(payload))
+    with pytest.raises(WeightsError, match="pixel size"):
+        MAR.from_pretrained(unrecorded)
 
 
 def test_bundled_default_renders_every_frame_from_a_real_exemplar():

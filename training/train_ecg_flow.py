@@ -28,6 +28,7 @@ Several GPUs (or CPU workers): ``torchrun --nproc-per-node 4 -m training.train_e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -174,6 +175,8 @@ def train(config: EcgFlowConfig, out: Path, frame_ae, motion, mae_folder, pairs_
           dataset_name: str = "default", resume: bool = False, device: str = "auto", max_steps: int | None = None,
           command: str = "", max_minutes: float | None = None) -> dict:
     dataset = load_prepared(dataset_name)
+    # the pixel size of its cines is part of the model: recorded in its config, which the pipelines read
+    config = dataclasses.replace(config, spacing_mm=dataset.config.spacing_mm)
     frame_ae, motion, mae_folder = resolve(frame_ae), resolve(motion), resolve(mae_folder)
     mae_width = read_config(mae_folder)["config"]["width"]
     if mae_width != config.ecg_dim:
@@ -215,7 +218,6 @@ def train(config: EcgFlowConfig, out: Path, frame_ae, motion, mae_folder, pairs_
         return {}  # rank 0 writes the weights
     minutes = run_minutes(run_dir / "log.jsonl")  # all segments of a resumed run
     summary = {"selected": best, "train_minutes": round(minutes, 1), "dataset": str(dataset_name),
-               "spacing_mm": dataset.config.spacing_mm,
                "pairs": "given" if pairs_file else "pseudo-pairs (diagnosis family + QT/RR)",
                "n_pairs": len(pairs), "n_ecgs_with_cycles": len(cycles), "n_ecgs_paired": pairs["ecg_path"].nunique(),
                "n_train_cines": int(keep_train.sum()), "n_val_cines": int(keep_val.sum()),

@@ -207,7 +207,8 @@ def train(config: MARConfig, out: Path, folders: dict[str, Path], dataset_name: 
     """Train on the representation ``folders`` name (:func:`representation_folders`) and write ``out``."""
     rank, world, device = init_distributed(pick_device(device))
     dataset = load_prepared(dataset_name)
-    config = fit_scaler(dataset, config)
+    # the pixel size of its cines is part of the model: recorded in its config, which the pipelines read
+    config = dataclasses.replace(fit_scaler(dataset, config), spacing_mm=dataset.config.spacing_mm)
     arrays = main_process_first(rank, world, lambda: compute_latents(folders, dataset, dataset_name,
                                                                      config.recipe.augment_copies,
                                                                      config.recipe.seed, device))
@@ -232,7 +233,6 @@ def train(config: MARConfig, out: Path, folders: dict[str, Path], dataset_name: 
                       len(val_set), folders)
     ema.save_pretrained(out, card, depends_on=folders,
                         extra={"selected": best, "train_minutes": round(minutes, 1), "dataset": str(dataset_name),
-                               "spacing_mm": dataset.config.spacing_mm,
                            **{f"{name}_folder": str(folder) for name, folder in folders.items()},
                            "train_latent_std": latent_std, "n_train": len(train_set), "n_val": len(val_set),
                            "parameters": ema.count_parameters(), "command": command, "device": str(device),

@@ -87,8 +87,10 @@ class CineStudio(GeneratorStudio):
     steps_name = "Decoding steps"
     formats = ("mp4", "gif", "nii.gz", "dcm", "json", "csv")
 
-    def __init__(self, pipeline=None, measurer=None, load: bool = True):
+    def __init__(self, pipeline=None, measurer=None, load: bool = True, device: str = "auto"):
+        """``device``: where the pipeline it loads runs (``auto``, ``cpu`` or ``cuda``; app.py's ``--device``)."""
         self.pipeline, self.measurer, self.unavailable_reason = pipeline, measurer, ""
+        self.device = device
         if load:
             on_compute_thread(self._load)  # where generation will run (see cardiosynth.app.compute)
 

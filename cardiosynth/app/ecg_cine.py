@@ -83,9 +83,12 @@ class EcgCineStudio(GeneratorStudio):
     formats = FORMATS
     stem_kind = "ecg_"
 
-    def __init__(self, pipeline=None, weights: str | Path | None = None, load: bool = True, anatomy=None):
-        """``anatomy``: the app's phenotype -> cine pipeline, shared rather than loaded a second time."""
+    def __init__(self, pipeline=None, weights: str | Path | None = None, load: bool = True, anatomy=None,
+                 device: str = "auto"):
+        """``anatomy``: the app's phenotype -> cine pipeline, shared rather than loaded a second time; ``device``:
+        where the pipeline it loads runs (``auto``, ``cpu`` or ``cuda``; app.py's ``--device``)."""
         self.pipeline, self.weights, self.unavailable_reason = pipeline, weights, ""
+        self.device = device
         self.anatomy = anatomy
         self.folder = Path(tempfile.mkdtemp(prefix="cardiosynth-ecg-cines-"))
         if load and pipeline is None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import io
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -37,6 +36,7 @@ class GeneratorStudio:
     pipeline = None
     unavailable_reason = ""
     folder: Path
+    device: str  # where the pipeline runs: the constructor's argument (app.py's --device)
 
     @property
     def available(self) -> bool:
@@ -48,9 +48,9 @@ class GeneratorStudio:
         raise NotImplementedError
 
     def load_pipeline(self, load: Callable[[str], object], weights: str) -> None:
-        """``pipeline = load(device)``; when that fails, the reason names the ``weights`` and the app goes on."""
+        """``pipeline = load(self.device)``; when that fails, the reason names the ``weights`` and the app goes on."""
         try:
-            self.pipeline = load(os.environ.get("CARDIOSYNTH_DEVICE", "auto"))
+            self.pipeline = load(self.device)
         except Exception as error:  # noqa: BLE001 - the rest of the app works without it
             self.unavailable_reason = f"The {weights} weights could not be loaded: {error}"
             log.warning(self.unavailable_reason)

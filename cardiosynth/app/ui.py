@@ -81,14 +81,14 @@ def launch_kwargs(demo: gr.Blocks, host: str = "127.0.0.1", **security) -> dict:
 
 
 def build_app(explorer: PhenotypeExplorer | None = None, studio: CineStudio | None = None,
-              review=None, ecg_studio: EcgCineStudio | None = None) -> gr.Blocks:
+              review=None, ecg_studio: EcgCineStudio | None = None, device: str = "auto") -> gr.Blocks:
     """The app's Blocks (queue enabled). ``explorer`` defaults to the bundled phenotype VAE, ``studio`` to the
     bundled phenotype -> cine pipeline and ``ecg_studio`` to the bundled ECG -> cine pipeline (each tab says
-    so when its weights are missing), ``review`` to a ReviewService on the default database
-    ($CARDIOSYNTH_REVIEW_DB)."""
+    so when its weights are missing), both loaded onto ``device`` (``auto``, ``cpu`` or ``cuda``), ``review`` to
+    a ReviewService on the default database ($CARDIOSYNTH_REVIEW_DB)."""
     explorer = explorer if explorer is not None else PhenotypeExplorer()
-    studio = studio if studio is not None else CineStudio()
-    ecg_studio = ecg_studio if ecg_studio is not None else EcgCineStudio(anatomy=studio.pipeline)
+    studio = studio if studio is not None else CineStudio(device=device)
+    ecg_studio = ecg_studio if ecg_studio is not None else EcgCineStudio(anatomy=studio.pipeline, device=device)
     if review is None:
         review = ReviewService()
 

@@ -38,14 +38,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from cardiosynth.models.embeddings import position_table, timestep_embedding
-from cardiosynth.weights import Pretrained
+from cardiosynth.weights import Pretrained, WeightsError
 
 SAMPLERS = ("euler", "renoise")  # EcgFlowSampler.method
 
@@ -91,9 +90,6 @@ class EcgFlowConfig:
     """The architecture and representation (what the model outputs, its re-timing included), then (one dataclass
     each) the sampler defaults and the training recipe; saved, nested the same way, in ``config.json``."""
 
-    #: fields renamed when the parts were split (old flat key -> "part.name"), for folders written before it
-    FLAT_NAMES: ClassVar[dict[str, str]] = {"sampler": "sampler.method"}
-
     latent_channels: int = 18  # packed code: 8 anatomy + 5 x 2 motion channels
     latent_frames: int = 1
     latent_size: int = 16
@@ -111,6 +107,9 @@ class EcgFlowConfig:
     # fraction of the cycle, and samples are re-timed from it to the input ECG's QT / RR. None: no re-timing (the
     # flow must learn timing from the ECG features, which 47 pseudo-paired subjects did not teach it).
     canonical_es_fraction: float | None = None
+    # pixel size (mm) of the cines it was trained on: the trainer records the prepared dataset's; from_pretrained
+    # refuses weights without it (None only before training)
+    spacing_mm: float | None = None
     sampler: EcgFlowSampler = field(default_factory=EcgFlowSampler)
     recipe: EcgFlowRecipe = field(default_factory=EcgFlowRecipe)
 
@@ -203,6 +202,12 @@ class EcgFlow(nn.Module, Pretrained):
 
     config_class = EcgFlowConfig
     default_weights = "ecg_flow"
+
+    def _check_loaded(self, folder_or_name, **options) -> "EcgFlow":
+        if self.config.spacing_mm is None:
+            raise WeightsError(f"{folder_or_name}: config.json does not record the pixel size (spacing_mm) of the "
+                               "cines it was trained on")
+        return super()._check_loaded(folder_or_name, **options)
 
     def __init__(self, config: EcgFlowConfig):
         super().__init__()

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable
 
 import numpy as np
 import torch
@@ -112,12 +112,12 @@ class MARConfig:
     """The architecture and its conditions, then (one dataclass each) the fitted phenotype scaler, the sampler
     defaults and the training recipe; saved, nested the same way, in ``config.json``."""
 
-    #: fields renamed when the parts were split (old flat key -> "part.name"), for folders written before it
-    FLAT_NAMES: ClassVar[dict[str, str]] = {"phenotype_mean": "scaler.mean", "phenotype_std": "scaler.std"}
-
     # what the latents are: "anatomy_motion" (packed codes, cardiosynth.models.anatomy_motion) or "vae3d" (the
     # first rounds' 3D-VAE latents, 4 x 8 x 16 x 16, still bundled for de novo generation; reports/mar/README.md)
     representation: str = "anatomy_motion"
+    # pixel size (mm) of the cines it was trained on, and so of the cines its codes decode to: the trainer records
+    # the prepared dataset's; from_pretrained refuses weights without it (None only before training)
+    spacing_mm: float | None = None
     # packed anatomy + motion code of one cine: channels x t x h x w (8 anatomy + 5 x 2 motion channels)
     latent_channels: int = 18
     latent_frames: int = 1
@@ -377,6 +377,9 @@ class MAR(nn.Module, Pretrained):
     def _check_loaded(self, folder_or_name: str | Path, **representation: str | Path) -> "MAR":
         if not self.config.scaler.mean:
             raise WeightsError(f"{folder_or_name}: config.json lacks the phenotype scaler")
+        if self.config.spacing_mm is None:
+            raise WeightsError(f"{folder_or_name}: config.json does not record the pixel size (spacing_mm) of the "
+                               "cines it was trained on")
         for name, folder in representation.items():
             check_dependency({"depends_on": self.depends_on}, name, folder)
         return self

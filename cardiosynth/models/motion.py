@@ -31,7 +31,6 @@ against 0.85-0.90 without; ``reports/anatomy_motion/README.md``), so it would on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 from functools import lru_cache
 
 import numpy as np
@@ -68,9 +67,6 @@ class MotionConfig:
     share, then (one dataclass each) the registration recipe of the training cines and the encoding defaults;
     saved, nested the same way, in ``config.json``. The fitted mean field, modes and code SDs are buffers in
     ``model.safetensors``, not config."""
-
-    #: fields renamed when the parts were split (old flat key -> "part.name"), for folders written before it
-    FLAT_NAMES: ClassVar[dict[str, str]] = {"encode_iterations": "encoder.iterations", "encode_lr": "encoder.lr"}
 
     name: str = "default"
     frames: int = 16

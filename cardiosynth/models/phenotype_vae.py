@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
 from pathlib import Path
 
 import torch
@@ -101,11 +100,6 @@ class PhenotypeVAEConfig:
     """The architecture (what the network is and what it reads), then (one dataclass each) the fitted coordinate
     scaler, the fitted plausibility calibration, the inference settings and the training recipe; saved, nested
     the same way, in ``config.json`` beside the weights."""
-
-    #: fields renamed when the parts were split (old flat key -> "part.name"), for folders written before it
-    FLAT_NAMES: ClassVar[dict[str, str]] = {"scaler_mean": "scaler.mean", "scaler_std": "scaler.std",
-                                            "calibration_log_density": "calibration.log_density",
-                                            "calibration_source": "calibration.source"}
 
     name: str = "default"
     phenotypes: tuple[str, ...] = ph.NAMES  # every phenotype the model reads and returns, in this order

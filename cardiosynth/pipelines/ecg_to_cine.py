@@ -54,7 +54,7 @@ from cardiosynth.pipelines.phenotype_to_cine import (
 from cardiosynth.pipelines.phenotype_to_cine import (
     OPTIONAL_COMPONENTS as OPTIONAL_ANATOMY_COMPONENTS,
 )
-from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine, spacing_of
+from cardiosynth.pipelines.phenotype_to_cine import PhenotypeToCine
 from cardiosynth.pipelines.rendering import real_heart_motion, strongest_motion_fraction
 from cardiosynth.pipelines.requests import (
     SEED_RANGE,
@@ -242,7 +242,7 @@ class EcgToCine:
             check_dependency({"depends_on": flow.depends_on}, name, folder / name)
         anatomy = anatomy or PhenotypeToCine.from_pretrained(folder, device=device)
         components = COMPONENTS + tuple(c for c in OPTIONAL_ANATOMY_COMPONENTS if hub.has_component(folder, c))
-        return cls(mae.to(device), flow.to(device), anatomy, spacing_of(flow),
+        return cls(mae.to(device), flow.to(device), anatomy, flow.config.spacing_mm,
                    sha=hub.folder_fingerprint(folder, components))
 
     def push_to_hub(self, repo_id: str, folder: str | Path = WEIGHTS_DIR, private: bool = True, token: str | None = None,

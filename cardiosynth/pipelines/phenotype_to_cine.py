@@ -33,7 +33,6 @@ import torch
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.cine import Cine
-from cardiosynth.data.geometry import CONFIGS as PREPARE_CONFIGS
 from cardiosynth.device import autocast, resolve_device
 from cardiosynth.export import PLACEMENT_KEYS
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
@@ -143,14 +142,14 @@ class PhenotypeToCine:
         editor = None
         if mar.config.representation != "anatomy_motion" and hub.has_component(folder, EDITOR):
             motion_mar, codec = _load_generator(folder, EDITOR)
-            editor = cls(phenotype_prior, motion_mar.to(device), codec.to(device), spacing_of(motion_mar),
+            editor = cls(phenotype_prior, motion_mar.to(device), codec.to(device), motion_mar.config.spacing_mm,
                          name="cpgg-editor", sha=sha)
         rendering = None
         if not decoded and hub.has_component(folder, BANK):
             bank = AnatomyBank.from_pretrained(folder / BANK)
             privacy = ReidentificationFilter(folder / "reid", bank) if hub.has_component(folder, "reid") else None
             rendering = ExemplarRendering(bank, privacy=privacy)
-        return cls(phenotype_prior, mar.to(device), decoder.to(device), spacing_of(mar), sha=sha, editor=editor,
+        return cls(phenotype_prior, mar.to(device), decoder.to(device), mar.config.spacing_mm, sha=sha, editor=editor,
                    name="cpgg" if rendering is None else "cpgg-render", rendering=rendering)
 
     def push_to_hub(self, repo_id: str, folder: str | Path = WEIGHTS_DIR, private: bool = True, token: str | None = None,
@@ -517,12 +516,3 @@ def _load_generator(folder: Path, name: str) -> tuple[MAR, "AnatomyMotionCodec |
     if needs == ("vae3d",):
         return mar, Vae3dDecoder(VAE3D.from_pretrained(str(folder / "vae3d")))
     return mar, AnatomyMotionCodec.from_pretrained(str(folder / "frame_ae"), str(folder / "motion"))
-
-
-def spacing_of(model) -> float:
-    """Pixel size (mm) of the cines a generator was trained on, as its weights record it (``spacing_mm`` in
-    config.json); folders saved before it was recorded name their prepared dataset instead."""
-    if "spacing_mm" in model.metrics:
-        return float(model.metrics["spacing_mm"])
-    dataset = model.metrics.get("dataset", "default")
-    return PREPARE_CONFIGS.get(dataset, PREPARE_CONFIGS["default"]).spacing_mm
