@@ -5,7 +5,7 @@
 Every slice of every held-out patient's real 4D NIfTI is read as the editor reads an upload
 (``prepare_real_slice``: slice position = its place in the file's stack, 0 = base, 1 = apex) and measured by the
 bundled measurer; its read LVEF is compared with the patient's true LVEF (ACDC phenotypes.csv). Slices are
-grouped by :func:`cardiosynth.app.edit_view.slice_region` (the few slices the editor refuses, no heart found, are
+grouped by :func:`cardiosynth.app.heart_edit.slice_region` (the few slices the editor refuses, no heart found, are
 listed and left out). Reported per region: slices, patients, the share the
 app shows as "-" (LV lost in some frame, or EF outside 0-100 %), the LVEF mean absolute error and mean signed
 error of the others with a patient-bootstrap 95 % CI, and the share whose independent ESV estimate exceeds the
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cardiosynth.app.edit_view import (
+from cardiosynth.app.heart_edit import (
     APICAL_START,
     BASAL_END,
     consistent_read,

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from cardiosynth.app import build_app, review_tab
-from cardiosynth.app.cine_view import CineStudio
+from cardiosynth.app.cine_studio import CineStudio
 from cardiosynth.app.phenotype_explorer import PhenotypeExplorer
 from cardiosynth.data.prepare import load_or_prepare
 from cardiosynth.review import ReviewService

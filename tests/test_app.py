@@ -8,14 +8,14 @@ from pathlib import Path
 import gradio_client
 import numpy as np
 import pytest
+from request_counting import count_parsing, settled
 
 from cardiosynth import phenotypes as ph
 from cardiosynth.app import build_app
-from cardiosynth.app.cine_view import CineStudio
-from cardiosynth.app.ecg_view import EXAMPLE_DIR
+from cardiosynth.app.cine_studio import CineStudio
+from cardiosynth.app.ecg_reading import EXAMPLE_DIR
 from cardiosynth.app.phenotype_explorer import PhenotypeExplorer
 from evaluation.app_bench import serve_in_process
-from request_counting import count_parsing, settled
 
 N = len(ph.NAMES)
 SINUS = "LUDB record 2: sinus rhythm (WFDB)"
@@ -361,7 +361,7 @@ def test_read_back_that_cannot_be_measured_says_so_instead_of_a_number(explorer,
     import numpy as np
     import pandas as pd
 
-    from cardiosynth.app.cine_view import CineResult
+    from cardiosynth.app.cine_studio import CineResult
     from cardiosynth.cine import Cine
     from cardiosynth.measure.curves import NOT_MEASURABLE, measure_labels
 
@@ -472,14 +472,14 @@ def test_one_generate_click_parses_and_checks_its_request_once(client, explorer,
 def test_the_device_flows_from_build_app_to_each_pipeline_not_through_the_environment(monkeypatch, tmp_path):
     """app.py's ``--device`` reaches every generator's ``from_pretrained`` as an argument: build_app -> the
     studios' constructors -> their pipelines. An environment variable left over is not read."""
-    from cardiosynth.app import cine_view, ecg_cine
+    from cardiosynth.app import cine_studio, ecg_cine_studio
     from cardiosynth.review import ReviewService
 
     loaded = []
     monkeypatch.setenv("CARDIOSYNTH_DEVICE", "cuda")
-    monkeypatch.setattr(cine_view.PhenotypeToCine, "from_pretrained",
+    monkeypatch.setattr(cine_studio.PhenotypeToCine, "from_pretrained",
                         lambda *args, device, **kwargs: loaded.append(("phenotype", device)))
-    monkeypatch.setattr(ecg_cine.EcgToCine, "from_pretrained",
+    monkeypatch.setattr(ecg_cine_studio.EcgToCine, "from_pretrained",
                         lambda *args, device, **kwargs: loaded.append(("ecg", device)))
     review = ReviewService(db=tmp_path / "r.sqlite", studies_dir=tmp_path / "studies")
     build_app(PhenotypeExplorer(), review=review, device="cpu")

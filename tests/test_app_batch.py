@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cardiosynth.app.batch_view import MAX_CINES, BatchError, csv_batch, seed_grid
-from cardiosynth.app.cine_view import CineStudio
+from cardiosynth.app.batches import MAX_CINES, BatchError, csv_batch, seed_grid
+from cardiosynth.app.cine_studio import CineStudio
 from cardiosynth.app.phenotype_explorer import PhenotypeExplorer
 
 

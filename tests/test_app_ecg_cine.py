@@ -15,8 +15,8 @@ from ecg_cine_fixture import tiny_ecg_to_cine
 from request_counting import count_parsing, settled
 
 from cardiosynth.app import build_app
-from cardiosynth.app.cine_view import CineStudio, png_uris
-from cardiosynth.app.ecg_cine import EcgCineStudio, heart_sentence
+from cardiosynth.app.cine_studio import CineStudio, png_uris
+from cardiosynth.app.ecg_cine_studio import EcgCineStudio, heart_sentence
 from cardiosynth.app.errors import user_message
 from cardiosynth.ecg import Ecg, EcgError
 from cardiosynth.paths import REPO_ROOT

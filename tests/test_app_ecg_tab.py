@@ -1,4 +1,4 @@
-"""The ECG tab's own logic (cardiosynth.app.ecg_view, no server): the quality row says what its class is and
+"""The ECG tab's own logic (cardiosynth.app.ecg_reading, no server): the quality row says what its class is and
 never pairs it with a number of another method; the tab marks one cycle, the one the cine is generated from;
 WFDB uploads: a lone header asks for its signal file by name, a LUDB record's full file set (annotations
 included) is read. The tiny ECG -> cine pipeline (ecg_cine_fixture.py) stands in for the bundled one."""
@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from ecg_cine_fixture import tiny_ecg_to_cine
 
-from cardiosynth.app.ecg_cine import EcgCineStudio
-from cardiosynth.app.ecg_view import EXAMPLE_DIR, analyse_example, analyse_upload
+from cardiosynth.app.ecg_cine_studio import EcgCineStudio
+from cardiosynth.app.ecg_reading import EXAMPLE_DIR, analyse_example, analyse_upload
 from cardiosynth.app.errors import user_message
 from cardiosynth.ecg import EcgError
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.app.cine_view import CineResult, CineStudio
-from cardiosynth.app.edit_view import (
+from cardiosynth.app.cine_studio import CineResult, CineStudio
+from cardiosynth.app.heart_edit import (
     APICAL_START,
     BASAL_END,
     LVEF_MAE_BY_REGION,

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from cardiosynth.app import build_app
-from cardiosynth.app.cine_view import CineStudio
+from cardiosynth.app.cine_studio import CineStudio
 from cardiosynth.app.phenotype_explorer import PhenotypeExplorer
 from cardiosynth.app.review_tab import ADMIN_PATH
 from cardiosynth.review import ReviewService

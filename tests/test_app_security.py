@@ -18,7 +18,7 @@ import gradio_client
 import pytest
 
 from cardiosynth.app import build_app
-from cardiosynth.app.cine_view import CineStudio
+from cardiosynth.app.cine_studio import CineStudio
 from cardiosynth.app.phenotype_explorer import PhenotypeExplorer
 from cardiosynth.app.security import UploadLimits
 from cardiosynth.review import ReviewService

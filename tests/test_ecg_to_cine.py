@@ -365,7 +365,7 @@ def test_every_bundled_ecg_animates_a_typical_heart_by_default(one_thread):
     """Issue 39: with no phenotypes every ECG animated a phenotype VAE sample for the seed, at seed 0 LVEDV 282 mL,
     LVEF 19.9 %, RVEDV 90 mL (a failing heart). The default is now the typical healthy heart: the phenotype
     explorer's start, normal ejection fractions, plausible, the same for every ECG (the ECG does not set it)."""
-    from cardiosynth.app.ecg_view import EXAMPLE_DIR, EXAMPLES
+    from cardiosynth.app.ecg_reading import EXAMPLE_DIR, EXAMPLES
     from cardiosynth.pipelines.ecg_to_cine import EcgToCine
 
     pipe = EcgToCine.from_pretrained()

@@ -4,8 +4,8 @@
 wiring is one module: :mod:`.phenotype_tab`, :mod:`.ecg_tab`, :mod:`.review_tab` and :mod:`.about_tab`. The two
 "Generate cine" panels (phenotypes -> cine, ECG -> cine) are one panel, :mod:`.generation_panel`, over one studio
 base, :mod:`.studio`; small Gradio pieces several tabs use are in :mod:`.widgets`. The logic behind the tabs is in
-:mod:`.phenotype_explorer`, :mod:`.cine_view`, :mod:`.batch_view`, :mod:`.edit_view`, :mod:`.ecg_view` and
-:mod:`.ecg_cine`, which do not import Gradio.
+:mod:`.phenotype_explorer`, :mod:`.cine_studio`, :mod:`.batches`, :mod:`.heart_edit`, :mod:`.ecg_reading` and
+:mod:`.ecg_cine_studio`, which do not import Gradio.
 """
 
 from .security import prepare_gradio_environment

@@ -1,4 +1,4 @@
-"""The "ECG" tab (layout and wiring; the logic is :mod:`.ecg_view` and :mod:`.ecg_cine`).
+"""The "ECG" tab (layout and wiring; the logic is :mod:`.ecg_reading` and :mod:`.ecg_cine_studio`).
 
 Top: upload or pick an ECG and see it read and analysed (endpoints ``/ecg``, ``/ecg_reread``, ``/ecg_example``);
 the ECG read stays in the session (a gr.State). Below: the "Generate cine" panel (:mod:`.generation_panel`) that
@@ -18,7 +18,7 @@ from cardiosynth.ecg import SUPPORTED_FORMATS
 from cardiosynth.pipelines.ecg_to_cine import PSEUDO_PAIRED_NOTE
 
 from . import about
-from .ecg_cine import (
+from .ecg_cine_studio import (
     ASK_FOR_VALUES,
     HEART_CHOICES,
     HEART_VALUES,
@@ -26,7 +26,7 @@ from .ecg_cine import (
     heart_sentence,
     typed,
 )
-from .ecg_view import CYCLE_NOTE, EXAMPLES, analyse_example, analyse_upload
+from .ecg_reading import CYCLE_NOTE, EXAMPLES, analyse_example, analyse_upload
 from .errors import error_box, user_message
 from .generation_panel import GenerationSpec, add_generation_panel
 from .widgets import cine_image, number

@@ -1,5 +1,5 @@
-"""The "Phenotype explorer" tab (layout and wiring; the logic is :mod:`.phenotype_explorer`, :mod:`.cine_view`,
-:mod:`.batch_view` and :mod:`.edit_view`).
+"""The "Phenotype explorer" tab (layout and wiring; the logic is :mod:`.phenotype_explorer`, :mod:`.cine_studio`,
+:mod:`.batches` and :mod:`.heart_edit`).
 
 Top: nine phenotype sliders with locks beside the plausibility verdict, sampling and completion by the VAE, and
 the population plot. Below: the "Generate cine" panel (:mod:`.generation_panel`) for the set shown, several
@@ -18,11 +18,11 @@ from gradio.components.plot import PlotData
 from cardiosynth import phenotypes as ph
 
 from . import about
-from .batch_view import BULK_HINT, MAX_CINES, BatchError, csv_batch, seed_grid
-from .cine_view import CineStudio
-from .edit_view import edit_markdown, edit_real_cine
+from .batches import BULK_HINT, MAX_CINES, BatchError, csv_batch, seed_grid
+from .cine_studio import CineStudio
 from .errors import error_box, user_message
 from .generation_panel import GenerationPanel, GenerationSpec, add_generation_panel
+from .heart_edit import edit_markdown, edit_real_cine
 from .phenotype_explorer import (
     KEEP_CHOICES,
     TEMPERATURE_RANGE,
@@ -384,7 +384,7 @@ def _cine_details(studio: CineStudio):
 
 # ------------------------------------------------------------------------------------------------ several cines
 def add_batch_panel(studio: CineStudio, values: list, panel: GenerationPanel) -> None:
-    """Several cines at once (:mod:`cardiosynth.app.batch_view`): a grid of seeds for the set above, or one
+    """Several cines at once (:mod:`cardiosynth.app.batches`): a grid of seeds for the set above, or one
     cine per row of an uploaded CSV, with the cine panel's seed and settings; animated in a gallery, all of
     them in one ZIP."""
     with gr.Accordion("Several cines: a grid of seeds, or a CSV of phenotype sets", open=False, elem_id="batch"):

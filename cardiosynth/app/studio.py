@@ -1,5 +1,5 @@
-"""What the app's two cine generators have in common (no Gradio here): the base of :class:`.cine_view.CineStudio`
-(phenotypes -> cine) and :class:`.ecg_cine.EcgCineStudio` (ECG -> cine), and the helpers both use.
+"""What the app's two cine generators have in common (no Gradio here): the base of :class:`.cine_studio.CineStudio`
+(phenotypes -> cine) and :class:`.ecg_cine_studio.EcgCineStudio` (ECG -> cine), and the helpers both use.
 
 Both hold a pipeline that may be missing (then ``available`` is False and ``unavailable_reason`` says why, and
 their panel shows that instead of failing), give every result a fresh file-name stem, write its files on demand

@@ -1,7 +1,7 @@
 """The Gradio Blocks of the CardioSynth app: the theme, the CSS and :func:`build_app`, which puts the tabs in
 order. Each tab's layout and wiring is its own module (phenotype_tab, ecg_tab, review_tab, about_tab; the two
 "Generate cine" panels share generation_panel); the logic behind them does not import Gradio (phenotype_explorer,
-cine_view, batch_view, edit_view, ecg_view, ecg_cine).
+cine_studio, batches, heart_edit, ecg_reading, ecg_cine_studio).
 
 Every handler returns a readable message instead of raising: expected problems (PhenotypeError, EcgError,
 ValueError) show their own message; anything else shows one sentence and logs the traceback (errors.py).
@@ -22,11 +22,11 @@ Endpoints for ``gradio_client`` (``Client(url).predict(..., api_name=...)``):
   endpoints: Gradio's queue would hand them to anyone with the session hash (review_routes.py;
   ``evaluation/review_web_client.py`` is a script's way through them)
 - ``/edit_real`` (file, slice, new LVEF, seed) -> GIF (real slice), GIF (edited), values, message: a real heart's
-  ED anatomy with the motion of a new LVEF (edit_view.py)
+  ED anatomy with the motion of a new LVEF (heart_edit.py)
 - ``/ecg`` (list of uploaded files) and ``/ecg_example`` (example name) -> figure, summary, details JSON, message;
   the ECG read is kept in the session (gr.State) for ``/ecg_generate``
 - ``/ecg_generate`` (seed, steps, cfg, slice_position) -> GIF, figure (cine beside lead II, with animation frames),
-  cycle and settings, message: a cine from the session's ECG (ecg_cine.py; only when its weights are bundled)
+  cycle and settings, message: a cine from the session's ECG (ecg_cine_studio.py; only when its weights are bundled)
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from cardiosynth.review import ReviewService
 
 from . import about
 from .about_tab import add_about_tab
-from .cine_view import CineStudio
-from .ecg_cine import EcgCineStudio
+from .cine_studio import CineStudio
+from .ecg_cine_studio import EcgCineStudio
 from .ecg_tab import add_ecg_tab
 from .phenotype_explorer import PhenotypeExplorer
 from .phenotype_tab import add_phenotype_tab

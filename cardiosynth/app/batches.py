@@ -26,7 +26,7 @@ import pandas as pd
 from cardiosynth import phenotypes as ph
 from cardiosynth.pipelines.requests import checked_whole
 
-from .cine_view import CineResult, CineStudio
+from .cine_studio import CineResult, CineStudio
 from .compute import on_compute_thread
 
 MAX_CINES = 24  # ~1 s each on 2 cores: a batch answers within half a minute

@@ -29,7 +29,7 @@ from cardiosynth.pipelines.real_cine import (
 )
 from cardiosynth.pipelines.requests import checked_number, checked_whole
 
-from .cine_view import CineResult, CineStudio
+from .cine_studio import CineResult, CineStudio
 from .compute import on_compute_thread
 from .studio import fresh_stem
 
