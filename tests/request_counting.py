@@ -37,7 +37,8 @@ def count_parsing(monkeypatch) -> Counter:
 
 
 def settled(counts: Counter, quiet_s: float = 1.0, timeout_s: float = 30.0) -> Counter:
-    """The counts once the app's chained steps (which run after an endpoint answers) have stopped adding."""
+    """The counts once nothing adds to them any more: in a browser, the steps Gradio's page chains after an
+    endpoint answers (the figure, the downloads, the re-drawn plausibility) come a moment later."""
     deadline, last = time.monotonic() + timeout_s, None
     while time.monotonic() < deadline:
         now = Counter(counts)

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 import pytest
 from playwright import sync_api
+from request_counting import count_parsing, settled
 
 from cardiosynth.app import build_app
 from cardiosynth.app.review_tab import ADMIN_PATH
@@ -513,6 +514,38 @@ def test_generate_a_cine_from_the_ecg_and_play_it(browser_page):
         " gd.layout.sliders[0].steps.map(s => s.args[1].shapes[0].x0)]; }")
     assert cursor == times[shown] and active == shown  # image, cursor and slider on the same frame
     finish_generation_panel(page, "ecg-cine", "ecg_to_cine.png", outside)
+
+
+def test_one_click_parses_and_checks_its_request_once_in_the_browser(browser_page, monkeypatch):
+    """Issue 40, counted where the whole click runs (the browser also runs the steps chained after an endpoint,
+    which an API client does not): one Generate click, and one ECG picked then generated from, each parse their
+    phenotypes, map names, check their settings and score plausibility once; the ECG is analysed once."""
+    page, _ = browser_page
+    wait_until_idle(page)
+    counts = count_parsing(monkeypatch)
+    page.get_by_role("tab", name="Phenotype explorer").click()
+    previous = page.locator("#cine-now img").get_attribute("src") if page.locator("#cine-now img").count() else ""
+    page.locator("#generate-btn").click()
+    page.wait_for_function("old => { const img = document.querySelector('#cine-now img');"
+                           " return img && img.complete && img.naturalWidth >= 64 && img.src !== old; }",
+                           arg=previous, timeout=GENERATE_TIMEOUT_MS)
+    page.locator("#cine-files").get_by_text(".mp4").first.wait_for()
+    wait_until_idle(page)
+    assert settled(counts) == {"phenotypes parsed": 1, "names mapped": 1, "settings checked": 1,
+                               "plausibility scored": 1}
+    counts.clear()
+    page.get_by_role("tab", name="ECG").click()
+    page.locator("#ecg-example input").click()
+    page.get_by_role("option", name="LUDB record 88: atrial fibrillation (WFDB)").click()
+    page.locator("#ecg-summary").get_by_text("ludb/88.hea").wait_for()
+    wait_until_idle(page)
+    assert settled(counts) == {"ECG analysed (neurokit2)": 1, "ECG encoded (ECG MAE)": 1}
+    page.get_by_role("button", name="Generate cine from this ECG").click()
+    page.locator("#ecg-cine-cycle").get_by_text("Cycle used").wait_for(timeout=GENERATE_TIMEOUT_MS)
+    page.locator("#ecg-cine-files").get_by_text(".mp4").first.wait_for()
+    wait_until_idle(page)
+    assert settled(counts) == {"ECG analysed (neurokit2)": 1, "ECG encoded (ECG MAE)": 1, "phenotypes parsed": 1,
+                               "names mapped": 1, "settings checked": 1}
 
 
 TYPICAL_HEART_SENTENCE = ("The cine animates a typical healthy heart (the phenotype model's most likely heart with "
