@@ -109,7 +109,7 @@ def card_segmenter():
     p = payload("segmenter")
     # not stored next to the weights either: where it was trained, as the card says it
     machine = committed("segmenter").split("trained in ", 1)[1].split("\n(", 1)[1].split(").\n", 1)[0]
-    return segmenter.model_card(config_from_dict(SegmenterConfig, p["config"]), p["extra"]["metrics"],
+    return segmenter.model_card(config_from_dict(SegmenterConfig, p["config"]), p["recipe"], p["extra"]["metrics"],
                                 command_in_card("segmenter", "## Reproduce"), machine)
 
 

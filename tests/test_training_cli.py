@@ -22,21 +22,26 @@ class TinyRecipe:
 @dataclasses.dataclass(frozen=True)
 class TinyConfig:
     name: str = "default"
-    recipe: TinyRecipe = TinyRecipe()
 
 
-CONFIGS = {"default": TinyConfig(), "paper": TinyConfig(name="paper", recipe=TinyRecipe(epochs=99))}
+CONFIGS = {"default": TinyConfig(), "paper": TinyConfig(name="paper")}
+RECIPES = {"default": TinyRecipe(), "paper": TinyRecipe(epochs=99)}
 
 
-def test_a_run_selects_config_epochs_out_and_the_command_without_resume():
+def test_a_run_selects_config_recipe_epochs_out_and_the_command_without_resume():
     parser = training_parser("doc", CONFIGS, "thing", max_steps=True)
-    run = parse_training_run(parser, CONFIGS, "thing", "train_thing", ["--config", "paper", "--epochs", "3", "--resume"])
-    assert run.config == TinyConfig(name="paper", recipe=TinyRecipe(epochs=3))
+    run = parse_training_run(parser, CONFIGS, "thing", "train_thing", ["--config", "paper", "--epochs", "3", "--resume"],
+                             recipes=RECIPES)
+    assert run.config == TinyConfig(name="paper") and run.recipe == TinyRecipe(epochs=3)
     assert run.out == Path("weights/thing_paper")
     assert run.command == "python -m training.train_thing --config paper --epochs 3"
     assert run.args.resume and run.args.max_steps is None and run.args.device == "auto"
-    default = parse_training_run(parser, CONFIGS, "thing", "train_thing", [])
-    assert default.config == CONFIGS["default"] and default.out == Path("weights/thing")
+    default = parse_training_run(parser, CONFIGS, "thing", "train_thing", [], recipes=RECIPES)
+    assert default.config == CONFIGS["default"] and default.recipe == RECIPES["default"]
+    assert default.out == Path("weights/thing")
+    assert parse_training_run(parser, CONFIGS, "thing", "train_thing", []).recipe is None
+    with pytest.raises(ValueError, match="no training recipe"):
+        parse_training_run(parser, CONFIGS, "thing", "train_thing", ["--epochs", "3"])
     chosen = parse_training_run(parser, CONFIGS, "thing", "train_thing", ["--out", "/tmp/x"],
                                 default_out=lambda args: "never used")
     assert chosen.out == Path("/tmp/x")
