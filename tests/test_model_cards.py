@@ -64,7 +64,7 @@ def card_motion():
 
 def card_vae3d():
     p = payload("vae3d")
-    return vae3d.model_card(config_from_dict(VAE3DConfig, p["config"]), p["extra"])
+    return vae3d.model_card(config_from_dict(VAE3DConfig, p["config"]), p["recipe"], p["extra"])
 
 
 def card_frame_ae():

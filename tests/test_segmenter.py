@@ -12,7 +12,7 @@ import torch
 from cardiosynth.data.labels import LV, MYO, RV
 from cardiosynth.models.segmenter import CONFIGS, Segmenter, SegmenterConfig, dice_per_class, segment_cine
 from cardiosynth.weights import WeightsError, resolve
-from training.recipes import SEGMENTER, SegmenterRecipe
+from training.recipes import SEGMENTER_RECIPES, SegmenterRecipe
 from training.train_segmenter import augment, loss_fn
 
 TINY = SegmenterConfig(name="tiny", image_size=32, channels=(8, 16, 32), dropout=0.0)
@@ -50,7 +50,7 @@ def test_forward_shapes_default_and_paper():
 def test_paper_config_takes_a_training_step():
     config = CONFIGS["paper"]
     model = Segmenter(config).train()
-    recipe = SEGMENTER["paper"]
+    recipe = SEGMENTER_RECIPES["paper"]
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr)
     images, labels = phantom(2, size=config.image_size)
     loss = loss_fn(model(torch.from_numpy(images)[:, None]), torch.from_numpy(labels).long(), config, recipe)
@@ -80,7 +80,7 @@ def test_tiny_overfit_on_disc_phantom():
 def test_augmentation_keeps_labels_on_their_pixels():
     images, labels = phantom(16, size=64)
     valid = torch.ones(16, 1, 64, 64)
-    recipe = dataclasses.replace(SEGMENTER["default"], aug_gamma=(1.0, 1.0), aug_contrast=(1.0, 1.0),
+    recipe = dataclasses.replace(SEGMENTER_RECIPES["default"], aug_gamma=(1.0, 1.0), aug_contrast=(1.0, 1.0),
                                  aug_brightness=0.0, aug_noise_std=0.0, aug_probability=1.0)
     x, y = augment(torch.from_numpy(images)[:, None], torch.from_numpy(labels).long(), valid, recipe,
                    torch.Generator().manual_seed(0))

@@ -195,12 +195,12 @@ class VAE3DRecipe:
 
 
 # Presets, named as the model's CONFIGS are (every name there has one here; tests/test_training_cli.py checks it)
-CINE_ENCODER = {"default": CineEncoderRecipe(), "paper": CineEncoderRecipe()}
-ECG_FLOW = {"default": EcgFlowRecipe(),
+CINE_ENCODER_RECIPES = {"default": CineEncoderRecipe(), "paper": CineEncoderRecipe()}
+ECG_FLOW_RECIPES = {"default": EcgFlowRecipe(),
             # ECGFlowCMR's paper setting (a GPU): AdamW 1e-4, wd 1e-4, batch 4
             "paper": EcgFlowRecipe(epochs=10, batch_size=4, lr=1e-4, weight_decay=1e-4)}
-ECG_MAE = {"default": EcgMAERecipe(), "paper": EcgMAERecipe(epochs=400, batch_size=64, lr=5e-4)}
-FRAME_AE = {
+ECG_MAE_RECIPES = {"default": EcgMAERecipe(), "paper": EcgMAERecipe(epochs=400, batch_size=64, lr=5e-4)}
+FRAME_AE_RECIPES = {
     "default": FrameAERecipe(),
     "paper": FrameAERecipe(epochs=60, batch_size=64),
     # A second stage: the bundled autoencoder's decoder trained further under a 5x stronger patch-adversarial
@@ -210,12 +210,12 @@ FRAME_AE = {
     "decoder_ft": FrameAERecipe(init_from="frame_ae", freeze_encoder=True, epochs=16, lr=1e-4, adversarial_weight=0.1,
                                 adversarial_start_epoch=0),
 }
-MAR = {"default": MARRecipe(), "vae3d": MARRecipe(),
+MAR_RECIPES = {"default": MARRecipe(), "vae3d": MARRecipe(),
        # CPGG paper scale: AdamW lr 8e-4, 400 epochs, LTH14's EMA
        "paper": MARRecipe(epochs=400, batch_size=64, lr=8e-4, warmup_steps=2000, ema_decay=0.9999, augment_copies=0,
                           eval_every=10)}
-PHENOTYPE_VAE = {"default": PhenotypeVAERecipe()}
-REID = {"default": ReidRecipe()}
-SEGMENTER = {"default": SegmenterRecipe(), "paper": SegmenterRecipe(epochs=300, batch_size=32)}
-VAE3D = {"default": VAE3DRecipe(),
+PHENOTYPE_VAE_RECIPES = {"default": PhenotypeVAERecipe()}
+REID_RECIPES = {"default": ReidRecipe()}
+SEGMENTER_RECIPES = {"default": SegmenterRecipe(), "paper": SegmenterRecipe(epochs=300, batch_size=32)}
+VAE3D_RECIPES = {"default": VAE3DRecipe(),
          "paper": VAE3DRecipe(epochs=100, batch_size=4, lr=4e-4, crop_frames=16, crop_size=64)}

@@ -23,7 +23,7 @@ from cardiosynth.paths import cache_dir
 from training.augment import jitter_intensity, random_affine, warp
 from training.common import (JsonlLog, checkpoint_exists, load_checkpoint, parse_training_run, pick_device,
                              save_checkpoint, seed_everything, training_parser)
-from training.recipes import CINE_ENCODER, CineEncoderRecipe
+from training.recipes import CINE_ENCODER_RECIPES, CineEncoderRecipe
 
 
 def tensors(dataset, config: CineEncoderConfig, scaler: dict) -> dict[str, torch.Tensor]:
@@ -127,7 +127,7 @@ def train(config: CineEncoderConfig, recipe: CineEncoderRecipe, out: Path, datas
 
 def main(argv: list[str] | None = None) -> None:
     run = parse_training_run(training_parser(__doc__, CONFIGS, "cine_encoder"), CONFIGS, "cine_encoder",
-                             "train_cine_encoder", argv, recipes=CINE_ENCODER)
+                             "train_cine_encoder", argv, recipes=CINE_ENCODER_RECIPES)
     print(train(run.config, run.recipe, run.out, run.args.dataset or run.args.config, run.args.resume, run.args.device))
 
 

@@ -23,7 +23,7 @@ from cardiosynth.models.reid import ReidConfig, ReidNet, best_match
 from cardiosynth.render.fields import grid_sample_coordinates, novelty_field
 from cardiosynth.render.sampling import identity_positions
 from training.common import parse_training_run, seed_everything, training_parser
-from training.recipes import REID, ReidRecipe
+from training.recipes import REID_RECIPES, ReidRecipe
 
 CONFIGS = {"default": ReidConfig()}
 
@@ -82,7 +82,7 @@ def fit_threshold(model: ReidNet, dataset_name: str = "default") -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = training_parser(__doc__, CONFIGS, "reid", epochs=False, resume=False, device=False, threads=True)
-    run = parse_training_run(parser, CONFIGS, "reid", "train_reid", argv, recipes=REID)
+    run = parse_training_run(parser, CONFIGS, "reid", "train_reid", argv, recipes=REID_RECIPES)
     model, summary = train(run.config, run.recipe, run.args.dataset or "default")
     summary.update(fit_threshold(model, run.args.dataset or "default"))
     model.save_pretrained(run.out, model_card(summary, run.command), extra={**summary, "command": run.command},

@@ -36,7 +36,7 @@ from cardiosynth.models.segmenter import (CONFIGS, Segmenter, SegmenterConfig, c
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from training.common import (JsonlLog, checkpoint_exists, config_suffix, load_checkpoint, parse_training_run,
                              pick_device, save_checkpoint, seed_everything, training_parser)
-from training.recipes import SEGMENTER, SegmenterRecipe
+from training.recipes import SEGMENTER_RECIPES, SegmenterRecipe
 
 BOOTSTRAP_SAMPLES = 2000
 
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-progress", action="store_true")
     run = parse_training_run(parser, CONFIGS, "segmenter", "train_segmenter", argv, default_out=lambda a: (
         run_folder(a) / "weights" if a.max_steps is not None else REPO_ROOT / "weights" / f"segmenter{config_suffix(a.config)}"),
-        recipes=SEGMENTER)
+        recipes=SEGMENTER_RECIPES)
     args, run_dir = run.args, run_folder(run.args)
     metrics = train(run.config, run.recipe, run.out, run_dir, resume=args.resume, device=args.device, max_steps=args.max_steps,
                     progress=not args.no_progress, command=run.command)
