@@ -101,8 +101,9 @@ def card_ecg_flow():
 def card_phenotype_vae():
     from training.train_phenotype_vae import N_BOOT, N_SAMPLES
     p = payload("phenotype_vae")
-    return phenotype_vae.model_card(config_from_dict(PhenotypeVAEConfig, p["config"]), p["extra"]["metrics"],
-                                    command_in_card("phenotype_vae", "## Command"), n_boot=N_BOOT, n_samples=N_SAMPLES)
+    return phenotype_vae.model_card(config_from_dict(PhenotypeVAEConfig, p["config"]), p["recipe"],
+                                    p["extra"]["metrics"], command_in_card("phenotype_vae", "## Command"),
+                                    n_boot=N_BOOT, n_samples=N_SAMPLES)
 
 
 def card_segmenter():
