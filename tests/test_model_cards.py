@@ -69,7 +69,7 @@ def card_vae3d():
 
 def card_frame_ae():
     p = payload("frame_ae")
-    return frame_ae.model_card(config_from_dict(FrameAEConfig, p["config"]), p["extra"])
+    return frame_ae.model_card(config_from_dict(FrameAEConfig, p["config"]), p["recipe"], p["extra"])
 
 
 def card_cine_encoder():
