@@ -30,8 +30,8 @@ RECIPES = {"default": TinyRecipe(), "paper": TinyRecipe(epochs=99)}
 
 def test_a_run_selects_config_recipe_epochs_out_and_the_command_without_resume():
     parser = training_parser("doc", CONFIGS, "thing", max_steps=True)
-    run = parse_training_run(parser, CONFIGS, "thing", "train_thing", ["--config", "paper", "--epochs", "3", "--resume"],
-                             recipes=RECIPES)
+    run = parse_training_run(parser, CONFIGS, "thing", "train_thing", ["--config", "paper", "--epochs", "3",
+                                                                     "--resume"], recipes=RECIPES)
     assert run.config == TinyConfig(name="paper") and run.recipe == TinyRecipe(epochs=3)
     assert run.out == Path("weights/thing_paper")
     assert run.command == "python -m training.train_thing --config paper --epochs 3"
@@ -68,6 +68,29 @@ def test_every_trainer_explains_its_flags(module, capsys):
     assert done.value.code == 0
     shown = capsys.readouterr().out
     assert "--config" in shown and "--out" in shown
+
+
+@pytest.mark.parametrize("module, presets", [
+    ("train_cine_encoder", "CINE_ENCODER_RECIPES"), ("train_vae3d", "VAE3D_RECIPES"),
+    ("train_ecg_mae", "ECG_MAE_RECIPES"), ("train_mar", "MAR_RECIPES"), ("train_frame_ae", "FRAME_AE_RECIPES"),
+    ("train_segmenter", "SEGMENTER_RECIPES"),
+    ("train_ecg_flow", "ECG_FLOW_RECIPES"), ("train_reid", "REID_RECIPES")])
+def test_every_config_a_trainer_offers_has_a_recipe_of_its_name(module, presets):
+    """``--config NAME`` selects the model config and the training recipe (training.recipes) of that name."""
+    from training import recipes
+
+    assert set(importlib.import_module(f"training.{module}").CONFIGS) == set(getattr(recipes, presets))
+
+
+def test_model_configs_hold_no_training_recipe():
+    """What builds and runs a model is its config; how it was trained is the trainer's recipe, saved beside it."""
+    from cardiosynth.models import (cine_encoder, ecg_flow, ecg_mae, frame_ae, mar, motion,  # noqa: I001
+                                    phenotype_vae, reid, segmenter, vae3d)
+
+    for cls in (cine_encoder.CineEncoderConfig, ecg_flow.EcgFlowConfig, ecg_mae.EcgMAEConfig, frame_ae.FrameAEConfig,
+                mar.MARConfig, motion.MotionConfig, phenotype_vae.PhenotypeVAEConfig, reid.ReidConfig,
+                segmenter.SegmenterConfig, vae3d.VAE3DConfig):
+        assert "recipe" not in {field.name for field in dataclasses.fields(cls)}, cls.__name__
 
 
 @pytest.mark.parametrize("module", ["motion_report", "vae3d_report"])
