@@ -1,14 +1,15 @@
 """Bundled weights: ``model.safetensors`` + ``config.json`` + ``README.md`` (model card) in one folder.
 
-``config.json`` holds the model's config dataclass (so training and inference cannot drift), anything else
-inference needs (scalers, latent scales), the sha256 of the weights file and of every model this one depends
-on. Loading refuses a hash mismatch and never unpickles anything.
+``config.json`` holds the model's config dataclass (what builds and runs the model, so training and inference
+cannot drift), beside it the training recipe the trainer used (top-level ``recipe``: provenance for the model
+card, never read to build the model), anything else inference needs (scalers, latent scales), the sha256 of the
+weights file and of every model this one depends on. Loading refuses a hash mismatch and never unpickles anything.
 
 Every model loads and saves one way, through :class:`Pretrained` (diffusers-style)::
 
     segmenter = Segmenter.from_pretrained()            # the bundled weights/segmenter
     vae = VAE3D.from_pretrained("runs/vae3d_paper")    # or any folder
-    vae.save_pretrained(folder, card, extra={...})     # safetensors + config.json + model card
+    vae.save_pretrained(folder, card, extra={...}, recipe=recipe)  # safetensors + config.json + model card
 """
 
 from __future__ import annotations
@@ -79,17 +80,22 @@ def write_weights(
     card: str,
     extra: dict | None = None,
     depends_on: dict[str, str | Path] | None = None,
+    recipe: Any = None,
 ) -> Path:
-    """Write weights (a module or a dict of tensors), config (+ ``extra`` and dependency hashes) and model
-    card; return the folder. Models call it through :meth:`Pretrained.save_pretrained`; this is the writer
+    """Write weights (a module or a dict of tensors), config (+ the training ``recipe`` beside it, when there is
+    one, ``extra`` and dependency hashes) and model card; return the folder. Models call it through :meth:`Pretrained.save_pretrained`; this is the writer
     for what is not a model class (a fitted estimator's arrays, test fixtures)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = model.state_dict() if isinstance(model, torch.nn.Module) else model
     state = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     save_file(state, str(folder / WEIGHTS_FILE))
+    def as_dict(value):
+        return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else dict(value)
+
     payload = {
-        "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config),
+        "config": as_dict(config),
+        **({} if recipe is None else {"recipe": as_dict(recipe)}),
         "extra": extra or {},
         "sha256": sha256_of(folder / WEIGHTS_FILE),
         "depends_on": {name: read_config(dep)["sha256"] for name, dep in (depends_on or {}).items()},
@@ -204,7 +210,8 @@ class Pretrained:
 
     def save_pretrained(self, folder: str | Path, card: str, extra: dict | None = None,
                         depends_on: dict[str, str | Path] | None = None,
-                        state: dict[str, torch.Tensor] | None = None) -> Path:
+                        state: dict[str, torch.Tensor] | None = None, recipe: Any = None) -> Path:
         """Write this model's folder: its weights (or ``state``, e.g. an EMA's or a quantised copy of them),
-        its config, ``extra`` and the sha256 of every model it ``depends_on``; return the folder."""
-        return write_weights(folder, self if state is None else state, self.config, card, extra, depends_on)
+        its config, the training ``recipe`` beside it, ``extra`` and the sha256 of every model it ``depends_on``;
+        return the folder."""
+        return write_weights(folder, self if state is None else state, self.config, card, extra, depends_on, recipe)

@@ -6,8 +6,8 @@
     python -m evaluation.ecg_flow_pairing [--out weights/ecg_flow] [--dataset NAME] [--pairs pairs.csv]
                                           [--report reports/ecg_flow]
 
-The pairs are rebuilt from the inputs the trainer paired (the prepared dataset it names, LUDB, and the config's
-``pairs_per_subject`` and ``seed``: the pseudo-pairing is deterministic) by the trainer's own function; weights
+The pairs are rebuilt from the inputs the trainer paired (the prepared dataset it names, LUDB, and the saved
+recipe's ``pairs_per_subject`` and ``seed``: the pseudo-pairing is deterministic) by the trainer's own function; weights
 trained on a table of real pairs (``train_ecg_flow --pairs``) need the same table here. ``--report`` defaults to
 ``reports/<name of --out>``: reports on other weights never overwrite the bundled ones.
 """
@@ -18,9 +18,9 @@ import json
 from pathlib import Path
 
 from cardiosynth.data.dataset import load_prepared
-from cardiosynth.models.ecg_flow import EcgFlowConfig
 from cardiosynth.weights import config_from_dict, read_config
 from evaluation.report_command import reports_of, run_report_command
+from training.recipes import EcgFlowRecipe
 from training.train_ecg_flow import pairs_and_statistics
 
 
@@ -34,8 +34,8 @@ def report(out: str | Path = "weights/ecg_flow", dataset_name: str | None = None
         raise ValueError(f"{out} was trained on {summary.get('pairs')}: " +
                          ("pass the same table with --pairs" if given else "leave out --pairs"))
     dataset = load_prepared(dataset_name or summary["dataset"])
-    config = config_from_dict(EcgFlowConfig, payload["config"])
-    pairs, stats = pairs_and_statistics(dataset.table, dataset.cines.shape[1], config, pairs_file)
+    recipe = config_from_dict(EcgFlowRecipe, payload["recipe"])
+    pairs, stats = pairs_and_statistics(dataset.table, dataset.cines.shape[1], recipe, pairs_file)
     if len(pairs) != summary["n_pairs"] or pairs["ecg_path"].nunique() != summary["n_ecgs_paired"]:
         raise ValueError(f"{len(pairs)} pairs over {pairs['ecg_path'].nunique()} ECGs, but {out} was trained on "
                          f"{summary['n_pairs']} over {summary['n_ecgs_paired']}: not the inputs it was trained on")

@@ -27,7 +27,7 @@ def reevaluate(out: str | Path) -> dict:
     folder = resolve(out)
     model = EcgMAE.from_pretrained(folder)
     metrics = measure(model, load_arrays(), {k: model.metrics[k] for k in TRAINING_KEYS})
-    save(folder, model, metrics)
+    save(folder, model, metrics, read_config(folder)["recipe"])
     return metrics
 
 

@@ -25,10 +25,10 @@ TINY_FLOW = EcgFlowConfig(width=32, depth=1, heads=2, ecg_dim=32, canonical_es_f
                           sampler=EcgFlowSampler(sampling_steps=2))
 
 
-def short_run(config):
-    """``config`` (a flow's or an MAE's) with the training tests' recipe: 2 epochs of batch 2, validated each epoch."""
-    return dataclasses.replace(config, recipe=dataclasses.replace(config.recipe, epochs=2, batch_size=2, eval_every=1,
-                                                                  warmup_steps=1))
+def short_run(recipe):
+    """``recipe`` (a flow's or an MAE's, training.recipes) as the training tests run it: 2 epochs of batch 2,
+    validated each epoch."""
+    return dataclasses.replace(recipe, epochs=2, batch_size=2, eval_every=1, warmup_steps=1)
 
 
 class OracleMAE(EcgMAE):

@@ -12,13 +12,11 @@ from cardiosynth.models.frame_ae import (CONFIGS, FrameAutoencoder, decode_frame
 from cardiosynth.models.motion import CONFIGS as MOTION_CONFIGS
 from cardiosynth.models.motion import MotionModel
 from cardiosynth.models.segmenter import Segmenter
+from training.recipes import FRAME_AE_RECIPES
 
 TINY = dataclasses.replace(CONFIGS["default"], size=32, channels=(8, 16), norm_groups=4)
 
 
-def with_recipe(config, **changes):
-    """``config`` (a frame autoencoder's) with its training recipe changed as given."""
-    return dataclasses.replace(config, recipe=dataclasses.replace(config.recipe, **changes))
 
 
 def test_frame_autoencoder_shapes_and_a_tiny_overfit(one_thread):
@@ -118,19 +116,25 @@ def test_train_frame_ae_runs_and_resumes(tmp_path, monkeypatch, one_thread):
     split = write_split(tmp_path / "split.csv", patients)
     split.write_text(split.read_text().replace("patient003,NOR,train", "patient003,NOR,val"))
     prepare_acdc(root, PREPARE["default"], tmp_path / "prepared", split, progress=False)
-    config = with_recipe(CONFIGS["default"], epochs=2, adversarial_start_epoch=1, batch_size=16)
-    train_frame_ae.train(config, tmp_path / "fae", str(tmp_path / "prepared"), False, "cpu", "test")
-    summary = train_frame_ae.train(with_recipe(config, epochs=3), tmp_path / "fae", str(tmp_path / "prepared"),
-                                   True, "cpu", "test")
+    config = CONFIGS["default"]
+    recipe = dataclasses.replace(FRAME_AE_RECIPES["default"], epochs=2, adversarial_start_epoch=1, batch_size=16)
+    train_frame_ae.train(config, recipe, tmp_path / "fae", str(tmp_path / "prepared"), False, "cpu", "test")
+    summary = train_frame_ae.train(config, dataclasses.replace(recipe, epochs=3), tmp_path / "fae",
+                                   str(tmp_path / "prepared"), True, "cpu", "test")
     log = [json.loads(line) for line in (tmp_path / "cache" / "runs" / "fae" / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [0, 1, 2] and "train_g_adv" in log[1] and "train_g_adv" not in log[0]
     model = FrameAutoencoder.from_pretrained(tmp_path / "fae")
     assert model.config.stats.latent_scale > 0 and summary["steps"] == log[-1]["step"]
 
-    # a decoder fine-tune (CONFIGS["decoder_ft"]) from it: the encoder and the latent scale stay bit for bit
-    tuned_config = with_recipe(dataclasses.replace(config, name="decoder_ft"), init_from=str(tmp_path / "fae"),
-                               freeze_encoder=True, epochs=1, adversarial_start_epoch=0)
-    train_frame_ae.train(tuned_config, tmp_path / "tuned", str(tmp_path / "prepared"), False, "cpu", "test")
+    assert json.loads((tmp_path / "fae" / "config.json").read_text())["recipe"]["epochs"] == 3  # saved beside
+
+    # a decoder fine-tune (its config and recipe "decoder_ft") from it: the encoder and the latent scale stay bit
+    # for bit
+    tuned_config = CONFIGS["decoder_ft"]
+    tuned_recipe = dataclasses.replace(recipe, init_from=str(tmp_path / "fae"), freeze_encoder=True, epochs=1,
+                                       adversarial_start_epoch=0)
+    train_frame_ae.train(tuned_config, tuned_recipe, tmp_path / "tuned", str(tmp_path / "prepared"), False, "cpu",
+                         "test")
     tuned = FrameAutoencoder.from_pretrained(tmp_path / "tuned")
     assert all(torch.equal(a, b) for a, b in zip(tuned.encoder_parameters(), model.encoder_parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(tuned.net.decoder.parameters(), model.net.decoder.parameters()))
@@ -138,4 +142,4 @@ def test_train_frame_ae_runs_and_resumes(tmp_path, monkeypatch, one_thread):
     assert tuned.depends_on["encoder_of"] == model.sha256
     with pytest.raises(ValueError, match="architecture"):
         initial = dataclasses.replace(tuned_config, latent_channels=config.latent_channels + 1)
-        train_frame_ae.initial_model(initial)
+        train_frame_ae.initial_model(initial, tuned_recipe)

@@ -40,6 +40,7 @@ from cardiosynth.phenotype_prior import TYPICAL_HEART
 from cardiosynth.pipelines import ecg_to_cine
 from cardiosynth.pipelines.ecg_to_cine import AnalysedEcg, EncodedEcg, analyse_ecg
 from cardiosynth.weights import WEIGHTS_DIR
+from training.recipes import EcgFlowRecipe, EcgMAERecipe
 
 LUDB_2 = REPO_ROOT / "assets" / "ecg" / "ludb" / "2.hea"
 LUDB_AF = REPO_ROOT / "assets" / "ecg" / "ludb" / "88.hea"  # atrial fibrillation: another heart rate and cycle
@@ -81,11 +82,11 @@ def test_mae_learns_the_phase_of_a_simulated_ecg(one_thread):
     analysis = process_ecg(ecg)
     phase, valid = token_phase(analysis.phase[None], analysis.phase_valid[None], 8)
     x = normalise_leads(ecg.signal)[None]
-    model = EcgMAE(dataclasses.replace(TINY_MAE, recipe=dataclasses.replace(TINY_MAE.recipe, mask_ratio=0.25)))
+    model = EcgMAE(TINY_MAE)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     target, mask = torch.from_numpy(phase).float(), torch.from_numpy(valid)
     for step in range(120):
-        loss = model.loss(x, target, mask, torch.Generator().manual_seed(step))["loss"]
+        loss = model.loss(x, target, mask, torch.Generator().manual_seed(step), mask_ratio=0.25)["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -391,11 +392,11 @@ def test_mae_fit_runs_and_resumes(tmp_path, one_thread):
     table = pd.DataFrame({"record": [1, 2], "rr_s": [0.86, 0.86]})
     arrays = LudbArrays(table, np.stack([ecg.signal] * 2), np.stack([analysis.phase] * 2).astype(np.float32),
                         np.stack([analysis.phase_valid] * 2), np.array([5000, 5000]))
-    config = short_run(TINY_MAE)
-    model, best = fit(config, arrays, arrays, tmp_path / "run", progress=False)
+    recipe = short_run(EcgMAERecipe())
+    model, best = fit(TINY_MAE, recipe, arrays, arrays, tmp_path / "run", progress=False)
     assert best["epoch"] in (0, 1) and np.isfinite(best["phase_error_rad"])
-    longer = dataclasses.replace(config, recipe=dataclasses.replace(config.recipe, epochs=3))
-    again, _ = fit(longer, arrays, arrays, tmp_path / "run", resume=True, progress=False)
+    again, _ = fit(TINY_MAE, dataclasses.replace(recipe, epochs=3), arrays, arrays, tmp_path / "run", resume=True,
+                   progress=False)
     log = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
     assert len(log) == 3  # two epochs, then one more after resuming
 
@@ -403,11 +404,11 @@ def test_mae_fit_runs_and_resumes(tmp_path, one_thread):
 def test_flow_fit_runs_on_random_latents(tmp_path, one_thread):
     from training.train_ecg_flow import fit
 
-    config = short_run(TINY_FLOW)
+    config = TINY_FLOW
     latents = torch.randn(2, 3, *config.latent_shape)  # versions x cines
     ecgs = [[[torch.randn(16, 32), torch.randn(16, 32)]] for _ in range(3)]
-    model, best = fit(config, latents, ecgs, torch.rand(3), latents[0], ecgs, torch.rand(3), tmp_path / "run",
-                      progress=False)
+    model, best = fit(config, short_run(EcgFlowRecipe()), latents, ecgs, torch.rand(3), latents[0], ecgs, torch.rand(3),
+                      tmp_path / "run", progress=False)
     assert torch.allclose(model.template, latents[0].mean(0)) and np.isfinite(best["val_loss"])
 
 
@@ -415,13 +416,14 @@ def test_flow_fit_runs_under_torchrun_ddp_on_cpu(tmp_path):
     """Two Gloo processes end with the same weights; 8 cines / 2 ranks / batch 2 = 2 steps an epoch."""
     log = run_two_ranks("""
 from ecg_cine_fixture import TINY_FLOW, short_run
+from training.recipes import EcgFlowRecipe
 from training.train_ecg_flow import fit
 g = torch.Generator().manual_seed(0)
-config = short_run(TINY_FLOW)
+config = TINY_FLOW
 latents = torch.randn(1, 8, *config.latent_shape, generator=g)
 ecgs = [[[torch.randn(16, 32, generator=g)]] for _ in range(8)]
-ema, best = fit(config, latents, ecgs, torch.rand(8, generator=g), latents[0, :2], ecgs[:2], torch.rand(2, generator=g),
-                RUN, device="cpu", progress=False)
+ema, best = fit(config, short_run(EcgFlowRecipe()), latents, ecgs, torch.rand(8, generator=g), latents[0, :2], ecgs[:2],
+                torch.rand(2, generator=g), RUN, device="cpu", progress=False)
 """, tmp_path)
     assert len(log) == 2 and log[-1]["step"] == 4
 
@@ -434,14 +436,14 @@ from ecg_cine_fixture import TINY_MAE, short_run
 from fixtures_ecg import synthetic_ecg
 from cardiosynth.data.ludb import LudbArrays
 from cardiosynth.ecg import process_ecg, read_ecg
+from training.recipes import EcgMAERecipe
 from training.train_ecg_mae import fit
 ecg = read_ecg(synthetic_ecg(500, heart_rate=70.0), fs=500)
 analysis = process_ecg(ecg)
 arrays = LudbArrays(pd.DataFrame({"record": [1, 2, 3, 4], "rr_s": [0.86] * 4}), np.stack([ecg.signal] * 4),
                     np.stack([analysis.phase] * 4).astype(np.float32), np.stack([analysis.phase_valid] * 4),
                     np.array([5000] * 4))
-config = short_run(TINY_MAE)
-ema, best = fit(config, arrays, arrays, RUN, device="cpu", progress=False)
+ema, best = fit(TINY_MAE, short_run(EcgMAERecipe()), arrays, arrays, RUN, device="cpu", progress=False)
 """, tmp_path)
     assert len(log) == 2 and log[-1]["step"] == 2
 

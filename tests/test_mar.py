@@ -11,24 +11,28 @@ import torch
 from torchrun_check import run_two_ranks
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.models.mar import (CONFIGS, MAR, MARConfig, MARRecipe, MARSampler, PhenotypeScaler, decoding_schedule,
+from cardiosynth.models.mar import (CONFIGS, MAR, MARConfig, MARSampler, PhenotypeScaler, decoding_schedule,
                                     patchify, sample_mask_ratio, unpatchify)
 from cardiosynth.weights import WeightsError, write_weights
+from training.recipes import MARRecipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def tiny(sampler: dict | None = None, recipe: dict | None = None, scaler: PhenotypeScaler | None = None,
-         **architecture) -> MARConfig:
+def tiny(sampler: dict | None = None, scaler: PhenotypeScaler | None = None, **architecture) -> MARConfig:
     """Latent 4x4x4x4, patch 2x2x2 -> 8 tokens of 32; one layer each side; scaler = identity."""
     base = dict(spacing_mm=2.2, latent_channels=4, latent_frames=4, latent_size=4, patch_t=2, patch_s=2, width=64,
                 encoder_depth=1, decoder_depth=1, heads=2, buffer_size=2, dropout=0.0, denoiser_width=64,
                 denoiser_blocks=2)
     return MARConfig(**{**base, **architecture},
                      sampler=MARSampler(**{"sampling_steps": 10, "num_iter": 4, **(sampler or {})}),
-                     recipe=MARRecipe(**{"epochs": 2, "batch_size": 2, "warmup_steps": 5, "eval_every": 1,
-                                         "augment_copies": 0, **(recipe or {})}),
                      scaler=PhenotypeScaler(mean=(0.0,) * 9, std=(1.0,) * 9) if scaler is None else scaler)
+
+
+def tiny_recipe(**changes) -> MARRecipe:
+    """The training tests' recipe: 2 epochs of batch 2, validated each epoch, no augmented copies."""
+    return MARRecipe(**{"epochs": 2, "batch_size": 2, "warmup_steps": 5, "eval_every": 1, "augment_copies": 0,
+                        **changes})
 
 
 def rows(values: list[float], positions: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,12 +42,12 @@ def rows(values: list[float], positions: list[float]) -> tuple[torch.Tensor, tor
             torch.tensor(positions, dtype=torch.float64))
 
 
-def train_steps(model: MAR, latents, phen, pos, steps: int, lr: float) -> None:
+def train_steps(model: MAR, latents, phen, pos, steps: int, lr: float, **loss_options) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(1)
     model.train()
     for _ in range(steps):
-        loss = model.loss(latents, phen, pos, generator)
+        loss = model.loss(latents, phen, pos, generator, **loss_options)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -103,7 +107,7 @@ def test_decoding_schedule():
 
 def test_training_loss_decreases_on_tiny_overfit():
     torch.manual_seed(0)
-    model = MAR(tiny(recipe={"condition_dropout": 0.0}))
+    model = MAR(tiny())
     latents, phen, pos = torch.randn(2, 4, 4, 4, 4), torch.randn(2, 9), torch.rand(2)
 
     def fixed_loss():
@@ -112,7 +116,7 @@ def test_training_loss_decreases_on_tiny_overfit():
             return float(model.loss(latents, phen, pos, torch.Generator().manual_seed(7)))
 
     before = fixed_loss()
-    train_steps(model, latents, phen, pos, steps=100, lr=2e-3)
+    train_steps(model, latents, phen, pos, steps=100, lr=2e-3, condition_dropout=0.0)
     assert fixed_loss() < 0.5 * before
 
 
@@ -195,11 +199,11 @@ def test_conditions_missing_or_nan_are_clear_errors():
 def test_conditioning_steers_generation():
     """Two latents with opposite conditions, overfitted: each condition must generate latents nearer its own."""
     torch.manual_seed(0)
-    model = MAR(tiny(recipe={"condition_dropout": 0.1, "diffusion_batch_mul": 8}))
+    model = MAR(tiny())
     targets = torch.randn(2, 4, 4, 4, 4)
     conditions = rows([1.0, -1.0], [0.2, 0.8])
     phen, pos = model.standardise(*conditions)
-    train_steps(model, targets, phen, pos, steps=400, lr=2e-3)
+    train_steps(model, targets, phen, pos, steps=400, lr=2e-3, condition_dropout=0.1, diffusion_batch_mul=8)
     out = model.generate(torch.cat([conditions[0]] * 2), torch.cat([conditions[1]] * 2), cfg=2.0, temperature=0.5, seed=0)
     distance = torch.cdist(out.flatten(1), targets.flatten(1))  # (4 samples, 2 targets)
     assert (distance[[0, 2], 0] < distance[[0, 2], 1]).all() and (distance[[1, 3], 1] < distance[[1, 3], 0]).all()
@@ -208,20 +212,21 @@ def test_conditioning_steers_generation():
 def test_fit_bundle_resume_and_load(tmp_path):
     from training.train_mar import fit
 
-    config = tiny(recipe={"epochs": 2, "ema_decay": 0.9})
+    config, recipe = tiny(), tiny_recipe(epochs=2, ema_decay=0.9)
     generator = torch.Generator().manual_seed(0)
     train = torch.randn(2, 6, 4, 4, 4, 4, generator=generator)  # 2 versions (clean + 1 augmented) of 6 cines
     val = torch.randn(3, 4, 4, 4, 4, generator=generator)
     conditions = (torch.randn(2, 6, 9, generator=generator), torch.rand(6, generator=generator))  # per version
     val_conditions = (torch.randn(3, 9, generator=generator), torch.rand(3, generator=generator))
     run = tmp_path / "run"
-    ema, best = fit(config, train, conditions, val, val_conditions, run, device="cpu", progress=False)
+    ema, best = fit(config, recipe, train, conditions, val, val_conditions, run, device="cpu", progress=False)
     assert np.isfinite(best["val_loss"]) and (run / "best.safetensors").is_file()
     log = [line for line in (run / "log.jsonl").read_text().splitlines() if line]
     assert len(log) == 2
     # resume from "last": continues at epoch 2 of 3
-    longer = dataclasses.replace(config, recipe=dataclasses.replace(config.recipe, epochs=3))
-    ema, best = fit(longer, train, conditions, val, val_conditions, run, resume=True, device="cpu", progress=False)
+    longer = dataclasses.replace(recipe, epochs=3)
+    ema, best = fit(config, longer, train, conditions, val, val_conditions, run, resume=True, device="cpu",
+                    progress=False)
     assert len((run / "log.jsonl").read_text().splitlines()) == 3
     frame_ae = write_weights(tmp_path / "frame_ae", torch.nn.Linear(2, 2), {"stats": {"latent_scale": 1.0}}, "")
     motion = write_weights(tmp_path / "motion", torch.nn.Linear(2, 2), {}, "")
@@ -236,13 +241,13 @@ def test_fit_bundle_resume_and_load(tmp_path):
 def test_a_time_budget_stops_training_after_the_first_step_and_still_selects(tmp_path):
     from training.train_mar import fit
 
-    config = tiny(recipe={"epochs": 50})
+    config = tiny()
     generator = torch.Generator().manual_seed(0)
     train, val = torch.randn(1, 6, 4, 4, 4, 4, generator=generator), torch.randn(3, 4, 4, 4, 4, generator=generator)
     conditions = (torch.randn(6, 9, generator=generator), torch.rand(6, generator=generator))
     val_conditions = (torch.randn(3, 9, generator=generator), torch.rand(3, generator=generator))
-    _, best = fit(config, train, conditions, val, val_conditions, tmp_path / "run", device="cpu", progress=False,
-                  max_minutes=0.0)
+    _, best = fit(config, tiny_recipe(epochs=50), train, conditions, val, val_conditions, tmp_path / "run",
+                  device="cpu", progress=False, max_minutes=0.0)
     assert best["step"] == 1 and np.isfinite(best["val_loss"])  # stopped at once, validated, selected
 
 
@@ -281,12 +286,12 @@ def test_missing_weights_say_how_to_train(tmp_path):
 def test_fit_runs_under_torchrun_ddp_on_cpu(tmp_path):
     """Two Gloo processes end with the same weights; 8 cines / 2 ranks / batch 2 = 2 steps an epoch."""
     log = run_two_ranks("""
-from test_mar import tiny
+from test_mar import tiny, tiny_recipe
 from training.train_mar import fit
 g = torch.Generator().manual_seed(0)
 train = torch.randn(1, 8, 4, 4, 4, 4, generator=g)
 conditions = (torch.randn(8, 9, generator=g), torch.rand(8, generator=g))
-ema, best = fit(tiny(recipe={"epochs": 2, "batch_size": 2}), train, conditions, train[0, :2], (conditions[0][:2], conditions[1][:2]),
-                RUN, device="cpu", progress=False)
+ema, best = fit(tiny(), tiny_recipe(epochs=2, batch_size=2), train, conditions, train[0, :2],
+                (conditions[0][:2], conditions[1][:2]), RUN, device="cpu", progress=False)
 """, tmp_path)
     assert len(log) == 2 and log[-1]["step"] == 4

@@ -64,12 +64,12 @@ def card_motion():
 
 def card_vae3d():
     p = payload("vae3d")
-    return vae3d.model_card(config_from_dict(VAE3DConfig, p["config"]), p["extra"])
+    return vae3d.model_card(config_from_dict(VAE3DConfig, p["config"]), p["recipe"], p["extra"])
 
 
 def card_frame_ae():
     p = payload("frame_ae")
-    return frame_ae.model_card(config_from_dict(FrameAEConfig, p["config"]), p["extra"])
+    return frame_ae.model_card(config_from_dict(FrameAEConfig, p["config"]), p["recipe"], p["extra"])
 
 
 def card_cine_encoder():
@@ -87,29 +87,31 @@ def card_reid():
 def card_ecg_mae():
     p = payload("ecg_mae")
     config, e = config_from_dict(EcgMAEConfig, p["config"]), p["extra"]
-    return ecg_mae.model_card(config, e, e["train_minutes"], e["command"], EcgMAE(config).count_parameters())
+    return ecg_mae.model_card(config, p["recipe"], e, e["train_minutes"], e["command"],
+                              EcgMAE(config).count_parameters())
 
 
 def card_ecg_flow():
     p = payload("ecg_flow")
     stats = pd.read_csv(REPO_ROOT / "reports" / "ecg_flow" / "pairing_statistics.csv")
     depends = {name: f"weights/{name}" for name in ("frame_ae", "motion", "ecg_mae")}
-    return ecg_flow.model_card(config_from_dict(EcgFlowConfig, p["config"]), p["extra"], stats, depends["frame_ae"],
-                               depends["motion"], depends["ecg_mae"])
+    return ecg_flow.model_card(config_from_dict(EcgFlowConfig, p["config"]), p["recipe"], p["extra"], stats,
+                               depends["frame_ae"], depends["motion"], depends["ecg_mae"])
 
 
 def card_phenotype_vae():
     from training.train_phenotype_vae import N_BOOT, N_SAMPLES
     p = payload("phenotype_vae")
-    return phenotype_vae.model_card(config_from_dict(PhenotypeVAEConfig, p["config"]), p["extra"]["metrics"],
-                                    command_in_card("phenotype_vae", "## Command"), n_boot=N_BOOT, n_samples=N_SAMPLES)
+    return phenotype_vae.model_card(config_from_dict(PhenotypeVAEConfig, p["config"]), p["recipe"],
+                                    p["extra"]["metrics"], command_in_card("phenotype_vae", "## Command"),
+                                    n_boot=N_BOOT, n_samples=N_SAMPLES)
 
 
 def card_segmenter():
     p = payload("segmenter")
     # not stored next to the weights either: where it was trained, as the card says it
     machine = committed("segmenter").split("trained in ", 1)[1].split("\n(", 1)[1].split(").\n", 1)[0]
-    return segmenter.model_card(config_from_dict(SegmenterConfig, p["config"]), p["extra"]["metrics"],
+    return segmenter.model_card(config_from_dict(SegmenterConfig, p["config"]), p["recipe"], p["extra"]["metrics"],
                                 command_in_card("segmenter", "## Reproduce"), machine)
 
 
@@ -145,8 +147,8 @@ def test_the_mar_cards_are_what_the_trainer_wrote(name):
     p = payload(name)
     e = p["extra"]
     folders = {key[:-len("_folder")]: value for key, value in e.items() if key.endswith("_folder")}
-    card = mar.model_card(config_from_dict(MARConfig, p["config"]), e["selected"], e["train_minutes"], e["dataset"],
-                          e["command"], e["parameters"], e["n_train"], e["n_val"], folders)
+    card = mar.model_card(config_from_dict(MARConfig, p["config"]), p["recipe"], e["selected"], e["train_minutes"],
+                          e["dataset"], e["command"], e["parameters"], e["n_train"], e["n_val"], folders)
     assert card == (FIXTURES / f"{name}.md").read_text()
     assert card != committed(name)  # if this fails, the bundled card is the trainer's again: test it above
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from cardiosynth.models.motion import (CONFIGS, MotionEncoding, MotionModel, MotionRecipe, identity_grid, register,
+from cardiosynth.models.motion import (CONFIGS, MotionEncoding, MotionModel, MotionRegistration, identity_grid, register,
                                       warp_through_cycle)
 
 SMALL = dataclasses.replace(CONFIGS["default"], frames=4, size=32, grid=8, temporal_components=2,
-                            recipe=MotionRecipe(register_iterations=150, register_lr=0.02),
+                            registration=MotionRegistration(register_iterations=150, register_lr=0.02),
                             encoder=MotionEncoding(iterations=80))
 
 
@@ -102,7 +102,7 @@ def test_fit_motion_command_resumes_from_its_registration_cache(tmp_path, monkey
     root = write_acdc(tmp_path / "acdc", patients)
     prepare_acdc(root, PREPARE["default"], tmp_path / "prepared", write_split(tmp_path / "split.csv", patients),
                  progress=False)
-    config = dataclasses.replace(CONFIGS["default"], recipe=MotionRecipe(register_iterations=5))
+    config = dataclasses.replace(CONFIGS["default"], registration=MotionRegistration(register_iterations=5))
     first = fit_motion.fit(config, tmp_path / "motion", str(tmp_path / "prepared"), "test")
     cached = sorted((tmp_path / "cache" / "runs").glob("motion_*/controls_*.safetensors"))
     assert cached and first["n_training_cines"] >= 2

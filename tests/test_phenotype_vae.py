@@ -16,7 +16,6 @@ from cardiosynth.models.phenotype_vae import (
     PhenotypeVAE,
     PhenotypeVAEConfig,
     PhenotypeVAEInference,
-    PhenotypeVAERecipe,
     PlausibilityCalibration,
 )
 from cardiosynth.phenotype_prior import (
@@ -28,6 +27,7 @@ from cardiosynth.phenotype_prior import (
 from cardiosynth.phenotypes import PhenotypeError
 from cardiosynth.weights import WeightsError
 from training.common import with_epochs
+from training.recipes import PHENOTYPE_VAE_RECIPES, PhenotypeVAERecipe
 
 NORMAL = {"LVEDV": 140.0, "LVESV": 55.0, "LVM": 110.0, "RVEDV": 150.0, "RVESV": 70.0}
 
@@ -109,20 +109,23 @@ def test_bundled_weights_load_and_refuse_tampering(prior, tmp_path):
 
 
 def test_config_keeps_its_parts_apart(prior):
-    """Architecture at the top; the fitted scaler and calibration, the inference settings and the training recipe
-    one dataclass each, nested the same way in config.json; --epochs reaches the recipe."""
+    """Architecture at the top; the fitted scaler and calibration and the inference settings one dataclass each,
+    nested the same way in config.json; the training recipe beside the config, not in it; --epochs reaches the
+    recipe."""
     config = prior.config
     assert isinstance(config.scaler, CoordinateScaler) and isinstance(config.calibration, PlausibilityCalibration)
-    assert isinstance(config.inference, PhenotypeVAEInference) and isinstance(config.recipe, PhenotypeVAERecipe)
-    saved = json.loads((vae_folder() / "config.json").read_text())["config"]
+    assert isinstance(config.inference, PhenotypeVAEInference) and not hasattr(config, "recipe")
+    payload = json.loads((vae_folder() / "config.json").read_text())
+    saved = payload["config"]
     assert set(saved["scaler"]) == {"mean", "std"}
     assert set(saved["calibration"]) == {"log_density", "source", "training_range"}
-    assert "importance_samples" in saved["inference"] and "epochs" in saved["recipe"]
+    assert "importance_samples" in saved["inference"] and "recipe" not in saved
+    assert set(payload["recipe"]) == {f.name for f in dataclasses.fields(PhenotypeVAERecipe)}
     assert PhenotypeVAEConfig.from_dict(dataclasses.asdict(config)) == config
     assert len(config.calibration.training_range) == len(ph.NAMES)
-    shorter = with_epochs(config, 7)
-    assert shorter.recipe.epochs == 7 and shorter.recipe.lr == config.recipe.lr
-    assert shorter.inference == config.inference and shorter.scaler == config.scaler
+    recipe = PHENOTYPE_VAE_RECIPES["default"]
+    shorter = with_epochs(recipe, 7)
+    assert shorter.epochs == 7 and shorter.lr == recipe.lr
     with pytest.raises(ValueError, match="one value per coordinate"):
         PhenotypeVAEConfig(scaler=CoordinateScaler(mean=(0.0,) * 4, std=(1.0,) * 4))
 

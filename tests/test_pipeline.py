@@ -68,14 +68,13 @@ def tiny(tiny_folder):
 @pytest.fixture(scope="module")
 def tiny_two(tiny_folder, tiny, tmp_path_factory):
     """The bundled layout: a 3D-VAE MAR as ``mar`` (de novo) and the anatomy + motion MAR as ``mar_motion``."""
-    from cardiosynth.models.vae3d import VAE3D, VAE3DConfig, VAE3DRecipe
+    from cardiosynth.models.vae3d import VAE3D, VAE3DConfig
 
     folder = tmp_path_factory.mktemp("two") / "weights"
     shutil.copytree(tiny_folder, folder)
     (folder / "mar").rename(folder / "mar_motion")
     torch.manual_seed(1)
-    vae_config = VAE3DConfig(frames=8, size=16, latent_channels=4, f_t=2, f_s=4, channels=(8, 16, 16), groups=4,
-                             recipe=VAE3DRecipe(crop_frames=8, crop_size=16))
+    vae_config = VAE3DConfig(frames=8, size=16, latent_channels=4, f_t=2, f_s=4, channels=(8, 16, 16), groups=4)
     VAE3D(vae_config).save_pretrained(folder / "vae3d", "tiny test 3D-VAE")
     mar_config = dataclasses.replace(tiny.mar.config, representation="vae3d", latent_channels=4, latent_frames=4,
                                      latent_size=4, patch_t=4)

@@ -12,6 +12,7 @@ import torch
 from cardiosynth.data.labels import LV, MYO, RV
 from cardiosynth.models.segmenter import CONFIGS, Segmenter, SegmenterConfig, dice_per_class, segment_cine
 from cardiosynth.weights import WeightsError, resolve
+from training.recipes import SEGMENTER_RECIPES, SegmenterRecipe
 from training.train_segmenter import augment, loss_fn
 
 TINY = SegmenterConfig(name="tiny", image_size=32, channels=(8, 16, 32), dropout=0.0)
@@ -49,9 +50,10 @@ def test_forward_shapes_default_and_paper():
 def test_paper_config_takes_a_training_step():
     config = CONFIGS["paper"]
     model = Segmenter(config).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.recipe.lr)
+    recipe = SEGMENTER_RECIPES["paper"]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr)
     images, labels = phantom(2, size=config.image_size)
-    loss = loss_fn(model(torch.from_numpy(images)[:, None]), torch.from_numpy(labels).long(), config)
+    loss = loss_fn(model(torch.from_numpy(images)[:, None]), torch.from_numpy(labels).long(), config, recipe)
     loss.backward()
     optimizer.step()
     assert torch.isfinite(loss)
@@ -65,7 +67,7 @@ def test_tiny_overfit_on_disc_phantom():
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     losses = []
     for _ in range(60):
-        loss = loss_fn(model(x), y, TINY)
+        loss = loss_fn(model(x), y, TINY, SegmenterRecipe())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -78,11 +80,9 @@ def test_tiny_overfit_on_disc_phantom():
 def test_augmentation_keeps_labels_on_their_pixels():
     images, labels = phantom(16, size=64)
     valid = torch.ones(16, 1, 64, 64)
-    default = CONFIGS["default"]
-    config = dataclasses.replace(default, recipe=dataclasses.replace(
-        default.recipe, aug_gamma=(1.0, 1.0), aug_contrast=(1.0, 1.0), aug_brightness=0.0, aug_noise_std=0.0,
-        aug_probability=1.0))
-    x, y = augment(torch.from_numpy(images)[:, None], torch.from_numpy(labels).long(), valid, config,
+    recipe = dataclasses.replace(SEGMENTER_RECIPES["default"], aug_gamma=(1.0, 1.0), aug_contrast=(1.0, 1.0),
+                                 aug_brightness=0.0, aug_noise_std=0.0, aug_probability=1.0)
+    x, y = augment(torch.from_numpy(images)[:, None], torch.from_numpy(labels).long(), valid, recipe,
                    torch.Generator().manual_seed(0))
     assert x.shape == (16, 1, 64, 64) and y.shape == (16, 64, 64) and y.dtype == torch.int64
     assert not torch.equal(y, torch.from_numpy(labels).long())  # it did move something

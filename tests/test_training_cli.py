@@ -22,21 +22,26 @@ class TinyRecipe:
 @dataclasses.dataclass(frozen=True)
 class TinyConfig:
     name: str = "default"
-    recipe: TinyRecipe = TinyRecipe()
 
 
-CONFIGS = {"default": TinyConfig(), "paper": TinyConfig(name="paper", recipe=TinyRecipe(epochs=99))}
+CONFIGS = {"default": TinyConfig(), "paper": TinyConfig(name="paper")}
+RECIPES = {"default": TinyRecipe(), "paper": TinyRecipe(epochs=99)}
 
 
-def test_a_run_selects_config_epochs_out_and_the_command_without_resume():
+def test_a_run_selects_config_recipe_epochs_out_and_the_command_without_resume():
     parser = training_parser("doc", CONFIGS, "thing", max_steps=True)
-    run = parse_training_run(parser, CONFIGS, "thing", "train_thing", ["--config", "paper", "--epochs", "3", "--resume"])
-    assert run.config == TinyConfig(name="paper", recipe=TinyRecipe(epochs=3))
+    run = parse_training_run(parser, CONFIGS, "thing", "train_thing", ["--config", "paper", "--epochs", "3",
+                                                                     "--resume"], recipes=RECIPES)
+    assert run.config == TinyConfig(name="paper") and run.recipe == TinyRecipe(epochs=3)
     assert run.out == Path("weights/thing_paper")
     assert run.command == "python -m training.train_thing --config paper --epochs 3"
     assert run.args.resume and run.args.max_steps is None and run.args.device == "auto"
-    default = parse_training_run(parser, CONFIGS, "thing", "train_thing", [])
-    assert default.config == CONFIGS["default"] and default.out == Path("weights/thing")
+    default = parse_training_run(parser, CONFIGS, "thing", "train_thing", [], recipes=RECIPES)
+    assert default.config == CONFIGS["default"] and default.recipe == RECIPES["default"]
+    assert default.out == Path("weights/thing")
+    assert parse_training_run(parser, CONFIGS, "thing", "train_thing", []).recipe is None
+    with pytest.raises(ValueError, match="no training recipe"):
+        parse_training_run(parser, CONFIGS, "thing", "train_thing", ["--epochs", "3"])
     chosen = parse_training_run(parser, CONFIGS, "thing", "train_thing", ["--out", "/tmp/x"],
                                 default_out=lambda args: "never used")
     assert chosen.out == Path("/tmp/x")
@@ -63,6 +68,29 @@ def test_every_trainer_explains_its_flags(module, capsys):
     assert done.value.code == 0
     shown = capsys.readouterr().out
     assert "--config" in shown and "--out" in shown
+
+
+@pytest.mark.parametrize("module, presets", [
+    ("train_cine_encoder", "CINE_ENCODER_RECIPES"), ("train_vae3d", "VAE3D_RECIPES"),
+    ("train_ecg_mae", "ECG_MAE_RECIPES"), ("train_mar", "MAR_RECIPES"), ("train_frame_ae", "FRAME_AE_RECIPES"),
+    ("train_segmenter", "SEGMENTER_RECIPES"),
+    ("train_ecg_flow", "ECG_FLOW_RECIPES"), ("train_reid", "REID_RECIPES")])
+def test_every_config_a_trainer_offers_has_a_recipe_of_its_name(module, presets):
+    """``--config NAME`` selects the model config and the training recipe (training.recipes) of that name."""
+    from training import recipes
+
+    assert set(importlib.import_module(f"training.{module}").CONFIGS) == set(getattr(recipes, presets))
+
+
+def test_model_configs_hold_no_training_recipe():
+    """What builds and runs a model is its config; how it was trained is the trainer's recipe, saved beside it."""
+    from cardiosynth.models import (cine_encoder, ecg_flow, ecg_mae, frame_ae, mar, motion,  # noqa: I001
+                                    phenotype_vae, reid, segmenter, vae3d)
+
+    for cls in (cine_encoder.CineEncoderConfig, ecg_flow.EcgFlowConfig, ecg_mae.EcgMAEConfig, frame_ae.FrameAEConfig,
+                mar.MARConfig, motion.MotionConfig, phenotype_vae.PhenotypeVAEConfig, reid.ReidConfig,
+                segmenter.SegmenterConfig, vae3d.VAE3DConfig):
+        assert "recipe" not in {field.name for field in dataclasses.fields(cls)}, cls.__name__
 
 
 @pytest.mark.parametrize("module", ["motion_report", "vae3d_report"])

@@ -11,14 +11,22 @@ import pytest
 import torch
 
 from cardiosynth.models.latents import LatentStats
-from cardiosynth.models.vae3d import (CONFIGS, VAE3D, VAE3DConfig, VAE3DRecipe, decode_cines, encode_cines,
-                                      masked_metrics)
+from cardiosynth.models.vae3d import (
+    CONFIGS,
+    VAE3D,
+    VAE3DConfig,
+    decode_cines,
+    encode_cines,
+    masked_metrics,
+)
 from cardiosynth.weights import WeightsError, resolve
 from training.common import seed_everything
+from training.recipes import VAE3D_RECIPES, VAE3DRecipe
 from training.train_vae3d import augment, loss_terms
 
 TINY = VAE3DConfig(frames=8, size=16, latent_channels=4, f_t=2, f_s=4, channels=(8, 16, 16), enc_blocks=(0, 1, 1),
-                   dec_blocks=(1, 1, 1), groups=4, recipe=VAE3DRecipe(crop_frames=8, crop_size=16, aug_noise_std=0.0))
+                   dec_blocks=(1, 1, 1), groups=4)
+TINY_RECIPE = VAE3DRecipe(crop_frames=8, crop_size=16, aug_noise_std=0.0)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -55,11 +63,13 @@ def test_paper_config_builds_and_takes_a_training_step():
         assert mean.shape == (1, 16, 25, 12, 12)
         assert meta.decode(mean).shape == (1, 1, 50, 96, 96)
     model = VAE3D(config).train()  # one training step as the trainer takes it (random crops of augmented cines)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.recipe.lr)
+    recipe = VAE3D_RECIPES["paper"]
+    recipe.check_crops(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr)
     generator = torch.Generator().manual_seed(0)
-    x, v = augment(torch.rand(1, 50, 96, 96), torch.ones(1, 96, 96, dtype=torch.bool), config, generator)
-    assert x.shape == (1, config.recipe.crop_frames, config.recipe.crop_size, config.recipe.crop_size)
-    terms = loss_terms(model, x, v, generator)
+    x, v = augment(torch.rand(1, 50, 96, 96), torch.ones(1, 96, 96, dtype=torch.bool), recipe, generator)
+    assert x.shape == (1, recipe.crop_frames, recipe.crop_size, recipe.crop_size)
+    terms = loss_terms(model, x, v, recipe, generator)
     optimizer.zero_grad()
     terms["total"].backward()
     optimizer.step()
@@ -73,6 +83,11 @@ def test_config_validation():
         VAE3DConfig(f_s=8, channels=(32, 64, 128))
     with pytest.raises(ValueError, match="divisible"):
         VAE3DConfig(frames=15)
+    VAE3D_RECIPES["default"].check_crops(CONFIGS["default"])
+    with pytest.raises(ValueError, match="crop_frames / crop_size"):
+        VAE3DRecipe(crop_frames=32).check_crops(CONFIGS["default"])  # more frames than the cine has
+    with pytest.raises(ValueError, match="crop_frames / crop_size"):
+        VAE3DRecipe(crop_size=50).check_crops(CONFIGS["default"])  # not divisible by f_s = 4
 
 
 def test_tiny_overfit_loss_decreases():
@@ -84,7 +99,7 @@ def test_tiny_overfit_loss_decreases():
     generator = torch.Generator().manual_seed(0)
     losses = []
     for _ in range(40):
-        terms = loss_terms(model, cines, valid, generator)
+        terms = loss_terms(model, cines, valid, TINY_RECIPE, generator)
         optimizer.zero_grad()
         terms["total"].backward()
         optimizer.step()
@@ -98,8 +113,8 @@ def _train_steps(seed: int, steps: int = 3) -> dict[str, torch.Tensor]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     cines, valid = torch.from_numpy(phantom(4)), torch.ones(4, 16, 16, dtype=torch.bool)
     for _ in range(steps):
-        x, v = augment(cines, valid, TINY, generator)
-        loss = loss_terms(model, x, v, generator)["total"]
+        x, v = augment(cines, valid, TINY_RECIPE, generator)
+        loss = loss_terms(model, x, v, TINY_RECIPE, generator)["total"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -125,7 +140,7 @@ def test_padding_is_ignored_by_loss_and_metrics():
     m2 = masked_metrics(other, cines, valid)
     assert torch.allclose(m1["psnr"], m2["psnr"]) and torch.allclose(m1["ssim"], m2["ssim"])
     with torch.no_grad():
-        l_a = loss_terms(model, cines, valid, sample=False)
+        l_a = loss_terms(model, cines, valid, TINY_RECIPE, sample=False)
     assert torch.isfinite(l_a["total"])
 
 

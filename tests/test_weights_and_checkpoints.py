@@ -81,11 +81,12 @@ def test_compact_store_loads_back_within_int8_rounding(tmp_path):
     assert state["0.weight"].dtype == torch.float32
 
 
-@pytest.mark.parametrize("name", ["frame_ae", "vae3d", "segmenter", "cine_encoder", "motion", "phenotype_vae", "mar",
-                                  "mar_motion", "ecg_flow", "ecg_mae"])
-def test_every_bundled_config_is_in_the_current_layout(name):
-    """Each bundled config.json holds exactly its config dataclass, nested as it is saved (no older layout is
-    translated on load); a key the dataclass does not have, or an older flat layout, is an error."""
+BUNDLED = ["frame_ae", "vae3d", "segmenter", "cine_encoder", "motion", "phenotype_vae", "mar", "mar_motion", "ecg_flow",
+           "ecg_mae", "reid"]
+
+
+def bundled_classes(name: str) -> tuple[type, type | None]:
+    """The config dataclass of a bundled model and its trainer's recipe dataclass (None: no recipe is saved)."""
     from cardiosynth.models import (
         cine_encoder,
         ecg_flow,
@@ -94,21 +95,48 @@ def test_every_bundled_config_is_in_the_current_layout(name):
         mar,
         motion,
         phenotype_vae,
+        reid,
         segmenter,
         vae3d,
     )
+    from training import recipes
+
+    return {"frame_ae": (frame_ae.FrameAEConfig, recipes.FrameAERecipe),
+            "vae3d": (vae3d.VAE3DConfig, recipes.VAE3DRecipe),
+            "segmenter": (segmenter.SegmenterConfig, recipes.SegmenterRecipe),
+            "cine_encoder": (cine_encoder.CineEncoderConfig, recipes.CineEncoderRecipe),
+            "motion": (motion.MotionConfig, None),
+            "phenotype_vae": (phenotype_vae.PhenotypeVAEConfig, recipes.PhenotypeVAERecipe),
+            "mar": (mar.MARConfig, recipes.MARRecipe), "mar_motion": (mar.MARConfig, recipes.MARRecipe),
+            "ecg_flow": (ecg_flow.EcgFlowConfig, recipes.EcgFlowRecipe),
+            "ecg_mae": (ecg_mae.EcgMAEConfig, recipes.EcgMAERecipe),
+            "reid": (reid.ReidConfig, recipes.ReidRecipe)}[name]
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_every_bundled_config_is_in_the_current_layout(name):
+    """Each bundled config.json holds exactly its config dataclass, nested as it is saved (no older layout is
+    translated on load); a key the dataclass does not have, an older flat layout or a training recipe inside the
+    model's config (the layout before the recipes left the library) is an error. The trainer's recipe lies beside
+    the config (top-level ``recipe``) and is exactly its recipe dataclass."""
     from cardiosynth.weights import config_from_dict
 
-    cls = {"frame_ae": frame_ae.FrameAEConfig, "vae3d": vae3d.VAE3DConfig, "segmenter": segmenter.SegmenterConfig,
-           "cine_encoder": cine_encoder.CineEncoderConfig, "motion": motion.MotionConfig,
-           "phenotype_vae": phenotype_vae.PhenotypeVAEConfig, "mar": mar.MARConfig, "mar_motion": mar.MARConfig,
-           "ecg_flow": ecg_flow.EcgFlowConfig, "ecg_mae": ecg_mae.EcgMAEConfig}[name]
-    nested = read_config(name)["config"]
+    cls, recipe_cls = bundled_classes(name)
+    payload = read_config(name)
+    nested = payload["config"]
     assert json.loads(json.dumps(dataclasses.asdict(config_from_dict(cls, nested)))) == nested
     with pytest.raises(ValueError, match="Unknown"):
         config_from_dict(cls, {**nested, "no_such_field": 1})
-    flat = {k: v for k, v in nested.items() if not isinstance(v, dict)}
-    for part in (v for v in nested.values() if isinstance(v, dict)):
-        flat.update(part)
-    with pytest.raises(ValueError, match="Unknown"):
-        config_from_dict(cls, flat)
+    if any(isinstance(v, dict) for v in nested.values()):
+        flat = {k: v for k, v in nested.items() if not isinstance(v, dict)}
+        for part in (v for v in nested.values() if isinstance(v, dict)):
+            flat.update(part)
+        with pytest.raises(ValueError, match="Unknown"):
+            config_from_dict(cls, flat)
+    if recipe_cls is None:
+        assert "recipe" not in payload
+        return
+    recipe = payload["recipe"]
+    assert json.loads(json.dumps(dataclasses.asdict(config_from_dict(recipe_cls, recipe)))) == recipe
+    with pytest.raises(ValueError, match=r"Unknown .*\['recipe'\]"):
+        config_from_dict(cls, {**nested, "recipe": recipe})

@@ -41,7 +41,7 @@ def training_parser(doc: str, configs: dict, weights_name: str, *, dataset: bool
     parser.add_argument("--out", help=out_help or f"weights folder (default weights/{weights_name}, or "
                                                   f"weights/{weights_name}_<config>)")
     if epochs:
-        parser.add_argument("--epochs", type=int, help="override the config's epochs")
+        parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
     if max_steps:
         parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
     if max_minutes:
@@ -58,13 +58,15 @@ def training_parser(doc: str, configs: dict, weights_name: str, *, dataset: bool
 
 @dataclass
 class TrainingRun:
-    """A parsed training command: its arguments, the config they select, where the weights go, and the command
-    line that reproduces the run (without ``--resume``), for the model card."""
+    """A parsed training command: its arguments, the model config and the training recipe they select (the
+    recipe is ``None`` for a trainer without one), where the weights go, and the command line that reproduces the
+    run (without ``--resume``), for the model card."""
 
     args: argparse.Namespace
     config: Any
     out: Path
     command: str
+    recipe: Any = None
 
 
 def config_suffix(config_name: str) -> str:
@@ -74,27 +76,32 @@ def config_suffix(config_name: str) -> str:
 
 def parse_training_run(parser: argparse.ArgumentParser, configs: dict, weights_name: str, module: str,
                        argv: list[str] | None = None,
-                       default_out: Callable[[argparse.Namespace], str | Path] | None = None) -> TrainingRun:
-    """Parse, set the CPU threads (``--threads``), select the config (``--epochs`` overrides its epochs) and
-    the weights folder (``--out``, else ``default_out(args)``, else ``weights/<weights_name>[_<config>]``)."""
+                       default_out: Callable[[argparse.Namespace], str | Path] | None = None,
+                       recipes: dict | None = None) -> TrainingRun:
+    """Parse, set the CPU threads (``--threads``), select the model config and the training recipe of the same
+    name (``--epochs`` overrides the recipe's epochs) and the weights folder (``--out``, else
+    ``default_out(args)``, else ``weights/<weights_name>[_<config>]``)."""
     args = parser.parse_args(argv)
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     config = configs[args.config]
+    recipe = None if recipes is None else recipes[args.config]
     if getattr(args, "epochs", None):
-        config = with_epochs(config, args.epochs)
+        if recipe is None:
+            raise ValueError(f"{module} has no training recipe whose epochs --epochs could set")
+        recipe = with_epochs(recipe, args.epochs)
     if args.out:
         out = Path(args.out)
     else:
         out = Path(default_out(args) if default_out else f"weights/{weights_name}{config_suffix(args.config)}")
     words = sys.argv[1:] if argv is None else argv
     command = f"python -m training.{module} " + " ".join(word for word in words if word != "--resume")
-    return TrainingRun(args, config, out, command.strip())
+    return TrainingRun(args, config, out, command.strip(), recipe)
 
 
-def with_epochs(config, epochs: int):
-    """The config with another number of epochs (they live in its training ``recipe``)."""
-    return dataclasses.replace(config, recipe=dataclasses.replace(config.recipe, epochs=epochs))
+def with_epochs(recipe, epochs: int):
+    """The training recipe (a dataclass of training.recipes) with another number of epochs."""
+    return dataclasses.replace(recipe, epochs=epochs)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -304,7 +311,7 @@ def end_epoch(run_dir: Path, both: torch.nn.Module, optimizer: torch.optim.Optim
 class EpochLoop:
     """The epoch loop every EMA-selected trainer shares (the MAR, the ECG flow, the ECG MAE): what differs between
     them is the batch loss (:attr:`step_loss`) and the validation (:attr:`validate`); the rest is here once, set
-    by the model's training ``recipe``.
+    by the trainer's ``recipe``.
 
     Each epoch draws its own generator from ``recipe.seed`` and the epoch number (so a resumed run continues the
     same run), a permutation of the ``n`` training items and, with ``versions``, which augmented version of each
@@ -320,7 +327,7 @@ class EpochLoop:
     run_dir: Path
     key: str
     n: int
-    recipe: Any  # the model's training recipe: batch_size, epochs, seed, grad_clip, ema_decay, eval_every
+    recipe: Any  # the trainer's recipe (training.recipes): batch_size, epochs, seed, grad_clip, ema_decay, eval_every
     lr: Callable[[int, int], float]  # (step, total_steps) -> learning rate
     step_loss: Callable[[torch.Tensor, torch.Tensor | None, torch.Generator], dict]
     validate: Callable[[torch.nn.Module], tuple[dict, dict]]

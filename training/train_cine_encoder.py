@@ -23,6 +23,7 @@ from cardiosynth.paths import cache_dir
 from training.augment import jitter_intensity, random_affine, warp
 from training.common import (JsonlLog, checkpoint_exists, load_checkpoint, parse_training_run, pick_device,
                              save_checkpoint, seed_everything, training_parser)
+from training.recipes import CINE_ENCODER_RECIPES, CineEncoderRecipe
 
 
 def tensors(dataset, config: CineEncoderConfig, scaler: dict) -> dict[str, torch.Tensor]:
@@ -74,9 +75,8 @@ def evaluate(model: CineEncoder, data: dict, seed: int = 123) -> dict:
             "val_position_mae": float((out["position"] - data["position"]).abs().mean())}
 
 
-def train(config: CineEncoderConfig, out: Path, dataset_name: str = "default", resume: bool = False,
-          device: str = "auto") -> dict:
-    recipe = config.recipe
+def train(config: CineEncoderConfig, recipe: CineEncoderRecipe, out: Path, dataset_name: str = "default",
+          resume: bool = False, device: str = "auto") -> dict:
     generator = seed_everything(recipe.seed)
     device = pick_device(device)
     dataset = load_prepared(dataset_name)
@@ -120,14 +120,15 @@ def train(config: CineEncoderConfig, out: Path, dataset_name: str = "default", r
     card = model_card(config, best, minutes, dataset_name)
     model.cpu().save_pretrained(out, card,
                                 extra={"phenotype_scaler": {k: v.tolist() for k, v in scaler.items()}, "groups": GROUPS,
-                           "selected": best, "train_minutes": round(minutes, 1), "dataset": dataset_name})
+                           "selected": best, "train_minutes": round(minutes, 1), "dataset": dataset_name},
+                                recipe=recipe)
     return best
 
 
 def main(argv: list[str] | None = None) -> None:
     run = parse_training_run(training_parser(__doc__, CONFIGS, "cine_encoder"), CONFIGS, "cine_encoder",
-                             "train_cine_encoder", argv)
-    print(train(run.config, run.out, run.args.dataset or run.args.config, run.args.resume, run.args.device))
+                             "train_cine_encoder", argv, recipes=CINE_ENCODER_RECIPES)
+    print(train(run.config, run.recipe, run.out, run.args.dataset or run.args.config, run.args.resume, run.args.device))
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ from cardiosynth.weights import read_config, resolve
 from training.common import (Budget, EpochLoop, adamw, config_suffix, cosine_lr, distributed_trainer,
                              init_distributed, main_process_first, parse_training_run, pick_device, run_minutes,
                              seed_everything, store_compact, training_parser)
+from training.recipes import ECG_FLOW_RECIPES, EcgFlowRecipe
 from training.train_mar import compute_latents
 
 VAL_SEED = 4242
@@ -74,11 +75,11 @@ def make_pairs(cines: pd.DataFrame, frames: int, per_subject: int, seed: int, pa
     return pseudo_pairs(subjects_from_cines(cines, frames), _ludb_table(), per_subject, seed)
 
 
-def pairs_and_statistics(cines: pd.DataFrame, frames: int, config: EcgFlowConfig,
+def pairs_and_statistics(cines: pd.DataFrame, frames: int, recipe: EcgFlowRecipe,
                          pairs_file: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The training pairs of a prepared cine table (``pairs_file``'s, or the config's pseudo-pairs) and their
+    """The training pairs of a prepared cine table (``pairs_file``'s, or the recipe's pseudo-pairs) and their
     statistics; also what ``python -m evaluation.ecg_flow_pairing`` rebuilds the reports from."""
-    pairs = make_pairs(cines, frames, config.recipe.pairs_per_subject, config.recipe.seed, pairs_file)
+    pairs = make_pairs(cines, frames, recipe.pairs_per_subject, recipe.seed, pairs_file)
     return pairs, pairing_statistics(pairs, None if pairs_file else _ludb_table())
 
 
@@ -120,7 +121,7 @@ def draw_batch(ecgs: list[list], idx: torch.Tensor, generator: torch.Generator |
 
 @torch.no_grad()
 def validation_loss(model: EcgFlow, latents: torch.Tensor, ecgs: list[list], positions: torch.Tensor,
-                    batch_size: int, repeats: int = 2) -> float:
+                    batch_size: int, repeats: int = 2, condition_dropout: float = 0.1) -> float:
     """Mean flow loss with fixed noise and times, typical cycles of the first paired ECG: comparable across epochs."""
     was_training = model.training
     model.eval()
@@ -131,19 +132,18 @@ def validation_loss(model: EcgFlow, latents: torch.Tensor, ecgs: list[list], pos
         for i in range(0, len(latents), batch_size):
             idx = torch.arange(i, min(i + batch_size, len(latents)))
             loss = model.loss(latents[idx].to(device), draw_batch(ecgs, idx, None).to(device), positions[idx].to(device),
-                              generator)
+                              generator, condition_dropout)
             total, count = total + float(loss) * len(idx), count + len(idx)
     model.train(was_training)
     return total / count
 
 
-def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[list], train_positions: torch.Tensor,
-        val_latents: torch.Tensor, val_ecgs: list[list], val_positions: torch.Tensor, run_dir: Path,
-        resume: bool = False, device: str = "auto", max_steps: int | None = None, progress: bool = True,
+def fit(config: EcgFlowConfig, recipe: EcgFlowRecipe, train_latents: torch.Tensor, train_ecgs: list[list],
+        train_positions: torch.Tensor, val_latents: torch.Tensor, val_ecgs: list[list], val_positions: torch.Tensor,
+        run_dir: Path, resume: bool = False, device: str = "auto", max_steps: int | None = None, progress: bool = True,
         max_minutes: float | None = None) -> tuple[EcgFlow, dict]:
     """Train on ``train_latents`` (versions, N, C, F, H, W; version 0 clean, whose mean is the template); return
     the EMA model of the best validation epoch and that epoch's record."""
-    recipe = config.recipe
     seed_everything(recipe.seed)
     rank, world, device = init_distributed(pick_device(device))  # torchrun: one process per GPU (or CPU worker)
     model = EcgFlow(config)
@@ -153,10 +153,11 @@ def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[lis
 
     def step_loss(idx: torch.Tensor, version: torch.Tensor, generator: torch.Generator) -> dict:
         return {"loss": trainer(train_latents[version[idx], idx].to(device), draw_batch(train_ecgs, idx, generator).to(device),
-                                train_positions[idx].to(device), generator)}
+                                train_positions[idx].to(device), generator, recipe.condition_dropout)}
 
     def validate(ema: EcgFlow) -> tuple[dict, dict]:
-        scores = {"val_loss": validation_loss(ema, val_latents, val_ecgs, val_positions, recipe.batch_size)}
+        scores = {"val_loss": validation_loss(ema, val_latents, val_ecgs, val_positions, recipe.batch_size,
+                                              condition_dropout=recipe.condition_dropout)}
         return scores, scores
 
     loop = EpochLoop(model, trainer, adamw(model, recipe.lr, recipe.weight_decay), run_dir, "val_loss",
@@ -171,9 +172,9 @@ def fit(config: EcgFlowConfig, train_latents: torch.Tensor, train_ecgs: list[lis
 # Command
 
 
-def train(config: EcgFlowConfig, out: Path, frame_ae, motion, mae_folder, pairs_file: Path | None = None,
-          dataset_name: str = "default", resume: bool = False, device: str = "auto", max_steps: int | None = None,
-          command: str = "", max_minutes: float | None = None) -> dict:
+def train(config: EcgFlowConfig, recipe: EcgFlowRecipe, out: Path, frame_ae, motion, mae_folder,
+          pairs_file: Path | None = None, dataset_name: str = "default", resume: bool = False, device: str = "auto",
+          max_steps: int | None = None, command: str = "", max_minutes: float | None = None) -> dict:
     dataset = load_prepared(dataset_name)
     # the pixel size of its cines is part of the model: recorded in its config, which the pipelines read
     config = dataclasses.replace(config, spacing_mm=dataset.config.spacing_mm)
@@ -186,7 +187,7 @@ def train(config: EcgFlowConfig, out: Path, frame_ae, motion, mae_folder, pairs_
         raise ValueError(f"The cines have {frames} frames; the flow config expects {config.ecg_frames}")
     rank, world, torch_device = init_distributed(pick_device(device))  # under torchrun rank 0 fills the caches
     pairs, stats = main_process_first(rank, world,
-                                      lambda: pairs_and_statistics(dataset.table, frames, config, pairs_file))
+                                      lambda: pairs_and_statistics(dataset.table, frames, recipe, pairs_file))
     if rank == 0:
         print("Pairs (" + ("given: " + str(pairs_file) if pairs_file else "pseudo-pairs: family + QT/RR") + ")")
         print(stats.to_string(index=False))
@@ -210,7 +211,7 @@ def train(config: EcgFlowConfig, out: Path, frame_ae, motion, mae_folder, pairs_
     positions = {s: torch.tensor(d.table["slice_position"].to_numpy(np.float32)) for s, d in
                  (("train", train_set), ("val", val_set))}
     run_dir = cache_dir() / "runs" / out.name
-    model, best = fit(config, torch.from_numpy(arrays["train"][:, keep_train]), [e for e in train_ecgs if e],
+    model, best = fit(config, recipe, torch.from_numpy(arrays["train"][:, keep_train]), [e for e in train_ecgs if e],
                       positions["train"][keep_train], torch.from_numpy(arrays["val"][keep_val]),
                       [e for e in val_ecgs if e], positions["val"][keep_val], run_dir, resume, device, max_steps,
                       max_minutes=max_minutes)
@@ -222,9 +223,9 @@ def train(config: EcgFlowConfig, out: Path, frame_ae, motion, mae_folder, pairs_
                "n_pairs": len(pairs), "n_ecgs_with_cycles": len(cycles), "n_ecgs_paired": pairs["ecg_path"].nunique(),
                "n_train_cines": int(keep_train.sum()), "n_val_cines": int(keep_val.sum()),
                "parameters": model.count_parameters(), "command": command, "threads": torch.get_num_threads()}
-    card = model_card(config, summary, stats, frame_ae, motion, mae_folder)
+    card = model_card(config, dataclasses.asdict(recipe), summary, stats, frame_ae, motion, mae_folder)
     model.save_pretrained(out, card, depends_on={"frame_ae": frame_ae, "motion": motion, "ecg_mae": mae_folder},
-                          extra=summary)
+                          extra=summary, recipe=recipe)
     store_compact(out)  # int8 weight matrices: what is bundled, and what the reports measure
     return summary
 
@@ -239,12 +240,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frame-ae", default=None, help="frame autoencoder folder (default weights/frame_ae[_<config>])")
     parser.add_argument("--motion", default=None, help="motion model folder (default weights/motion[_<config>])")
     parser.add_argument("--ecg-mae", default=None, help="ECG MAE folder (default weights/ecg_mae, or ecg_mae_<config>)")
-    run = parse_training_run(parser, CONFIGS, "ecg_flow", "train_ecg_flow", argv)
+    run = parse_training_run(parser, CONFIGS, "ecg_flow", "train_ecg_flow", argv, recipes=ECG_FLOW_RECIPES)
     args = run.args
     suffix = config_suffix(args.config)
-    summary = train(run.config, run.out, args.frame_ae or f"weights/frame_ae{suffix}", args.motion or f"weights/motion{suffix}",
-                    args.ecg_mae or f"weights/ecg_mae{suffix}", args.pairs, args.dataset or args.config, args.resume,
-                    args.device, args.max_steps, run.command, max_minutes=args.max_minutes)
+    summary = train(run.config, run.recipe, run.out, args.frame_ae or f"weights/frame_ae{suffix}",
+                    args.motion or f"weights/motion{suffix}", args.ecg_mae or f"weights/ecg_mae{suffix}", args.pairs,
+                    args.dataset or args.config, args.resume, args.device, args.max_steps, run.command,
+                    max_minutes=args.max_minutes)
     if summary:
         print(json.dumps(summary["selected"]))
 

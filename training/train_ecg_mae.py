@@ -20,6 +20,7 @@ Several GPUs (or CPU workers): ``torchrun --nproc-per-node 4 -m training.train_e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -35,6 +36,7 @@ from cardiosynth.models.ecg_mae import (CONFIGS, EcgMAE, EcgMAEConfig, augment_e
 from cardiosynth.paths import cache_dir
 from training.common import (Budget, EpochLoop, adamw, cosine_lr, distributed_trainer, init_distributed,
                              main_process_first, parse_training_run, pick_device, seed_everything, training_parser)
+from training.recipes import ECG_MAE_RECIPES, EcgMAERecipe
 
 MATCH_TOLERANCE_S = 0.075  # the R-peak scoring rule of docs/design.md
 
@@ -92,10 +94,10 @@ def evaluate(model: EcgMAE, arrays: LudbArrays, config: EcgMAEConfig) -> dict:
                                                      "sensitivity": round(tp / max(n_ref, 1), 4)}}
 
 
-def fit(config: EcgMAEConfig, train: LudbArrays, val: LudbArrays, run_dir: Path, resume: bool = False,
-        device: str = "auto", max_steps: int | None = None, progress: bool = True) -> tuple[EcgMAE, dict]:
+def fit(config: EcgMAEConfig, recipe: EcgMAERecipe, train: LudbArrays, val: LudbArrays, run_dir: Path,
+        resume: bool = False, device: str = "auto", max_steps: int | None = None,
+        progress: bool = True) -> tuple[EcgMAE, dict]:
     """Train; return the EMA model of the epoch with the lowest validation phase error, and that evaluation."""
-    recipe = config.recipe
     seed_everything(recipe.seed)
     rank, world, device = init_distributed(pick_device(device))  # torchrun: one process per GPU (or CPU worker)
     model = EcgMAE(config).to(device)
@@ -105,7 +107,9 @@ def fit(config: EcgMAEConfig, train: LudbArrays, val: LudbArrays, run_dir: Path,
     def step_loss(idx: torch.Tensor, version: None, generator: torch.Generator) -> dict:
         shifts = torch.randint(-recipe.shift_tokens, recipe.shift_tokens + 1, (len(idx),), generator=generator)
         xb, pb, vb = shift_batch(x[idx], phase[idx], valid[idx], shifts, config.patch)
-        return trainer(augment_ecg(xb, config, generator).to(device), pb.to(device), vb.to(device), generator)
+        xb = augment_ecg(xb, config, generator, recipe.noise_std, recipe.wander_max, recipe.lead_dropout)
+        return trainer(xb.to(device), pb.to(device), vb.to(device), generator, mask_ratio=recipe.mask_ratio,
+                       phase_weight=recipe.phase_weight)
 
     def validate(ema: EcgMAE) -> tuple[dict, dict]:
         scores = evaluate(ema.cpu(), val, config)
@@ -118,20 +122,20 @@ def fit(config: EcgMAEConfig, train: LudbArrays, val: LudbArrays, run_dir: Path,
     return loop.run(resume, Budget(max_steps), progress)
 
 
-def train(config: EcgMAEConfig, out: Path, resume: bool = False, device: str = "auto", max_steps: int | None = None,
-          command: str = "") -> dict:
+def train(config: EcgMAEConfig, recipe: EcgMAERecipe, out: Path, resume: bool = False, device: str = "auto",
+          max_steps: int | None = None, command: str = "") -> dict:
     rank, world, _ = init_distributed(pick_device(device))
     arrays = main_process_first(rank, world, load_arrays)  # rank 0 fills the LUDB cache
     started = time.perf_counter()
-    model, best = fit(config, arrays.split("train"), arrays.split("val"), cache_dir() / "runs" / out.name, resume, device,
-                      max_steps)
+    model, best = fit(config, recipe, arrays.split("train"), arrays.split("val"), cache_dir() / "runs" / out.name,
+                      resume, device, max_steps)
     if rank != 0:
         return {}  # rank 0 writes the weights
     run = {"selected": {"epoch": best.get("epoch"), "step": best.get("step")},
            "train_minutes": round((time.perf_counter() - started) / 60, 1), "command": command,
            "threads": torch.get_num_threads()}
     metrics = measure(model, arrays, run)
-    save(out, model, metrics)
+    save(out, model, metrics, dataclasses.asdict(recipe))
     return metrics
 
 
@@ -143,16 +147,18 @@ def measure(model: EcgMAE, arrays: LudbArrays, run: dict) -> dict:
             "test": evaluate(model, arrays.split("test"), config), "n_train": len(arrays.split("train"))}
 
 
-def save(out: Path, model: EcgMAE, metrics: dict) -> None:
-    """Write the weights folder: weights, config with ``metrics`` in ``extra``, and the library's model card."""
-    card = model_card(model.config, metrics, metrics["train_minutes"], metrics["command"], model.count_parameters())
-    model.save_pretrained(out, card, extra=metrics)
+def save(out: Path, model: EcgMAE, metrics: dict, recipe: dict) -> None:
+    """Write the weights folder: weights, config with the training ``recipe`` (as saved) beside it and
+    ``metrics`` in ``extra``, and the library's model card."""
+    card = model_card(model.config, recipe, metrics, metrics["train_minutes"], metrics["command"],
+                      model.count_parameters())
+    model.save_pretrained(out, card, extra=metrics, recipe=recipe)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = training_parser(__doc__, CONFIGS, "ecg_mae", dataset=False, max_steps=True)
-    run = parse_training_run(parser, CONFIGS, "ecg_mae", "train_ecg_mae", argv)
-    metrics = train(run.config, run.out, run.args.resume, run.args.device, run.args.max_steps, run.command)
+    run = parse_training_run(parser, CONFIGS, "ecg_mae", "train_ecg_mae", argv, recipes=ECG_MAE_RECIPES)
+    metrics = train(run.config, run.recipe, run.out, run.args.resume, run.args.device, run.args.max_steps, run.command)
     if metrics:
         print(json.dumps({k: metrics[k] for k in ("val", "test", "train_minutes")}, indent=2))
 

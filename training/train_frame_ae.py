@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from cardiosynth.data.dataset import load_prepared
 from cardiosynth.models.cards.frame_ae import model_card
-from cardiosynth.models.frame_ae import (CONFIGS, FrameAEConfig, FrameAERecipe, FrameAutoencoder, encode_frames,
+from cardiosynth.models.frame_ae import (CONFIGS, FrameAEConfig, FrameAutoencoder, encode_frames,
                                          kl_per_element, perceptual_distance)
 from cardiosynth.models.latents import LatentStats
 from cardiosynth.models.segmenter import Segmenter
@@ -37,6 +37,7 @@ from training.augment import jitter_intensity, random_affine, warp
 from training.common import (JsonlLog, checkpoint_exists, config_suffix, cosine_lr, ema_update,
                              load_checkpoint, parse_training_run, pick_device, save_checkpoint, seed_everything,
                              training_parser)
+from training.recipes import FRAME_AE_RECIPES, FrameAERecipe
 
 
 def augment(frames: torch.Tensor, recipe: FrameAERecipe, generator: torch.Generator) -> torch.Tensor:
@@ -63,10 +64,9 @@ def latent_std(model: FrameAutoencoder, frames: torch.Tensor) -> float:
     return float(encode_frames(model, frames[:, 0]).std())
 
 
-def initial_model(config: FrameAEConfig) -> FrameAutoencoder:
+def initial_model(config: FrameAEConfig, recipe: FrameAERecipe) -> FrameAutoencoder:
     """A fresh autoencoder, or (the recipe's ``init_from``) the weights of a trained one with its fitted
     statistics, its encoder frozen with ``freeze_encoder`` so its latent space stays exactly as it was."""
-    recipe = config.recipe
     if not recipe.init_from:
         return FrameAutoencoder(config)
     start = FrameAutoencoder.from_pretrained(recipe.init_from)
@@ -81,16 +81,15 @@ def initial_model(config: FrameAEConfig) -> FrameAutoencoder:
     return model
 
 
-def train(config: FrameAEConfig, out: Path, dataset_name: str, resume: bool, device: str, command: str,
-          segmenter_folder: str = "segmenter") -> dict:
-    recipe = config.recipe
+def train(config: FrameAEConfig, recipe: FrameAERecipe, out: Path, dataset_name: str, resume: bool, device: str,
+          command: str, segmenter_folder: str = "segmenter") -> dict:
     generator = seed_everything(recipe.seed)
     device = pick_device(device)
     dataset = load_prepared(dataset_name)
     train_frames = torch.from_numpy(dataset.split("train").cines.astype(np.float32) / 255.0).flatten(0, 1)[:, None]
     val_frames = torch.from_numpy(dataset.split("val").cines[:, ::4].astype(np.float32) / 255.0).flatten(0, 1)[:, None]
     segmenter = Segmenter.from_pretrained(segmenter_folder, fuse=True).to(device).requires_grad_(False)
-    model = initial_model(config).to(device)
+    model = initial_model(config, recipe).to(device)
     disc = discriminator(recipe).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     trained = [p for p in model.parameters() if p.requires_grad]
@@ -163,7 +162,8 @@ def train(config: FrameAEConfig, out: Path, dataset_name: str, resume: bool, dev
              "weights_dtype": "float16 (cast to float32 on load)"}
     state = {k: v.half() if v.is_floating_point() else v for k, v in ema.state_dict().items()}
     depends_on = {"segmenter": segmenter_folder, **({"encoder_of": recipe.init_from} if recipe.init_from else {})}
-    ema.save_pretrained(out, model_card(ema.config, extra), extra=extra, state=state, depends_on=depends_on)
+    ema.save_pretrained(out, model_card(ema.config, dataclasses.asdict(recipe), extra), extra=extra, state=state,
+                        depends_on=depends_on, recipe=recipe)
     return extra
 
 
@@ -171,11 +171,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = training_parser(__doc__, CONFIGS, "frame_ae", threads=True)
     parser.add_argument("--segmenter", help="segmenter of the perceptual loss (default weights/segmenter, or "
                         "segmenter_<config>)")
-    run = parse_training_run(parser, CONFIGS, "frame_ae", "train_frame_ae", argv)
+    run = parse_training_run(parser, CONFIGS, "frame_ae", "train_frame_ae", argv, recipes=FRAME_AE_RECIPES)
     args, config = run.args, run.config
     segmenter = args.segmenter or f"segmenter{config_suffix(config.data_config)}"
-    summary = train(config, run.out, args.dataset or config.data_config, args.resume, args.device, run.command,
-                    segmenter)
+    summary = train(config, run.recipe, run.out, args.dataset or config.data_config, args.resume, args.device,
+                    run.command, segmenter)
     print(json.dumps(summary, indent=2))
     FrameAutoencoder.from_pretrained(run.out)  # the bundle loads (sha256 checked)
 

@@ -42,7 +42,7 @@ from cardiosynth import phenotypes as ph
 from cardiosynth.data.dataset import PreparedDataset, load_prepared
 from cardiosynth.models.anatomy_motion import AnatomyMotionCodec
 from cardiosynth.models.cards.mar import model_card
-from cardiosynth.models.mar import CONFIGS, MAR, MARConfig, MARRecipe, PhenotypeScaler, standardise_phenotypes
+from cardiosynth.models.mar import CONFIGS, MAR, MARConfig, PhenotypeScaler, standardise_phenotypes
 from cardiosynth.models.vae3d import VAE3D, encode_cines
 from cardiosynth.paths import cache_dir
 from cardiosynth.weights import read_config, resolve
@@ -50,6 +50,7 @@ from training.augment import jitter_intensity, random_affine, warp
 from training.common import (Budget, EpochLoop, adamw, cosine_lr, distributed_trainer, init_distributed,
                              main_process_first, parse_training_run, pick_device, seed_everything, store_compact,
                              training_parser)
+from training.recipes import MAR_RECIPES, MARRecipe
 
 VAL_SEED = 12345
 # where each config's weights go: the bundled editor (anatomy + motion), the bundled de novo MAR, the GPU-scale one
@@ -150,9 +151,9 @@ def make_optimizer(model: nn.Module, recipe: MARRecipe) -> torch.optim.AdamW:
 
 @torch.no_grad()
 def validation_loss(model: MAR, latents: torch.Tensor, phenotypes: torch.Tensor, positions: torch.Tensor,
-                    batch_size: int, repeats: int = 2) -> float:
+                    batch_size: int, repeats: int = 2, loss_options: dict | None = None) -> float:
     """Mean diffusion loss over the set with fixed seeds (masks, orders, timesteps, noise): comparable across
-    epochs, so it can select the checkpoint."""
+    epochs, so it can select the checkpoint. ``loss_options``: the recipe's masking (MARRecipe.loss_options)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -161,20 +162,20 @@ def validation_loss(model: MAR, latents: torch.Tensor, phenotypes: torch.Tensor,
         generator = torch.Generator().manual_seed(VAL_SEED + r)
         for i in range(0, len(latents), batch_size):
             sl = slice(i, i + batch_size)
-            loss = model.loss(latents[sl].to(device), phenotypes[sl], positions[sl], generator)
+            loss = model.loss(latents[sl].to(device), phenotypes[sl], positions[sl], generator, **(loss_options or {}))
             total, count = total + float(loss) * len(latents[sl]), count + len(latents[sl])
     model.train(was_training)
     return total / count
 
 
-def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[torch.Tensor, torch.Tensor],
-        val_latents: torch.Tensor, val_conditions: tuple[torch.Tensor, torch.Tensor], run_dir: Path,
-        resume: bool = False, device: str | torch.device = "auto", max_steps: int | None = None,
-        progress: bool = True, max_minutes: float | None = None) -> tuple[MAR, dict]:
+def fit(config: MARConfig, recipe: MARRecipe, train_latents: torch.Tensor,
+        train_conditions: tuple[torch.Tensor, torch.Tensor], val_latents: torch.Tensor,
+        val_conditions: tuple[torch.Tensor, torch.Tensor], run_dir: Path, resume: bool = False,
+        device: str | torch.device = "auto", max_steps: int | None = None, progress: bool = True,
+        max_minutes: float | None = None) -> tuple[MAR, dict]:
     """Train on ``train_latents`` (versions, N, C, t, h, w) with ``train_conditions`` = (phenotypes (N, P), or
     (versions, N, P) when they differ per version, and positions (N,)); return the EMA model of the best
     validation epoch and its metrics. Checkpoints (model + EMA + optimizer) go to ``run_dir``, the log to ``run_dir/log.jsonl``."""
-    recipe = config.recipe
     seed_everything(recipe.seed)
     device = pick_device(device) if isinstance(device, str) else device
     rank, world, device = init_distributed(device)  # torchrun: one process per GPU (or CPU worker)
@@ -184,10 +185,12 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
 
     def step_loss(idx: torch.Tensor, version: torch.Tensor, generator: torch.Generator) -> dict:
         conditions = phenotypes[version[idx], idx] if phenotypes.dim() == 3 else phenotypes[idx]
-        return {"loss": trainer(train_latents[version[idx], idx].to(device), conditions, positions[idx], generator)}
+        return {"loss": trainer(train_latents[version[idx], idx].to(device), conditions, positions[idx], generator,
+                                **recipe.loss_options())}
 
     def validate(ema: MAR) -> tuple[dict, dict]:
-        scores = {"val_loss": validation_loss(ema, val_latents, *val_conditions, recipe.batch_size)}
+        scores = {"val_loss": validation_loss(ema, val_latents, *val_conditions, recipe.batch_size,
+                                              loss_options=recipe.loss_options())}
         return scores, scores
 
     loop = EpochLoop(model, trainer, make_optimizer(model, recipe), run_dir, "val_loss", n=train_latents.shape[1],
@@ -201,17 +204,16 @@ def fit(config: MARConfig, train_latents: torch.Tensor, train_conditions: tuple[
 # Command
 
 
-def train(config: MARConfig, out: Path, folders: dict[str, Path], dataset_name: str = "default",
-          resume: bool = False, device: str = "auto", max_steps: int | None = None, command: str = "",
-          max_minutes: float | None = None) -> dict:
+def train(config: MARConfig, recipe: MARRecipe, out: Path, folders: dict[str, Path],
+          dataset_name: str = "default", resume: bool = False, device: str = "auto", max_steps: int | None = None,
+          command: str = "", max_minutes: float | None = None) -> dict:
     """Train on the representation ``folders`` name (:func:`representation_folders`) and write ``out``."""
     rank, world, device = init_distributed(pick_device(device))
     dataset = load_prepared(dataset_name)
     # the pixel size of its cines is part of the model: recorded in its config, which the pipelines read
     config = dataclasses.replace(fit_scaler(dataset, config), spacing_mm=dataset.config.spacing_mm)
     arrays = main_process_first(rank, world, lambda: compute_latents(folders, dataset, dataset_name,
-                                                                     config.recipe.augment_copies,
-                                                                     config.recipe.seed, device))
+                                                                     recipe.augment_copies, recipe.seed, device))
     if tuple(arrays["val"].shape[1:]) != config.latent_shape:
         raise ValueError(f"{', '.join(map(str, folders.values()))} give latents {tuple(arrays['val'].shape[1:])}, "
                          f"but the MAR config expects {config.latent_shape}: use the matching --config")
@@ -223,15 +225,15 @@ def train(config: MARConfig, out: Path, folders: dict[str, Path], dataset_name: 
     run_dir = cache_dir() / "runs" / out.name
     started = time.perf_counter()
     train_conditions = condition_tensors(train_set.table, config, arrays["area_factor"])
-    ema, best = fit(config, torch.from_numpy(arrays["train"]), train_conditions,
+    ema, best = fit(config, recipe, torch.from_numpy(arrays["train"]), train_conditions,
                     torch.from_numpy(arrays["val"]), condition_tensors(val_set.table, config), run_dir, resume,
                     device, max_steps, max_minutes=max_minutes)
     minutes = (time.perf_counter() - started) / 60
     if rank != 0:
         return best
-    card = model_card(config, best, minutes, dataset_name, command, ema.count_parameters(), len(train_set),
-                      len(val_set), folders)
-    ema.save_pretrained(out, card, depends_on=folders,
+    card = model_card(config, dataclasses.asdict(recipe), best, minutes, dataset_name, command,
+                      ema.count_parameters(), len(train_set), len(val_set), folders)
+    ema.save_pretrained(out, card, depends_on=folders, recipe=recipe,
                         extra={"selected": best, "train_minutes": round(minutes, 1), "dataset": str(dataset_name),
                            **{f"{name}_folder": str(folder) for name, folder in folders.items()},
                            "train_latent_std": latent_std, "n_train": len(train_set), "n_val": len(val_set),
@@ -248,14 +250,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frame-ae", default=None, help="frame autoencoder folder (default weights/frame_ae[_<config>])")
     parser.add_argument("--motion", default=None, help="motion model folder (default weights/motion[_<config>])")
     parser.add_argument("--vae", default=None, help="3D-VAE folder, for the vae3d config (default weights/vae3d)")
-    run = parse_training_run(parser, CONFIGS, "mar", "train_mar", argv, default_out=lambda a: DEFAULT_OUT[a.config])
+    run = parse_training_run(parser, CONFIGS, "mar", "train_mar", argv, default_out=lambda a: DEFAULT_OUT[a.config],
+                             recipes=MAR_RECIPES)
     args, config = run.args, run.config
     paper = args.config == "paper"
     suffix = "_paper" if paper else ""
     folders = representation_folders(config, args.frame_ae or f"weights/frame_ae{suffix}",
                                      args.motion or f"weights/motion{suffix}", args.vae or f"weights/vae3d{suffix}")
-    best = train(config, run.out, folders, args.dataset or ("paper" if paper else "default"), args.resume, args.device,
-                 args.max_steps, command=run.command, max_minutes=args.max_minutes)
+    best = train(config, run.recipe, run.out, folders, args.dataset or ("paper" if paper else "default"), args.resume,
+                 args.device, args.max_steps, command=run.command, max_minutes=args.max_minutes)
     print(json.dumps(best))
 
 

@@ -50,6 +50,7 @@ from cardiosynth.models.phenotype_vae import (
 from cardiosynth.paths import REPO_ROOT, cache_dir, require_dataset
 from cardiosynth.phenotype_prior import PhenotypePrior, from_coordinates, to_coordinates
 from training.common import JsonlLog, seed_everything, with_epochs
+from training.recipes import PHENOTYPE_VAE_RECIPES, PhenotypeVAERecipe
 
 N_BOOT = 1000
 N_SAMPLES = 2000
@@ -78,11 +79,10 @@ def load_tables(root=None) -> dict[str, pd.DataFrame]:
 
 
 # --------------------------------------------------------------------------------------------- training
-def fit(config: PhenotypeVAEConfig, u_train: np.ndarray, u_val: np.ndarray, log: JsonlLog | None = None,
-        verbose: bool = False) -> tuple[PhenotypeVAE, dict]:
-    """Full-batch training (as ``config.recipe`` says, on coordinates standardised by ``config.scaler``) with KL
+def fit(config: PhenotypeVAEConfig, recipe: PhenotypeVAERecipe, u_train: np.ndarray, u_val: np.ndarray,
+        log: JsonlLog | None = None, verbose: bool = False) -> tuple[PhenotypeVAE, dict]:
+    """Full-batch training (as the recipe says, on coordinates standardised by ``config.scaler``) with KL
     warm-up, AdamW and early stopping on the val IWAE NLL."""
-    recipe = config.recipe
     seed_everything(recipe.seed)
     model = PhenotypeVAE(config)
     mean, std = np.asarray(config.scaler.mean), np.asarray(config.scaler.std)
@@ -361,20 +361,21 @@ def main(argv=None) -> int:
     u = {k: to_coordinates(t) for k, t in tables.items()}
     base = PhenotypeVAEConfig(scaler=CoordinateScaler(mean=tuple(u["train"].mean(0).tolist()),
                                                       std=tuple(u["train"].std(0).tolist())))
+    recipe = PHENOTYPE_VAE_RECIPES["default"]
     if args.epochs:
-        base = with_epochs(base, args.epochs)
+        recipe = with_epochs(recipe, args.epochs)
     search = []
     if args.search:
         for values in itertools.product(*SEARCH_GRID.values()):
             cfg = dataclasses.replace(base, **dict(zip(SEARCH_GRID, values)))
-            _, info = fit(cfg, u["train"], u["val"])
+            _, info = fit(cfg, recipe, u["train"], u["val"])
             search.append({**dict(zip(SEARCH_GRID, values)), **info})
             print(json.dumps(search[-1]))
         best = min(search, key=lambda r: r["val_nll"])
         base = dataclasses.replace(base, **{k: best[k] for k in SEARCH_GRID})
     log = JsonlLog(Path(args.run_dir) / "log.jsonl")
     t0 = time.perf_counter()
-    model, info = fit(base, u["train"], u["val"], log=log, verbose=True)
+    model, info = fit(base, recipe, u["train"], u["val"], log=log, verbose=True)
     train_seconds = time.perf_counter() - t0
     print(json.dumps(info))
     # calibrate the plausibility percentile on the real patients the model has seen (train + val), with the
@@ -396,9 +397,8 @@ def main(argv=None) -> int:
                     "total_seconds": time.perf_counter() - started})
     metrics = json.loads(json.dumps(metrics, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
     command = "python -m training.train_phenotype_vae " + " ".join(sys.argv[1:] if argv is None else argv)
-    folder = model.float().save_pretrained(args.out, model_card(config, metrics, command.strip(), n_boot=N_BOOT,
-                                                                      n_samples=N_SAMPLES),
-                                           extra={"metrics": metrics})
+    card = model_card(config, dataclasses.asdict(recipe), metrics, command.strip(), n_boot=N_BOOT, n_samples=N_SAMPLES)
+    folder = model.float().save_pretrained(args.out, card, extra={"metrics": metrics}, recipe=recipe)
     print(f"wrote {folder} in {metrics['total_seconds']:.0f} s")
     return 0
 

@@ -23,11 +23,12 @@ from cardiosynth.models.reid import ReidConfig, ReidNet, best_match
 from cardiosynth.render.fields import grid_sample_coordinates, novelty_field
 from cardiosynth.render.sampling import identity_positions
 from training.common import parse_training_run, seed_everything, training_parser
+from training.recipes import REID_RECIPES, ReidRecipe
 
 CONFIGS = {"default": ReidConfig()}
 
 
-def augment(frames: torch.Tensor, generator: torch.Generator, recipe) -> torch.Tensor:
+def augment(frames: torch.Tensor, generator: torch.Generator, recipe: ReidRecipe) -> torch.Tensor:
     """Shift, smooth deformation, gamma and noise, per frame (bilinear: augmentation, not rendering)."""
     n, size = len(frames), frames.shape[-1]
     fields = torch.stack([novelty_field(size, recipe.deform_px, generator) for _ in range(n)]).float()
@@ -40,8 +41,7 @@ def augment(frames: torch.Tensor, generator: torch.Generator, recipe) -> torch.T
     return (out + torch.randn(out.shape, generator=generator) * 0.02).clamp(0, 1)
 
 
-def train(config: ReidConfig, dataset_name: str = "default") -> tuple[ReidNet, dict]:
-    recipe = config.recipe
+def train(config: ReidConfig, recipe: ReidRecipe, dataset_name: str = "default") -> tuple[ReidNet, dict]:
     generator = seed_everything(recipe.seed)
     train_part = load_prepared(dataset_name).split("train")
     subjects = sorted(train_part.table["subject"].unique())
@@ -82,10 +82,11 @@ def fit_threshold(model: ReidNet, dataset_name: str = "default") -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = training_parser(__doc__, CONFIGS, "reid", epochs=False, resume=False, device=False, threads=True)
-    run = parse_training_run(parser, CONFIGS, "reid", "train_reid", argv)
-    model, summary = train(run.config, run.args.dataset or "default")
+    run = parse_training_run(parser, CONFIGS, "reid", "train_reid", argv, recipes=REID_RECIPES)
+    model, summary = train(run.config, run.recipe, run.args.dataset or "default")
     summary.update(fit_threshold(model, run.args.dataset or "default"))
-    model.save_pretrained(run.out, model_card(summary, run.command), extra={**summary, "command": run.command})
+    model.save_pretrained(run.out, model_card(summary, run.command), extra={**summary, "command": run.command},
+                         recipe=run.recipe)
     print(f"re-identification network -> {run.out}")
 
 

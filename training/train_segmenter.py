@@ -36,6 +36,7 @@ from cardiosynth.models.segmenter import (CONFIGS, Segmenter, SegmenterConfig, c
 from cardiosynth.paths import REPO_ROOT, cache_dir
 from training.common import (JsonlLog, checkpoint_exists, config_suffix, load_checkpoint, parse_training_run,
                              pick_device, save_checkpoint, seed_everything, training_parser)
+from training.recipes import SEGMENTER_RECIPES, SegmenterRecipe
 
 BOOTSTRAP_SAMPLES = 2000
 
@@ -53,12 +54,11 @@ def frames_and_masks(ds: PreparedDataset) -> dict[str, torch.Tensor | np.ndarray
     }
 
 
-def augment(x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, config: SegmenterConfig,
+def augment(x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, recipe: SegmenterRecipe,
             generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Random similarity transform (images bilinear, labels nearest; outside the field of view stays padding),
     then intensity jitter and noise on the real pixels only (padding stays 0, as in prepared cines); the
-    ranges are the config's recipe's."""
-    recipe = config.recipe
+    ranges are the recipe's."""
     n = x.shape[0]
     u = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
     angle = (2 * u(n) - 1) * math.radians(recipe.aug_rotate_deg)
@@ -87,14 +87,15 @@ def augment(x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, config: Segme
     return x, y[:, 0].long()
 
 
-def loss_fn(logits: torch.Tensor, target: torch.Tensor, config: SegmenterConfig) -> torch.Tensor:
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, config: SegmenterConfig,
+            recipe: SegmenterRecipe) -> torch.Tensor:
     """Cross-entropy + soft Dice loss over the foreground classes (batch-level sums), weighted by the recipe."""
     ce = F.cross_entropy(logits, target)
     prob = logits.softmax(dim=1)[:, 1:]
     onehot = F.one_hot(target, config.classes).permute(0, 3, 1, 2)[:, 1:].float()
     inter = (prob * onehot).sum((0, 2, 3))
     dice = (2 * inter + 1) / (prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3)) + 1)
-    return ce + config.recipe.dice_weight * (1 - dice.mean())
+    return ce + recipe.dice_weight * (1 - dice.mean())
 
 
 # --------------------------------------------------------------------------------------------- evaluation
@@ -153,11 +154,10 @@ def lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def train(config: SegmenterConfig, out: Path, run_dir: Path, resume: bool = False, device: str = "auto",
+def train(config: SegmenterConfig, recipe: SegmenterRecipe, out: Path, run_dir: Path, resume: bool = False, device: str = "auto",
           max_steps: int | None = None, checkpoint_every: int = 5, progress: bool = True,
           write_weights: bool = True, command: str = "") -> dict:
     started = time.perf_counter()
-    recipe = config.recipe
     seed_everything(recipe.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     dev = pick_device(device)
@@ -178,14 +178,17 @@ def train(config: SegmenterConfig, out: Path, run_dir: Path, resume: bool = Fals
     start_epoch, best = 0, {"score": -1.0, "epoch": -1}
     if resume and checkpoint_exists(ckpt):
         meta = load_checkpoint(ckpt, model, optimizer)
-        if meta["extra"].get("config") != json.loads(json.dumps(dataclasses.asdict(config))):
-            raise ValueError(f"{ckpt} was written with a different config; start without --resume or use its config")
+        if meta["extra"].get("config") != json.loads(json.dumps(dataclasses.asdict(config))) or \
+                meta["extra"].get("recipe") != json.loads(json.dumps(dataclasses.asdict(recipe))):
+            raise ValueError(f"{ckpt} was written with a different config or recipe; start without --resume or use "
+                             "its config")
         start_epoch, best = meta["extra"]["epoch"] + 1, meta["extra"]["best"]
         print(f"resumed from {ckpt} after epoch {start_epoch - 1} (best val mean Dice {best['score']:.4f})", file=sys.stderr)
     elif resume:
         print(f"--resume: no checkpoint in {run_dir}, starting fresh", file=sys.stderr)
     if start_epoch == 0:
-        log.write(event="start", config=dataclasses.asdict(config), train_images=n_train,
+        log.write(event="start", config=dataclasses.asdict(config), recipe=dataclasses.asdict(recipe),
+                  train_images=n_train,
                   val_images=len(val_data["x"]), parameters=count_parameters(model))
 
     step = start_epoch * steps_per_epoch
@@ -199,10 +202,10 @@ def train(config: SegmenterConfig, out: Path, run_dir: Path, resume: bool = Fals
         losses = []
         for b in range(steps_per_epoch):
             idx = order[b * recipe.batch_size:(b + 1) * recipe.batch_size]
-            x, y = augment(train_data["x"][idx], train_data["y"][idx], train_data["valid"][idx], config, epoch_gen)
+            x, y = augment(train_data["x"][idx], train_data["y"][idx], train_data["valid"][idx], recipe, epoch_gen)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total_steps, warmup, recipe.lr)
-            loss = loss_fn(model(x.to(dev)), y.to(dev), config)
+            loss = loss_fn(model(x.to(dev)), y.to(dev), config, recipe)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -223,7 +226,8 @@ def train(config: SegmenterConfig, out: Path, run_dir: Path, resume: bool = Fals
         bar.set_postfix(loss=record["train_loss"], val=score, best=best["score"])
         if (epoch + 1) % checkpoint_every == 0 or epoch == recipe.epochs - 1 or max_steps is not None:
             save_checkpoint(ckpt, model, optimizer, step,
-                            extra={"epoch": epoch, "best": best, "config": dataclasses.asdict(config)})
+                            extra={"epoch": epoch, "best": best, "config": dataclasses.asdict(config),
+                                   "recipe": dataclasses.asdict(recipe)})
         if max_steps is not None and step >= max_steps:
             break
     bar.close()
@@ -242,7 +246,8 @@ def train(config: SegmenterConfig, out: Path, run_dir: Path, resume: bool = Fals
     metrics["parameters"] = count_parameters(model)
     log.write(event="done", **metrics)
     if write_weights:
-        model.save_pretrained(out, model_card(config, metrics, command), extra={"metrics": metrics})
+        model.save_pretrained(out, model_card(config, dataclasses.asdict(recipe), metrics, command),
+                              extra={"metrics": metrics}, recipe=recipe)
     return metrics
 
 
@@ -258,9 +263,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run-dir", default=None, help="checkpoints and log.jsonl (default .cache/runs/segmenter_<config>)")
     parser.add_argument("--no-progress", action="store_true")
     run = parse_training_run(parser, CONFIGS, "segmenter", "train_segmenter", argv, default_out=lambda a: (
-        run_folder(a) / "weights" if a.max_steps is not None else REPO_ROOT / "weights" / f"segmenter{config_suffix(a.config)}"))
+        run_folder(a) / "weights" if a.max_steps is not None else REPO_ROOT / "weights" / f"segmenter{config_suffix(a.config)}"),
+        recipes=SEGMENTER_RECIPES)
     args, run_dir = run.args, run_folder(run.args)
-    metrics = train(run.config, run.out, run_dir, resume=args.resume, device=args.device, max_steps=args.max_steps,
+    metrics = train(run.config, run.recipe, run.out, run_dir, resume=args.resume, device=args.device, max_steps=args.max_steps,
                     progress=not args.no_progress, command=run.command)
     for split in ("val", "test"):
         m = metrics[split]

@@ -32,13 +32,13 @@ from cardiosynth.paths import cache_dir
 from training.augment import jitter_intensity, random_affine, warp
 from training.common import (JsonlLog, checkpoint_exists, load_checkpoint, parse_training_run, pick_device,
                              save_checkpoint, seed_everything, training_parser)
+from training.recipes import VAE3D_RECIPES, VAE3DRecipe
 
 
-def augment(cines: torch.Tensor, valid: torch.Tensor, config: VAE3DConfig, generator: torch.Generator
+def augment(cines: torch.Tensor, valid: torch.Tensor, recipe: VAE3DRecipe, generator: torch.Generator
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, T, H, W) in [0, 1], (B, H, W) bool -> augmented and randomly cropped (B, Tc, Hc, Wc), (B, Hc, Wc), as
-    the config's recipe says."""
-    recipe = config.recipe
+    the recipe says."""
     theta = random_affine(len(cines), generator)
     cines = warp(cines, theta)
     valid = warp(valid[:, None].float(), theta)[:, 0] > 0.5
@@ -58,10 +58,10 @@ def random_crop(cines: torch.Tensor, valid: torch.Tensor, frames: int, size: int
     return torch.stack(out_c), torch.stack(out_v)
 
 
-def loss_terms(model: VAE3D, cines: torch.Tensor, valid: torch.Tensor, generator: torch.Generator | None = None,
-               sample: bool = True) -> dict[str, torch.Tensor]:
-    """cines (B, T, H, W) in [0, 1], valid (B, H, W) bool. Padding is excluded from every reconstruction term."""
-    recipe = model.config.recipe
+def loss_terms(model: VAE3D, cines: torch.Tensor, valid: torch.Tensor, recipe: VAE3DRecipe,
+               generator: torch.Generator | None = None, sample: bool = True) -> dict[str, torch.Tensor]:
+    """cines (B, T, H, W) in [0, 1], valid (B, H, W) bool. Padding is excluded from every reconstruction term;
+    the recipe weighs the terms."""
     recon, mean, logvar = model(cines[:, None], sample=sample, generator=generator)
     recon = recon[:, 0]
     v = valid[:, None].expand_as(cines).float()
@@ -141,9 +141,9 @@ def bench(model: VAE3D, repeats: int = 10, warmup: int = 3) -> dict:
             "input_shape": [1, 1, c.frames, c.size, c.size], "latent_shape": list(c.latent_shape)}
 
 
-def train(config: VAE3DConfig, out: Path, dataset_name: str = "default", resume: bool = False,
+def train(config: VAE3DConfig, recipe: VAE3DRecipe, out: Path, dataset_name: str = "default", resume: bool = False,
           device: str = "auto", config_name: str = "default") -> dict:
-    recipe = config.recipe
+    recipe.check_crops(config)
     generator = seed_everything(recipe.seed)
     device = pick_device(device)
     dataset = load_prepared(dataset_name)
@@ -172,8 +172,8 @@ def train(config: VAE3DConfig, out: Path, dataset_name: str = "default", resume:
         sums: dict[str, float] = {}
         for k in range(steps_per_epoch):
             idx = order[k * recipe.batch_size:(k + 1) * recipe.batch_size]
-            x, v = augment(cines[idx], valid[idx], config, generator)
-            terms = loss_terms(model, x.to(device), v.to(device), generator)
+            x, v = augment(cines[idx], valid[idx], recipe, generator)
+            terms = loss_terms(model, x.to(device), v.to(device), recipe, generator)
             optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
             optimizer.step()
@@ -197,13 +197,14 @@ def train(config: VAE3DConfig, out: Path, dataset_name: str = "default", resume:
     model = model.cpu().eval()
     model.save_pretrained(out, "(model card written by finalise)",
                           extra={"selected": best, "train_minutes": round(minutes, 1), "dataset": dataset_name,
-                           "command": command_line(config, out, config_name), "train_threads": torch.get_num_threads()})
+                           "command": command_line(recipe, out, config_name), "train_threads": torch.get_num_threads()},
+                          recipe=recipe)
     return finalise(out, dataset_name, train_minutes=minutes)
 
 
-def command_line(config: VAE3DConfig, out: Path, config_name: str) -> str:
-    epochs, threads = config.recipe.epochs, torch.get_num_threads()
-    epochs = "" if epochs == CONFIGS[config_name].recipe.epochs else f" --epochs {epochs}"
+def command_line(recipe: VAE3DRecipe, out: Path, config_name: str) -> str:
+    epochs, threads = recipe.epochs, torch.get_num_threads()
+    epochs = "" if epochs == VAE3D_RECIPES[config_name].epochs else f" --epochs {epochs}"
     return f"python -m training.train_vae3d --config {config_name} --out {out}{epochs} --threads {threads}"
 
 
@@ -233,15 +234,16 @@ def finalise(out: Path, dataset_name: str = "default", train_minutes: float | No
     if train_minutes is not None:
         extra["train_minutes"] = round(train_minutes, 1)
     extra.update(metrics=results, speed=speed)
-    model.save_pretrained(out, model_card(model.config, extra), extra=extra, state=state)
+    model.save_pretrained(out, model_card(model.config, payload["recipe"], extra), extra=extra, state=state,
+                          recipe=payload["recipe"])
     return {"latent_shape": list(model.config.latent_shape), "latent_scale": model.config.stats.latent_scale, **extra}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = training_parser(__doc__, CONFIGS, "vae3d", threads=True)
-    run = parse_training_run(parser, CONFIGS, "vae3d", "train_vae3d", argv)
+    run = parse_training_run(parser, CONFIGS, "vae3d", "train_vae3d", argv, recipes=VAE3D_RECIPES)
     args, out = run.args, run.out
-    summary = train(run.config, out, args.dataset or args.config, args.resume, args.device, args.config)
+    summary = train(run.config, run.recipe, out, args.dataset or args.config, args.resume, args.device, args.config)
     print(json.dumps({k: summary[k] for k in ("latent_shape", "latent_scale", "metrics", "speed", "selected")}, indent=2))
 
 

@@ -8,7 +8,7 @@ and "were the frames shuffled?" (self-supervised; makes the features sensitive t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,23 +19,11 @@ from cardiosynth import phenotypes as ph
 from cardiosynth.weights import Pretrained
 
 
-@dataclass(frozen=True)
-class CineEncoderRecipe:
-    """The training recipe (training.train_cine_encoder: AdamW, one-cycle schedule), read only by the training
-    loop: nothing here changes the features of a trained encoder, hence the Fréchet distances."""
-
-    epochs: int = 60
-    batch_size: int = 16
-    lr: float = 2e-3  # peak of the one-cycle schedule
-    weight_decay: float = 0.05
-    seed: int = 0
-
-
 @dataclass
 class CineEncoderConfig:
-    """The cines it reads and its architecture (heads included: the training targets it predicts), then the
-    training recipe as its own dataclass; saved, nested the same way, in ``config.json``. The training split's
-    phenotype scaler (for the phenotype head's targets) is not read at inference and stays in ``extra``."""
+    """The cines it reads and its architecture (heads included: the training targets it predicts); saved in
+    ``config.json``, the training recipe (training.recipes) beside it. The training split's phenotype scaler (for
+    the phenotype head's targets) is not read at inference and stays in ``extra``."""
 
     frames: int = 16
     size: int = 64
@@ -44,7 +32,6 @@ class CineEncoderConfig:
     n_groups: int = 5
     phenotypes: tuple[str, ...] = ph.NAMES
     dropout: float = 0.2
-    recipe: CineEncoderRecipe = field(default_factory=CineEncoderRecipe)
 
 
 GROUPS = ("DCM", "HCM", "MINF", "NOR", "RV")

@@ -26,8 +26,9 @@ code under the guidance of one ECG cycle, for a given anatomy.
   temporal attention (across frames at one place), cross-attention to the per-frame ECG features and an MLP,
   modulated by AdaLN-Zero on (flow time + slice position). The ECG features are also pooled to the latent
   frames and added to that frame's tokens, a direct path for timing.
-- Classifier-free guidance: the ECG features are replaced by a learned null sequence for
-  ``recipe.condition_dropout`` of the training examples; at sampling v = v_null + cfg * (v_ecg - v_null).
+- Classifier-free guidance: the ECG features are replaced by a learned null sequence for a share
+  ``condition_dropout`` (the trainer's recipe) of the training examples; at sampling
+  v = v_null + cfg * (v_ecg - v_null).
 
 Every choice (alpha, steps, cfg, sizes) lives in :class:`EcgFlowConfig` (steps and cfg in its ``sampler``), saved
 with the weights and read by both training and sampling (ECGFlowCMR's published code trained with noise 0.8 and
@@ -69,26 +70,10 @@ class EcgFlowSampler:
 
 
 @dataclass(frozen=True)
-class EcgFlowRecipe:
-    """The training recipe (training.train_ecg_flow): nothing here changes a trained model's outputs."""
-
-    condition_dropout: float = 0.1  # share of training examples given the null ECG (for CFG)
-    epochs: int = 150
-    batch_size: int = 16
-    lr: float = 3e-4
-    weight_decay: float = 1e-4
-    warmup_steps: int = 100
-    ema_decay: float = 0.998
-    grad_clip: float = 1.0
-    eval_every: int = 3
-    pairs_per_subject: int = 4  # pseudo-pairs: LUDB ECGs per ACDC subject (cardiosynth.data.pairing)
-    seed: int = 0
-
-
-@dataclass(frozen=True)
 class EcgFlowConfig:
-    """The architecture and representation (what the model outputs, its re-timing included), then (one dataclass
-    each) the sampler defaults and the training recipe; saved, nested the same way, in ``config.json``."""
+    """The architecture and representation (what the model outputs, its re-timing included), then the sampler
+    defaults as their own dataclass; saved, nested the same way, in ``config.json``, the training recipe
+    (training.recipes) beside it."""
 
     latent_channels: int = 18  # packed code: 8 anatomy + 5 x 2 motion channels
     latent_frames: int = 1
@@ -111,7 +96,6 @@ class EcgFlowConfig:
     # refuses weights without it (None only before training)
     spacing_mm: float | None = None
     sampler: EcgFlowSampler = field(default_factory=EcgFlowSampler)
-    recipe: EcgFlowRecipe = field(default_factory=EcgFlowRecipe)
 
     def __post_init__(self):
         if self.prediction not in ("x1", "velocity"):
@@ -132,12 +116,10 @@ class EcgFlowConfig:
 
 CONFIGS = {
     "default": EcgFlowConfig(canonical_es_fraction=0.38),  # 0.38: the ACDC training cines' mean ES fraction
-    # ECGFlowCMR's paper setting (a GPU) on the paper representation (packed code (8 + 6 x 2) x 1 x 24 x 24):
-    # AdamW 1e-4, wd 1e-4, batch 4
+    # ECGFlowCMR's paper setting (a GPU) on the paper representation (packed code (8 + 6 x 2) x 1 x 24 x 24)
     "paper": EcgFlowConfig(latent_channels=20, latent_frames=1, latent_size=24, patch=2, width=768, depth=12, heads=12,
                            ecg_dim=384, ecg_frames=50, alpha=1.0, canonical_es_fraction=0.38,
-                           sampler=EcgFlowSampler(sampling_steps=25, method="euler"),
-                           recipe=EcgFlowRecipe(epochs=10, batch_size=4, lr=1e-4, weight_decay=1e-4)),
+                           sampler=EcgFlowSampler(sampling_steps=25, method="euler")),
 }
 
 
@@ -293,14 +275,15 @@ class EcgFlow(nn.Module, Pretrained):
         return torch.cat([known[:, :k].to(z), z[:, k:]], dim=1)
 
     def loss(self, z1: torch.Tensor, ecg: torch.Tensor, slice_position: torch.Tensor,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, condition_dropout: float = 0.1) -> torch.Tensor:
         """Flow-matching loss on the straight path from z0 = template + alpha * eps to z1: MSE of the predicted
-        velocity against z1 - z0, or of the predicted x1 against z1, on the drawn (not the known) channels."""
+        velocity against z1 - z0, or of the predicted x1 against z1, on the drawn (not the known) channels; the
+        null ECG for a ``condition_dropout`` share of the examples (the trainer passes its recipe's)."""
         b, k = z1.shape[0], self.config.known_channels
         device = z1.device
         eps = torch.randn(z1.shape, generator=generator).to(device)
         t = torch.rand(b, generator=generator).to(device)
-        drop = (torch.rand(b, generator=generator) < self.config.recipe.condition_dropout).to(device)
+        drop = (torch.rand(b, generator=generator) < condition_dropout).to(device)
         z0 = self.template + self.config.alpha * eps
         zt = self.hold_known((1 - t)[:, None, None, None, None] * z0 + t[:, None, None, None, None] * z1, z1)
         target = z1 - z0 if self.config.prediction == "velocity" else z1

@@ -6,7 +6,7 @@
     per_frame = resample_cycle(features[0], *cycle, frames=16)    # (16, D): frame 0 = R peak ~ end-diastole
 
 A 12 x 5000 ECG (10 s at 500 Hz) is cut into tokens of ``patch`` samples (8 -> 625 tokens of 16 ms). Training
-hides ``recipe.mask_ratio`` of the tokens (their embeddings replaced by a learned mask token, SimMIM-style, so the same
+hides ``mask_ratio`` of the tokens (their embeddings replaced by a learned mask token, SimMIM-style, so the same
 encoder runs unmasked at inference) and minimises the masked tokens' reconstruction MSE plus the MSE of a phase
 head that predicts (sin phi, cos phi) for every token, phi rising 0 -> 2 pi from one R peak to the next
 (neurokit2 R peaks, :mod:`cardiosynth.ecg.phase`). Leads are normalised at the input (median removed, divided by
@@ -16,7 +16,7 @@ their SD), so uncalibrated LUDB amplitudes and clinical millivolts look alike to
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,31 +29,9 @@ TWO_PI = 2 * math.pi
 
 
 @dataclass(frozen=True)
-class EcgMAERecipe:
-    """The training recipe (training.train_ecg_mae: the masking, the loss weights, the augmentation and the
-    optimiser), read only by the training loss and loop: nothing here changes what a trained model encodes."""
-
-    mask_ratio: float = 0.5  # share of the tokens hidden behind the mask token
-    phase_weight: float = 1.0
-    epochs: int = 150
-    batch_size: int = 16
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_steps: int = 100
-    ema_decay: float = 0.995
-    grad_clip: float = 1.0
-    eval_every: int = 5
-    shift_tokens: int = 60  # random time shift in training, +- tokens
-    noise_std: float = 0.05  # in normalised units
-    wander_max: float = 0.3  # baseline wander amplitude, normalised units
-    lead_dropout: float = 0.1
-    seed: int = 0
-
-
-@dataclass(frozen=True)
 class EcgMAEConfig:
-    """The architecture (what inference runs), then the training recipe as its own dataclass; saved, nested the
-    same way, in ``config.json``."""
+    """The architecture (what inference runs); saved in ``config.json``, the training recipe (training.recipes:
+    the masking, the loss weights, the augmentation and the optimiser) beside it."""
 
     leads: int = 12
     samples: int = 5000
@@ -67,7 +45,6 @@ class EcgMAEConfig:
     heads: int = 4
     mlp_ratio: float = 4.0
     dropout: float = 0.0
-    recipe: EcgMAERecipe = field(default_factory=EcgMAERecipe)
 
     @property
     def tokens(self) -> int:
@@ -81,7 +58,7 @@ class EcgMAEConfig:
 CONFIGS = {
     "default": EcgMAEConfig(),
     # paper scale (ViT-S-like encoder); sized for a GPU
-    "paper": EcgMAEConfig(width=384, depth=8, heads=6, recipe=EcgMAERecipe(epochs=400, batch_size=64, lr=5e-4)),
+    "paper": EcgMAEConfig(width=384, depth=8, heads=6),
 }
 
 
@@ -141,13 +118,16 @@ class EcgMAE(nn.Module, Pretrained):
         return x.reshape(b, leads, self.config.tokens, self.config.patch).permute(0, 2, 1, 3).reshape(b, self.config.tokens, -1)
 
     def loss(self, x: torch.Tensor, phase: torch.Tensor, phase_valid: torch.Tensor,
-             generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Normalised signals (B, 12, S), token phase (B, N) radians and its mask (B, N) -> the losses."""
-        c, recipe = self.config, self.config.recipe
+             generator: torch.Generator | None = None, mask_ratio: float = 0.5,
+             phase_weight: float = 1.0) -> dict[str, torch.Tensor]:
+        """Normalised signals (B, 12, S), token phase (B, N) radians and its mask (B, N) -> the losses: the
+        reconstruction of a random ``mask_ratio`` of the tokens + ``phase_weight`` x the phase loss (the
+        trainer passes its recipe's)."""
+        c = self.config
         b, n = x.shape[0], c.tokens
         order = torch.rand(b, n, generator=generator).argsort(dim=1)
         mask = torch.zeros(b, n, dtype=torch.bool)
-        mask.scatter_(1, order[:, :int(round(recipe.mask_ratio * n))], True)
+        mask.scatter_(1, order[:, :int(round(mask_ratio * n))], True)
         mask = mask.to(x.device)
         _, recon, phase_pred = self(x, mask)
         recon_loss = ((recon - self.patches(x)) ** 2).mean(-1)[mask].mean()
@@ -155,7 +135,7 @@ class EcgMAE(nn.Module, Pretrained):
         valid = phase_valid & torch.isfinite(phase)
         per_token = ((phase_pred - torch.nan_to_num(target)) ** 2).sum(-1)
         phase_loss = (per_token * valid).sum() / valid.sum().clamp_min(1)
-        return {"loss": recon_loss + recipe.phase_weight * phase_loss, "recon": recon_loss, "phase": phase_loss}
+        return {"loss": recon_loss + phase_weight * phase_loss, "recon": recon_loss, "phase": phase_loss}
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -230,16 +210,17 @@ def shift_batch(x: torch.Tensor, phase: torch.Tensor, valid: torch.Tensor, shift
     return out_x, out_p, out_v
 
 
-def augment_ecg(x: torch.Tensor, config: EcgMAEConfig, generator: torch.Generator) -> torch.Tensor:
-    """Noise, baseline wander and dropped leads (as the config's recipe says) on normalised signals (B, 12, S)."""
-    recipe = config.recipe
+def augment_ecg(x: torch.Tensor, config: EcgMAEConfig, generator: torch.Generator, noise_std: float = 0.05,
+                wander_max: float = 0.3, lead_dropout: float = 0.1) -> torch.Tensor:
+    """Noise (SD ``noise_std``), baseline wander (amplitude up to ``wander_max``) and dropped leads (each with
+    probability ``lead_dropout``) on normalised signals (B, 12, S); the trainer passes its recipe's."""
     b, leads, s = x.shape
     t = torch.arange(s, dtype=torch.float32) / config.fs
     freq = 0.05 + 0.45 * torch.rand(b, leads, 1, generator=generator)
     phase = TWO_PI * torch.rand(b, leads, 1, generator=generator)
-    amplitude = recipe.wander_max * torch.rand(b, leads, 1, generator=generator)
-    x = x + amplitude * torch.sin(TWO_PI * freq * t + phase) + recipe.noise_std * torch.randn(x.shape, generator=generator)
-    keep = (torch.rand(b, leads, 1, generator=generator) >= recipe.lead_dropout).float()
+    amplitude = wander_max * torch.rand(b, leads, 1, generator=generator)
+    x = x + amplitude * torch.sin(TWO_PI * freq * t + phase) + noise_std * torch.randn(x.shape, generator=generator)
+    keep = (torch.rand(b, leads, 1, generator=generator) >= lead_dropout).float()
     return x * keep
 
 

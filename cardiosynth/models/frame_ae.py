@@ -34,39 +34,10 @@ from cardiosynth.weights import Pretrained, config_from_dict
 
 
 @dataclass(frozen=True)
-class FrameAERecipe:
-    """The training recipe (training.train_frame_ae: schedule, loss weights, the patch discriminator, EMA,
-    augmentation, a second stage's start): read only by training, so nothing here changes what trained
-    weights encode or decode."""
-
-    epochs: int = 30  # 30 min on 2 free cores (55-60 s an epoch; 2-3x that when another job shares them)
-    batch_size: int = 32
-    lr: float = 3e-4
-    disc_lr: float = 3e-4
-    kl_weight: float = 1e-6  # on the mean KL per latent element, relative to the mean L1 per pixel
-    perceptual_weight: float = 0.1  # segmenter-feature distance (LPIPS-style: unit-normalised channels)
-    adversarial_weight: float = 0.02  # least-squares patch GAN (MONAI PatchAdversarialLoss)
-    adversarial_start_epoch: int = 2  # the discriminator joins once reconstructions are roughly right
-    disc_channels: int = 16
-    disc_layers: int = 3
-    ema_decay: float = 0.999
-    seed: int = 0
-    # decoder fine-tune (a second stage): start from the weights folder ``init_from`` and train the decoder
-    # only, so the latent space (and every model trained on it) stays as it is
-    init_from: str = ""
-    freeze_encoder: bool = False
-    # augmentation: one random affine + intensity jitter per frame
-    aug_rotate_deg: float = 12.0
-    aug_scale: tuple[float, float] = (0.9, 1.1)
-    aug_shift: float = 0.08  # in normalised coordinates (fraction of half the image)
-    aug_noise_std: float = 0.01
-
-
-@dataclass(frozen=True)
 class FrameAEConfig:
-    """The architecture (what the weights' shapes and the frames they take depend on), then, one dataclass
-    each, the fitted latent statistics (``stats``) and the training recipe (``recipe``); saved, nested the same
-    way, in ``config.json``."""
+    """The architecture (what the weights' shapes and the frames they take depend on), then the fitted latent
+    statistics (``stats``) as their own dataclass; saved, nested the same way, in ``config.json``, the training
+    recipe (training.recipes) beside it."""
 
     name: str = "default"
     size: int = 64  # H = W of the prepared frames (cardiosynth.data.prepare config ``data_config``)
@@ -77,7 +48,6 @@ class FrameAEConfig:
     latent_channels: int = 8  # 4 channels (12 epochs) decoded visibly blurred ED frames: 24.2 dB on val frames
     norm_groups: int = 8
     stats: LatentStats = field(default_factory=LatentStats)  # latent_scale, filled in after training
-    recipe: FrameAERecipe = field(default_factory=FrameAERecipe)
 
     def __post_init__(self):
         if len(self.channels) < 2 or any(c % self.norm_groups for c in self.channels):
@@ -101,16 +71,11 @@ class FrameAEConfig:
 CONFIGS = {
     "default": FrameAEConfig(),
     # 96 px frames -> 8 x 24 x 24: the motion model's "paper" control grid, so the MAR's packed code lines up
-    "paper": FrameAEConfig(name="paper", size=96, data_config="paper", channels=(64, 128, 256), latent_channels=8,
-                           recipe=FrameAERecipe(epochs=60, batch_size=64)),
+    "paper": FrameAEConfig(name="paper", size=96, data_config="paper", channels=(64, 128, 256), latent_channels=8),
 }
-# A second stage: the bundled autoencoder's decoder trained further under a 5x stronger patch-adversarial term,
-# its encoder (and so every model trained on its latents) bit for bit the same. Measured on val it did not sharpen
-# the frames (reports/anatomy_motion/README.md), so it is not bundled; it is the stage for a sharper encoder.
-CONFIGS["decoder_ft"] = dataclasses.replace(
-    CONFIGS["default"], name="decoder_ft",
-    recipe=dataclasses.replace(CONFIGS["default"].recipe, init_from="frame_ae", freeze_encoder=True, epochs=16, lr=1e-4,
-                               adversarial_weight=0.1, adversarial_start_epoch=0))
+# A second stage (its recipe, training.recipes.FRAME_AE_RECIPES["decoder_ft"], trains the bundled autoencoder's
+# decoder further, its encoder bit for bit the same): the default architecture under its own name.
+CONFIGS["decoder_ft"] = dataclasses.replace(CONFIGS["default"], name="decoder_ft")
 
 
 class FrameAutoencoder(nn.Module, Pretrained):

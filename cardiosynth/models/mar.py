@@ -83,34 +83,10 @@ class MARSampler:
             raise ValueError(f"decoding_order must be one of {DECODING_ORDERS}")
 
 
-@dataclass(frozen=True)
-class MARRecipe:
-    """The training recipe (training.train_mar): nothing here changes a trained model's outputs."""
-
-    condition_dropout: float = 0.1  # share of training examples given the null condition (for CFG)
-    # masking (LTH14): ratio ~ truncated normal, mean 1, std 0.25, on [mask_ratio_min, 1]
-    mask_ratio_min: float = 0.7
-    mask_ratio_std: float = 0.25
-    diffusion_batch_mul: int = 4  # noise levels drawn per masked token and step (the denoiser is cheap)
-    epochs: int = 120  # 20 steps an epoch at batch 16 on ~320 cines: ~45 min on 2 CPU cores (see train_mar)
-    batch_size: int = 16
-    lr: float = 4e-4
-    min_lr_ratio: float = 0.1  # cosine decay to lr * min_lr_ratio
-    warmup_steps: int = 200
-    weight_decay: float = 0.02
-    betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float = 3.0
-    ema_decay: float = 0.998  # averages ~the last 500 of 2,000 steps; the paper config uses LTH14's 0.9999
-    augment_copies: int = 8  # augmented encodings per training cine (cached), besides the clean one; a zoomed
-    # copy is conditioned on volumes and mass x zoom^2, so the copies also spread the conditions (train_mar)
-    eval_every: int = 5  # epochs between validation losses (model selection on the EMA model)
-    seed: int = 0
-
-
 @dataclass
 class MARConfig:
-    """The architecture and its conditions, then (one dataclass each) the fitted phenotype scaler, the sampler
-    defaults and the training recipe; saved, nested the same way, in ``config.json``."""
+    """The architecture and its conditions, then (one dataclass each) the fitted phenotype scaler and the sampler
+    defaults; saved, nested the same way, in ``config.json``, the training recipe (training.recipes) beside it."""
 
     # what the latents are: "anatomy_motion" (packed codes, cardiosynth.models.anatomy_motion) or "vae3d" (the
     # first rounds' 3D-VAE latents, 4 x 8 x 16 x 16, still bundled for de novo generation; reports/mar/README.md)
@@ -140,7 +116,6 @@ class MARConfig:
     diffusion_steps: int = 1000  # training timesteps, cosine schedule
     scaler: PhenotypeScaler = field(default_factory=PhenotypeScaler)
     sampler: MARSampler = field(default_factory=MARSampler)
-    recipe: MARRecipe = field(default_factory=MARRecipe)
 
     def __post_init__(self):
         if self.latent_frames % self.patch_t or self.latent_size % self.patch_s:
@@ -183,15 +158,13 @@ CONFIGS = {
     # tokens in time did not join up, reports/mar/README.md)
     "vae3d": MARConfig(representation="vae3d", latent_channels=4, latent_frames=8, latent_size=16, patch_t=8),
     # CPGG paper scale: 50x96x96 cines -> packed code (8 + 6 x 2) x 1 x 24 x 24 (frame_ae / motion "paper"),
-    # patch 2 -> 144 tokens of 80; 12 + 12 layers of width 768, denoiser 3 x 1024, K = 16, AdamW lr 8e-4,
-    # 400 epochs; MAR-B's 64 buffer tokens and 100 sampling steps.
+    # patch 2 -> 144 tokens of 80; 12 + 12 layers of width 768, denoiser 3 x 1024, K = 16 (its recipe: AdamW lr
+    # 8e-4, 400 epochs); MAR-B's 64 buffer tokens and 100 sampling steps.
     "paper": MARConfig(latent_channels=20, latent_frames=1, latent_size=24, patch_t=1, patch_s=2, width=768,
                        encoder_depth=12, decoder_depth=12, heads=12, buffer_size=64, denoiser_width=1024,
                        denoiser_blocks=3,
                        # temperature: LTH14's; choose the sampler on val once trained, as for the default
-                       sampler=MARSampler(sampling_steps=100, num_iter=16, temperature=1.0),
-                       recipe=MARRecipe(epochs=400, batch_size=64, lr=8e-4, warmup_steps=2000, ema_decay=0.9999,
-                                        augment_copies=0, eval_every=10)),
+                       sampler=MARSampler(sampling_steps=100, num_iter=16, temperature=1.0)),
 }
 
 
@@ -507,25 +480,27 @@ class MAR(nn.Module, Pretrained):
     # --- training -----------------------------------------------------------------------------------
 
     def loss(self, latents: torch.Tensor, phenotypes_std: torch.Tensor, slice_position: torch.Tensor,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, condition_dropout: float = 0.1, mask_ratio_min: float = 0.7,
+             mask_ratio_std: float = 0.25, diffusion_batch_mul: int = 4) -> torch.Tensor:
         """Diffusion loss (v-prediction MSE) on the masked tokens of scaled latents (B, C, t, h, w).
 
-        One mask ratio per batch (LTH14), a random order per example, the null condition for a
-        ``condition_dropout`` share of examples (training mode only), ``diffusion_batch_mul`` noise levels per
-        masked token. All randomness comes from ``generator`` when given (a fixed one makes validation exact)."""
+        One mask ratio per batch (LTH14: truncated normal, mean 1, SD ``mask_ratio_std``, on [``mask_ratio_min``,
+        1]), a random order per example, the null condition for a ``condition_dropout`` share of examples
+        (training mode only), ``diffusion_batch_mul`` noise levels per masked token; the trainer passes its
+        recipe's. All randomness comes from ``generator`` when given (a fixed one makes validation exact)."""
         c, device = self.config, latents.device
         tokens = self.patchify(latents)
         b, n, _ = tokens.shape
         condition = self.embed_condition(phenotypes_std.to(device), slice_position.to(device))
-        if self.training and c.recipe.condition_dropout > 0:
-            drop = _rand((b, 1), generator, device) < c.recipe.condition_dropout
+        if self.training and condition_dropout > 0:
+            drop = _rand((b, 1), generator, device) < condition_dropout
             condition = torch.where(drop, self.null_condition.to(condition.dtype), condition)
-        ratio = float(sample_mask_ratio(1, generator, c.recipe.mask_ratio_min, c.recipe.mask_ratio_std))
+        ratio = float(sample_mask_ratio(1, generator, mask_ratio_min, mask_ratio_std))
         orders = torch.argsort(_rand((b, n), generator, device), dim=1)
         mask = mask_by_order(min(n, max(1, math.ceil(n * ratio))), orders)
         z = self.decode(self.encode(tokens, mask, condition), mask)
-        target = tokens[mask].repeat(c.recipe.diffusion_batch_mul, 1)
-        z = z[mask].repeat(c.recipe.diffusion_batch_mul, 1)
+        target = tokens[mask].repeat(diffusion_batch_mul, 1)
+        z = z[mask].repeat(diffusion_batch_mul, 1)
         t = (_rand(len(target), generator, device) * c.diffusion_steps).long().clamp(max=c.diffusion_steps - 1)
         noise = _randn(target.shape, generator, device)
         a = self.alphas_cumprod[t][:, None]

@@ -42,10 +42,12 @@ from cardiosynth.weights import Pretrained, config_from_dict
 
 
 @dataclass(frozen=True)
-class MotionRecipe:
-    """How the motion space is fitted (training.fit_motion): the registration of every training cine on the full
-    control grid, whose trajectories the PCA turns into the temporal modes. Read only when fitting
-    (:func:`register`): nothing here changes what a fitted model encodes or decodes (the modes are its buffers)."""
+class MotionRegistration:
+    """How a cine is registered on the full control grid (:func:`register`): the training cines whose
+    trajectories the PCA turns into the temporal modes (training.fit_motion), and the real exemplars the renderer
+    warps at generation time (cardiosynth.pipelines.rendering, cardiosynth.render.registration, whose cache is
+    keyed on these settings). Part of the model, not a training recipe; it does not change what a fitted model
+    encodes or decodes (the modes are its buffers)."""
 
     register_iterations: int = 300
     register_lr: float = 0.01
@@ -64,8 +66,8 @@ class MotionEncoding:
 @dataclass(frozen=True)
 class MotionConfig:
     """The motion space (frames, grid, temporal modes) and the fitting objective that registration and encoding
-    share, then (one dataclass each) the registration recipe of the training cines and the encoding defaults;
-    saved, nested the same way, in ``config.json``. The fitted mean field, modes and code SDs are buffers in
+    share, then (one dataclass each) the registration settings (training cines and rendered exemplars) and the
+    encoding defaults; saved, nested the same way, in ``config.json``. The fitted mean field, modes and code SDs are buffers in
     ``model.safetensors``, not config."""
 
     name: str = "default"
@@ -77,7 +79,7 @@ class MotionConfig:
     # the objective both fits minimise, image MSE + smoothness_weight x smoothness: the registrations the modes
     # come from (training) and the code fit of every encoded cine (inference), so it stays one value here
     smoothness_weight: float = 0.05  # squared control-point differences, relative to the image MSE
-    recipe: MotionRecipe = field(default_factory=MotionRecipe)
+    registration: MotionRegistration = field(default_factory=MotionRegistration)
     encoder: MotionEncoding = field(default_factory=MotionEncoding)
 
     @property
@@ -161,15 +163,15 @@ def _check_cines(frames, config: MotionConfig) -> torch.Tensor:
 def register(frames: torch.Tensor, config: MotionConfig, ed: torch.Tensor | None = None,
              iterations: int | None = None) -> torch.Tensor:
     """Registration of each cine's frames to its ED frame (frame 0, or ``ed`` (N, H, W)): Adam on the full
-    control grid as the config's recipe says, loss = per-frame MSE + smoothness_weight x smoothness. Returns
+    control grid as the config's ``registration`` says, loss = per-frame MSE + smoothness_weight x smoothness. Returns
     (N, T, 2, g, g), frame 0 zero."""
     frames = _check_cines(frames, config)
     ed = frames[:, 0] if ed is None else ed.float()
     control = torch.zeros(len(frames), *config.control_shape, requires_grad=True)
-    optimiser = torch.optim.Adam([control], lr=config.recipe.register_lr)
+    optimiser = torch.optim.Adam([control], lr=config.registration.register_lr)
     mask = torch.ones(config.frames, 1, 1, 1)
     mask[0] = 0  # ED stays the anchor: its displacement is zero by definition
-    for _ in range(iterations or config.recipe.register_iterations):
+    for _ in range(iterations or config.registration.register_iterations):
         moved = control * mask
         loss = ((warp_through_cycle(ed, moved) - frames).pow(2).mean(dim=(1, 2, 3))
                 + config.smoothness_weight * smoothness(moved)).sum()

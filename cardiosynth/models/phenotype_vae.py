@@ -79,27 +79,10 @@ class PhenotypeVAEInference:
 
 
 @dataclass(frozen=True)
-class PhenotypeVAERecipe:
-    """The training recipe (training.train_phenotype_vae): nothing here changes a trained model's outputs."""
-
-    epochs: int = 4000  # full-batch steps (60 patients)
-    lr: float = 3e-3
-    weight_decay: float = 1e-3
-    beta: float = 1.0  # KL weight after warm-up
-    kl_warmup: int = 500  # steps of linear KL annealing from 0 to beta
-    train_samples: int = 8  # z samples per patient per step
-    input_noise: float = 0.0  # SD of Gaussian noise added to the standardised training inputs (smoothing)
-    eval_every: int = 50
-    patience: int = 1500  # steps without val improvement before stopping
-    eval_importance_samples: int = 256  # importance samples for the val NLL used for early stopping
-    seed: int = 0
-
-
-@dataclass(frozen=True)
 class PhenotypeVAEConfig:
     """The architecture (what the network is and what it reads), then (one dataclass each) the fitted coordinate
-    scaler, the fitted plausibility calibration, the inference settings and the training recipe; saved, nested
-    the same way, in ``config.json`` beside the weights."""
+    scaler, the fitted plausibility calibration and the inference settings; saved, nested the same way, in
+    ``config.json`` beside the weights (the training recipe, training.recipes, beside it there)."""
 
     name: str = "default"
     phenotypes: tuple[str, ...] = ph.NAMES  # every phenotype the model reads and returns, in this order
@@ -114,7 +97,6 @@ class PhenotypeVAEConfig:
     scaler: CoordinateScaler = field(default_factory=CoordinateScaler)
     calibration: PlausibilityCalibration = field(default_factory=PlausibilityCalibration)
     inference: PhenotypeVAEInference = field(default_factory=PhenotypeVAEInference)
-    recipe: PhenotypeVAERecipe = field(default_factory=PhenotypeVAERecipe)
 
     def __post_init__(self):
         if tuple(self.modelled) != ph.INDEPENDENT:

@@ -24,23 +24,11 @@ from cardiosynth.weights import Pretrained, config_from_dict
 
 
 @dataclass(frozen=True)
-class ReidRecipe:
-    steps: int = 1200
-    batch: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    shift_px: int = 4
-    deform_px: float = 1.5  # SD of a 4 x 4 smooth deformation's control points (the renderer's novelty: 0.5-1)
-    seed: int = 0
-
-
-@dataclass(frozen=True)
 class ReidConfig:
     size: int = 64
     width: int = 16
     embedding: int = 64
     patients: int = 0  # training patients the classifier head was trained on
-    recipe: ReidRecipe = ReidRecipe()
 
     @classmethod
     def from_dict(cls, values: dict) -> "ReidConfig":

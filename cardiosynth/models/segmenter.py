@@ -15,7 +15,7 @@ the two cannot drift. Inference folds each BatchNorm into the convolution before
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -29,33 +29,10 @@ from cardiosynth.weights import Pretrained, config_from_dict
 
 
 @dataclass(frozen=True)
-class SegmenterRecipe:
-    """The training recipe (training.train_segmenter: optimiser, schedule, loss weight, augmentation), read only
-    by the training loop and loss: nothing here changes what a trained segmenter outputs."""
-
-    epochs: int = 120
-    batch_size: int = 16
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup_epochs: int = 2
-    dice_weight: float = 1.0  # loss = CE + dice_weight * soft Dice loss (foreground classes)
-    seed: int = 0
-    # augmentation (no flips: the RV lies on a consistent side of the LV in every ACDC slice)
-    aug_rotate_deg: float = 15.0
-    aug_scale: tuple[float, float] = (0.85, 1.15)
-    aug_translate_px: float = 4.0
-    aug_gamma: tuple[float, float] = (0.7, 1.5)
-    aug_contrast: tuple[float, float] = (0.8, 1.2)
-    aug_brightness: float = 0.08
-    aug_noise_std: float = 0.03
-    aug_probability: float = 0.9  # share of training images that get the geometric transform
-
-
-@dataclass(frozen=True)
 class SegmenterConfig:
     """The frames the network expects (``image_size``, checked by segment_cine and the Turing test's features;
-    ``spacing_mm`` and ``data_config`` name the prepared grid they come from) and its architecture, then the
-    training recipe as its own dataclass; saved, nested the same way, in ``config.json``."""
+    ``spacing_mm`` and ``data_config`` name the prepared grid they come from) and its architecture; saved in
+    ``config.json``, the training recipe (training.recipes) beside it."""
 
     name: str = "default"
     # what the network sees
@@ -67,7 +44,6 @@ class SegmenterConfig:
     channels: tuple[int, ...] = (8, 16, 32, 64, 128)  # thin at full resolution: that is where CPU time goes
     convs_per_block: int = 2
     dropout: float = 0.1  # in the bottleneck only
-    recipe: SegmenterRecipe = field(default_factory=SegmenterRecipe)
 
     @property
     def depth(self) -> int:
@@ -90,7 +66,7 @@ CONFIGS = {
     "default": SegmenterConfig(),
     # the paper-size data: 96 x 96 frames at 1.5 mm/px, one more level, wider
     "paper": SegmenterConfig(name="paper", image_size=96, spacing_mm=1.5, data_config="paper",
-                             channels=(16, 32, 64, 128, 256), recipe=SegmenterRecipe(epochs=300, batch_size=32)),
+                             channels=(16, 32, 64, 128, 256)),
 }
 
 

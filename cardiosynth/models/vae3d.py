@@ -24,29 +24,11 @@ from cardiosynth.models.latents import LatentStats, decode_in_batches, encode_in
 from cardiosynth.weights import Pretrained
 
 
-@dataclass(frozen=True)
-class VAE3DRecipe:
-    """The training recipe (training.train_vae3d: loss weights, schedule, augmentation and crops): read only by
-    training, so nothing here changes what trained weights encode or decode."""
-
-    kl_weight: float = 1e-5  # SD convention: weight of the summed KL relative to the summed pixel loss
-    ssim_weight: float = 0.2  # weight of (1 - SSIM) on valid pixels, added to the L1 term
-    epochs: int = 14
-    batch_size: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    aug_noise_std: float = 0.01
-    crop_frames: int = 8  # training on random crops (fully convolutional): ~3.5x cheaper steps on CPU
-    crop_size: int = 48
-    eval_every: int = 3  # epochs between validation passes (full cines)
-    seed: int = 0
-
-
 @dataclass
 class VAE3DConfig:
-    """The architecture (the cine shape it codes and the network's shapes), then, one dataclass each, the
-    fitted latent statistics (``stats``) and the training recipe (``recipe``); saved, nested the same way, in
-    ``config.json``. The crops are checked here, against the cine shape and the downsampling factors."""
+    """The architecture (the cine shape it codes and the network's shapes), then the fitted latent statistics
+    (``stats``) as their own dataclass; saved, nested the same way, in ``config.json``, the training recipe
+    (training.recipes, whose crops are checked against this config when training starts) beside it."""
 
     frames: int = 16
     size: int = 64
@@ -60,7 +42,6 @@ class VAE3DConfig:
     groups: int = 8  # GroupNorm groups
     # filled in after training: 1 / std of the training-set posterior means (scaled latent has unit std)
     stats: LatentStats = field(default_factory=LatentStats)
-    recipe: VAE3DRecipe = field(default_factory=VAE3DRecipe)
 
     def __post_init__(self):
         levels = len(self.channels)
@@ -76,9 +57,6 @@ class VAE3DConfig:
             raise ValueError("enc_blocks and dec_blocks need one entry per level of channels")
         if self.frames % self.f_t or self.size % self.f_s:
             raise ValueError(f"frames {self.frames} must be divisible by f_t {self.f_t} and size {self.size} by f_s {self.f_s}")
-        crop_frames, crop_size = self.recipe.crop_frames, self.recipe.crop_size
-        if crop_frames % self.f_t or crop_size % self.f_s or crop_frames > self.frames or crop_size > self.size:
-            raise ValueError("the recipe's crop_frames / crop_size must fit the cine and be divisible by f_t / f_s")
         if any(c % self.groups for c in self.channels):
             raise ValueError(f"every channel count must be divisible by groups={self.groups}")
 
@@ -97,8 +75,7 @@ CONFIGS = {
     "default": VAE3DConfig(),
     # CPGG paper setting (UK Biobank four-chamber cines): |x| = 16, f_t = 2, f_s = 8 -> 16 x 25 x 12 x 12.
     "paper": VAE3DConfig(frames=50, size=96, latent_channels=16, f_t=2, f_s=8, channels=(32, 64, 128, 256),
-                         enc_blocks=(0, 1, 1, 1), dec_blocks=(1, 1, 1, 1),
-                         recipe=VAE3DRecipe(epochs=100, batch_size=4, lr=4e-4, crop_frames=16, crop_size=64)),
+                         enc_blocks=(0, 1, 1, 1), dec_blocks=(1, 1, 1, 1)),
 }
 
 

@@ -24,9 +24,10 @@ BATCH = 32  # cines registered together (one cached file each)
 
 def registration_key(config: MotionConfig, dataset_name: str) -> str:
     """Everything the registrations depend on, hashed. The keys are the settings' flat names, so caches
-    written before the config was nested (recipe) keep their names."""
+    written before the config was nested (``registration``, once ``recipe``) keep their names."""
+    registration = config.registration
     settings = {"frames": config.frames, "size": config.size, "grid": config.grid,
-                "register_iterations": config.recipe.register_iterations, "register_lr": config.recipe.register_lr,
+                "register_iterations": registration.register_iterations, "register_lr": registration.register_lr,
                 "smoothness_weight": config.smoothness_weight}
     digest = hashlib.sha256(json.dumps({**settings, "dataset": str(dataset_name)}, sort_keys=True).encode())
     return f"{config.name}_{digest.hexdigest()[:10]}"

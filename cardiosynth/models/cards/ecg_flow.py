@@ -15,8 +15,10 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def model_card(config: EcgFlowConfig, summary: dict, stats: pd.DataFrame, frame_ae, motion, mae_folder) -> str:
-    c, s, r = config, config.sampler, config.recipe  # short names keep the card's lines within 120 characters
+def model_card(config: EcgFlowConfig, recipe: dict, summary: dict, stats: pd.DataFrame, frame_ae, motion,
+               mae_folder) -> str:
+    """``recipe``: the training recipe as saved beside the weights (``config.json``'s ``recipe``)."""
+    c, s, r = config, config.sampler, recipe  # short names keep the card's lines within 120 characters
     retiming = ("not re-timed: the flow sets end-systole itself." if c.canonical_es_fraction is None else
                 f"every training cine was re-timed so that end-systole (the expert ES frame) falls at\n"
                 f"  {c.canonical_es_fraction:g} of the cycle; sampling re-times the flow's cine from there to the "
@@ -38,7 +40,7 @@ This model can learn timing and coarse, group-linked appearance from the ECG; it
   motion code along a straight path (rectified flow); a DiT ({c.depth} blocks of width {c.width}: spatial,
   temporal and cross-attention to the ECG cycle's {c.ecg_frames} per-frame features, AdaLN-Zero on time and
   slice position) predicts the clean latent ({c.prediction}; velocity v = (x1 - z_t) / (1 - t)); sampling:
-  {s.method}, {s.sampling_steps} steps, CFG {s.cfg} on the ECG (condition dropout {r.condition_dropout}).
+  {s.method}, {s.sampling_steps} steps, CFG {s.cfg} on the ECG (condition dropout {r['condition_dropout']}).
   {summary['parameters'] / 1e6:.1f} M parameters.
 - Timing: {retiming}
 - Depends on (pinned by sha256 in `config.json`): the frame autoencoder `{frame_ae}`, the motion model

@@ -5,8 +5,9 @@ from __future__ import annotations
 from cardiosynth.models.ecg_mae import EcgMAEConfig
 
 
-def model_card(config: EcgMAEConfig, metrics: dict, minutes: float, command: str, parameters: int) -> str:
-    c, r, val, test = config, config.recipe, metrics["val"], metrics["test"]  # r: the training recipe
+def model_card(config: EcgMAEConfig, recipe: dict, metrics: dict, minutes: float, command: str, parameters: int) -> str:
+    """``recipe``: the training recipe as saved beside the weights (``config.json``'s ``recipe``)."""
+    c, r, val, test = config, recipe, metrics["val"], metrics["test"]  # r: the training recipe
     return f"""# CardioSynth ECG MAE: phase-aware ECG masked autoencoder (ECGFlowCMR's ECG encoder)
 
 Encodes a 12-lead, 10 s, 500 Hz ECG (leads normalised at the input) into {c.tokens} tokens of {c.patch} samples
@@ -16,8 +17,8 @@ flow consumes one cycle's features resampled to the cine's frames.
 
 - Architecture: Conv1d patch embedding, {c.depth} pre-norm transformer layers of width {c.width} ({c.heads} heads),
   reconstruction head and (sin, cos) phase head; {parameters / 1e6:.2f} M parameters.
-- Training: masked reconstruction (mask ratio {r.mask_ratio}) + phase loss (weight {r.phase_weight}); random time
-  shift, noise, baseline wander and lead dropout; AdamW lr {r.lr}, {r.epochs} epochs, EMA {r.ema_decay}.
+- Training: masked reconstruction (mask ratio {r['mask_ratio']}) + phase loss (weight {r['phase_weight']}); random time
+  shift, noise, baseline wander and lead dropout; AdamW lr {r['lr']}, {r['epochs']} epochs, EMA {r['ema_decay']}.
 - Data: LUDB v1.0.1 (Kalyakulina et al., IEEE Access 2020; PhysioNet), {metrics['n_train']} training records of
   the committed split (`cardiosynth/data/ludb_split.csv`); phase targets from neurokit2 R peaks.
 - Selected on validation phase error (epoch {metrics['selected'].get('epoch')}).

@@ -11,9 +11,10 @@ from cardiosynth.models.cards import ACDC_LICENCE
 from cardiosynth.models.mar import MARConfig
 
 
-def model_card(config: MARConfig, best: dict, minutes: float, dataset_name: str, command: str, parameters: int,
-               n_train: int, n_val: int, folders: dict[str, Path]) -> str:
-    c, s, r = config, config.sampler, config.recipe
+def model_card(config: MARConfig, recipe: dict, best: dict, minutes: float, dataset_name: str, command: str,
+               parameters: int, n_train: int, n_val: int, folders: dict[str, Path]) -> str:
+    """``recipe``: the training recipe as saved beside the weights (``config.json``'s ``recipe``)."""
+    c, s, r = config, config.sampler, recipe
     if c.representation == "vae3d":
         what = (f"*scaled* 3D-VAE latents ({' x '.join(map(str, c.latent_shape))}) of short-axis slice cines; the "
                 f"3D-VAE it was trained with (`{folders['vae3d']}`, pinned by sha256 in `config.json`) decodes them.")
@@ -28,15 +29,15 @@ Masked autoregressive transformer with a per-token diffusion loss (Li et al. 202
 MICCAI 2025). It generates {what}
 
 - Conditions: {", ".join(c.phenotypes)} (standardised with the training split's scaler, stored in
-  `config.json`) and slice position (0 base ... 1 apex); condition dropout {r.condition_dropout} for guidance.
+  `config.json`) and slice position (0 base ... 1 apex); condition dropout {r['condition_dropout']} for guidance.
 - Architecture: patch {c.patch_t}x{c.patch_s}x{c.patch_s} -> {c.num_tokens} tokens of {c.token_dim}; encoder + decoder
   {c.encoder_depth} + {c.decoder_depth} layers of width {c.width}; {c.buffer_size} condition tokens.
 - Denoiser: MLP {c.denoiser_blocks} x {c.denoiser_width} with AdaLN, v-prediction, cosine schedule of
   {c.diffusion_steps} steps, sampled in {s.sampling_steps}; {parameters / 1e6:.1f} M parameters in all.
-- Weights: EMA (decay {r.ema_decay}). Generation defaults: K = {s.num_iter}, CFG {s.cfg} ({s.cfg_schedule}),
+- Weights: EMA (decay {r['ema_decay']}). Generation defaults: K = {s.num_iter}, CFG {s.cfg} ({s.cfg_schedule}),
   temperature {s.temperature}, decoding order {s.decoding_order}.
 - Data: ACDC subset, training split ({n_train} slice cines, prepared dataset `{dataset_name}`), each also
-  encoded in {r.augment_copies} augmented versions (rotation, zoom, shift, intensity); a copy zoomed by s is
+  encoded in {r['augment_copies']} augmented versions (rotation, zoom, shift, intensity); a copy zoomed by s is
   conditioned on volumes and mass x s^2 (EF unchanged). Model selection: EMA validation diffusion loss on the
   validation split ({n_val} cines).
 - Command: `{command or "python -m training.train_mar"}` ({minutes:.1f} min).

@@ -9,7 +9,7 @@ from cardiosynth.models.motion import MotionConfig
 
 def model_card(config: MotionConfig, extra: dict) -> str:
     k, _, g, _ = config.code_shape
-    r, e = config.recipe, config.encoder  # the registration recipe, the encoding defaults
+    r, e = config.registration, config.encoder  # the registration settings, the encoding defaults
     return f"""# CardioSynth motion model (motion)
 
 The motion half of the anatomy + motion representation: a cine is its end-diastolic frame warped through the

@@ -18,10 +18,12 @@ def _fd_rows(m: dict, n_samples: int) -> str:
     return "\n".join(rows)
 
 
-def model_card(config: PhenotypeVAEConfig, metrics: dict, command: str, *, n_boot: int, n_samples: int) -> str:
-    """``n_boot``: bootstrap resamples of the CIs; ``n_samples``: size of the sampled sets (the trainer's settings)."""
-    # the card prints the config as trained: recipe, inference settings (infer) and calibration
-    recipe, infer, calibration = config.recipe, config.inference, config.calibration
+def model_card(config: PhenotypeVAEConfig, recipe: dict, metrics: dict, command: str, *, n_boot: int,
+               n_samples: int) -> str:
+    """``recipe``: the training recipe as saved beside the weights (``config.json``'s ``recipe``); ``n_boot``:
+    bootstrap resamples of the CIs; ``n_samples``: size of the sampled sets (the trainer's settings)."""
+    # the card prints the model as trained: recipe, inference settings (infer) and calibration
+    infer, calibration = config.inference, config.calibration
     fit_info = metrics["fit"]
     lines = []
     for split in ("val", "test"):
@@ -95,10 +97,10 @@ prior.plausibility({{"LVEDV": 150, "LVESV": 60, "LVM": 120, "RVEDV": 150, "RVESV
   ({config.negative_slope}), latent dimension {config.latent_dim}; Gaussian decoder with one learned noise
   scale per coordinate (floor {config.min_sigma}); {metrics['parameters']} parameters. Small on purpose:
   60 training patients in 5 very different diagnostic groups.
-- **Training.** Full batch, AdamW (lr {recipe.lr}, weight decay {recipe.weight_decay}), {recipe.train_samples}
-  latent samples per patient per step, KL weight annealed 0 → {recipe.beta} over {recipe.kl_warmup} steps, early
-  stopping on the val importance-weighted NLL ({recipe.eval_importance_samples} samples) with patience
-  {recipe.patience}; selected step {fit_info['selected_step']} (stopped at {fit_info['stopped_at']}), val NLL
+- **Training.** Full batch, AdamW (lr {recipe['lr']}, weight decay {recipe['weight_decay']}), {recipe['train_samples']}
+  latent samples per patient per step, KL weight annealed 0 → {recipe['beta']} over {recipe['kl_warmup']} steps, early
+  stopping on the val importance-weighted NLL ({recipe['eval_importance_samples']} samples) with patience
+  {recipe['patience']}; selected step {fit_info['selected_step']} (stopped at {fit_info['stopped_at']}), val NLL
   {fit_info['val_nll']:.3f}, train NLL {fit_info['train_nll']:.3f} nats per patient (standardised coordinates).{search}
 - **Sampling.** z ~ N(0, T²I), u = decoder(z) + T·σ·ε. T = 0 gives the mean heart; T > 1 more extreme hearts.
 - **Plausibility.** log p(u) estimated by importance sampling ({infer.importance_samples} samples, proposal

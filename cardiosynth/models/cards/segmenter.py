@@ -15,15 +15,16 @@ def this_machine() -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
-def model_card(config: SegmenterConfig, metrics: dict, command: str, machine: str | None = None) -> str:
-    """``machine``: where it was trained (default: this machine, :func:`this_machine`)."""
+def model_card(config: SegmenterConfig, recipe: dict, metrics: dict, command: str, machine: str | None = None) -> str:
+    """``recipe``: the training recipe as saved beside the weights (``config.json``'s ``recipe``); ``machine``:
+    where it was trained (default: this machine, :func:`this_machine`)."""
     def row(split: str) -> str:
         m = metrics[split]
         cells = [f"{m[k]['dice']:.3f} [{m[k]['ci95'][0]:.3f}, {m[k]['ci95'][1]:.3f}]"
                  for k in ("LV", "MYO", "RV", "mean")]
         return f"| {split} ({m['patients']} patients) | " + " | ".join(cells) + " |"
 
-    es, r = metrics["es_timing_val"], config.recipe  # r: the training recipe
+    es, r = metrics["es_timing_val"], recipe  # r: the training recipe
     return f"""# CardioSynth cine segmenter (`{config.name}` config)
 
 A small 2D U-Net ({metrics['parameters']:,} parameters, channels {list(config.channels)}, BatchNorm, ReLU) that labels
@@ -42,13 +43,13 @@ as prepared by `python -m cardiosynth.data prepare --config {config.data_config}
 pixels at {config.spacing_mm} mm/px, centred on the heart, intensities normalised to [0, 1] per cine. Only ED
 and ES frames are annotated, so no other frame is used for training. Model selection: mean Dice on the val split.
 
-Augmentation: rotation ±{r.aug_rotate_deg:g}°, scale {r.aug_scale[0]:g}-{r.aug_scale[1]:g},
-translation ±{r.aug_translate_px:g} px, gamma {r.aug_gamma[0]:g}-{r.aug_gamma[1]:g}, contrast
-{r.aug_contrast[0]:g}-{r.aug_contrast[1]:g}, brightness ±{r.aug_brightness:g}, Gaussian noise up to σ = {r.aug_noise_std:g}.
+Augmentation: rotation ±{r['aug_rotate_deg']:g}°, scale {r['aug_scale'][0]:g}-{r['aug_scale'][1]:g},
+translation ±{r['aug_translate_px']:g} px, gamma {r['aug_gamma'][0]:g}-{r['aug_gamma'][1]:g}, contrast
+{r['aug_contrast'][0]:g}-{r['aug_contrast'][1]:g}, brightness ±{r['aug_brightness']:g}, Gaussian noise up to σ = {r['aug_noise_std']:g}.
 No flips: the RV lies on a consistent side of the LV in ACDC's short-axis slices.
 
 ## Results
-Dice (higher is better), {metrics['definition']}. Selected epoch {metrics['selected_epoch']} of {r.epochs}.
+Dice (higher is better), {metrics['definition']}. Selected epoch {metrics['selected_epoch']} of {r['epochs']}.
 
 | split | LV | MYO | RV | mean |
 |---|---|---|---|---|
@@ -68,7 +69,7 @@ ways these figures cannot show. With 10 patients per split, the intervals are wi
 ```
 {command}
 ```
-Deterministic on CPU for a fixed seed ({r.seed}) and thread count; trained in {metrics['train_seconds'] / 60:.1f} min
+Deterministic on CPU for a fixed seed ({r['seed']}) and thread count; trained in {metrics['train_seconds'] / 60:.1f} min
 ({machine or this_machine()}).
 All hyperparameters are in `config.json` (`config`); the metrics above are in `extra.metrics`.
 

@@ -7,7 +7,8 @@ from cardiosynth.models.cards import ACDC_LICENCE
 from cardiosynth.models.vae3d import VAE3DConfig
 
 
-def model_card(config: VAE3DConfig, extra: dict) -> str:
+def model_card(config: VAE3DConfig, recipe: dict, extra: dict) -> str:
+    """``recipe``: the training recipe as saved beside the weights (``config.json``'s ``recipe``)."""
     m, s = extra.get("metrics", {}), extra.get("speed", {})
     stats = extra.get("latent_statistics", {})
 
@@ -18,7 +19,7 @@ def model_card(config: VAE3DConfig, extra: dict) -> str:
         return f"{v['mean']:.{digits}f} (95 % CI {v['ci95'][0]:.{digits}f}-{v['ci95'][1]:.{digits}f})"
 
     c, t, h, w = config.latent_shape
-    r = config.recipe  # the training recipe
+    r = recipe  # the training recipe
     return f"""# CardioSynth 3D-VAE (KL)
 
 The Stable Diffusion KL autoencoder with 3D convolutions, for short-axis cines 1 x {config.frames} x {config.size} x
@@ -31,9 +32,9 @@ loss, ECG rectified flow) work on *scaled* latents: posterior mean x latent_scal
   Mean posterior std (unscaled) {stats.get("posterior_std_mean", float("nan")):.4f}.
 - Data: ACDC subset, training split only ({extra.get("dataset", "default")} prepared cines); epoch selected
   on validation PSNR (epoch {extra.get("selected", {}).get("epoch")}).
-- Loss: L1 + {r.ssim_weight} x (1 - SSIM) on valid (non-padded) pixels + KL with weight {r.kl_weight:g}
+- Loss: L1 + {r['ssim_weight']} x (1 - SSIM) on valid (non-padded) pixels + KL with weight {r['kl_weight']:g}
   (SD convention: summed KL over summed pixel loss). No adversarial or perceptual loss. Trained on random
-  {r.crop_frames} x {r.crop_size} x {r.crop_size} crops of augmented cines.
+  {r['crop_frames']} x {r['crop_size']} x {r['crop_size']} crops of augmented cines.
 - Command: `{extra.get("command", "python -m training.train_vae3d")}`
   ({extra.get("train_minutes", float("nan"))} min wall time, {extra.get("train_threads", "?")} thread(s) on a 2-core CPU shared with
   other jobs; results are bit-reproducible for a fixed thread count).
