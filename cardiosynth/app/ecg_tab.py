@@ -58,7 +58,8 @@ def add_ecg_tab(studio: EcgCineStudio) -> None:
         analyse_files, analyse_bundled = _ecg_readers(studio)
         upload.upload(analyse_files, inputs=[upload, table_fs, lead_order], outputs=outputs, api_name="ecg")
         reread.click(analyse_files, inputs=[upload, table_fs, lead_order], outputs=outputs, api_name="ecg_reread")
-        example.input(analyse_bundled, inputs=example, outputs=outputs, api_name="ecg_example")
+        # select, not input: Gradio's dropdown fires input twice per pick (the ECG was read and analysed twice)
+        example.select(analyse_bundled, inputs=example, outputs=outputs, api_name="ecg_example")
         add_ecg_cine_panel(studio, shown)
 
 
