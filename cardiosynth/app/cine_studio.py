@@ -29,7 +29,7 @@ from cardiosynth.export import frame_interval, save_cine
 from cardiosynth.measure.curves import NOT_MEASURABLE, unreadable_reason
 from cardiosynth.measure.measurer import CineMeasurer
 from cardiosynth.pipelines import PhenotypeToCine
-from cardiosynth.pipelines.requests import CineRequest, PhenotypeRequest
+from cardiosynth.pipelines.requests import CineRequest
 
 from .compute import on_compute_thread
 from .player import frame_steps, image_frame, set_frame_time
@@ -66,11 +66,6 @@ class PanelRequest:
     checked: CineRequest
     warnings: list = field(default_factory=list)
 
-    @property
-    def phenotypes(self) -> PhenotypeRequest:
-        """The phenotype values asked for, parsed (what the explorer scores)."""
-        return self.checked.asked
-
 
 #: what every rendered cine shares with its exemplar, said where the cine is shown
 PROVENANCE_NOTE = ("\n\n*Made of real pixels*: every frame is the real end-diastolic frame of one training slice "
@@ -84,7 +79,6 @@ class CineStudio(GeneratorStudio):
     the generator is not bundled, and the tab says so instead of failing."""
 
     missing = "No phenotype\u2192cine generator is bundled"
-    steps_name = "Decoding steps"
     formats = ("mp4", "gif", "nii.gz", "dcm", "json", "csv")
 
     def __init__(self, pipeline=None, measurer=None, load: bool = True, device: str = "auto"):
@@ -112,7 +106,7 @@ class CineStudio(GeneratorStudio):
                 "max_steps": self.pipeline.max_steps}
 
     # ----------------------------------------------------------------------------------------- actions
-    def request(self, values: Mapping[str, float], seed, steps, cfg, slice_position) -> CineRequest:
+    def request(self, values: Mapping[str, float], seed, steps, cfg, slice_position) -> PanelRequest:
         """The panel's request, parsed and checked once by the pipeline (each bad value one readable error):
         what :meth:`run` generates and the explorer scores. The generator's warnings about the request (e.g.
         values more than 3 SD from its training data) travel with it to the cine's notes."""
@@ -127,7 +121,7 @@ class CineStudio(GeneratorStudio):
         """One cine for ``values``: :meth:`run` of :meth:`request`."""
         return self.run(self.request(values, seed, steps, cfg, slice_position), plausibility, progress)
 
-    def run(self, request: "PanelRequest", plausibility=None, progress=None) -> CineResult:
+    def run(self, request: PanelRequest, plausibility=None, progress=None) -> CineResult:
         """The cine of a checked request. ``plausibility`` (the explorer's verdict on the set, optional) and the
         generator's own warnings become ``notes``, which the panel shows beside the cine. ``progress(stage,
         fraction)`` hears the real stages: each MAR decoding step, the decode to frames, the measurement of the

@@ -79,7 +79,6 @@ class EcgCineStudio(GeneratorStudio):
     and the ECG tab says so instead of failing: reading and analysing ECGs works without them."""
 
     missing = "No ECG\u2192cine generator is bundled"
-    steps_name = "Sampling steps"
     formats = FORMATS
     stem_kind = "ecg_"
 

@@ -29,7 +29,6 @@ class GeneratorStudio:
     ``unavailable_reason`` and ``folder``, the class attributes below, ``defaults`` and :meth:`write`."""
 
     missing: str  # the error when generating without a pipeline (and no reason known)
-    steps_name: str  # what the steps setting is called in its error messages
     formats: tuple[str, ...]  # the downloads, in order
     stem_kind = ""  # in each result's file names: cardiosynth_<kind>seed<seed>_<random>
 

@@ -13,6 +13,7 @@ anatomy -> frame autoencoder + motion model).
     pipe("record.xml", phenotypes={"LVEDV": 180})            # the anatomy of a heart with these values
     pipe("record.xml", phenotype_seed=3)                     # ... of a random heart the phenotype VAE draws
     pipe("record.xml", heart=real_slice)                     # ... or of a real heart (pipelines.real_cine)
+    pipe.run(pipe.request(request, seed=0))                  # what pipe(...) does: parsed and checked once
 
 What the ECG controls: the heartbeat's motion (the flow draws the motion code) and its timing (the cine is
 re-timed so that end-systole follows the ECG's QT / RR, cardiosynth.retime). What it does not: the anatomy. That

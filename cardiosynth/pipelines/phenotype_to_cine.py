@@ -4,6 +4,8 @@
     result = pipe({"LVEDV": 160, "LVEF": 58}, n=4, seed=0)     # a partial set is completed by the phenotype VAE
     result.cines[0].frames                                     # (16, 64, 64) float32 in [0, 1], frame 0 = ED
     result.conditions                                          # the exact nine phenotypes, position, seed used
+    request = pipe.request({"LVEDV": 160}, seed=0)             # parsed and checked once: a CineRequest
+    result = pipe.run(request)                                 # what pipe(...) does: run(request(...))
 
 The phenotype VAE resolves every request into one consistent set (EF = 100 SV / EDV; locked values kept
 exactly, missing ones set to their conditional mean), so the MAR only ever sees sets the schema allows.
