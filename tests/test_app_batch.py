@@ -9,6 +9,7 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+from request_counting import count_parsing
 
 from cardiosynth.app.batches import MAX_CINES, BatchError, csv_batch, seed_grid
 from cardiosynth.app.cine_studio import CineStudio
@@ -44,6 +45,17 @@ def test_a_seed_grid_is_the_single_generations_side_by_side_with_everything_in_o
     assert table["seed"].tolist() == [7, 8, 9] and table["file"].tolist() == ["cine_01", "cine_02", "cine_03"]
     assert [caption for _, caption in batch.gallery][0].startswith("seed 7: LVEDV")
     assert heard[0][0].startswith("Cine 1 of 3: Choosing real exemplars") and heard[-1][0] == "Writing the ZIP"
+
+
+def test_a_batch_parses_each_set_once_not_each_cine(studio, start, tmp_path, monkeypatch):
+    counts = count_parsing(monkeypatch)
+    seed_grid(studio, start, 0, 4, 4, 3.0, 0.5)
+    assert counts["phenotypes parsed"] == 1 and counts["settings checked"] == 1  # one set, four seeds
+    counts.clear()
+    path = tmp_path / "sets.csv"
+    path.write_text("LVEDV,LVEF\n150,60\n200,35\n")
+    csv_batch(studio, path, 0, 3, 4, 3.0, 0.5)
+    assert counts["phenotypes parsed"] == 1 + 2  # the table once, then each of its 2 sets once (not 6 cines)
 
 
 def test_a_csv_batch_completes_each_row_and_honours_its_columns(studio, tmp_path):

@@ -3,8 +3,10 @@ batch from an uploaded CSV (one phenotype set per row), each with a ZIP of the r
 
 Why a seed grid: one cine is one draw; the panel advises comparing a few seeds before trusting what a set
 looks like, and a grid shows them side by side. Why a CSV batch: a study needs the same sets again (e.g. a
-cohort's phenotypes) without moving sliders row by row. Both go through :meth:`CineStudio.generate`, so each
-cine is exactly the one the single *Generate cine* gives for the same values and seed. The app caps a batch at
+cohort's phenotypes) without moving sliders row by row. Both go through :meth:`CineStudio.request` and
+:meth:`CineStudio.run`, so each cine is exactly the one the single *Generate cine* gives for the same values and
+seed; a set is parsed and checked once (a seed grid's once for all its seeds; a CSV's once as a table, then each
+row once as the single Generate parses it). The app caps a batch at
 :data:`MAX_CINES`; more is the bulk command's job (``python -m cardiosynth.pipelines.synthesize``, resumable).
 """
 
@@ -18,7 +20,7 @@ import tempfile
 import uuid
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +28,7 @@ import pandas as pd
 from cardiosynth import phenotypes as ph
 from cardiosynth.pipelines.requests import checked_whole
 
-from .cine_studio import CineResult, CineStudio
+from .cine_studio import CineResult, CineStudio, PanelRequest
 from .compute import on_compute_thread
 
 MAX_CINES = 24  # ~1 s each on 2 cores: a batch answers within half a minute
@@ -63,8 +65,15 @@ def seed_grid(studio: CineStudio, values: dict, first_seed, count, steps, cfg, s
     """``count`` cines of one phenotype set, seeds ``first_seed`` .. ``first_seed + count - 1``."""
     first_seed = checked_whole(first_seed, "First seed", 0, 2 ** 31 - MAX_CINES)
     count = checked_whole(count, "Number of seeds", 2, MAX_CINES)
-    requests = [(dict(values), first_seed + k, slice_position) for k in range(count)]
-    return _run(studio, requests, steps, cfg, progress, sets=None)
+    request = studio.request(values, first_seed, steps, cfg, slice_position)  # the set parsed and checked once
+    requests = [with_seed(request, first_seed + k) for k in range(count)]
+    return _run(studio, requests, progress, sets=None)
+
+
+def with_seed(request: PanelRequest, seed: int) -> PanelRequest:
+    """The same checked request drawn with another seed (nothing parsed again)."""
+    checked = request.checked
+    return replace(request, checked=replace(checked, sampling=replace(checked.sampling, seed=seed)))
 
 
 def _delimiter(path: Path) -> str:
@@ -115,22 +124,22 @@ def csv_batch(studio: CineStudio, path, seed, seeds_per_set, steps, cfg, slice_p
                          f"makes up to {MAX_CINES} at a time. Use fewer rows or seeds. {BULK_HINT}")
     full = on_compute_thread(studio.pipeline.resolve_conditions, table, slice_position)
     requests = []
-    for i, row in full.iterrows():
+    for i, row in full.iterrows():  # each set as the single Generate parses it: its values as shown
         first = int(table["seed"].iloc[i]) if "seed" in table else seed
-        for k in range(seeds_per_set):
-            requests.append(({n: float(row[n]) for n in ph.NAMES}, first + k, float(row["slice_position"])))
-    return _run(studio, requests, steps, cfg, progress, sets=[i + 1 for i in full.index for _ in range(seeds_per_set)])
+        request = studio.request({n: float(row[n]) for n in ph.NAMES}, first, steps, cfg, float(row["slice_position"]))
+        requests += [with_seed(request, first + k) for k in range(seeds_per_set)]
+    return _run(studio, requests, progress, sets=[i + 1 for i in full.index for _ in range(seeds_per_set)])
 
 
-def _run(studio: CineStudio, requests: list[tuple[dict, int, float]], steps, cfg,
-         progress: Callable[[str, float], None] | None, sets: list[int] | None) -> Batch:
+def _run(studio: CineStudio, requests: list[PanelRequest], progress: Callable[[str, float], None] | None,
+         sets: list[int] | None) -> Batch:
     tell = progress or (lambda stage, fraction: None)
     results = []
-    for k, (values, seed, position) in enumerate(requests):
+    for k, request in enumerate(requests):
         def step(stage: str, fraction: float, k: int = k) -> None:
             tell(f"Cine {k + 1} of {len(requests)}: {stage}", (k + fraction) / len(requests) * 0.95)
 
-        result = studio.generate(values, seed, steps, cfg, position, progress=step)
+        result = studio.run(request, progress=step)
         if sets is not None:
             result.conditions["set"] = sets[k]
         studio.file(result, "gif")
