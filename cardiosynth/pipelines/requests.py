@@ -96,7 +96,7 @@ def check_ranges(given: pd.DataFrame) -> None:
         problems = ph.out_of_range(row)
         if problems:
             message = "; ".join(problems)
-            raise ph.PhenotypeError(f"Row {i}: {message}" if len(given) > 1 else message)
+            raise ph.PhenotypeError(f"In set {i + 1}: {message}" if len(given) > 1 else message)
 
 
 def as_table(phenotypes) -> pd.DataFrame:
