@@ -73,6 +73,11 @@ def resolve(folder_or_name: str | Path) -> Path:
                        "Train them with the command in training/ or pass the right folder.")
 
 
+def _as_dict(value) -> dict:
+    """A config or recipe (a dataclass or a dict) as the dict its JSON holds."""
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else dict(value)
+
+
 def write_weights(
     folder: str | Path,
     model: torch.nn.Module | dict[str, torch.Tensor],
@@ -83,19 +88,17 @@ def write_weights(
     recipe: Any = None,
 ) -> Path:
     """Write weights (a module or a dict of tensors), config (+ the training ``recipe`` beside it, when there is
-    one, ``extra`` and dependency hashes) and model card; return the folder. Models call it through :meth:`Pretrained.save_pretrained`; this is the writer
-    for what is not a model class (a fitted estimator's arrays, test fixtures)."""
+    one, ``extra`` and dependency hashes) and model card; return the folder. Models call it through
+    :meth:`Pretrained.save_pretrained`; this is the writer for what is not a model class (a fitted estimator's
+    arrays, test fixtures)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = model.state_dict() if isinstance(model, torch.nn.Module) else model
     state = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     save_file(state, str(folder / WEIGHTS_FILE))
-    def as_dict(value):
-        return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else dict(value)
-
     payload = {
-        "config": as_dict(config),
-        **({} if recipe is None else {"recipe": as_dict(recipe)}),
+        "config": _as_dict(config),
+        **({} if recipe is None else {"recipe": _as_dict(recipe)}),
         "extra": extra or {},
         "sha256": sha256_of(folder / WEIGHTS_FILE),
         "depends_on": {name: read_config(dep)["sha256"] for name, dep in (depends_on or {}).items()},

@@ -97,3 +97,10 @@ def test_a_batch_larger_than_the_app_makes_points_to_the_bulk_command(studio, tm
     big.write_text("LVEDV\n" + "150\n" * 300_000)
     with pytest.raises(BatchError, match="up to 1 MB"):
         csv_batch(studio, big, 0, 1, 4, 3.0, 0.5)
+
+
+def test_a_seed_column_that_runs_past_the_last_seed_is_refused(studio, tmp_path):
+    path = tmp_path / "sets.csv"
+    path.write_text("LVEDV,LVEF,seed\n150,60,2147483647\n")
+    with pytest.raises(ValueError, match="Seed must be a whole number between 0 and 2147483647, got 2147483648"):
+        csv_batch(studio, path, 0, 2, 4, 3.0, 0.5)

@@ -228,6 +228,9 @@ def finalise(out: Path, dataset_name: str = "default", train_minutes: float | No
     speed = bench(model)
     state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
     payload = json.loads((Path(out) / "config.json").read_text())
+    if "recipe" not in payload:
+        raise SystemExit(f"{out}/config.json was written before training recipes were saved beside the config; "
+                         "train it again with python -m training.train_vae3d")
     extra = payload["extra"]
     extra["latent_statistics"] = stats
     extra["weights_dtype"] = "float16 (cast to float32 on load)"

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from cardiosynth import phenotypes as ph
-from cardiosynth.pipelines.requests import checked_whole
+from cardiosynth.pipelines.requests import SEED_RANGE, checked_whole
 
 from .cine_studio import CineResult, CineStudio, PanelRequest
 from .compute import on_compute_thread
@@ -71,8 +71,10 @@ def seed_grid(studio: CineStudio, values: dict, first_seed, count, steps, cfg, s
 
 
 def with_seed(request: PanelRequest, seed: int) -> PanelRequest:
-    """The same checked request drawn with another seed (nothing parsed again)."""
+    """The same checked request drawn with another seed (the set is not parsed again; the seed, made here, is
+    checked)."""
     checked = request.checked
+    seed = checked_whole(seed, "Seed", *SEED_RANGE)
     return replace(request, checked=replace(checked, sampling=replace(checked.sampling, seed=seed)))
 
 

@@ -276,7 +276,9 @@ class EcgToCine:
         else:  # a cine from the de novo generator, its ED frame encoded into the anatomy + motion space
             result = anatomy.run(drawn)
             codes = anatomy.codec.encode_anatomy_codes(torch.from_numpy(result.cines[0].frames[None]))
-            heart_info["anatomy"] = "the ED frame the phenotype \u2192 cine generator made for them"
+            heart_info = {**{k: v for k, v in heart_info.items() if k not in ph.NAMES},
+                          "anatomy": "the ED frame the phenotype \u2192 cine generator made for them",
+                          **{k: v for k, v in heart_info.items() if k in ph.NAMES}}  # the order it always had
         return codes, heart_info
 
     def _render(self, request: EcgCineRequest, features: torch.Tensor, cycle_info: dict,

@@ -243,7 +243,7 @@ class PhenotypeToCine:
             progress: Progress | None = None) -> PhenotypeToCineOutput:
         """The cines of a request :meth:`request` parsed and checked."""
         if self.rendering is not None:
-            return self._render(request, progress)
+            return self._render(request, batch_size, progress)
         return self._generate_from(request, batch_size, progress=progress)
 
     def _generate_from(self, request: CineRequest, batch_size: int = 16, known: torch.Tensor | None = None,
@@ -261,7 +261,7 @@ class PhenotypeToCine:
                  for f, p, s in zip(frames, conditions["slice_position"], conditions["sample"])]
         return PhenotypeToCineOutput(cines, conditions)
 
-    def _render(self, request: CineRequest, progress: Progress | None) -> PhenotypeToCineOutput:
+    def _render(self, request: CineRequest, batch_size: int, progress: Progress | None) -> PhenotypeToCineOutput:
         """The default path: each cine an exemplar of the bank, deformed toward its set and moved."""
         motion, sampling, seed = request.motion, request.sampling, request.sampling.seed
         conditions = request.conditions()
@@ -277,7 +277,7 @@ class PhenotypeToCine:
             conditions["privacy_redraws"], conditions["reid_score"] = redraws, np.round(scores, 4)
             conditions["reid_matched"] = scores > self.rendering.privacy.threshold
         if motion == "mar":
-            controls = self._drawn_motion(hearts, conditions, sampling, progress)
+            controls = self._drawn_motion(hearts, conditions, sampling, batch_size, progress)
             scales = [None] * len(hearts)
         else:
             controls, scales = zip(*(self.rendering.exemplar_motion(h, float(lvef))
@@ -300,13 +300,13 @@ class PhenotypeToCine:
         return PhenotypeToCineOutput(cines, conditions)
 
     def _drawn_motion(self, hearts: list[RenderedHeart], conditions: pd.DataFrame, sampling: Sampling,
-                      progress: Progress | None) -> list[torch.Tensor]:
+                      batch_size: int, progress: Progress | None) -> list[torch.Tensor]:
         """The MAR's motion for each new heart: its ED frame encoded (anatomy channels kept), motion drawn."""
         codec = self.codec
         anatomy = encode_frames(codec.frame_ae, torch.from_numpy(self.rendering.ed_frames(hearts)))
         known = codec.pack(anatomy, torch.zeros(len(hearts), *codec.motion.config.code_shape))
-        codes = self.editor._draw(conditions, sampling, known=known, known_channels=codec.anatomy_channels,
-                                  progress=progress)
+        codes = self.editor._draw(conditions, sampling, batch_size, known=known,
+                                  known_channels=codec.anatomy_channels, progress=progress)
         _, motion_codes = codec.unpack(codes)
         return list(codec.motion.control(motion_codes.to(codec.motion.mean_field.device)).cpu().double())
 
@@ -316,14 +316,15 @@ class PhenotypeToCine:
                    batch_size: int = 16, known: torch.Tensor | None = None, known_channels: int = 0,
                    progress: Progress | None = None) -> tuple[torch.Tensor, pd.DataFrame]:
         """The MAR's packed anatomy + motion codes (N, C, 1, g, g) on the CPU for the request, and the
-        conditions table; what ``__call__`` decodes (the ECG pipeline takes the anatomy channels from here)."""
+        conditions table; what ``__call__`` decodes (:meth:`draw_request_codes` for a request already parsed)."""
         return self.draw_request_codes(self.request(phenotypes, n, seed, steps, cfg, slice_position, temperature,
                                                     clamp), batch_size, known, known_channels, progress)
 
     def draw_request_codes(self, request: CineRequest, batch_size: int = 16, known: torch.Tensor | None = None,
                            known_channels: int = 0,
                            progress: Progress | None = None) -> tuple[torch.Tensor, pd.DataFrame]:
-        """:meth:`draw_codes` for a request already parsed: its codes and conditions table."""
+        """:meth:`draw_codes` for a request already parsed: its codes and conditions table (the ECG pipeline
+        takes the anatomy channels from here)."""
         conditions = sampled_conditions(request)
         if known is not None:
             known = known.repeat_interleave(request.n, dim=0) if len(known) == len(request.sets) else known

@@ -82,10 +82,10 @@ def numbers(given: pd.DataFrame) -> pd.DataFrame:
     for name in given.columns:
         for value in given[name]:
             try:
-                float(value) if value is not None else None
+                float(value) if not pd.isna(value) else None  # None, NaN, pd.NA: empty, said below
             except (TypeError, ValueError):
                 raise ph.PhenotypeError(f"{name} must be a number, got {value!r}") from None
-        out[name] = pd.to_numeric(given[name].where(given[name].notna(), np.nan)).astype(float)
+        out[name] = pd.to_numeric(given[name].astype(object).where(given[name].notna(), np.nan)).astype(float)
     return out
 
 
