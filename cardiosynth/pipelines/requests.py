@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -62,7 +63,7 @@ class PhenotypeRequest:
         if unknown:
             raise ph.PhenotypeError("Unknown phenotype columns: " + ", ".join(unknown)
                                     + f" (known: {', '.join(ph.NAMES)})")
-        twice = sorted({name for name in mapping.values() if list(mapping.values()).count(name) > 1})
+        twice = sorted(name for name, count in Counter(mapping.values()).items() if count > 1)
         if twice:
             raise ph.PhenotypeError(f"{', '.join(twice)} is given twice: give each phenotype once")
         given = numbers(table[list(mapping)].rename(columns=mapping))
@@ -78,14 +79,11 @@ class PhenotypeRequest:
 
 def numbers(given: pd.DataFrame) -> pd.DataFrame:
     """Every value as a float (NaN where empty); a value that is not a number is a PhenotypeError naming it."""
-    out = given.copy()
-    for name in given.columns:
-        for value in given[name]:
-            try:
-                float(value) if not pd.isna(value) else None  # None, NaN, pd.NA: empty, said below
-            except (TypeError, ValueError):
-                raise ph.PhenotypeError(f"{name} must be a number, got {value!r}") from None
-        out[name] = pd.to_numeric(given[name].astype(object).where(given[name].notna(), np.nan)).astype(float)
+    out = given.apply(pd.to_numeric, errors="coerce").astype(float)
+    unreadable = given.notna() & out.isna()
+    if unreadable.any(axis=None):
+        name = unreadable.any().idxmax()
+        raise ph.PhenotypeError(f"{name} must be a number, got {given[name][unreadable[name]].iloc[0]!r}")
     return out
 
 
