@@ -83,15 +83,12 @@ def fingerprints(data: Path) -> dict:
     rendered = PhenotypeToCine.from_pretrained(device="cpu")
     out = phenotype_requests(rendered)
     decoded = PhenotypeToCine.from_pretrained(device="cpu", decoded=True)
-    out["decoded (published path)"] = digest(*_pair(decoded({"LVEDV": 150, "LVEF": 55}, seed=0, steps=4)))
+    published = decoded({"LVEDV": 150, "LVEF": 55}, seed=0, steps=4)
+    out["decoded (published path)"] = digest(published.cines, published.conditions)
     if (data / "acdc").is_dir():
         out.update(edit_requests(rendered, data))
     out.update(ecg_requests(EcgToCine.from_pretrained(device="cpu")))
     return out
-
-
-def _pair(result):
-    return result.cines, result.conditions
 
 
 def main(argv=None) -> int:
